@@ -1,0 +1,88 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "tydfs",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tydfs", targets: ["tydfs"]),
+        .library(name: "TYDFSClient", targets: ["TYDFSClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+    ],
+    targets: [
+        /// Hardware CRC32C (SSE4.2) with a portable fallback; the only C in the package.
+        .target(name: "CCRC32C"),
+        /// Pure logic: no I/O, no clock, no networking.
+        .target(name: "TYDFSCore", dependencies: ["CCRC32C"]),
+        /// Blocking POSIX file operations, run on NIO's thread pool: what the data path needs
+        /// (positioned reads and writes, fsync, atomic rename) and nothing more.
+        .target(name: "TYDFSFileIO", dependencies: [
+            "TYDFSCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        /// The wire contract shared by servers and the client.
+        .target(name: "TYDFSProtocol", dependencies: ["TYDFSCore"]),
+        .target(name: "TYDFSMetadata", dependencies: [
+            "TYDFSCore",
+            .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "SQLiteKit", package: "sqlite-kit"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// Shared server plumbing (HTTP app set-up, JSON helpers) for master and datakeeper.
+        .target(name: "TYDFSServerSupport", dependencies: [
+            "TYDFSCore", "TYDFSProtocol",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TYDFSMaster", dependencies: [
+            "TYDFSCore", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TYDFSDataKeeper", dependencies: [
+            "TYDFSCore", "TYDFSProtocol", "TYDFSServerSupport", "TYDFSFileIO",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TYDFSClient", dependencies: [
+            "TYDFSCore", "TYDFSProtocol", "TYDFSFileIO",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "tydfs", dependencies: [
+            "TYDFSCore", "TYDFSClient", "TYDFSMaster", "TYDFSDataKeeper",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol"], path: "Tests/TYDFSTestSupport"),
+        .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSMetadataTests", dependencies: ["TYDFSMetadata", "TYDFSCore"]),
+        .testTarget(name: "TYDFSIntegrationTests", dependencies: ["TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,114 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TYDFSCore
+import TYDFSFileIO
+import TYDFSProtocol
+
+extension TYDFSClient {
+    /// Downloads `remote` to `localPath` (or standard output for `-`).
+    ///
+    /// To a file: up to `Limits.parallelChunkDownloads` chunks at once, each from the replica the
+    /// master ranks first (so one file is read from several datakeepers), written at its offset
+    /// into a temporary file that is renamed into place only when every chunk is verified — an
+    /// interrupted get never leaves a partial file under the target name. A replica that fails
+    /// or sends bytes that do not match the checksum is skipped for the next one.
+    /// To standard output: chunk after chunk, in order.
+    @discardableResult
+    public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
+        let info = try await stat(remote)
+        if localPath == "-" {
+            let output = LocalFile.standardStream(1, name: "standard output")
+            for chunk in info.chunks {
+                try await fetch(chunk, into: output, at: nil)
+            }
+            return info
+        }
+        let folder = localPath.lastIndex(of: "/").map { String(localPath[..<$0]) } ?? "."
+        let name = localPath.lastIndex(of: "/").map { String(localPath[localPath.index(after: $0)...]) } ?? localPath
+        let temporaryPath = "\(folder.isEmpty ? "/" : folder)/.\(name).tydfs-\(hex64(UInt64.random(in: .min ... .max)))"
+        let output: LocalFile
+        do {
+            output = try await LocalFile.create(temporaryPath)
+        } catch let error as TYDFSError {
+            throw TYDFSError(error.code, "cannot write to \(localPath): \(error.message)")
+        }
+        do {
+            try await output.truncate(to: info.sizeBytes)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var started = 0
+                for chunk in info.chunks {
+                    if started >= Limits.parallelChunkDownloads { try await group.next() }
+                    group.addTask { try await self.fetch(chunk, into: output, at: Int64(chunk.index) * info.chunkSizeBytes) }
+                    started += 1
+                }
+                try await group.waitForAll()
+            }
+            try output.close()
+            try await LocalFileSystem.renameDurably(temporaryPath, to: localPath)
+        } catch {
+            try? output.close()
+            _ = try? await LocalFileSystem.remove(temporaryPath)
+            throw error
+        }
+        return info
+    }
+
+    /// Reads one chunk from the first replica that delivers it intact and writes its data at
+    /// `offset` (or at the current position when nil, which allows no retry once bytes are out).
+    private func fetch(_ chunk: ChunkInfo, into output: LocalFile, at offset: Int64?) async throws {
+        var failures: [String] = []
+        let candidates = chunk.replicas.filter(\.alive) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
+        for replica in candidates {
+            var written: Int64 = 0
+            do {
+                try await fetch(chunk, from: replica, into: output, at: offset, written: &written)
+                return
+            } catch {
+                failures.append("\(replica.id): \(PeerError.describe(error))")
+                logger.warning("replica failed, trying the next", metadata: ["chunk.id": "\(chunk.id)", "datakeeper.id": "\(replica.id)", "error": "\(error)"])
+                if offset == nil && written > 0 {
+                    throw TYDFSError(.unreachable, "chunk \(chunk.index) failed after \(written) bytes were written to standard output: \(failures.joined(separator: "; "))")
+                }
+            }
+        }
+        if candidates.isEmpty {
+            throw TYDFSError(.unavailable, "chunk \(chunk.index) of the file has no replica on a live datakeeper")
+        }
+        throw TYDFSError(.unavailable, "chunk \(chunk.index) could not be read from any replica: \(failures.joined(separator: "; "))")
+    }
+
+    private func fetch(
+        _ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: LocalFile, at offset: Int64?, written: inout Int64
+    ) async throws {
+        var request = HTTPClientRequest(url: "http://\(replica.address)\(Route.chunk(chunk.id.value))")
+        request.method = .GET
+        let response = try await http.execute(request, timeout: .seconds(Limits.idleTransferTimeoutSeconds * 10))
+        guard response.status == .ok else {
+            let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+            let _: ChunkWriteResult = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
+            throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
+        }
+        var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes))
+        var pending = ByteBuffer()
+        for try await piece in response.body {
+            try piece.withUnsafeReadableBytes { bytes in
+                try reader.consume(bytes) { data in pending.writeBytes(data) }
+            }
+            if pending.readableBytes >= Limits.ioBufferBytes {
+                try await output.write(pending, at: offset.map { $0 + written })
+                written += Int64(pending.readableBytes)
+                pending.clear()
+            }
+        }
+        let crc = try reader.finish(expectedDataBytes: chunk.sizeBytes)
+        guard hex32(crc) == chunk.crc32c else {
+            throw TYDFSError(.checksumMismatch, "replica on \(replica.id) has crc32c \(hex32(crc)), the file says \(chunk.crc32c)")
+        }
+        if pending.readableBytes > 0 {
+            try await output.write(pending, at: offset.map { $0 + written })
+            written += Int64(pending.readableBytes)
+        }
+    }
+}

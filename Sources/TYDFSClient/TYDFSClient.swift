@@ -1,0 +1,128 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TYDFSCore
+import TYDFSFileIO
+import TYDFSProtocol
+
+/// The TYDFS client library: what the `tydfs` CLI uses and what other Swift programs can use
+/// to put, get, list, stat and remove files. Talks JSON to the master and streams raw chunk
+/// frames to and from datakeepers; never holds a whole chunk in memory.
+public final class TYDFSClient: Sendable {
+    public let masterURL: String
+    let http: HTTPClient
+    let logger: Logger
+
+    /// `masterURL` like `http://127.0.0.1:9333`.
+    public init(masterURL: String, logger: Logger = Logger(label: "tydfs.client")) throws {
+        guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://"), masterURL.count > 8 else {
+            throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
+        }
+        self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(Limits.idleTransferTimeoutSeconds))
+        configuration.decompression = .disabled
+        self.http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        self.logger = logger
+    }
+
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    // MARK: - Namespace
+
+    public func stat(_ path: RemotePath) async throws -> FileInfo {
+        try await control(.GET, Route.files, query: path)
+    }
+
+    public func list(_ path: RemotePath) async throws -> ListResponse {
+        try await control(.GET, Route.list, query: path)
+    }
+
+    @discardableResult
+    public func remove(_ path: RemotePath) async throws -> FileInfo {
+        try await control(.DELETE, Route.files, query: path)
+    }
+
+    public func nodes() async throws -> NodesResponse {
+        try await control(.GET, Route.nodes)
+    }
+
+    // MARK: - Control requests
+
+    func control<Response: Decodable>(_ method: HTTPMethod, _ route: String, query: RemotePath? = nil) async throws -> Response {
+        try await control(method, route, query: query, body: Optional<String>.none)
+    }
+
+    func control<Body: Encodable, Response: Decodable>(
+        _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?
+    ) async throws -> Response {
+        var url = masterURL + route
+        if let query {
+            url += "?path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        }
+        let response: HTTPClientResponse
+        let payload: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
+            payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+        } catch {
+            throw TYDFSError(.unreachable, "cannot reach the master at \(masterURL): \(PeerError.describe(error))")
+        }
+        return try PeerError.decode(Response.self, status: response.status, payload: payload, peer: "the master")
+    }
+}
+
+/// Reading peers' answers: a typed value on success, the peer's own error message otherwise.
+enum PeerError {
+    static func decode<T: Decodable>(_ type: T.Type, status: HTTPResponseStatus, payload: ByteBuffer, peer: String) throws -> T {
+        let data = Data(payload.readableBytesView)
+        guard status == .ok else {
+            if let error = try? JSONDecoder().decode(ErrorResponse.self, from: data) { throw error.tydfsError }
+            throw TYDFSError(.protocolViolation, "\(peer) answered HTTP \(status.code) without an error message")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw TYDFSError(.protocolViolation, "\(peer) sent a malformed \(T.self): \(error)")
+        }
+    }
+
+    /// A transport error in a few words a user can act on.
+    static func describe(_ error: Error) -> String {
+        if let error = error as? TYDFSError { return error.message }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connection timed out"
+            case .readTimeout: return "no answer within \(Limits.idleTransferTimeoutSeconds) s"
+            case .deadlineExceeded: return "request took too long"
+            case .remoteConnectionClosed: return "connection closed by the peer"
+            default: return "\(error)"
+            }
+        }
+        if error is NIOConnectionError { return "connection refused" }
+        if let error = error as? IOError { return error.description }
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        return text
+    }
+}
+
+extension CharacterSet {
+    /// Characters that may stand unescaped in a query value.
+    static let urlQueryValueAllowed: CharacterSet = {
+        var set = CharacterSet.urlQueryAllowed
+        set.remove(charactersIn: "&=+#?")
+        return set
+    }()
+}

@@ -1,0 +1,73 @@
+/// Identifies one chunk everywhere: in the metadata, in datakeeper file names, on the wire.
+///
+/// 32 lowercase hex digits (128 random bits), so ids never collide and need no coordination,
+/// and a chunk id is always safe to use as a file name.
+public struct ChunkID: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public let value: String
+
+    public init(_ text: String) throws {
+        guard text.utf8.count == 32, text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+            throw TYDFSError(.invalidArgument, "'\(text.prefix(80))' is not a chunk id (32 lowercase hex digits)")
+        }
+        value = text
+    }
+
+    /// A fresh id from 128 bits of `generator`.
+    public static func random<G: RandomNumberGenerator>(using generator: inout G) -> ChunkID {
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        return try! ChunkID(hex64(high) + hex64(low))
+    }
+
+    public static func random() -> ChunkID {
+        var generator = SystemRandomNumberGenerator()
+        return random(using: &generator)
+    }
+
+    public init(from decoder: Decoder) throws { try self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+
+    public var description: String { value }
+    public static func < (lhs: ChunkID, rhs: ChunkID) -> Bool { lhs.value < rhs.value }
+}
+
+/// Names one datakeeper for its whole life, across restarts and address changes.
+///
+/// 1–64 characters from `A–Z a–z 0–9 . _ -`, so it is safe in file names, URLs and logs.
+public struct DataKeeperID: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public let value: String
+
+    public init(_ text: String) throws {
+        let allowed = text.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || ".-_".unicodeScalars.contains(scalar))
+        }
+        guard !text.isEmpty, text.count <= 64, allowed else {
+            throw TYDFSError(.invalidArgument, "'\(text.prefix(80))' is not a datakeeper id: use 1–64 of A–Z a–z 0–9 . _ -")
+        }
+        value = text
+    }
+
+    public init(from decoder: Decoder) throws { try self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+
+    public var description: String { value }
+    public static func < (lhs: DataKeeperID, rhs: DataKeeperID) -> Bool { lhs.value < rhs.value }
+}
+
+/// 16 lowercase hex digits of `value`, zero-padded.
+public func hex64(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 16 - digits.count) + digits
+}
+
+/// 8 lowercase hex digits of `value`, zero-padded (how CRC32C values are shown).
+public func hex32(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 8 - digits.count) + digits
+}

@@ -1,0 +1,30 @@
+/// Every bound in the system, in one place, each with the reason it has the value it has.
+public enum Limits {
+    /// Longest path accepted, in UTF-8 bytes: the same as Linux's PATH_MAX.
+    public static let maxPathBytes = 4096
+    /// Smallest chunk size a master accepts: below this, per-chunk overhead dominates.
+    public static let minChunkSizeBytes: Int64 = 4096
+    /// Largest chunk size: keeps a single re-replication or retry bounded in time.
+    public static let maxChunkSizeBytes: Int64 = 4 * 1024 * 1024 * 1024
+    /// Largest replication factor: beyond this, a write costs more than it protects.
+    public static let maxReplication = 16
+    /// Largest JSON control message a server reads into memory. Control messages are small;
+    /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
+    public static let maxControlMessageBytes = 64 * 1024 * 1024
+    /// Size of the buffers the data path reads and writes: large enough to amortise syscalls and
+    /// thread hops, small enough that 32 concurrent transfers stay far below 256 MiB.
+    public static let ioBufferBytes = 1024 * 1024
+    /// Chunks a client downloads at once per file: enough to use several datakeepers and both
+    /// cores, few enough to bound memory (each in-flight chunk holds ~2 I/O buffers).
+    public static let parallelChunkDownloads = 4
+    /// Seconds a client or server waits to connect to a peer before it gives up.
+    public static let connectTimeoutSeconds: Int64 = 5
+    /// Seconds a data transfer may go without progress before it is abandoned.
+    public static let idleTransferTimeoutSeconds: Int64 = 60
+    /// Seconds a control request (JSON) may take in all.
+    public static let controlRequestTimeoutSeconds: Int64 = 30
+    /// Seconds an upload session may stay open without activity before the master forgets it.
+    public static let uploadSessionIdleSeconds: Double = 3600
+    /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
+    public static let chunkTrailerBytes = 4
+}

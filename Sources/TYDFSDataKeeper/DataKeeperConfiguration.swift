@@ -1,0 +1,34 @@
+import TYDFSCore
+
+/// Everything a datakeeper needs to start, each field with its default.
+public struct DataKeeperConfiguration: Sendable {
+    /// Base URL of the master, e.g. `http://10.0.0.1:9333`.
+    public var masterURL = "http://127.0.0.1:9333"
+    /// Interface and port the data service listens on; port 0 picks a free one.
+    public var host = "127.0.0.1"
+    public var port = 0
+    /// `host:port` other parties should use to reach this datakeeper, when it differs from the
+    /// listen address (a wildcard listen address, NAT). Defaults to the listen host and bound port.
+    public var advertisedAddress: String?
+    /// Folder holding `chunks/`, `tmp/` and the datakeeper's id.
+    public var dataDirectory = "./tydfs-data/datakeeper"
+    /// Name of this datakeeper; by default a random one is made on first start and kept in the data folder.
+    public var id: DataKeeperID?
+    /// Bytes this datakeeper may hold; by default what it holds plus the free space of its disk.
+    public var capacityBytes: Int64?
+    /// Seconds between heartbeats.
+    public var heartbeatIntervalSeconds = 1.0
+
+    public init() {}
+
+    public func validate() throws {
+        guard heartbeatIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--heartbeat-interval must be positive") }
+        if let capacityBytes, capacityBytes <= 0 { throw TYDFSError(.invalidArgument, "--capacity must be positive") }
+        guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://") else {
+            throw TYDFSError(.invalidArgument, "--master must be a URL like http://127.0.0.1:9333, not '\(masterURL)'")
+        }
+        if advertisedAddress == nil, host == "0.0.0.0" || host == "::" {
+            throw TYDFSError(.invalidArgument, "listening on \(host) needs --advertise HOST:PORT so others know where to connect")
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import TYDFSCore
+import TYDFSFileIO
+import TYDFSProtocol
+import TYDFSServerSupport
+
+/// The datakeeper process: the chunk store, its HTTP data service and the heartbeat sender.
+public enum DataKeeperServer {
+    static func router(transfer: ChunkTransfer) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
+        router.put("/v1/chunks/:chunk") { request, context in
+            let chunk = try ChunkID(try context.parameters.require("chunk"))
+            guard let text = request.headers[.tydfsDataBytes], let dataBytes = Int64(text),
+                  (0...Limits.maxChunkSizeBytes).contains(dataBytes)
+            else {
+                throw TYDFSError(.invalidArgument, "header \(Header.dataBytes) must give the chunk's data size (0…\(Limits.maxChunkSizeBytes))")
+            }
+            guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
+                throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
+            }
+            return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops))
+        }
+        router.get("/v1/chunks/:chunk") { _, context in
+            try await transfer.serve(try ChunkID(try context.parameters.require("chunk")))
+        }
+        router.delete("/v1/chunks/:chunk") { _, context in
+            let chunk = try ChunkID(try context.parameters.require("chunk"))
+            guard try await transfer.store.delete(chunk) else {
+                throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+            }
+            return try JSON.response(["deleted": chunk.value])
+        }
+        return router
+    }
+
+    /// Runs a datakeeper until SIGTERM or SIGINT. `onListening` receives the port actually bound.
+    public static func run(
+        configuration: DataKeeperConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        let httpClient = makeHTTPClient()
+        do {
+            let services = try makeServices(configuration: configuration, httpClient: httpClient, logger: logger, onListening: onListening)
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+        try await httpClient.shutdown()
+    }
+
+    /// An HTTP client with the timeouts every TYDFS peer-to-peer call needs.
+    public static func makeHTTPClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(Limits.idleTransferTimeoutSeconds))
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+    }
+
+    /// The datakeeper's services, for a caller that runs them in its own `ServiceGroup`.
+    public static func makeServices(
+        configuration: DataKeeperConfiguration, httpClient: HTTPClient, logger baseLogger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void
+    ) throws -> [any Service] {
+        try configuration.validate()
+        try LocalFileSystem.makeDirectories(configuration.dataDirectory)
+        let id = try configuration.id ?? persistentID(in: configuration.dataDirectory)
+        var logger = baseLogger
+        logger[metadataKey: "datakeeper.id"] = "\(id)"
+        let store = try ChunkStore(directory: configuration.dataDirectory, capacityBytes: configuration.capacityBytes)
+        let counters = TransferCounters()
+        let transfer = ChunkTransfer(id: id, store: store, counters: counters, httpClient: httpClient, logger: logger)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = HTTPServer.application(
+            responder: router(transfer: transfer).buildResponder(), host: configuration.host, port: configuration.port,
+            logger: logger, onListening: { port in
+                portContinuation.yield(port)
+                portContinuation.finish()
+                await onListening(port)
+            })
+        let advertised = configuration.advertisedAddress
+        let host = configuration.host
+        let heartbeat = HeartbeatSender(
+            id: id, masterURL: configuration.masterURL.hasSuffix("/") ? String(configuration.masterURL.dropLast()) : configuration.masterURL,
+            intervalSeconds: configuration.heartbeatIntervalSeconds,
+            address: {
+                if let advertised { return advertised }
+                var iterator = ports.makeAsyncIterator()
+                let port = await iterator.next() ?? configuration.port
+                return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            },
+            store: store, counters: counters, httpClient: httpClient, logger: logger)
+        logger.info("datakeeper configured", metadata: [
+            "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
+            "master": "\(configuration.masterURL)", "heartbeat_interval_s": "\(configuration.heartbeatIntervalSeconds)",
+        ])
+        return [app, heartbeat]
+    }
+
+    /// The id kept in `<data>/datakeeper-id`, made on first start: a datakeeper keeps its name
+    /// across restarts, so the master recognises its chunks.
+    static func persistentID(in directory: String) throws -> DataKeeperID {
+        let file = directory + "/datakeeper-id"
+        if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+            return try DataKeeperID(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let id = try DataKeeperID("dk-" + hex64(UInt64.random(in: .min ... .max)).prefix(12))
+        do {
+            try (id.value + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        } catch {
+            throw TYDFSError(.io, "cannot write \(file): \(error.localizedDescription)")
+        }
+        return id
+    }
+}

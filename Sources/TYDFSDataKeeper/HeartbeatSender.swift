@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TYDFSCore
+import TYDFSProtocol
+
+/// Tells the master, every interval, that this datakeeper is alive, how full and busy it is,
+/// and (on the first beat after a start, or when asked) every chunk it holds. Carries out the
+/// deletions the master orders in its answer and confirms them in the next beat.
+struct HeartbeatSender: Service {
+    let id: DataKeeperID
+    let masterURL: String
+    let intervalSeconds: Double
+    let address: @Sendable () async -> String
+    let store: ChunkStore
+    let counters: TransferCounters
+    let httpClient: HTTPClient
+    let logger: Logger
+
+    func run() async throws {
+        let address = await address()
+        var sendReport = true
+        var deleted: [ChunkID] = []
+        var masterReachable = true
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let usage = await store.usage()
+            let beat = HeartbeatRequest(
+                id: id, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
+                chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
+                chunkReport: sendReport ? await store.chunkIDs() : nil, deletedChunks: deleted)
+            do {
+                let answer = try await send(beat)
+                if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
+                masterReachable = true
+                deleted = []
+                sendReport = answer.sendChunkReport
+                for chunk in answer.deleteChunks {
+                    do {
+                        try await store.delete(chunk)
+                        deleted.append(chunk)
+                    } catch {
+                        logger.error("chunk deletion failed", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+                    }
+                }
+            } catch {
+                if masterReachable {
+                    logger.warning("heartbeat failed", metadata: ["master": "\(masterURL)", "error": "\(error)"])
+                }
+                masterReachable = false
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
+        }
+    }
+
+    private func send(_ beat: HeartbeatRequest) async throws -> HeartbeatResponse {
+        var request = HTTPClientRequest(url: masterURL + Route.heartbeat)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(beat)))
+        let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
+        let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+        guard response.status == .ok else {
+            let message = (try? JSONDecoder().decode(ErrorResponse.self, from: Data(body.readableBytesView)))?.error.message
+            throw TYDFSError(.unreachable, "master answered HTTP \(response.status.code): \(message ?? "")")
+        }
+        return try JSONDecoder().decode(HeartbeatResponse.self, from: Data(body.readableBytesView))
+    }
+}

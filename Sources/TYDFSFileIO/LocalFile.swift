@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import NIOPosix
+import TYDFSCore
+
+/// An open local file whose blocking calls run on NIO's thread pool, never on an event loop.
+///
+/// The data path needs exactly this: positioned reads and writes, `fsync`, and the atomic
+/// rename dance (write a temporary file, fsync it, rename it into place, fsync the folder).
+public final class LocalFile: @unchecked Sendable {
+    public let path: String
+    private let descriptor: Int32
+    private var closed = false
+
+    private init(path: String, descriptor: Int32) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        if !closed { _ = Glibc.close(descriptor) }
+    }
+
+    /// Opens an existing file for reading.
+    public static func openForReading(_ path: String) async throws -> LocalFile {
+        try await open(path, flags: O_RDONLY, mode: 0)
+    }
+
+    /// Creates `path` for writing; fails if it exists unless `truncate` is set.
+    public static func create(_ path: String, truncate: Bool = false) async throws -> LocalFile {
+        try await open(path, flags: O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_EXCL), mode: 0o644)
+    }
+
+    private static func open(_ path: String, flags: Int32, mode: mode_t) async throws -> LocalFile {
+        try await blocking {
+            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            guard fd >= 0 else { throw FileIOError.posix("open", path: path) }
+            return LocalFile(path: path, descriptor: fd)
+        }
+    }
+
+    /// Wraps standard input or output; closing it is a no-op.
+    public static func standardStream(_ fd: Int32, name: String) -> LocalFile {
+        let file = LocalFile(path: name, descriptor: fd)
+        file.closed = true
+        return file
+    }
+
+    /// Size of the file now.
+    public func size() async throws -> Int64 {
+        try await Self.blocking { [descriptor, path] in
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw FileIOError.posix("stat", path: path) }
+            return Int64(info.st_size)
+        }
+    }
+
+    /// True for a regular file (one that can be read at any offset and re-read on retry).
+    public func isRegularFile() async throws -> Bool {
+        try await Self.blocking { [descriptor, path] in
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw FileIOError.posix("stat", path: path) }
+            return (info.st_mode & S_IFMT) == S_IFREG
+        }
+    }
+
+    /// Reads up to `count` bytes at `offset` (or, with nil, from the current position).
+    /// Returns fewer only at end of file; an empty buffer means end of file.
+    public func read(count: Int, at offset: Int64?, allocator: ByteBufferAllocator = ByteBufferAllocator()) async throws -> ByteBuffer {
+        try await Self.blocking { [descriptor, path] in
+            var buffer = allocator.buffer(capacity: count)
+            var total = 0
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+                while total < count {
+                    let base = pointer.baseAddress! + total
+                    let result = offset.map { pread(descriptor, base, count - total, off_t($0) + off_t(total)) }
+                        ?? Glibc.read(descriptor, base, count - total)
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        throw FileIOError.posix("read", path: path)
+                    }
+                    if result == 0 { break }
+                    total += result
+                }
+                return total
+            }
+            return buffer
+        }
+    }
+
+    /// Writes all of `buffer` at `offset` (or at the current position with nil).
+    public func write(_ buffer: ByteBuffer, at offset: Int64?) async throws {
+        try await Self.blocking { [descriptor, path] in
+            try buffer.withUnsafeReadableBytes { bytes in
+                var done = 0
+                while done < bytes.count {
+                    let base = bytes.baseAddress! + done
+                    let result = offset.map { pwrite(descriptor, base, bytes.count - done, off_t($0) + off_t(done)) }
+                        ?? Glibc.write(descriptor, base, bytes.count - done)
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        throw FileIOError.posix("write", path: path)
+                    }
+                    done += result
+                }
+            }
+        }
+    }
+
+    /// Sets the file's size (used to pre-size a download before parallel writes).
+    public func truncate(to size: Int64) async throws {
+        try await Self.blocking { [descriptor, path] in
+            guard ftruncate(descriptor, off_t(size)) == 0 else { throw FileIOError.posix("truncate", path: path) }
+        }
+    }
+
+    /// Forces the file's data to stable storage.
+    public func sync() async throws {
+        try await Self.blocking { [descriptor, path] in
+            guard fsync(descriptor) == 0 else { throw FileIOError.posix("fsync", path: path) }
+        }
+    }
+
+    public func close() throws {
+        guard !closed else { return }
+        closed = true
+        guard Glibc.close(descriptor) == 0 else { throw FileIOError.posix("close", path: path) }
+    }
+
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+}
+
+/// Whole-file and folder operations of the data path.
+public enum LocalFileSystem {
+    /// Renames `source` to `destination` atomically (replacing it), then fsyncs the folder so the
+    /// rename itself survives a crash.
+    public static func renameDurably(_ source: String, to destination: String) async throws {
+        try await LocalFile.blocking {
+            guard rename(source, destination) == 0 else { throw FileIOError.posix("rename", path: destination) }
+            try syncDirectory(containing: destination)
+        }
+    }
+
+    /// Removes a file; a file that is already gone is not an error.
+    @discardableResult
+    public static func remove(_ path: String) async throws -> Bool {
+        try await LocalFile.blocking {
+            if unlink(path) == 0 { return true }
+            if errno == ENOENT { return false }
+            throw FileIOError.posix("unlink", path: path)
+        }
+    }
+
+    /// Creates `path` and its parents if missing.
+    public static func makeDirectories(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw FileIOError.posix("mkdir", path: current) }
+        }
+    }
+
+    /// Names in a folder (without `.` and `..`).
+    public static func list(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw FileIOError.posix("opendir", path: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Size of a file, or nil if it does not exist.
+    public static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// Bytes available to unprivileged users on the file system holding `path`.
+    public static func availableBytes(at path: String) -> Int64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
+    static func syncDirectory(containing path: String) throws {
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let fd = open(folder.isEmpty ? "/" : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileIOError.posix("open", path: folder) }
+        defer { _ = close(fd) }
+        guard fsync(fd) == 0 else { throw FileIOError.posix("fsync", path: folder) }
+    }
+}
+
+/// Turns `errno` into a `TYDFSError` that names the operation, the file and the reason.
+enum FileIOError {
+    static func posix(_ operation: String, path: String) -> TYDFSError {
+        let code = errno
+        let reason = String(cString: strerror(code))
+        switch code {
+        case ENOENT: return TYDFSError(.notFound, "\(path): \(reason)")
+        case ENOSPC, EDQUOT: return TYDFSError(.insufficientSpace, "\(path): \(operation) failed: \(reason)")
+        case EEXIST: return TYDFSError(.alreadyExists, "\(path): \(reason)")
+        default: return TYDFSError(.io, "\(path): \(operation) failed: \(reason)")
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import TYDFSCore
+
+/// Everything a master needs to start, each field with its default.
+public struct MasterConfiguration: Sendable {
+    /// Interface and port the master listens on.
+    public var host = "127.0.0.1"
+    public var port = 9333
+    /// Folder of the metadata database (`metadata.sqlite`).
+    public var dataDirectory = "./tydfs-data/master"
+    /// Replicas every chunk should have.
+    public var replication = 3
+    /// Size files are cut at; the last chunk of a file is shorter.
+    public var chunkSizeBytes: Int64 = 64 * 1024 * 1024
+    /// A datakeeper silent for this long is dead: no new work, not offered to readers.
+    public var heartbeatTimeoutSeconds = 5.0
+
+    public init() {}
+
+    /// Checks every field; the message names the flag to fix.
+    public func validate() throws {
+        guard (1...Limits.maxReplication).contains(replication) else {
+            throw TYDFSError(.invalidArgument, "--replication must be 1…\(Limits.maxReplication), not \(replication)")
+        }
+        guard (Limits.minChunkSizeBytes...Limits.maxChunkSizeBytes).contains(chunkSizeBytes) else {
+            throw TYDFSError(.invalidArgument, "--chunk-size must be \(ByteSize.format(Limits.minChunkSizeBytes))…\(ByteSize.format(Limits.maxChunkSizeBytes)), not \(ByteSize.format(chunkSizeBytes))")
+        }
+        guard heartbeatTimeoutSeconds > 0 else {
+            throw TYDFSError(.invalidArgument, "--heartbeat-timeout must be positive")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TYDFSCore
+import TYDFSFileIO
+import TYDFSMetadata
+import TYDFSProtocol
+import TYDFSServerSupport
+
+/// The master process: the metadata store, the state actor and the HTTP routes over them.
+public enum MasterServer {
+    /// Routes of the master's HTTP API (see `Route` for the paths).
+    static func router(state: MasterState) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok"]) }
+        router.post(RouterPath(Route.heartbeat)) { request, _ in
+            try JSON.response(try await state.heartbeat(try await JSON.decode(HeartbeatRequest.self, from: request)))
+        }
+        router.get(RouterPath(Route.nodes)) { _, _ in try JSON.response(await state.nodes()) }
+        router.post(RouterPath(Route.uploads)) { request, _ in
+            try JSON.response(try await state.createUpload(try await JSON.decode(CreateUploadRequest.self, from: request)))
+        }
+        router.post("/v1/uploads/:upload/chunks") { request, context in
+            let body = try await JSON.decode(AllocateChunkRequest.self, from: request)
+            return try JSON.response(try await state.allocateChunk(uploadID: try context.parameters.require("upload"), request: body))
+        }
+        router.post("/v1/uploads/:upload/commit") { request, context in
+            let body = try await JSON.decode(CommitUploadRequest.self, from: request)
+            return try JSON.response(try await state.commit(uploadID: try context.parameters.require("upload"), request: body))
+        }
+        router.delete("/v1/uploads/:upload") { _, context in
+            await state.abortUpload(uploadID: try context.parameters.require("upload"))
+            return try JSON.response(["status": "aborted"])
+        }
+        router.get(RouterPath(Route.files)) { request, _ in
+            try JSON.response(try await state.stat(try RemotePath(try request.queryItem("path"))))
+        }
+        router.delete(RouterPath(Route.files)) { request, _ in
+            try JSON.response(try await state.remove(try RemotePath(try request.queryItem("path"))))
+        }
+        router.get(RouterPath(Route.list)) { request, _ in
+            try JSON.response(try await state.list(try RemotePath(request.uri.queryParameters.get("path") ?? "/")))
+        }
+        return router
+    }
+
+    /// Runs a master until SIGTERM or SIGINT, then shuts down cleanly.
+    /// `onListening` receives the port actually bound.
+    public static func run(
+        configuration: MasterConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        let services = try await makeServices(configuration: configuration, logger: logger, onListening: onListening)
+        let group = ServiceGroup(configuration: .init(
+            services: services.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await services.store.close()
+            throw error
+        }
+        try await services.store.close()
+    }
+
+    /// The master's services, for a caller that runs them in its own `ServiceGroup` (`tydfs cluster`).
+    public static func makeServices(
+        configuration: MasterConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
+    ) async throws -> (services: [any Service], store: any MetadataStore) {
+        try configuration.validate()
+        try LocalFileSystem.makeDirectories(configuration.dataDirectory)
+        let store = try await SQLMetadataStore.openSQLite(path: configuration.dataDirectory + "/metadata.sqlite", logger: logger)
+        let state = MasterState(configuration: configuration, store: store, logger: logger)
+        logger.info("master configured", metadata: [
+            "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
+            "replication": "\(configuration.replication)", "chunk_size": "\(configuration.chunkSizeBytes)",
+            "heartbeat_timeout_s": "\(configuration.heartbeatTimeoutSeconds)",
+        ])
+        let app = HTTPServer.application(
+            responder: router(state: state).buildResponder(), host: configuration.host, port: configuration.port,
+            logger: logger, onListening: onListening)
+        return ([app], store)
+    }
+}

@@ -1,0 +1,273 @@
+import TYDFSCore
+
+/// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
+public struct ErrorResponse: Codable, Sendable {
+    public struct Body: Codable, Sendable {
+        public var code: String
+        public var message: String
+    }
+    public var error: Body
+
+    public init(_ error: TYDFSError) {
+        self.error = Body(code: error.code.rawValue, message: error.message)
+    }
+
+    public var tydfsError: TYDFSError { TYDFSError(TYDFSError.Code(rawValue: error.code), error.message) }
+}
+
+/// A datakeeper's heartbeat: who it is, where it listens, how full and busy it is. The first
+/// heartbeat after a start (and any the master asks for) carries the full list of chunks held.
+public struct HeartbeatRequest: Codable, Sendable {
+    public var id: DataKeeperID
+    public var address: String
+    public var capacityBytes: Int64
+    public var usedBytes: Int64
+    public var chunkCount: Int
+    public var inFlight: Int
+    public var chunksServed: Int64
+    /// Every chunk the datakeeper holds, when this heartbeat is a full report; nil otherwise.
+    public var chunkReport: [ChunkID]?
+    /// Chunks deleted on the master's orders since the last heartbeat.
+    public var deletedChunks: [ChunkID]
+
+    public init(id: DataKeeperID, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
+                inFlight: Int, chunksServed: Int64, chunkReport: [ChunkID]?, deletedChunks: [ChunkID]) {
+        self.id = id
+        self.address = address
+        self.capacityBytes = capacityBytes
+        self.usedBytes = usedBytes
+        self.chunkCount = chunkCount
+        self.inFlight = inFlight
+        self.chunksServed = chunksServed
+        self.chunkReport = chunkReport
+        self.deletedChunks = deletedChunks
+    }
+}
+
+/// The master's answer to a heartbeat: orders for the datakeeper.
+public struct HeartbeatResponse: Codable, Sendable {
+    /// The master does not know what this datakeeper holds (e.g. it restarted): send a full report.
+    public var sendChunkReport: Bool
+    /// Chunks this datakeeper must delete (their files were removed or replaced).
+    public var deleteChunks: [ChunkID]
+
+    public init(sendChunkReport: Bool, deleteChunks: [ChunkID]) {
+        self.sendChunkReport = sendChunkReport
+        self.deleteChunks = deleteChunks
+    }
+}
+
+/// Opens an upload: the path is checked now, so a bad path fails before any byte moves.
+public struct CreateUploadRequest: Codable, Sendable {
+    public var path: RemotePath
+    public var overwrite: Bool
+
+    public init(path: RemotePath, overwrite: Bool) {
+        self.path = path
+        self.overwrite = overwrite
+    }
+}
+
+/// An open upload and the parameters the client must cut the file with.
+public struct UploadSession: Codable, Sendable {
+    public var uploadID: String
+    public var chunkSizeBytes: Int64
+    public var replication: Int
+
+    public init(uploadID: String, chunkSizeBytes: Int64, replication: Int) {
+        self.uploadID = uploadID
+        self.chunkSizeBytes = chunkSizeBytes
+        self.replication = replication
+    }
+}
+
+/// Asks for a new chunk id and the datakeepers to write it to.
+public struct AllocateChunkRequest: Codable, Sendable {
+    /// Datakeepers the client failed to reach for this chunk; the master picks others.
+    public var exclude: [DataKeeperID]
+    public var dataBytes: Int64
+
+    public init(exclude: [DataKeeperID], dataBytes: Int64) {
+        self.exclude = exclude
+        self.dataBytes = dataBytes
+    }
+}
+
+/// A datakeeper as the client sees it: id and data address.
+public struct DataKeeperAddress: Codable, Sendable, Equatable {
+    public var id: DataKeeperID
+    public var address: String
+    public var alive: Bool
+
+    public init(id: DataKeeperID, address: String, alive: Bool) {
+        self.id = id
+        self.address = address
+        self.alive = alive
+    }
+}
+
+/// Where to write a new chunk: the pipeline, first datakeeper first.
+public struct ChunkAllocation: Codable, Sendable {
+    public var chunkID: ChunkID
+    public var targets: [DataKeeperAddress]
+    public var replication: Int
+
+    public init(chunkID: ChunkID, targets: [DataKeeperAddress], replication: Int) {
+        self.chunkID = chunkID
+        self.targets = targets
+        self.replication = replication
+    }
+}
+
+/// A datakeeper's answer to a chunk `PUT`: which datakeepers of the pipeline stored the chunk
+/// durably, and what went wrong further down, if anything.
+public struct ChunkWriteResult: Codable, Sendable {
+    public var stored: [DataKeeperID]
+    public var dataBytes: Int64
+    public var crc32c: UInt32
+    public var failures: [String]
+
+    public init(stored: [DataKeeperID], dataBytes: Int64, crc32c: UInt32, failures: [String]) {
+        self.stored = stored
+        self.dataBytes = dataBytes
+        self.crc32c = crc32c
+        self.failures = failures
+    }
+}
+
+/// One stored chunk of an upload, as the client reports it at commit.
+public struct CommittedChunk: Codable, Sendable {
+    public var index: Int
+    public var id: ChunkID
+    public var sizeBytes: Int64
+    public var crc32c: UInt32
+    public var replicas: [DataKeeperID]
+
+    public init(index: Int, id: ChunkID, sizeBytes: Int64, crc32c: UInt32, replicas: [DataKeeperID]) {
+        self.index = index
+        self.id = id
+        self.sizeBytes = sizeBytes
+        self.crc32c = crc32c
+        self.replicas = replicas
+    }
+}
+
+/// Makes an upload's file visible, all chunks at once.
+public struct CommitUploadRequest: Codable, Sendable {
+    public var sizeBytes: Int64
+    public var crc32c: UInt32
+    public var chunks: [CommittedChunk]
+
+    public init(sizeBytes: Int64, crc32c: UInt32, chunks: [CommittedChunk]) {
+        self.sizeBytes = sizeBytes
+        self.crc32c = crc32c
+        self.chunks = chunks
+    }
+}
+
+/// One chunk of a file, with its replicas in the order a reader should try them.
+public struct ChunkInfo: Codable, Sendable {
+    public var index: Int
+    public var id: ChunkID
+    public var sizeBytes: Int64
+    public var crc32c: String
+    public var replicas: [DataKeeperAddress]
+
+    public init(index: Int, id: ChunkID, sizeBytes: Int64, crc32c: String, replicas: [DataKeeperAddress]) {
+        self.index = index
+        self.id = id
+        self.sizeBytes = sizeBytes
+        self.crc32c = crc32c
+        self.replicas = replicas
+    }
+}
+
+/// Everything known of one file: `tydfs stat --json` prints exactly this.
+public struct FileInfo: Codable, Sendable {
+    public var path: RemotePath
+    public var sizeBytes: Int64
+    /// Milliseconds since 1970-01-01 UTC when the file was committed.
+    public var mtimeMillis: Int64
+    /// `crc32c:` and 8 hex digits, over the whole file.
+    public var checksum: String
+    public var chunkSizeBytes: Int64
+    public var replication: Int
+    /// True when some chunk has fewer live replicas than `replication`.
+    public var underReplicated: Bool
+    public var chunks: [ChunkInfo]
+
+    public init(path: RemotePath, sizeBytes: Int64, mtimeMillis: Int64, checksum: String, chunkSizeBytes: Int64,
+                replication: Int, underReplicated: Bool, chunks: [ChunkInfo]) {
+        self.path = path
+        self.sizeBytes = sizeBytes
+        self.mtimeMillis = mtimeMillis
+        self.checksum = checksum
+        self.chunkSizeBytes = chunkSizeBytes
+        self.replication = replication
+        self.underReplicated = underReplicated
+        self.chunks = chunks
+    }
+}
+
+/// One line of `tydfs ls`: a file, or a directory implied by the files below it.
+public struct ListEntry: Codable, Sendable {
+    public var path: String
+    public var isDirectory: Bool
+    public var sizeBytes: Int64
+    public var mtimeMillis: Int64
+
+    public init(path: String, isDirectory: Bool, sizeBytes: Int64, mtimeMillis: Int64) {
+        self.path = path
+        self.isDirectory = isDirectory
+        self.sizeBytes = sizeBytes
+        self.mtimeMillis = mtimeMillis
+    }
+}
+
+/// `tydfs ls --json`.
+public struct ListResponse: Codable, Sendable {
+    public var path: String
+    public var entries: [ListEntry]
+
+    public init(path: String, entries: [ListEntry]) {
+        self.path = path
+        self.entries = entries
+    }
+}
+
+/// One row of `tydfs nodes`.
+public struct NodeInfo: Codable, Sendable {
+    public var id: DataKeeperID
+    public var address: String
+    public var alive: Bool
+    public var inFlight: Int
+    public var capacityBytes: Int64
+    public var usedBytes: Int64
+    public var chunkCount: Int
+    public var chunksServed: Int64
+    public var secondsSinceHeartbeat: Double
+
+    public init(id: DataKeeperID, address: String, alive: Bool, inFlight: Int, capacityBytes: Int64, usedBytes: Int64,
+                chunkCount: Int, chunksServed: Int64, secondsSinceHeartbeat: Double) {
+        self.id = id
+        self.address = address
+        self.alive = alive
+        self.inFlight = inFlight
+        self.capacityBytes = capacityBytes
+        self.usedBytes = usedBytes
+        self.chunkCount = chunkCount
+        self.chunksServed = chunksServed
+        self.secondsSinceHeartbeat = secondsSinceHeartbeat
+    }
+}
+
+/// `tydfs nodes --json`.
+public struct NodesResponse: Codable, Sendable {
+    public var heartbeatTimeoutSeconds: Double
+    public var nodes: [NodeInfo]
+
+    public init(heartbeatTimeoutSeconds: Double, nodes: [NodeInfo]) {
+        self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
+        self.nodes = nodes
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import TYDFSCore
+import TYDFSProtocol
+
+extension TYDFSError: HTTPResponseError {
+    /// The HTTP status each error code travels with.
+    public var status: HTTPResponse.Status {
+        switch code {
+        case .invalidArgument, .protocolViolation: return .badRequest
+        case .notFound: return .notFound
+        case .alreadyExists: return .conflict
+        case .unavailable, .unreachable: return .serviceUnavailable
+        case .insufficientSpace: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+        case .checksumMismatch: return .unprocessableContent
+        default: return .internalServerError
+        }
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try JSON.response(ErrorResponse(self))
+        response.status = status
+        return response
+    }
+}
+
+/// JSON in and out of control requests: bounded reads, one encoder configuration everywhere.
+public enum JSON {
+    public static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONEncoder().encode(value)
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Reads and decodes a request body of at most `Limits.maxControlMessageBytes`.
+    public static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Limits.maxControlMessageBytes)
+        } catch {
+            throw TYDFSError(.protocolViolation, "request body is larger than \(Limits.maxControlMessageBytes) bytes or was cut off")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        } catch let error as TYDFSError {
+            throw error
+        } catch {
+            throw TYDFSError(.protocolViolation, "malformed \(T.self) request: \(Self.describe(error))")
+        }
+    }
+
+    /// A decoding error in one line, naming the field that was wrong.
+    public static func describe(_ error: Error) -> String {
+        guard let decodingError = error as? DecodingError else { return "\(error)" }
+        switch decodingError {
+        case .keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            if let underlying = context.underlyingError as? TYDFSError { return underlying.message }
+            return path.isEmpty ? context.debugDescription : "field '\(path)': \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+extension Request {
+    /// A required query item; a clear 400 when it is missing.
+    public func queryItem(_ name: String) throws -> String {
+        guard let value = uri.queryParameters.get(name) else {
+            throw TYDFSError(.invalidArgument, "missing query parameter '\(name)'")
+        }
+        return value
+    }
+}
+
+/// Turns any error a handler throws into a JSON error response, so that no client ever sees an
+/// HTML page or an empty 500, and logs the ones that are the server's fault.
+public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as TYDFSError {
+            if error.status == .internalServerError {
+                context.logger.error("request failed", metadata: ["error": "\(error.message)", "path": "\(request.uri.path)"])
+            }
+            throw error
+        } catch let error as HTTPResponseError {
+            let wrapped = TYDFSError(error.status == .notFound ? .notFound : .invalidArgument, "\(request.method) \(request.uri.path): HTTP \(error.status.code)")
+            throw wrapped
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw TYDFSError(.internal, "\(error)")
+        }
+    }
+}
+
+/// Raises a connection's receive buffer from NIO's 64 KiB default, which roughly halves the
+/// CPU a server spends per byte received (measured: see shared/notes/data-path-facts.md).
+final class ReceiveBufferSizer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let maximumBytes: Int
+
+    init(maximumBytes: Int) { self.maximumBytes = maximumBytes }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let allocator = AdaptiveRecvByteBufferAllocator(minimum: 64 * 1024, initial: maximumBytes, maximum: maximumBytes)
+        _ = context.channel.setOption(ChannelOptions.recvAllocator, value: allocator)
+    }
+}
+
+/// Builds the Hummingbird application every TYDFS server runs: the routes, the error handling,
+/// a larger receive buffer, and a callback with the address actually bound (the port may be 0).
+public enum HTTPServer {
+    public static func application<Responder: HTTPResponder>(
+        responder: Responder, host: String, port: Int, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void
+    ) -> some ApplicationProtocol where Responder.Context == BasicRequestContext {
+        Application(
+            responder: responder,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ReceiveBufferSizer(maximumBytes: Limits.ioBufferBytes / 4)])),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "tydfs"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
+            logger: logger)
+    }
+}
+
+/// Splits `host:port`, as given to `--listen`, `--advertise` or found in a pipeline header.
+public func splitHostPort(_ text: String) throws -> (host: String, port: Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+          (0...65535).contains(port), colon != text.startIndex
+    else {
+        throw TYDFSError(.invalidArgument, "'\(text)' is not host:port (e.g. 127.0.0.1:9333)")
+    }
+    return (String(text[..<colon]), port)
+}
+
+extension HTTPField.Name {
+    /// `Header.dataBytes` as a field name.
+    public static let tydfsDataBytes = HTTPField.Name(Header.dataBytes)!
+    /// `Header.forward` as a field name.
+    public static let tydfsForward = HTTPField.Name(Header.forward)!
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TYDFSCore
+
+/// The `tydfs` command: one binary for the master, the datakeepers and the client.
+@main
+struct TYDFSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tydfs",
+        abstract: "TYDFS, a distributed file system: every chunk of every file on several datakeepers.",
+        discussion: """
+            Client commands find the master through --master URL, else $TYDFS_MASTER, else http://127.0.0.1:9333.
+            Sizes accept KiB, MiB, GiB suffixes; durations s, ms, m. Errors go to stderr, one line, exit code 1.
+            """,
+        subcommands: [
+            MasterCommand.self, DataKeeperCommand.self, ClusterCommand.self, PutCommand.self, GetCommand.self,
+            ListCommand.self, StatCommand.self, RemoveCommand.self, NodesCommand.self,
+        ])
+
+    /// Runs a command body, turning every failure into one line on stderr and exit code 1.
+    static func reportingErrors(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as TYDFSError {
+            FileHandle.standardError.write(Data("tydfs: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("tydfs: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    static func logger(_ label: String, level: Logger.Level) -> Logger {
+        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = level
+        return logger
+    }
+
+    static func parse<T>(_ text: String, _ parser: (String) throws -> T) throws -> T {
+        do {
+            return try parser(text)
+        } catch let error as TYDFSError {
+            throw ValidationError(error.message)
+        }
+    }
+}
+
+/// Prints a line to stdout and flushes it at once, so that scripts and tests reading a pipe or
+/// a log file see it immediately.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Prints a warning line to stderr.
+func warn(_ line: String) {
+    FileHandle.standardError.write(Data("tydfs: warning: \(line)\n".utf8))
+}

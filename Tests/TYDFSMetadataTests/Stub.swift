@@ -1,0 +1,2 @@
+import XCTest
+final class StubTests: XCTestCase { func testNothing() {} }
