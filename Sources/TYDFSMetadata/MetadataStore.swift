@@ -55,6 +55,12 @@ public struct ReconcileResult: Equatable, Sendable {
     public var removed: Int
     /// Reported chunks that no file references and no deletion is pending for.
     public var unreferenced: [ChunkID]
+
+    public init(added: Int, removed: Int, unreferenced: [ChunkID]) {
+        self.added = added
+        self.removed = removed
+        self.unreferenced = unreferenced
+    }
 }
 
 /// The master's persistent metadata: the namespace, each file's chunks, where the replicas are,

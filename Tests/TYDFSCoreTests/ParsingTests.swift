@@ -1,0 +1,113 @@
+import TYDFSCore
+import TYDFSProtocol
+import XCTest
+
+final class ByteSizeTests: XCTestCase {
+    func testParsesPlainNumbersAndBinaryAndDecimalSuffixes() throws {
+        XCTAssertEqual(try ByteSize.parse("0"), 0)
+        XCTAssertEqual(try ByteSize.parse("4096"), 4096)
+        XCTAssertEqual(try ByteSize.parse("64MiB"), 64 * 1024 * 1024)
+        XCTAssertEqual(try ByteSize.parse("64mib"), 64 * 1024 * 1024)
+        XCTAssertEqual(try ByteSize.parse("1.5GiB"), 1536 * 1024 * 1024)
+        XCTAssertEqual(try ByteSize.parse("4KiB"), 4096)
+        XCTAssertEqual(try ByteSize.parse("4k"), 4096)
+        XCTAssertEqual(try ByteSize.parse("10GB"), 10_000_000_000)
+        XCTAssertEqual(try ByteSize.parse(" 2 TiB "), 2 * 1024 * 1024 * 1024 * 1024)
+        XCTAssertEqual(try ByteSize.parse("12B"), 12)
+    }
+
+    func testRejectsWhatIsNotASize() {
+        for text in ["", "MiB", "-1", "12 apples", "1e3", "0x10", "1..2MiB", "99999999999TiB"] {
+            XCTAssertThrowsError(try ByteSize.parse(text), text) { error in
+                XCTAssertEqual((error as? TYDFSError)?.code, .invalidArgument)
+            }
+        }
+    }
+
+    func testFormatsWithTheLargestFittingUnit() {
+        XCTAssertEqual(ByteSize.format(0), "0 B")
+        XCTAssertEqual(ByteSize.format(1023), "1023 B")
+        XCTAssertEqual(ByteSize.format(1024), "1 KiB")
+        XCTAssertEqual(ByteSize.format(1536 * 1024 * 1024), "1.5 GiB")
+    }
+
+    func testDurations() throws {
+        XCTAssertEqual(try DurationText.parseSeconds("5s"), 5)
+        XCTAssertEqual(try DurationText.parseSeconds("500ms"), 0.5)
+        XCTAssertEqual(try DurationText.parseSeconds("2m"), 120)
+        XCTAssertEqual(try DurationText.parseSeconds("1.5"), 1.5)
+        XCTAssertThrowsError(try DurationText.parseSeconds("soon"))
+        XCTAssertThrowsError(try DurationText.parseSeconds("-1s"))
+    }
+}
+
+final class RemotePathTests: XCTestCase {
+    func testAcceptsAbsoluteUTF8Paths() throws {
+        for text in ["/", "/a", "/a/b.txt", "/dir with space/ünïcödé/文件", "/.hidden", "/a/...", "/" + String(repeating: "x", count: 4095)] {
+            XCTAssertEqual(try RemotePath(text).value, text)
+        }
+    }
+
+    func testRejectsMalformedPathsWithAMessageNamingTheRule() {
+        let cases: [(String, String)] = [
+            ("", "empty"), ("a/b", "not absolute"), ("/a//b", "empty segment"), ("/a/", "empty segment"),
+            ("/a/../b", ".."), ("/./a", "."), ("/a\u{0}b", "NUL"), ("/" + String(repeating: "x", count: 4096), "4096"),
+        ]
+        for (text, fragment) in cases {
+            XCTAssertThrowsError(try RemotePath(text)) { error in
+                let error = error as? TYDFSError
+                XCTAssertEqual(error?.code, .invalidArgument)
+                XCTAssertTrue(error?.message.contains(fragment) ?? false, "\(error?.message ?? "") should mention \(fragment)")
+            }
+        }
+    }
+
+    func testNamesAndChildren() throws {
+        XCTAssertEqual(try RemotePath("/a/b.txt").name, "b.txt")
+        XCTAssertEqual(RemotePath.root.name, "")
+        let a = try RemotePath("/a")
+        XCTAssertEqual(a.child(leadingTo: try RemotePath("/a/b/c"))?.path, "/a/b")
+        XCTAssertEqual(a.child(leadingTo: try RemotePath("/a/b/c"))?.isLeaf, false)
+        XCTAssertEqual(a.child(leadingTo: try RemotePath("/a/x"))?.isLeaf, true)
+        XCTAssertNil(a.child(leadingTo: try RemotePath("/ab")))
+        XCTAssertNil(a.child(leadingTo: a))
+        XCTAssertEqual(RemotePath.root.child(leadingTo: try RemotePath("/a/b"))?.path, "/a")
+    }
+
+    func testDecodingValidates() {
+        XCTAssertThrowsError(try JSONDecoder().decode([RemotePath].self, from: Data(#"["/a/../b"]"#.utf8)))
+        XCTAssertEqual(try JSONDecoder().decode([RemotePath].self, from: Data(#"["/a/b"]"#.utf8)).first?.value, "/a/b")
+    }
+}
+
+final class IdentifierTests: XCTestCase {
+    func testChunkIDsAre32HexDigitsAndRandom() throws {
+        let a = ChunkID.random(), b = ChunkID.random()
+        XCTAssertNotEqual(a, b)
+        XCTAssertEqual(a.value.count, 32)
+        XCTAssertEqual(try ChunkID(a.value), a)
+        for bad in ["", "xyz", String(repeating: "A", count: 32), String(repeating: "a", count: 31), "../" + String(repeating: "a", count: 29)] {
+            XCTAssertThrowsError(try ChunkID(bad), bad)
+        }
+    }
+
+    func testDataKeeperIDsAreFileNameSafe() throws {
+        XCTAssertEqual(try DataKeeperID("dk-1.rack_a").value, "dk-1.rack_a")
+        for bad in ["", "a/b", "a b", "ünï", String(repeating: "a", count: 65), "a,b", "a=b"] {
+            XCTAssertThrowsError(try DataKeeperID(bad), bad)
+        }
+    }
+
+    func testHexFormattingIsZeroPadded() {
+        XCTAssertEqual(hex32(0xab), "000000ab")
+        XCTAssertEqual(hex64(1), "0000000000000001")
+    }
+
+    func testPipelineHeaderRoundTrips() {
+        let hops = [PipelineHop(id: "dk2", address: "127.0.0.1:5000"), PipelineHop(id: "dk3", address: "[::1]:6000")]
+        XCTAssertEqual(PipelineHop.decode(PipelineHop.encode(hops)), hops)
+        XCTAssertEqual(PipelineHop.decode(""), [])
+        XCTAssertNil(PipelineHop.decode("dk2"))
+        XCTAssertNil(PipelineHop.decode("=addr"))
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class StubTests: XCTestCase { func testNothing() {} }

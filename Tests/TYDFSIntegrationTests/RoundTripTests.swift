@@ -1,0 +1,122 @@
+import Foundation
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+
+/// Real master and datakeeper processes on loopback, driven through the `tydfs` CLI.
+final class RoundTripTests: XCTestCase {
+    /// 64 KiB, the chunk size the test clusters use.
+    let chunk = 64 * 1024
+
+    func testFilesAroundTheChunkSizeRoundTripByteExactOnThreeDistinctDataKeepers() throws {
+        let cluster = try TestCluster(datakeepers: 4)
+        defer { cluster.shutdown() }
+        let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 5 * chunk + 12345]
+        for (index, size) in sizes.enumerated() {
+            let local = try cluster.makeFile("in-\(size)", size: size, seed: UInt64(index + 1))
+            let remote = "/sizes/file-\(size).bin"
+            let put = try cluster.succeed(["put", local, remote])
+            XCTAssertTrue(put.stdoutText.contains(remote), put.stdoutText)
+            XCTAssertEqual(put.stderr, "", "a put with enough datakeepers warns of nothing")
+
+            let info = try cluster.stat(remote)
+            XCTAssertEqual(info.sizeBytes, Int64(size))
+            XCTAssertEqual(info.chunks.count, (size + chunk - 1) / chunk)
+            XCTAssertFalse(info.underReplicated)
+            XCTAssertEqual(info.checksum, "crc32c:" + hex32(CRC32C.checksum(try Data(contentsOf: URL(fileURLWithPath: local)))))
+            for chunkInfo in info.chunks {
+                XCTAssertEqual(chunkInfo.replicas.count, 3, "chunk \(chunkInfo.index) of \(size)")
+                XCTAssertEqual(Set(chunkInfo.replicas.map(\.id)).count, 3, "replicas on distinct datakeepers")
+                XCTAssertTrue(chunkInfo.replicas.allSatisfy(\.alive))
+                for replica in chunkInfo.replicas {
+                    let onDisk = cluster.dataDirectory(of: replica.id.value) + "/chunks/\(chunkInfo.id.value.prefix(2))/\(chunkInfo.id.value)"
+                    XCTAssertEqual(FileManager.default.fileSize(onDisk), chunkInfo.sizeBytes + 4, "framed chunk on \(replica.id)")
+                }
+            }
+
+            let out = cluster.root + "/out-\(size)"
+            try cluster.succeed(["get", remote, out])
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), try Data(contentsOf: URL(fileURLWithPath: local)), "size \(size)")
+        }
+        let listing = try cluster.json(ListResponse.self, ["ls", "/sizes"])
+        XCTAssertEqual(listing.entries.map(\.path), sizes.map { "/sizes/file-\($0).bin" }.sorted())
+        XCTAssertEqual(listing.entries.map(\.sizeBytes).reduce(0, +), Int64(sizes.reduce(0, +)))
+    }
+
+    func testStandardInputAndOutputStreamAcrossChunks() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        for size in [0, chunk, 3 * chunk + 7] {
+            let local = try cluster.makeFile("stdin-\(size)", size: size, seed: 99)
+            try cluster.succeed(["put", "-", "/streamed/\(size)"], stdinFile: local)
+            XCTAssertEqual(try cluster.stat("/streamed/\(size)").sizeBytes, Int64(size))
+            let out = try cluster.succeed(["get", "/streamed/\(size)", "-"])
+            XCTAssertEqual(out.stdout, try Data(contentsOf: URL(fileURLWithPath: local)), "size \(size)")
+        }
+    }
+
+    func testDefaultNamesLsStatRmAndOverwrite() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("report.txt", size: 1000)
+        try cluster.succeed(["put", local])
+        XCTAssertEqual(try cluster.stat("/report.txt").sizeBytes, 1000)
+
+        let text = try cluster.succeed(["ls"]).stdoutText
+        XCTAssertTrue(text.contains("1000"), text)
+        XCTAssertTrue(text.contains("/report.txt"), text)
+        XCTAssertTrue(try cluster.succeed(["stat", "/report.txt"]).stdoutText.contains("crc32c:"))
+
+        let replacement = try cluster.makeFile("other", size: 3 * chunk, seed: 5)
+        let refused = try cluster.run(["put", replacement, "/report.txt"])
+        XCTAssertNotEqual(refused.exitCode, 0)
+        XCTAssertTrue(refused.stderr.contains("already exists"), refused.stderr)
+        XCTAssertEqual(try cluster.stat("/report.txt").sizeBytes, 1000, "a refused put changes nothing")
+        try cluster.succeed(["put", "--overwrite", replacement, "/report.txt"])
+        XCTAssertEqual(try cluster.stat("/report.txt").sizeBytes, Int64(3 * chunk))
+
+        // get into a directory uses the remote name.
+        let folder = cluster.root + "/downloads"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try cluster.succeed(["get", "/report.txt", folder])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: folder + "/report.txt")), try Data(contentsOf: URL(fileURLWithPath: replacement)))
+
+        let old = try cluster.stat("/report.txt")
+        try cluster.succeed(["rm", "/report.txt"])
+        let gone = try cluster.run(["stat", "/report.txt"])
+        XCTAssertNotEqual(gone.exitCode, 0)
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.count, 0)
+        // The removed file's chunks leave the datakeepers' disks in the background.
+        try cluster.waitUntil("chunks of the removed file deleted", timeout: 10) {
+            old.chunks.allSatisfy { chunk in
+                chunk.replicas.allSatisfy { replica in
+                    !FileManager.default.fileExists(atPath: cluster.dataDirectory(of: replica.id.value) + "/chunks/\(chunk.id.value.prefix(2))/\(chunk.id.value)")
+                }
+            }
+        }
+    }
+
+    func testParallelDownloadReadsFromSeveralDataKeepers() throws {
+        let cluster = try TestCluster(datakeepers: 4)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("wide", size: 12 * chunk, seed: 3)
+        try cluster.succeed(["put", local, "/wide"])
+        let before = Dictionary(uniqueKeysWithValues: try cluster.nodes().nodes.map { ($0.id.value, $0.chunksServed) })
+        try cluster.succeed(["get", "/wide", cluster.root + "/wide.out"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/wide.out")), try Data(contentsOf: URL(fileURLWithPath: local)))
+        var servers: [String] = []
+        try cluster.waitUntil("all 12 chunk reads reported by heartbeats", timeout: 5) {
+            let deltas = try cluster.nodes().nodes.map { ($0.id.value, $0.chunksServed - (before[$0.id.value] ?? 0)) }
+            servers = deltas.filter { $0.1 > 0 }.map(\.0)
+            return deltas.map(\.1).reduce(0, +) == 12
+        }
+        XCTAssertGreaterThanOrEqual(servers.count, 2, "one file was read from \(servers)")
+    }
+}
+
+extension FileManager {
+    func fileSize(_ path: String) -> Int64? {
+        (try? attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import TYDFSCore
+import TYDFSProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one run of the `tydfs` CLI did.
+public struct CommandResult {
+    public var exitCode: Int32
+    public var stdout: Data
+    public var stderr: String
+    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// A real TYDFS cluster for tests: a master and datakeeper processes of the built `tydfs`
+/// binary on loopback, each with its own data folder under a temporary root, and helpers to run
+/// CLI commands against it. Everything it starts, it ends (`shutdown`, also on deinit).
+public final class TestCluster {
+    public let root: String
+    public let replication: Int
+    public let chunkSize: String
+    public let heartbeatTimeoutSeconds: Double
+    public private(set) var masterPort = 0
+    private var master: Process?
+    private var datakeepers: [String: Process] = [:]
+    private var others: [Process] = []
+    private var logIndex = 0
+
+    public var masterURL: String { "http://127.0.0.1:\(masterPort)" }
+
+    /// Starts a master and `datakeepers` datakeepers named dk1…dkN, and waits until all are alive.
+    public init(datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2) throws {
+        root = NSTemporaryDirectory() + "tydfs-test-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
+        self.replication = replication
+        self.chunkSize = chunkSize
+        self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
+        try startMaster()
+        for index in 0..<count { try startDataKeeper("dk\(index + 1)") }
+        try waitUntil("\(count) datakeepers alive", timeout: 20) { try self.aliveDataKeepers().count == count }
+    }
+
+    deinit { shutdown() }
+
+    /// The built `tydfs` binary: `$TYDFS_BIN`, else next to the test bundle.
+    public static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["TYDFS_BIN"] { return path }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundle, bundle.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("tydfs").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return FileManager.default.currentDirectoryPath + "/.build/debug/tydfs"
+    }
+
+    // MARK: - Processes
+
+    /// Starts (or restarts, on the same port and data) the master.
+    public func startMaster() throws {
+        let log = nextLog("master")
+        let process = try spawn([
+            "master", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master",
+            "--replication", String(replication), "--chunk-size", chunkSize, "--heartbeat-timeout", "\(heartbeatTimeoutSeconds)s",
+        ], log: log)
+        master = process
+        masterPort = try waitForListening(log: log, process: process)
+    }
+
+    /// Starts (or restarts with its old data) the datakeeper `id`.
+    public func startDataKeeper(_ id: String, capacity: String? = nil) throws {
+        let log = nextLog(id)
+        var arguments = [
+            "datakeeper", "--master", masterURL, "--listen", "127.0.0.1:0", "--data", root + "/" + id, "--id", id,
+            "--heartbeat-interval", "200ms",
+        ]
+        if let capacity { arguments += ["--capacity", capacity] }
+        let process = try spawn(arguments, log: log)
+        datakeepers[id] = process
+        _ = try waitForListening(log: log, process: process)
+    }
+
+    /// Sends `signal` to datakeeper `id` and waits for it to exit.
+    public func killDataKeeper(_ id: String, signal: Int32 = SIGKILL) {
+        guard let process = datakeepers.removeValue(forKey: id) else { return }
+        Self.end(process, signal: signal)
+    }
+
+    public func killMaster(signal: Int32 = SIGKILL) {
+        guard let process = master else { return }
+        Self.end(process, signal: signal)
+        master = nil
+    }
+
+    /// Sends `signal` and waits; a process still running 10 s after a gentle signal gets SIGKILL.
+    public static func end(_ process: Process, signal: Int32 = SIGTERM) {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// The data folder of datakeeper `id`.
+    public func dataDirectory(of id: String) -> String { root + "/" + id }
+
+    /// Path of a chunk's file on datakeeper `id`.
+    public func chunkFile(_ chunk: ChunkID, on id: String) -> String {
+        dataDirectory(of: id) + "/chunks/\(chunk.value.prefix(2))/\(chunk.value)"
+    }
+
+    /// Ends every process this cluster started and removes its files.
+    public func shutdown() {
+        for process in others { Self.end(process, signal: SIGKILL) }
+        others = []
+        for id in Array(datakeepers.keys) { killDataKeeper(id, signal: SIGTERM) }
+        killMaster(signal: SIGTERM)
+        if ProcessInfo.processInfo.environment["TYDFS_KEEP_TEST_DATA"] == nil {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
+    private func nextLog(_ name: String) -> String {
+        logIndex += 1
+        return "\(root)/logs/\(logIndex)-\(name).log"
+    }
+
+    private func spawn(_ arguments: [String], log: String) throws -> Process {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    private func waitForListening(log: String, process: Process) throws -> Int {
+        var port: Int?
+        try waitUntil("\(log) to show the listening line", timeout: 20) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            guard process.isRunning else { throw TestClusterError("process exited early: \(text)") }
+            guard let range = text.range(of: "listening on http://127.0.0.1:") else { return false }
+            port = Int(text[range.upperBound...].prefix(while: \.isNumber))
+            return port != nil
+        }
+        return port!
+    }
+
+    // MARK: - CLI
+
+    /// Runs `tydfs ARGUMENTS --master URL` to completion, with `stdinFile` as standard input.
+    @discardableResult
+    public func run(_ arguments: [String], stdinFile: String? = nil, master: Bool = true) throws -> CommandResult {
+        let outPath = root + "/logs/cli-out-\(UUID().uuidString)"
+        let errPath = outPath + ".err"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments + (master ? ["--master", masterURL] : [])
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardInput = stdinFile.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return CommandResult(
+            exitCode: process.terminationStatus,
+            stdout: (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(),
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
+
+    /// Starts `tydfs ARGUMENTS --master URL` without waiting; `shutdown` ends it if the caller does not.
+    public func start(_ arguments: [String]) throws -> Process {
+        let process = try spawn(arguments + ["--master", masterURL], log: nextLog("cli"))
+        others.append(process)
+        return process
+    }
+
+    /// Runs a command that must succeed; throws with its stderr otherwise.
+    @discardableResult
+    public func succeed(_ arguments: [String], stdinFile: String? = nil) throws -> CommandResult {
+        let result = try run(arguments, stdinFile: stdinFile)
+        guard result.exitCode == 0 else {
+            throw TestClusterError("`tydfs \(arguments.joined(separator: " "))` exited \(result.exitCode): \(result.stderr)")
+        }
+        return result
+    }
+
+    public func json<T: Decodable>(_ type: T.Type, _ arguments: [String]) throws -> T {
+        try JSONDecoder().decode(T.self, from: try succeed(arguments + ["--json"]).stdout)
+    }
+
+    public func nodes() throws -> NodesResponse { try json(NodesResponse.self, ["nodes"]) }
+
+    public func aliveDataKeepers() throws -> [String] {
+        try nodes().nodes.filter(\.alive).map(\.id.value).sorted()
+    }
+
+    public func stat(_ path: String) throws -> FileInfo { try json(FileInfo.self, ["stat", path]) }
+
+    // MARK: - Files and waiting
+
+    /// A local file of `size` pseudo-random bytes (from `seed`), under the cluster's root.
+    public func makeFile(_ name: String, size: Int, seed: UInt64 = 1) throws -> String {
+        let path = root + "/" + name
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        var bytes = [UInt8](repeating: 0, count: size)
+        for index in 0..<size {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            bytes[index] = UInt8(truncatingIfNeeded: state)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    public func contents(_ path: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: path))
+    }
+
+    public func waitUntil(_ what: String, timeout: Double, interval: Double = 0.1, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if try condition() { return }
+            if Date() > deadline { throw TestClusterError("timed out after \(timeout) s waiting for \(what)") }
+            Thread.sleep(forTimeInterval: interval)
+        }
+    }
+}
+
+public struct TestClusterError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
