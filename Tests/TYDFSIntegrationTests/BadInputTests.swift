@@ -1,0 +1,124 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+
+/// Every bad input gets one clear line on stderr, a non-zero exit code, and changes nothing.
+final class BadInputTests: XCTestCase {
+    private func assertFails(
+        _ cluster: TestCluster, _ arguments: [String], mentioning fragment: String, master: Bool = true,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let result = try cluster.run(arguments, master: master)
+        XCTAssertNotEqual(result.exitCode, 0, "\(arguments) should fail", file: file, line: line)
+        XCTAssertTrue(result.stderr.contains(fragment), "\(arguments): stderr \(result.stderr.debugDescription) should mention \(fragment)", file: file, line: line)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "\(arguments): one line, got \(result.stderr.debugDescription)", file: file, line: line)
+        XCTAssertFalse(result.stderr.contains("Fatal error") || result.stderr.contains("Stack dump"), file: file, line: line)
+    }
+
+    func testMissingFilesTakenPathsAndMalformedPaths() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("x", size: 100)
+        try cluster.succeed(["put", local, "/dir/x"])
+
+        try assertFails(cluster, ["get", "/missing", cluster.root + "/out"], mentioning: "/missing: no such file")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.root + "/out"), "a failed get creates nothing")
+        try assertFails(cluster, ["stat", "/missing"], mentioning: "no such file")
+        try assertFails(cluster, ["rm", "/missing"], mentioning: "no such file")
+        try assertFails(cluster, ["ls", "/missing"], mentioning: "no such file or directory")
+        try assertFails(cluster, ["put", cluster.root + "/nope", "/nope"], mentioning: "no such local file")
+        try assertFails(cluster, ["put", cluster.root, "/folder"], mentioning: "not a regular file")
+        try assertFails(cluster, ["put", local, "/dir/x"], mentioning: "already exists")
+        try assertFails(cluster, ["put", local, "/dir/x/y"], mentioning: "/dir/x is a file")
+        try assertFails(cluster, ["put", local, "/dir"], mentioning: "is a directory")
+        try assertFails(cluster, ["put", local, "/"], mentioning: "root")
+        for (path, fragment) in [
+            ("/a/../b", ".."), ("/a//b", "empty segment"), ("relative/path", "not absolute"), ("/a/", "empty segment"),
+            ("/" + String(repeating: "n", count: 5000), "4096"),
+        ] {
+            try assertFails(cluster, ["put", local, path], mentioning: fragment)
+            try assertFails(cluster, ["get", path, cluster.root + "/o"], mentioning: fragment)
+            try assertFails(cluster, ["stat", path], mentioning: fragment)
+        }
+        // Nothing above changed the namespace.
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/"]).entries.map(\.path), ["/dir"])
+        XCTAssertEqual(try cluster.succeed(["get", "/dir/x", "-"]).stdout, try cluster.contents(local))
+    }
+
+    func testMalformedRequestsToTheServersGetA400AndTheClusterKeepsServing() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let nodes = try cluster.nodes().nodes
+        let requests: [(String, String, String?, Int)] = [
+            ("GET", cluster.masterURL + "/v1/files?path=%2Fa%00b", nil, 400),
+            ("GET", cluster.masterURL + "/v1/files", nil, 400),
+            ("POST", cluster.masterURL + "/v1/uploads", "{not json", 400),
+            ("POST", cluster.masterURL + "/v1/uploads", #"{"path": "/a/../b", "overwrite": false}"#, 400),
+            ("POST", cluster.masterURL + "/v1/heartbeat", #"{"id": "bad id!"}"#, 400),
+            ("POST", cluster.masterURL + "/v1/uploads/unknown/commit", #"{"sizeBytes": 0, "crc32c": 0, "chunks": []}"#, 404),
+            ("GET", "http://\(nodes[0].address)/v1/chunks/not-a-chunk-id", nil, 400),
+            ("GET", "http://\(nodes[0].address)/v1/chunks/" + String(repeating: "a", count: 32), nil, 404),
+            ("PUT", "http://\(nodes[0].address)/v1/chunks/" + String(repeating: "b", count: 32), "no header", 400),
+        ]
+        for (method, url, body, status) in requests {
+            let answer = try HTTP.request(method, url, body: body)
+            XCTAssertEqual(answer.status, status, "\(method) \(url)")
+            let error = try? JSONDecoder().decode(ErrorResponse.self, from: answer.body)
+            XCTAssertNotNil(error, "\(method) \(url) answers a JSON error: \(String(decoding: answer.body, as: UTF8.self))")
+            XCTAssertFalse(error?.error.message.isEmpty ?? true)
+        }
+        // A chunk whose trailer does not match its data is refused and not stored.
+        let id = ChunkID.random()
+        var frame = Array("some data".utf8) + ChunkFrame.trailer(CRC32C.checksum(Array("some data".utf8)))
+        frame[0] ^= 1
+        let corrupt = try HTTP.request("PUT", "http://\(nodes[0].address)/v1/chunks/\(id)", bodyData: Data(frame),
+                                       headers: [Header.dataBytes: "9"])
+        XCTAssertEqual(corrupt.status, 422)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.chunkFile(id, on: nodes[0].id.value)))
+        let local = try cluster.makeFile("ok", size: 5000)
+        try cluster.succeed(["put", local, "/ok"])
+        XCTAssertEqual(try cluster.succeed(["get", "/ok", "-"]).stdout, try cluster.contents(local))
+    }
+
+    func testNoMasterAndNoDataKeeper() throws {
+        let cluster = try TestCluster(datakeepers: 0)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("x", size: 100)
+        try assertFails(cluster, ["put", local, "/x"], mentioning: "no live datakeeper")
+        try assertFails(cluster, ["ls", "--master", "http://127.0.0.1:1"], mentioning: "cannot reach the master at http://127.0.0.1:1", master: false)
+        try assertFails(cluster, ["nodes", "--master", "not-a-url"], mentioning: "http://", master: false)
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.count, 0)
+    }
+}
+
+/// A minimal blocking HTTP client for sending requests the real client never would.
+enum HTTP {
+    struct Answer {
+        var status: Int
+        var body: Data
+    }
+
+    static func request(_ method: String, _ url: String, body: String? = nil, bodyData: Data? = nil, headers: [String: String] = [:]) throws -> Answer {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.httpBody = bodyData ?? body.map { Data($0.utf8) }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let done = DispatchSemaphore(value: 0)
+        var answer: Answer?
+        var failure: Error?
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            if let error { failure = error }
+            answer = Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data())
+            done.signal()
+        }.resume()
+        done.wait()
+        if let failure { throw failure }
+        return answer!
+    }
+}
