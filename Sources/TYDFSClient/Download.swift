@@ -67,6 +67,9 @@ extension TYDFSClient {
                 return
             } catch {
                 failures.append("\(replica.id): \(PeerError.describe(error))")
+                if let error = error as? TYDFSError, error.code == .checksumMismatch || error.code == .protocolViolation {
+                    await reportBadReplica(chunk.id, on: replica.id, message: error.message)
+                }
                 logger.warning("replica failed, trying the next", metadata: ["chunk.id": "\(chunk.id)", "datakeeper.id": "\(replica.id)", "error": "\(error)"])
                 if offset == nil && written > 0 {
                     throw TYDFSError(.unreachable, "chunk \(chunk.index) failed after \(written) bytes were written to standard output: \(failures.joined(separator: "; "))")

@@ -52,6 +52,16 @@ public final class TYDFSClient: Sendable {
         try await control(.GET, Route.nodes)
     }
 
+    public func fsck(_ path: RemotePath) async throws -> FsckReport {
+        try await control(.GET, Route.fsck, query: path)
+    }
+
+    /// Tells the master a replica sent bytes that do not match its checksum (best effort).
+    func reportBadReplica(_ chunk: ChunkID, on datakeeper: DataKeeperID, message: String) async {
+        let _: [String: String]? = try? await control(
+            .POST, Route.badReplicas, body: BadReplicaReport(chunk: chunk, datakeeper: datakeeper, message: message))
+    }
+
     // MARK: - Control requests
 
     func control<Response: Decodable>(_ method: HTTPMethod, _ route: String, query: RemotePath? = nil) async throws -> Response {

@@ -8,7 +8,8 @@ import TYDFSFileIO
 ///
 /// Layout: `chunks/ab/<chunk id>` (fanned out by the first two hex digits) holds finished
 /// chunks as framed bytes (data + CRC32C trailer); `tmp/` holds chunks being written and is
-/// emptied at start-up, since anything there was interrupted.
+/// emptied at start-up, since anything there was interrupted; `corrupt/` keeps chunks that failed
+/// verification, out of service but not destroyed.
 actor ChunkStore {
     let directory: String
     private let configuredCapacityBytes: Int64?
@@ -21,6 +22,7 @@ actor ChunkStore {
         self.configuredCapacityBytes = capacityBytes
         try LocalFileSystem.makeDirectories(directory + "/chunks")
         try LocalFileSystem.makeDirectories(directory + "/tmp")
+        try LocalFileSystem.makeDirectories(directory + "/corrupt")
         for name in try LocalFileSystem.list(directory + "/tmp") {
             _ = unlink(directory + "/tmp/" + name)
         }
@@ -83,6 +85,24 @@ actor ChunkStore {
     func abandon(_ id: ChunkID, temporaryPath: String) async {
         reservations[id] = nil
         _ = try? await LocalFileSystem.remove(temporaryPath)
+    }
+
+    /// Takes a chunk that failed verification out of service: moved to `corrupt/`, no longer held.
+    /// Returns false when the chunk was not held (already deleted or quarantined).
+    @discardableResult
+    func quarantine(_ id: ChunkID) async -> Bool {
+        guard let size = sizes.removeValue(forKey: id) else { return false }
+        usedBytes -= size
+        _ = try? await LocalFileSystem.renameDurably(path(of: id), to: "\(directory)/corrupt/\(id.value)")
+        return true
+    }
+
+    /// Forgets a chunk whose file has disappeared. Returns false when it was not held anyway.
+    @discardableResult
+    func forgetMissing(_ id: ChunkID) -> Bool {
+        guard let size = sizes.removeValue(forKey: id) else { return false }
+        usedBytes -= size
+        return true
     }
 
     /// Deletes a chunk. Returns false when it was not here.

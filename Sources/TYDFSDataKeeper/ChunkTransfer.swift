@@ -16,6 +16,7 @@ struct ChunkTransfer: Sendable {
     let id: DataKeeperID
     let store: ChunkStore
     let counters: TransferCounters
+    let events: DataKeeperEvents
     let httpClient: HTTPClient
     let logger: Logger
 
@@ -49,10 +50,10 @@ struct ChunkTransfer: Sendable {
 
     /// Writes the frame to `path`, verifying its trailer, and fsyncs it. Every buffer is also
     /// handed to `forwarding`, concurrently with the disk write.
-    private func writeLocally(
-        _ body: RequestBody, to path: String, frameBytes: Int64, dataBytes: Int64,
+    private func writeLocally<Body: AsyncSequence>(
+        _ body: Body, to path: String, frameBytes: Int64, dataBytes: Int64,
         forwarding: AsyncThrowingChannel<ByteBuffer, Error>?
-    ) async throws -> UInt32 {
+    ) async throws -> UInt32 where Body.Element == ByteBuffer {
         let file = try await LocalFile.create(path)
         defer { try? file.close() }
         var reader = ChunkFrameReader(maxFrameBytes: frameBytes)
@@ -125,6 +126,7 @@ struct ChunkTransfer: Sendable {
         counters.begin()
         let counters = self.counters
         let logger = self.logger
+        let reportBad = self.reportBad
         let body = ResponseBody(contentLength: Int(frameBytes)) { writer in
             defer {
                 try? file.close()
@@ -142,6 +144,7 @@ struct ChunkTransfer: Sendable {
                         _ = try reader.finish()
                     } catch {
                         logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+                        await reportBad(chunk)
                         throw error
                     }
                 }
@@ -154,5 +157,104 @@ struct ChunkTransfer: Sendable {
         headers[.contentType] = "application/octet-stream"
         headers[.tydfsDataBytes] = String(frameBytes - Int64(Limits.chunkTrailerBytes))
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    // MARK: - Repair
+
+    /// Takes a bad chunk out of service and tells the master (next heartbeat).
+    @Sendable func reportBad(_ chunk: ChunkID) async {
+        if await store.quarantine(chunk) { events.bad(chunk) }
+    }
+
+    /// Carries out a copy order: pulls the chunk from the first source that delivers it intact.
+    func copy(_ order: CopyChunkOrder) async {
+        if await store.contains(order.chunk) {
+            // Already here (e.g. an earlier order whose report was lost): verify instead of copying.
+            if await verify(order.chunk) { events.copied(order.chunk) }
+            else { events.copyFailed(CopyFailure(chunk: order.chunk, message: "the local copy was bad", badSources: [])) }
+            return
+        }
+        counters.begin()
+        defer { counters.end() }
+        var failures: [String] = []
+        var badSources: [DataKeeperID] = []
+        for source in order.sources where source.id != id {
+            do {
+                try await pull(order, from: source)
+                events.copied(order.chunk)
+                logger.info("chunk copied", metadata: ["chunk.id": "\(order.chunk)", "from": "\(source.id)"])
+                return
+            } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
+                badSources.append(source.id)
+                failures.append("\(source.id): \(error.message)")
+            } catch {
+                failures.append("\(source.id): \(error)")
+            }
+        }
+        events.copyFailed(CopyFailure(chunk: order.chunk, message: failures.joined(separator: "; "), badSources: badSources))
+    }
+
+    private func pull(_ order: CopyChunkOrder, from source: DataKeeperAddress) async throws {
+        var request = HTTPClientRequest(url: "http://\(source.address)\(Route.chunk(order.chunk.value))")
+        request.method = .GET
+        let response = try await httpClient.execute(request, timeout: .seconds(Limits.idleTransferTimeoutSeconds * 10))
+        guard response.status == .ok else {
+            throw TYDFSError(.unreachable, "answered HTTP \(response.status.code)")
+        }
+        let frameBytes = ChunkFrame.frameBytes(dataBytes: order.dataBytes)
+        let temporaryPath = try await store.reserve(order.chunk, frameBytes: frameBytes)
+        do {
+            let crc = try await writeLocally(response.body, to: temporaryPath, frameBytes: frameBytes, dataBytes: order.dataBytes, forwarding: nil)
+            guard crc == order.crc32c else {
+                throw TYDFSError(.checksumMismatch, "sent a chunk with crc32c \(hex32(crc)), expected \(hex32(order.crc32c))")
+            }
+            try await store.commit(order.chunk, temporaryPath: temporaryPath, frameBytes: frameBytes)
+        } catch {
+            await store.abandon(order.chunk, temporaryPath: temporaryPath)
+            throw error
+        }
+    }
+
+    /// Re-reads a chunk and checks its trailer, at most `bytesPerSecond` fast. A missing or
+    /// corrupt chunk is taken out of service and reported. Returns whether the chunk is good.
+    @discardableResult
+    func verify(_ chunk: ChunkID, bytesPerSecond: Double = .infinity) async -> Bool {
+        guard await store.contains(chunk) else { return false }
+        let file: LocalFile
+        do {
+            file = try await LocalFile.openForReading(store.path(of: chunk))
+        } catch {
+            if await store.forgetMissing(chunk) {
+                logger.error("chunk file missing", metadata: ["chunk.id": "\(chunk)"])
+                events.bad(chunk)
+            }
+            return false
+        }
+        defer { try? file.close() }
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            let frameBytes = try await file.size()
+            var reader = ChunkFrameReader(maxFrameBytes: frameBytes)
+            var offset: Int64 = 0
+            while offset < frameBytes {
+                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset)), at: offset)
+                guard piece.readableBytes > 0 else { break }
+                try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
+                offset += Int64(piece.readableBytes)
+                if bytesPerSecond.isFinite {
+                    let due = Double(offset) / bytesPerSecond
+                    let spent = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                    if due > spent { try await Task.sleep(nanoseconds: UInt64((due - spent) * 1e9)) }
+                }
+            }
+            _ = try reader.finish()
+            return true
+        } catch is CancellationError {
+            return true
+        } catch {
+            logger.error("chunk failed verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+            await reportBad(chunk)
+            return false
+        }
     }
 }

@@ -18,11 +18,23 @@ public struct DataKeeperConfiguration: Sendable {
     public var capacityBytes: Int64?
     /// Seconds between heartbeats.
     public var heartbeatIntervalSeconds = 1.0
+    /// Seconds between full chunk reports, the master's check of what this datakeeper holds.
+    public var reportIntervalSeconds = 60.0
+    /// Seconds from the start of one scrub pass (re-reading every chunk) to the start of the next.
+    public var scrubIntervalSeconds = 3600.0
+    /// Bytes per second the scrubber may read, so that it never crowds out clients.
+    public var scrubBytesPerSecond: Int64 = 64 * 1024 * 1024
+    /// Copy and verify orders from the master run at once.
+    public var maxConcurrentRepairs = 4
 
     public init() {}
 
     public func validate() throws {
         guard heartbeatIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--heartbeat-interval must be positive") }
+        guard reportIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--report-interval must be positive") }
+        guard scrubIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--scrub-interval must be positive") }
+        guard scrubBytesPerSecond > 0 else { throw TYDFSError(.invalidArgument, "--scrub-rate must be positive") }
+        guard maxConcurrentRepairs > 0 else { throw TYDFSError(.invalidArgument, "--max-repairs must be positive") }
         if let capacityBytes, capacityBytes <= 0 { throw TYDFSError(.invalidArgument, "--capacity must be positive") }
         guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://") else {
             throw TYDFSError(.invalidArgument, "--master must be a URL like http://127.0.0.1:9333, not '\(masterURL)'")

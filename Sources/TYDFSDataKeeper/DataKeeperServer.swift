@@ -78,7 +78,9 @@ public enum DataKeeperServer {
         logger[metadataKey: "datakeeper.id"] = "\(id)"
         let store = try ChunkStore(directory: configuration.dataDirectory, capacityBytes: configuration.capacityBytes)
         let counters = TransferCounters()
-        let transfer = ChunkTransfer(id: id, store: store, counters: counters, httpClient: httpClient, logger: logger)
+        let events = DataKeeperEvents()
+        let transfer = ChunkTransfer(id: id, store: store, counters: counters, events: events, httpClient: httpClient, logger: logger)
+        let (repairJobs, repairContinuation) = AsyncStream.makeStream(of: RepairJob.self)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = HTTPServer.application(
             responder: router(transfer: transfer).buildResponder(), host: configuration.host, port: configuration.port,
@@ -91,19 +93,24 @@ public enum DataKeeperServer {
         let host = configuration.host
         let heartbeat = HeartbeatSender(
             id: id, masterURL: configuration.masterURL.hasSuffix("/") ? String(configuration.masterURL.dropLast()) : configuration.masterURL,
-            intervalSeconds: configuration.heartbeatIntervalSeconds,
+            intervalSeconds: configuration.heartbeatIntervalSeconds, reportIntervalSeconds: configuration.reportIntervalSeconds,
             address: {
                 if let advertised { return advertised }
                 var iterator = ports.makeAsyncIterator()
                 let port = await iterator.next() ?? configuration.port
                 return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             },
-            store: store, counters: counters, httpClient: httpClient, logger: logger)
+            store: store, counters: counters, events: events, repairs: repairContinuation, httpClient: httpClient, logger: logger)
         logger.info("datakeeper configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
             "master": "\(configuration.masterURL)", "heartbeat_interval_s": "\(configuration.heartbeatIntervalSeconds)",
+            "scrub_interval_s": "\(configuration.scrubIntervalSeconds)", "scrub_rate": "\(configuration.scrubBytesPerSecond)",
         ])
-        return [app, heartbeat]
+        let repairs = RepairWorker(jobs: repairJobs, transfer: transfer, concurrency: configuration.maxConcurrentRepairs)
+        let scrubber = Scrubber(
+            transfer: transfer, intervalSeconds: configuration.scrubIntervalSeconds,
+            bytesPerSecond: Double(configuration.scrubBytesPerSecond), logger: logger)
+        return [app, heartbeat, repairs, scrubber]
     }
 
     /// The id kept in `<data>/datakeeper-id`, made on first start: a datakeeper keeps its name

@@ -7,15 +7,21 @@ import TYDFSCore
 import TYDFSProtocol
 
 /// Tells the master, every interval, that this datakeeper is alive, how full and busy it is,
-/// and (on the first beat after a start, or when asked) every chunk it holds. Carries out the
-/// deletions the master orders in its answer and confirms them in the next beat.
+/// and (on the first beat after a start, every report interval, or when asked) every chunk it
+/// holds, with the bad chunks found and the copies done since the last beat. Carries out the
+/// deletions the master orders in its answer (confirming them in the next beat) and queues its
+/// copy and verify orders for the repair worker.
 struct HeartbeatSender: Service {
     let id: DataKeeperID
     let masterURL: String
     let intervalSeconds: Double
+    /// Seconds between full chunk reports (besides the first one and those the master asks for).
+    let reportIntervalSeconds: Double
     let address: @Sendable () async -> String
     let store: ChunkStore
     let counters: TransferCounters
+    let events: DataKeeperEvents
+    let repairs: AsyncStream<RepairJob>.Continuation
     let httpClient: HTTPClient
     let logger: Logger
 
@@ -24,18 +30,25 @@ struct HeartbeatSender: Service {
         var sendReport = true
         var deleted: [ChunkID] = []
         var masterReachable = true
+        var lastReport = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds) { sendReport = true }
             let usage = await store.usage()
+            let batch = events.drain()
             let beat = HeartbeatRequest(
                 id: id, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
                 chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
-                chunkReport: sendReport ? await store.chunkIDs() : nil, deletedChunks: deleted)
+                chunkReport: sendReport ? await store.chunkIDs() : nil, deletedChunks: deleted,
+                badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed)
             do {
                 let answer = try await send(beat)
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
                 masterReachable = true
                 deleted = []
+                if beat.chunkReport != nil { lastReport = ContinuousClock.now }
                 sendReport = answer.sendChunkReport
+                for order in answer.copyChunks { repairs.yield(.copy(order)) }
+                for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
                 for chunk in answer.deleteChunks {
                     do {
                         try await store.delete(chunk)
@@ -45,6 +58,7 @@ struct HeartbeatSender: Service {
                     }
                 }
             } catch {
+                events.restore(batch)
                 if masterReachable {
                     logger.warning("heartbeat failed", metadata: ["master": "\(masterURL)", "error": "\(error)"])
                 }

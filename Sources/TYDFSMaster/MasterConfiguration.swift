@@ -13,6 +13,14 @@ public struct MasterConfiguration: Sendable {
     public var chunkSizeBytes: Int64 = 64 * 1024 * 1024
     /// A datakeeper silent for this long is dead: no new work, not offered to readers.
     public var heartbeatTimeoutSeconds = 5.0
+    /// Seconds between two rounds of the replication manager.
+    public var repairIntervalSeconds = 1.0
+    /// Re-replication copies one datakeeper may take part in at once (as source or destination),
+    /// so that repair does not starve clients.
+    public var maxRepairsPerDataKeeper = 4
+    /// A chunk no file references is deleted from a datakeeper once it has been reported this
+    /// long: long enough that no upload still writing it can be affected.
+    public var orphanGraceSeconds = 3600.0
 
     public init() {}
 
@@ -27,5 +35,8 @@ public struct MasterConfiguration: Sendable {
         guard heartbeatTimeoutSeconds > 0 else {
             throw TYDFSError(.invalidArgument, "--heartbeat-timeout must be positive")
         }
+        guard repairIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--repair-interval must be positive") }
+        guard maxRepairsPerDataKeeper >= 1 else { throw TYDFSError(.invalidArgument, "--max-repairs-per-datakeeper must be at least 1") }
+        guard orphanGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--orphan-grace must not be negative") }
     }
 }

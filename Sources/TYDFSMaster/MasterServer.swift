@@ -17,7 +17,14 @@ public enum MasterServer {
         router.post(RouterPath(Route.heartbeat)) { request, _ in
             try JSON.response(try await state.heartbeat(try await JSON.decode(HeartbeatRequest.self, from: request)))
         }
-        router.get(RouterPath(Route.nodes)) { _, _ in try JSON.response(await state.nodes()) }
+        router.get(RouterPath(Route.nodes)) { _, _ in try JSON.response(try await state.nodes()) }
+        router.get(RouterPath(Route.fsck)) { request, _ in
+            try JSON.response(try await state.fsck(try RemotePath(request.uri.queryParameters.get("path") ?? "/")))
+        }
+        router.post(RouterPath(Route.badReplicas)) { request, _ in
+            await state.badReplicaReported(try await JSON.decode(BadReplicaReport.self, from: request))
+            return try JSON.response(["status": "verification ordered"])
+        }
         router.post(RouterPath(Route.uploads)) { request, _ in
             try JSON.response(try await state.createUpload(try await JSON.decode(CreateUploadRequest.self, from: request)))
         }
@@ -78,6 +85,26 @@ public enum MasterServer {
         let app = HTTPServer.application(
             responder: router(state: state).buildResponder(), host: configuration.host, port: configuration.port,
             logger: logger, onListening: onListening)
-        return ([app], store)
+        let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
+        return ([app, repair], store)
+    }
+}
+
+/// The seed's "replica process": every interval, one round of planning and ordering copies and
+/// trims, until the master shuts down.
+struct ReplicationManager: Service {
+    let state: MasterState
+    let intervalSeconds: Double
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await state.replicationRound()
+            } catch {
+                logger.error("replication round failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
+        }
     }
 }

@@ -19,8 +19,18 @@ actor MasterState {
     let configuration: MasterConfiguration
     let store: any MetadataStore
     let logger: Logger
-    private var registry: NodeRegistry
+    var registry: NodeRegistry
     private var uploads: [String: Upload] = [:]
+    /// Re-replication copies ordered and not yet reported, by chunk and destination.
+    var copiesInFlight: [ChunkID: [DataKeeperID: InFlightCopy]] = [:]
+    /// Copy orders waiting for their destination's next heartbeat.
+    var copyOrders: [DataKeeperID: [CopyChunkOrder]] = [:]
+    /// Chunks a datakeeper must verify, waiting for its next heartbeat.
+    var verifyOrders: [DataKeeperID: Set<ChunkID>] = [:]
+    /// Replicas found corrupt whose chunk is not back at its factor yet (for fsck).
+    var corruptReplicas: Set<Replica> = []
+    /// When each unreferenced chunk a datakeeper reported was first seen there.
+    var unreferencedSince: [DataKeeperID: [ChunkID: Double]] = [:]
     /// Datakeepers whose holdings the master has not been told since it (or they) started.
     private var awaitingReport: Set<DataKeeperID> = []
 
@@ -48,8 +58,10 @@ actor MasterState {
             logger.info("datakeeper is alive", metadata: ["datakeeper.id": "\(beat.id)", "datakeeper.address": "\(beat.address)"])
             awaitingReport.insert(beat.id)
         }
+        var unreferenced: [ChunkID]?
         if let report = beat.chunkReport {
             let result = try await store.reconcile(datakeeper: beat.id, reported: Set(report))
+            unreferenced = result.unreferenced
             awaitingReport.remove(beat.id)
             logger.info("chunk report reconciled", metadata: [
                 "datakeeper.id": "\(beat.id)", "chunks": "\(report.count)", "replicas.added": "\(result.added)",
@@ -57,17 +69,22 @@ actor MasterState {
             ])
         }
         try await store.deletionsDone(datakeeper: beat.id, chunks: beat.deletedChunks)
+        try await absorbRepairReports(beat, unreferenced: unreferenced)
         let deletions = try await store.pendingDeletions(for: beat.id, limit: 1000)
-        return HeartbeatResponse(sendChunkReport: awaitingReport.contains(beat.id), deleteChunks: deletions)
+        let orders = takeOrders(for: beat.id)
+        return HeartbeatResponse(
+            sendChunkReport: awaitingReport.contains(beat.id), deleteChunks: deletions, copyChunks: orders.copies, verifyChunks: orders.verify)
     }
 
-    func nodes() -> NodesResponse {
+    func nodes() async throws -> NodesResponse {
+        let pending = try await store.pendingDeletionCounts()
         let now = Self.monotonicSeconds()
         let rows = registry.nodes.values.sorted { $0.id < $1.id }.map { node in
             NodeInfo(
                 id: node.id, address: node.address, alive: registry.isAlive(node, now: now), inFlight: node.load,
                 capacityBytes: node.capacityBytes, usedBytes: node.usedBytes, chunkCount: node.chunkCount,
-                chunksServed: node.chunksServed, secondsSinceHeartbeat: max(0, now - node.lastHeartbeatSeconds))
+                chunksServed: node.chunksServed, secondsSinceHeartbeat: max(0, now - node.lastHeartbeatSeconds),
+                repairCopies: repairCopies(of: node.id), pendingDeletions: pending[node.id] ?? 0)
         }
         return NodesResponse(heartbeatTimeoutSeconds: configuration.heartbeatTimeoutSeconds, nodes: rows)
     }
@@ -148,6 +165,11 @@ actor MasterState {
             "under_replicated": "\(info.underReplicated)",
         ])
         return info
+    }
+
+    /// Chunks allocated to uploads still open: stored somewhere, not yet referenced, not orphans.
+    func openUploadChunks() -> [ChunkID] {
+        uploads.values.flatMap(\.allocated)
     }
 
     func abortUpload(uploadID: String) {

@@ -87,5 +87,28 @@ public protocol MetadataStore: Sendable {
     func pendingDeletions(for datakeeper: DataKeeperID, limit: Int) async throws -> [ChunkID]
     /// The datakeeper confirmed these chunks are gone.
     func deletionsDone(datakeeper: DataKeeperID, chunks: [ChunkID]) async throws
+    /// Every chunk of the files at or below `path` with its recorded replicas, in path and index order.
+    func chunkPlacements(under path: RemotePath) async throws -> [ChunkPlacement]
+    /// Records that `datakeeper` now holds a good copy of `chunk`. False when no file references the chunk any more.
+    func addReplica(chunk: ChunkID, datakeeper: DataKeeperID) async throws -> Bool
+    /// Forgets the replica of `chunk` on `datakeeper`; with `deleteFromDisk`, also queues its deletion there.
+    func dropReplica(chunk: ChunkID, datakeeper: DataKeeperID, deleteFromDisk: Bool) async throws
+    /// Queues deletion of chunks on `datakeeper` that no file references (checked again here).
+    func deleteUnreferenced(chunks: [ChunkID], on datakeeper: DataKeeperID) async throws -> Int
+    /// Number of chunk deletions waiting, per datakeeper.
+    func pendingDeletionCounts() async throws -> [DataKeeperID: Int]
     func close() async throws
+}
+
+/// A chunk with its place in the namespace and what the replication manager needs of it.
+public struct ChunkPlacement: Equatable, Sendable {
+    public var path: RemotePath
+    public var index: Int
+    public var state: ChunkReplicaState
+
+    public init(path: RemotePath, index: Int, state: ChunkReplicaState) {
+        self.path = path
+        self.index = index
+        self.state = state
+    }
 }

@@ -228,9 +228,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     private static func delete(_ file: StoredFile, _ db: any SQLDatabase) async throws {
         for chunk in file.chunks {
             for replica in chunk.replicas {
-                try await db.raw("""
-                    INSERT INTO pending_deletions (chunk_id, datakeeper_id) VALUES (\(bind: chunk.id.value), \(bind: replica.value))
-                    """).run()
+                try await queueDeletion(chunk.id, on: replica, db)
             }
             try await db.raw("DELETE FROM replicas WHERE chunk_id = \(bind: chunk.id.value)").run()
         }
@@ -295,6 +293,96 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                     DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
                     """).run()
             }
+        }
+    }
+
+    // MARK: - Replication
+
+    public func chunkPlacements(under path: RemotePath) async throws -> [ChunkPlacement] {
+        let prefix = path.childPrefix
+        let upper = prefix + "\u{10FFFF}"
+        return try await read { db in
+            let rows = try await db.raw("""
+                SELECT c.id, c.path, c.idx, c.size_bytes, c.crc32c, f.replication, r.datakeeper_id
+                FROM chunks c JOIN files f ON f.path = c.path LEFT JOIN replicas r ON r.chunk_id = c.id
+                WHERE c.path = \(bind: path.value) OR (c.path >= \(bind: prefix) AND c.path < \(bind: upper))
+                ORDER BY c.path, c.idx, r.datakeeper_id
+                """).all()
+            var placements: [ChunkPlacement] = []
+            for row in rows {
+                let id = try ChunkID(row.decode(column: "id", as: String.self))
+                let replica = try row.decode(column: "datakeeper_id", as: String?.self).map { try DataKeeperID($0) }
+                if let last = placements.last, last.state.id == id {
+                    if let replica { placements[placements.count - 1].state.replicas.append(replica) }
+                    continue
+                }
+                placements.append(ChunkPlacement(
+                    path: try RemotePath(row.decode(column: "path", as: String.self)),
+                    index: try row.decode(column: "idx", as: Int.self),
+                    state: ChunkReplicaState(
+                        id: id, frameBytes: ChunkFrame.frameBytes(dataBytes: try row.decode(column: "size_bytes", as: Int64.self)),
+                        crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
+                        replicas: replica.map { [$0] } ?? [], replication: try row.decode(column: "replication", as: Int.self))))
+            }
+            return placements
+        }
+    }
+
+    public func addReplica(chunk: ChunkID, datakeeper: DataKeeperID) async throws -> Bool {
+        try await transaction { db in
+            guard try await db.raw("SELECT id FROM chunks WHERE id = \(bind: chunk.value)").first() != nil else { return false }
+            try await db.raw("""
+                DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+                """).run()
+            try await db.raw("""
+                INSERT INTO replicas (chunk_id, datakeeper_id) VALUES (\(bind: chunk.value), \(bind: datakeeper.value))
+                """).run()
+            return true
+        }
+    }
+
+    public func dropReplica(chunk: ChunkID, datakeeper: DataKeeperID, deleteFromDisk: Bool) async throws {
+        try await transaction { db in
+            try await db.raw("""
+                DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+                """).run()
+            if deleteFromDisk {
+                try await Self.queueDeletion(chunk, on: datakeeper, db)
+            }
+        }
+    }
+
+    public func deleteUnreferenced(chunks: [ChunkID], on datakeeper: DataKeeperID) async throws -> Int {
+        try await transaction { db in
+            var queued = 0
+            for chunk in chunks {
+                guard try await db.raw("SELECT id FROM chunks WHERE id = \(bind: chunk.value)").first() == nil else { continue }
+                try await Self.queueDeletion(chunk, on: datakeeper, db)
+                queued += 1
+            }
+            return queued
+        }
+    }
+
+    private static func queueDeletion(_ chunk: ChunkID, on datakeeper: DataKeeperID, _ db: any SQLDatabase) async throws {
+        try await db.raw("""
+            DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+            """).run()
+        try await db.raw("""
+            INSERT INTO pending_deletions (chunk_id, datakeeper_id) VALUES (\(bind: chunk.value), \(bind: datakeeper.value))
+            """).run()
+    }
+
+    public func pendingDeletionCounts() async throws -> [DataKeeperID: Int] {
+        try await read { db in
+            let rows = try await db.raw("""
+                SELECT datakeeper_id, COUNT(*) AS pending FROM pending_deletions GROUP BY datakeeper_id
+                """).all()
+            var counts: [DataKeeperID: Int] = [:]
+            for row in rows {
+                counts[try DataKeeperID(row.decode(column: "datakeeper_id", as: String.self))] = try row.decode(column: "pending", as: Int.self)
+            }
+            return counts
         }
     }
 }

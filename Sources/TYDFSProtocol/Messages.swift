@@ -29,9 +29,16 @@ public struct HeartbeatRequest: Codable, Sendable {
     public var chunkReport: [ChunkID]?
     /// Chunks deleted on the master's orders since the last heartbeat.
     public var deletedChunks: [ChunkID]
+    /// Chunks found corrupt (and moved aside) or missing since the last heartbeat.
+    public var badChunks: [ChunkID]
+    /// Copy orders finished since the last heartbeat: the chunk is now stored here.
+    public var copiesDone: [ChunkID]
+    /// Copy orders that failed since the last heartbeat.
+    public var copiesFailed: [CopyFailure]
 
     public init(id: DataKeeperID, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
-                inFlight: Int, chunksServed: Int64, chunkReport: [ChunkID]?, deletedChunks: [ChunkID]) {
+                inFlight: Int, chunksServed: Int64, chunkReport: [ChunkID]?, deletedChunks: [ChunkID],
+                badChunks: [ChunkID] = [], copiesDone: [ChunkID] = [], copiesFailed: [CopyFailure] = []) {
         self.id = id
         self.address = address
         self.capacityBytes = capacityBytes
@@ -41,6 +48,9 @@ public struct HeartbeatRequest: Codable, Sendable {
         self.chunksServed = chunksServed
         self.chunkReport = chunkReport
         self.deletedChunks = deletedChunks
+        self.badChunks = badChunks
+        self.copiesDone = copiesDone
+        self.copiesFailed = copiesFailed
     }
 }
 
@@ -48,12 +58,49 @@ public struct HeartbeatRequest: Codable, Sendable {
 public struct HeartbeatResponse: Codable, Sendable {
     /// The master does not know what this datakeeper holds (e.g. it restarted): send a full report.
     public var sendChunkReport: Bool
-    /// Chunks this datakeeper must delete (their files were removed or replaced).
+    /// Chunks this datakeeper must delete (their files were removed or replaced, extra replicas).
     public var deleteChunks: [ChunkID]
+    /// Chunks this datakeeper must copy from other datakeepers (re-replication).
+    public var copyChunks: [CopyChunkOrder]
+    /// Chunks this datakeeper must re-read and verify now (a reader saw a bad copy).
+    public var verifyChunks: [ChunkID]
 
-    public init(sendChunkReport: Bool, deleteChunks: [ChunkID]) {
+    public init(sendChunkReport: Bool, deleteChunks: [ChunkID], copyChunks: [CopyChunkOrder] = [], verifyChunks: [ChunkID] = []) {
         self.sendChunkReport = sendChunkReport
         self.deleteChunks = deleteChunks
+        self.copyChunks = copyChunks
+        self.verifyChunks = verifyChunks
+    }
+}
+
+/// "Pull this chunk from one of these datakeepers": the seed's replica destination order.
+public struct CopyChunkOrder: Codable, Sendable, Equatable {
+    public var chunk: ChunkID
+    public var dataBytes: Int64
+    /// The checksum the copy must have; a source sending anything else is skipped.
+    public var crc32c: UInt32
+    /// Healthy replicas, best first.
+    public var sources: [DataKeeperAddress]
+
+    public init(chunk: ChunkID, dataBytes: Int64, crc32c: UInt32, sources: [DataKeeperAddress]) {
+        self.chunk = chunk
+        self.dataBytes = dataBytes
+        self.crc32c = crc32c
+        self.sources = sources
+    }
+}
+
+/// A copy order that did not work out, and why.
+public struct CopyFailure: Codable, Sendable, Equatable {
+    public var chunk: ChunkID
+    public var message: String
+    /// Sources that sent bytes not matching the checksum: they should verify their replica.
+    public var badSources: [DataKeeperID]
+
+    public init(chunk: ChunkID, message: String, badSources: [DataKeeperID]) {
+        self.chunk = chunk
+        self.message = message
+        self.badSources = badSources
     }
 }
 
@@ -246,9 +293,13 @@ public struct NodeInfo: Codable, Sendable {
     public var chunkCount: Int
     public var chunksServed: Int64
     public var secondsSinceHeartbeat: Double
+    /// Re-replication copies this datakeeper is taking part in (as source or destination).
+    public var repairCopies: Int
+    /// Chunks waiting to be deleted from it.
+    public var pendingDeletions: Int
 
     public init(id: DataKeeperID, address: String, alive: Bool, inFlight: Int, capacityBytes: Int64, usedBytes: Int64,
-                chunkCount: Int, chunksServed: Int64, secondsSinceHeartbeat: Double) {
+                chunkCount: Int, chunksServed: Int64, secondsSinceHeartbeat: Double, repairCopies: Int, pendingDeletions: Int) {
         self.id = id
         self.address = address
         self.alive = alive
@@ -258,6 +309,8 @@ public struct NodeInfo: Codable, Sendable {
         self.chunkCount = chunkCount
         self.chunksServed = chunksServed
         self.secondsSinceHeartbeat = secondsSinceHeartbeat
+        self.repairCopies = repairCopies
+        self.pendingDeletions = pendingDeletions
     }
 }
 
@@ -269,5 +322,73 @@ public struct NodesResponse: Codable, Sendable {
     public init(heartbeatTimeoutSeconds: Double, nodes: [NodeInfo]) {
         self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
         self.nodes = nodes
+    }
+}
+
+/// A reader's report that a replica sent bytes not matching the chunk's checksum.
+public struct BadReplicaReport: Codable, Sendable {
+    public var chunk: ChunkID
+    public var datakeeper: DataKeeperID
+    public var message: String
+
+    public init(chunk: ChunkID, datakeeper: DataKeeperID, message: String) {
+        self.chunk = chunk
+        self.datakeeper = datakeeper
+        self.message = message
+    }
+}
+
+/// One chunk that is not as it should be, in `tydfs fsck`.
+public struct FsckProblem: Codable, Sendable {
+    /// `under_replicated`, `missing`, `over_replicated` or `corrupt`.
+    public var status: String
+    public var path: RemotePath
+    public var chunkIndex: Int
+    public var chunk: ChunkID
+    public var liveReplicas: Int
+    public var replication: Int
+    public var detail: String
+
+    public init(status: String, path: RemotePath, chunkIndex: Int, chunk: ChunkID, liveReplicas: Int, replication: Int, detail: String) {
+        self.status = status
+        self.path = path
+        self.chunkIndex = chunkIndex
+        self.chunk = chunk
+        self.liveReplicas = liveReplicas
+        self.replication = replication
+        self.detail = detail
+    }
+}
+
+/// `tydfs fsck --json`: the health of the namespace at or below `path`.
+public struct FsckReport: Codable, Sendable {
+    public var path: String
+    public var files: Int
+    public var chunks: Int
+    public var healthyChunks: Int
+    public var underReplicatedChunks: Int
+    public var overReplicatedChunks: Int
+    public var missingChunks: Int
+    /// Replicas found corrupt that are not yet replaced.
+    public var corruptReplicas: Int
+    /// Files with at least one missing chunk.
+    public var filesWithMissingData: [RemotePath]
+    public var problems: [FsckProblem]
+    /// True when no data is missing (the exit code of `tydfs fsck`).
+    public var healthy: Bool
+
+    public init(path: String, files: Int, chunks: Int, healthyChunks: Int, underReplicatedChunks: Int, overReplicatedChunks: Int,
+                missingChunks: Int, corruptReplicas: Int, filesWithMissingData: [RemotePath], problems: [FsckProblem], healthy: Bool) {
+        self.path = path
+        self.files = files
+        self.chunks = chunks
+        self.healthyChunks = healthyChunks
+        self.underReplicatedChunks = underReplicatedChunks
+        self.overReplicatedChunks = overReplicatedChunks
+        self.missingChunks = missingChunks
+        self.corruptReplicas = corruptReplicas
+        self.filesWithMissingData = filesWithMissingData
+        self.problems = problems
+        self.healthy = healthy
     }
 }

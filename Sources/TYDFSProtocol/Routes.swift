@@ -13,6 +13,10 @@ public enum Route {
     public static let list = "/v1/list"
     public static let nodes = "/v1/nodes"
     public static let health = "/v1/health"
+    /// `POST` a `BadReplicaReport`.
+    public static let badReplicas = "/v1/bad-replicas"
+    /// `GET ?path=` — `FsckReport`.
+    public static let fsck = "/v1/fsck"
 
     // DataKeeper
     public static func chunk(_ id: String) -> String { "/v1/chunks/\(id)" }

@@ -158,15 +158,42 @@ struct NodesCommand: AsyncParsableCommand {
         try await client.withClient { client in
             let nodes = try await client.nodes()
             if output.json { return try output.printJSON(nodes) }
-            let rows = [["ID", "ADDRESS", "STATE", "IN-FLIGHT", "CAPACITY", "USED", "CHUNKS"]] + nodes.nodes.map { node in
+            let rows = [["ID", "ADDRESS", "STATE", "IN-FLIGHT", "CAPACITY", "USED", "CHUNKS", "REPAIRS", "DELETIONS"]] + nodes.nodes.map { node in
                 [node.id.value, node.address, node.alive ? "alive" : "dead", String(node.inFlight),
-                 ByteSize.format(node.capacityBytes), ByteSize.format(node.usedBytes), String(node.chunkCount)]
+                 ByteSize.format(node.capacityBytes), ByteSize.format(node.usedBytes), String(node.chunkCount),
+                 String(node.repairCopies), String(node.pendingDeletions)]
             }
             let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
             for row in rows {
                 say(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
             }
         }
+    }
+}
+
+struct FsckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fsck",
+        abstract: "Check the health of the namespace: healthy, under-replicated, missing, corrupt chunks.",
+        discussion: "Exit code 0 when no data is missing (under-replicated chunks are being repaired), 1 otherwise.")
+
+    @Argument(help: "Remote path (a file or a directory).") var path = "/"
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        var missingData = false
+        try await client.withClient { client in
+            let report = try await client.fsck(try RemotePath(path))
+            missingData = !report.healthy
+            if output.json { return try output.printJSON(report) }
+            for problem in report.problems {
+                say("\(problem.status.uppercased()) \(problem.path) chunk #\(problem.chunkIndex) \(problem.chunk): \(problem.liveReplicas)/\(problem.replication) live replicas; \(problem.detail)")
+            }
+            say("\(report.files) files, \(report.chunks) chunks: \(report.healthyChunks) healthy, \(report.underReplicatedChunks) under-replicated, \(report.overReplicatedChunks) over-replicated, \(report.missingChunks) missing, \(report.corruptReplicas) corrupt replicas")
+            say(report.healthy ? "status: HEALTHY (no data missing)" : "status: MISSING DATA in \(report.filesWithMissingData.map(\.value).joined(separator: ", "))")
+        }
+        if missingData { throw ExitCode.failure }
     }
 }
 

@@ -18,11 +18,17 @@ struct MasterCommand: AsyncParsableCommand {
     @Option(help: "Replicas per chunk.") var replication = 3
     @Option(help: "Chunk size, e.g. 64MiB.") var chunkSize = "64MiB"
     @Option(help: "A datakeeper silent this long is dead, e.g. 5s.") var heartbeatTimeout = "5s"
+    @Option(help: "Time between replication manager rounds.") var repairInterval = "1s"
+    @Option(help: "Re-replication copies one datakeeper takes part in at once.") var maxRepairsPerDatakeeper = 4
+    @Option(help: "Age at which a chunk no file references is deleted from a datakeeper.") var orphanGrace = "1h"
     @Flag(help: "Log every request.") var verbose = false
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
             var configuration = MasterConfiguration()
+            configuration.repairIntervalSeconds = try DurationText.parseSeconds(repairInterval)
+            configuration.maxRepairsPerDataKeeper = maxRepairsPerDatakeeper
+            configuration.orphanGraceSeconds = try DurationText.parseSeconds(orphanGrace)
             (configuration.host, configuration.port) = try splitHostPort(listen)
             configuration.dataDirectory = data
             configuration.replication = replication
@@ -48,11 +54,19 @@ struct DataKeeperCommand: AsyncParsableCommand {
     @Option(help: "Name of this datakeeper (default: made once and kept in the data folder).") var id: String?
     @Option(help: "Bytes this datakeeper may hold, e.g. 100GiB (default: its disk's free space).") var capacity: String?
     @Option(help: "Time between heartbeats, e.g. 1s.") var heartbeatInterval = "1s"
+    @Option(help: "Time between full chunk reports to the master.") var reportInterval = "60s"
+    @Option(help: "Time from one scrub pass (re-reading every chunk) to the next.") var scrubInterval = "1h"
+    @Option(help: "Bytes per second the scrubber may read, e.g. 64MiB.") var scrubRate = "64MiB"
+    @Option(help: "Copy and verify orders run at once.") var maxRepairs = 4
     @Flag(help: "Log every request.") var verbose = false
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
             var configuration = DataKeeperConfiguration()
+            configuration.reportIntervalSeconds = try DurationText.parseSeconds(reportInterval)
+            configuration.scrubIntervalSeconds = try DurationText.parseSeconds(scrubInterval)
+            configuration.scrubBytesPerSecond = try ByteSize.parse(scrubRate)
+            configuration.maxConcurrentRepairs = maxRepairs
             configuration.masterURL = masterURL(master)
             (configuration.host, configuration.port) = try splitHostPort(listen)
             if let advertise { _ = try splitHostPort(advertise) }

@@ -1,0 +1,127 @@
+/// One chunk as the replication manager sees it.
+public struct ChunkReplicaState: Equatable, Sendable {
+    public var id: ChunkID
+    public var frameBytes: Int64
+    public var crc32c: UInt32
+    /// Replicas the metadata records, on live and dead datakeepers alike.
+    public var replicas: [DataKeeperID]
+    /// The replication factor of the chunk's file.
+    public var replication: Int
+
+    public init(id: ChunkID, frameBytes: Int64, crc32c: UInt32, replicas: [DataKeeperID], replication: Int) {
+        self.id = id
+        self.frameBytes = frameBytes
+        self.crc32c = crc32c
+        self.replicas = replicas
+        self.replication = replication
+    }
+}
+
+/// A copy the planner wants made: `destination` pulls the chunk from one of `sources`.
+public struct CopyOrder: Equatable, Sendable {
+    public var chunk: ChunkID
+    public var frameBytes: Int64
+    public var crc32c: UInt32
+    /// Healthy replicas to pull from, best first.
+    public var sources: [DataKeeperID]
+    public var destination: DataKeeperID
+}
+
+/// An extra replica to remove from `datakeeper`.
+public struct TrimOrder: Equatable, Sendable {
+    public var chunk: ChunkID
+    public var datakeeper: DataKeeperID
+}
+
+/// What one planning round decided.
+public struct ReplicationPlan: Equatable, Sendable {
+    public var copies: [CopyOrder] = []
+    public var trims: [TrimOrder] = []
+    /// Chunks with no live replica: nothing can be done until a holder returns.
+    public var missing: [ChunkID] = []
+    /// Chunks below their factor that could not be given a copy this round (no room, limits).
+    public var deferred: [ChunkID] = []
+}
+
+/// Decides, from the replica map and the live datakeepers, which chunks to copy where and
+/// which extra replicas to remove. Pure: the master's replication manager carries out the plan.
+///
+/// Rules it keeps:
+/// - only live replicas count; a chunk with none is reported missing, never "repaired";
+/// - chunks with the fewest live replicas go first;
+/// - a destination is live, holds no replica of the chunk (live or dead), has room, and is
+///   not already receiving it; sources are live replicas, least busy first;
+/// - no datakeeper takes part in more than `maxCopiesPerDataKeeper` copies at once
+///   (as source or destination), counting copies already in flight;
+/// - a chunk is trimmed only when it has more live replicas than its factor and no copy of
+///   it is in flight, and never below its factor — so the last healthy replica is never removed.
+public enum ReplicationPlanner {
+    public static func plan(
+        chunks: [ChunkReplicaState], registry: NodeRegistry, now: Double,
+        inFlight: [ChunkID: Set<DataKeeperID>], busyCopies: [DataKeeperID: Int], maxCopiesPerDataKeeper: Int
+    ) -> ReplicationPlan {
+        var plan = ReplicationPlan()
+        let live = registry.alive(now: now)
+        let liveIDs = Set(live.map(\.id))
+        var copies = busyCopies
+        var reservedBytes: [DataKeeperID: Int64] = [:]
+        let ordered = chunks
+            .map { chunk in (chunk, chunk.replicas.filter { liveIDs.contains($0) }) }
+            .sorted { a, b in
+                let aGap = a.1.count - a.0.replication, bGap = b.1.count - b.0.replication
+                return aGap != bGap ? aGap < bGap : a.0.id < b.0.id
+            }
+        for (chunk, healthy) in ordered {
+            let pending = inFlight[chunk.id] ?? []
+            if healthy.isEmpty {
+                plan.missing.append(chunk.id)
+                continue
+            }
+            let wanted = chunk.replication - healthy.count - pending.count
+            if wanted > 0 {
+                let sources = healthy
+                    .compactMap { registry.nodes[$0] }
+                    .filter { copies[$0.id, default: 0] < maxCopiesPerDataKeeper }
+                    .sorted { a, b in
+                        let aLoad = a.load + copies[a.id, default: 0], bLoad = b.load + copies[b.id, default: 0]
+                        return aLoad != bLoad ? aLoad < bLoad : a.id < b.id
+                    }
+                    .map(\.id)
+                guard let source = sources.first else {
+                    plan.deferred.append(chunk.id)
+                    continue
+                }
+                let holders = Set(chunk.replicas).union(pending)
+                let destinations = live
+                    .filter { node in
+                        !holders.contains(node.id) && copies[node.id, default: 0] < maxCopiesPerDataKeeper
+                            && node.freeBytes - reservedBytes[node.id, default: 0] >= chunk.frameBytes
+                    }
+                    .sorted { a, b in
+                        let aLoad = a.load + copies[a.id, default: 0], bLoad = b.load + copies[b.id, default: 0]
+                        if aLoad != bLoad { return aLoad < bLoad }
+                        if a.freeBytes != b.freeBytes { return a.freeBytes > b.freeBytes }
+                        return a.id < b.id
+                    }
+                    .prefix(wanted)
+                if destinations.count < wanted { plan.deferred.append(chunk.id) }
+                for destination in destinations {
+                    plan.copies.append(CopyOrder(
+                        chunk: chunk.id, frameBytes: chunk.frameBytes, crc32c: chunk.crc32c,
+                        sources: sources, destination: destination.id))
+                    copies[destination.id, default: 0] += 1
+                    copies[source, default: 0] += 1
+                    reservedBytes[destination.id, default: 0] += chunk.frameBytes
+                }
+            } else if healthy.count > chunk.replication && pending.isEmpty {
+                // Remove from the fullest datakeepers first.
+                let extras = healthy
+                    .compactMap { registry.nodes[$0] }
+                    .sorted { a, b in a.usedBytes != b.usedBytes ? a.usedBytes > b.usedBytes : a.id > b.id }
+                    .prefix(healthy.count - chunk.replication)
+                for extra in extras { plan.trims.append(TrimOrder(chunk: chunk.id, datakeeper: extra.id)) }
+            }
+        }
+        return plan
+    }
+}

@@ -1,0 +1,66 @@
+import Logging
+import ServiceLifecycle
+import TYDFSCore
+import TYDFSProtocol
+
+/// Work the master hands a datakeeper besides client transfers.
+enum RepairJob: Sendable {
+    case copy(CopyChunkOrder)
+    case verify(ChunkID)
+}
+
+/// Runs copy and verify orders from the master, at most `concurrency` at once, until shutdown.
+struct RepairWorker: Service {
+    let jobs: AsyncStream<RepairJob>
+    let transfer: ChunkTransfer
+    let concurrency: Int
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for await job in jobs.cancelOnGracefulShutdown() {
+                if running >= concurrency {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask {
+                    switch job {
+                    case .copy(let order): await transfer.copy(order)
+                    case .verify(let chunk): await transfer.verify(chunk)
+                    }
+                }
+                running += 1
+            }
+            group.cancelAll()
+        }
+    }
+}
+
+/// Re-reads every chunk in the background at a bounded rate, one pass every interval, so bit
+/// rot and lost files are found before a reader needs the chunk.
+struct Scrubber: Service {
+    let transfer: ChunkTransfer
+    let intervalSeconds: Double
+    let bytesPerSecond: Double
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let started = ContinuousClock.now
+                var checked = 0, bad = 0
+                for chunk in await transfer.store.chunkIDs() {
+                    if Task.isCancelled { return }
+                    if await transfer.store.contains(chunk) {
+                        checked += 1
+                        if await !transfer.verify(chunk, bytesPerSecond: bytesPerSecond) { bad += 1 }
+                    }
+                }
+                let spent = ContinuousClock.now - started
+                logger.debug("scrub pass done", metadata: ["chunks": "\(checked)", "bad": "\(bad)", "seconds": "\(spent)"])
+                let rest = Duration.seconds(intervalSeconds) - spent
+                if rest > .zero { try await Task.sleep(for: rest) }
+            }
+        }
+    }
+}
