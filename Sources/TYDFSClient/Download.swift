@@ -18,10 +18,11 @@ extension TYDFSClient {
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
         let info = try await stat(remote)
+        let failed = FailedDataKeepers()
         if localPath == "-" {
             let output = LocalFile.standardStream(1, name: "standard output")
             for chunk in info.chunks {
-                try await fetch(chunk, into: output, at: nil)
+                try await fetch(chunk, into: output, at: nil, failed: failed)
             }
             return info
         }
@@ -40,7 +41,7 @@ extension TYDFSClient {
                 var started = 0
                 for chunk in info.chunks {
                     if started >= Limits.parallelChunkDownloads { try await group.next() }
-                    group.addTask { try await self.fetch(chunk, into: output, at: Int64(chunk.index) * info.chunkSizeBytes) }
+                    group.addTask { try await self.fetch(chunk, into: output, at: Int64(chunk.index) * info.chunkSizeBytes, failed: failed) }
                     started += 1
                 }
                 try await group.waitForAll()
@@ -57,9 +58,12 @@ extension TYDFSClient {
 
     /// Reads one chunk from the first replica that delivers it intact and writes its data at
     /// `offset` (or at the current position when nil, which allows no retry once bytes are out).
-    private func fetch(_ chunk: ChunkInfo, into output: LocalFile, at offset: Int64?) async throws {
+    /// Datakeepers that already failed during this download are tried last.
+    private func fetch(_ chunk: ChunkInfo, into output: LocalFile, at offset: Int64?, failed: FailedDataKeepers) async throws {
         var failures: [String] = []
-        let candidates = chunk.replicas.filter(\.alive) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
+        let ranked = chunk.replicas.filter(\.alive) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
+        let known = await failed.all
+        let candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
         for replica in candidates {
             var written: Int64 = 0
             do {
@@ -67,6 +71,7 @@ extension TYDFSClient {
                 return
             } catch {
                 failures.append("\(replica.id): \(PeerError.describe(error))")
+                await failed.add(replica.id)
                 if let error = error as? TYDFSError, error.code == .checksumMismatch || error.code == .protocolViolation {
                     await reportBadReplica(chunk.id, on: replica.id, message: error.message)
                 }
@@ -114,4 +119,10 @@ extension TYDFSClient {
             written += Int64(pending.readableBytes)
         }
     }
+}
+
+/// Datakeepers that failed during one download, so later chunks try them last.
+actor FailedDataKeepers {
+    private(set) var all: Set<DataKeeperID> = []
+    func add(_ id: DataKeeperID) { all.insert(id) }
 }

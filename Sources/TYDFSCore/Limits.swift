@@ -17,8 +17,10 @@ public enum Limits {
     /// Chunks a client downloads at once per file: enough to use several datakeepers and both
     /// cores, few enough to bound memory (each in-flight chunk holds ~2 I/O buffers).
     public static let parallelChunkDownloads = 4
-    /// Seconds a client or server waits to connect to a peer before it gives up.
-    public static let connectTimeoutSeconds: Int64 = 5
+    /// Seconds a client or server keeps trying to connect to a peer before it gives up (the
+    /// HTTP client retries refused connections until then). Peers are on one LAN: a connection
+    /// that takes longer than this is a peer to route around, not to wait for.
+    public static let connectTimeoutSeconds: Int64 = 2
     /// Seconds a data transfer may go without progress before it is abandoned.
     public static let idleTransferTimeoutSeconds: Int64 = 60
     /// Seconds a control request (JSON) may take in all.

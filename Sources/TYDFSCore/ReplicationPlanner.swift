@@ -41,6 +41,8 @@ public struct ReplicationPlan: Equatable, Sendable {
     public var missing: [ChunkID] = []
     /// Chunks below their factor that could not be given a copy this round (no room, limits).
     public var deferred: [ChunkID] = []
+
+    public init() {}
 }
 
 /// Decides, from the replica map and the live datakeepers, which chunks to copy where and
@@ -79,36 +81,28 @@ public enum ReplicationPlanner {
             }
             let wanted = chunk.replication - healthy.count - pending.count
             if wanted > 0 {
-                let sources = healthy
-                    .compactMap { registry.nodes[$0] }
-                    .filter { copies[$0.id, default: 0] < maxCopiesPerDataKeeper }
-                    .sorted { a, b in
-                        let aLoad = a.load + copies[a.id, default: 0], bLoad = b.load + copies[b.id, default: 0]
-                        return aLoad != bLoad ? aLoad < bLoad : a.id < b.id
-                    }
-                    .map(\.id)
-                guard let source = sources.first else {
-                    plan.deferred.append(chunk.id)
-                    continue
-                }
                 let holders = Set(chunk.replicas).union(pending)
-                let destinations = live
-                    .filter { node in
-                        !holders.contains(node.id) && copies[node.id, default: 0] < maxCopiesPerDataKeeper
-                            && node.freeBytes - reservedBytes[node.id, default: 0] >= chunk.frameBytes
+                var chosen: Set<DataKeeperID> = []
+                for _ in 0..<wanted {
+                    let sources = healthy
+                        .compactMap { registry.nodes[$0] }
+                        .filter { copies[$0.id, default: 0] < maxCopiesPerDataKeeper }
+                        .sorted { lessBusy($0, $1, copies) }
+                        .map(\.id)
+                    let destination = live
+                        .filter { node in
+                            !holders.contains(node.id) && !chosen.contains(node.id) && copies[node.id, default: 0] < maxCopiesPerDataKeeper
+                                && node.freeBytes - reservedBytes[node.id, default: 0] >= chunk.frameBytes
+                        }
+                        .min { lessBusy($0, $1, copies) }
+                    guard let source = sources.first, let destination else {
+                        plan.deferred.append(chunk.id)
+                        break
                     }
-                    .sorted { a, b in
-                        let aLoad = a.load + copies[a.id, default: 0], bLoad = b.load + copies[b.id, default: 0]
-                        if aLoad != bLoad { return aLoad < bLoad }
-                        if a.freeBytes != b.freeBytes { return a.freeBytes > b.freeBytes }
-                        return a.id < b.id
-                    }
-                    .prefix(wanted)
-                if destinations.count < wanted { plan.deferred.append(chunk.id) }
-                for destination in destinations {
                     plan.copies.append(CopyOrder(
                         chunk: chunk.id, frameBytes: chunk.frameBytes, crc32c: chunk.crc32c,
                         sources: sources, destination: destination.id))
+                    chosen.insert(destination.id)
                     copies[destination.id, default: 0] += 1
                     copies[source, default: 0] += 1
                     reservedBytes[destination.id, default: 0] += chunk.frameBytes
@@ -123,5 +117,13 @@ public enum ReplicationPlanner {
             }
         }
         return plan
+    }
+
+    /// Less busy first (reported load plus copies planned or in flight), then more free space, then id.
+    private static func lessBusy(_ a: DataKeeperState, _ b: DataKeeperState, _ copies: [DataKeeperID: Int]) -> Bool {
+        let aLoad = a.load + copies[a.id, default: 0], bLoad = b.load + copies[b.id, default: 0]
+        if aLoad != bLoad { return aLoad < bLoad }
+        if a.freeBytes != b.freeBytes { return a.freeBytes > b.freeBytes }
+        return a.id < b.id
     }
 }

@@ -30,6 +30,11 @@ public final class TestCluster {
     public var masterURL: String { "http://127.0.0.1:\(masterPort)" }
 
     /// Starts a master and `datakeepers` datakeepers named dk1…dkN, and waits until all are alive.
+    /// Extra flags for every master start: by default, fast repair rounds and a short orphan grace.
+    public var masterArguments = ["--repair-interval", "300ms", "--orphan-grace", "1s"]
+    /// Extra flags for every datakeeper start: by default, frequent chunk reports and scrub passes.
+    public var dataKeeperArguments = ["--report-interval", "2s", "--scrub-interval", "1s", "--scrub-rate", "256MiB"]
+
     public init(datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2) throws {
         root = NSTemporaryDirectory() + "tydfs-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
@@ -62,7 +67,7 @@ public final class TestCluster {
         let process = try spawn([
             "master", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master",
             "--replication", String(replication), "--chunk-size", chunkSize, "--heartbeat-timeout", "\(heartbeatTimeoutSeconds)s",
-        ], log: log)
+        ] + masterArguments, log: log)
         master = process
         masterPort = try waitForListening(log: log, process: process)
     }
@@ -73,7 +78,7 @@ public final class TestCluster {
         var arguments = [
             "datakeeper", "--master", masterURL, "--listen", "127.0.0.1:0", "--data", root + "/" + id, "--id", id,
             "--heartbeat-interval", "200ms",
-        ]
+        ] + dataKeeperArguments
         if let capacity { arguments += ["--capacity", capacity] }
         let process = try spawn(arguments, log: log)
         datakeepers[id] = process
@@ -108,6 +113,23 @@ public final class TestCluster {
     /// Path of a chunk's file on datakeeper `id`.
     public func chunkFile(_ chunk: ChunkID, on id: String) -> String {
         dataDirectory(of: id) + "/chunks/\(chunk.value.prefix(2))/\(chunk.value)"
+    }
+
+    /// Whether a chunk file on disk is a whole frame whose trailer matches its data.
+    public static func isIntactChunkFile(_ path: String) -> Bool {
+        guard let bytes = FileManager.default.contents(atPath: path), bytes.count >= 4 else { return false }
+        let data = [UInt8](bytes.dropLast(4))
+        return ChunkFrame.trailer(CRC32C.checksum(data)) == [UInt8](bytes.suffix(4))
+    }
+
+    /// `tydfs fsck --json` for `path`, whatever its exit code.
+    public func fsck(_ path: String = "/") throws -> FsckReport {
+        let result = try run(["fsck", path, "--json"])
+        do {
+            return try JSONDecoder().decode(FsckReport.self, from: result.stdout)
+        } catch {
+            throw TestClusterError("fsck printed no report (exit \(result.exitCode)): \(result.stderr)")
+        }
     }
 
     /// Ends every process this cluster started and removes its files.

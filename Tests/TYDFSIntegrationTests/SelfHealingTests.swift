@@ -1,0 +1,241 @@
+import Foundation
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every chunk returns to its replication factor on healthy datakeepers after crashes,
+/// restarts, bit rot and lost files — checked with real processes and `tydfs fsck`.
+final class SelfHealingTests: XCTestCase {
+    let chunk = 64 * 1024
+
+    /// Puts `count` files of mixed sizes (some of several chunks); returns remote → local path.
+    private func putFiles(_ cluster: TestCluster, count: Int, prefix: String = "/data") throws -> [String: String] {
+        var files: [String: String] = [:]
+        for index in 0..<count {
+            let size = [0, 1, 1000, chunk - 1, chunk, chunk + 1, 3 * chunk + 17, 7 * chunk][index % 8] + index
+            let local = try cluster.makeFile("f\(index)", size: size, seed: UInt64(100 + index))
+            try cluster.succeed(["put", local, "\(prefix)/f\(index)"])
+            files["\(prefix)/f\(index)"] = local
+        }
+        return files
+    }
+
+    /// Waits until `condition` holds and fsck reports every chunk at exactly its factor;
+    /// returns the seconds it took.
+    @discardableResult
+    private func waitForHealthy(
+        _ cluster: TestCluster, within seconds: Double, _ what: String, once condition: () throws -> Bool = { true }
+    ) throws -> Double {
+        let started = Date()
+        var last: FsckReport?
+        do {
+            try cluster.waitUntil(what, timeout: seconds, interval: 0.2) {
+                guard try condition() else { return false }
+                let report = try cluster.fsck()
+                last = report
+                return report.healthy && report.problems.isEmpty && report.healthyChunks == report.chunks
+            }
+        } catch {
+            XCTFail("\(error); last fsck: \(String(describing: last?.problems.prefix(5)))")
+            throw error
+        }
+        return Date().timeIntervalSince(started)
+    }
+
+    private func assertAllReadBack(_ cluster: TestCluster, _ files: [String: String], file: StaticString = #filePath, line: UInt = #line) throws {
+        for (remote, local) in files {
+            let out = cluster.root + "/check-" + remote.replacingOccurrences(of: "/", with: "_")
+            try cluster.succeed(["get", remote, out])
+            XCTAssertEqual(try cluster.contents(out), try cluster.contents(local), remote, file: file, line: line)
+        }
+    }
+
+    /// Whether every live replica of every chunk of `files` is an intact chunk file.
+    private func everyReplicaIsIntact(_ cluster: TestCluster, _ files: [String]) throws -> Bool {
+        try files.allSatisfy { remote in
+            try cluster.stat(remote).chunks.allSatisfy { chunkInfo in
+                chunkInfo.replicas.filter(\.alive).allSatisfy {
+                    TestCluster.isIntactChunkFile(cluster.chunkFile(chunkInfo.id, on: $0.id.value))
+                }
+            }
+        }
+    }
+
+    private func assertEveryReplicaOnDiskIsIntact(_ cluster: TestCluster, _ files: [String: String], file: StaticString = #filePath, line: UInt = #line) throws {
+        for remote in files.keys {
+            for chunkInfo in try cluster.stat(remote).chunks {
+                XCTAssertEqual(chunkInfo.replicas.filter(\.alive).count, 3, "\(remote) #\(chunkInfo.index)", file: file, line: line)
+                for replica in chunkInfo.replicas where replica.alive {
+                    XCTAssertTrue(TestCluster.isIntactChunkFile(cluster.chunkFile(chunkInfo.id, on: replica.id.value)),
+                                  "\(remote) #\(chunkInfo.index) on \(replica.id)", file: file, line: line)
+                }
+            }
+        }
+    }
+
+    func testKilledDataKeepersAreRepairedWithinTheTimeoutPlusTenSecondsTwiceOver() throws {
+        let cluster = try TestCluster(datakeepers: 5, heartbeatTimeoutSeconds: 2)
+        defer { cluster.shutdown() }
+        let files = try putFiles(cluster, count: 30)
+        try waitForHealthy(cluster, within: 5, "healthy before any failure")
+
+        for victim in ["dk1", "dk2"] {
+            cluster.killDataKeeper(victim, signal: SIGKILL)
+            let seconds = try waitForHealthy(cluster, within: 2 + 10, "repair after \(victim) died") {
+                try !cluster.aliveDataKeepers().contains(victim)
+            }
+            print("repair after kill -9 of \(victim): \(String(format: "%.1f", seconds)) s")
+            let report = try cluster.fsck()
+            XCTAssertTrue(report.healthy)
+            try assertEveryReplicaOnDiskIsIntact(cluster, files)
+            for remote in files.keys {
+                XCTAssertFalse(try cluster.stat(remote).chunks.contains { chunkInfo in
+                    chunkInfo.replicas.filter(\.alive).contains { $0.id.value == victim }
+                })
+            }
+            try assertAllReadBack(cluster, files)
+        }
+        XCTAssertEqual(try cluster.aliveDataKeepers(), ["dk3", "dk4", "dk5"])
+    }
+
+    func testARestartedDataKeeperLosesItsExtraReplicasAndTheChunksOfFilesDeletedMeanwhile() throws {
+        let cluster = try TestCluster(datakeepers: 4, heartbeatTimeoutSeconds: 2)
+        defer { cluster.shutdown() }
+        let files = try putFiles(cluster, count: 8)
+        let onDK1 = try files.keys.flatMap { remote in
+            try cluster.stat(remote).chunks.filter { $0.replicas.contains { $0.id.value == "dk1" } }.map { (remote, $0.id) }
+        }
+        XCTAssertFalse(onDK1.isEmpty)
+        cluster.killDataKeeper("dk1", signal: SIGKILL)
+        try waitForHealthy(cluster, within: 12, "repair while dk1 is down") { try !cluster.aliveDataKeepers().contains("dk1") }
+
+        let deleted = ["/data/f1", "/data/f6", "/data/f7"]
+        let deletedChunks = try deleted.flatMap { try cluster.stat($0).chunks.map(\.id) }
+        for remote in deleted { try cluster.succeed(["rm", remote]) }
+        let kept = files.filter { !deleted.contains($0.key) }
+
+        try cluster.startDataKeeper("dk1")
+        try cluster.waitUntil("dk1 alive", timeout: 5) { try cluster.aliveDataKeepers().contains("dk1") }
+        try waitForHealthy(cluster, within: 15, "extra replicas trimmed")
+        try cluster.waitUntil("deleted files' chunks gone from dk1", timeout: 10) {
+            deletedChunks.allSatisfy { !FileManager.default.fileExists(atPath: cluster.chunkFile($0, on: "dk1")) }
+        }
+        try cluster.waitUntil("no deletion left pending", timeout: 10) {
+            try cluster.nodes().nodes.allSatisfy { $0.pendingDeletions == 0 }
+        }
+        let report = try cluster.fsck()
+        XCTAssertEqual(report.overReplicatedChunks, 0)
+        XCTAssertEqual(report.healthyChunks, report.chunks)
+        for remote in kept.keys {
+            for chunkInfo in try cluster.stat(remote).chunks {
+                XCTAssertEqual(chunkInfo.replicas.count, 3, "exactly 3 replicas of \(remote) #\(chunkInfo.index)")
+            }
+        }
+        try assertEveryReplicaOnDiskIsIntact(cluster, kept)
+        try assertAllReadBack(cluster, kept)
+    }
+
+    func testAFlippedByteIsServedAroundAndTheBadReplicaIsReplaced() throws {
+        let cluster = try TestCluster(datakeepers: 4)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("rot", size: 3 * chunk + 100, seed: 11)
+        try cluster.succeed(["put", local, "/rot"])
+        let target = try cluster.stat("/rot").chunks[1]
+        let victim = target.replicas[0].id.value
+        let path = cluster.chunkFile(target.id, on: victim)
+        try flipByte(in: path, at: 1000)
+        XCTAssertFalse(TestCluster.isIntactChunkFile(path))
+
+        // The reader never gets the bad bytes, wherever it reads from.
+        XCTAssertEqual(try cluster.succeed(["get", "/rot", "-"]).stdout, try cluster.contents(local))
+        try waitForHealthy(cluster, within: 10, "the bad replica replaced") { try everyReplicaIsIntact(cluster, ["/rot"]) }
+        try assertEveryReplicaOnDiskIsIntact(cluster, ["/rot": local])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cluster.dataDirectory(of: victim) + "/corrupt/\(target.id.value)"),
+                      "the bad copy is kept aside, not served")
+        try assertAllReadBack(cluster, ["/rot": local])
+    }
+
+    func testTheScrubberFindsBitRotNobodyReadsAndAChunkFileDeletedByHand() throws {
+        let cluster = try TestCluster(datakeepers: 4)
+        defer { cluster.shutdown() }
+        let files = try putFiles(cluster, count: 4)
+        let chunks = try cluster.stat("/data/f3").chunks
+        let rotten = chunks[0], lost = chunks[1]
+        try flipByte(in: cluster.chunkFile(rotten.id, on: rotten.replicas[1].id.value), at: 10)
+        try FileManager.default.removeItem(atPath: cluster.chunkFile(lost.id, on: lost.replicas[2].id.value))
+
+        let seconds = try waitForHealthy(cluster, within: 10, "scrubber finds and repairs both") {
+            try everyReplicaIsIntact(cluster, Array(files.keys))
+        }
+        print("scrub detection and repair: \(String(format: "%.1f", seconds)) s")
+        try assertEveryReplicaOnDiskIsIntact(cluster, files)
+        try assertAllReadBack(cluster, files)
+    }
+
+    func testAFileStoredOnTwoDataKeepersReachesThreeWhenAThirdArrives() throws {
+        let cluster = try TestCluster(datakeepers: 2, replication: 3)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("two", size: 4 * chunk + 3, seed: 4)
+        let put = try cluster.succeed(["put", local, "/two"])
+        XCTAssertTrue(put.stderr.contains("under-replicated"), put.stderr)
+        let before = try cluster.fsck()
+        XCTAssertTrue(before.healthy, "under-replicated is not missing")
+        XCTAssertEqual(before.underReplicatedChunks, 5)
+        XCTAssertTrue(try cluster.run(["fsck"]).stdoutText.contains("UNDER_REPLICATED"))
+
+        try cluster.startDataKeeper("dk3")
+        try waitForHealthy(cluster, within: 10, "the third replica copied")
+        try assertEveryReplicaOnDiskIsIntact(cluster, ["/two": local])
+    }
+
+    func testRepairNeverCopiesFromACorruptReplicaAndKeepsTheLastGoodOne() throws {
+        let cluster = try TestCluster(datakeepers: 4, heartbeatTimeoutSeconds: 2)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("last", size: 2 * chunk, seed: 21)
+        try cluster.succeed(["put", local, "/last"])
+        let target = try cluster.stat("/last").chunks[0]
+        let holders = target.replicas.map(\.id.value)
+        // Two of three replicas rot: the third is the only good source.
+        try flipByte(in: cluster.chunkFile(target.id, on: holders[0]), at: 5)
+        try flipByte(in: cluster.chunkFile(target.id, on: holders[1]), at: 50_000)
+        try waitForHealthy(cluster, within: 15, "both bad replicas replaced from the last good one") {
+            try everyReplicaIsIntact(cluster, ["/last"])
+        }
+        try assertEveryReplicaOnDiskIsIntact(cluster, ["/last": local])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cluster.chunkFile(target.id, on: holders[2])), "the good replica stayed")
+        try assertAllReadBack(cluster, ["/last": local])
+    }
+
+    func testWhenEveryReplicaIsGoneFsckSaysWhichFileLostDataAndFailsThenRecovers() throws {
+        let cluster = try TestCluster(datakeepers: 3, heartbeatTimeoutSeconds: 2)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("gone", size: 100, seed: 2)
+        try cluster.succeed(["put", local, "/dir/gone"])
+        for id in ["dk1", "dk2", "dk3"] { cluster.killDataKeeper(id, signal: SIGKILL) }
+        try cluster.waitUntil("all dead", timeout: 5) { try cluster.aliveDataKeepers().isEmpty }
+        let result = try cluster.run(["fsck", "/dir"])
+        XCTAssertEqual(result.exitCode, 1)
+        XCTAssertTrue(result.stdoutText.contains("MISSING DATA in /dir/gone"), result.stdoutText)
+        let failedGet = try cluster.run(["get", "/dir/gone", cluster.root + "/o"])
+        XCTAssertNotEqual(failedGet.exitCode, 0)
+        XCTAssertTrue(failedGet.stderr.contains("no replica on a live datakeeper") || failedGet.stderr.contains("could not be read"), failedGet.stderr)
+        for id in ["dk1", "dk2", "dk3"] { try cluster.startDataKeeper(id) }
+        try waitForHealthy(cluster, within: 10, "holders back")
+        XCTAssertEqual(try cluster.run(["fsck"]).exitCode, 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/dir/gone", "-"]).stdout, try cluster.contents(local))
+    }
+
+    private func flipByte(in path: String, at offset: UInt64) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        var byte = try handle.read(upToCount: 1)!
+        byte[byte.startIndex] ^= 0x01
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: byte)
+    }
+}
