@@ -74,7 +74,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSClient", "TYDFSMaster", "TYDFSDataKeeper",
+            "TYDFSCore", "TYDFSClient", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -48,6 +48,7 @@ struct Scrubber: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let started = ContinuousClock.now
+                let bytes = await transfer.store.usage().usedBytes
                 var checked = 0, bad = 0
                 for chunk in await transfer.store.chunkIDs() {
                     if Task.isCancelled { return }
@@ -57,7 +58,13 @@ struct Scrubber: Service {
                     }
                 }
                 let spent = ContinuousClock.now - started
-                logger.debug("scrub pass done", metadata: ["chunks": "\(checked)", "bad": "\(bad)", "seconds": "\(spent)"])
+                let seconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
+                if checked > 0 {
+                    logger.info("scrub pass done", metadata: [
+                        "chunks": "\(checked)", "bad": "\(bad)", "bytes": "\(bytes)", "seconds": "\(seconds)",
+                        "mib_per_second": "\(Int(Double(bytes) / max(seconds, 0.001) / 1_048_576))",
+                    ])
+                }
                 let rest = Duration.seconds(intervalSeconds) - spent
                 if rest > .zero { try await Task.sleep(for: rest) }
             }

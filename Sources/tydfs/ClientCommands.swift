@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TYDFSClient
 import TYDFSCore
+import TYDFSFileIO
 import TYDFSProtocol
 
 /// Options every client command shares.
@@ -194,6 +195,30 @@ struct FsckCommand: AsyncParsableCommand {
             say(report.healthy ? "status: HEALTHY (no data missing)" : "status: MISSING DATA in \(report.filesWithMissingData.map(\.value).joined(separator: ", "))")
         }
         if missingData { throw ExitCode.failure }
+    }
+}
+
+struct ChecksumCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "checksum",
+        abstract: "Print the CRC32C of a local file (or - for stdin), as `tydfs stat` shows it for a stored file.")
+
+    @Argument(help: "Local file, or - for standard input.") var local: String
+
+    func run() async throws {
+        try await TYDFSCommand.reportingErrors {
+            let file = local == "-" ? LocalFile.standardStream(0, name: "standard input") : try await LocalFile.openForReading(local)
+            defer { try? file.close() }
+            var crc = CRC32C()
+            var offset: Int64 = 0
+            while true {
+                let piece = try await file.read(count: Limits.ioBufferBytes, at: local == "-" ? nil : offset)
+                if piece.readableBytes == 0 { break }
+                piece.withUnsafeReadableBytes { crc.update($0) }
+                offset += Int64(piece.readableBytes)
+            }
+            say("crc32c:\(hex32(crc.value))  \(offset) bytes  \(local)")
+        }
     }
 }
 

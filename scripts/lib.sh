@@ -1,0 +1,36 @@
+# Shared by the benchmark scripts: a release build, a cluster of separate processes on loopback,
+# and cleanup of exactly the processes started here.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+swift build -c release --product tydfs >/dev/null
+bin="$PWD/.build/release/tydfs"
+work="$(mktemp -d "${TMPDIR:-/tmp}/tydfs-bench.XXXXXX")"
+declare -A pid_of=()
+cleanup() {
+    for pid in "${pid_of[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+port=$((20000 + RANDOM % 20000))
+export TYDFS_MASTER="http://127.0.0.1:$port"
+
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# start_master [FLAGS...]
+start_master() {
+    "$bin" master --listen "127.0.0.1:$port" --data "$work/master" "$@" >>"$work/master.log" 2>&1 &
+    pid_of[master]=$!
+    until grep -q "listening" "$work/master.log"; do sleep 0.1; done
+}
+
+# start_datakeeper ID [FLAGS...]
+start_datakeeper() {
+    local id="$1"; shift
+    "$bin" datakeeper --listen 127.0.0.1:0 --data "$work/$id" --id "$id" "$@" >>"$work/$id.log" 2>&1 &
+    pid_of[$id]=$!
+}
+
+alive_count() { "$bin" nodes --json | grep -c '"alive" : true' || true; }
+wait_alive() { until [ "$(alive_count)" = "$1" ]; do sleep 0.2; done; }
