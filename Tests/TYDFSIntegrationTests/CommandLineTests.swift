@@ -1,0 +1,102 @@
+import Foundation
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The command line itself: help for every command, and `tydfs cluster` as a user runs it.
+final class CommandLineTests: XCTestCase {
+    private func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    func testEveryCommandExplainsItselfAndTheContractFlagsExist() throws {
+        let expected: [String: [String]] = [
+            "master": ["--listen", "--data", "--replication", "--chunk-size", "--heartbeat-timeout"],
+            "datakeeper": ["--master", "--listen", "--data", "--id", "--capacity"],
+            "cluster": ["--datakeepers", "--data", "--port"],
+            "put": ["--overwrite", "--master"], "get": ["--master"], "ls": ["--json"], "stat": ["--json"],
+            "rm": ["--master"], "nodes": ["--json"], "fsck": ["--json"], "checksum": [],
+        ]
+        let (status, top, _) = try run(["--help"])
+        XCTAssertEqual(status, 0)
+        for (command, flags) in expected {
+            XCTAssertTrue(top.contains(command), "top-level help lists \(command)")
+            let (code, help, _) = try run([command, "--help"])
+            XCTAssertEqual(code, 0, command)
+            for flag in flags { XCTAssertTrue(help.contains(flag), "\(command) --help mentions \(flag)") }
+        }
+        let (badCode, _, badError) = try run(["put"])
+        XCTAssertNotEqual(badCode, 0)
+        XCTAssertTrue(badError.contains("Missing expected argument"), badError)
+        let (sizeCode, _, sizeError) = try run(["master", "--chunk-size", "lots"])
+        XCTAssertNotEqual(sizeCode, 0)
+        XCTAssertTrue(sizeError.contains("'lots' is not a size"), sizeError)
+    }
+
+    func testTheMasterURLComesFromTheFlagThenTheEnvironment() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["TYDFS_MASTER"] = "http://127.0.0.1:2"
+        let (code, _, stderr) = try run(["ls"], environment: environment)
+        XCTAssertNotEqual(code, 0)
+        XCTAssertTrue(stderr.contains("http://127.0.0.1:2"), stderr)
+        let (flagCode, _, flagError) = try run(["ls", "--master", "http://127.0.0.1:3"], environment: environment)
+        XCTAssertNotEqual(flagCode, 0)
+        XCTAssertTrue(flagError.contains("http://127.0.0.1:3"), flagError)
+    }
+
+    func testClusterRunsAMasterAndDataKeepersAndStopsCleanlyOnSigterm() throws {
+        let folder = NSTemporaryDirectory() + "tydfs-cluster-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let port = 20000 + Int.random(in: 0..<20000)
+        let log = folder + "/cluster.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = ["cluster", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port)]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        defer { TestCluster.end(process, signal: SIGKILL) }
+        let master = "http://127.0.0.1:\(port)"
+        let deadline = Date().addingTimeInterval(20)
+        var alive = 0
+        while Date() < deadline && alive < 3 {
+            Thread.sleep(forTimeInterval: 0.2)
+            let (code, out, _) = try run(["nodes", "--json", "--master", master])
+            if code == 0, let nodes = try? JSONDecoder().decode(NodesResponse.self, from: Data(out.utf8)) {
+                alive = nodes.nodes.filter(\.alive).count
+            }
+        }
+        XCTAssertEqual(alive, 3, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        let input = folder + "/in"
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) }).write(to: URL(fileURLWithPath: input))
+        XCTAssertEqual(try run(["put", input, "/in", "--master", master]).0, 0)
+        let (code, _, _) = try run(["get", "/in", folder + "/out", "--master", master])
+        XCTAssertEqual(code, 0)
+        XCTAssertEqual(FileManager.default.contents(atPath: folder + "/out"), FileManager.default.contents(atPath: input))
+
+        kill(process.processIdentifier, SIGTERM)
+        let stopDeadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < stopDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(process.isRunning, "cluster stops within 15 s of SIGTERM")
+        if !process.isRunning { XCTAssertEqual(process.terminationStatus, 0) }
+        XCTAssertTrue(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("tydfs cluster stopped"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/data/master/metadata.sqlite"))
+    }
+}
