@@ -25,8 +25,6 @@ public enum Limits {
     public static let idleTransferTimeoutSeconds: Int64 = 60
     /// Seconds a control request (JSON) may take in all.
     public static let controlRequestTimeoutSeconds: Int64 = 30
-    /// Seconds an upload session may stay open without activity before the master forgets it.
-    public static let uploadSessionIdleSeconds: Double = 3600
     /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
     public static let chunkTrailerBytes = 4
 }

@@ -66,6 +66,14 @@ public struct NodeRegistry: Sendable {
         nodes.values.filter { isAlive($0, now: now) }
     }
 
+    /// The same table without `ids`: what may be relied on while those datakeepers' holdings are
+    /// unconfirmed.
+    public func excluding(_ ids: Set<DataKeeperID>) -> NodeRegistry {
+        var copy = self
+        for id in ids { copy.nodes[id] = nil }
+        return copy
+    }
+
     /// Counts a transfer the master just handed to `id`, so the next choice sees it as busier.
     public mutating func assign(_ id: DataKeeperID) {
         nodes[id]?.assignedSinceHeartbeat += 1

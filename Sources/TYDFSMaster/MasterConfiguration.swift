@@ -21,6 +21,9 @@ public struct MasterConfiguration: Sendable {
     /// A chunk no file references is deleted from a datakeeper once it has been reported this
     /// long: long enough that no upload still writing it can be affected.
     public var orphanGraceSeconds = 3600.0
+    /// An upload with no activity (no chunk allocated) for this long is abandoned: its path is
+    /// free again and its chunks become unreferenced, to be deleted after the orphan grace.
+    public var uploadIdleTimeoutSeconds = 3600.0
 
     public init() {}
 
@@ -38,5 +41,6 @@ public struct MasterConfiguration: Sendable {
         guard repairIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--repair-interval must be positive") }
         guard maxRepairsPerDataKeeper >= 1 else { throw TYDFSError(.invalidArgument, "--max-repairs-per-datakeeper must be at least 1") }
         guard orphanGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--orphan-grace must not be negative") }
+        guard uploadIdleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--upload-timeout must be positive") }
     }
 }

@@ -8,10 +8,17 @@ import TYDFSProtocol
 /// taking in the datakeepers' results, bad-replica reports and orphan chunks, and `fsck`.
 extension MasterState {
     /// One round of the replication manager: plan from the replica map and carry the plan out.
+    ///
+    /// Two guards keep repair from acting on a partial picture: for one heartbeat timeout after
+    /// the master starts (while datakeepers are still coming back) it plans nothing, and a
+    /// datakeeper whose chunk report has not arrived since it (re)joined counts as holding
+    /// nothing — its recorded replicas may be gone, so they must not justify trimming others.
     @discardableResult
     func replicationRound() async throws -> ReplicationPlan {
+        guard Self.monotonicSeconds() - startedSeconds >= configuration.heartbeatTimeoutSeconds else { return ReplicationPlan() }
         let placements = try await store.chunkPlacements(under: .root)
         let now = Self.monotonicSeconds()
+        let confirmed = registry.excluding(awaitingReport)
         for (chunk, copies) in copiesInFlight {
             let live = copies.filter { $0.value.deadlineSeconds > now }
             copiesInFlight[chunk] = live.isEmpty ? nil : live
@@ -24,7 +31,7 @@ extension MasterState {
             }
         }
         let plan = ReplicationPlanner.plan(
-            chunks: placements.map(\.state), registry: registry, now: now,
+            chunks: placements.map(\.state), registry: confirmed, now: now,
             inFlight: copiesInFlight.mapValues { Set($0.keys) }, busyCopies: busy,
             maxCopiesPerDataKeeper: configuration.maxRepairsPerDataKeeper)
         for copy in plan.copies {

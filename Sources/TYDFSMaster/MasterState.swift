@@ -32,7 +32,9 @@ actor MasterState {
     /// When each unreferenced chunk a datakeeper reported was first seen there.
     var unreferencedSince: [DataKeeperID: [ChunkID: Double]] = [:]
     /// Datakeepers whose holdings the master has not been told since it (or they) started.
-    private var awaitingReport: Set<DataKeeperID> = []
+    var awaitingReport: Set<DataKeeperID> = []
+    /// When this master started, on the monotonic clock.
+    let startedSeconds = MasterState.monotonicSeconds()
 
     init(configuration: MasterConfiguration, store: any MetadataStore, logger: Logger) {
         self.configuration = configuration
@@ -93,7 +95,7 @@ actor MasterState {
 
     func createUpload(_ request: CreateUploadRequest) async throws -> UploadSession {
         let now = Self.monotonicSeconds()
-        uploads = uploads.filter { now - $0.value.lastActivitySeconds < Limits.uploadSessionIdleSeconds }
+        forgetAbandonedUploads(now: now)
         try await checkWritable(request.path, overwrite: request.overwrite)
         guard !registry.alive(now: now).isEmpty else {
             throw TYDFSError(.unavailable, "no live datakeeper: start one with `tydfs datakeeper --master URL`")
@@ -169,7 +171,12 @@ actor MasterState {
 
     /// Chunks allocated to uploads still open: stored somewhere, not yet referenced, not orphans.
     func openUploadChunks() -> [ChunkID] {
-        uploads.values.flatMap(\.allocated)
+        forgetAbandonedUploads(now: Self.monotonicSeconds())
+        return uploads.values.flatMap(\.allocated)
+    }
+
+    private func forgetAbandonedUploads(now: Double) {
+        uploads = uploads.filter { now - $0.value.lastActivitySeconds < configuration.uploadIdleTimeoutSeconds }
     }
 
     func abortUpload(uploadID: String) {

@@ -21,6 +21,7 @@ struct MasterCommand: AsyncParsableCommand {
     @Option(help: "Time between replication manager rounds.") var repairInterval = "1s"
     @Option(help: "Re-replication copies one datakeeper takes part in at once.") var maxRepairsPerDatakeeper = 4
     @Option(help: "Age at which a chunk no file references is deleted from a datakeeper.") var orphanGrace = "1h"
+    @Option(help: "Idle time after which an unfinished upload is abandoned.") var uploadTimeout = "1h"
     @Flag(help: "Log every request.") var verbose = false
 
     func run() async throws {
@@ -29,6 +30,7 @@ struct MasterCommand: AsyncParsableCommand {
             configuration.repairIntervalSeconds = try DurationText.parseSeconds(repairInterval)
             configuration.maxRepairsPerDataKeeper = maxRepairsPerDatakeeper
             configuration.orphanGraceSeconds = try DurationText.parseSeconds(orphanGrace)
+            configuration.uploadIdleTimeoutSeconds = try DurationText.parseSeconds(uploadTimeout)
             (configuration.host, configuration.port) = try splitHostPort(listen)
             configuration.dataDirectory = data
             configuration.replication = replication

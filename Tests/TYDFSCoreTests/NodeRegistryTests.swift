@@ -68,4 +68,12 @@ final class NodeRegistryTests: XCTestCase {
         XCTAssertFalse(ids(registry.readOrder(of: replicas, spread: 0, now: 1)).contains("b"), "dead replicas are not offered")
         XCTAssertEqual(registry.readOrder(of: [try! DataKeeperID("zzz")], spread: 0, now: 1).count, 0)
     }
+
+    func testExcludingLeavesOthersUntouched() {
+        var registry = NodeRegistry(heartbeatTimeoutSeconds: 5)
+        for id in ["a", "b"] { registry.heartbeat(node(id), now: 0) }
+        let view = registry.excluding([try! DataKeeperID("a")])
+        XCTAssertEqual(ids(view.alive(now: 1)), ["b"])
+        XCTAssertEqual(registry.alive(now: 1).count, 2)
+    }
 }

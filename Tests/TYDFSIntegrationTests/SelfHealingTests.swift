@@ -83,10 +83,13 @@ final class SelfHealingTests: XCTestCase {
         let files = try putFiles(cluster, count: 30)
         try waitForHealthy(cluster, within: 5, "healthy before any failure")
 
+        var repairsSeen = 0
         for victim in ["dk1", "dk2"] {
             cluster.killDataKeeper(victim, signal: SIGKILL)
             let seconds = try waitForHealthy(cluster, within: 2 + 10, "repair after \(victim) died") {
-                try !cluster.aliveDataKeepers().contains(victim)
+                let nodes = try cluster.nodes().nodes
+                repairsSeen = max(repairsSeen, nodes.map(\.repairCopies).reduce(0, +))
+                return !nodes.contains { $0.id.value == victim && $0.alive }
             }
             print("repair after kill -9 of \(victim): \(String(format: "%.1f", seconds)) s")
             let report = try cluster.fsck()
@@ -100,6 +103,29 @@ final class SelfHealingTests: XCTestCase {
             try assertAllReadBack(cluster, files)
         }
         XCTAssertEqual(try cluster.aliveDataKeepers(), ["dk3", "dk4", "dk5"])
+        XCTAssertGreaterThan(repairsSeen, 0, "tydfs nodes showed the repair copies while they ran")
+    }
+
+    func testTheChunksOfAnAbandonedUploadAreDeletedAfterTheGracePeriod() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "256KiB")
+        cluster.masterArguments += ["--upload-timeout", "2s"]
+        cluster.killMaster(signal: SIGTERM)
+        try cluster.startMaster()
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("abandoned", size: 48 * 1024 * 1024, seed: 9)
+        let put = try cluster.start(["put", local, "/abandoned"])
+        func storedChunks() -> Int {
+            ["dk1", "dk2", "dk3"].map { id in
+                (FileManager.default.enumerator(atPath: cluster.dataDirectory(of: id) + "/chunks")?.allObjects as? [String] ?? [])
+                    .filter { $0.count > 3 }.count
+            }.reduce(0, +)
+        }
+        try cluster.waitUntil("some chunks stored", timeout: 10) { storedChunks() > 0 }
+        TestCluster.end(put, signal: SIGKILL)
+        XCTAssertGreaterThan(storedChunks(), 0)
+        // Upload timeout 2 s + orphan grace 1 s + chunk reports every 2 s.
+        try cluster.waitUntil("the abandoned chunks deleted", timeout: 15) { storedChunks() == 0 }
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.count, 0)
     }
 
     func testARestartedDataKeeperLosesItsExtraReplicasAndTheChunksOfFilesDeletedMeanwhile() throws {
@@ -157,6 +183,28 @@ final class SelfHealingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: cluster.dataDirectory(of: victim) + "/corrupt/\(target.id.value)"),
                       "the bad copy is kept aside, not served")
         try assertAllReadBack(cluster, ["/rot": local])
+    }
+
+    func testADataKeeperBackWithAnEmptyDiskNeverCausesGoodReplicasToBeTrimmed() throws {
+        let cluster = try TestCluster(datakeepers: 4, heartbeatTimeoutSeconds: 2)
+        defer { cluster.shutdown() }
+        let files = try putFiles(cluster, count: 8)
+        cluster.killDataKeeper("dk1", signal: SIGKILL)
+        try waitForHealthy(cluster, within: 12, "repair while dk1 is down") { try !cluster.aliveDataKeepers().contains("dk1") }
+        func chunkFiles(_ id: String) -> Set<String> {
+            let root = cluster.dataDirectory(of: id) + "/chunks"
+            return Set((FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.count > 3 })
+        }
+        let before = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        // dk1 returns under its old name with its disk wiped: its recorded replicas are gone.
+        try FileManager.default.removeItem(atPath: cluster.dataDirectory(of: "dk1") + "/chunks")
+        try cluster.startDataKeeper("dk1")
+        try cluster.waitUntil("dk1 reported", timeout: 5) { try cluster.aliveDataKeepers().contains("dk1") }
+        Thread.sleep(forTimeInterval: 2)
+        let after = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        for (old, new) in zip(before, after) { XCTAssertTrue(old.isSubset(of: new), "a good replica was deleted: \(old.subtracting(new))") }
+        try waitForHealthy(cluster, within: 10, "healthy with dk1 back")
+        try assertEveryReplicaOnDiskIsIntact(cluster, files)
     }
 
     func testTheScrubberFindsBitRotNobodyReadsAndAChunkFileDeletedByHand() throws {
