@@ -118,6 +118,22 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(try cluster.succeed(["get", "/small", "-"]).stdout, try cluster.contents(small))
     }
 
+    func testADataKeeperKilledDuringAGetIsReadAround() throws {
+        let cluster = try TestCluster(datakeepers: 4, chunkSize: "256KiB", heartbeatTimeoutSeconds: 30)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("read", size: 48 * 1024 * 1024, seed: 12)
+        try cluster.succeed(["put", local, "/read"])
+        let target = cluster.root + "/read.out"
+        let get = try cluster.start(["get", "/read", target])
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertTrue(get.isRunning, "the get should still be running when the datakeeper dies")
+        // The master still lists dk1 as alive (30 s timeout): the client meets the failure itself.
+        cluster.killDataKeeper("dk1", signal: SIGKILL)
+        get.waitUntilExit()
+        XCTAssertEqual(get.terminationStatus, 0)
+        XCTAssertEqual(try cluster.contents(target), try cluster.contents(local))
+    }
+
     func testAnInterruptedPutLeavesNoFileBehind() throws {
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "256KiB")
         defer { cluster.shutdown() }
