@@ -56,7 +56,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TYDFSDataKeeper", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSServerSupport", "TYDFSFileIO",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

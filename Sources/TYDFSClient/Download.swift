@@ -14,15 +14,18 @@ extension TYDFSClient {
     /// into a temporary file that is renamed into place only when every chunk is verified — an
     /// interrupted get never leaves a partial file under the target name. A replica that fails
     /// or sends bytes that do not match the checksum is skipped for the next one.
-    /// To standard output: chunk after chunk, in order.
+    /// To standard output: chunk after chunk, in order, each verified in a spool file first.
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
         let info = try await stat(remote)
         let failed = FailedDataKeepers()
         if localPath == "-" {
             let output = LocalFile.standardStream(1, name: "standard output")
+            let spool = try await ChunkSpool.create()
+            defer { spool.discard() }
             for chunk in info.chunks {
-                try await fetch(chunk, into: output, at: nil, failed: failed)
+                try await fetch(chunk, into: spool.writer, at: 0, failed: failed)
+                try await spool.copy(bytes: chunk.sizeBytes, to: output)
             }
             return info
         }
@@ -57,17 +60,15 @@ extension TYDFSClient {
     }
 
     /// Reads one chunk from the first replica that delivers it intact and writes its data at
-    /// `offset` (or at the current position when nil, which allows no retry once bytes are out).
-    /// Datakeepers that already failed during this download are tried last.
-    private func fetch(_ chunk: ChunkInfo, into output: LocalFile, at offset: Int64?, failed: FailedDataKeepers) async throws {
+    /// `offset`. Datakeepers that already failed during this download are tried last.
+    private func fetch(_ chunk: ChunkInfo, into output: LocalFile, at offset: Int64, failed: FailedDataKeepers) async throws {
         var failures: [String] = []
         let ranked = chunk.replicas.filter(\.alive) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
         let known = await failed.all
         let candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
         for replica in candidates {
-            var written: Int64 = 0
             do {
-                try await fetch(chunk, from: replica, into: output, at: offset, written: &written)
+                try await fetch(chunk, from: replica, into: output, at: offset)
                 return
             } catch {
                 failures.append("\(replica.id): \(PeerError.describe(error))")
@@ -76,9 +77,6 @@ extension TYDFSClient {
                     await reportBadReplica(chunk.id, on: replica.id, message: error.message)
                 }
                 logger.warning("replica failed, trying the next", metadata: ["chunk.id": "\(chunk.id)", "datakeeper.id": "\(replica.id)", "error": "\(error)"])
-                if offset == nil && written > 0 {
-                    throw TYDFSError(.unreachable, "chunk \(chunk.index) failed after \(written) bytes were written to standard output: \(failures.joined(separator: "; "))")
-                }
             }
         }
         if candidates.isEmpty {
@@ -87,12 +85,11 @@ extension TYDFSClient {
         throw TYDFSError(.unavailable, "chunk \(chunk.index) could not be read from any replica: \(failures.joined(separator: "; "))")
     }
 
-    private func fetch(
-        _ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: LocalFile, at offset: Int64?, written: inout Int64
-    ) async throws {
+    private func fetch(_ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: LocalFile, at offset: Int64) async throws {
         var request = HTTPClientRequest(url: "http://\(replica.address)\(Route.chunk(chunk.id.value))")
         request.method = .GET
-        let response = try await http.execute(request, timeout: .seconds(Limits.idleTransferTimeoutSeconds * 10))
+        let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes), hops: 1)
+        let response = try await http.execute(request, timeout: .seconds(deadline))
         guard response.status == .ok else {
             let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
             let _: ChunkWriteResult = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
@@ -100,12 +97,13 @@ extension TYDFSClient {
         }
         var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes))
         var pending = ByteBuffer()
+        var written: Int64 = 0
         for try await piece in response.body {
             try piece.withUnsafeReadableBytes { bytes in
                 try reader.consume(bytes) { data in pending.writeBytes(data) }
             }
             if pending.readableBytes >= Limits.ioBufferBytes {
-                try await output.write(pending, at: offset.map { $0 + written })
+                try await output.write(pending, at: offset + written)
                 written += Int64(pending.readableBytes)
                 pending.clear()
             }
@@ -115,7 +113,7 @@ extension TYDFSClient {
             throw TYDFSError(.checksumMismatch, "replica on \(replica.id) has crc32c \(hex32(crc)), the file says \(chunk.crc32c)")
         }
         if pending.readableBytes > 0 {
-            try await output.write(pending, at: offset.map { $0 + written })
+            try await output.write(pending, at: offset + written)
             written += Int64(pending.readableBytes)
         }
     }

@@ -22,11 +22,21 @@ public final class TYDFSClient: Sendable {
             throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
         }
         self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(Limits.idleTransferTimeoutSeconds))
-        configuration.decompression = .disabled
-        self.http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        self.http = Self.makeHTTPClient()
         self.logger = logger
+    }
+
+    /// The HTTP client every TYDFS party uses to talk to another: connections that cannot be made
+    /// within `Limits.connectTimeoutSeconds` fail, uploads that stop sending for
+    /// `Limits.idleTransferTimeoutSeconds` fail, and every request carries its own deadline
+    /// (`Limits.transferDeadlineSeconds` for chunk transfers) instead of a global read timeout,
+    /// so that the hops of a pipeline time out in order.
+    public static func makeHTTPClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(
+            connect: .seconds(Limits.connectTimeoutSeconds), read: nil, write: .seconds(Limits.idleTransferTimeoutSeconds))
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
 
     public func shutdown() async throws {
@@ -69,7 +79,7 @@ public final class TYDFSClient: Sendable {
     }
 
     func control<Body: Encodable, Response: Decodable>(
-        _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?
+        _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?, extraSeconds: Int64 = 0
     ) async throws -> Response {
         var url = masterURL + route
         if let query {
@@ -84,7 +94,7 @@ public final class TYDFSClient: Sendable {
         let response: HTTPClientResponse
         let payload: ByteBuffer
         do {
-            response = try await http.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
+            response = try await http.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds + extraSeconds))
             payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
         } catch {
             throw TYDFSError(.unreachable, "cannot reach the master at \(masterURL): \(PeerError.describe(error))")
@@ -114,17 +124,24 @@ enum PeerError {
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return "connection timed out"
-            case .readTimeout: return "no answer within \(Limits.idleTransferTimeoutSeconds) s"
+            case .readTimeout: return "no answer in time"
+            case .writeTimeout: return "could not send for \(Limits.idleTransferTimeoutSeconds) s"
             case .deadlineExceeded: return "request took too long"
             case .remoteConnectionClosed: return "connection closed by the peer"
             default: return "\(error)"
             }
         }
-        if error is NIOConnectionError { return "connection refused" }
-        if let error = error as? IOError { return error.description }
-        let text = "\(error)"
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
-        return text
+        if let error = error as? NIOConnectionError {
+            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
+                return "cannot resolve \(error.host)"
+            }
+            guard let first = error.connectionErrors.first?.error else { return "cannot connect to \(error.host):\(error.port)" }
+            return describe(first)
+        }
+        if let error = error as? IOError {
+            return error.errnoCode == ECONNREFUSED ? "connection refused" : error.description
+        }
+        return "\(error)"
     }
 }
 

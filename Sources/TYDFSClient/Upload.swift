@@ -80,7 +80,9 @@ extension TYDFSClient {
             throw TYDFSError(.io, "the local file changed size while it was uploaded; nothing was stored")
         }
         let commit = CommitUploadRequest(sizeBytes: offset, crc32c: fileCRC.value, chunks: chunks)
-        let file: FileInfo = try await control(.POST, Route.uploadCommit(session.uploadID), body: commit)
+        // A commit writes a few rows per chunk: give huge files the time that takes.
+        let file: FileInfo = try await control(
+            .POST, Route.uploadCommit(session.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000))
         let fewest = chunks.map(\.replicas.count).min() ?? session.replication
         if fewest < session.replication {
             warnings.append("\(remote) is under-replicated: some chunks have only \(fewest) of \(session.replication) replicas; the master records it as under-replicated")
@@ -122,7 +124,8 @@ extension TYDFSClient {
                 length: .known(ChunkFrame.frameBytes(dataBytes: length)))
             let result: ChunkWriteResult
             do {
-                let response = try await http.execute(request, timeout: .seconds(Limits.idleTransferTimeoutSeconds * 10))
+                let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length), hops: allocation.targets.count)
+                let response = try await http.execute(request, timeout: .seconds(deadline))
                 let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
                 result = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)")
             } catch {
@@ -187,45 +190,5 @@ final class ChunkFrameProducer: @unchecked Sendable {
             return ByteBuffer(bytes: ChunkFrame.trailer(chunkCRC.value))
         }
         return nil
-    }
-}
-
-/// A temporary file holding one chunk of standard input at a time.
-final class ChunkSpool: @unchecked Sendable {
-    let file: LocalFile
-    private let writer: LocalFile
-    private let path: String
-
-    private init(path: String, file: LocalFile, writer: LocalFile) {
-        self.path = path
-        self.file = file
-        self.writer = writer
-    }
-
-    static func create() async throws -> ChunkSpool {
-        let folder = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        let path = "\(folder)/tydfs-spool-\(hex64(UInt64.random(in: .min ... .max)))"
-        let writer = try await LocalFile.create(path)
-        let reader = try await LocalFile.openForReading(path)
-        _ = try? await LocalFileSystem.remove(path)
-        return ChunkSpool(path: path, file: reader, writer: writer)
-    }
-
-    /// Replaces the spool's content with up to `limit` bytes of `source`; returns how many.
-    func fill(from source: LocalFile, upTo limit: Int64) async throws -> Int64 {
-        try await writer.truncate(to: 0)
-        var total: Int64 = 0
-        while total < limit {
-            let piece = try await source.read(count: Int(min(Int64(Limits.ioBufferBytes), limit - total)), at: nil)
-            if piece.readableBytes == 0 { break }
-            try await writer.write(piece, at: total)
-            total += Int64(piece.readableBytes)
-        }
-        return total
-    }
-
-    func discard() {
-        try? file.close()
-        try? writer.close()
     }
 }

@@ -64,6 +64,9 @@ public enum DurationText {
         guard let value = Double(number), value.isFinite, value >= 0 else {
             throw TYDFSError(.invalidArgument, "'\(text)' is not a duration; write e.g. 5s, 500ms, 2m")
         }
+        guard value * multiplier <= Limits.maxDurationSeconds else {
+            throw TYDFSError(.invalidArgument, "'\(text)' is longer than the longest duration accepted (30 days)")
+        }
         return value * multiplier
     }
 }

@@ -11,7 +11,7 @@ public enum ChunkLayout {
     public static func extents(fileBytes: Int64, chunkBytes: Int64) -> [ChunkExtent] {
         precondition(chunkBytes > 0 && fileBytes >= 0)
         var result: [ChunkExtent] = []
-        result.reserveCapacity(Int((fileBytes + chunkBytes - 1) / chunkBytes))
+        result.reserveCapacity(Int(fileBytes / chunkBytes) + 1)
         var offset: Int64 = 0
         while offset < fileBytes {
             let length = min(chunkBytes, fileBytes - offset)
@@ -23,10 +23,16 @@ public enum ChunkLayout {
 
     /// Checks that `lengths` (in index order) is a valid cut of a file of `fileBytes` bytes:
     /// every chunk but the last is exactly `chunkBytes`, the last is 1…`chunkBytes`, and they add up.
+    /// Walks `lengths` only, so a hostile `fileBytes` (negative, huge) costs nothing.
     public static func validate(lengths: [Int64], fileBytes: Int64, chunkBytes: Int64) throws {
-        let expected = extents(fileBytes: fileBytes, chunkBytes: chunkBytes).map(\.length)
-        guard lengths == expected else {
-            throw TYDFSError(.invalidArgument, "chunk sizes do not add up to a \(fileBytes)-byte file cut at \(chunkBytes) bytes")
+        let invalid = TYDFSError(.invalidArgument, "chunk sizes do not add up to a \(fileBytes)-byte file cut at \(chunkBytes) bytes")
+        guard chunkBytes > 0, fileBytes >= 0 else { throw invalid }
+        var total: Int64 = 0
+        for (index, length) in lengths.enumerated() {
+            let isLast = index == lengths.count - 1
+            guard isLast ? (1...chunkBytes).contains(length) : length == chunkBytes else { throw invalid }
+            total += length
         }
+        guard total == fileBytes else { throw invalid }
     }
 }

@@ -21,10 +21,25 @@ public enum Limits {
     /// HTTP client retries refused connections until then). Peers are on one LAN: a connection
     /// that takes longer than this is a peer to route around, not to wait for.
     public static let connectTimeoutSeconds: Int64 = 2
-    /// Seconds a data transfer may go without progress before it is abandoned.
+    /// Seconds a data transfer may go without progress (no byte received by a server, no byte
+    /// sent by a client) before it is abandoned.
     public static let idleTransferTimeoutSeconds: Int64 = 60
+    /// Slowest transfer rate a chunk transfer's deadline allows for.
+    public static let minimumTransferBytesPerSecond: Int64 = 2 * 1024 * 1024
+
+    /// Seconds allowed for a whole chunk transfer through `hops` datakeepers (3 for a client
+    /// writing to a 3-replica pipeline, 1 for a read or the last hop). Each hop further down gets
+    /// 15 s less, so when the tail of a pipeline stalls, the hop just above it gives up first and
+    /// reports the failure upstream in time, instead of every hop timing out at once.
+    public static func transferDeadlineSeconds(frameBytes: Int64, hops: Int) -> Int64 {
+        30 + frameBytes / minimumTransferBytesPerSecond + 15 * Int64(max(1, hops))
+    }
     /// Seconds a control request (JSON) may take in all.
     public static let controlRequestTimeoutSeconds: Int64 = 30
+    /// Longest duration a flag accepts: far beyond any sensible interval, far below overflow.
+    public static let maxDurationSeconds: Double = 30 * 24 * 3600
+    /// Largest capacity or usage a heartbeat may report (1 EiB): keeps free-space sums exact.
+    public static let maxReportedBytes: Int64 = 1 << 60
     /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
     public static let chunkTrailerBytes = 4
 }

@@ -23,6 +23,10 @@ actor ChunkStore {
         try LocalFileSystem.makeDirectories(directory + "/chunks")
         try LocalFileSystem.makeDirectories(directory + "/tmp")
         try LocalFileSystem.makeDirectories(directory + "/corrupt")
+        // All 256 fan-out folders exist before any chunk is acknowledged, and `chunks/` is synced
+        // once, so a chunk's rename never depends on a folder created moments before.
+        for fan in 0..<256 { try LocalFileSystem.makeDirectories("\(directory)/chunks/\(hex32(UInt32(fan)).suffix(2))") }
+        try LocalFileSystem.syncDirectory(directory + "/chunks")
         for name in try LocalFileSystem.list(directory + "/tmp") {
             _ = unlink(directory + "/tmp/" + name)
         }
@@ -74,7 +78,6 @@ actor ChunkStore {
 
     /// Moves a fully written and fsynced temporary file into place; the chunk now exists.
     func commit(_ id: ChunkID, temporaryPath: String, frameBytes: Int64) async throws {
-        try LocalFileSystem.makeDirectories("\(directory)/chunks/\(id.value.prefix(2))")
         try await LocalFileSystem.renameDurably(temporaryPath, to: path(of: id))
         reservations[id] = nil
         sizes[id] = frameBytes
@@ -108,9 +111,10 @@ actor ChunkStore {
     /// Deletes a chunk. Returns false when it was not here.
     @discardableResult
     func delete(_ id: ChunkID) async throws -> Bool {
-        guard let size = sizes.removeValue(forKey: id) else { return false }
-        usedBytes -= size
+        guard let size = sizes[id] else { return false }
         try await LocalFileSystem.remove(path(of: id))
+        sizes[id] = nil
+        usedBytes -= size
         return true
     }
 }

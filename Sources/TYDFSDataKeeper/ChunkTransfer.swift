@@ -95,7 +95,8 @@ struct ChunkTransfer: Sendable {
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(hops.dropFirst())))
         request.body = .stream(source, length: .known(ChunkFrame.frameBytes(dataBytes: dataBytes)))
         do {
-            let response = try await httpClient.execute(request, timeout: .seconds(Limits.idleTransferTimeoutSeconds * 10))
+            let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes), hops: hops.count)
+            let response = try await httpClient.execute(request, timeout: .seconds(deadline))
             let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
             guard response.status == .ok else {
                 let message = (try? JSONDecoder().decode(ErrorResponse.self, from: Data(body.readableBytesView)))?.error.message
@@ -197,7 +198,8 @@ struct ChunkTransfer: Sendable {
     private func pull(_ order: CopyChunkOrder, from source: DataKeeperAddress) async throws {
         var request = HTTPClientRequest(url: "http://\(source.address)\(Route.chunk(order.chunk.value))")
         request.method = .GET
-        let response = try await httpClient.execute(request, timeout: .seconds(Limits.idleTransferTimeoutSeconds * 10))
+        let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: order.dataBytes), hops: 1)
+        let response = try await httpClient.execute(request, timeout: .seconds(deadline))
         guard response.status == .ok else {
             throw TYDFSError(.unreachable, "answered HTTP \(response.status.code)")
         }
@@ -223,11 +225,15 @@ struct ChunkTransfer: Sendable {
         let file: LocalFile
         do {
             file = try await LocalFile.openForReading(store.path(of: chunk))
-        } catch {
+        } catch let error as TYDFSError where error.code == .notFound {
             if await store.forgetMissing(chunk) {
                 logger.error("chunk file missing", metadata: ["chunk.id": "\(chunk)"])
                 events.bad(chunk)
             }
+            return false
+        } catch {
+            // Not evidence about the chunk (too many open files, permissions): try again next pass.
+            logger.error("chunk could not be opened for verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
             return false
         }
         defer { try? file.close() }

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSProtocol
@@ -46,7 +47,7 @@ public enum DataKeeperServer {
     public static func run(
         configuration: DataKeeperConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let httpClient = makeHTTPClient()
+        let httpClient = TYDFSClient.makeHTTPClient()
         do {
             let services = try makeServices(configuration: configuration, httpClient: httpClient, logger: logger, onListening: onListening)
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -56,14 +57,6 @@ public enum DataKeeperServer {
             throw error
         }
         try await httpClient.shutdown()
-    }
-
-    /// An HTTP client with the timeouts every TYDFS peer-to-peer call needs.
-    public static func makeHTTPClient() -> HTTPClient {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(Limits.idleTransferTimeoutSeconds))
-        configuration.decompression = .disabled
-        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
 
     /// The datakeeper's services, for a caller that runs them in its own `ServiceGroup`.

@@ -47,8 +47,6 @@ struct HeartbeatSender: Service {
                 deleted = []
                 if beat.chunkReport != nil { lastReport = ContinuousClock.now }
                 sendReport = answer.sendChunkReport
-                for order in answer.copyChunks { repairs.yield(.copy(order)) }
-                for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
                 for chunk in answer.deleteChunks {
                     do {
                         try await store.delete(chunk)
@@ -57,6 +55,9 @@ struct HeartbeatSender: Service {
                         logger.error("chunk deletion failed", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
                     }
                 }
+                // After the deletions: a copy ordered in the same answer must not find a chunk about to go.
+                for order in answer.copyChunks { repairs.yield(.copy(order)) }
+                for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
             } catch {
                 events.restore(batch)
                 if masterReachable {

@@ -199,7 +199,12 @@ public enum LocalFileSystem {
 
     static func syncDirectory(containing path: String) throws {
         let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        let fd = open(folder.isEmpty ? "/" : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try syncDirectory(folder.isEmpty ? "/" : folder)
+    }
+
+    /// Forces a folder's entries (creations, renames, removals) to stable storage.
+    public static func syncDirectory(_ folder: String) throws {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.posix("open", path: folder) }
         defer { _ = close(fd) }
         guard fsync(fd) == 0 else { throw FileIOError.posix("fsync", path: folder) }

@@ -42,9 +42,14 @@ extension MasterState {
                 sources: copy.sources.compactMap { id in registry.nodes[id].map { DataKeeperAddress(id: id, address: $0.address, alive: true) } }))
             logger.info("re-replicating chunk", metadata: ["chunk.id": "\(copy.chunk)", "from": "\(copy.sources[0])", "to": "\(copy.destination)"])
         }
+        let factors = Dictionary(placements.map { ($0.state.id, $0.state.replication) }, uniquingKeysWith: { a, _ in a })
         for trim in plan.trims {
-            try await store.dropReplica(chunk: trim.chunk, datakeeper: trim.datakeeper, deleteFromDisk: true)
-            logger.info("removing extra replica", metadata: ["chunk.id": "\(trim.chunk)", "datakeeper.id": "\(trim.datakeeper)"])
+            // Other calls may have run since the plan was made: the store re-checks, at the moment
+            // of removal, that enough replicas on live, confirmed datakeepers remain.
+            let trusted = Set(registry.excluding(awaitingReport).alive(now: Self.monotonicSeconds()).map(\.id))
+            if try await store.trimReplica(chunk: trim.chunk, datakeeper: trim.datakeeper, keep: factors[trim.chunk] ?? 1, trusted: trusted) {
+                logger.info("removing extra replica", metadata: ["chunk.id": "\(trim.chunk)", "datakeeper.id": "\(trim.datakeeper)"])
+            }
         }
         let stillBad = Set(placements.filter { placement in
             placement.state.replicas.filter { registry.isAlive($0, now: now) }.count < placement.state.replication

@@ -3,6 +3,7 @@ import Logging
 import TYDFSCore
 import TYDFSMetadata
 import TYDFSProtocol
+import TYDFSServerSupport
 
 /// The master's live state and the rules that act on it: the datakeeper table, open uploads,
 /// and the namespace operations, which it carries out on the metadata store.
@@ -51,6 +52,12 @@ actor MasterState {
     // MARK: - Heartbeats
 
     func heartbeat(_ beat: HeartbeatRequest) async throws -> HeartbeatResponse {
+        let bytes = 0...Limits.maxReportedBytes
+        guard bytes.contains(beat.capacityBytes), bytes.contains(beat.usedBytes), beat.inFlight >= 0, beat.chunkCount >= 0,
+              beat.chunksServed >= 0, (try? splitHostPort(beat.address)) != nil
+        else {
+            throw TYDFSError(.invalidArgument, "heartbeat from \(beat.id) has a negative or impossible count, size or address")
+        }
         let now = Self.monotonicSeconds()
         let state = DataKeeperState(
             id: beat.id, address: beat.address, capacityBytes: beat.capacityBytes, usedBytes: beat.usedBytes,

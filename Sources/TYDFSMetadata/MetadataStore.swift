@@ -89,8 +89,12 @@ public protocol MetadataStore: Sendable {
     func deletionsDone(datakeeper: DataKeeperID, chunks: [ChunkID]) async throws
     /// Every chunk of the files at or below `path` with its recorded replicas, in path and index order.
     func chunkPlacements(under path: RemotePath) async throws -> [ChunkPlacement]
-    /// Records that `datakeeper` now holds a good copy of `chunk`. False when no file references the chunk any more.
+    /// Records that `datakeeper` now holds a good copy of `chunk` (cancelling any queued deletion
+    /// of it there). False when no file references the chunk any more.
     func addReplica(chunk: ChunkID, datakeeper: DataKeeperID) async throws -> Bool
+    /// Removes an extra replica — only if, at that moment, at least `keep` other replicas of the
+    /// chunk are recorded on datakeepers in `trusted`. Returns whether it removed it.
+    func trimReplica(chunk: ChunkID, datakeeper: DataKeeperID, keep: Int, trusted: Set<DataKeeperID>) async throws -> Bool
     /// Forgets the replica of `chunk` on `datakeeper`; with `deleteFromDisk`, also queues its deletion there.
     func dropReplica(chunk: ChunkID, datakeeper: DataKeeperID, deleteFromDisk: Bool) async throws
     /// Queues deletion of chunks on `datakeeper` that no file references (checked again here).

@@ -334,9 +334,28 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             try await db.raw("""
                 DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
                 """).run()
+            // A fresh copy supersedes an older order to delete the chunk there.
+            try await db.raw("""
+                DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+                """).run()
             try await db.raw("""
                 INSERT INTO replicas (chunk_id, datakeeper_id) VALUES (\(bind: chunk.value), \(bind: datakeeper.value))
                 """).run()
+            return true
+        }
+    }
+
+    public func trimReplica(chunk: ChunkID, datakeeper: DataKeeperID, keep: Int, trusted: Set<DataKeeperID>) async throws -> Bool {
+        try await transaction { db in
+            let rows = try await db.raw("SELECT datakeeper_id FROM replicas WHERE chunk_id = \(bind: chunk.value)").all()
+            let holders = Set(try rows.map { try $0.decode(column: "datakeeper_id", as: String.self) })
+            guard holders.contains(datakeeper.value) else { return false }
+            let others = holders.subtracting([datakeeper.value]).intersection(trusted.map(\.value))
+            guard others.count >= keep else { return false }
+            try await db.raw("""
+                DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+                """).run()
+            try await Self.queueDeletion(chunk, on: datakeeper, db)
             return true
         }
     }

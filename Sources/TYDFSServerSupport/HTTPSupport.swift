@@ -123,7 +123,11 @@ public enum HTTPServer {
     ) -> some ApplicationProtocol where Responder.Context == BasicRequestContext {
         Application(
             responder: responder,
-            server: .http1(configuration: .init(additionalChannelHandlers: [ReceiveBufferSizer(maximumBytes: Limits.ioBufferBytes / 4)])),
+            // idleTimeout closes a connection whose request body stops arriving (a stalled or
+            // vanished sender), which frees the chunk's reservation and temporary file.
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ReceiveBufferSizer(maximumBytes: Limits.ioBufferBytes / 4)],
+                idleTimeout: .seconds(Limits.idleTransferTimeoutSeconds))),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "tydfs"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOPosix
 import ServiceLifecycle
+import TYDFSClient
 import TYDFSCore
 import TYDFSDataKeeper
 import TYDFSMaster
@@ -111,7 +112,7 @@ struct ClusterCommand: AsyncParsableCommand {
             let masterParts = try await MasterServer.makeServices(configuration: master, logger: logger) { port in
                 say("tydfs cluster: master on http://127.0.0.1:\(port) with \(count) datakeepers; Ctrl-C stops")
             }
-            let httpClient = DataKeeperServer.makeHTTPClient()
+            let httpClient = TYDFSClient.makeHTTPClient()
             var services = masterParts.services
             for index in 1...datakeepers {
                 var keeper = DataKeeperConfiguration()

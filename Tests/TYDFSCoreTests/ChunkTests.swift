@@ -122,5 +122,10 @@ final class ChunkLayoutTests: XCTestCase {
         XCTAssertThrowsError(try ChunkLayout.validate(lengths: [500, 1000], fileBytes: 1500, chunkBytes: 1000))
         XCTAssertThrowsError(try ChunkLayout.validate(lengths: [0], fileBytes: 0, chunkBytes: 1000))
         XCTAssertThrowsError(try ChunkLayout.validate(lengths: [], fileBytes: 1, chunkBytes: 1000))
+        // Hostile sizes cost nothing and crash nothing.
+        XCTAssertThrowsError(try ChunkLayout.validate(lengths: [], fileBytes: -1, chunkBytes: 1000))
+        XCTAssertThrowsError(try ChunkLayout.validate(lengths: [], fileBytes: .max, chunkBytes: 1000))
+        XCTAssertThrowsError(try ChunkLayout.validate(lengths: [1000, -1000, 1000], fileBytes: 1000, chunkBytes: 1000))
+        XCTAssertNoThrow(try ChunkLayout.validate(lengths: [], fileBytes: 0, chunkBytes: 1000))
     }
 }

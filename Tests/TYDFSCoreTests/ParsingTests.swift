@@ -38,6 +38,9 @@ final class ByteSizeTests: XCTestCase {
         XCTAssertEqual(try DurationText.parseSeconds("1.5"), 1.5)
         XCTAssertThrowsError(try DurationText.parseSeconds("soon"))
         XCTAssertThrowsError(try DurationText.parseSeconds("-1s"))
+        XCTAssertThrowsError(try DurationText.parseSeconds("3e10s"), "beyond 30 days")
+        XCTAssertThrowsError(try DurationText.parseSeconds("31d"))
+        XCTAssertEqual(try DurationText.parseSeconds("720h"), 30 * 24 * 3600)
     }
 }
 

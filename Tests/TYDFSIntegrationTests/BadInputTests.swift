@@ -73,6 +73,21 @@ final class BadInputTests: XCTestCase {
             XCTAssertNotNil(error, "\(method) \(url) answers a JSON error: \(String(decoding: answer.body, as: UTF8.self))")
             XCTAssertFalse(error?.error.message.isEmpty ?? true)
         }
+        // Hostile numbers in a commit or a heartbeat are refused; the master stays up.
+        let upload = try HTTP.request("POST", cluster.masterURL + "/v1/uploads", body: #"{"path": "/hostile", "overwrite": false}"#)
+        XCTAssertEqual(upload.status, 200)
+        let uploadID = try JSONDecoder().decode(UploadSession.self, from: upload.body).uploadID
+        for size in ["-1", "9223372036854775807", "4611686018427387904"] {
+            let commit = try HTTP.request("POST", cluster.masterURL + "/v1/uploads/\(uploadID)/commit",
+                                          body: #"{"sizeBytes": \#(size), "crc32c": 0, "chunks": []}"#)
+            XCTAssertEqual(commit.status, 400, "commit of size \(size)")
+        }
+        let heartbeat = try HTTP.request("POST", cluster.masterURL + "/v1/heartbeat", body: """
+            {"id": "evil", "address": "127.0.0.1:1", "capacityBytes": 9223372036854775807, "usedBytes": -1, "chunkCount": 0,
+             "inFlight": 0, "chunksServed": 0, "deletedChunks": [], "badChunks": [], "copiesDone": [], "copiesFailed": []}
+            """)
+        XCTAssertEqual(heartbeat.status, 400)
+        XCTAssertFalse(try cluster.nodes().nodes.contains { $0.id.value == "evil" })
         // A chunk whose trailer does not match its data is refused and not stored.
         let id = ChunkID.random()
         var frame = Array("some data".utf8) + ChunkFrame.trailer(CRC32C.checksum(Array("some data".utf8)))

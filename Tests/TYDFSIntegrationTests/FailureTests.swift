@@ -48,6 +48,7 @@ final class FailureTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("f", size: 4 * chunk)
         try cluster.succeed(["put", local, "/f"])
+        try cluster.waitUntilIdle()
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         // With a 30 s timeout the master still believes dk1 alive and offers it first for some chunks.
         XCTAssertTrue(try cluster.stat("/f").chunks.contains { $0.replicas.first?.id.value == "dk1" && $0.replicas.first?.alive == true })

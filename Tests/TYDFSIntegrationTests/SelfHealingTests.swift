@@ -207,6 +207,30 @@ final class SelfHealingTests: XCTestCase {
         try assertEveryReplicaOnDiskIsIntact(cluster, files)
     }
 
+    func testAReaderOfStandardOutputGetsTheRightBytesFromAnotherReplicaWhenTheFirstIsCorrupt() throws {
+        // Chunks larger than the client's 1 MiB write buffer, and no scrubbing: the reader meets
+        // the bad replicas itself, after bytes of the chunk have already arrived.
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "4MiB", dataKeeperArguments: ["--scrub-interval", "1h"])
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("big", size: 9 * 1024 * 1024, seed: 31)
+        try cluster.succeed(["put", local, "/big"])
+        try cluster.waitUntilIdle()
+        let info = try cluster.stat("/big")
+        try cluster.waitUntilIdle()
+        // The two replicas ranked first for each chunk rot; only the last one is good.
+        for chunkInfo in info.chunks {
+            for replica in chunkInfo.replicas.prefix(2) {
+                try flipByte(in: cluster.chunkFile(chunkInfo.id, on: replica.id.value), at: UInt64(chunkInfo.sizeBytes) - 10)
+            }
+        }
+        XCTAssertEqual(try cluster.succeed(["get", "/big", "-"]).stdout, try cluster.contents(local))
+        for chunkInfo in info.chunks {
+            let first = chunkInfo.replicas[0].id.value
+            XCTAssertTrue(FileManager.default.fileExists(atPath: cluster.dataDirectory(of: first) + "/corrupt/\(chunkInfo.id.value)"),
+                          "the replica read first for chunk \(chunkInfo.index) was found bad while serving and set aside")
+        }
+    }
+
     func testTheScrubberFindsBitRotNobodyReadsAndAChunkFileDeletedByHand() throws {
         let cluster = try TestCluster(datakeepers: 4)
         defer { cluster.shutdown() }

@@ -132,4 +132,47 @@ final class SQLMetadataStoreTests: XCTestCase {
         XCTAssertEqual(loaded?.chunks[2].replicas.map(\.value), ["dk2"])
         try await store.close()
     }
+
+    func testATrimIsRefusedWhenTooFewTrustedReplicasWouldRemain() async throws {
+        let store = try await open()
+        let stored = file("/t", chunks: 1, replicas: ["dk1", "dk2", "dk3", "dk4"])
+        try await store.commit(stored, overwrite: false)
+        let chunk = stored.chunks[0].id
+        let all = Set(try ["dk1", "dk2", "dk3", "dk4"].map { try DataKeeperID($0) })
+        let trimmed = try await store.trimReplica(chunk: chunk, datakeeper: try DataKeeperID("dk4"), keep: 3, trusted: all)
+        XCTAssertTrue(trimmed)
+        // dk2 is not trusted (dead, or its report not in): dk1 and dk3 alone are too few to keep.
+        let refused = try await store.trimReplica(chunk: chunk, datakeeper: try DataKeeperID("dk1"), keep: 3,
+                                                  trusted: all.subtracting([try DataKeeperID("dk2")]))
+        XCTAssertFalse(refused)
+        let again = try await store.trimReplica(chunk: chunk, datakeeper: try DataKeeperID("dk4"), keep: 1, trusted: all)
+        XCTAssertFalse(again, "a replica no longer recorded is not trimmed twice")
+        let loaded = try await store.file(at: stored.path)
+        XCTAssertEqual(loaded?.chunks[0].replicas.map(\.value), ["dk1", "dk2", "dk3"])
+        let pending = try await store.pendingDeletions(for: try DataKeeperID("dk4"), limit: 10)
+        XCTAssertEqual(pending, [chunk])
+        try await store.close()
+    }
+
+    func testAFreshCopyCancelsAQueuedDeletionOfTheSameReplica() async throws {
+        let store = try await open()
+        let stored = file("/c", chunks: 1, replicas: ["dk1", "dk2"])
+        try await store.commit(stored, overwrite: false)
+        let chunk = stored.chunks[0].id, dk2 = try DataKeeperID("dk2")
+        try await store.dropReplica(chunk: chunk, datakeeper: dk2, deleteFromDisk: true)
+        var pending = try await store.pendingDeletions(for: dk2, limit: 10)
+        XCTAssertEqual(pending, [chunk])
+        let added = try await store.addReplica(chunk: chunk, datakeeper: dk2)
+        XCTAssertTrue(added)
+        pending = try await store.pendingDeletions(for: dk2, limit: 10)
+        XCTAssertEqual(pending, [])
+        let unknown = try await store.addReplica(chunk: ChunkID.random(), datakeeper: dk2)
+        XCTAssertFalse(unknown)
+        let queued = try await store.deleteUnreferenced(chunks: [chunk, ChunkID.random()], on: dk2)
+        XCTAssertEqual(queued, 1, "a referenced chunk is never queued as an orphan")
+        let placements = try await store.chunkPlacements(under: RemotePath.root)
+        XCTAssertEqual(placements.map(\.state.replicas), [[try DataKeeperID("dk1"), dk2]])
+        XCTAssertEqual(placements.first?.state.frameBytes, 104)
+        try await store.close()
+    }
 }

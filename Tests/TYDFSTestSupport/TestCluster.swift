@@ -35,12 +35,16 @@ public final class TestCluster {
     /// Extra flags for every datakeeper start: by default, frequent chunk reports and scrub passes.
     public var dataKeeperArguments = ["--report-interval", "2s", "--scrub-interval", "1s", "--scrub-rate", "256MiB"]
 
-    public init(datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2) throws {
+    public init(
+        datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2,
+        dataKeeperArguments: [String] = []
+    ) throws {
         root = NSTemporaryDirectory() + "tydfs-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
         self.replication = replication
         self.chunkSize = chunkSize
         self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
+        self.dataKeeperArguments += dataKeeperArguments
         try startMaster()
         for index in 0..<count { try startDataKeeper("dk\(index + 1)") }
         try waitUntil("\(count) datakeepers alive", timeout: 20) { try self.aliveDataKeepers().count == count }
@@ -228,6 +232,13 @@ public final class TestCluster {
     }
 
     public func stat(_ path: String) throws -> FileInfo { try json(FileInfo.self, ["stat", path]) }
+
+    /// Waits until no datakeeper reports or is assigned any transfer, so that read order depends
+    /// on ids alone (a stat counts as work for the replicas it ranks first, until the next heartbeat).
+    public func waitUntilIdle() throws {
+        Thread.sleep(forTimeInterval: 0.5)
+        try waitUntil("datakeepers idle", timeout: 10) { try nodes().nodes.filter(\.alive).allSatisfy { $0.inFlight == 0 } }
+    }
 
     // MARK: - Files and waiting
 
