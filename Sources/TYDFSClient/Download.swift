@@ -70,6 +70,8 @@ extension TYDFSClient {
             do {
                 try await fetch(chunk, from: replica, into: output, at: offset)
                 return
+            } catch let error as LocalWriteFailure {
+                throw error.underlying
             } catch {
                 failures.append("\(replica.id): \(PeerError.describe(error))")
                 await failed.add(replica.id)
@@ -103,7 +105,7 @@ extension TYDFSClient {
                 try reader.consume(bytes) { data in pending.writeBytes(data) }
             }
             if pending.readableBytes >= Limits.ioBufferBytes {
-                try await output.write(pending, at: offset + written)
+                try await LocalWriteFailure.wrap { try await output.write(pending, at: offset + written) }
                 written += Int64(pending.readableBytes)
                 pending.clear()
             }
@@ -113,7 +115,7 @@ extension TYDFSClient {
             throw TYDFSError(.checksumMismatch, "replica on \(replica.id) has crc32c \(hex32(crc)), the file says \(chunk.crc32c)")
         }
         if pending.readableBytes > 0 {
-            try await output.write(pending, at: offset + written)
+            try await LocalWriteFailure.wrap { try await output.write(pending, at: offset + written) }
             written += Int64(pending.readableBytes)
         }
     }
@@ -123,4 +125,17 @@ extension TYDFSClient {
 actor FailedDataKeepers {
     private(set) var all: Set<DataKeeperID> = []
     func add(_ id: DataKeeperID) { all.insert(id) }
+}
+
+/// A failure writing the download locally (full disk, bad target): no other replica can help.
+struct LocalWriteFailure: Error {
+    let underlying: Error
+
+    static func wrap(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            throw LocalWriteFailure(underlying: error)
+        }
+    }
 }

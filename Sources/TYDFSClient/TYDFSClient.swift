@@ -22,19 +22,23 @@ public final class TYDFSClient: Sendable {
             throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
         }
         self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
-        self.http = Self.makeHTTPClient()
+        self.http = Self.makeHTTPClient(readTimeoutSeconds: Limits.idleTransferTimeoutSeconds + 15)
         self.logger = logger
     }
 
-    /// The HTTP client every TYDFS party uses to talk to another: connections that cannot be made
-    /// within `Limits.connectTimeoutSeconds` fail, uploads that stop sending for
-    /// `Limits.idleTransferTimeoutSeconds` fail, and every request carries its own deadline
-    /// (`Limits.transferDeadlineSeconds` for chunk transfers) instead of a global read timeout,
-    /// so that the hops of a pipeline time out in order.
-    public static func makeHTTPClient() -> HTTPClient {
+    /// The HTTP client every TYDFS party uses to talk to another: a connection that cannot be made
+    /// within `Limits.connectTimeoutSeconds` fails; a peer that sends nothing for
+    /// `readTimeoutSeconds` (response head or body) fails; every request also has a deadline
+    /// (`Limits.transferDeadlineSeconds` for chunk transfers). Clients wait a little longer than
+    /// datakeepers (`readTimeoutSeconds`), so that a datakeeper waiting on a dead peer below it
+    /// answers its caller before the caller gives up on it. Idle pooled connections are closed
+    /// after 30 s, before servers close them (60 s), so a request never lands on a closing one.
+    public static func makeHTTPClient(readTimeoutSeconds: Int64 = Limits.idleTransferTimeoutSeconds) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(
-            connect: .seconds(Limits.connectTimeoutSeconds), read: nil, write: .seconds(Limits.idleTransferTimeoutSeconds))
+            connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(readTimeoutSeconds),
+            write: .seconds(Limits.idleTransferTimeoutSeconds))
+        configuration.connectionPool.idleTimeout = .seconds(Limits.idleTransferTimeoutSeconds / 2)
         configuration.decompression = .disabled
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
@@ -124,7 +128,7 @@ enum PeerError {
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return "connection timed out"
-            case .readTimeout: return "no answer in time"
+            case .readTimeout: return "no data for too long"
             case .writeTimeout: return "could not send for \(Limits.idleTransferTimeoutSeconds) s"
             case .deadlineExceeded: return "request took too long"
             case .remoteConnectionClosed: return "connection closed by the peer"

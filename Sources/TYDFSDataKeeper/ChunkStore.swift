@@ -111,10 +111,10 @@ actor ChunkStore {
     /// Deletes a chunk. Returns false when it was not here.
     @discardableResult
     func delete(_ id: ChunkID) async throws -> Bool {
-        guard let size = sizes[id] else { return false }
+        guard sizes[id] != nil else { return false }
         try await LocalFileSystem.remove(path(of: id))
-        sizes[id] = nil
-        usedBytes -= size
+        // Re-read after the await: a scrubber or a second deletion may have forgotten it meanwhile.
+        if let size = sizes.removeValue(forKey: id) { usedBytes -= size }
         return true
     }
 }

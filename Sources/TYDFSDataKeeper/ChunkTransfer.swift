@@ -117,18 +117,22 @@ struct ChunkTransfer: Sendable {
     /// sent, so a corrupt replica ends in a cut-off response the client detects, never in bad
     /// bytes passed off as good.
     func serve(_ chunk: ChunkID) async throws -> Response {
-        guard await store.contains(chunk) else { throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper") }
-        let file = try await LocalFile.openForReading(store.path(of: chunk))
-        let frameBytes = try await file.size()
+        let path = store.path(of: chunk)
+        guard await store.contains(chunk), let frameBytes = LocalFileSystem.fileSize(path) else {
+            throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+        }
         guard frameBytes >= Int64(Limits.chunkTrailerBytes) else {
-            try? file.close()
+            await reportBad(chunk)
             throw TYDFSError(.checksumMismatch, "chunk \(chunk) is truncated on disk")
         }
-        counters.begin()
         let counters = self.counters
         let logger = self.logger
         let reportBad = self.reportBad
+        // The file is opened and the transfer counted only once the body is being written, which
+        // Hummingbird does only after the response head went out: a client gone before that leaks nothing.
         let body = ResponseBody(contentLength: Int(frameBytes)) { writer in
+            let file = try await LocalFile.openForReading(path)
+            counters.begin()
             defer {
                 try? file.close()
                 counters.end()

@@ -27,6 +27,7 @@ struct HeartbeatSender: Service {
 
     func run() async throws {
         let address = await address()
+        let bootID = hex64(UInt64.random(in: .min ... .max))
         var sendReport = true
         var deleted: [ChunkID] = []
         var masterReachable = true
@@ -36,7 +37,7 @@ struct HeartbeatSender: Service {
             let usage = await store.usage()
             let batch = events.drain()
             let beat = HeartbeatRequest(
-                id: id, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
+                id: id, bootID: bootID, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
                 chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
                 chunkReport: sendReport ? await store.chunkIDs() : nil, deletedChunks: deleted,
                 badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed)

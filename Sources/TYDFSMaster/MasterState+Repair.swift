@@ -9,13 +9,22 @@ import TYDFSProtocol
 extension MasterState {
     /// One round of the replication manager: plan from the replica map and carry the plan out.
     ///
-    /// Two guards keep repair from acting on a partial picture: for one heartbeat timeout after
-    /// the master starts (while datakeepers are still coming back) it plans nothing, and a
+    /// Two guards keep repair from acting on a partial picture: after the master starts it plans
+    /// nothing until every datakeeper named in the replica map has reported (or one heartbeat
+    /// timeout has passed, for those that will not come back) — the HDFS "safe mode"; and a
     /// datakeeper whose chunk report has not arrived since it (re)joined counts as holding
     /// nothing — its recorded replicas may be gone, so they must not justify trimming others.
     @discardableResult
     func replicationRound() async throws -> ReplicationPlan {
-        guard Self.monotonicSeconds() - startedSeconds >= configuration.heartbeatTimeoutSeconds else { return ReplicationPlan() }
+        if inSafeMode {
+            if Self.monotonicSeconds() - startedSeconds < configuration.heartbeatTimeoutSeconds {
+                let holders = try await store.datakeepersHoldingReplicas()
+                let reported = Set(registry.nodes.keys).subtracting(awaitingReport)
+                guard holders.isSubset(of: reported) else { return ReplicationPlan() }
+            }
+            inSafeMode = false
+            logger.info("replication manager active")
+        }
         let placements = try await store.chunkPlacements(under: .root)
         let now = Self.monotonicSeconds()
         let confirmed = registry.excluding(awaitingReport)
@@ -66,11 +75,12 @@ extension MasterState {
             corruptReplicas.insert(Replica(chunk: chunk, datakeeper: beat.id))
         }
         for chunk in beat.copiesDone {
-            copiesInFlight[chunk]?[beat.id] = nil
-            if copiesInFlight[chunk]?.isEmpty == true { copiesInFlight[chunk] = nil }
             if try await !store.addReplica(chunk: chunk, datakeeper: beat.id) {
                 _ = try await store.deleteUnreferenced(chunks: [chunk], on: beat.id)
             }
+            // Only now: a planning round reading placements meanwhile still sees the copy as pending.
+            copiesInFlight[chunk]?[beat.id] = nil
+            if copiesInFlight[chunk]?.isEmpty == true { copiesInFlight[chunk] = nil }
         }
         for failure in beat.copiesFailed {
             copiesInFlight[failure.chunk]?[beat.id] = nil

@@ -34,6 +34,10 @@ actor MasterState {
     var unreferencedSince: [DataKeeperID: [ChunkID: Double]] = [:]
     /// Datakeepers whose holdings the master has not been told since it (or they) started.
     var awaitingReport: Set<DataKeeperID> = []
+    /// The boot id each datakeeper last heartbeated with.
+    private var bootIDs: [DataKeeperID: String] = [:]
+    /// True until the replica map can be trusted after a start (see `replicationRound`).
+    var inSafeMode = true
     /// When this master started, on the monotonic clock.
     let startedSeconds = MasterState.monotonicSeconds()
 
@@ -63,7 +67,8 @@ actor MasterState {
             id: beat.id, address: beat.address, capacityBytes: beat.capacityBytes, usedBytes: beat.usedBytes,
             chunkCount: beat.chunkCount, reportedInFlight: beat.inFlight, chunksServed: beat.chunksServed,
             lastHeartbeatSeconds: now)
-        if registry.heartbeat(state, now: now) {
+        let restarted = bootIDs.updateValue(beat.bootID, forKey: beat.id) != beat.bootID
+        if registry.heartbeat(state, now: now) || restarted {
             logger.info("datakeeper is alive", metadata: ["datakeeper.id": "\(beat.id)", "datakeeper.address": "\(beat.address)"])
             awaitingReport.insert(beat.id)
         }
@@ -166,8 +171,15 @@ actor MasterState {
             chunks: request.chunks.map {
                 StoredChunk(index: $0.index, id: $0.id, sizeBytes: $0.sizeBytes, crc32c: $0.crc32c, replicas: $0.replicas)
             })
-        try await store.commit(file, overwrite: upload.overwrite)
+        // Taken before the await: a second commit of the same upload (a retry racing the first)
+        // finds no session instead of replacing the file with itself and deleting its chunks.
         uploads[uploadID] = nil
+        do {
+            try await store.commit(file, overwrite: upload.overwrite)
+        } catch {
+            uploads[uploadID] = upload
+            throw error
+        }
         let info = fileInfo(file)
         logger.info("file committed", metadata: [
             "path": "\(file.path)", "size": "\(file.sizeBytes)", "chunks": "\(file.chunks.count)",

@@ -99,6 +99,8 @@ public protocol MetadataStore: Sendable {
     func dropReplica(chunk: ChunkID, datakeeper: DataKeeperID, deleteFromDisk: Bool) async throws
     /// Queues deletion of chunks on `datakeeper` that no file references (checked again here).
     func deleteUnreferenced(chunks: [ChunkID], on datakeeper: DataKeeperID) async throws -> Int
+    /// Every datakeeper the replica map names.
+    func datakeepersHoldingReplicas() async throws -> Set<DataKeeperID>
     /// Number of chunk deletions waiting, per datakeeper.
     func pendingDeletionCounts() async throws -> [DataKeeperID: Int]
     func close() async throws

@@ -392,6 +392,13 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             """).run()
     }
 
+    public func datakeepersHoldingReplicas() async throws -> Set<DataKeeperID> {
+        try await read { db in
+            let rows = try await db.raw("SELECT DISTINCT datakeeper_id FROM replicas").all()
+            return Set(try rows.map { try DataKeeperID($0.decode(column: "datakeeper_id", as: String.self)) })
+        }
+    }
+
     public func pendingDeletionCounts() async throws -> [DataKeeperID: Int] {
         try await read { db in
             let rows = try await db.raw("""

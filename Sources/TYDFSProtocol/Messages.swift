@@ -19,6 +19,9 @@ public struct ErrorResponse: Codable, Sendable {
 /// heartbeat after a start (and any the master asks for) carries the full list of chunks held.
 public struct HeartbeatRequest: Codable, Sendable {
     public var id: DataKeeperID
+    /// Random per process start: a change tells the master the datakeeper restarted (perhaps
+    /// with a different disk) even if it never missed a heartbeat timeout.
+    public var bootID: String
     public var address: String
     public var capacityBytes: Int64
     public var usedBytes: Int64
@@ -36,10 +39,11 @@ public struct HeartbeatRequest: Codable, Sendable {
     /// Copy orders that failed since the last heartbeat.
     public var copiesFailed: [CopyFailure]
 
-    public init(id: DataKeeperID, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
+    public init(id: DataKeeperID, bootID: String, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
                 inFlight: Int, chunksServed: Int64, chunkReport: [ChunkID]?, deletedChunks: [ChunkID],
                 badChunks: [ChunkID] = [], copiesDone: [ChunkID] = [], copiesFailed: [CopyFailure] = []) {
         self.id = id
+        self.bootID = bootID
         self.address = address
         self.capacityBytes = capacityBytes
         self.usedBytes = usedBytes

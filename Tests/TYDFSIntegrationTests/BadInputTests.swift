@@ -83,10 +83,11 @@ final class BadInputTests: XCTestCase {
             XCTAssertEqual(commit.status, 400, "commit of size \(size)")
         }
         let heartbeat = try HTTP.request("POST", cluster.masterURL + "/v1/heartbeat", body: """
-            {"id": "evil", "address": "127.0.0.1:1", "capacityBytes": 9223372036854775807, "usedBytes": -1, "chunkCount": 0,
+            {"id": "evil", "bootID": "b", "address": "127.0.0.1:1", "capacityBytes": 9223372036854775807, "usedBytes": -1, "chunkCount": 0,
              "inFlight": 0, "chunksServed": 0, "deletedChunks": [], "badChunks": [], "copiesDone": [], "copiesFailed": []}
             """)
         XCTAssertEqual(heartbeat.status, 400)
+        XCTAssertTrue(String(decoding: heartbeat.body, as: UTF8.self).contains("impossible"), "refused for its numbers, not its shape")
         XCTAssertFalse(try cluster.nodes().nodes.contains { $0.id.value == "evil" })
         // A chunk whose trailer does not match its data is refused and not stored.
         let id = ChunkID.random()

@@ -207,6 +207,27 @@ final class SelfHealingTests: XCTestCase {
         try assertEveryReplicaOnDiskIsIntact(cluster, files)
     }
 
+    func testADataKeeperRestartedWithAWipedDiskBeforeItWasMissedIsNotTrustedUntilItReports() throws {
+        // A 30 s timeout: the master never sees dk1 dead; only its new boot id says it restarted.
+        let cluster = try TestCluster(datakeepers: 4, heartbeatTimeoutSeconds: 30)
+        defer { cluster.shutdown() }
+        let files = try putFiles(cluster, count: 6)
+        try waitForHealthy(cluster, within: 40, "healthy after the puts (one heartbeat timeout of safe mode first)")
+        func chunkFiles(_ id: String) -> Set<String> {
+            let root = cluster.dataDirectory(of: id) + "/chunks"
+            return Set((FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.count > 3 })
+        }
+        let before = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        XCTAssertFalse(chunkFiles("dk1").isEmpty)
+        cluster.killDataKeeper("dk1", signal: SIGKILL)
+        try FileManager.default.removeItem(atPath: cluster.dataDirectory(of: "dk1") + "/chunks")
+        try cluster.startDataKeeper("dk1")
+        try waitForHealthy(cluster, within: 15, "dk1's lost replicas re-created") { try everyReplicaIsIntact(cluster, Array(files.keys)) }
+        let after = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        for (old, new) in zip(before, after) { XCTAssertTrue(old.isSubset(of: new), "a good replica was deleted: \(old.subtracting(new))") }
+        try assertEveryReplicaOnDiskIsIntact(cluster, files)
+    }
+
     func testAReaderOfStandardOutputGetsTheRightBytesFromAnotherReplicaWhenTheFirstIsCorrupt() throws {
         // Chunks larger than the client's 1 MiB write buffer, and no scrubbing: the reader meets
         // the bad replicas itself, after bytes of the chunk have already arrived.
