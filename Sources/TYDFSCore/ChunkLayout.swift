@@ -23,16 +23,13 @@ public enum ChunkLayout {
 
     /// Checks that `lengths` (in index order) is a valid cut of a file of `fileBytes` bytes:
     /// every chunk but the last is exactly `chunkBytes`, the last is 1…`chunkBytes`, and they add up.
-    /// Walks `lengths` only, so a hostile `fileBytes` (negative, huge) costs nothing.
+    /// The chunk count is checked first, so a hostile `fileBytes` (negative, huge) costs nothing.
     public static func validate(lengths: [Int64], fileBytes: Int64, chunkBytes: Int64) throws {
         let invalid = TYDFSError(.invalidArgument, "chunk sizes do not add up to a \(fileBytes)-byte file cut at \(chunkBytes) bytes")
         guard chunkBytes > 0, fileBytes >= 0 else { throw invalid }
-        var total: Int64 = 0
-        for (index, length) in lengths.enumerated() {
-            let isLast = index == lengths.count - 1
-            guard isLast ? (1...chunkBytes).contains(length) : length == chunkBytes else { throw invalid }
-            total += length
+        let count = fileBytes / chunkBytes + (fileBytes % chunkBytes == 0 ? 0 : 1)
+        guard Int64(lengths.count) == count, lengths == extents(fileBytes: fileBytes, chunkBytes: chunkBytes).map(\.length) else {
+            throw invalid
         }
-        guard total == fileBytes else { throw invalid }
     }
 }

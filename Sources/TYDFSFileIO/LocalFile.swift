@@ -186,10 +186,6 @@ public enum LocalFileSystem {
         return stat(path, &info) == 0 ? Int64(info.st_size) : nil
     }
 
-    public static func exists(_ path: String) -> Bool {
-        access(path, F_OK) == 0
-    }
-
     /// Bytes available to unprivileged users on the file system holding `path`.
     public static func availableBytes(at path: String) -> Int64? {
         var info = statvfs()

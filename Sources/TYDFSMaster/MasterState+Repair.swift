@@ -60,6 +60,12 @@ extension MasterState {
                 logger.info("removing extra replica", metadata: ["chunk.id": "\(trim.chunk)", "datakeeper.id": "\(trim.datakeeper)"])
             }
         }
+        if !plan.copies.isEmpty || !plan.trims.isEmpty || !plan.missing.isEmpty || !plan.deferred.isEmpty {
+            logger.debug("replication round", metadata: [
+                "copies": "\(plan.copies.count)", "trims": "\(plan.trims.count)",
+                "missing": "\(plan.missing.count)", "deferred": "\(plan.deferred.count)",
+            ])
+        }
         let stillBad = Set(placements.filter { placement in
             placement.state.replicas.filter { registry.isAlive($0, now: now) }.count < placement.state.replication
         }.map(\.state.id))
