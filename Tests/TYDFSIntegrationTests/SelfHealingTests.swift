@@ -83,13 +83,10 @@ final class SelfHealingTests: XCTestCase {
         let files = try putFiles(cluster, count: 30)
         try waitForHealthy(cluster, within: 5, "healthy before any failure")
 
-        var repairsSeen = 0
         for victim in ["dk1", "dk2"] {
             cluster.killDataKeeper(victim, signal: SIGKILL)
             let seconds = try waitForHealthy(cluster, within: 2 + 10, "repair after \(victim) died") {
-                let nodes = try cluster.nodes().nodes
-                repairsSeen = max(repairsSeen, nodes.map(\.repairCopies).reduce(0, +))
-                return !nodes.contains { $0.id.value == victim && $0.alive }
+                try !cluster.aliveDataKeepers().contains(victim)
             }
             print("repair after kill -9 of \(victim): \(String(format: "%.1f", seconds)) s")
             let report = try cluster.fsck()
@@ -103,7 +100,30 @@ final class SelfHealingTests: XCTestCase {
             try assertAllReadBack(cluster, files)
         }
         XCTAssertEqual(try cluster.aliveDataKeepers(), ["dk3", "dk4", "dk5"])
-        XCTAssertGreaterThan(repairsSeen, 0, "tydfs nodes showed the repair copies while they ran")
+    }
+
+    func testNodesShowsTheRepairWorkAndNoDataKeeperExceedsTheRepairLimit() throws {
+        let cluster = try TestCluster(datakeepers: 4, chunkSize: "64KiB", heartbeatTimeoutSeconds: 2)
+        cluster.masterArguments += ["--max-repairs-per-datakeeper", "1"]
+        cluster.killMaster(signal: SIGTERM)
+        try cluster.startMaster()
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("many", size: 24 * 64 * 1024, seed: 17)
+        try cluster.succeed(["put", local, "/many"])
+        cluster.killDataKeeper("dk1", signal: SIGKILL)
+        var most = 0, total = 0
+        // One copy per datakeeper at a time, each waiting for heartbeats: repair takes several
+        // seconds, and every look at `tydfs nodes` meanwhile must respect the limit.
+        try waitForHealthy(cluster, within: 30, "repair with one copy per datakeeper") {
+            let nodes = try cluster.nodes().nodes
+            most = max(most, nodes.map(\.repairCopies).max() ?? 0)
+            total = max(total, nodes.map(\.repairCopies).reduce(0, +))
+            return !nodes.contains { $0.id.value == "dk1" && $0.alive }
+        }
+        XCTAssertGreaterThan(total, 0, "tydfs nodes showed repair copies while they ran")
+        XCTAssertEqual(most, 1, "no datakeeper took part in more than one copy at once")
+        XCTAssertTrue(try cluster.succeed(["nodes"]).stdoutText.contains("REPAIRS"))
+        try assertAllReadBack(cluster, ["/many": local])
     }
 
     func testTheChunksOfAnAbandonedUploadAreDeletedAfterTheGracePeriod() throws {
