@@ -106,7 +106,7 @@ final class FailureTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("big", size: 48 * 1024 * 1024, seed: 7)
         let put = try cluster.start(["put", local, "/big"])
-        Thread.sleep(forTimeInterval: 0.4)
+        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkFiles() >= 3 }
         XCTAssertTrue(put.isRunning, "the put should still be running when the datakeeper dies")
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         put.waitUntilExit()
@@ -122,11 +122,14 @@ final class FailureTests: XCTestCase {
     func testADataKeeperKilledDuringAGetIsReadAround() throws {
         let cluster = try TestCluster(datakeepers: 4, chunkSize: "256KiB", heartbeatTimeoutSeconds: 30)
         defer { cluster.shutdown() }
-        let local = try cluster.makeFile("read", size: 48 * 1024 * 1024, seed: 12)
+        let local = try cluster.makeFile("read", size: 160 * 1024 * 1024, seed: 12)
         try cluster.succeed(["put", local, "/read"])
         let target = cluster.root + "/read.out"
         let get = try cluster.start(["get", "/read", target])
-        Thread.sleep(forTimeInterval: 0.3)
+        // The get has begun once its temporary file exists next to the target.
+        try cluster.waitUntil("the get to start", timeout: 20, interval: 0.01) {
+            (try FileManager.default.contentsOfDirectory(atPath: cluster.root)).contains { $0.hasPrefix(".read.out.tydfs-") }
+        }
         XCTAssertTrue(get.isRunning, "the get should still be running when the datakeeper dies")
         // The master still lists dk1 as alive (30 s timeout): the client meets the failure itself.
         cluster.killDataKeeper("dk1", signal: SIGKILL)
@@ -140,7 +143,7 @@ final class FailureTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("interrupted", size: 48 * 1024 * 1024, seed: 8)
         let put = try cluster.start(["put", local, "/interrupted"])
-        Thread.sleep(forTimeInterval: 0.4)
+        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkFiles() >= 3 }
         XCTAssertTrue(put.isRunning)
         TestCluster.end(put, signal: SIGKILL)
         let stat = try cluster.run(["stat", "/interrupted"])

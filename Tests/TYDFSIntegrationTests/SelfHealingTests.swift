@@ -134,17 +134,11 @@ final class SelfHealingTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("abandoned", size: 48 * 1024 * 1024, seed: 9)
         let put = try cluster.start(["put", local, "/abandoned"])
-        func storedChunks() -> Int {
-            ["dk1", "dk2", "dk3"].map { id in
-                (FileManager.default.enumerator(atPath: cluster.dataDirectory(of: id) + "/chunks")?.allObjects as? [String] ?? [])
-                    .filter { $0.count > 3 }.count
-            }.reduce(0, +)
-        }
-        try cluster.waitUntil("some chunks stored", timeout: 10) { storedChunks() > 0 }
+        try cluster.waitUntil("some chunks stored", timeout: 10) { cluster.storedChunkFiles() > 0 }
         TestCluster.end(put, signal: SIGKILL)
-        XCTAssertGreaterThan(storedChunks(), 0)
+        XCTAssertGreaterThan(cluster.storedChunkFiles(), 0)
         // Upload timeout 2 s + orphan grace 1 s + chunk reports every 2 s.
-        try cluster.waitUntil("the abandoned chunks deleted", timeout: 15) { storedChunks() == 0 }
+        try cluster.waitUntil("the abandoned chunks deleted", timeout: 15) { cluster.storedChunkFiles() == 0 }
         XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.count, 0)
     }
 
@@ -211,17 +205,13 @@ final class SelfHealingTests: XCTestCase {
         let files = try putFiles(cluster, count: 8)
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         try waitForHealthy(cluster, within: 12, "repair while dk1 is down") { try !cluster.aliveDataKeepers().contains("dk1") }
-        func chunkFiles(_ id: String) -> Set<String> {
-            let root = cluster.dataDirectory(of: id) + "/chunks"
-            return Set((FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.count > 3 })
-        }
-        let before = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        let before = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
         // dk1 returns under its old name with its disk wiped: its recorded replicas are gone.
         try FileManager.default.removeItem(atPath: cluster.dataDirectory(of: "dk1") + "/chunks")
         try cluster.startDataKeeper("dk1")
         try cluster.waitUntil("dk1 reported", timeout: 5) { try cluster.aliveDataKeepers().contains("dk1") }
         Thread.sleep(forTimeInterval: 2)
-        let after = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        let after = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
         for (old, new) in zip(before, after) { XCTAssertTrue(old.isSubset(of: new), "a good replica was deleted: \(old.subtracting(new))") }
         try waitForHealthy(cluster, within: 10, "healthy with dk1 back")
         try assertEveryReplicaOnDiskIsIntact(cluster, files)
@@ -233,17 +223,13 @@ final class SelfHealingTests: XCTestCase {
         defer { cluster.shutdown() }
         let files = try putFiles(cluster, count: 6)
         try waitForHealthy(cluster, within: 40, "healthy after the puts (one heartbeat timeout of safe mode first)")
-        func chunkFiles(_ id: String) -> Set<String> {
-            let root = cluster.dataDirectory(of: id) + "/chunks"
-            return Set((FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.count > 3 })
-        }
-        let before = ["dk2", "dk3", "dk4"].map(chunkFiles)
-        XCTAssertFalse(chunkFiles("dk1").isEmpty)
+        let before = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
+        XCTAssertFalse(cluster.chunkFiles(on: "dk1").isEmpty)
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         try FileManager.default.removeItem(atPath: cluster.dataDirectory(of: "dk1") + "/chunks")
         try cluster.startDataKeeper("dk1")
         try waitForHealthy(cluster, within: 15, "dk1's lost replicas re-created") { try everyReplicaIsIntact(cluster, Array(files.keys)) }
-        let after = ["dk2", "dk3", "dk4"].map(chunkFiles)
+        let after = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
         for (old, new) in zip(before, after) { XCTAssertTrue(old.isSubset(of: new), "a good replica was deleted: \(old.subtracting(new))") }
         try assertEveryReplicaOnDiskIsIntact(cluster, files)
     }

@@ -114,6 +114,18 @@ public final class TestCluster {
     /// The data folder of datakeeper `id`.
     public func dataDirectory(of id: String) -> String { root + "/" + id }
 
+    /// The chunk files (`ab/abcd…`) on datakeeper `id`'s disk.
+    public func chunkFiles(on id: String) -> Set<String> {
+        let all = FileManager.default.enumerator(atPath: dataDirectory(of: id) + "/chunks")?.allObjects as? [String] ?? []
+        return Set(all.filter { $0.count > 3 })
+    }
+
+    /// Chunk files on the disks of every datakeeper started so far.
+    public func storedChunkFiles() -> Int {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: root))?.filter { $0.hasPrefix("dk") } ?? []
+        return ids.map { chunkFiles(on: $0).count }.reduce(0, +)
+    }
+
     /// Path of a chunk's file on datakeeper `id`.
     public func chunkFile(_ chunk: ChunkID, on id: String) -> String {
         dataDirectory(of: id) + "/chunks/\(chunk.value.prefix(2))/\(chunk.value)"
