@@ -102,6 +102,27 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try cluster.succeed(["get", "/ok", "-"]).stdout, try cluster.contents(local))
     }
 
+    func testFullDataKeepersRefuseAPutCleanlyAndKeepWhatTheyHold() throws {
+        let cluster = try TestCluster(datakeepers: 0)
+        defer { cluster.shutdown() }
+        for id in ["dk1", "dk2", "dk3"] { try cluster.startDataKeeper(id, capacity: "300KiB") }
+        try cluster.waitUntil("datakeepers alive", timeout: 10) { try cluster.aliveDataKeepers().count == 3 }
+        let small = try cluster.makeFile("small", size: 100 * 1024, seed: 1)
+        try cluster.succeed(["put", small, "/small"])
+        let big = try cluster.makeFile("big", size: 2 * 1024 * 1024, seed: 2)
+        let result = try cluster.run(["put", big, "/big"])
+        XCTAssertNotEqual(result.exitCode, 0)
+        XCTAssertTrue(result.stderr.contains("no room") || result.stderr.contains("can take"), result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.map(\.path), ["/small"], "no half file")
+        XCTAssertEqual(try cluster.succeed(["get", "/small", "-"]).stdout, try cluster.contents(small))
+        // The abandoned chunks are orphans: deleted after the grace period, freeing the room.
+        try cluster.waitUntil("room freed", timeout: 15) {
+            try cluster.nodes().nodes.allSatisfy { $0.usedBytes < 150 * 1024 }
+        }
+        try cluster.succeed(["put", small, "/again"])
+    }
+
     func testNoMasterAndNoDataKeeper() throws {
         let cluster = try TestCluster(datakeepers: 0)
         defer { cluster.shutdown() }
