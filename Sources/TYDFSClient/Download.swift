@@ -94,7 +94,7 @@ extension TYDFSClient {
         let response = try await http.execute(request, timeout: .seconds(deadline))
         guard response.status == .ok else {
             let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-            let _: ChunkWriteResult = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
+            try PeerError.check(status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
             throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
         }
         var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes))

@@ -107,23 +107,28 @@ public final class TYDFSClient: Sendable {
     }
 }
 
-/// Reading peers' answers: a typed value on success, the peer's own error message otherwise.
-enum PeerError {
-    static func decode<T: Decodable>(_ type: T.Type, status: HTTPResponseStatus, payload: ByteBuffer, peer: String) throws -> T {
-        let data = Data(payload.readableBytesView)
+/// Reading peers' answers, for every TYDFS party that calls another: a typed value on success,
+/// the peer's own error message otherwise.
+public enum PeerError {
+    /// Throws the peer's error (or says it gave none) unless `status` is 200 OK.
+    public static func check(status: HTTPResponseStatus, payload: ByteBuffer, peer: String) throws {
         guard status == .ok else {
-            if let error = try? JSONDecoder().decode(ErrorResponse.self, from: data) { throw error.tydfsError }
+            if let error = try? JSONDecoder().decode(ErrorResponse.self, from: Data(payload.readableBytesView)) { throw error.tydfsError }
             throw TYDFSError(.protocolViolation, "\(peer) answered HTTP \(status.code) without an error message")
         }
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, status: HTTPResponseStatus, payload: ByteBuffer, peer: String) throws -> T {
+        try check(status: status, payload: payload, peer: peer)
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try JSONDecoder().decode(T.self, from: Data(payload.readableBytesView))
         } catch {
             throw TYDFSError(.protocolViolation, "\(peer) sent a malformed \(T.self): \(error)")
         }
     }
 
     /// A transport error in a few words a user can act on.
-    static func describe(_ error: Error) -> String {
+    public static func describe(_ error: Error) -> String {
         if let error = error as? TYDFSError { return error.message }
         if let error = error as? HTTPClientError {
             switch error {

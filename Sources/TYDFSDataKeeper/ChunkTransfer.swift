@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSProtocol
@@ -98,16 +99,12 @@ struct ChunkTransfer: Sendable {
             let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes), hops: hops.count)
             let response = try await httpClient.execute(request, timeout: .seconds(deadline))
             let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-            guard response.status == .ok else {
-                let message = (try? JSONDecoder().decode(ErrorResponse.self, from: Data(body.readableBytesView)))?.error.message
-                    ?? "HTTP \(response.status.code)"
-                return DownstreamResult(failures: ["\(next.id): \(message)"] + hops.dropFirst().map { "\($0.id): not reached" })
-            }
-            let result = try JSONDecoder().decode(ChunkWriteResult.self, from: Data(body.readableBytesView))
+            let result = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: body, peer: "datakeeper \(next.id)")
             return DownstreamResult(stored: result.stored, failures: result.failures)
         } catch {
-            logger.warning("forwarding failed", metadata: ["chunk.id": "\(chunk)", "datakeeper.address": "\(next.address)", "error": "\(error)"])
-            return DownstreamResult(failures: ["\(next.id) (\(next.address)): \(error)"] + hops.dropFirst().map { "\($0.id): not reached" })
+            let message = PeerError.describe(error)
+            logger.warning("forwarding failed", metadata: ["chunk.id": "\(chunk)", "datakeeper.address": "\(next.address)", "error": "\(message)"])
+            return DownstreamResult(failures: ["\(next.id) (\(next.address)): \(message)"] + hops.dropFirst().map { "\($0.id): not reached" })
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import TYDFSClient
 import TYDFSCore
 import TYDFSProtocol
 
@@ -77,10 +78,6 @@ struct HeartbeatSender: Service {
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(beat)))
         let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
         let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-        guard response.status == .ok else {
-            let message = (try? JSONDecoder().decode(ErrorResponse.self, from: Data(body.readableBytesView)))?.error.message
-            throw TYDFSError(.unreachable, "master answered HTTP \(response.status.code): \(message ?? "")")
-        }
-        return try JSONDecoder().decode(HeartbeatResponse.self, from: Data(body.readableBytesView))
+        return try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master")
     }
 }
