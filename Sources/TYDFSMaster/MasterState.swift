@@ -114,7 +114,16 @@ actor MasterState {
         }
         let id = hex64(UInt64.random(in: .min ... .max))
         uploads[id] = Upload(path: request.path, overwrite: request.overwrite, lastActivitySeconds: now)
-        return UploadSession(uploadID: id, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication)
+        var session = UploadSession(uploadID: id, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication)
+        if let first = request.firstChunkBytes, first > 0 {
+            do {
+                session.firstChunk = try allocateChunk(uploadID: id, request: AllocateChunkRequest(exclude: [], dataBytes: first))
+            } catch {
+                uploads[id] = nil
+                throw error
+            }
+        }
+        return session
     }
 
     private func checkWritable(_ path: RemotePath, overwrite: Bool) async throws {

@@ -112,10 +112,15 @@ public struct CopyFailure: Codable, Sendable, Equatable {
 public struct CreateUploadRequest: Codable, Sendable {
     public var path: RemotePath
     public var overwrite: Bool
+    /// Data bytes of the first chunk, when the client knows them (a local file): the master then
+    /// allocates that chunk in the same call, so a one-chunk file takes two calls to the master
+    /// (this one and the commit). Nil or 0: no chunk is allocated now.
+    public var firstChunkBytes: Int64?
 
-    public init(path: RemotePath, overwrite: Bool) {
+    public init(path: RemotePath, overwrite: Bool, firstChunkBytes: Int64? = nil) {
         self.path = path
         self.overwrite = overwrite
+        self.firstChunkBytes = firstChunkBytes
     }
 }
 
@@ -124,11 +129,14 @@ public struct UploadSession: Codable, Sendable {
     public var uploadID: String
     public var chunkSizeBytes: Int64
     public var replication: Int
+    /// The first chunk's id and pipeline, when the request gave `firstChunkBytes`.
+    public var firstChunk: ChunkAllocation?
 
-    public init(uploadID: String, chunkSizeBytes: Int64, replication: Int) {
+    public init(uploadID: String, chunkSizeBytes: Int64, replication: Int, firstChunk: ChunkAllocation? = nil) {
         self.uploadID = uploadID
         self.chunkSizeBytes = chunkSizeBytes
         self.replication = replication
+        self.firstChunk = firstChunk
     }
 }
 
