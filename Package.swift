@@ -38,6 +38,7 @@ let package = Package(
             "TYDFSCore",
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "SQLiteKit", package: "sqlite-kit"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// Shared server plumbing (HTTP app set-up, JSON helpers) for master and datakeeper.
@@ -81,8 +82,13 @@ let package = Package(
         ]),
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol"], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
-        .testTarget(name: "TYDFSMetadataTests", dependencies: ["TYDFSMetadata", "TYDFSCore"]),
-        .testTarget(name: "TYDFSIntegrationTests", dependencies: ["TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSMetadataTests", dependencies: [
+            "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+        .testTarget(name: "TYDFSMasterTests", dependencies: ["TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSIntegrationTests", dependencies: [
+            "TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -40,6 +40,14 @@ public enum Limits {
     public static let maxDurationSeconds: Double = 30 * 24 * 3600
     /// Largest capacity or usage a heartbeat may report (1 EiB): keeps free-space sums exact.
     public static let maxReportedBytes: Int64 = 1 << 60
+    /// Chunk deletions handed to one datakeeper per heartbeat answer: enough to drain a large
+    /// `rm` in seconds, small enough that one answer stays a few tens of KiB.
+    public static let deletionsPerHeartbeat = 1000
+    /// Chunk ids in one page of a full chunk report (16 bytes each: 1 MiB a page). A datakeeper
+    /// holding millions of chunks reports them in tens of requests, none of them large.
+    public static let chunksPerReportPage = 65536
+    /// Seconds after which a full report that stopped arriving is abandoned and asked for again.
+    public static let abandonedReportSeconds: Double = 60
     /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
     public static let chunkTrailerBytes = 4
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import TYDFSClient
@@ -8,10 +9,11 @@ import TYDFSCore
 import TYDFSProtocol
 
 /// Tells the master, every interval, that this datakeeper is alive, how full and busy it is,
-/// and (on the first beat after a start, every report interval, or when asked) every chunk it
-/// holds, with the bad chunks found and the copies done since the last beat. Carries out the
-/// deletions the master orders in its answer (confirming them in the next beat) and queues its
-/// copy and verify orders for the repair worker.
+/// and what changed since the last beat: bad chunks found, copies done. When the master asks
+/// (after a start, or when the report interval has passed and this datakeeper offered one), it
+/// snapshots every chunk held and sends the snapshot in pages beside the heartbeats. Carries out
+/// the deletions the master orders in its answer (confirming them in the next beat) and queues
+/// its copy and verify orders for the repair worker.
 struct HeartbeatSender: Service {
     let id: DataKeeperID
     let masterURL: String
@@ -29,26 +31,34 @@ struct HeartbeatSender: Service {
     func run() async throws {
         let address = await address()
         let bootID = hex64(UInt64.random(in: .min ... .max))
-        var sendReport = true
         var deleted: [ChunkID] = []
         var masterReachable = true
         var lastReport = ContinuousClock.now
+        var report: Task<Void, Never>?
+        let reporting = NIOLockedValueBox(false)
+        defer { report?.cancel() }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds) { sendReport = true }
             let usage = await store.usage()
             let batch = events.drain()
             let beat = HeartbeatRequest(
                 id: id, bootID: bootID, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
                 chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
-                chunkReport: sendReport ? await store.chunkIDs() : nil, deletedChunks: deleted,
+                wantsToReport: ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds), deletedChunks: deleted,
                 badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed)
             do {
                 let answer = try await send(beat)
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
                 masterReachable = true
                 deleted = []
-                if beat.chunkReport != nil { lastReport = ContinuousClock.now }
-                sendReport = answer.sendChunkReport
+                if answer.sendChunkReport, !reporting.withLockedValue({ $0 }) {
+                    lastReport = ContinuousClock.now
+                    let chunks = await store.chunkIDs()
+                    reporting.withLockedValue { $0 = true }
+                    report = Task {
+                        await sendReport(chunks, anchor: answer.answerID)
+                        reporting.withLockedValue { $0 = false }
+                    }
+                }
                 for chunk in answer.deleteChunks {
                     do {
                         try await store.delete(chunk)
@@ -79,5 +89,33 @@ struct HeartbeatSender: Service {
         let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
         let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
         return try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master")
+    }
+
+    /// Sends a snapshot of every chunk held, page after page. A failure ends the report; the
+    /// master asks again.
+    private func sendReport(_ chunks: [ChunkID], anchor: UInt64) async {
+        let reportID = hex64(UInt64.random(in: .min ... .max))
+        let pages = max(1, (chunks.count + Limits.chunksPerReportPage - 1) / Limits.chunksPerReportPage)
+        for page in 0..<pages {
+            let slice = chunks[min(chunks.count, page * Limits.chunksPerReportPage)..<min(chunks.count, (page + 1) * Limits.chunksPerReportPage)]
+            var request = HTTPClientRequest(url: masterURL + Route.chunkReport)
+            request.method = .POST
+            request.headers.add(name: Header.dataKeeper, value: id.value)
+            request.headers.add(name: Header.reportID, value: reportID)
+            request.headers.add(name: Header.reportPage, value: String(page))
+            request.headers.add(name: Header.reportAnchor, value: String(anchor))
+            request.headers.add(name: Header.reportLastPage, value: String(page == pages - 1))
+            request.headers.add(name: "Content-Type", value: "application/octet-stream")
+            request.body = .bytes(ByteBuffer(bytes: ChunkIDList.encode(slice)))
+            do {
+                let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
+                let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+                try PeerError.check(status: response.status, payload: body, peer: "the master")
+            } catch {
+                logger.warning("chunk report failed", metadata: ["page": "\(page)", "error": "\(PeerError.describe(error))"])
+                return
+            }
+        }
+        logger.debug("chunk report sent", metadata: ["chunks": "\(chunks.count)", "pages": "\(pages)"])
     }
 }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import TYDFSCore
 import TYDFSFileIO
@@ -16,6 +17,27 @@ public enum MasterServer {
         router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok"]) }
         router.post(RouterPath(Route.heartbeat)) { request, _ in
             try JSON.response(try await state.heartbeat(try await JSON.decode(HeartbeatRequest.self, from: request)))
+        }
+        router.post(RouterPath(Route.chunkReport)) { request, _ in
+            let headers = request.headers
+            guard let datakeeper = headers[.tydfsDataKeeper].flatMap({ try? DataKeeperID($0) }),
+                  let reportID = headers[.tydfsReportID], !reportID.isEmpty, reportID.utf8.count <= 64,
+                  let page = headers[.tydfsReportPage].flatMap({ Int($0) }), page >= 0,
+                  let anchor = headers[.tydfsReportAnchor].flatMap({ UInt64($0) }),
+                  let last = headers[.tydfsReportLastPage].flatMap({ Bool($0) })
+            else {
+                throw TYDFSError(.invalidArgument, "a chunk report page needs the headers \(Header.dataKeeper), \(Header.reportID), \(Header.reportPage), \(Header.reportAnchor) and \(Header.reportLastPage)")
+            }
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: Limits.chunksPerReportPage * ChunkIDList.bytesPerID)
+            } catch {
+                throw TYDFSError(.protocolViolation, "a chunk report page holds at most \(Limits.chunksPerReportPage) chunk ids")
+            }
+            let chunks = try body.withUnsafeReadableBytes { try ChunkIDList.decode($0) }
+            try await state.chunkReportPage(
+                from: datakeeper, reportID: reportID, page: page, anchor: anchor, chunks: chunks, isLast: last)
+            return try JSON.response(["status": "accepted"])
         }
         router.get(RouterPath(Route.nodes)) { _, _ in try JSON.response(try await state.nodes()) }
         router.get(RouterPath(Route.fsck)) { request, _ in
@@ -70,13 +92,21 @@ public enum MasterServer {
     }
 
     /// The master's services, for a caller that runs them in its own `ServiceGroup` (`tydfs cluster`).
+    /// They must run in the order given: shutdown goes in reverse, so the metadata writer stops last.
     public static func makeServices(
         configuration: MasterConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
     ) async throws -> (services: [any Service], store: any MetadataStore) {
         try configuration.validate()
         try LocalFileSystem.makeDirectories(configuration.dataDirectory)
         let store = try await SQLMetadataStore.openSQLite(path: configuration.dataDirectory + "/metadata.sqlite", logger: logger)
-        let state = MasterState(configuration: configuration, store: store, logger: logger)
+        let loadStarted = ContinuousClock.now
+        let namespace = try await store.loadNamespace()
+        logger.info("namespace loaded", metadata: [
+            "files": "\(namespace.fileCount)", "chunks": "\(namespace.chunks.count)",
+            "seconds": "\((ContinuousClock.now - loadStarted).components.seconds)",
+        ])
+        let committer = GroupCommitter(store: store)
+        let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, logger: logger)
         logger.info("master configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
             "replication": "\(configuration.replication)", "chunk_size": "\(configuration.chunkSizeBytes)",
@@ -85,8 +115,24 @@ public enum MasterServer {
         let app = HTTPServer.application(
             responder: router(state: state).buildResponder(), host: configuration.host, port: configuration.port,
             logger: logger, onListening: onListening)
+        let writer = MetadataWriter(committer: committer, state: state)
         let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
-        return ([app, repair], store)
+        return ([writer, app, repair], store)
+    }
+}
+
+/// Runs the group committer: the one writer of the metadata store. Stops after the HTTP server,
+/// writing what is queued, so no acknowledged-to-be change is left behind.
+struct MetadataWriter: Service {
+    let committer: GroupCommitter
+    let state: MasterState
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await committer.run { durable, error in await state.rollBack(durable: durable, error: error) }
+        } onGracefulShutdown: {
+            committer.stop()
+        }
     }
 }
 
@@ -99,11 +145,7 @@ struct ReplicationManager: Service {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await state.replicationRound()
-            } catch {
-                logger.error("replication round failed", metadata: ["error": "\(error)"])
-            }
+            await state.replicationRound()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
         }
     }

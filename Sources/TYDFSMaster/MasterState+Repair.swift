@@ -15,22 +15,26 @@ extension MasterState {
     /// datakeeper whose chunk report has not arrived since it (re)joined counts as holding
     /// nothing — its recorded replicas may be gone, so they must not justify trimming others.
     @discardableResult
-    func replicationRound() async throws -> ReplicationPlan {
+    func replicationRound() -> ReplicationPlan {
         if inSafeMode {
             if Self.monotonicSeconds() - startedSeconds < configuration.heartbeatTimeoutSeconds {
-                let holders = try await store.datakeepersHoldingReplicas()
                 let reported = Set(registry.nodes.keys).subtracting(awaitingReport)
-                guard holders.isSubset(of: reported) else { return ReplicationPlan() }
+                guard holdersAtStart.isSubset(of: reported) else { return ReplicationPlan() }
             }
             inSafeMode = false
             logger.info("replication manager active")
         }
-        let placements = try await store.chunkPlacements(under: .root)
         let now = Self.monotonicSeconds()
         let confirmed = registry.excluding(awaitingReport)
+        let live = Set(confirmed.alive(now: now).map(\.id))
+        if attentionBasis != live {
+            // Who is alive (or trusted) changed: any chunk may have gained or lost live replicas.
+            attention = Set(namespace.chunks.lazy.filter { Self.liveCount($0.value, live) != $0.value.replication }.map(\.key))
+            attentionBasis = live
+        }
         for (chunk, copies) in copiesInFlight {
-            let live = copies.filter { $0.value.deadlineSeconds > now }
-            copiesInFlight[chunk] = live.isEmpty ? nil : live
+            let pending = copies.filter { $0.value.deadlineSeconds > now }
+            copiesInFlight[chunk] = pending.isEmpty ? nil : pending
         }
         var busy: [DataKeeperID: Int] = [:]
         for copies in copiesInFlight.values {
@@ -39,8 +43,14 @@ extension MasterState {
                 busy[copy.source, default: 0] += 1
             }
         }
+        let states = attention.compactMap { id in
+            namespace.chunks[id].map { chunk in
+                ChunkReplicaState(id: id, frameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes), crc32c: chunk.crc32c,
+                                  replicas: chunk.replicas, replication: chunk.replication)
+            }
+        }
         let plan = ReplicationPlanner.plan(
-            chunks: placements.map(\.state), registry: confirmed, now: now,
+            chunks: states, registry: confirmed, now: now,
             inFlight: copiesInFlight.mapValues { Set($0.keys) }, busyCopies: busy,
             maxCopiesPerDataKeeper: configuration.maxRepairsPerDataKeeper)
         for copy in plan.copies {
@@ -51,40 +61,54 @@ extension MasterState {
                 sources: copy.sources.compactMap { id in registry.nodes[id].map { DataKeeperAddress(id: id, address: $0.address, alive: true) } }))
             logger.info("re-replicating chunk", metadata: ["chunk.id": "\(copy.chunk)", "from": "\(copy.sources[0])", "to": "\(copy.destination)"])
         }
-        let factors = Dictionary(placements.map { ($0.state.id, $0.state.replication) }, uniquingKeysWith: { a, _ in a })
+        var trims: [MetadataEdit] = []
         for trim in plan.trims {
-            // Other calls may have run since the plan was made: the store re-checks, at the moment
-            // of removal, that enough replicas on live, confirmed datakeepers remain.
-            let trusted = Set(registry.excluding(awaitingReport).alive(now: Self.monotonicSeconds()).map(\.id))
-            if try await store.trimReplica(chunk: trim.chunk, datakeeper: trim.datakeeper, keep: factors[trim.chunk] ?? 1, trusted: trusted) {
-                logger.info("removing extra replica", metadata: ["chunk.id": "\(trim.chunk)", "datakeeper.id": "\(trim.datakeeper)"])
-            }
+            // Checked again edit by edit: never below the factor on live, confirmed datakeepers.
+            guard let chunk = namespace.chunks[trim.chunk], chunk.replicas.contains(trim.datakeeper) else { continue }
+            guard chunk.replicas.filter({ $0 != trim.datakeeper && live.contains($0) }).count >= chunk.replication else { continue }
+            trims += [.removeReplica(trim.chunk, trim.datakeeper), .queueDeletion(trim.chunk, trim.datakeeper)]
+            logger.info("removing extra replica", metadata: ["chunk.id": "\(trim.chunk)", "datakeeper.id": "\(trim.datakeeper)"])
         }
+        writeInBackground(trims)
         if !plan.copies.isEmpty || !plan.trims.isEmpty || !plan.missing.isEmpty || !plan.deferred.isEmpty {
             logger.debug("replication round", metadata: [
                 "copies": "\(plan.copies.count)", "trims": "\(plan.trims.count)",
                 "missing": "\(plan.missing.count)", "deferred": "\(plan.deferred.count)",
             ])
         }
-        let stillBad = Set(placements.filter { placement in
-            placement.state.replicas.filter { registry.isAlive($0, now: now) }.count < placement.state.replication
-        }.map(\.state.id))
-        corruptReplicas = corruptReplicas.filter { stillBad.contains($0.chunk) }
+        attention = attention.filter { id in
+            guard let chunk = namespace.chunks[id] else { return false }
+            return Self.liveCount(chunk, live) != chunk.replication || copiesInFlight[id] != nil
+        }
+        corruptReplicas = corruptReplicas.filter { replica in
+            namespace.chunks[replica.chunk].map { Self.liveCount($0, live) < $0.replication } ?? false
+        }
         return plan
     }
 
+    private static func liveCount(_ chunk: ChunkRecord, _ live: Set<DataKeeperID>) -> Int {
+        chunk.replicas.reduce(0) { $0 + (live.contains($1) ? 1 : 0) }
+    }
+
     /// Carries out what a heartbeat reports about repair work, bad chunks and unreferenced chunks.
-    func absorbRepairReports(_ beat: HeartbeatRequest, unreferenced: [ChunkID]?) async throws {
+    func absorbRepairReports(_ beat: HeartbeatRequest) {
+        var edits: [MetadataEdit] = []
         for chunk in beat.badChunks {
             logger.warning("replica reported bad", metadata: ["chunk.id": "\(chunk)", "datakeeper.id": "\(beat.id)"])
-            try await store.dropReplica(chunk: chunk, datakeeper: beat.id, deleteFromDisk: false)
+            edits.append(.removeReplica(chunk, beat.id))
+            attention.insert(chunk)
             corruptReplicas.insert(Replica(chunk: chunk, datakeeper: beat.id))
         }
         for chunk in beat.copiesDone {
-            if try await !store.addReplica(chunk: chunk, datakeeper: beat.id) {
-                _ = try await store.deleteUnreferenced(chunks: [chunk], on: beat.id)
+            if namespace.chunks[chunk] != nil {
+                // A fresh copy supersedes an older order to delete the chunk there.
+                edits += [.cancelDeletion(chunk, beat.id), .addReplica(chunk, beat.id)]
+                attention.insert(chunk)
+                replicaRecorded(chunk, on: beat.id)
+            } else {
+                edits.append(.queueDeletion(chunk, beat.id))
             }
-            // Only now: a planning round reading placements meanwhile still sees the copy as pending.
+            // Only now: a planning round meanwhile still sees the copy as pending.
             copiesInFlight[chunk]?[beat.id] = nil
             if copiesInFlight[chunk]?.isEmpty == true { copiesInFlight[chunk] = nil }
         }
@@ -94,20 +118,7 @@ extension MasterState {
             logger.warning("re-replication failed", metadata: ["chunk.id": "\(failure.chunk)", "datakeeper.id": "\(beat.id)", "error": "\(failure.message)"])
             for source in failure.badSources { verifyOrders[source, default: []].insert(failure.chunk) }
         }
-        if let unreferenced {
-            let now = Self.monotonicSeconds()
-            let previous = unreferencedSince[beat.id] ?? [:]
-            var current: [ChunkID: Double] = [:]
-            for chunk in unreferenced { current[chunk] = previous[chunk] ?? now }
-            let uploading = Set(openUploadChunks())
-            let expired = current.filter { now - $0.value >= configuration.orphanGraceSeconds && !uploading.contains($0.key) }.map(\.key)
-            if !expired.isEmpty {
-                let queued = try await store.deleteUnreferenced(chunks: expired, on: beat.id)
-                logger.info("deleting unreferenced chunks", metadata: ["datakeeper.id": "\(beat.id)", "chunks": "\(queued)"])
-                for chunk in expired { current[chunk] = nil }
-            }
-            unreferencedSince[beat.id] = current
-        }
+        writeInBackground(edits)
     }
 
     /// Orders waiting for `datakeeper`, handed out (and forgotten) with its heartbeat answer.
@@ -132,43 +143,44 @@ extension MasterState {
         }
     }
 
-    func fsck(_ path: RemotePath) async throws -> FsckReport {
-        let files = try await store.files(under: path)
+    func fsck(_ path: RemotePath) throws -> FsckReport {
+        let files = namespace.files(under: path)
         guard !files.isEmpty || path.isRoot else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        let placements = try await store.chunkPlacements(under: path)
         let now = Self.monotonicSeconds()
-        var healthy = 0, under = 0, over = 0, missing = 0
+        var healthy = 0, under = 0, over = 0, missing = 0, chunkCount = 0, corruptCount = 0
         var problems: [FsckProblem] = []
         var damaged: Set<RemotePath> = []
-        for placement in placements {
-            let chunk = placement.state
-            let live = chunk.replicas.filter { registry.isAlive($0, now: now) }
-            let corrupt = corruptReplicas.filter { $0.chunk == chunk.id }.map(\.datakeeper.value).sorted()
-            func problem(_ status: String, _ detail: String) {
-                problems.append(FsckProblem(status: status, path: placement.path, chunkIndex: placement.index, chunk: chunk.id,
-                                            liveReplicas: live.count, replication: chunk.replication, detail: detail))
-            }
-            if live.isEmpty {
-                missing += 1
-                damaged.insert(placement.path)
-                problem("missing", chunk.replicas.isEmpty ? "no replica recorded" : "held only by dead datakeepers \(chunk.replicas.map(\.value).sorted())")
-            } else if live.count < chunk.replication {
-                under += 1
-                if corrupt.isEmpty {
-                    problem("under_replicated", "live replicas on \(live.map(\.value).sorted())")
-                } else {
-                    problem("corrupt", "bad replica on \(corrupt), being replaced; live replicas on \(live.map(\.value).sorted())")
+        for file in files {
+            for chunk in file.chunks {
+                chunkCount += 1
+                let live = chunk.replicas.filter { registry.isAlive($0, now: now) }
+                let corrupt = corruptReplicas.filter { $0.chunk == chunk.id }.map(\.datakeeper.value).sorted()
+                corruptCount += corrupt.count
+                func problem(_ status: String, _ detail: String) {
+                    problems.append(FsckProblem(status: status, path: file.path, chunkIndex: chunk.index, chunk: chunk.id,
+                                                liveReplicas: live.count, replication: file.replication, detail: detail))
                 }
-            } else if live.count > chunk.replication {
-                over += 1
-                problem("over_replicated", "live replicas on \(live.map(\.value).sorted())")
-            } else {
-                healthy += 1
+                if live.isEmpty {
+                    missing += 1
+                    damaged.insert(file.path)
+                    problem("missing", chunk.replicas.isEmpty ? "no replica recorded" : "held only by dead datakeepers \(chunk.replicas.map(\.value).sorted())")
+                } else if live.count < file.replication {
+                    under += 1
+                    if corrupt.isEmpty {
+                        problem("under_replicated", "live replicas on \(live.map(\.value).sorted())")
+                    } else {
+                        problem("corrupt", "bad replica on \(corrupt), being replaced; live replicas on \(live.map(\.value).sorted())")
+                    }
+                } else if live.count > file.replication {
+                    over += 1
+                    problem("over_replicated", "live replicas on \(live.map(\.value).sorted())")
+                } else {
+                    healthy += 1
+                }
             }
         }
-        let corruptCount = corruptReplicas.filter { replica in placements.contains { $0.state.id == replica.chunk } }.count
         return FsckReport(
-            path: path.value, files: files.count, chunks: placements.count, healthyChunks: healthy, underReplicatedChunks: under,
+            path: path.value, files: files.count, chunks: chunkCount, healthyChunks: healthy, underReplicatedChunks: under,
             overReplicatedChunks: over, missingChunks: missing, corruptReplicas: corruptCount,
             filesWithMissingData: damaged.sorted(), problems: problems, healthy: missing == 0)
     }

@@ -6,9 +6,14 @@ import TYDFSProtocol
 import TYDFSServerSupport
 
 /// The master's live state and the rules that act on it: the datakeeper table, open uploads,
-/// and the namespace operations, which it carries out on the metadata store.
+/// the in-memory namespace and the namespace operations.
 ///
-/// An actor so that the node table and the upload sessions change one event at a time.
+/// An actor so that the node table, the uploads and the namespace change one event at a time.
+/// Every change to the namespace is applied in memory at once (so it is checked against, and
+/// seen by, the very next request) and queued for the store; a caller that must not be answered
+/// before the change is durable awaits the group commit that covers it. If the store fails, every
+/// change not yet durable is undone in memory (`rollBack`), so memory never holds what the store
+/// lacks, and deletion orders go out only for deletions already durable.
 actor MasterState {
     struct Upload {
         let path: RemotePath
@@ -18,7 +23,8 @@ actor MasterState {
     }
 
     let configuration: MasterConfiguration
-    let store: any MetadataStore
+    let namespace: Namespace
+    let committer: GroupCommitter
     let logger: Logger
     var registry: NodeRegistry
     private var uploads: [String: Upload] = [:]
@@ -34,18 +40,80 @@ actor MasterState {
     var unreferencedSince: [DataKeeperID: [ChunkID: Double]] = [:]
     /// Datakeepers whose holdings the master has not been told since it (or they) started.
     var awaitingReport: Set<DataKeeperID> = []
+    /// Full chunk reports asked for and not yet complete, by datakeeper.
+    private var reports: [DataKeeperID: ChunkReportAssembly] = [:]
+    /// Holdings changes that arrived while a datakeeper's full report was still arriving.
+    private var stashedChanges: [DataKeeperID: [(added: [ChunkID], removed: [ChunkID])]] = [:]
+    /// Id of the last heartbeat answer.
+    private var nextAnswerID: UInt64 = 0
     /// The boot id each datakeeper last heartbeated with.
     private var bootIDs: [DataKeeperID: String] = [:]
     /// True until the replica map can be trusted after a start (see `replicationRound`).
     var inSafeMode = true
     /// When this master started, on the monotonic clock.
     let startedSeconds = MasterState.monotonicSeconds()
+    /// Datakeepers the replica map named when the master started (see `replicationRound`).
+    let holdersAtStart: Set<DataKeeperID>
+    /// Sequence number of the last batch of edits applied to the namespace.
+    private var sequence: UInt64 = 0
+    /// For each batch not yet known durable, oldest first: the edits that undo it, edit by edit.
+    private var undoLog: [(sequence: UInt64, inverses: [[MetadataEdit]])] = []
+    /// Chunks whose live replicas may not match their factor: what the replication manager
+    /// plans from, kept up to date on events instead of scanning every chunk each round.
+    var attention: Set<ChunkID> = []
+    /// The live, confirmed datakeepers `attention` was last computed for; when they change
+    /// (a death, a return, a report), every chunk is looked at again.
+    var attentionBasis: Set<DataKeeperID>?
 
-    init(configuration: MasterConfiguration, store: any MetadataStore, logger: Logger) {
+    init(configuration: MasterConfiguration, namespace: Namespace, committer: GroupCommitter, logger: Logger) {
         self.configuration = configuration
-        self.store = store
+        self.namespace = namespace
+        self.committer = committer
         self.logger = logger
         self.registry = NodeRegistry(heartbeatTimeoutSeconds: configuration.heartbeatTimeoutSeconds)
+        self.holdersAtStart = namespace.datakeepersHoldingReplicas()
+    }
+
+    // MARK: - Edits
+
+    /// Applies `edits` to the namespace now and returns their batch's sequence number.
+    private func apply(_ edits: [MetadataEdit]) -> UInt64 {
+        sequence += 1
+        let durable = committer.durableSequence
+        if let oldest = undoLog.first, oldest.sequence <= durable { undoLog.removeAll { $0.sequence <= durable } }
+        undoLog.append((sequence, edits.map { namespace.apply($0, sequence: sequence) }))
+        return sequence
+    }
+
+    /// Applies `edits` and returns once the store has them durably.
+    func write(_ edits: [MetadataEdit]) async throws {
+        guard !edits.isEmpty else { return }
+        let batch = apply(edits)
+        try await committer.commit(edits, sequence: batch)
+    }
+
+    /// Applies `edits` and lets the store catch up without waiting: for changes that are safe to
+    /// lose in a crash (the replica map is rebuilt from chunk reports).
+    func writeInBackground(_ edits: [MetadataEdit]) {
+        guard !edits.isEmpty else { return }
+        committer.commitInBackground(edits, sequence: apply(edits))
+    }
+
+    /// The store failed: undoes, newest first, every batch after the last durable one.
+    func rollBack(durable: UInt64, error: TYDFSError) {
+        var undone = 0
+        while let newest = undoLog.last, newest.sequence > durable {
+            for inverse in newest.inverses.reversed() {
+                for edit in inverse { namespace.apply(edit, sequence: 0) }
+            }
+            undoLog.removeLast()
+            undone += 1
+        }
+        attentionBasis = nil
+        logger.error("metadata write failed; changes not yet durable were undone", metadata: [
+            "error": "\(error.message)", "batches.undone": "\(undone)",
+        ])
+        committer.resume()
     }
 
     /// Seconds on a clock that never jumps; liveness is measured with it.
@@ -71,29 +139,156 @@ actor MasterState {
         if registry.heartbeat(state, now: now) || restarted {
             logger.info("datakeeper is alive", metadata: ["datakeeper.id": "\(beat.id)", "datakeeper.address": "\(beat.address)"])
             awaitingReport.insert(beat.id)
+            reports[beat.id] = nil
+            stashedChanges[beat.id] = nil
         }
-        var unreferenced: [ChunkID]?
-        if let report = beat.chunkReport {
-            let result = try await store.reconcile(datakeeper: beat.id, reported: Set(report))
-            unreferenced = result.unreferenced
-            awaitingReport.remove(beat.id)
-            logger.info("chunk report reconciled", metadata: [
-                "datakeeper.id": "\(beat.id)", "chunks": "\(report.count)", "replicas.added": "\(result.added)",
-                "replicas.removed": "\(result.removed)", "chunks.unreferenced": "\(result.unreferenced.count)",
-            ])
+        if reports[beat.id]?.isReceiving == true {
+            // Changes made after the snapshot now arriving: applied once the report is.
+            stashedChanges[beat.id, default: []].append((beat.addedChunks, beat.removedChunks))
+        } else if !awaitingReport.contains(beat.id) {
+            applyChanges(beat.id, added: beat.addedChunks, removed: beat.removedChunks, now: now)
         }
-        try await store.deletionsDone(datakeeper: beat.id, chunks: beat.deletedChunks)
-        try await absorbRepairReports(beat, unreferenced: unreferenced)
-        let deletions = try await store.pendingDeletions(for: beat.id, limit: 1000)
+        writeInBackground(beat.deletedChunks.map { .cancelDeletion($0, beat.id) })
+        absorbRepairReports(beat)
+        collectOrphans(on: beat.id, now: now)
+        let deletions = durableDeletions(for: beat.id, limit: Limits.deletionsPerHeartbeat)
         let orders = takeOrders(for: beat.id)
+        nextAnswerID += 1
+        if let report = reports[beat.id], now - report.lastActivitySeconds > Limits.abandonedReportSeconds {
+            logger.warning("chunk report abandoned; asking again", metadata: ["datakeeper.id": "\(beat.id)"])
+            reports[beat.id] = nil
+        }
+        let askForReport = (awaitingReport.contains(beat.id) || beat.wantsToReport) && reports[beat.id] == nil
+        if askForReport { reports[beat.id] = ChunkReportAssembly(requestedByAnswer: nextAnswerID, now: now) }
         return HeartbeatResponse(
-            sendChunkReport: awaitingReport.contains(beat.id), deleteChunks: deletions, copyChunks: orders.copies, verifyChunks: orders.verify)
+            answerID: nextAnswerID, sendChunkReport: askForReport, deleteChunks: deletions, copyChunks: orders.copies,
+            verifyChunks: orders.verify)
+    }
+
+    /// Takes one page of a full chunk report; the last page reconciles the replica map with it.
+    func chunkReportPage(
+        from datakeeper: DataKeeperID, reportID: String, page: Int, anchor: UInt64, chunks: [ChunkID], isLast: Bool
+    ) throws {
+        guard var report = reports[datakeeper] else {
+            throw TYDFSError(.alreadyExists, "no chunk report was asked of \(datakeeper); wait for a heartbeat answer asking for one")
+        }
+        let now = Self.monotonicSeconds()
+        let outcome: ChunkReportAssembly.Outcome
+        do {
+            outcome = try report.receive(reportID: reportID, page: page, anchor: anchor, chunks: chunks, isLast: isLast, now: now)
+        } catch .notRequested {
+            throw TYDFSError(.alreadyExists, "chunk report \(reportID) was taken before the master asked for it; take a new snapshot")
+        } catch .outOfOrder(let expected) {
+            throw TYDFSError(.alreadyExists, "chunk report \(reportID): page \(page) arrived where page \(expected) was expected; start the report again")
+        }
+        guard case .complete(let reported, let protected) = outcome else {
+            reports[datakeeper] = report
+            return
+        }
+        reports[datakeeper] = nil
+        reconcile(datakeeper, reported: reported, protected: protected, now: now)
+        awaitingReport.remove(datakeeper)
+        for (added, removed) in stashedChanges.removeValue(forKey: datakeeper) ?? [] {
+            applyChanges(datakeeper, added: added, removed: removed, now: now)
+        }
+    }
+
+    /// Applies what a datakeeper says changed in its holdings since its last heartbeat.
+    private func applyChanges(_ datakeeper: DataKeeperID, added: [ChunkID], removed: [ChunkID], now: Double) {
+        var edits: [MetadataEdit] = []
+        for chunk in added {
+            if let record = namespace.chunks[chunk] {
+                if !record.replicas.contains(datakeeper) {
+                    edits.append(.addReplica(chunk, datakeeper))
+                    attention.insert(chunk)
+                }
+            } else if unreferencedSince[datakeeper]?[chunk] == nil {
+                unreferencedSince[datakeeper, default: [:]][chunk] = now
+            }
+        }
+        for chunk in removed {
+            unreferencedSince[datakeeper]?[chunk] = nil
+            if namespace.chunks[chunk]?.replicas.contains(datakeeper) == true {
+                edits.append(.removeReplica(chunk, datakeeper))
+                attention.insert(chunk)
+            }
+            if namespace.pendingDeletions[datakeeper]?[chunk] != nil { edits.append(.cancelDeletion(chunk, datakeeper)) }
+        }
+        writeInBackground(edits)
+    }
+
+    /// Notes that the replica map now records `chunk` on `datakeeper` (a commit or a copy): a
+    /// report in progress there may predate it.
+    func replicaRecorded(_ chunk: ChunkID, on datakeeper: DataKeeperID) {
+        reports[datakeeper]?.replicaRecorded(chunk)
+    }
+
+    /// Makes the replica map agree with a datakeeper's full chunk report. Replicas recorded since
+    /// the report was asked for (`protected`) stay even if missing: the snapshot may predate them.
+    private func reconcile(_ datakeeper: DataKeeperID, reported: Set<ChunkID>, protected: Set<ChunkID>, now: Double) {
+        let recorded = namespace.chunks(on: datakeeper)
+        let pending = Set(namespace.pendingDeletions[datakeeper].map { Array($0.keys) } ?? [])
+        var edits: [MetadataEdit] = []
+        var removed = 0
+        for chunk in recorded.subtracting(reported) where !protected.contains(chunk) {
+            edits.append(.removeReplica(chunk, datakeeper))
+            attention.insert(chunk)
+            removed += 1
+        }
+        // A deletion the datakeeper no longer needs to carry out: the chunk is gone already.
+        for chunk in pending.subtracting(reported) { edits.append(.cancelDeletion(chunk, datakeeper)) }
+        var added = 0
+        let previous = unreferencedSince[datakeeper] ?? [:]
+        var unreferenced: [ChunkID: Double] = [:]
+        for chunk in reported where !recorded.contains(chunk) && !pending.contains(chunk) {
+            if namespace.chunks[chunk] != nil {
+                edits.append(.addReplica(chunk, datakeeper))
+                attention.insert(chunk)
+                added += 1
+            } else {
+                unreferenced[chunk] = previous[chunk] ?? now
+            }
+        }
+        unreferencedSince[datakeeper] = unreferenced
+        writeInBackground(edits)
+        logger.info("chunk report reconciled", metadata: [
+            "datakeeper.id": "\(datakeeper)", "chunks": "\(reported.count)", "replicas.added": "\(added)",
+            "replicas.removed": "\(removed)", "chunks.unreferenced": "\(unreferenced.count)",
+        ])
+    }
+
+    /// Queues the deletion of chunks on `datakeeper` that no file has referenced for the orphan
+    /// grace period and no open upload is writing.
+    private func collectOrphans(on datakeeper: DataKeeperID, now: Double) {
+        guard let candidates = unreferencedSince[datakeeper], !candidates.isEmpty else { return }
+        let uploading = Set(openUploadChunks())
+        var kept: [ChunkID: Double] = [:]
+        var expired: [ChunkID] = []
+        for (chunk, since) in candidates where namespace.chunks[chunk] == nil {
+            if now - since >= configuration.orphanGraceSeconds && !uploading.contains(chunk) {
+                expired.append(chunk)
+            } else {
+                kept[chunk] = since
+            }
+        }
+        unreferencedSince[datakeeper] = kept
+        guard !expired.isEmpty else { return }
+        writeInBackground(expired.map { .queueDeletion($0, datakeeper) })
+        logger.info("deleting unreferenced chunks", metadata: ["datakeeper.id": "\(datakeeper)", "chunks": "\(expired.count)"])
+    }
+
+    /// Deletions owed by `datakeeper` whose order is durable: one handed out earlier could
+    /// otherwise delete the chunks of a file that a crash then brings back.
+    private func durableDeletions(for datakeeper: DataKeeperID, limit: Int) -> [ChunkID] {
+        guard let pending = namespace.pendingDeletions[datakeeper] else { return [] }
+        let durable = committer.durableSequence
+        return Array(pending.lazy.filter { $0.value <= durable }.map(\.key).prefix(limit))
     }
 
     func nodes() async throws -> NodesResponse {
-        let pending = try await store.pendingDeletionCounts()
+        let pending: [DataKeeperID: Int] = namespace.pendingDeletions.mapValues { $0.count }
         let now = Self.monotonicSeconds()
-        let rows = registry.nodes.values.sorted { $0.id < $1.id }.map { node in
+        let rows = registry.nodes.values.sorted { $0.id < $1.id }.map { node -> NodeInfo in
             NodeInfo(
                 id: node.id, address: node.address, alive: registry.isAlive(node, now: now), inFlight: node.load,
                 capacityBytes: node.capacityBytes, usedBytes: node.usedBytes, chunkCount: node.chunkCount,
@@ -108,7 +303,7 @@ actor MasterState {
     func createUpload(_ request: CreateUploadRequest) async throws -> UploadSession {
         let now = Self.monotonicSeconds()
         forgetAbandonedUploads(now: now)
-        try await checkWritable(request.path, overwrite: request.overwrite)
+        try checkWritable(request.path, overwrite: request.overwrite)
         guard !registry.alive(now: now).isEmpty else {
             throw TYDFSError(.unavailable, "no live datakeeper: start one with `tydfs datakeeper --master URL`")
         }
@@ -126,13 +321,16 @@ actor MasterState {
         return session
     }
 
-    private func checkWritable(_ path: RemotePath, overwrite: Bool) async throws {
+    private func checkWritable(_ path: RemotePath, overwrite: Bool) throws {
         guard !path.isRoot else { throw TYDFSError(.invalidArgument, "/ is the root folder, not a file name") }
-        if !overwrite, try await store.file(at: path) != nil {
+        if !overwrite, namespace.file(at: path) != nil {
             throw TYDFSError(.alreadyExists, "\(path) already exists; use --overwrite to replace it")
         }
-        if let conflict = try await store.conflictingFile(for: path), conflict != path {
-            throw SQLMetadataStore.conflictError(path, conflict)
+        if let conflict = namespace.conflict(for: path), conflict != path {
+            if conflict.value.count < path.value.count {
+                throw TYDFSError(.alreadyExists, "cannot create \(path): \(conflict) is a file, not a directory")
+            }
+            throw TYDFSError(.alreadyExists, "cannot create \(path): it is a directory (it holds \(conflict))")
         }
     }
 
@@ -180,11 +378,23 @@ actor MasterState {
             chunks: request.chunks.map {
                 StoredChunk(index: $0.index, id: $0.id, sizeBytes: $0.sizeBytes, crc32c: $0.crc32c, replicas: $0.replicas)
             })
+        // Checked again: the namespace may have changed since the upload was opened.
+        try checkWritable(upload.path, overwrite: upload.overwrite)
+        var edits: [MetadataEdit] = []
+        if let replaced = namespace.file(at: upload.path) {
+            edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
+            edits.append(.removeFile(upload.path))
+        }
+        edits.append(.putFile(file))
+        for chunk in file.chunks {
+            if chunk.replicas.count < file.replication { attention.insert(chunk.id) }
+            for replica in chunk.replicas { replicaRecorded(chunk.id, on: replica) }
+        }
         // Taken before the await: a second commit of the same upload (a retry racing the first)
         // finds no session instead of replacing the file with itself and deleting its chunks.
         uploads[uploadID] = nil
         do {
-            try await store.commit(file, overwrite: upload.overwrite)
+            try await write(edits)
         } catch {
             uploads[uploadID] = upload
             throw error
@@ -217,41 +427,27 @@ actor MasterState {
 
     // MARK: - Namespace
 
-    func stat(_ path: RemotePath) async throws -> FileInfo {
-        guard let file = try await store.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
+    func stat(_ path: RemotePath) throws -> FileInfo {
+        guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
         let info = fileInfo(file)
         // Reading counts as work for the datakeeper each chunk will be read from first.
         for chunk in info.chunks { if let first = chunk.replicas.first, first.alive { registry.assign(first.id) } }
         return info
     }
 
-    func list(_ path: RemotePath) async throws -> ListResponse {
-        let files = try await store.files(under: path)
-        if let exact = files.first(where: { $0.path == path }) {
-            return ListResponse(path: path.value, entries: [
-                ListEntry(path: exact.path.value, isDirectory: false, sizeBytes: exact.sizeBytes, mtimeMillis: exact.mtimeMillis),
-            ])
-        }
-        guard !files.isEmpty || path.isRoot else {
-            throw TYDFSError(.notFound, "\(path): no such file or directory")
-        }
-        var entries: [ListEntry] = []
-        for file in files {
-            guard let child = path.child(leadingTo: file.path) else { continue }
-            if let last = entries.last, last.path == child.path {
-                entries[entries.count - 1].sizeBytes += file.sizeBytes
-                entries[entries.count - 1].mtimeMillis = max(last.mtimeMillis, file.mtimeMillis)
-            } else {
-                entries.append(ListEntry(path: child.path, isDirectory: !child.isLeaf, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis))
-            }
-        }
-        return ListResponse(path: path.value, entries: entries)
+    func list(_ path: RemotePath) throws -> ListResponse {
+        guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
+        return ListResponse(path: path.value, entries: entries.map {
+            ListEntry(path: $0.path, isDirectory: $0.isDirectory, sizeBytes: $0.sizeBytes, mtimeMillis: $0.mtimeMillis)
+        })
     }
 
     func remove(_ path: RemotePath) async throws -> FileInfo {
-        let file = try await store.remove(path)
+        guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
+        let info = fileInfo(file)
+        try await write(file.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(path)])
         logger.info("file removed", metadata: ["path": "\(path)", "chunks": "\(file.chunks.count)"])
-        return fileInfo(file)
+        return info
     }
 
     /// A stored file as clients see it: each chunk's replicas in the order to read them.

@@ -40,81 +40,36 @@ public struct StoredFile: Equatable, Sendable {
     }
 }
 
-/// A file's path, size and time, without its chunks: what a listing needs.
-public struct FileSummary: Equatable, Sendable {
-    public var path: RemotePath
-    public var sizeBytes: Int64
-    public var mtimeMillis: Int64
-}
-
-/// What a datakeeper's chunk report changed in the replica map.
-public struct ReconcileResult: Equatable, Sendable {
-    /// Replicas the metadata did not know of and now records.
-    public var added: Int
-    /// Replicas the metadata recorded but the datakeeper no longer has.
-    public var removed: Int
-    /// Reported chunks that no file references and no deletion is pending for.
-    public var unreferenced: [ChunkID]
-
-    public init(added: Int, removed: Int, unreferenced: [ChunkID]) {
-        self.added = added
-        self.removed = removed
-        self.unreferenced = unreferenced
-    }
-}
-
-/// The master's persistent metadata: the namespace, each file's chunks, where the replicas are,
-/// and which replicas still have to be deleted.
+/// The master's durable metadata: the namespace, each file's chunks, where the replicas are,
+/// and which replicas still have to be deleted. The master keeps all of it in memory (`Namespace`)
+/// and uses the store as its durable record: loaded once at start, then written in batches.
 ///
-/// Every method is atomic: a crash (even `kill -9`) leaves either the state before the call or
-/// the state after it. Implementations share their SQL (see `SQLMetadataStore`) so that SQLite and,
-/// later, PostgreSQL behave the same.
+/// `apply` is atomic and durable: a crash (even `kill -9`) leaves either the state before the
+/// batch or the state after it. Implementations share their SQL (see `SQLMetadataStore`) so that
+/// SQLite and, later, PostgreSQL behave the same.
 public protocol MetadataStore: Sendable {
-    func file(at path: RemotePath) async throws -> StoredFile?
-    /// Files at or below `path`, sorted by path.
-    func files(under path: RemotePath) async throws -> [FileSummary]
-    /// A file at `path` or one whose path is an ancestor of `path` (a file standing where a
-    /// directory would have to be), if there is one.
-    func conflictingFile(for path: RemotePath) async throws -> RemotePath?
-    /// Makes `file` visible under its path. Fails with `alreadyExists` when the path is taken and
-    /// `overwrite` is false; otherwise the replaced file's replicas are queued for deletion.
-    func commit(_ file: StoredFile, overwrite: Bool) async throws
-    /// Removes the file from the namespace and queues all its replicas for deletion.
-    func remove(_ path: RemotePath) async throws -> StoredFile
-    /// Makes the replica map agree with a datakeeper's full chunk report.
-    func reconcile(datakeeper: DataKeeperID, reported: Set<ChunkID>) async throws -> ReconcileResult
-    /// Chunks waiting to be deleted from `datakeeper`.
-    func pendingDeletions(for datakeeper: DataKeeperID, limit: Int) async throws -> [ChunkID]
-    /// The datakeeper confirmed these chunks are gone.
-    func deletionsDone(datakeeper: DataKeeperID, chunks: [ChunkID]) async throws
-    /// Every chunk of the files at or below `path` with its recorded replicas, in path and index order.
-    func chunkPlacements(under path: RemotePath) async throws -> [ChunkPlacement]
-    /// Records that `datakeeper` now holds a good copy of `chunk` (cancelling any queued deletion
-    /// of it there). False when no file references the chunk any more.
-    func addReplica(chunk: ChunkID, datakeeper: DataKeeperID) async throws -> Bool
-    /// Removes an extra replica — only if, at that moment, at least `keep` other replicas of the
-    /// chunk are recorded on datakeepers in `trusted`. Returns whether it removed it.
-    func trimReplica(chunk: ChunkID, datakeeper: DataKeeperID, keep: Int, trusted: Set<DataKeeperID>) async throws -> Bool
-    /// Forgets the replica of `chunk` on `datakeeper`; with `deleteFromDisk`, also queues its deletion there.
-    func dropReplica(chunk: ChunkID, datakeeper: DataKeeperID, deleteFromDisk: Bool) async throws
-    /// Queues deletion of chunks on `datakeeper` that no file references (checked again here).
-    func deleteUnreferenced(chunks: [ChunkID], on datakeeper: DataKeeperID) async throws -> Int
-    /// Every datakeeper the replica map names.
-    func datakeepersHoldingReplicas() async throws -> Set<DataKeeperID>
-    /// Number of chunk deletions waiting, per datakeeper.
-    func pendingDeletionCounts() async throws -> [DataKeeperID: Int]
+    /// Feeds every stored file (with its chunks and replicas) and every queued deletion to the callbacks,
+    /// one at a time, in no particular order.
+    func load(
+        file: @escaping @Sendable (StoredFile) -> Void, deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
+    ) async throws
+    /// Writes `edits`, in order, in one transaction, and returns once it is durable.
+    func apply(_ edits: [MetadataEdit]) async throws
     func close() async throws
 }
 
-/// A chunk with its place in the namespace and what the replication manager needs of it.
-public struct ChunkPlacement: Equatable, Sendable {
-    public var path: RemotePath
-    public var index: Int
-    public var state: ChunkReplicaState
-
-    public init(path: RemotePath, index: Int, state: ChunkReplicaState) {
-        self.path = path
-        self.index = index
-        self.state = state
+extension MetadataStore {
+    /// A namespace holding everything in the store.
+    public func loadNamespace() async throws -> Namespace {
+        let loader = NamespaceLoader()
+        try await load(file: { loader.add(.putFile($0)) }, deletion: { loader.add(.queueDeletion($0, $1)) })
+        return loader.namespace
     }
+}
+
+/// Builds a namespace from the rows a store streams at start-up. The store calls its callbacks
+/// one after another, never at once, which is what makes the unchecked Sendable safe here.
+private final class NamespaceLoader: @unchecked Sendable {
+    let namespace = Namespace()
+    func add(_ edit: MetadataEdit) { namespace.apply(edit, sequence: 0) }
 }

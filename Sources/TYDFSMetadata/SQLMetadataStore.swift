@@ -6,7 +6,8 @@ import TYDFSCore
 
 /// `MetadataStore` on SQL, written against SQLKit so that the same queries can later run on
 /// PostgreSQL. Today it opens an SQLite file (`SQLMetadataStore.openSQLite`) in WAL mode with
-/// `synchronous=FULL`: a committed transaction survives `kill -9` and power loss.
+/// `synchronous=FULL`: a committed transaction survives `kill -9` and power loss, and each
+/// batch costs one WAL fsync however many edits it holds.
 ///
 /// Statements run on one connection; `mutex` keeps each multi-statement transaction whole.
 public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
@@ -71,344 +72,195 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         try await closeConnection()
     }
 
-    // MARK: - Transactions
+    // MARK: - Loading
 
-    private func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func load(
+        file: @escaping @Sendable (StoredFile) -> Void, deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
+    ) async throws {
+        let assembler = FileAssembler(emit: file)
+        try await mutex.withLock {
+            // One pass over files joined with their chunks and replicas, in path and chunk order:
+            // each file is complete when the path changes.
+            try await database.raw("""
+                SELECT f.path, f.size_bytes, f.mtime_ms, f.crc32c, f.chunk_size_bytes, f.replication,
+                       c.id, c.idx, c.size_bytes AS chunk_size, c.crc32c AS chunk_crc, r.datakeeper_id
+                FROM files f LEFT JOIN chunks c ON c.path = f.path LEFT JOIN replicas r ON r.chunk_id = c.id
+                ORDER BY f.path, c.idx, r.datakeeper_id
+                """).run { row in assembler.add(row) }
+            try assembler.finish()
+            let failure = FirstFailure()
+            try await database.raw("SELECT chunk_id, datakeeper_id FROM pending_deletions").run { row in
+                failure.capture {
+                    deletion(try ChunkID(row.decode(column: "chunk_id", as: String.self)),
+                             try DataKeeperID(row.decode(column: "datakeeper_id", as: String.self)))
+                }
+            }
+            try failure.check()
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Rows per multi-row statement: far below SQLite's and PostgreSQL's limits on bound values.
+    private static let rowsPerStatement = 400
+
+    public func apply(_ edits: [MetadataEdit]) async throws {
+        guard !edits.isEmpty else { return }
         try await mutex.withLock {
             try await database.raw("BEGIN IMMEDIATE").run()
             do {
-                let result = try await body(database)
+                for run in Self.runs(of: edits) { try await write(run) }
                 try await database.raw("COMMIT").run()
-                return result
             } catch {
                 try? await database.raw("ROLLBACK").run()
-                throw error
+                throw TYDFSError(.io, "the metadata database could not be written: \(error)")
             }
         }
     }
 
-    /// Reads outside a transaction still wait for one in progress, so they never see half of it.
-    private func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await mutex.withLock { try await body(database) }
-    }
-
-    // MARK: - Reads
-
-    public func file(at path: RemotePath) async throws -> StoredFile? {
-        try await read { db in try await Self.loadFile(path, db) }
-    }
-
-    private static func loadFile(_ path: RemotePath, _ db: any SQLDatabase) async throws -> StoredFile? {
-        guard let row = try await db.raw("""
-            SELECT size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication FROM files WHERE path = \(bind: path.value)
-            """).first()
-        else { return nil }
-        let chunkRows = try await db.raw("""
-            SELECT id, idx, size_bytes, crc32c FROM chunks WHERE path = \(bind: path.value) ORDER BY idx
-            """).all()
-        let replicaRows = try await db.raw("""
-            SELECT r.chunk_id, r.datakeeper_id FROM replicas r JOIN chunks c ON c.id = r.chunk_id
-            WHERE c.path = \(bind: path.value) ORDER BY r.datakeeper_id
-            """).all()
-        var replicas: [String: [DataKeeperID]] = [:]
-        for replica in replicaRows {
-            let chunk = try replica.decode(column: "chunk_id", as: String.self)
-            replicas[chunk, default: []].append(try DataKeeperID(replica.decode(column: "datakeeper_id", as: String.self)))
-        }
-        let chunks = try chunkRows.map { chunk -> StoredChunk in
-            let id = try chunk.decode(column: "id", as: String.self)
-            return StoredChunk(
-                index: try chunk.decode(column: "idx", as: Int.self), id: try ChunkID(id),
-                sizeBytes: try chunk.decode(column: "size_bytes", as: Int64.self),
-                crc32c: UInt32(truncatingIfNeeded: try chunk.decode(column: "crc32c", as: Int64.self)),
-                replicas: replicas[id] ?? [])
-        }
-        return StoredFile(
-            path: path, sizeBytes: try row.decode(column: "size_bytes", as: Int64.self),
-            mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self),
-            crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
-            chunkSizeBytes: try row.decode(column: "chunk_size_bytes", as: Int64.self),
-            replication: try row.decode(column: "replication", as: Int.self), chunks: chunks)
-    }
-
-    public func files(under path: RemotePath) async throws -> [FileSummary] {
-        let prefix = path.childPrefix
-        // Paths strictly below `path` are those in [prefix, prefix + U+10FFFF): a range scan on the key.
-        let upper = prefix + "\u{10FFFF}"
-        return try await read { db in
-            let rows = try await db.raw("""
-                SELECT path, size_bytes, mtime_ms FROM files
-                WHERE path = \(bind: path.value) OR (path >= \(bind: prefix) AND path < \(bind: upper))
-                ORDER BY path
-                """).all()
-            return try rows.map { row in
-                FileSummary(path: try RemotePath(row.decode(column: "path", as: String.self)),
-                            sizeBytes: try row.decode(column: "size_bytes", as: Int64.self),
-                            mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self))
+    /// Consecutive edits of one kind, written with multi-row statements; runs keep the edits' order.
+    private static func runs(of edits: [MetadataEdit]) -> [[MetadataEdit]] {
+        var runs: [[MetadataEdit]] = []
+        for edit in edits {
+            if let last = runs.last?.last, kind(of: last) == kind(of: edit), runs[runs.count - 1].count < rowsPerStatement {
+                runs[runs.count - 1].append(edit)
+            } else {
+                runs.append([edit])
             }
         }
+        return runs
     }
 
-    public func conflictingFile(for path: RemotePath) async throws -> RemotePath? {
-        try await read { db in try await Self.conflict(for: path, db) }
+    private static func kind(of edit: MetadataEdit) -> Int {
+        switch edit {
+        case .putFile: 0
+        case .removeFile: 1
+        case .addReplica: 2
+        case .removeReplica: 3
+        case .queueDeletion: 4
+        case .cancelDeletion: 5
+        }
     }
 
-    private static func conflict(for path: RemotePath, _ db: any SQLDatabase) async throws -> RemotePath? {
-        var ancestors: [String] = []
-        var current = path.value
-        while let slash = current.lastIndex(of: "/"), slash != current.startIndex {
-            current = String(current[..<slash])
-            ancestors.append(current)
-        }
-        for ancestor in ancestors {
-            if try await db.raw("SELECT path FROM files WHERE path = \(bind: ancestor)").first() != nil {
-                return try RemotePath(ancestor)
-            }
-        }
-        let prefix = path.childPrefix
-        if let row = try await db.raw("""
-            SELECT path FROM files WHERE path >= \(bind: prefix) AND path < \(bind: prefix + "\u{10FFFF}") LIMIT 1
-            """).first() {
-            return try RemotePath(row.decode(column: "path", as: String.self))
-        }
-        return nil
-    }
-
-    // MARK: - Writes
-
-    public func commit(_ file: StoredFile, overwrite: Bool) async throws {
-        try await transaction { db in
-            if let existing = try await Self.loadFile(file.path, db) {
-                guard overwrite else {
-                    throw TYDFSError(.alreadyExists, "\(file.path) already exists; use --overwrite to replace it")
+    private func write(_ run: [MetadataEdit]) async throws {
+        var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = []
+        var paths: [any Encodable & Sendable] = []
+        var pairs: [SQLQueryString] = []
+        for edit in run {
+            switch edit {
+            case .putFile(let file):
+                files.append("(\(bind: file.path.value), \(bind: file.sizeBytes), \(bind: file.mtimeMillis), \(bind: Int64(file.crc32c)), \(bind: file.chunkSizeBytes), \(bind: file.replication))")
+                for chunk in file.chunks {
+                    chunks.append("(\(bind: chunk.id.value), \(bind: file.path.value), \(bind: chunk.index), \(bind: chunk.sizeBytes), \(bind: Int64(chunk.crc32c)))")
+                    for replica in chunk.replicas { replicas.append("(\(bind: chunk.id.value), \(bind: replica.value))") }
                 }
-                try await Self.delete(existing, db)
+            case .removeFile(let path):
+                paths.append(path.value)
+            case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
+                 .queueDeletion(let chunk, let datakeeper), .cancelDeletion(let chunk, let datakeeper):
+                pairs.append("(\(bind: chunk.value), \(bind: datakeeper.value))")
             }
-            if let conflict = try await Self.conflict(for: file.path, db) {
-                throw Self.conflictError(file.path, conflict)
-            }
-            try await db.raw("""
-                INSERT INTO files (path, size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication)
-                VALUES (\(bind: file.path.value), \(bind: file.sizeBytes), \(bind: file.mtimeMillis),
-                        \(bind: Int64(file.crc32c)), \(bind: file.chunkSizeBytes), \(bind: file.replication))
+        }
+        switch run[0] {
+        case .putFile:
+            try await database.raw("""
+                INSERT INTO files (path, size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication) VALUES \(files.joined(separator: ", "))
                 """).run()
-            for chunk in file.chunks {
-                try await db.raw("""
-                    INSERT INTO chunks (id, path, idx, size_bytes, crc32c)
-                    VALUES (\(bind: chunk.id.value), \(bind: file.path.value), \(bind: chunk.index),
-                            \(bind: chunk.sizeBytes), \(bind: Int64(chunk.crc32c)))
-                    """).run()
-                for replica in chunk.replicas {
-                    try await db.raw("""
-                        INSERT INTO replicas (chunk_id, datakeeper_id) VALUES (\(bind: chunk.id.value), \(bind: replica.value))
-                        """).run()
-                }
+            for rows in chunks.chunked(Self.rowsPerStatement) {
+                try await database.raw("INSERT INTO chunks (id, path, idx, size_bytes, crc32c) VALUES \(rows.joined(separator: ", "))").run()
             }
-        }
-    }
-
-    public static func conflictError(_ path: RemotePath, _ conflict: RemotePath) -> TYDFSError {
-        if conflict.value.count < path.value.count {
-            return TYDFSError(.alreadyExists, "cannot create \(path): \(conflict) is a file, not a directory")
-        }
-        return TYDFSError(.alreadyExists, "cannot create \(path): it is a directory (it holds \(conflict))")
-    }
-
-    public func remove(_ path: RemotePath) async throws -> StoredFile {
-        try await transaction { db in
-            guard let existing = try await Self.loadFile(path, db) else {
-                throw TYDFSError(.notFound, "\(path): no such file")
-            }
-            try await Self.delete(existing, db)
-            return existing
-        }
-    }
-
-    /// Removes `file` and queues its replicas for deletion, inside the caller's transaction.
-    private static func delete(_ file: StoredFile, _ db: any SQLDatabase) async throws {
-        for chunk in file.chunks {
-            for replica in chunk.replicas {
-                try await queueDeletion(chunk.id, on: replica, db)
-            }
-            try await db.raw("DELETE FROM replicas WHERE chunk_id = \(bind: chunk.id.value)").run()
-        }
-        try await db.raw("DELETE FROM chunks WHERE path = \(bind: file.path.value)").run()
-        try await db.raw("DELETE FROM files WHERE path = \(bind: file.path.value)").run()
-    }
-
-    public func reconcile(datakeeper: DataKeeperID, reported: Set<ChunkID>) async throws -> ReconcileResult {
-        try await transaction { db in
-            let recordedRows = try await db.raw("""
-                SELECT chunk_id FROM replicas WHERE datakeeper_id = \(bind: datakeeper.value)
-                """).all()
-            let recorded = Set(try recordedRows.map { try $0.decode(column: "chunk_id", as: String.self) })
-            let reportedValues = Set(reported.map(\.value))
-            var removed = 0
-            for chunk in recorded.subtracting(reportedValues) {
-                try await db.raw("""
-                    DELETE FROM replicas WHERE chunk_id = \(bind: chunk) AND datakeeper_id = \(bind: datakeeper.value)
-                    """).run()
-                removed += 1
-            }
-            let pendingRows = try await db.raw("""
-                SELECT chunk_id FROM pending_deletions WHERE datakeeper_id = \(bind: datakeeper.value)
-                """).all()
-            let pending = Set(try pendingRows.map { try $0.decode(column: "chunk_id", as: String.self) })
-            for chunk in pending.subtracting(reportedValues) {
-                try await db.raw("""
-                    DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk) AND datakeeper_id = \(bind: datakeeper.value)
+            for rows in replicas.chunked(Self.rowsPerStatement) {
+                try await database.raw("""
+                    INSERT INTO replicas (chunk_id, datakeeper_id) VALUES \(rows.joined(separator: ", ")) ON CONFLICT DO NOTHING
                     """).run()
             }
-            var added = 0
-            var unreferenced: [ChunkID] = []
-            for chunk in reported.sorted() where !recorded.contains(chunk.value) && !pending.contains(chunk.value) {
-                if try await db.raw("SELECT id FROM chunks WHERE id = \(bind: chunk.value)").first() != nil {
-                    try await db.raw("""
-                        INSERT INTO replicas (chunk_id, datakeeper_id) VALUES (\(bind: chunk.value), \(bind: datakeeper.value))
-                        """).run()
-                    added += 1
-                } else {
-                    unreferenced.append(chunk)
-                }
-            }
-            return ReconcileResult(added: added, removed: removed, unreferenced: unreferenced)
-        }
-    }
-
-    public func pendingDeletions(for datakeeper: DataKeeperID, limit: Int) async throws -> [ChunkID] {
-        try await read { db in
-            let rows = try await db.raw("""
-                SELECT chunk_id FROM pending_deletions WHERE datakeeper_id = \(bind: datakeeper.value)
-                ORDER BY chunk_id LIMIT \(bind: limit)
-                """).all()
-            return try rows.map { try ChunkID($0.decode(column: "chunk_id", as: String.self)) }
-        }
-    }
-
-    public func deletionsDone(datakeeper: DataKeeperID, chunks: [ChunkID]) async throws {
-        guard !chunks.isEmpty else { return }
-        try await transaction { db in
-            for chunk in chunks {
-                try await db.raw("""
-                    DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
-                    """).run()
-            }
-        }
-    }
-
-    // MARK: - Replication
-
-    public func chunkPlacements(under path: RemotePath) async throws -> [ChunkPlacement] {
-        let prefix = path.childPrefix
-        let upper = prefix + "\u{10FFFF}"
-        return try await read { db in
-            let rows = try await db.raw("""
-                SELECT c.id, c.path, c.idx, c.size_bytes, c.crc32c, f.replication, r.datakeeper_id
-                FROM chunks c JOIN files f ON f.path = c.path LEFT JOIN replicas r ON r.chunk_id = c.id
-                WHERE c.path = \(bind: path.value) OR (c.path >= \(bind: prefix) AND c.path < \(bind: upper))
-                ORDER BY c.path, c.idx, r.datakeeper_id
-                """).all()
-            var placements: [ChunkPlacement] = []
-            for row in rows {
-                let id = try ChunkID(row.decode(column: "id", as: String.self))
-                let replica = try row.decode(column: "datakeeper_id", as: String?.self).map { try DataKeeperID($0) }
-                if let last = placements.last, last.state.id == id {
-                    if let replica { placements[placements.count - 1].state.replicas.append(replica) }
-                    continue
-                }
-                placements.append(ChunkPlacement(
-                    path: try RemotePath(row.decode(column: "path", as: String.self)),
-                    index: try row.decode(column: "idx", as: Int.self),
-                    state: ChunkReplicaState(
-                        id: id, frameBytes: ChunkFrame.frameBytes(dataBytes: try row.decode(column: "size_bytes", as: Int64.self)),
-                        crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
-                        replicas: replica.map { [$0] } ?? [], replication: try row.decode(column: "replication", as: Int.self))))
-            }
-            return placements
-        }
-    }
-
-    public func addReplica(chunk: ChunkID, datakeeper: DataKeeperID) async throws -> Bool {
-        try await transaction { db in
-            guard try await db.raw("SELECT id FROM chunks WHERE id = \(bind: chunk.value)").first() != nil else { return false }
-            try await db.raw("""
-                DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+        case .removeFile:
+            try await database.raw("""
+                DELETE FROM replicas WHERE chunk_id IN (SELECT id FROM chunks WHERE path IN (\(binds: paths)))
                 """).run()
-            // A fresh copy supersedes an older order to delete the chunk there.
-            try await db.raw("""
-                DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
+            try await database.raw("DELETE FROM chunks WHERE path IN (\(binds: paths))").run()
+            try await database.raw("DELETE FROM files WHERE path IN (\(binds: paths))").run()
+        case .addReplica:
+            try await database.raw("""
+                INSERT INTO replicas (chunk_id, datakeeper_id) VALUES \(pairs.joined(separator: ", ")) ON CONFLICT DO NOTHING
                 """).run()
-            try await db.raw("""
-                INSERT INTO replicas (chunk_id, datakeeper_id) VALUES (\(bind: chunk.value), \(bind: datakeeper.value))
+        case .removeReplica:
+            try await database.raw("""
+                DELETE FROM replicas WHERE (chunk_id, datakeeper_id) IN (VALUES \(pairs.joined(separator: ", ")))
                 """).run()
-            return true
+        case .queueDeletion:
+            try await database.raw("""
+                INSERT INTO pending_deletions (chunk_id, datakeeper_id) VALUES \(pairs.joined(separator: ", ")) ON CONFLICT DO NOTHING
+                """).run()
+        case .cancelDeletion:
+            try await database.raw("""
+                DELETE FROM pending_deletions WHERE (chunk_id, datakeeper_id) IN (VALUES \(pairs.joined(separator: ", ")))
+                """).run()
         }
     }
+}
 
-    public func trimReplica(chunk: ChunkID, datakeeper: DataKeeperID, keep: Int, trusted: Set<DataKeeperID>) async throws -> Bool {
-        try await transaction { db in
-            let rows = try await db.raw("SELECT datakeeper_id FROM replicas WHERE chunk_id = \(bind: chunk.value)").all()
-            let holders = Set(try rows.map { try $0.decode(column: "datakeeper_id", as: String.self) })
-            guard holders.contains(datakeeper.value) else { return false }
-            let others = holders.subtracting([datakeeper.value]).intersection(trusted.map(\.value))
-            guard others.count >= keep else { return false }
-            try await db.raw("""
-                DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
-                """).run()
-            try await Self.queueDeletion(chunk, on: datakeeper, db)
-            return true
-        }
+extension Array {
+    /// The array cut into slices of at most `size` elements.
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+
+/// The first error a row callback (which cannot throw) ran into. Callbacks run one at a time.
+private final class FirstFailure: @unchecked Sendable {
+    private var error: Error?
+
+    func capture(_ body: () throws -> Void) {
+        guard error == nil else { return }
+        do { try body() } catch { self.error = error }
     }
 
-    public func dropReplica(chunk: ChunkID, datakeeper: DataKeeperID, deleteFromDisk: Bool) async throws {
-        try await transaction { db in
-            try await db.raw("""
-                DELETE FROM replicas WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
-                """).run()
-            if deleteFromDisk {
-                try await Self.queueDeletion(chunk, on: datakeeper, db)
+    func check() throws {
+        if let error { throw TYDFSError(.io, "the metadata database holds a row that cannot be read: \(error)") }
+    }
+}
+
+/// Turns the rows of the loading query (a file's columns repeated for each chunk and replica) back
+/// into whole files. Rows arrive one at a time, in path, chunk and replica order.
+private final class FileAssembler: @unchecked Sendable {
+    private let emit: @Sendable (StoredFile) -> Void
+    private var current: StoredFile?
+    private let failure = FirstFailure()
+
+    init(emit: @escaping @Sendable (StoredFile) -> Void) {
+        self.emit = emit
+    }
+
+    func add(_ row: any SQLRow) {
+        failure.capture {
+            let path = try row.decode(column: "path", as: String.self)
+            if current?.path.value != path {
+                if let current { emit(current) }
+                current = StoredFile(
+                    path: try RemotePath(path), sizeBytes: try row.decode(column: "size_bytes", as: Int64.self),
+                    mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self),
+                    crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
+                    chunkSizeBytes: try row.decode(column: "chunk_size_bytes", as: Int64.self),
+                    replication: try row.decode(column: "replication", as: Int.self), chunks: [])
+            }
+            guard let id = try row.decode(column: "id", as: String?.self) else { return }
+            let chunk = try ChunkID(id)
+            if current!.chunks.last?.id != chunk {
+                current!.chunks.append(StoredChunk(
+                    index: try row.decode(column: "idx", as: Int.self), id: chunk,
+                    sizeBytes: try row.decode(column: "chunk_size", as: Int64.self),
+                    crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "chunk_crc", as: Int64.self)), replicas: []))
+            }
+            if let replica = try row.decode(column: "datakeeper_id", as: String?.self) {
+                current!.chunks[current!.chunks.count - 1].replicas.append(try DataKeeperID(replica))
             }
         }
     }
 
-    public func deleteUnreferenced(chunks: [ChunkID], on datakeeper: DataKeeperID) async throws -> Int {
-        try await transaction { db in
-            var queued = 0
-            for chunk in chunks {
-                guard try await db.raw("SELECT id FROM chunks WHERE id = \(bind: chunk.value)").first() == nil else { continue }
-                try await Self.queueDeletion(chunk, on: datakeeper, db)
-                queued += 1
-            }
-            return queued
-        }
-    }
-
-    private static func queueDeletion(_ chunk: ChunkID, on datakeeper: DataKeeperID, _ db: any SQLDatabase) async throws {
-        try await db.raw("""
-            DELETE FROM pending_deletions WHERE chunk_id = \(bind: chunk.value) AND datakeeper_id = \(bind: datakeeper.value)
-            """).run()
-        try await db.raw("""
-            INSERT INTO pending_deletions (chunk_id, datakeeper_id) VALUES (\(bind: chunk.value), \(bind: datakeeper.value))
-            """).run()
-    }
-
-    public func datakeepersHoldingReplicas() async throws -> Set<DataKeeperID> {
-        try await read { db in
-            let rows = try await db.raw("SELECT DISTINCT datakeeper_id FROM replicas").all()
-            return Set(try rows.map { try DataKeeperID($0.decode(column: "datakeeper_id", as: String.self)) })
-        }
-    }
-
-    public func pendingDeletionCounts() async throws -> [DataKeeperID: Int] {
-        try await read { db in
-            let rows = try await db.raw("""
-                SELECT datakeeper_id, COUNT(*) AS pending FROM pending_deletions GROUP BY datakeeper_id
-                """).all()
-            var counts: [DataKeeperID: Int] = [:]
-            for row in rows {
-                counts[try DataKeeperID(row.decode(column: "datakeeper_id", as: String.self))] = try row.decode(column: "pending", as: Int.self)
-            }
-            return counts
-        }
+    func finish() throws {
+        try failure.check()
+        if let current { emit(current) }
+        current = nil
     }
 }

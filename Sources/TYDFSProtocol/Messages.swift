@@ -15,8 +15,9 @@ public struct ErrorResponse: Codable, Sendable {
     public var tydfsError: TYDFSError { TYDFSError(TYDFSError.Code(rawValue: error.code), error.message) }
 }
 
-/// A datakeeper's heartbeat: who it is, where it listens, how full and busy it is. The first
-/// heartbeat after a start (and any the master asks for) carries the full list of chunks held.
+/// A datakeeper's heartbeat: who it is, where it listens, how full and busy it is, and what
+/// changed in its holdings since the last heartbeat. Full chunk reports travel separately, in
+/// pages (`Route.chunkReport`), when the master asks for one.
 public struct HeartbeatRequest: Codable, Sendable {
     public var id: DataKeeperID
     /// Random per process start: a change tells the master the datakeeper restarted (perhaps
@@ -28,8 +29,12 @@ public struct HeartbeatRequest: Codable, Sendable {
     public var chunkCount: Int
     public var inFlight: Int
     public var chunksServed: Int64
-    /// Every chunk the datakeeper holds, when this heartbeat is a full report; nil otherwise.
-    public var chunkReport: [ChunkID]?
+    /// The datakeeper wants to send a full report (its report interval has passed).
+    public var wantsToReport: Bool
+    /// Chunks stored here since the last heartbeat the master answered (after a full report only).
+    public var addedChunks: [ChunkID]
+    /// Chunks gone from here since the last heartbeat the master answered (after a full report only).
+    public var removedChunks: [ChunkID]
     /// Chunks deleted on the master's orders since the last heartbeat.
     public var deletedChunks: [ChunkID]
     /// Chunks found corrupt (and moved aside) or missing since the last heartbeat.
@@ -40,7 +45,8 @@ public struct HeartbeatRequest: Codable, Sendable {
     public var copiesFailed: [CopyFailure]
 
     public init(id: DataKeeperID, bootID: String, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
-                inFlight: Int, chunksServed: Int64, chunkReport: [ChunkID]?, deletedChunks: [ChunkID],
+                inFlight: Int, chunksServed: Int64, wantsToReport: Bool = false, addedChunks: [ChunkID] = [],
+                removedChunks: [ChunkID] = [], deletedChunks: [ChunkID],
                 badChunks: [ChunkID] = [], copiesDone: [ChunkID] = [], copiesFailed: [CopyFailure] = []) {
         self.id = id
         self.bootID = bootID
@@ -50,7 +56,9 @@ public struct HeartbeatRequest: Codable, Sendable {
         self.chunkCount = chunkCount
         self.inFlight = inFlight
         self.chunksServed = chunksServed
-        self.chunkReport = chunkReport
+        self.wantsToReport = wantsToReport
+        self.addedChunks = addedChunks
+        self.removedChunks = removedChunks
         self.deletedChunks = deletedChunks
         self.badChunks = badChunks
         self.copiesDone = copiesDone
@@ -60,7 +68,10 @@ public struct HeartbeatRequest: Codable, Sendable {
 
 /// The master's answer to a heartbeat: orders for the datakeeper.
 public struct HeartbeatResponse: Codable, Sendable {
-    /// The master does not know what this datakeeper holds (e.g. it restarted): send a full report.
+    /// Names this answer; a full report names the answer after which its snapshot was taken.
+    public var answerID: UInt64
+    /// The master does not know what this datakeeper holds (e.g. it restarted), or agreed to a
+    /// report: take a snapshot now and send it in pages.
     public var sendChunkReport: Bool
     /// Chunks this datakeeper must delete (their files were removed or replaced, extra replicas).
     public var deleteChunks: [ChunkID]
@@ -69,7 +80,9 @@ public struct HeartbeatResponse: Codable, Sendable {
     /// Chunks this datakeeper must re-read and verify now (a reader saw a bad copy).
     public var verifyChunks: [ChunkID]
 
-    public init(sendChunkReport: Bool, deleteChunks: [ChunkID], copyChunks: [CopyChunkOrder] = [], verifyChunks: [ChunkID] = []) {
+    public init(answerID: UInt64, sendChunkReport: Bool, deleteChunks: [ChunkID], copyChunks: [CopyChunkOrder] = [],
+                verifyChunks: [ChunkID] = []) {
+        self.answerID = answerID
         self.sendChunkReport = sendChunkReport
         self.deleteChunks = deleteChunks
         self.copyChunks = copyChunks

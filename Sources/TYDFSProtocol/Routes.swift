@@ -1,8 +1,13 @@
+import TYDFSCore
+
 /// Route paths and header names of the TYDFS HTTP protocol, shared by servers and the client so
 /// the two can never disagree about them.
 public enum Route {
     // Master
     public static let heartbeat = "/v1/heartbeat"
+    /// `POST` one page of a datakeeper's full chunk report: `ChunkIDList` bytes, described by the
+    /// `Header.report*` headers.
+    public static let chunkReport = "/v1/chunk-report"
     public static let uploads = "/v1/uploads"
     public static func uploadChunks(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/chunks" }
     public static func uploadCommit(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/commit" }
@@ -29,6 +34,49 @@ public enum Header {
     public static let forward = "X-TYDFS-Forward"
     /// On a chunk `PUT`: the number of data bytes in the frame (without the 4-byte trailer).
     public static let dataBytes = "X-TYDFS-Data-Bytes"
+    /// On a chunk report page: the datakeeper sending it.
+    public static let dataKeeper = "X-TYDFS-DataKeeper"
+    /// On a chunk report page: the report's id, the same on all its pages.
+    public static let reportID = "X-TYDFS-Report"
+    /// On a chunk report page: the page's number, from 0.
+    public static let reportPage = "X-TYDFS-Report-Page"
+    /// On a chunk report page: `true` on the last page.
+    public static let reportLastPage = "X-TYDFS-Report-Last"
+    /// On a chunk report page: the id of the heartbeat answer after which the snapshot was taken.
+    public static let reportAnchor = "X-TYDFS-Report-Anchor"
+}
+
+/// Chunk ids as bytes, 16 per id (the high then the low 64 bits, big-endian): a page of a full
+/// chunk report, about half the size of JSON and read without a parser.
+public enum ChunkIDList {
+    public static let bytesPerID = 16
+
+    public static func encode<C: Collection>(_ ids: C) -> [UInt8] where C.Element == ChunkID {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(ids.count * bytesPerID)
+        for id in ids {
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.high >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.low >> UInt64(shift))) }
+        }
+        return bytes
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> [ChunkID] {
+        guard bytes.count % bytesPerID == 0 else {
+            throw TYDFSError(.invalidArgument, "a chunk id list is a multiple of \(bytesPerID) bytes long, not \(bytes.count)")
+        }
+        var ids: [ChunkID] = []
+        ids.reserveCapacity(bytes.count / bytesPerID)
+        var offset = 0
+        while offset < bytes.count {
+            var high: UInt64 = 0, low: UInt64 = 0
+            for index in 0..<8 { high = high << 8 | UInt64(bytes[offset + index]) }
+            for index in 8..<16 { low = low << 8 | UInt64(bytes[offset + index]) }
+            ids.append(ChunkID(high: high, low: low))
+            offset += bytesPerID
+        }
+        return ids
+    }
 }
 
 /// One hop of a write pipeline: who the datakeeper is and where to reach it.

@@ -149,4 +149,9 @@ extension HTTPField.Name {
     public static let tydfsDataBytes = HTTPField.Name(Header.dataBytes)!
     /// `Header.forward` as a field name.
     public static let tydfsForward = HTTPField.Name(Header.forward)!
+    public static let tydfsDataKeeper = HTTPField.Name(Header.dataKeeper)!
+    public static let tydfsReportID = HTTPField.Name(Header.reportID)!
+    public static let tydfsReportPage = HTTPField.Name(Header.reportPage)!
+    public static let tydfsReportLastPage = HTTPField.Name(Header.reportLastPage)!
+    public static let tydfsReportAnchor = HTTPField.Name(Header.reportAnchor)!
 }

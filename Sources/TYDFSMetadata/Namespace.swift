@@ -1,0 +1,269 @@
+import TYDFSCore
+
+/// One file as the in-memory namespace keeps it; its chunks live in the chunk table.
+///
+/// Kept small (no path, no per-chunk data): a master holds millions of these.
+public struct FileRecord: Equatable, Sendable {
+    public var sizeBytes: Int64
+    public var mtimeMillis: Int64
+    public var crc32c: UInt32
+    public var replication: Int
+    public var chunkSizeBytes: Int64
+    public var chunks: [ChunkID]
+}
+
+/// One chunk of a committed file as the in-memory namespace keeps it.
+public struct ChunkRecord: Equatable, Sendable {
+    public var index: Int
+    public var sizeBytes: Int64
+    public var crc32c: UInt32
+    /// The replication factor of the chunk's file.
+    public var replication: Int
+    /// Datakeepers believed to hold a good copy.
+    public var replicas: [DataKeeperID]
+}
+
+/// One change to the metadata. The master applies it to its `Namespace` at once and the
+/// `GroupCommitter` writes it to the store; `Namespace.apply` returns the edits that undo it,
+/// so a batch the store failed to write can be taken back out of memory.
+public enum MetadataEdit: Equatable, Sendable {
+    /// Makes a file visible. Its path is free (checked by the caller).
+    case putFile(StoredFile)
+    /// Removes a file and its chunks from the namespace (replica deletions are queued separately).
+    case removeFile(RemotePath)
+    case addReplica(ChunkID, DataKeeperID)
+    case removeReplica(ChunkID, DataKeeperID)
+    /// The chunk must be deleted from the datakeeper.
+    case queueDeletion(ChunkID, DataKeeperID)
+    /// The deletion is done, or no longer wanted.
+    case cancelDeletion(ChunkID, DataKeeperID)
+}
+
+/// One line of a listing: a file, or a directory implied by the files below it.
+public struct NamespaceEntry: Equatable, Sendable {
+    public var path: String
+    public var isDirectory: Bool
+    /// A file's size; for a directory, the total size of the files below it.
+    public var sizeBytes: Int64
+    /// A file's commit time; for a directory, the latest commit below it.
+    public var mtimeMillis: Int64
+}
+
+/// The master's whole namespace in memory: the directory tree, every chunk with its replicas,
+/// and the deletions owed by each datakeeper. Stat, list, path checks and repair planning read it
+/// without touching the store, so reads never wait behind writes.
+///
+/// Pure (no I/O, no clock). It keeps true: a path is a file or a directory, never both; a
+/// directory exists exactly while a file lies below it; a directory's size is the sum of the files
+/// below it; every chunk in the chunk table belongs to exactly one file.
+/// Not thread-safe: the master's actor owns it.
+public final class Namespace {
+    final class Directory {
+        var children: [String: Node] = [:]
+        var sizeBytes: Int64 = 0
+        var mtimeMillis: Int64 = 0
+    }
+
+    enum Node {
+        case file(FileRecord)
+        case directory(Directory)
+    }
+
+    private let root = Directory()
+    public private(set) var chunks: [ChunkID: ChunkRecord] = [:]
+    public private(set) var fileCount = 0
+    /// Chunks each datakeeper must delete, each with the sequence number of the edit batch that
+    /// queued it (an order may go out only once that batch is durable).
+    public private(set) var pendingDeletions: [DataKeeperID: [ChunkID: UInt64]] = [:]
+
+    public init() {}
+
+    // MARK: - Reads
+
+    public func file(at path: RemotePath) -> StoredFile? {
+        guard case .file(let record)? = node(at: path) else { return nil }
+        return storedFile(path, record)
+    }
+
+    private func storedFile(_ path: RemotePath, _ record: FileRecord) -> StoredFile {
+        StoredFile(
+            path: path, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c,
+            chunkSizeBytes: record.chunkSizeBytes, replication: record.replication,
+            chunks: record.chunks.map { id in
+                let chunk = chunks[id]!
+                return StoredChunk(index: chunk.index, id: id, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replicas: chunk.replicas)
+            })
+    }
+
+    /// A file at `path` or at an ancestor of it (a file standing where a directory would have to
+    /// be), or a file below `path` (`path` is a directory), if there is one.
+    public func conflict(for path: RemotePath) -> RemotePath? {
+        var directory = root
+        var prefix = ""
+        for name in Self.names(path) {
+            prefix += "/" + name
+            switch directory.children[name] {
+            case nil: return nil
+            case .file: return try? RemotePath(prefix)
+            case .directory(let next): directory = next
+            }
+        }
+        return path.isRoot ? nil : firstFile(below: directory, prefix: prefix)
+    }
+
+    private func firstFile(below directory: Directory, prefix: String) -> RemotePath? {
+        guard let (name, node) = directory.children.first else { return nil }
+        switch node {
+        case .file: return try? RemotePath(prefix + "/" + name)
+        case .directory(let next): return firstFile(below: next, prefix: prefix + "/" + name)
+        }
+    }
+
+    /// One level of the namespace, sorted by name; nil when nothing is at `path`. A file lists as itself.
+    public func list(_ path: RemotePath) -> [NamespaceEntry]? {
+        switch node(at: path) {
+        case nil:
+            return nil
+        case .file(let record)?:
+            return [NamespaceEntry(path: path.value, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis)]
+        case .directory(let directory)?:
+            let prefix = path.childPrefix
+            return directory.children.keys.sorted().map { name in
+                switch directory.children[name]! {
+                case .file(let record):
+                    return NamespaceEntry(path: prefix + name, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis)
+                case .directory(let child):
+                    return NamespaceEntry(path: prefix + name, isDirectory: true, sizeBytes: child.sizeBytes, mtimeMillis: child.mtimeMillis)
+                }
+            }
+        }
+    }
+
+    /// Every file at or below `path`, depth first with names in order.
+    public func files(under path: RemotePath) -> [StoredFile] {
+        var result: [StoredFile] = []
+        func walk(_ node: Node, _ nodePath: String) {
+            switch node {
+            case .file(let record):
+                if let remote = try? RemotePath(nodePath) { result.append(storedFile(remote, record)) }
+            case .directory(let directory):
+                let prefix = nodePath == "/" ? "/" : nodePath + "/"
+                for name in directory.children.keys.sorted() { walk(directory.children[name]!, prefix + name) }
+            }
+        }
+        if let start = node(at: path) { walk(start, path.value) }
+        return result
+    }
+
+    /// Every datakeeper the replica map names.
+    public func datakeepersHoldingReplicas() -> Set<DataKeeperID> {
+        var holders: Set<DataKeeperID> = []
+        for chunk in chunks.values { holders.formUnion(chunk.replicas) }
+        return holders
+    }
+
+    /// Chunks the replica map records on `datakeeper`.
+    public func chunks(on datakeeper: DataKeeperID) -> Set<ChunkID> {
+        var held: Set<ChunkID> = []
+        for (id, chunk) in chunks where chunk.replicas.contains(datakeeper) { held.insert(id) }
+        return held
+    }
+
+    private func node(at path: RemotePath) -> Node? {
+        var current = Node.directory(root)
+        for name in Self.names(path) {
+            guard case .directory(let directory) = current, let next = directory.children[name] else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    private static func names(_ path: RemotePath) -> [String] {
+        path.value.split(separator: "/").map(String.init)
+    }
+
+    // MARK: - Edits
+
+    /// Applies `edit`, queued deletions tagged with `sequence`, and returns the edits that undo it
+    /// (in order). An edit that changes nothing (a replica already recorded) undoes to nothing.
+    @discardableResult
+    public func apply(_ edit: MetadataEdit, sequence: UInt64) -> [MetadataEdit] {
+        switch edit {
+        case .putFile(let file):
+            var undo: [MetadataEdit] = []
+            if let existing = self.file(at: file.path) {
+                remove(file.path)
+                undo.append(.putFile(existing))
+            }
+            insert(file)
+            return [.removeFile(file.path)] + undo
+        case .removeFile(let path):
+            guard let existing = file(at: path) else { return [] }
+            remove(path)
+            return [.putFile(existing)]
+        case .addReplica(let chunk, let datakeeper):
+            guard chunks[chunk] != nil, !chunks[chunk]!.replicas.contains(datakeeper) else { return [] }
+            chunks[chunk]!.replicas.append(datakeeper)
+            return [.removeReplica(chunk, datakeeper)]
+        case .removeReplica(let chunk, let datakeeper):
+            guard let position = chunks[chunk]?.replicas.firstIndex(of: datakeeper) else { return [] }
+            chunks[chunk]!.replicas.remove(at: position)
+            return [.addReplica(chunk, datakeeper)]
+        case .queueDeletion(let chunk, let datakeeper):
+            guard pendingDeletions[datakeeper]?[chunk] == nil else { return [] }
+            pendingDeletions[datakeeper, default: [:]][chunk] = sequence
+            return [.cancelDeletion(chunk, datakeeper)]
+        case .cancelDeletion(let chunk, let datakeeper):
+            guard pendingDeletions[datakeeper]?.removeValue(forKey: chunk) != nil else { return [] }
+            if pendingDeletions[datakeeper]?.isEmpty == true { pendingDeletions[datakeeper] = nil }
+            // Restored only by a rollback, which restores durable state: sequence 0 is durable.
+            return [.queueDeletion(chunk, datakeeper)]
+        }
+    }
+
+    private func insert(_ file: StoredFile) {
+        var directory = root
+        let names = Self.names(file.path)
+        for name in names.dropLast() {
+            directory.sizeBytes += file.sizeBytes
+            directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
+            if case .directory(let next)? = directory.children[name] {
+                directory = next
+            } else {
+                precondition(directory.children[name] == nil, "\(file.path) lies below a file")
+                let next = Directory()
+                directory.children[name] = .directory(next)
+                directory = next
+            }
+        }
+        directory.sizeBytes += file.sizeBytes
+        directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
+        directory.children[names.last!] = .file(FileRecord(
+            sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, crc32c: file.crc32c, replication: file.replication,
+            chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id)))
+        for chunk in file.chunks {
+            chunks[chunk.id] = ChunkRecord(
+                index: chunk.index, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replication: file.replication, replicas: chunk.replicas)
+        }
+        fileCount += 1
+    }
+
+    /// Removes the file at `path` (which exists) and every directory left empty above it.
+    private func remove(_ path: RemotePath) {
+        let names = Self.names(path)
+        var trail: [Directory] = [root]
+        for name in names.dropLast() {
+            guard case .directory(let next)? = trail.last!.children[name] else { preconditionFailure("\(path) is not a file") }
+            trail.append(next)
+        }
+        guard case .file(let record)? = trail.last!.children.removeValue(forKey: names.last!) else {
+            preconditionFailure("\(path) is not a file")
+        }
+        for directory in trail { directory.sizeBytes -= record.sizeBytes }
+        for depth in stride(from: trail.count - 1, to: 0, by: -1) where trail[depth].children.isEmpty {
+            trail[depth - 1].children[names[depth - 1]] = nil
+        }
+        for chunk in record.chunks { chunks[chunk] = nil }
+        fileCount -= 1
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import Logging
+@testable import TYDFSMaster
+import TYDFSCore
+import TYDFSMetadata
+import TYDFSProtocol
+import XCTest
+
+/// The master's state actor on a real SQLite store, driven by calls instead of processes:
+/// heartbeats, paged and incremental chunk reports, commits and removals.
+final class MasterStateTests: XCTestCase {
+    private var folder = ""
+    private var store: SQLMetadataStore!
+    private var committer: GroupCommitter!
+    private var writer: Task<Void, Never>!
+    private var state: MasterState!
+
+    override func setUp() async throws {
+        folder = NSTemporaryDirectory() + "tydfs-master-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try await start()
+    }
+
+    override func tearDown() async throws {
+        try await stop()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func start() async throws {
+        store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
+        let namespace = try await store.loadNamespace()
+        committer = GroupCommitter(store: store)
+        var configuration = MasterConfiguration()
+        configuration.chunkSizeBytes = 4096
+        configuration.orphanGraceSeconds = 0
+        let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, logger: Logger(label: "test"))
+        self.state = state
+        let committer = self.committer!
+        writer = Task { await committer.run { durable, error in await state.rollBack(durable: durable, error: error) } }
+    }
+
+    private func stop() async throws {
+        committer.stop()
+        await writer.value
+        try await store.close()
+    }
+
+    private func dk(_ name: String) -> DataKeeperID { try! DataKeeperID(name) }
+
+    private func beat(_ name: String, added: [ChunkID] = [], removed: [ChunkID] = [], wantsToReport: Bool = false) async throws -> HeartbeatResponse {
+        try await state.heartbeat(HeartbeatRequest(
+            id: dk(name), bootID: "boot-\(name)", address: "127.0.0.1:7\(name.suffix(1))00", capacityBytes: 1 << 30, usedBytes: 0,
+            chunkCount: 0, inFlight: 0, chunksServed: 0, wantsToReport: wantsToReport, addedChunks: added, removedChunks: removed,
+            deletedChunks: []))
+    }
+
+    /// Puts a one-chunk file through the master's upload calls, as a client would, and returns its chunk.
+    private func put(_ path: String, on holders: [String]) async throws -> ChunkID {
+        let session = try await state.createUpload(CreateUploadRequest(path: try RemotePath(path), overwrite: false, firstChunkBytes: 10))
+        let chunk = try XCTUnwrap(session.firstChunk?.chunkID)
+        _ = try await state.commit(uploadID: session.uploadID, request: CommitUploadRequest(
+            sizeBytes: 10, crc32c: 1, chunks: [CommittedChunk(index: 0, id: chunk, sizeBytes: 10, crc32c: 1, replicas: holders.map(dk))]))
+        return chunk
+    }
+
+    private func replicas(of chunk: ChunkID) async -> [String] {
+        await state.namespace.chunks[chunk]?.replicas.map(\.value).sorted() ?? []
+    }
+
+    private func report(_ name: String, _ chunks: [ChunkID], anchor: UInt64, pageSize: Int = 2) async throws {
+        let pages = stride(from: 0, to: max(chunks.count, 1), by: pageSize).map { Array(chunks[$0..<min(chunks.count, $0 + pageSize)]) }
+        for (index, page) in pages.enumerated() {
+            try await state.chunkReportPage(from: dk(name), reportID: "r-\(anchor)", page: index, anchor: anchor, chunks: page,
+                                            isLast: index == pages.count - 1)
+        }
+    }
+
+    /// Registers dk1…dk3 and completes their first (empty) reports.
+    private func joinThree() async throws {
+        for name in ["dk1", "dk2", "dk3"] {
+            let answer = try await beat(name)
+            XCTAssertTrue(answer.sendChunkReport, "a datakeeper that just joined is asked for its chunks")
+            try await report(name, [], anchor: answer.answerID)
+            let next = try await beat(name)
+            XCTAssertFalse(next.sendChunkReport, "no second report once one is in")
+        }
+    }
+
+    func testAReplicaCommittedAfterTheReportWasAskedForIsNotDroppedByIt() async throws {
+        try await joinThree()
+        let old = try await put("/old", on: ["dk1", "dk2", "dk3"])
+        let answer = try await beat("dk1", wantsToReport: true)
+        XCTAssertTrue(answer.sendChunkReport)
+        // dk1 takes its snapshot now: it holds /old's chunk. Then a new file is committed with a
+        // replica on dk1 before the snapshot reaches the master, which must not drop that replica.
+        let fresh = try await put("/fresh", on: ["dk1", "dk2", "dk3"])
+        try await report("dk1", [old], anchor: answer.answerID)
+        let freshHolders = await replicas(of: fresh)
+        XCTAssertEqual(freshHolders, ["dk1", "dk2", "dk3"])
+        // A replica the master recorded before it asked, and which the report lacks, is gone.
+        let lost = try await put("/lost", on: ["dk1", "dk2", "dk3"])
+        let again = try await beat("dk1", wantsToReport: true)
+        try await report("dk1", [old, fresh], anchor: again.answerID)
+        let lostHolders = await replicas(of: lost)
+        XCTAssertEqual(lostHolders, ["dk2", "dk3"])
+    }
+
+    func testAReportOutOfOrderOrNotAskedForIsRefusedAndChangesNothing() async throws {
+        try await joinThree()
+        let chunk = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        do {
+            try await state.chunkReportPage(from: dk("dk1"), reportID: "x", page: 0, anchor: 99, chunks: [], isLast: true)
+            XCTFail("a report nobody asked for must be refused")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .alreadyExists)
+        }
+        let answer = try await beat("dk1", wantsToReport: true)
+        do {
+            try await state.chunkReportPage(from: dk("dk1"), reportID: "y", page: 1, anchor: answer.answerID, chunks: [], isLast: true)
+            XCTFail("page 1 before page 0 must be refused")
+        } catch let error as TYDFSError {
+            XCTAssertTrue(error.message.contains("page 0 was expected"), error.message)
+        }
+        do {
+            try await state.chunkReportPage(from: dk("dk1"), reportID: "z", page: 0, anchor: answer.answerID - 1, chunks: [], isLast: true)
+            XCTFail("a snapshot older than the request must be refused")
+        } catch let error as TYDFSError {
+            XCTAssertTrue(error.message.contains("before the master asked"), error.message)
+        }
+        let holders = await replicas(of: chunk)
+        XCTAssertEqual(holders, ["dk1", "dk2", "dk3"])
+    }
+
+    func testAPagedReportAddsRemovesAndFindsOrphansAndStashesChangesMadeMeanwhile() async throws {
+        try await joinThree()
+        let kept = try await put("/kept", on: ["dk1", "dk2"])
+        let gone = try await put("/gone", on: ["dk1", "dk2", "dk3"])
+        let found = try await put("/found", on: ["dk2", "dk3"])
+        let orphan = ChunkID.random()
+        let answer = try await beat("dk1", wantsToReport: true)
+        try await state.chunkReportPage(from: dk("dk1"), reportID: "p", page: 0, anchor: answer.answerID, chunks: [kept, found], isLast: false)
+        // A heartbeat while the report is arriving: its changes wait for the report.
+        _ = try await beat("dk1", removed: [kept])
+        let stillThere = await replicas(of: kept)
+        XCTAssertEqual(stillThere, ["dk1", "dk2"], "changes made after the snapshot wait for it")
+        try await state.chunkReportPage(from: dk("dk1"), reportID: "p", page: 1, anchor: answer.answerID, chunks: [orphan], isLast: true)
+        let keptHolders = await replicas(of: kept), goneHolders = await replicas(of: gone), foundHolders = await replicas(of: found)
+        XCTAssertEqual(keptHolders, ["dk2"], "the stashed removal applies after the report")
+        XCTAssertEqual(goneHolders, ["dk2", "dk3"])
+        XCTAssertEqual(foundHolders, ["dk1", "dk2", "dk3"])
+        // The orphan (no file, grace 0) is queued for deletion with the next heartbeat...
+        _ = try await beat("dk1")
+        try await waitUntilDurable()
+        let answerWithDeletion = try await beat("dk1")
+        XCTAssertTrue(answerWithDeletion.deleteChunks.contains(orphan))
+        XCTAssertFalse(answerWithDeletion.deleteChunks.contains(found))
+    }
+
+    func testIncrementalChangesAddAndRemoveReplicas() async throws {
+        try await joinThree()
+        let chunk = try await put("/i", on: ["dk1"])
+        _ = try await beat("dk2", added: [chunk])
+        _ = try await beat("dk1", removed: [chunk])
+        let holders = await replicas(of: chunk)
+        XCTAssertEqual(holders, ["dk2"])
+    }
+
+    func testARemovedFileIsGoneAtOnceAndItsReplicasAreOrderedDeletedOnceDurable() async throws {
+        try await joinThree()
+        let chunk = try await put("/r", on: ["dk1", "dk2", "dk3"])
+        _ = try await state.remove(try RemotePath("/r"))
+        let stat = try? await state.stat(try RemotePath("/r"))
+        XCTAssertNil(stat)
+        for name in ["dk1", "dk2", "dk3"] {
+            let answer = try await beat(name)
+            XCTAssertEqual(answer.deleteChunks, [chunk], "remove returns only once durable, so the order goes out at once")
+        }
+        try await stop()
+        try await start()
+        let reloaded = await state.namespace.pendingDeletions[dk("dk1")]?.keys.map { $0 }
+        XCTAssertEqual(reloaded, [chunk], "queued deletions survive a restart")
+        let list = try await state.list(.root)
+        XCTAssertEqual(list.entries.count, 0)
+    }
+
+    func testACommitTheStoreCannotWriteIsUndoneInMemory() async throws {
+        try await joinThree()
+        _ = try await put("/before", on: ["dk1", "dk2", "dk3"])
+        // Close the database under the committer: the next batch fails for real.
+        try await store.close()
+        do {
+            _ = try await put("/after", on: ["dk1", "dk2", "dk3"])
+            XCTFail("a commit the store cannot write must fail")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .io)
+        }
+        try await waitUntil { await self.state.namespace.file(at: try! RemotePath("/after")) == nil }
+        let before = await state.namespace.file(at: try RemotePath("/before"))
+        XCTAssertNotNil(before)
+        store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
+    }
+
+    /// Waits until every edit made so far is durable: a commit is answered only once its batch
+    /// is, and batches are written in order.
+    private func waitUntilDurable() async throws {
+        _ = try await put("/marker-\(UUID().uuidString)", on: ["dk1"])
+    }
+
+    private func waitUntil(_ condition: @escaping () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while await !condition() {
+            guard ContinuousClock.now < deadline else { return XCTFail("condition not met within 5 s") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import TYDFSCore
+import TYDFSMetadata
+import XCTest
+
+/// The in-memory namespace: paths, listings, directory sizes, and undo.
+final class NamespaceTests: XCTestCase {
+    private func path(_ text: String) -> RemotePath { try! RemotePath(text) }
+
+    func testAFileCannotStandWhereADirectoryIsAndViceVersa() {
+        let namespace = Namespace()
+        namespace.apply(.putFile(Fixture.file("/a/b")), sequence: 1)
+        XCTAssertEqual(namespace.conflict(for: path("/a/b/c"))?.value, "/a/b")
+        XCTAssertEqual(namespace.conflict(for: path("/a"))?.value, "/a/b")
+        XCTAssertEqual(namespace.conflict(for: path("/a/b"))?.value, "/a/b", "a file conflicts with itself")
+        XCTAssertNil(namespace.conflict(for: path("/ab")))
+        XCTAssertNil(namespace.conflict(for: path("/a/c")))
+    }
+
+    func testListingShowsOneLevelSortedWithDirectoryTotals() {
+        let namespace = Namespace()
+        for (name, size) in [("/b/x", Int64(10)), ("/b/y/z", 20), ("/bc", 5), ("/a", 1)] {
+            var file = Fixture.file(name, chunks: 1, sizeBytes: size)
+            file.mtimeMillis = size
+            namespace.apply(.putFile(file), sequence: 1)
+        }
+        let root = namespace.list(.root)!
+        XCTAssertEqual(root.map(\.path), ["/a", "/b", "/bc"])
+        XCTAssertEqual(root.map(\.isDirectory), [false, true, false])
+        XCTAssertEqual(root[1].sizeBytes, 30)
+        XCTAssertEqual(root[1].mtimeMillis, 20)
+        XCTAssertEqual(namespace.list(path("/b"))!.map(\.path), ["/b/x", "/b/y"])
+        XCTAssertEqual(namespace.list(path("/b/x"))!.map(\.path), ["/b/x"], "a file lists as itself")
+        XCTAssertNil(namespace.list(path("/nope")))
+        XCTAssertEqual(namespace.list(.root)!.count, 3)
+        XCTAssertEqual(Namespace().list(.root)!, [], "an empty namespace has an empty root")
+        XCTAssertEqual(namespace.files(under: path("/b")).map(\.path.value), ["/b/x", "/b/y/z"])
+    }
+
+    func testRemovingTheLastFileOfADirectoryRemovesTheDirectory() {
+        let namespace = Namespace()
+        namespace.apply(.putFile(Fixture.file("/d/e/f", chunks: 1)), sequence: 1)
+        namespace.apply(.putFile(Fixture.file("/d/g", chunks: 1)), sequence: 1)
+        namespace.apply(.removeFile(path("/d/e/f")), sequence: 2)
+        XCTAssertEqual(namespace.list(path("/d"))!.map(\.path), ["/d/g"])
+        XCTAssertEqual(namespace.list(.root)![0].sizeBytes, 100)
+        namespace.apply(.removeFile(path("/d/g")), sequence: 3)
+        XCTAssertEqual(namespace.list(.root)!, [])
+        XCTAssertEqual(namespace.fileCount, 0)
+        XCTAssertTrue(namespace.chunks.isEmpty)
+        // A file may now stand where the directory was.
+        XCTAssertNil(namespace.conflict(for: path("/d")))
+    }
+
+    func testEveryEditUndoesExactly() {
+        let original = Fixture.file("/u/v", chunks: 2)
+        let chunk = original.chunks[0].id
+        let edits: [MetadataEdit] = [
+            .putFile(Fixture.file("/u/w")), .putFile(Fixture.file("/u/v", chunks: 1)), .removeFile(path("/x")),
+            .addReplica(chunk, Fixture.dk("dk7")), .addReplica(chunk, Fixture.dk("dk1")), .removeReplica(chunk, Fixture.dk("dk2")),
+            .removeReplica(chunk, Fixture.dk("dk9")), .queueDeletion(chunk, Fixture.dk("dk1")), .queueDeletion(chunk, Fixture.dk("dk4")),
+            .cancelDeletion(chunk, Fixture.dk("dk4")), .cancelDeletion(chunk, Fixture.dk("dk5")), .removeFile(path("/u/v")),
+        ]
+        for count in 1...edits.count {
+            let namespace = Namespace()
+            namespace.apply(.putFile(original), sequence: 0)
+            namespace.apply(.putFile(Fixture.file("/x")), sequence: 0)
+            namespace.apply(.queueDeletion(chunk, Fixture.dk("dk1")), sequence: 0)
+            let before = snapshot(namespace)
+            let inverses = edits.prefix(count).map { namespace.apply($0, sequence: 5) }
+            for inverse in inverses.reversed() { for edit in inverse { namespace.apply(edit, sequence: 0) } }
+            XCTAssertEqual(snapshot(namespace), before, "undoing the first \(count) edits")
+        }
+    }
+
+    private struct Snapshot: Equatable {
+        var files: [StoredFile]
+        var chunks: [ChunkID: ChunkRecord]
+        var deletions: [DataKeeperID: [ChunkID: UInt64]]
+        var root: [NamespaceEntry]
+    }
+
+    private func snapshot(_ namespace: Namespace) -> Snapshot {
+        var files = namespace.files(under: .root)
+        for index in files.indices { for chunk in files[index].chunks.indices { files[index].chunks[chunk].replicas.sort() } }
+        var chunks = namespace.chunks
+        for key in chunks.keys { chunks[key]!.replicas.sort() }
+        return Snapshot(files: files, chunks: chunks, deletions: namespace.pendingDeletions, root: namespace.list(.root)!)
+    }
+}
