@@ -18,8 +18,9 @@ public struct DataKeeperConfiguration: Sendable {
     public var capacityBytes: Int64?
     /// Seconds between heartbeats.
     public var heartbeatIntervalSeconds = 1.0
-    /// Seconds between full chunk reports, the master's check of what this datakeeper holds.
-    public var reportIntervalSeconds = 60.0
+    /// Seconds between full chunk reports, the master's check of what this datakeeper holds
+    /// (between them, every heartbeat carries what changed).
+    public var reportIntervalSeconds = 3600.0
     /// Seconds from the start of one scrub pass (re-reading every chunk) to the start of the next.
     public var scrubIntervalSeconds = 3600.0
     /// Bytes per second the scrubber may read, so that it never crowds out clients.

@@ -57,7 +57,7 @@ struct DataKeeperCommand: AsyncParsableCommand {
     @Option(help: "Name of this datakeeper (default: made once and kept in the data folder).") var id: String?
     @Option(help: "Bytes this datakeeper may hold, e.g. 100GiB (default: its disk's free space).") var capacity: String?
     @Option(help: "Time between heartbeats, e.g. 1s.") var heartbeatInterval = "1s"
-    @Option(help: "Time between full chunk reports to the master.") var reportInterval = "60s"
+    @Option(help: "Time between full chunk reports to the master (heartbeats carry changes in between).") var reportInterval = "1h"
     @Option(help: "Time from one scrub pass (re-reading every chunk) to the next.") var scrubInterval = "1h"
     @Option(help: "Bytes per second the scrubber may read, e.g. 64MiB.") var scrubRate = "64MiB"
     @Option(help: "Copy and verify orders run at once.") var maxRepairs = 4
