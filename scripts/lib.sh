@@ -2,8 +2,11 @@
 # and cleanup of exactly the processes started here.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-swift build -c release --product tydfs >/dev/null
-bin="$PWD/.build/release/tydfs"
+# TYDFS_BIN=path uses an already built binary instead of building one here.
+if [ -z "${TYDFS_BIN:-}" ]; then
+    swift build -c release --product tydfs >/dev/null
+fi
+bin="${TYDFS_BIN:-$PWD/.build/release/tydfs}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tydfs-bench.XXXXXX")"
 declare -A pid_of=()
 cleanup() {
