@@ -35,7 +35,7 @@ final class FolderTransferTests: XCTestCase {
         let enumerator = try XCTUnwrap(FileManager.default.enumerator(atPath: folder))
         while let relative = enumerator.nextObject() as? String {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: folder + "/" + relative, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: folder + "/" + relative, isDirectory: &isDirectory)
             if !isDirectory.boolValue { found[relative] = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + relative)) }
         }
         return found
