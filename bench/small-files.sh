@@ -25,11 +25,11 @@ wait_alive 3
 # CPU seconds a server has used so far.
 cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
 declare -A cpu_before=()
-servers_mark() { for name in master dk1 dk2 dk3; do cpu_before[$name]=$(cpu_of "$name"); done; }
+servers_mark() { local server; for server in master dk1 dk2 dk3; do cpu_before[$server]=$(cpu_of "$server"); done; }
 servers_used() {
-    local line=""
-    for name in master dk1 dk2 dk3; do
-        line+="$name $(awk -v a="${cpu_before[$name]}" -v b="$(cpu_of "$name")" 'BEGIN { printf "%.2f", b - a }')  "
+    local line="" server
+    for server in master dk1 dk2 dk3; do
+        line+="$server $(awk -v a="${cpu_before[$server]}" -v b="$(cpu_of "$server")" 'BEGIN { printf "%.2f", b - a }')  "
     done
     echo "$line"
 }

@@ -25,7 +25,7 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 start_master() {
     "$bin" master --listen "127.0.0.1:$port" --data "$work/master" "$@" >>"$work/master.log" 2>&1 &
     pid_of[master]=$!
-    until grep -q "listening" "$work/master.log"; do sleep 0.1; done
+    until grep -qs "listening" "$work/master.log"; do sleep 0.1; done
 }
 
 # start_datakeeper ID [FLAGS...]
