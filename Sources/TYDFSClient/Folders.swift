@@ -13,11 +13,6 @@ public struct FileFailure: Error, Sendable {
         self.path = path
         self.message = PeerError.describe(error)
     }
-
-    public init(path: String, message: String) {
-        self.path = path
-        self.message = message
-    }
 }
 
 /// What a folder transfer (`put -r`, `get -r`) did. One file failing does not stop the others:
