@@ -11,7 +11,8 @@ import TYDFSProtocol
 
 /// The TYDFS client library: what the `tydfs` CLI uses and what other Swift programs can use
 /// to put, get, list, stat and remove files. Talks JSON to the master and streams raw chunk
-/// frames to and from datakeepers; never holds a whole chunk in memory.
+/// frames to and from datakeepers; never holds a whole chunk of a local file in memory (only
+/// `put(bytes:)` and `read`, made for small files, hold the file they are given or return).
 public final class TYDFSClient: Sendable {
     public let masterURL: String
     let http: HTTPClient
