@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         /// Hardware CRC32C (SSE4.2) with a portable fallback; the only C in the package.
@@ -69,13 +70,22 @@ let package = Package(
         .target(name: "TYDFSClient", dependencies: [
             "TYDFSCore", "TYDFSProtocol", "TYDFSFileIO",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// `tydfs bench`: the small-file benchmark, driven through the client library.
+        .target(name: "TYDFSBench", dependencies: [
+            "TYDFSCore", "TYDFSClient",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSClient", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO",
+            "TYDFSCore", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,8 +2,11 @@
 # and cleanup of exactly the processes started here.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-swift build -c release --product tydfs >/dev/null
-bin="$PWD/.build/release/tydfs"
+# TYDFS_BIN=path uses an already built binary instead of building one here.
+if [ -z "${TYDFS_BIN:-}" ]; then
+    swift build -c release --product tydfs >/dev/null
+fi
+bin="${TYDFS_BIN:-$PWD/.build/release/tydfs}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tydfs-bench.XXXXXX")"
 declare -A pid_of=()
 cleanup() {
@@ -22,7 +25,7 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 start_master() {
     "$bin" master --listen "127.0.0.1:$port" --data "$work/master" "$@" >>"$work/master.log" 2>&1 &
     pid_of[master]=$!
-    until grep -q "listening" "$work/master.log"; do sleep 0.1; done
+    until grep -qs "listening" "$work/master.log"; do sleep 0.1; done
 }
 
 # start_datakeeper ID [FLAGS...]

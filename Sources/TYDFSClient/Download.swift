@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import TYDFSCore
@@ -40,15 +41,7 @@ extension TYDFSClient {
         }
         do {
             try await output.truncate(to: info.sizeBytes)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var started = 0
-                for chunk in info.chunks {
-                    if started >= Limits.parallelChunkDownloads { try await group.next() }
-                    group.addTask { try await self.fetch(chunk, into: output, at: Int64(chunk.index) * info.chunkSizeBytes, failed: failed) }
-                    started += 1
-                }
-                try await group.waitForAll()
-            }
+            try await fetchAll(info, into: output, failed: failed)
             try output.close()
             try await LocalFileSystem.renameDurably(temporaryPath, to: localPath)
         } catch {
@@ -59,9 +52,35 @@ extension TYDFSClient {
         return info
     }
 
+    /// Reads the whole file `remote` (at most `Limits.maxInMemoryFileBytes`) into memory, with
+    /// the same parallel, verified, replica-skipping chunk reads as `get`.
+    public func read(_ remote: RemotePath) async throws -> ByteBuffer {
+        let info = try await stat(remote)
+        guard info.sizeBytes <= Limits.maxInMemoryFileBytes else {
+            throw TYDFSError(.invalidArgument, "\(remote) holds \(ByteSize.format(info.sizeBytes)), too much to read into memory (the limit is \(ByteSize.format(Limits.maxInMemoryFileBytes))); get it into a local file instead")
+        }
+        let memory = MemorySink(sizeBytes: Int(info.sizeBytes))
+        try await fetchAll(info, into: memory, failed: FailedDataKeepers())
+        return memory.bytes
+    }
+
+    /// Fetches every chunk of `info`, up to `Limits.parallelChunkDownloads` at once, each written
+    /// at its offset into `output`.
+    private func fetchAll(_ info: FileInfo, into output: some ChunkSink, failed: FailedDataKeepers) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var started = 0
+            for chunk in info.chunks {
+                if started >= Limits.parallelChunkDownloads { try await group.next() }
+                group.addTask { try await self.fetch(chunk, into: output, at: Int64(chunk.index) * info.chunkSizeBytes, failed: failed) }
+                started += 1
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// Reads one chunk from the first replica that delivers it intact and writes its data at
     /// `offset`. Datakeepers that already failed during this download are tried last.
-    private func fetch(_ chunk: ChunkInfo, into output: LocalFile, at offset: Int64, failed: FailedDataKeepers) async throws {
+    private func fetch(_ chunk: ChunkInfo, into output: some ChunkSink, at offset: Int64, failed: FailedDataKeepers) async throws {
         var failures: [String] = []
         let ranked = chunk.replicas.filter(\.alive) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
         let known = await failed.all
@@ -87,7 +106,7 @@ extension TYDFSClient {
         throw TYDFSError(.unavailable, "chunk \(chunk.index) could not be read from any replica: \(failures.joined(separator: "; "))")
     }
 
-    private func fetch(_ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: LocalFile, at offset: Int64) async throws {
+    private func fetch(_ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64) async throws {
         var request = HTTPClientRequest(url: "http://\(replica.address)\(Route.chunk(chunk.id.value))")
         request.method = .GET
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes), hops: 1)
@@ -119,6 +138,35 @@ extension TYDFSClient {
             written += Int64(pending.readableBytes)
         }
     }
+}
+
+/// Where a download's verified chunk data goes: a local file or memory. Chunks arrive in
+/// parallel, each at its own offset.
+protocol ChunkSink: Sendable {
+    func write(_ data: ByteBuffer, at offset: Int64) async throws
+}
+
+extension LocalFile: ChunkSink {
+    func write(_ data: ByteBuffer, at offset: Int64) async throws {
+        try await write(data, at: Optional(offset))
+    }
+}
+
+/// A whole file in memory, filled chunk by chunk by parallel fetches.
+final class MemorySink: ChunkSink {
+    private let buffer: NIOLockedValueBox<ByteBuffer>
+
+    init(sizeBytes: Int) {
+        var bytes = ByteBuffer()
+        bytes.writeRepeatingByte(0, count: sizeBytes)
+        buffer = NIOLockedValueBox(bytes)
+    }
+
+    func write(_ data: ByteBuffer, at offset: Int64) async throws {
+        buffer.withLockedValue { _ = $0.setBuffer(data, at: Int(offset)) }
+    }
+
+    var bytes: ByteBuffer { buffer.withLockedValue { $0 } }
 }
 
 /// Datakeepers that failed during one download, so later chunks try them last.

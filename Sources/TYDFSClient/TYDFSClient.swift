@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -10,19 +11,26 @@ import TYDFSProtocol
 
 /// The TYDFS client library: what the `tydfs` CLI uses and what other Swift programs can use
 /// to put, get, list, stat and remove files. Talks JSON to the master and streams raw chunk
-/// frames to and from datakeepers; never holds a whole chunk in memory.
+/// frames to and from datakeepers; never holds a whole chunk of a local file in memory (only
+/// `put(bytes:)` and `read`, made for small files, hold the file they are given or return).
 public final class TYDFSClient: Sendable {
     public let masterURL: String
     let http: HTTPClient
     let logger: Logger
+    /// The master's chunk size, learnt from the first upload session (see `openUpload`).
+    let chunkSizeBytes = NIOLockedValueBox<Int64?>(nil)
 
-    /// `masterURL` like `http://127.0.0.1:9333`.
-    public init(masterURL: String, logger: Logger = Logger(label: "tydfs.client")) throws {
+    /// `masterURL` like `http://127.0.0.1:9333`. `concurrency` is how many operations the caller
+    /// runs at once (e.g. `put -r --concurrency 16`): the client keeps up to that many connections
+    /// to each server, so none of them waits for another's connection.
+    public init(masterURL: String, concurrency: Int = 1, logger: Logger = Logger(label: "tydfs.client")) throws {
         guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://"), masterURL.count > 8 else {
             throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
         }
         self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
-        self.http = Self.makeHTTPClient(readTimeoutSeconds: Limits.idleTransferTimeoutSeconds + 15)
+        self.http = Self.makeHTTPClient(
+            readTimeoutSeconds: Limits.idleTransferTimeoutSeconds + 15, retryRefusedConnections: false,
+            connectionsPerServer: concurrency)
         self.logger = logger
     }
 
@@ -33,12 +41,23 @@ public final class TYDFSClient: Sendable {
     /// datakeepers (`readTimeoutSeconds`), so that a datakeeper waiting on a dead peer below it
     /// answers its caller before the caller gives up on it. Idle pooled connections are closed
     /// after 30 s, before servers close them (60 s), so a request never lands on a closing one.
-    public static func makeHTTPClient(readTimeoutSeconds: Int64 = Limits.idleTransferTimeoutSeconds) -> HTTPClient {
+    ///
+    /// `retryRefusedConnections`: whether a connection that fails to open is tried again, with
+    /// back-off, until the connect timeout. Datakeepers keep it (a peer restarting is worth 2 s);
+    /// the client library does not, so a command against a master that is down fails at once
+    /// with "connection refused" instead of after the connect timeout.
+    /// `connectionsPerServer`: connections kept per server, at least AHC's default of 8.
+    public static func makeHTTPClient(
+        readTimeoutSeconds: Int64 = Limits.idleTransferTimeoutSeconds, retryRefusedConnections: Bool = true,
+        connectionsPerServer: Int = 8
+    ) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(
             connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(readTimeoutSeconds),
             write: .seconds(Limits.idleTransferTimeoutSeconds))
         configuration.connectionPool.idleTimeout = .seconds(Limits.idleTransferTimeoutSeconds / 2)
+        configuration.connectionPool.retryConnectionEstablishment = retryRefusedConnections
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connectionsPerServer)
         configuration.decompression = .disabled
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }

@@ -21,62 +21,101 @@ extension TYDFSClient {
     /// Standard input is spooled one chunk at a time to a temporary file, so a chunk can be
     /// retried on other datakeepers without holding it in memory.
     public func put(localPath: String, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
-        let source: LocalFile
         if localPath == "-" {
-            source = LocalFile.standardStream(0, name: "standard input")
-        } else {
-            do {
-                source = try await LocalFile.openForReading(localPath)
-            } catch let error as TYDFSError where error.code == .notFound {
-                throw TYDFSError(.notFound, "\(localPath): no such local file")
-            }
-            guard try await source.isRegularFile() else {
-                try? source.close()
-                throw TYDFSError(.invalidArgument, "\(localPath) is not a regular file")
-            }
+            return try await put(.stream(LocalFile.standardStream(0, name: "standard input")), to: remote, overwrite: overwrite)
         }
-        defer { try? source.close() }
-        let session: UploadSession = try await control(.POST, Route.uploads, body: CreateUploadRequest(path: remote, overwrite: overwrite))
+        let file: LocalFile
         do {
-            return try await upload(from: source, spooled: localPath == "-", session: session, remote: remote)
+            file = try await LocalFile.openForReading(localPath)
+        } catch let error as TYDFSError where error.code == .notFound {
+            throw TYDFSError(.notFound, "\(localPath): no such local file")
+        }
+        defer { try? file.close() }
+        guard try await file.isRegularFile() else {
+            throw TYDFSError(.invalidArgument, "\(localPath) is not a regular file")
+        }
+        return try await put(.file(file, sizeBytes: try await file.size()), to: remote, overwrite: overwrite)
+    }
+
+    /// Uploads `bytes` (at most `Limits.maxInMemoryFileBytes`) to `remote`, exactly as a put of a
+    /// local file with the same content: durable on every replica when it returns.
+    public func put(bytes: ByteBuffer, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+        guard bytes.readableBytes <= Limits.maxInMemoryFileBytes else {
+            throw TYDFSError(.invalidArgument, "\(ByteSize.format(Int64(bytes.readableBytes))) is too large to put from memory (the limit is \(ByteSize.format(Limits.maxInMemoryFileBytes))); write it to a local file and put that")
+        }
+        return try await put(.memory(bytes), to: remote, overwrite: overwrite)
+    }
+
+    private func put(_ source: UploadSource, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+        let session = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes)
+        do {
+            return try await upload(from: source, session: session, remote: remote)
         } catch {
             let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID))
             throw error
         }
     }
 
-    private func upload(from source: LocalFile, spooled: Bool, session: UploadSession, remote: RemotePath) async throws -> PutResult {
+    /// Opens an upload and, when the source's size is known, has the master allocate the first
+    /// chunk in the same call (so a one-chunk file costs two calls to the master: this and the
+    /// commit). The first chunk's size depends on the master's chunk size, which the client
+    /// learns from its first session; until then it asks for the whole file as one chunk. A
+    /// master with smaller chunks refuses that as an invalid argument, and the upload is opened
+    /// again without a first chunk (a path the master refuses is refused again, so nothing is
+    /// hidden).
+    private func openUpload(_ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?) async throws -> UploadSession {
+        guard let sourceBytes, sourceBytes > 0 else {
+            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite))
+        }
+        if let chunkSize = chunkSizeBytes.withLockedValue({ $0 }) {
+            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite, firstChunkBytes: min(sourceBytes, chunkSize)))
+        }
+        do {
+            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes))
+        } catch let error as TYDFSError where error.code == .invalidArgument && sourceBytes > Limits.minChunkSizeBytes {
+            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite))
+        }
+    }
+
+    private func createUpload(_ request: CreateUploadRequest) async throws -> UploadSession {
+        let session: UploadSession = try await control(.POST, Route.uploads, body: request)
+        chunkSizeBytes.withLockedValue { $0 = session.chunkSizeBytes }
+        return session
+    }
+
+    private func upload(from source: UploadSource, session: UploadSession, remote: RemotePath) async throws -> PutResult {
         var fileCRC = CRC32C()
         var chunks: [CommittedChunk] = []
         var offset: Int64 = 0
         var warnings: [String] = []
-        let sourceBytes: Int64? = spooled ? nil : try await source.size()
-        let spool = spooled ? try await ChunkSpool.create() : nil
+        let spool: ChunkSpool?
+        if case .stream = source { spool = try await ChunkSpool.create() } else { spool = nil }
         defer { spool?.discard() }
         while true {
             let length: Int64
-            let chunkSource: LocalFile
-            let chunkOffset: Int64
-            if let spool {
-                length = try await spool.fill(from: source, upTo: session.chunkSizeBytes)
-                chunkSource = spool.file
-                chunkOffset = 0
-            } else {
-                length = min(session.chunkSizeBytes, sourceBytes! - offset)
-                chunkSource = source
-                chunkOffset = offset
+            let data: ChunkBytes
+            switch source {
+            case .stream(let input):
+                length = try await spool!.fill(from: input, upTo: session.chunkSizeBytes)
+                data = .file(spool!.file, offset: 0)
+            case .file(let file, let sizeBytes):
+                length = min(session.chunkSizeBytes, sizeBytes - offset)
+                data = .file(file, offset: offset)
+            case .memory(let bytes):
+                length = min(session.chunkSizeBytes, Int64(bytes.readableBytes) - offset)
+                data = .memory(bytes.getSlice(at: bytes.readerIndex + Int(offset), length: Int(max(0, length)))!)
             }
-            if length == 0 { break }
+            if length <= 0 { break }
             let stored = try await uploadChunk(
-                index: chunks.count, source: chunkSource, offset: chunkOffset, length: length,
-                session: session, fileCRC: fileCRC)
+                index: chunks.count, data: data, length: length, session: session, fileCRC: fileCRC,
+                allocation: chunks.isEmpty ? session.firstChunk : nil)
             fileCRC = stored.fileCRC
             chunks.append(stored.chunk)
             warnings += stored.warnings
             offset += length
-            if let sourceBytes, offset >= sourceBytes { break }
+            if let sizeBytes = source.sizeBytes, offset >= sizeBytes { break }
         }
-        if let sourceBytes, try await source.size() != sourceBytes {
+        if case .file(let file, let sizeBytes) = source, try await file.size() != sizeBytes {
             throw TYDFSError(.io, "the local file changed size while it was uploaded; nothing was stored")
         }
         let commit = CommitUploadRequest(sizeBytes: offset, crc32c: fileCRC.value, chunks: chunks)
@@ -97,21 +136,28 @@ extension TYDFSClient {
     }
 
     /// Sends one chunk down a pipeline; if the first datakeeper fails, asks for another pipeline
-    /// without it and tries again (the source can be re-read at `offset`).
+    /// without it and tries again (the source can be re-read). `allocation` is the pipeline the
+    /// master already gave for this chunk, if any (the first chunk's, with the upload).
     private func uploadChunk(
-        index: Int, source: LocalFile, offset: Int64, length: Int64, session: UploadSession, fileCRC: CRC32C
+        index: Int, data: ChunkBytes, length: Int64, session: UploadSession, fileCRC: CRC32C, allocation given: ChunkAllocation?
     ) async throws -> StoredChunk {
         var excluded: [DataKeeperID] = []
         var lastError: TYDFSError?
+        var given = given
         for _ in 0..<max(3, session.replication + 1) {
             let allocation: ChunkAllocation
-            do {
-                allocation = try await control(
-                    .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: excluded, dataBytes: length))
-            } catch let error as TYDFSError where error.code == .unavailable && lastError != nil {
-                throw TYDFSError(.unavailable, "chunk \(index) could not be stored: \(lastError!.message); no other datakeeper is left to try")
+            if let preallocated = given {
+                allocation = preallocated
+                given = nil
+            } else {
+                do {
+                    allocation = try await control(
+                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: excluded, dataBytes: length))
+                } catch let error as TYDFSError where error.code == .unavailable && lastError != nil {
+                    throw TYDFSError(.unavailable, "chunk \(index) could not be stored: \(lastError!.message); no other datakeeper is left to try")
+                }
             }
-            let producer = ChunkFrameProducer(file: source, offset: offset, length: length, fileCRC: fileCRC)
+            let producer = ChunkFrameProducer(data: data, length: length, fileCRC: fileCRC)
             let first = allocation.targets[0]
             var request = HTTPClientRequest(url: "http://\(first.address)\(Route.chunk(allocation.chunkID.value))")
             request.method = .PUT
@@ -148,11 +194,36 @@ extension TYDFSClient {
     }
 }
 
-/// Produces one chunk's frame from a local file, piece by piece as the HTTP client asks for it:
-/// the data, then its CRC32C trailer. Also extends the running whole-file checksum.
+/// Where the bytes of a put come from.
+enum UploadSource {
+    /// A regular local file: its size is known and any chunk can be re-read for a retry.
+    case file(LocalFile, sizeBytes: Int64)
+    /// A stream read once (standard input): spooled one chunk at a time.
+    case stream(LocalFile)
+    /// Bytes in memory.
+    case memory(ByteBuffer)
+
+    /// The whole source's size, when known before it is read.
+    var sizeBytes: Int64? {
+        switch self {
+        case .file(_, let sizeBytes): sizeBytes
+        case .stream: nil
+        case .memory(let bytes): Int64(bytes.readableBytes)
+        }
+    }
+}
+
+/// One chunk's data, re-readable for a retry: a range of a local file (the source or the
+/// spool) or a slice of memory.
+enum ChunkBytes {
+    case file(LocalFile, offset: Int64)
+    case memory(ByteBuffer)
+}
+
+/// Produces one chunk's frame, piece by piece as the HTTP client asks for it: the data, then
+/// its CRC32C trailer. Also extends the running whole-file checksum.
 final class ChunkFrameProducer: @unchecked Sendable {
-    private let file: LocalFile
-    private let offset: Int64
+    private let data: ChunkBytes
     private let length: Int64
     private var position: Int64 = 0
     private var trailerSent = false
@@ -161,22 +232,27 @@ final class ChunkFrameProducer: @unchecked Sendable {
     /// A failure reading the local file, told apart from network failures (no retry helps it).
     private(set) var localError: TYDFSError?
 
-    init(file: LocalFile, offset: Int64, length: Int64, fileCRC: CRC32C) {
-        self.file = file
-        self.offset = offset
+    init(data: ChunkBytes, length: Int64, fileCRC: CRC32C) {
+        self.data = data
         self.length = length
         self.fileCRC = fileCRC
     }
 
     func next() async throws -> ByteBuffer? {
         if position < length {
+            let count = Int(min(Int64(Limits.ioBufferBytes), length - position))
             let piece: ByteBuffer
-            do {
-                piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), length - position)), at: offset + position)
-                guard piece.readableBytes > 0 else { throw TYDFSError(.io, "\(file.path) became shorter while it was uploaded") }
-            } catch let error as TYDFSError {
-                localError = error
-                throw error
+            switch data {
+            case .memory(let bytes):
+                piece = bytes.getSlice(at: bytes.readerIndex + Int(position), length: count)!
+            case .file(let file, let offset):
+                do {
+                    piece = try await file.read(count: count, at: offset + position)
+                    guard piece.readableBytes > 0 else { throw TYDFSError(.io, "\(file.path) became shorter while it was uploaded") }
+                } catch let error as TYDFSError {
+                    localError = error
+                    throw error
+                }
             }
             piece.withUnsafeReadableBytes {
                 chunkCRC.update($0)

@@ -71,6 +71,13 @@ public enum DurationText {
     }
 }
 
+extension Duration {
+    /// The duration as a number of seconds, for printing and rates.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
 extension String {
     func trimmingSpaces() -> String {
         var scalars = Substring(self)

@@ -17,9 +17,10 @@ public enum Limits {
     /// Chunks a client downloads at once per file: enough to use several datakeepers and both
     /// cores, few enough to bound memory (each in-flight chunk holds ~2 I/O buffers).
     public static let parallelChunkDownloads = 4
-    /// Seconds a client or server keeps trying to connect to a peer before it gives up (the
-    /// HTTP client retries refused connections until then). Peers are on one LAN: a connection
-    /// that takes longer than this is a peer to route around, not to wait for.
+    /// Seconds a client or server keeps trying to connect to a peer before it gives up
+    /// (datakeepers retry refused connections until then; the client library fails on the first
+    /// refusal). Peers are on one LAN: a connection that takes longer than this is a peer to
+    /// route around, not to wait for.
     public static let connectTimeoutSeconds: Int64 = 2
     /// Seconds a data transfer may go without progress (no byte received by a server, no byte
     /// sent by a client) before it is abandoned.
@@ -34,6 +35,14 @@ public enum Limits {
     public static func transferDeadlineSeconds(frameBytes: Int64, hops: Int) -> Int64 {
         30 + frameBytes / minimumTransferBytesPerSecond + 15 * Int64(max(1, hops))
     }
+    /// Files one client process transfers at once (`put -r`, `get -r`, `bench --concurrency`).
+    /// Each transfer holds up to ~2 I/O buffers, so 64 stay under 128 MiB; beyond a few dozen
+    /// the master and the disks, not the client, set the pace.
+    public static let maxConcurrentFileTransfers = 64
+    /// Largest file the client reads into or puts from memory (`TYDFSClient.read`,
+    /// `put(bytes:)`, the benchmark's files): those are for small files; a larger one belongs in
+    /// a local file, which is streamed through 1 MiB buffers.
+    public static let maxInMemoryFileBytes: Int64 = 64 * 1024 * 1024
     /// Seconds a control request (JSON) may take in all.
     public static let controlRequestTimeoutSeconds: Int64 = 30
     /// Longest duration a flag accepts: far beyond any sensible interval, far below overflow.

@@ -220,3 +220,58 @@ enum FileIOError {
         }
     }
 }
+
+/// A non-folder entry found below a local folder, for folder uploads.
+public struct FolderEntry: Sendable, Equatable {
+    /// Path from the folder walked, `/`-separated, e.g. `photos/2026/a.jpg`.
+    public var relativePath: String
+    /// Why the entry cannot be uploaded (not a regular file, an unreadable folder); nil for a
+    /// regular file.
+    public var problem: String?
+}
+
+extension LocalFileSystem {
+    /// Every entry below `folder` that is not a folder, depth first, sorted by name within each
+    /// folder. Symbolic links are not followed into folders (as `cp -r`); a link to a regular file
+    /// counts as that file. A subfolder that cannot be read becomes one entry with a problem,
+    /// so one bad folder does not hide the rest.
+    public static func entries(below folder: String) async throws -> [FolderEntry] {
+        try await LocalFile.blocking {
+            var info = stat()
+            guard stat(folder, &info) == 0 else { throw FileIOError.posix("stat", path: folder) }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw TYDFSError(.invalidArgument, "\(folder) is not a folder") }
+            var found: [FolderEntry] = []
+            walk(folder, relative: "", into: &found)
+            return found
+        }
+    }
+
+    private static func walk(_ folder: String, relative: String, into found: inout [FolderEntry]) {
+        let names: [String]
+        do {
+            names = try list(folder).sorted()
+        } catch {
+            found.append(FolderEntry(relativePath: relative, problem: "cannot read the folder: \((error as? TYDFSError)?.message ?? "\(error)")"))
+            return
+        }
+        for name in names {
+            let path = folder + "/" + name
+            let relativePath = relative.isEmpty ? name : relative + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else {
+                found.append(FolderEntry(relativePath: relativePath, problem: FileIOError.posix("stat", path: path).message))
+                continue
+            }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                walk(path, relative: relativePath, into: &found)
+            case S_IFREG:
+                found.append(FolderEntry(relativePath: relativePath, problem: nil))
+            case S_IFLNK where stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG:
+                found.append(FolderEntry(relativePath: relativePath, problem: nil))
+            default:
+                found.append(FolderEntry(relativePath: relativePath, problem: "\(path) is not a regular file; skipped"))
+            }
+        }
+    }
+}

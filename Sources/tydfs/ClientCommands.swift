@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
@@ -12,10 +13,12 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Log retries and fallbacks to stderr.") var verbose = false
 
     /// Runs `body` with a client, always shutting it down, reporting errors as one line.
-    func withClient(_ body: (TYDFSClient) async throws -> Void) async throws {
+    /// `concurrency`: operations `body` runs at once.
+    func withClient(concurrency: Int = 1, _ body: (TYDFSClient) async throws -> Void) async throws {
         try await TYDFSCommand.reportingErrors {
             let client = try TYDFSClient(
-                masterURL: masterURL(master), logger: TYDFSCommand.logger("tydfs.client", level: verbose ? .debug : .error))
+                masterURL: masterURL(master), concurrency: concurrency,
+                logger: TYDFSCommand.logger("tydfs.client", level: verbose ? .debug : .error))
             do {
                 try await body(client)
             } catch {
@@ -38,22 +41,50 @@ struct OutputOptions: ParsableArguments {
     }
 }
 
+/// Options of commands that move many files at once.
+struct ConcurrencyOptions: ParsableArguments {
+    @Option(help: "Files transferred at once (1…\(Limits.maxConcurrentFileTransfers)).") var concurrency = 16
+
+    func validate() throws {
+        guard (1...Limits.maxConcurrentFileTransfers).contains(concurrency) else {
+            throw ValidationError("--concurrency must be 1…\(Limits.maxConcurrentFileTransfers), not \(concurrency)")
+        }
+    }
+}
+
 struct PutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "put",
-        abstract: "Upload a local file (or - for stdin) to TYDFS.",
-        discussion: "REMOTE defaults to /<basename of LOCAL>. Returns once every chunk is fsynced on its replicas and the file is visible.")
+        abstract: "Upload a local file (or - for stdin) to TYDFS, or a folder with -r.",
+        discussion: """
+            REMOTE defaults to /<basename of LOCAL>. Returns once every chunk is fsynced on its replicas and the file is visible.
+            With -r, every file below the folder LOCAL goes to the same relative path below REMOTE (LOCAL/a/b.txt → REMOTE/a/b.txt), \
+            --concurrency files at once, then a summary line is printed. Empty folders are not kept: the namespace holds files only. \
+            A file that fails is named on stderr, the others go on, and the exit code is 1.
+            """)
 
-    @Argument(help: "Local file, or - for standard input.") var local: String
-    @Argument(help: "Remote path, e.g. /dir/file.txt.") var remote: String?
+    @Argument(help: "Local file, or - for standard input, or a folder with -r.") var local: String
+    @Argument(help: "Remote path, e.g. /dir/file.txt (with -r: the remote folder).") var remote: String?
     @Flag(help: "Replace the remote file if it exists.") var overwrite = false
+    @Flag(name: [.customShort("r"), .long], help: "Upload the folder LOCAL and everything below it.") var recursive = false
+    @OptionGroup var transfers: ConcurrencyOptions
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
         if local == "-" && remote == nil { throw ValidationError("reading from stdin (-) needs a REMOTE path") }
+        if local == "-" && recursive { throw ValidationError("-r uploads a folder; standard input (-) is a single file") }
     }
 
     func run() async throws {
+        if recursive {
+            return try await client.withClient(concurrency: transfers.concurrency) { client in
+                let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
+                let started = ContinuousClock.now
+                let result = try await client.putFolder(
+                    local, to: target, overwrite: overwrite, concurrency: transfers.concurrency, progress: ProgressLine.start("put"))
+                try summarize(result, verb: "put", since: started)
+            }
+        }
         try await client.withClient { client in
             let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
             let result = try await client.put(localPath: local, to: target, overwrite: overwrite)
@@ -67,14 +98,35 @@ struct PutCommand: AsyncParsableCommand {
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Download a file from TYDFS (LOCAL - writes to stdout).",
-        discussion: "LOCAL defaults to ./<basename>; an existing directory receives <dir>/<basename>; an existing file is replaced atomically, like cp.")
+        abstract: "Download a file from TYDFS (LOCAL - writes to stdout), or a folder with -r.",
+        discussion: """
+            LOCAL defaults to ./<basename>; an existing directory receives <dir>/<basename>; an existing file is replaced atomically, like cp.
+            With -r, every file below REMOTE goes to the same relative path below the folder LOCAL (REMOTE/a/b.txt → LOCAL/a/b.txt), \
+            folders are created as needed, --concurrency files at once, then a summary line is printed. \
+            A file that fails is named on stderr, the others go on, and the exit code is 1.
+            """)
 
-    @Argument(help: "Remote path.") var remote: String
-    @Argument(help: "Local file or directory, or - for standard output.") var local: String?
+    @Argument(help: "Remote path (with -r: a remote folder).") var remote: String
+    @Argument(help: "Local file or directory, or - for standard output (with -r: the local folder).") var local: String?
+    @Flag(name: [.customShort("r"), .long], help: "Download the folder REMOTE and everything below it.") var recursive = false
+    @OptionGroup var transfers: ConcurrencyOptions
     @OptionGroup var client: ClientOptions
 
+    func validate() throws {
+        if local == "-" && recursive { throw ValidationError("-r downloads a folder; standard output (-) takes a single file") }
+    }
+
     func run() async throws {
+        if recursive {
+            return try await client.withClient(concurrency: transfers.concurrency) { client in
+                let source = try RemotePath(remote)
+                let started = ContinuousClock.now
+                let result = try await client.getFolder(
+                    source, to: local ?? (source.isRoot ? "." : source.name), concurrency: transfers.concurrency,
+                    progress: ProgressLine.start("get"))
+                try summarize(result, verb: "get", since: started)
+            }
+        }
         try await client.withClient { client in
             let source = try RemotePath(remote)
             var target = local ?? source.name
@@ -99,10 +151,12 @@ struct ListCommand: AsyncParsableCommand {
         try await client.withClient { client in
             let listing = try await client.list(try RemotePath(path))
             if output.json { return try output.printJSON(listing) }
+            var text = ""
             for entry in listing.entries {
                 let size = String(entry.sizeBytes)
-                say("\(String(repeating: " ", count: max(0, 14 - size.count)))\(size)  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")")
+                text += "\(String(repeating: " ", count: max(0, 14 - size.count)))\(size)  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")\n"
             }
+            FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
 }
@@ -222,11 +276,53 @@ struct ChecksumCommand: AsyncParsableCommand {
     }
 }
 
-/// `2026-11-25 11:53:53` in UTC.
+/// Prints a folder transfer's summary line on stdout and each failure on stderr; a failure makes
+/// the command exit with 1 after the summary.
+func summarize(_ result: FolderTransferResult, verb: String, since started: ContinuousClock.Instant) throws {
+    let seconds = max(1e-6, (ContinuousClock.now - started).inSeconds)
+    for warning in result.warnings { warn(warning) }
+    for failure in result.failures { FileHandle.standardError.write(Data("tydfs: \(failure.path): \(failure.message)\n".utf8)) }
+    let failed = result.failures.isEmpty ? "" : "; \(result.failures.count) failed"
+    say("\(verb) -r: \(result.files) files, \(ByteSize.format(result.bytes)) in \(String(format: "%.2f", seconds)) s (\(String(format: "%.1f", Double(result.files) / seconds)) files/s)\(failed)")
+    if !result.failures.isEmpty { throw ExitCode.failure }
+}
+
+/// A "put 120/2000 files" line on stderr, redrawn at most 10 times a second, only when stderr is
+/// a terminal (never in logs or pipes).
+enum ProgressLine {
+    static func start(_ verb: String) -> BatchProgress? {
+        guard isatty(STDERR_FILENO) == 1 else { return nil }
+        let lastDrawn = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+        return { finished, total in
+            let now = ContinuousClock.now
+            let draw = lastDrawn.withLockedValue { last in
+                guard finished == total || last.map({ now - $0 >= .milliseconds(100) }) ?? true else { return false }
+                last = now
+                return true
+            }
+            guard draw else { return }
+            let end = finished == total ? "\r\u{1B}[K" : ""
+            FileHandle.standardError.write(Data("\r\(verb) \(finished)/\(total) files\(end)".utf8))
+        }
+    }
+}
+
+/// `2026-11-25 11:53:53` in UTC, computed directly (a `DateFormatter` costs more to make than a
+/// whole `ls` line, and `ls` prints one per entry).
 func formatTime(_ millis: Int64) -> String {
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-    return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+    let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
+    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let secondOfDay = seconds - days * 86_400
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let shifted = days + 719_468
+    let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+    let dayOfEra = shifted - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let monthIndex = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+    let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    return "\(year)-\(two(month))-\(two(day)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
 }

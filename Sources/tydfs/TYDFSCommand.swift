@@ -16,7 +16,7 @@ struct TYDFSCommand: AsyncParsableCommand {
         subcommands: [
             MasterCommand.self, DataKeeperCommand.self, ClusterCommand.self, PutCommand.self, GetCommand.self,
             ListCommand.self, StatCommand.self, RemoveCommand.self, NodesCommand.self, FsckCommand.self,
-            ChecksumCommand.self,
+            ChecksumCommand.self, BenchCommand.self,
         ])
 
     /// Runs a command body, turning every failure into one line on stderr and exit code 1.

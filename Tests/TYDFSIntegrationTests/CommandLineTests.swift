@@ -28,8 +28,9 @@ final class CommandLineTests: XCTestCase {
             "master": ["--listen", "--data", "--replication", "--chunk-size", "--heartbeat-timeout"],
             "datakeeper": ["--master", "--listen", "--data", "--id", "--capacity"],
             "cluster": ["--datakeepers", "--data", "--port"],
-            "put": ["--overwrite", "--master"], "get": ["--master"], "ls": ["--json"], "stat": ["--json"],
-            "rm": ["--master"], "nodes": ["--json"], "fsck": ["--json"], "checksum": [],
+            "put": ["--overwrite", "--master", "--recursive", "-r", "--concurrency"], "get": ["--master", "--recursive", "-r", "--concurrency"],
+            "ls": ["--json"], "stat": ["--json"], "rm": ["--master"], "nodes": ["--json"], "fsck": ["--json"], "checksum": [],
+            "bench": ["--files", "--size", "--concurrency", "--prefix", "--keep", "--json", "--master"],
         ]
         let (status, top, _) = try run(["--help"])
         XCTAssertEqual(status, 0)
@@ -45,6 +46,17 @@ final class CommandLineTests: XCTestCase {
         let (sizeCode, _, sizeError) = try run(["master", "--chunk-size", "lots"])
         XCTAssertNotEqual(sizeCode, 0)
         XCTAssertTrue(sizeError.contains("'lots' is not a size"), sizeError)
+    }
+
+    func testARefusedConnectionFailsAtOnceWithAClearMessage() throws {
+        for command in [["stat", "/x"], ["ls"], ["bench", "--files", "5"]] {
+            let started = Date()
+            let (code, _, stderr) = try run(command + ["--master", "http://127.0.0.1:1"])
+            let seconds = Date().timeIntervalSince(started)
+            XCTAssertEqual(code, 1, "\(command)")
+            XCTAssertLessThan(seconds, 1, "\(command) gave up after \(seconds) s; a refused connection needs no waiting")
+            XCTAssertTrue(stderr.contains("cannot reach the master at http://127.0.0.1:1: connection refused"), stderr)
+        }
     }
 
     func testTheMasterURLComesFromTheFlagThenTheEnvironment() throws {
