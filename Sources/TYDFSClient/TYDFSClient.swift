@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -17,8 +16,6 @@ public final class TYDFSClient: Sendable {
     public let masterURL: String
     let http: HTTPClient
     let logger: Logger
-    /// The master's chunk size, learnt from the first upload session (see `openUpload`).
-    let chunkSizeBytes = NIOLockedValueBox<Int64?>(nil)
 
     /// `masterURL` like `http://127.0.0.1:9333`. `concurrency` is how many operations the caller
     /// runs at once (e.g. `put -r --concurrency 16`): the client keeps up to that many connections

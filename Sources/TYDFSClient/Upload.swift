@@ -58,29 +58,10 @@ extension TYDFSClient {
 
     /// Opens an upload and, when the source's size is known, has the master allocate the first
     /// chunk in the same call (so a one-chunk file costs two calls to the master: this and the
-    /// commit). The first chunk's size depends on the master's chunk size, which the client
-    /// learns from its first session; until then it asks for the whole file as one chunk. A
-    /// master with smaller chunks refuses that as an invalid argument, and the upload is opened
-    /// again without a first chunk (a path the master refuses is refused again, so nothing is
-    /// hidden).
+    /// commit). The master cuts the first chunk at its chunk size.
     private func openUpload(_ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?) async throws -> UploadSession {
-        guard let sourceBytes, sourceBytes > 0 else {
-            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite))
-        }
-        if let chunkSize = chunkSizeBytes.withLockedValue({ $0 }) {
-            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite, firstChunkBytes: min(sourceBytes, chunkSize)))
-        }
-        do {
-            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes))
-        } catch let error as TYDFSError where error.code == .invalidArgument && sourceBytes > Limits.minChunkSizeBytes {
-            return try await createUpload(CreateUploadRequest(path: remote, overwrite: overwrite))
-        }
-    }
-
-    private func createUpload(_ request: CreateUploadRequest) async throws -> UploadSession {
-        let session: UploadSession = try await control(.POST, Route.uploads, body: request)
-        chunkSizeBytes.withLockedValue { $0 = session.chunkSizeBytes }
-        return session
+        try await control(.POST, Route.uploads, body: CreateUploadRequest(
+            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }))
     }
 
     private func upload(from source: UploadSource, session: UploadSession, remote: RemotePath) async throws -> PutResult {

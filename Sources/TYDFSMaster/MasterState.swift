@@ -312,7 +312,8 @@ actor MasterState {
         var session = UploadSession(uploadID: id, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication)
         if let first = request.firstChunkBytes, first > 0 {
             do {
-                session.firstChunk = try allocateChunk(uploadID: id, request: AllocateChunkRequest(exclude: [], dataBytes: first))
+                session.firstChunk = try allocateChunk(
+                    uploadID: id, request: AllocateChunkRequest(exclude: [], dataBytes: min(first, configuration.chunkSizeBytes)))
             } catch {
                 uploads[id] = nil
                 throw error

@@ -125,9 +125,9 @@ public struct CopyFailure: Codable, Sendable, Equatable {
 public struct CreateUploadRequest: Codable, Sendable {
     public var path: RemotePath
     public var overwrite: Bool
-    /// Data bytes of the first chunk, when the client knows them (a local file): the master then
-    /// allocates that chunk in the same call, so a one-chunk file takes two calls to the master
-    /// (this one and the commit). Nil or 0: no chunk is allocated now.
+    /// The file's size, when the client knows it (a local file, bytes in memory): the master then
+    /// allocates the first chunk (cut at its chunk size) in the same call, so a one-chunk file
+    /// takes two calls to the master (this one and the commit). Nil or 0: no chunk is allocated now.
     public var firstChunkBytes: Int64?
 
     public init(path: RemotePath, overwrite: Bool, firstChunkBytes: Int64? = nil) {
