@@ -82,6 +82,12 @@ let package = Package(
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol"], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSMetadataTests", dependencies: ["TYDFSMetadata", "TYDFSCore"]),
+        .testTarget(name: "TYDFSDataKeeperTests", dependencies: [
+            "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TYDFSIntegrationTests", dependencies: ["TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol"]),
     ],
     swiftLanguageModes: [.v5]

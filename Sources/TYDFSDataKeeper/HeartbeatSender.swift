@@ -9,9 +9,10 @@ import TYDFSProtocol
 
 /// Tells the master, every interval, that this datakeeper is alive, how full and busy it is,
 /// and (on the first beat after a start, every report interval, or when asked) every chunk it
-/// holds, with the bad chunks found and the copies done since the last beat. Carries out the
-/// deletions the master orders in its answer (confirming them in the next beat) and queues its
-/// copy and verify orders for the repair worker.
+/// holds, with the bad chunks found and the copies done since the last beat. Hands the
+/// deletions the master orders in its answer to the deletion worker, without waiting for them
+/// (a slow disk must not make this datakeeper look dead), and confirms those done in the next
+/// beats; queues its copy and verify orders for the repair worker.
 struct HeartbeatSender: Service {
     let id: DataKeeperID
     let masterURL: String
@@ -22,6 +23,7 @@ struct HeartbeatSender: Service {
     let store: ChunkStore
     let counters: TransferCounters
     let events: DataKeeperEvents
+    let deletions: DeletionQueue
     let repairs: AsyncStream<RepairJob>.Continuation
     let httpClient: HTTPClient
     let logger: Logger
@@ -30,13 +32,13 @@ struct HeartbeatSender: Service {
         let address = await address()
         let bootID = hex64(UInt64.random(in: .min ... .max))
         var sendReport = true
-        var deleted: [ChunkID] = []
         var masterReachable = true
         var lastReport = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds) { sendReport = true }
             let usage = await store.usage()
             let batch = events.drain()
+            let deleted = deletions.takeDone()
             let beat = HeartbeatRequest(
                 id: id, bootID: bootID, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
                 chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
@@ -46,22 +48,16 @@ struct HeartbeatSender: Service {
                 let answer = try await send(beat)
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
                 masterReachable = true
-                deleted = []
                 if beat.chunkReport != nil { lastReport = ContinuousClock.now }
                 sendReport = answer.sendChunkReport
-                for chunk in answer.deleteChunks {
-                    do {
-                        try await store.delete(chunk)
-                        deleted.append(chunk)
-                    } catch {
-                        logger.error("chunk deletion failed", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
-                    }
-                }
-                // After the deletions: a copy ordered in the same answer must not find a chunk about to go.
+                deletions.enqueue(answer.deleteChunks)
+                // A copy ordered in the same answer as a deletion of its chunk waits for the
+                // deletion (`DeletionQueue.settled`), so it never finds a chunk about to go.
                 for order in answer.copyChunks { repairs.yield(.copy(order)) }
                 for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
             } catch {
                 events.restore(batch)
+                deletions.restoreDone(deleted)
                 if masterReachable {
                     logger.warning("heartbeat failed", metadata: ["master": "\(masterURL)", "error": "\(error)"])
                 }
