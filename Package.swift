@@ -96,6 +96,12 @@ let package = Package(
             "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "TYDFSMasterTests", dependencies: ["TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSDataKeeperTests", dependencies: [
+            "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TYDFSIntegrationTests", dependencies: [
             "TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

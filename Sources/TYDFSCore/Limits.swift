@@ -59,4 +59,29 @@ public enum Limits {
     public static let abandonedReportSeconds: Double = 60
     /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
     public static let chunkTrailerBytes = 4
+
+    /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the
+    /// file-per-chunk costs (two fsyncs, a rename, an inode) dominate the data's own write, and
+    /// the whole body may be held in memory while it is verified; above it, a file of its own
+    /// costs little extra and keeps streaming writes out of memory.
+    public static let volumeChunkMaxBytes: Int64 = 1024 * 1024
+    /// Size at which a volume stops taking records and a new one is started: 1 GiB. Record
+    /// offsets then fit in 32 bits (a volume ends at most one record past this), which keeps an
+    /// index entry at 12 bytes; and a volume is still small enough to scan or compact in seconds.
+    public static let volumeMaxBytes: Int64 = 1024 * 1024 * 1024
+    /// Bytes read at once when a volume is scanned at start-up: many small records per read,
+    /// while most of a record larger than this is skipped rather than read.
+    public static let volumeScanBlockBytes = 256 * 1024
+    /// Chunk arrivals and departures a datakeeper remembers for its next incremental report.
+    /// Heartbeats drain the log every second; 200,000 is over a minute of the fastest small
+    /// writes this machine sustains. Past it the log is dropped and a full report is due, which
+    /// is then cheaper than the log (≈ 8 MiB at this bound).
+    public static let chunkChangeLogMaxEntries = 200_000
+    /// Deletion orders a datakeeper holds at once. The master sends at most 1,000 per heartbeat
+    /// and sends again what is not confirmed, so ten beats' worth lets deletions keep up without
+    /// letting a backlog grow without bound; orders past it are dropped and come again.
+    public static let deletionQueueMaxChunks = 10_000
+    /// Deletions run at once: enough that their tombstones share an `fdatasync` (group commit),
+    /// few enough not to crowd out client writes.
+    public static let concurrentDeletions = 16
 }

@@ -26,20 +26,16 @@ struct ChunkTransfer: Sendable {
     /// Stores the chunk arriving in `body` and forwards it to `downstream`, the rest of the
     /// pipeline. Answers once the chunk is durable here and the next hop has answered.
     func receive(_ chunk: ChunkID, dataBytes: Int64, body: RequestBody, downstream: [PipelineHop]) async throws -> ChunkWriteResult {
-        let frameBytes = ChunkFrame.frameBytes(dataBytes: dataBytes)
-        let temporaryPath = try await store.reserve(chunk, frameBytes: frameBytes)
+        try await store.reserve(chunk, frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
         counters.begin()
         defer { counters.end() }
         let forwarding = AsyncThrowingChannel<ByteBuffer, Error>()
         async let downstreamResult = forward(chunk, dataBytes: dataBytes, from: forwarding, to: downstream)
         let crc: UInt32
         do {
-            crc = try await writeLocally(body, to: temporaryPath, frameBytes: frameBytes, dataBytes: dataBytes,
-                                         forwarding: downstream.isEmpty ? nil : forwarding)
-            try await store.commit(chunk, temporaryPath: temporaryPath, frameBytes: frameBytes)
+            crc = try await storeReserved(chunk, dataBytes: dataBytes, from: body, forwarding: downstream.isEmpty ? nil : forwarding)
         } catch {
             forwarding.fail(error)
-            await store.abandon(chunk, temporaryPath: temporaryPath)
             _ = await downstreamResult
             throw error
         }
@@ -49,20 +45,76 @@ struct ChunkTransfer: Sendable {
         return ChunkWriteResult(stored: [id] + next.stored, dataBytes: dataBytes, crc32c: crc, failures: next.failures)
     }
 
-    /// Writes the frame to `path`, verifying its trailer, and fsyncs it. Every buffer is also
-    /// handed to `forwarding`, concurrently with the disk write.
-    private func writeLocally<Body: AsyncSequence>(
-        _ body: Body, to path: String, frameBytes: Int64, dataBytes: Int64,
+    /// Receives a reserved chunk's frame from `body`, verifies it (and its CRC32C against
+    /// `expectedCRC`, when given) and stores it durably: a small chunk in a volume, a large one
+    /// in a file of its own. Every buffer is also handed to `forwarding`, concurrently with the
+    /// disk write. On failure the reservation is released and nothing is stored.
+    func storeReserved<Body: AsyncSequence>(
+        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: AsyncThrowingChannel<ByteBuffer, Error>?,
+        expectedCRC: UInt32? = nil
+    ) async throws -> UInt32 where Body.Element == ByteBuffer {
+        let frameBytes = ChunkFrame.frameBytes(dataBytes: dataBytes)
+        if frameBytes <= Limits.volumeChunkMaxBytes {
+            return try await storeInVolume(chunk, dataBytes: dataBytes, from: body, forwarding: forwarding, expectedCRC: expectedCRC)
+        }
+        return try await storeInOwnFile(chunk, dataBytes: dataBytes, from: body, forwarding: forwarding, expectedCRC: expectedCRC)
+    }
+
+    /// The small-chunk path: the frame is gathered in memory behind its record header (one
+    /// copy, at most `Limits.volumeChunkMaxBytes`), verified, then appended to a volume in one write.
+    func storeInVolume<Body: AsyncSequence>(
+        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: AsyncThrowingChannel<ByteBuffer, Error>?,
+        expectedCRC: UInt32?
+    ) async throws -> UInt32 where Body.Element == ByteBuffer {
+        let frameBytes = ChunkFrame.frameBytes(dataBytes: dataBytes)
+        do {
+            var record = ByteBuffer()
+            record.reserveCapacity(VolumeRecord.headerBytes + Int(frameBytes))
+            record.writeBytes(VolumeRecord.chunkHeader(chunk, frameBytes: frameBytes))
+            let crc = try await receiveFrame(body, dataBytes: dataBytes, into: &record, writingTo: nil, forwarding: forwarding)
+            try check(crc, expected: expectedCRC)
+            try await store.commitToVolume(chunk, record: record)
+            return crc
+        } catch {
+            await store.abandon(chunk, temporaryPath: nil)
+            throw error
+        }
+    }
+
+    /// The large-chunk path: written to a temporary file as it arrives, fsynced, renamed into place.
+    func storeInOwnFile<Body: AsyncSequence>(
+        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: AsyncThrowingChannel<ByteBuffer, Error>?,
+        expectedCRC: UInt32?
+    ) async throws -> UInt32 where Body.Element == ByteBuffer {
+        let temporaryPath = store.temporaryPath(for: chunk)
+        do {
+            let file = try await LocalFile.create(temporaryPath)
+            defer { try? file.close() }
+            var pending = ByteBuffer()
+            let crc = try await receiveFrame(body, dataBytes: dataBytes, into: &pending, writingTo: file, forwarding: forwarding)
+            if pending.readableBytes > 0 { try await file.write(pending, at: nil) }
+            try await file.sync()
+            try check(crc, expected: expectedCRC)
+            try await store.commitOwnFile(chunk, temporaryPath: temporaryPath, frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
+            return crc
+        } catch {
+            await store.abandon(chunk, temporaryPath: temporaryPath)
+            throw error
+        }
+    }
+
+    /// Reads the frame from `body` into `pending`, verifying it, and returns its CRC32C. With a
+    /// `file`, `pending` is written out whenever it holds an I/O buffer's worth; without, it
+    /// keeps the whole frame. Every buffer is also handed to `forwarding`.
+    private func receiveFrame<Body: AsyncSequence>(
+        _ body: Body, dataBytes: Int64, into pending: inout ByteBuffer, writingTo file: LocalFile?,
         forwarding: AsyncThrowingChannel<ByteBuffer, Error>?
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
-        let file = try await LocalFile.create(path)
-        defer { try? file.close() }
-        var reader = ChunkFrameReader(maxFrameBytes: frameBytes)
-        var pending = ByteBuffer()
+        var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
         for try await buffer in body {
             try buffer.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
             pending.writeImmutableBuffer(buffer)
-            if pending.readableBytes >= Limits.ioBufferBytes {
+            if let file, pending.readableBytes >= Limits.ioBufferBytes {
                 let full = pending
                 pending = ByteBuffer()
                 async let written: Void = file.write(full, at: nil)
@@ -72,10 +124,13 @@ struct ChunkTransfer: Sendable {
                 await forwarding.send(buffer)
             }
         }
-        if pending.readableBytes > 0 { try await file.write(pending, at: nil) }
-        let crc = try reader.finish(expectedDataBytes: dataBytes)
-        try await file.sync()
-        return crc
+        return try reader.finish(expectedDataBytes: dataBytes)
+    }
+
+    private func check(_ crc: UInt32, expected: UInt32?) throws {
+        if let expected, crc != expected {
+            throw TYDFSError(.checksumMismatch, "sent a chunk with crc32c \(hex32(crc)), expected \(hex32(expected))")
+        }
     }
 
     private struct DownstreamResult: Sendable {
@@ -114,8 +169,55 @@ struct ChunkTransfer: Sendable {
     /// sent, so a corrupt replica ends in a cut-off response the client detects, never in bad
     /// bytes passed off as good.
     func serve(_ chunk: ChunkID) async throws -> Response {
-        let path = store.path(of: chunk)
-        guard await store.contains(chunk), let frameBytes = LocalFileSystem.fileSize(path) else {
+        switch await store.placement(of: chunk) {
+        case nil: throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+        case .volume: return try await serveFromVolume(chunk)
+        case .ownFile(let path): return try await serveOwnFile(chunk, path: path)
+        }
+    }
+
+    /// A chunk from a volume is small: read whole and verified before anything is sent, so a
+    /// corrupt one is refused with an error rather than cut off.
+    private func serveFromVolume(_ chunk: ChunkID) async throws -> Response {
+        let frame: ByteBuffer
+        do {
+            guard let read = try await store.readVolumeFrame(chunk) else {
+                throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+            }
+            _ = try Self.verifyFrame(read)
+            frame = read
+        } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
+            logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+            await reportBad(chunk)
+            throw error
+        }
+        let counters = self.counters
+        let body = ResponseBody(contentLength: frame.readableBytes) { writer in
+            counters.begin()
+            defer { counters.end() }
+            try await writer.write(frame)
+            try await writer.finish(nil)
+            counters.served()
+        }
+        return Response(status: .ok, headers: chunkHeaders(frameBytes: Int64(frame.readableBytes)), body: body)
+    }
+
+    private func chunkHeaders(frameBytes: Int64) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.tydfsDataBytes] = String(frameBytes - Int64(Limits.chunkTrailerBytes))
+        return headers
+    }
+
+    /// Checks a whole frame held in memory; returns its CRC32C.
+    static func verifyFrame(_ frame: ByteBuffer) throws -> UInt32 {
+        var reader = ChunkFrameReader(maxFrameBytes: Int64(frame.readableBytes))
+        try frame.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
+        return try reader.finish()
+    }
+
+    private func serveOwnFile(_ chunk: ChunkID, path: String) async throws -> Response {
+        guard let frameBytes = LocalFileSystem.fileSize(path) else {
             throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
         }
         guard frameBytes >= Int64(Limits.chunkTrailerBytes) else {
@@ -155,10 +257,7 @@ struct ChunkTransfer: Sendable {
             try await writer.finish(nil)
             counters.served()
         }
-        var headers = HTTPFields()
-        headers[.contentType] = "application/octet-stream"
-        headers[.tydfsDataBytes] = String(frameBytes - Int64(Limits.chunkTrailerBytes))
-        return Response(status: .ok, headers: headers, body: body)
+        return Response(status: .ok, headers: chunkHeaders(frameBytes: frameBytes), body: body)
     }
 
     // MARK: - Repair
@@ -204,28 +303,44 @@ struct ChunkTransfer: Sendable {
         guard response.status == .ok else {
             throw TYDFSError(.unreachable, "answered HTTP \(response.status.code)")
         }
-        let frameBytes = ChunkFrame.frameBytes(dataBytes: order.dataBytes)
-        let temporaryPath = try await store.reserve(order.chunk, frameBytes: frameBytes)
-        do {
-            let crc = try await writeLocally(response.body, to: temporaryPath, frameBytes: frameBytes, dataBytes: order.dataBytes, forwarding: nil)
-            guard crc == order.crc32c else {
-                throw TYDFSError(.checksumMismatch, "sent a chunk with crc32c \(hex32(crc)), expected \(hex32(order.crc32c))")
-            }
-            try await store.commit(order.chunk, temporaryPath: temporaryPath, frameBytes: frameBytes)
-        } catch {
-            await store.abandon(order.chunk, temporaryPath: temporaryPath)
-            throw error
-        }
+        try await store.reserve(order.chunk, frameBytes: ChunkFrame.frameBytes(dataBytes: order.dataBytes))
+        _ = try await storeReserved(order.chunk, dataBytes: order.dataBytes, from: response.body, forwarding: nil, expectedCRC: order.crc32c)
     }
 
     /// Re-reads a chunk and checks its trailer, at most `bytesPerSecond` fast. A missing or
     /// corrupt chunk is taken out of service and reported. Returns whether the chunk is good.
     @discardableResult
     func verify(_ chunk: ChunkID, bytesPerSecond: Double = .infinity) async -> Bool {
-        guard await store.contains(chunk) else { return false }
+        switch await store.placement(of: chunk) {
+        case nil: return false
+        case .volume(let frameBytes): return await verifyInVolume(chunk, frameBytes: frameBytes, bytesPerSecond: bytesPerSecond)
+        case .ownFile(let path): return await verifyOwnFile(chunk, path: path, bytesPerSecond: bytesPerSecond)
+        }
+    }
+
+    private func verifyInVolume(_ chunk: ChunkID, frameBytes: Int64, bytesPerSecond: Double) async -> Bool {
+        do {
+            guard let frame = try await store.readVolumeFrame(chunk) else { return false }
+            _ = try Self.verifyFrame(frame)
+            if bytesPerSecond.isFinite { try await Task.sleep(nanoseconds: UInt64(Double(frameBytes) / bytesPerSecond * 1e9)) }
+            return true
+        } catch is CancellationError {
+            return true
+        } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
+            logger.error("chunk failed verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+            await reportBad(chunk)
+            return false
+        } catch {
+            // Not evidence about the chunk (an I/O error reading the volume): try again next pass.
+            logger.error("chunk could not be read for verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    private func verifyOwnFile(_ chunk: ChunkID, path: String, bytesPerSecond: Double) async -> Bool {
         let file: LocalFile
         do {
-            file = try await LocalFile.openForReading(store.path(of: chunk))
+            file = try await LocalFile.openForReading(path)
         } catch let error as TYDFSError where error.code == .notFound {
             if await store.forgetMissing(chunk) {
                 logger.error("chunk file missing", metadata: ["chunk.id": "\(chunk)"])

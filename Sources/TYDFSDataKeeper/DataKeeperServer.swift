@@ -12,7 +12,8 @@ import TYDFSFileIO
 import TYDFSProtocol
 import TYDFSServerSupport
 
-/// The datakeeper process: the chunk store, its HTTP data service and the heartbeat sender.
+/// The datakeeper process: the chunk store, its HTTP data service, the heartbeat sender and the
+/// background workers (repairs, deletions, scrubbing).
 public enum DataKeeperServer {
     static func router(transfer: ChunkTransfer) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
@@ -69,7 +70,10 @@ public enum DataKeeperServer {
         let id = try configuration.id ?? persistentID(in: configuration.dataDirectory)
         var logger = baseLogger
         logger[metadataKey: "datakeeper.id"] = "\(id)"
-        let store = try ChunkStore(directory: configuration.dataDirectory, capacityBytes: configuration.capacityBytes)
+        let startedLoading = ContinuousClock.now
+        let store = try ChunkStore(directory: configuration.dataDirectory, capacityBytes: configuration.capacityBytes, logger: logger)
+        logger.info("chunk store loaded", metadata: ["seconds": "\(ContinuousClock.now - startedLoading)"])
+        let deletions = DeletionQueue()
         let counters = TransferCounters()
         let events = DataKeeperEvents()
         let transfer = ChunkTransfer(id: id, store: store, counters: counters, events: events, httpClient: httpClient, logger: logger)
@@ -93,17 +97,18 @@ public enum DataKeeperServer {
                 let port = await iterator.next() ?? configuration.port
                 return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             },
-            store: store, counters: counters, events: events, repairs: repairContinuation, httpClient: httpClient, logger: logger)
+            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, logger: logger)
         logger.info("datakeeper configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
             "master": "\(configuration.masterURL)", "heartbeat_interval_s": "\(configuration.heartbeatIntervalSeconds)",
             "scrub_interval_s": "\(configuration.scrubIntervalSeconds)", "scrub_rate": "\(configuration.scrubBytesPerSecond)",
         ])
-        let repairs = RepairWorker(jobs: repairJobs, transfer: transfer, concurrency: configuration.maxConcurrentRepairs)
+        let repairs = RepairWorker(jobs: repairJobs, transfer: transfer, deletions: deletions, concurrency: configuration.maxConcurrentRepairs)
+        let deleter = DeletionWorker(queue: deletions, delete: { try await store.delete($0) }, logger: logger)
         let scrubber = Scrubber(
             transfer: transfer, intervalSeconds: configuration.scrubIntervalSeconds,
             bytesPerSecond: Double(configuration.scrubBytesPerSecond), logger: logger)
-        return [app, heartbeat, repairs, scrubber]
+        return [app, heartbeat, repairs, deleter, scrubber]
     }
 
     /// The id kept in `<data>/datakeeper-id`, made on first start: a datakeeper keeps its name

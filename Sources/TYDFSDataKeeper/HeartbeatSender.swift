@@ -9,11 +9,12 @@ import TYDFSCore
 import TYDFSProtocol
 
 /// Tells the master, every interval, that this datakeeper is alive, how full and busy it is,
-/// and what changed since the last beat: bad chunks found, copies done. When the master asks
-/// (after a start, or when the report interval has passed and this datakeeper offered one), it
-/// snapshots every chunk held and sends the snapshot in pages beside the heartbeats. Carries out
-/// the deletions the master orders in its answer (confirming them in the next beat) and queues
-/// its copy and verify orders for the repair worker.
+/// and what changed since the last beat: chunks stored and gone, bad chunks found, copies done.
+/// When the master asks (after either of them starts, or when the report interval has passed or
+/// the change log overflowed and this datakeeper offered one), it snapshots every chunk held and
+/// sends the snapshot in pages beside the heartbeats. Hands the deletions the master orders to the
+/// deletion worker without waiting for them (a slow disk must not make this datakeeper look dead),
+/// confirms those done in the next beats, and queues copy and verify orders for the repair worker.
 struct HeartbeatSender: Service {
     let id: DataKeeperID
     let masterURL: String
@@ -24,6 +25,7 @@ struct HeartbeatSender: Service {
     let store: ChunkStore
     let counters: TransferCounters
     let events: DataKeeperEvents
+    let deletions: DeletionQueue
     let repairs: AsyncStream<RepairJob>.Continuation
     let httpClient: HTTPClient
     let logger: Logger
@@ -31,47 +33,48 @@ struct HeartbeatSender: Service {
     func run() async throws {
         let address = await address()
         let bootID = hex64(UInt64.random(in: .min ... .max))
-        var deleted: [ChunkID] = []
         var masterReachable = true
         var lastReport = ContinuousClock.now
+        // Changes are sent only once a snapshot was taken: before, the coming report covers them.
+        var snapshotTaken = false
         var report: Task<Void, Never>?
         let reporting = NIOLockedValueBox(false)
         defer { report?.cancel() }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let usage = await store.usage()
             let batch = events.drain()
+            let deleted = deletions.takeDone()
+            let changes = snapshotTaken ? await store.drainChanges() : ([], [])
+            let overflowed = snapshotTaken ? await store.takeChangeLogOverflow() : false
             let beat = HeartbeatRequest(
                 id: id, bootID: bootID, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
                 chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
-                wantsToReport: ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds), deletedChunks: deleted,
+                wantsToReport: overflowed || ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds),
+                addedChunks: changes.added, removedChunks: changes.removed, deletedChunks: deleted,
                 badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed)
             do {
                 let answer = try await send(beat)
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
                 masterReachable = true
-                deleted = []
                 if answer.sendChunkReport, !reporting.withLockedValue({ $0 }) {
                     lastReport = ContinuousClock.now
-                    let chunks = await store.chunkIDs()
+                    let chunks = await store.snapshotForReport()
+                    snapshotTaken = true
                     reporting.withLockedValue { $0 = true }
                     report = Task {
                         await sendReport(chunks, anchor: answer.answerID)
                         reporting.withLockedValue { $0 = false }
                     }
                 }
-                for chunk in answer.deleteChunks {
-                    do {
-                        try await store.delete(chunk)
-                        deleted.append(chunk)
-                    } catch {
-                        logger.error("chunk deletion failed", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
-                    }
-                }
-                // After the deletions: a copy ordered in the same answer must not find a chunk about to go.
+                deletions.enqueue(answer.deleteChunks)
+                // A copy ordered in the same answer as a deletion of its chunk waits for the
+                // deletion (`DeletionQueue.settled`), so it never finds a chunk about to go.
                 for order in answer.copyChunks { repairs.yield(.copy(order)) }
                 for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
             } catch {
                 events.restore(batch)
+                deletions.restoreDone(deleted)
+                await store.restoreChanges(added: changes.added, removed: changes.removed)
                 if masterReachable {
                     logger.warning("heartbeat failed", metadata: ["master": "\(masterURL)", "error": "\(error)"])
                 }
@@ -80,7 +83,6 @@ struct HeartbeatSender: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
         }
     }
-
     private func send(_ beat: HeartbeatRequest) async throws -> HeartbeatResponse {
         var request = HTTPClientRequest(url: masterURL + Route.heartbeat)
         request.method = .POST

@@ -10,9 +10,11 @@ enum RepairJob: Sendable {
 }
 
 /// Runs copy and verify orders from the master, at most `concurrency` at once, until shutdown.
+/// A copy of a chunk awaiting deletion here starts once the deletion is done.
 struct RepairWorker: Service {
     let jobs: AsyncStream<RepairJob>
     let transfer: ChunkTransfer
+    let deletions: DeletionQueue
     let concurrency: Int
 
     func run() async throws {
@@ -25,7 +27,9 @@ struct RepairWorker: Service {
                 }
                 group.addTask {
                     switch job {
-                    case .copy(let order): await transfer.copy(order)
+                    case .copy(let order):
+                        await deletions.settled(order.chunk)
+                        await transfer.copy(order)
                     case .verify(let chunk): await transfer.verify(chunk)
                     }
                 }

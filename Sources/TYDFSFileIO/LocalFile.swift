@@ -9,8 +9,10 @@ import TYDFSCore
 
 /// An open local file whose blocking calls run on NIO's thread pool, never on an event loop.
 ///
-/// The data path needs exactly this: positioned reads and writes, `fsync`, and the atomic
-/// rename dance (write a temporary file, fsync it, rename it into place, fsync the folder).
+/// The data path needs exactly this: positioned reads and writes, `fsync` and `fdatasync`, and
+/// the atomic rename dance (write a temporary file, fsync it, rename it into place, fsync the
+/// folder). The few `…Blocking` calls block their caller instead: for start-up code that reads
+/// its files before anything else runs.
 public final class LocalFile: @unchecked Sendable {
     public let path: String
     private let descriptor: Int32
@@ -35,12 +37,30 @@ public final class LocalFile: @unchecked Sendable {
         try await open(path, flags: O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_EXCL), mode: 0o644)
     }
 
-    private static func open(_ path: String, flags: Int32, mode: mode_t) async throws -> LocalFile {
+    /// Creates `path` (which must not exist) for reading and writing at any offset, and fsyncs
+    /// its folder so the file itself survives a crash: what an append-only volume needs once.
+    public static func createDurably(_ path: String) async throws -> LocalFile {
         try await blocking {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            guard fd >= 0 else { throw FileIOError.posix("open", path: path) }
-            return LocalFile(path: path, descriptor: fd)
+            let file = try openBlocking(path, flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o644)
+            try LocalFileSystem.syncDirectory(containing: path)
+            return file
         }
+    }
+
+    /// Opens an existing file for reading and writing, blocking the calling thread: for start-up
+    /// code that must read its files before anything else runs.
+    public static func openForUpdatingBlocking(_ path: String) throws -> LocalFile {
+        try openBlocking(path, flags: O_RDWR, mode: 0)
+    }
+
+    private static func open(_ path: String, flags: Int32, mode: mode_t) async throws -> LocalFile {
+        try await blocking { try openBlocking(path, flags: flags, mode: mode) }
+    }
+
+    private static func openBlocking(_ path: String, flags: Int32, mode: mode_t) throws -> LocalFile {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw FileIOError.posix("open", path: path) }
+        return LocalFile(path: path, descriptor: fd)
     }
 
     /// Wraps standard input or output; closing it is a no-op.
@@ -52,11 +72,14 @@ public final class LocalFile: @unchecked Sendable {
 
     /// Size of the file now.
     public func size() async throws -> Int64 {
-        try await Self.blocking { [descriptor, path] in
-            var info = stat()
-            guard fstat(descriptor, &info) == 0 else { throw FileIOError.posix("stat", path: path) }
-            return Int64(info.st_size)
-        }
+        try await Self.blocking { try self.sizeBlocking() }
+    }
+
+    /// Size of the file now, blocking the calling thread.
+    public func sizeBlocking() throws -> Int64 {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw FileIOError.posix("stat", path: path) }
+        return Int64(info.st_size)
     }
 
     /// True for a regular file (one that can be read at any offset and re-read on retry).
@@ -92,6 +115,25 @@ public final class LocalFile: @unchecked Sendable {
         }
     }
 
+    /// Reads up to `count` bytes at `offset`, blocking the calling thread; fewer only at end of file.
+    public func readBlocking(count: Int, at offset: Int64) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var total = 0
+        try bytes.withUnsafeMutableBytes { pointer in
+            while total < count {
+                let result = pread(descriptor, pointer.baseAddress! + total, count - total, off_t(offset) + off_t(total))
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    throw FileIOError.posix("read", path: path)
+                }
+                if result == 0 { break }
+                total += result
+            }
+        }
+        bytes.removeLast(count - total)
+        return bytes
+    }
+
     /// Writes all of `buffer` at `offset` (or at the current position with nil).
     public func write(_ buffer: ByteBuffer, at offset: Int64?) async throws {
         try await Self.blocking { [descriptor, path] in
@@ -113,15 +155,32 @@ public final class LocalFile: @unchecked Sendable {
 
     /// Sets the file's size (used to pre-size a download before parallel writes).
     public func truncate(to size: Int64) async throws {
-        try await Self.blocking { [descriptor, path] in
-            guard ftruncate(descriptor, off_t(size)) == 0 else { throw FileIOError.posix("truncate", path: path) }
-        }
+        try await Self.blocking { try self.truncateBlocking(to: size) }
     }
 
-    /// Forces the file's data to stable storage.
+    /// Sets the file's size and makes the new size durable, blocking the calling thread (used to
+    /// cut a torn tail off a volume at start-up).
+    public func truncateDurablyBlocking(to size: Int64) throws {
+        try truncateBlocking(to: size)
+        guard fsync(descriptor) == 0 else { throw FileIOError.posix("fsync", path: path) }
+    }
+
+    private func truncateBlocking(to size: Int64) throws {
+        guard ftruncate(descriptor, off_t(size)) == 0 else { throw FileIOError.posix("truncate", path: path) }
+    }
+
+    /// Forces the file's data and metadata to stable storage.
     public func sync() async throws {
         try await Self.blocking { [descriptor, path] in
             guard fsync(descriptor) == 0 else { throw FileIOError.posix("fsync", path: path) }
+        }
+    }
+
+    /// Forces the file's data, and the metadata needed to read it back (its size), to stable
+    /// storage: `fdatasync`, which skips timestamps and so costs less than `sync()`.
+    public func dataSync() async throws {
+        try await Self.blocking { [descriptor, path] in
+            guard fdatasync(descriptor) == 0 else { throw FileIOError.posix("fdatasync", path: path) }
         }
     }
 

@@ -96,7 +96,7 @@ final class BadInputTests: XCTestCase {
         let corrupt = try HTTP.request("PUT", "http://\(nodes[0].address)/v1/chunks/\(id)", bodyData: Data(frame),
                                        headers: [Header.dataBytes: "9"])
         XCTAssertEqual(corrupt.status, 422)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.chunkFile(id, on: nodes[0].id.value)))
+        XCTAssertFalse(cluster.holds(id, on: nodes[0].id.value))
         let local = try cluster.makeFile("ok", size: 5000)
         try cluster.succeed(["put", local, "/ok"])
         XCTAssertEqual(try cluster.succeed(["get", "/ok", "-"]).stdout, try cluster.contents(local))

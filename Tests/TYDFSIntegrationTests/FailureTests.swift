@@ -106,7 +106,7 @@ final class FailureTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("big", size: 48 * 1024 * 1024, seed: 7)
         let put = try cluster.start(["put", local, "/big"])
-        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkFiles() >= 3 }
+        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkCount() >= 3 }
         XCTAssertTrue(put.isRunning, "the put should still be running when the datakeeper dies")
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         put.waitUntilExit()
@@ -143,7 +143,7 @@ final class FailureTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("interrupted", size: 48 * 1024 * 1024, seed: 8)
         let put = try cluster.start(["put", local, "/interrupted"])
-        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkFiles() >= 3 }
+        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkCount() >= 3 }
         XCTAssertTrue(put.isRunning)
         TestCluster.end(put, signal: SIGKILL)
         let stat = try cluster.run(["stat", "/interrupted"])

@@ -30,8 +30,8 @@ final class RoundTripTests: XCTestCase {
                 XCTAssertEqual(Set(chunkInfo.replicas.map(\.id)).count, 3, "replicas on distinct datakeepers")
                 XCTAssertTrue(chunkInfo.replicas.allSatisfy(\.alive))
                 for replica in chunkInfo.replicas {
-                    let onDisk = cluster.dataDirectory(of: replica.id.value) + "/chunks/\(chunkInfo.id.value.prefix(2))/\(chunkInfo.id.value)"
-                    XCTAssertEqual(FileManager.default.fileSize(onDisk), chunkInfo.sizeBytes + 4, "framed chunk on \(replica.id)")
+                    XCTAssertEqual(cluster.storedFrame(chunkInfo.id, on: replica.id.value)?.frameBytes, Int(chunkInfo.sizeBytes) + 4,
+                                   "framed chunk on \(replica.id)")
                 }
             }
 
@@ -91,7 +91,7 @@ final class RoundTripTests: XCTestCase {
         try cluster.waitUntil("chunks of the removed file deleted", timeout: 10) {
             old.chunks.allSatisfy { chunk in
                 chunk.replicas.allSatisfy { replica in
-                    !FileManager.default.fileExists(atPath: cluster.dataDirectory(of: replica.id.value) + "/chunks/\(chunk.id.value.prefix(2))/\(chunk.id.value)")
+                    !cluster.holds(chunk.id, on: replica.id.value)
                 }
             }
         }
@@ -112,11 +112,5 @@ final class RoundTripTests: XCTestCase {
             return deltas.map(\.1).reduce(0, +) == 12
         }
         XCTAssertGreaterThanOrEqual(servers.count, 2, "one file was read from \(servers)")
-    }
-}
-
-extension FileManager {
-    func fileSize(_ path: String) -> Int64? {
-        (try? attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
     }
 }

@@ -59,7 +59,7 @@ final class SelfHealingTests: XCTestCase {
         try files.allSatisfy { remote in
             try cluster.stat(remote).chunks.allSatisfy { chunkInfo in
                 chunkInfo.replicas.filter(\.alive).allSatisfy {
-                    TestCluster.isIntactChunkFile(cluster.chunkFile(chunkInfo.id, on: $0.id.value))
+                    cluster.isIntact(chunkInfo.id, on: $0.id.value)
                 }
             }
         }
@@ -70,7 +70,7 @@ final class SelfHealingTests: XCTestCase {
             for chunkInfo in try cluster.stat(remote).chunks {
                 XCTAssertEqual(chunkInfo.replicas.filter(\.alive).count, 3, "\(remote) #\(chunkInfo.index)", file: file, line: line)
                 for replica in chunkInfo.replicas where replica.alive {
-                    XCTAssertTrue(TestCluster.isIntactChunkFile(cluster.chunkFile(chunkInfo.id, on: replica.id.value)),
+                    XCTAssertTrue(cluster.isIntact(chunkInfo.id, on: replica.id.value),
                                   "\(remote) #\(chunkInfo.index) on \(replica.id)", file: file, line: line)
                 }
             }
@@ -134,11 +134,11 @@ final class SelfHealingTests: XCTestCase {
         defer { cluster.shutdown() }
         let local = try cluster.makeFile("abandoned", size: 48 * 1024 * 1024, seed: 9)
         let put = try cluster.start(["put", local, "/abandoned"])
-        try cluster.waitUntil("some chunks stored", timeout: 10) { cluster.storedChunkFiles() > 0 }
+        try cluster.waitUntil("some chunks stored", timeout: 10) { cluster.storedChunkCount() > 0 }
         TestCluster.end(put, signal: SIGKILL)
-        XCTAssertGreaterThan(cluster.storedChunkFiles(), 0)
+        XCTAssertGreaterThan(cluster.storedChunkCount(), 0)
         // Upload timeout 2 s + orphan grace 1 s + chunk reports every 2 s.
-        try cluster.waitUntil("the abandoned chunks deleted", timeout: 15) { cluster.storedChunkFiles() == 0 }
+        try cluster.waitUntil("the abandoned chunks deleted", timeout: 15) { cluster.storedChunkCount() == 0 }
         XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.count, 0)
     }
 
@@ -162,7 +162,7 @@ final class SelfHealingTests: XCTestCase {
         try cluster.waitUntil("dk1 alive", timeout: 5) { try cluster.aliveDataKeepers().contains("dk1") }
         try waitForHealthy(cluster, within: 15, "extra replicas trimmed")
         try cluster.waitUntil("deleted files' chunks gone from dk1", timeout: 10) {
-            deletedChunks.allSatisfy { !FileManager.default.fileExists(atPath: cluster.chunkFile($0, on: "dk1")) }
+            deletedChunks.allSatisfy { !cluster.holds($0, on: "dk1") }
         }
         try cluster.waitUntil("no deletion left pending", timeout: 10) {
             try cluster.nodes().nodes.allSatisfy { $0.pendingDeletions == 0 }
@@ -186,9 +186,8 @@ final class SelfHealingTests: XCTestCase {
         try cluster.succeed(["put", local, "/rot"])
         let target = try cluster.stat("/rot").chunks[1]
         let victim = target.replicas[0].id.value
-        let path = cluster.chunkFile(target.id, on: victim)
-        try flipByte(in: path, at: 1000)
-        XCTAssertFalse(TestCluster.isIntactChunkFile(path))
+        try cluster.flipByte(of: target.id, on: victim, at: 1000)
+        XCTAssertFalse(cluster.isIntact(target.id, on: victim))
 
         // The reader never gets the bad bytes, wherever it reads from.
         XCTAssertEqual(try cluster.succeed(["get", "/rot", "-"]).stdout, try cluster.contents(local))
@@ -205,13 +204,13 @@ final class SelfHealingTests: XCTestCase {
         let files = try putFiles(cluster, count: 8)
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         try waitForHealthy(cluster, within: 12, "repair while dk1 is down") { try !cluster.aliveDataKeepers().contains("dk1") }
-        let before = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
+        let before = ["dk2", "dk3", "dk4"].map(cluster.storedChunks(on:))
         // dk1 returns under its old name with its disk wiped: its recorded replicas are gone.
-        try FileManager.default.removeItem(atPath: cluster.dataDirectory(of: "dk1") + "/chunks")
+        try cluster.wipeChunks(on: "dk1")
         try cluster.startDataKeeper("dk1")
         try cluster.waitUntil("dk1 reported", timeout: 5) { try cluster.aliveDataKeepers().contains("dk1") }
         Thread.sleep(forTimeInterval: 2)
-        let after = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
+        let after = ["dk2", "dk3", "dk4"].map(cluster.storedChunks(on:))
         for (old, new) in zip(before, after) { XCTAssertTrue(old.isSubset(of: new), "a good replica was deleted: \(old.subtracting(new))") }
         try waitForHealthy(cluster, within: 10, "healthy with dk1 back")
         try assertEveryReplicaOnDiskIsIntact(cluster, files)
@@ -223,13 +222,13 @@ final class SelfHealingTests: XCTestCase {
         defer { cluster.shutdown() }
         let files = try putFiles(cluster, count: 6)
         try waitForHealthy(cluster, within: 40, "healthy after the puts (one heartbeat timeout of safe mode first)")
-        let before = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
-        XCTAssertFalse(cluster.chunkFiles(on: "dk1").isEmpty)
+        let before = ["dk2", "dk3", "dk4"].map(cluster.storedChunks(on:))
+        XCTAssertFalse(cluster.storedChunks(on: "dk1").isEmpty)
         cluster.killDataKeeper("dk1", signal: SIGKILL)
-        try FileManager.default.removeItem(atPath: cluster.dataDirectory(of: "dk1") + "/chunks")
+        try cluster.wipeChunks(on: "dk1")
         try cluster.startDataKeeper("dk1")
         try waitForHealthy(cluster, within: 15, "dk1's lost replicas re-created") { try everyReplicaIsIntact(cluster, Array(files.keys)) }
-        let after = ["dk2", "dk3", "dk4"].map(cluster.chunkFiles(on:))
+        let after = ["dk2", "dk3", "dk4"].map(cluster.storedChunks(on:))
         for (old, new) in zip(before, after) { XCTAssertTrue(old.isSubset(of: new), "a good replica was deleted: \(old.subtracting(new))") }
         try assertEveryReplicaOnDiskIsIntact(cluster, files)
     }
@@ -247,7 +246,7 @@ final class SelfHealingTests: XCTestCase {
         // The two replicas ranked first for each chunk rot; only the last one is good.
         for chunkInfo in info.chunks {
             for replica in chunkInfo.replicas.prefix(2) {
-                try flipByte(in: cluster.chunkFile(chunkInfo.id, on: replica.id.value), at: UInt64(chunkInfo.sizeBytes) - 10)
+                try cluster.flipByte(of: chunkInfo.id, on: replica.id.value, at: UInt64(chunkInfo.sizeBytes) - 10)
             }
         }
         XCTAssertEqual(try cluster.succeed(["get", "/big", "-"]).stdout, try cluster.contents(local))
@@ -264,8 +263,8 @@ final class SelfHealingTests: XCTestCase {
         let files = try putFiles(cluster, count: 4)
         let chunks = try cluster.stat("/data/f3").chunks
         let rotten = chunks[0], lost = chunks[1]
-        try flipByte(in: cluster.chunkFile(rotten.id, on: rotten.replicas[1].id.value), at: 10)
-        try FileManager.default.removeItem(atPath: cluster.chunkFile(lost.id, on: lost.replicas[2].id.value))
+        try cluster.flipByte(of: rotten.id, on: rotten.replicas[1].id.value, at: 10)
+        try cluster.destroy(lost.id, on: lost.replicas[2].id.value)
 
         let seconds = try waitForHealthy(cluster, within: 10, "scrubber finds and repairs both") {
             try everyReplicaIsIntact(cluster, Array(files.keys))
@@ -299,13 +298,13 @@ final class SelfHealingTests: XCTestCase {
         let target = try cluster.stat("/last").chunks[0]
         let holders = target.replicas.map(\.id.value)
         // Two of three replicas rot: the third is the only good source.
-        try flipByte(in: cluster.chunkFile(target.id, on: holders[0]), at: 5)
-        try flipByte(in: cluster.chunkFile(target.id, on: holders[1]), at: 50_000)
+        try cluster.flipByte(of: target.id, on: holders[0], at: 5)
+        try cluster.flipByte(of: target.id, on: holders[1], at: 50_000)
         try waitForHealthy(cluster, within: 15, "both bad replicas replaced from the last good one") {
             try everyReplicaIsIntact(cluster, ["/last"])
         }
         try assertEveryReplicaOnDiskIsIntact(cluster, ["/last": local])
-        XCTAssertTrue(FileManager.default.fileExists(atPath: cluster.chunkFile(target.id, on: holders[2])), "the good replica stayed")
+        XCTAssertTrue(cluster.holds(target.id, on: holders[2]), "the good replica stayed")
         try assertAllReadBack(cluster, ["/last": local])
     }
 
@@ -326,15 +325,5 @@ final class SelfHealingTests: XCTestCase {
         try waitForHealthy(cluster, within: 10, "holders back")
         XCTAssertEqual(try cluster.run(["fsck"]).exitCode, 0)
         XCTAssertEqual(try cluster.succeed(["get", "/dir/gone", "-"]).stdout, try cluster.contents(local))
-    }
-
-    private func flipByte(in path: String, at offset: UInt64) throws {
-        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        try handle.seek(toOffset: offset)
-        var byte = try handle.read(upToCount: 1)!
-        byte[byte.startIndex] ^= 0x01
-        try handle.seek(toOffset: offset)
-        try handle.write(contentsOf: byte)
     }
 }

@@ -114,28 +114,99 @@ public final class TestCluster {
     /// The data folder of datakeeper `id`.
     public func dataDirectory(of id: String) -> String { root + "/" + id }
 
-    /// The chunk files (`ab/abcd…`) on datakeeper `id`'s disk.
-    public func chunkFiles(on id: String) -> Set<String> {
-        let all = FileManager.default.enumerator(atPath: dataDirectory(of: id) + "/chunks")?.allObjects as? [String] ?? []
-        return Set(all.filter { $0.count > 3 })
+    /// Where a chunk's frame is on a datakeeper's disk: a file of its own (offset 0), or a
+    /// record in a volume (offset past its header).
+    public struct StoredFrame: Equatable {
+        public var path: String
+        public var offset: UInt64
+        public var frameBytes: Int
     }
 
-    /// Chunk files on the disks of every datakeeper started so far.
-    public func storedChunkFiles() -> Int {
+    /// The frames datakeeper `id` holds on disk: large chunks' own files, then the live records
+    /// of its volumes (read the way the datakeeper reads them at start-up, tombstones applied).
+    public func storedFrames(on id: String) -> [ChunkID: StoredFrame] {
+        var frames: [ChunkID: StoredFrame] = [:]
+        let chunks = dataDirectory(of: id) + "/chunks"
+        for name in FileManager.default.enumerator(atPath: chunks)?.allObjects as? [String] ?? [] where name.count > 3 {
+            let path = chunks + "/" + name
+            guard let chunk = try? ChunkID(String(name.suffix(32))),
+                  let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+            else { continue }
+            frames[chunk] = StoredFrame(path: path, offset: 0, frameBytes: size)
+        }
+        let volumes = dataDirectory(of: id) + "/volumes"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: volumes)) ?? []
+        for number in names.compactMap({ $0.hasSuffix(".vol") ? Int($0.dropLast(4)) : nil }).sorted() {
+            let path = "\(volumes)/\(number).vol"
+            guard let bytes = FileManager.default.contents(atPath: path) else { continue }
+            _ = try? VolumeScanner.scan(volumeBytes: Int64(bytes.count), blockBytes: Limits.volumeScanBlockBytes, read: { offset, count in
+                [UInt8](bytes[Int(offset)..<min(bytes.count, Int(offset) + count)])
+            }) { record in
+                switch record.header.kind {
+                case .chunk:
+                    frames[record.header.chunk] = StoredFrame(
+                        path: path, offset: UInt64(record.offset) + UInt64(VolumeRecord.headerBytes), frameBytes: Int(record.header.frameBytes))
+                case .tombstone:
+                    frames[record.header.chunk] = nil
+                }
+            }
+        }
+        return frames
+    }
+
+    /// The chunks on datakeeper `id`'s disk.
+    public func storedChunks(on id: String) -> Set<ChunkID> { Set(storedFrames(on: id).keys) }
+
+    /// Chunks on the disks of every datakeeper started so far (a chunk counted once per holder).
+    public func storedChunkCount() -> Int {
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: root))?.filter { $0.hasPrefix("dk") } ?? []
-        return ids.map { chunkFiles(on: $0).count }.reduce(0, +)
+        return ids.map { storedFrames(on: $0).count }.reduce(0, +)
     }
 
-    /// Path of a chunk's file on datakeeper `id`.
-    public func chunkFile(_ chunk: ChunkID, on id: String) -> String {
-        dataDirectory(of: id) + "/chunks/\(chunk.value.prefix(2))/\(chunk.value)"
+    /// Where `chunk`'s frame is on datakeeper `id`'s disk, or nil when it holds none.
+    public func storedFrame(_ chunk: ChunkID, on id: String) -> StoredFrame? { storedFrames(on: id)[chunk] }
+
+    /// Whether datakeeper `id` holds `chunk` on disk.
+    public func holds(_ chunk: ChunkID, on id: String) -> Bool { storedFrame(chunk, on: id) != nil }
+
+    /// Whether datakeeper `id` holds `chunk` as a whole frame whose trailer matches its data.
+    public func isIntact(_ chunk: ChunkID, on id: String) -> Bool {
+        guard let frame = storedFrame(chunk, on: id), let handle = FileHandle(forReadingAtPath: frame.path) else { return false }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: frame.offset)) != nil,
+              let bytes = try? handle.read(upToCount: frame.frameBytes), bytes.count == frame.frameBytes, bytes.count >= 4
+        else { return false }
+        return ChunkFrame.trailer(CRC32C.checksum(bytes.dropLast(4))) == [UInt8](bytes.suffix(4))
     }
 
-    /// Whether a chunk file on disk is a whole frame whose trailer matches its data.
-    public static func isIntactChunkFile(_ path: String) -> Bool {
-        guard let bytes = FileManager.default.contents(atPath: path), bytes.count >= 4 else { return false }
-        let data = [UInt8](bytes.dropLast(4))
-        return ChunkFrame.trailer(CRC32C.checksum(data)) == [UInt8](bytes.suffix(4))
+    /// Flips the lowest bit of the byte at `offset` in `chunk`'s frame on datakeeper `id`: bit rot.
+    public func flipByte(of chunk: ChunkID, on id: String, at offset: UInt64) throws {
+        guard let frame = storedFrame(chunk, on: id) else { throw TestClusterError("\(id) holds no chunk \(chunk)") }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: frame.path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: frame.offset + offset)
+        var byte = try handle.read(upToCount: 1)!
+        byte[byte.startIndex] ^= 0x01
+        try handle.seek(toOffset: frame.offset + offset)
+        try handle.write(contentsOf: byte)
+    }
+
+    /// Loses `chunk` on datakeeper `id` behind its back: its own file is removed, or its volume
+    /// record's header is zeroed (the datakeeper then finds the record damaged and sets it aside).
+    public func destroy(_ chunk: ChunkID, on id: String) throws {
+        guard let frame = storedFrame(chunk, on: id) else { throw TestClusterError("\(id) holds no chunk \(chunk)") }
+        guard frame.offset > 0 else { return try FileManager.default.removeItem(atPath: frame.path) }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: frame.path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: frame.offset - UInt64(VolumeRecord.headerBytes))
+        try handle.write(contentsOf: Data(count: VolumeRecord.headerBytes))
+    }
+
+    /// Wipes every chunk off datakeeper `id`'s disk (stop it first): a replaced disk.
+    public func wipeChunks(on id: String) throws {
+        for folder in ["/chunks", "/volumes"] where FileManager.default.fileExists(atPath: dataDirectory(of: id) + folder) {
+            try FileManager.default.removeItem(atPath: dataDirectory(of: id) + folder)
+        }
     }
 
     /// `tydfs fsck --json` for `path`, whatever its exit code.
