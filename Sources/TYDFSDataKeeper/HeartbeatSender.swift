@@ -44,7 +44,7 @@ struct HeartbeatSender: Service {
             let usage = await store.usage()
             let batch = events.drain()
             let deleted = deletions.takeDone()
-            let changes = snapshotTaken ? await store.drainChanges() : ([], [])
+            let changes: (added: [ChunkID], removed: [ChunkID]) = snapshotTaken ? await store.drainChanges() : ([], [])
             let overflowed = snapshotTaken ? await store.takeChangeLogOverflow() : false
             let beat = HeartbeatRequest(
                 id: id, bootID: bootID, address: address, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes,
