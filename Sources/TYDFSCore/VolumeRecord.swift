@@ -72,23 +72,29 @@ public enum VolumeRecord {
     /// The header at the start of `bytes`, or nil when the bytes are not a valid header (too few,
     /// wrong magic or version, unknown kind, a frame too large for a volume, or a checksum that
     /// does not match).
-    public static func decode<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Header? where Bytes.Element == UInt8, Bytes.Index == Int {
-        guard bytes.count >= headerBytes else { return nil }
-        let start = bytes.startIndex
-        func byte(_ at: Int) -> UInt8 { bytes[start + at] }
-        func integer(_ at: Int, _ count: Int) -> UInt64 {
-            (0..<count).reduce(0) { $0 | UInt64(byte(at + $1)) << (8 * UInt64($1)) }
-        }
-        guard (0..<4).allSatisfy({ byte($0) == magic[$0] }), byte(5) == version, byte(6) == 0, byte(7) == 0,
-              let kind = Kind(rawValue: byte(4)),
-              UInt32(integer(28, 4)) == CRC32C.checksum(bytes[start..<(start + 28)])
+    public static func decode<Bytes: Collection>(_ bytes: Bytes) -> Header? where Bytes.Element == UInt8 {
+        if let header = bytes.withContiguousStorageIfAvailable({ decode(raw: UnsafeRawBufferPointer($0)) }) { return header }
+        return Array(bytes).withUnsafeBytes { decode(raw: $0) }
+    }
+
+    /// The same from raw memory: the start-up scan decodes millions of headers, so no copies.
+    public static func decode(raw bytes: UnsafeRawBufferPointer) -> Header? {
+        guard bytes.count >= headerBytes,
+              bytes[0] == magic[0], bytes[1] == magic[1], bytes[2] == magic[2], bytes[3] == magic[3],
+              bytes[5] == version, bytes[6] == 0, bytes[7] == 0, let kind = Kind(rawValue: bytes[4])
         else { return nil }
-        let frameBytes = Int64(integer(24, 4))
+        var crc = CRC32C()
+        crc.update(UnsafeRawBufferPointer(rebasing: bytes[0..<28]))
+        guard UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 28, as: UInt32.self)) == crc.value else { return nil }
+        let frameBytes = Int64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt32.self)))
         switch kind {
         case .chunk: guard frameBytes >= Int64(Limits.chunkTrailerBytes), frameBytes <= Limits.volumeChunkMaxBytes else { return nil }
         case .tombstone: guard frameBytes == 0 else { return nil }
         }
-        return Header(kind: kind, chunk: ChunkID(high: integer(8, 8), low: integer(16, 8)), frameBytes: frameBytes)
+        let chunk = ChunkID(
+            high: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+            low: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+        return Header(kind: kind, chunk: chunk, frameBytes: frameBytes)
     }
 
     private static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
@@ -169,7 +175,7 @@ public enum VolumeScanner {
                 guard bytes.count >= count else { return nil }
             }
             let from = Int(offset - start)
-            return VolumeRecord.decode(bytes[from..<(from + count)])
+            return bytes.withUnsafeBytes { VolumeRecord.decode(raw: UnsafeRawBufferPointer(rebasing: $0[from..<(from + count)])) }
         }
 
         /// The offset of the first valid record after `offset` whose frame fits in the volume.

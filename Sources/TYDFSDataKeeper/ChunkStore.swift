@@ -116,11 +116,16 @@ actor ChunkStore {
             let result = try VolumeScanner.scan(
                 volumeBytes: size, blockBytes: Limits.volumeScanBlockBytes, read: { try file.readBlocking(count: $1, at: $0) }
             ) { record in
-                let chunk = record.header.chunk
-                if let old = loaded.index.removeValue(forKey: chunk) { loaded.usedBytes -= Int64(old.frameBytes) }
-                guard record.header.kind == .chunk else { return }
-                loaded.index[chunk] = VolumeLocation(volume: number, recordOffset: UInt32(record.offset), frameBytes: UInt32(record.header.frameBytes))
-                loaded.usedBytes += record.header.frameBytes
+                let old: VolumeLocation?
+                switch record.header.kind {
+                case .chunk:
+                    let location = VolumeLocation(volume: number, recordOffset: UInt32(record.offset), frameBytes: UInt32(record.header.frameBytes))
+                    old = loaded.index.updateValue(location, forKey: record.header.chunk)
+                    loaded.usedBytes += record.header.frameBytes
+                case .tombstone:
+                    old = loaded.index.removeValue(forKey: record.header.chunk)
+                }
+                if let old { loaded.usedBytes -= Int64(old.frameBytes) }
             }
             for range in result.damaged {
                 logger.error("damaged volume bytes skipped; the chunks in them are lost here", metadata: [
