@@ -57,6 +57,13 @@ public enum Limits {
     public static let chunksPerReportPage = 65536
     /// Seconds after which a full report that stopped arriving is abandoned and asked for again.
     public static let abandonedReportSeconds: Double = 60
+    /// Bytes the scrubber counts against its rate for a chunk smaller than this: checking a chunk
+    /// costs a lookup and a read whatever its size, so millions of tiny chunks are paced too
+    /// (3,000,000 tiny chunks at 64 MiB/s: a pass in under an hour) instead of taking a core.
+    public static let scrubMinimumChargeBytes: Int64 = 64 * 1024
+    /// Seconds between two looks for orphan chunks on one datakeeper: a look walks every
+    /// unreferenced chunk it reported, so it must not run on every heartbeat.
+    public static let orphanScanIntervalSeconds: Double = 30
     /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
     public static let chunkTrailerBytes = 4
 

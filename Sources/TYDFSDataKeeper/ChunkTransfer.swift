@@ -322,7 +322,10 @@ struct ChunkTransfer: Sendable {
         do {
             guard let frame = try await store.readVolumeFrame(chunk) else { return false }
             _ = try Self.verifyFrame(frame)
-            if bytesPerSecond.isFinite { try await Task.sleep(nanoseconds: UInt64(Double(frameBytes) / bytesPerSecond * 1e9)) }
+            if bytesPerSecond.isFinite {
+                let charged = Double(max(frameBytes, Limits.scrubMinimumChargeBytes))
+                try await Task.sleep(nanoseconds: UInt64(charged / bytesPerSecond * 1e9))
+            }
             return true
         } catch is CancellationError {
             return true

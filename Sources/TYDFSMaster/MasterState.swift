@@ -38,6 +38,8 @@ actor MasterState {
     var corruptReplicas: Set<Replica> = []
     /// When each unreferenced chunk a datakeeper reported was first seen there.
     var unreferencedSince: [DataKeeperID: [ChunkID: Double]] = [:]
+    /// When the master last looked for orphans among them, by datakeeper.
+    private var orphanScans: [DataKeeperID: Double] = [:]
     /// Datakeepers whose holdings the master has not been told since it (or they) started.
     var awaitingReport: Set<DataKeeperID> = []
     /// Full chunk reports asked for and not yet complete, by datakeeper.
@@ -260,7 +262,10 @@ actor MasterState {
     /// Queues the deletion of chunks on `datakeeper` that no file has referenced for the orphan
     /// grace period and no open upload is writing.
     private func collectOrphans(on datakeeper: DataKeeperID, now: Double) {
-        guard let candidates = unreferencedSince[datakeeper], !candidates.isEmpty else { return }
+        guard let candidates = unreferencedSince[datakeeper], !candidates.isEmpty,
+              now - (orphanScans[datakeeper] ?? -.infinity) >= min(Limits.orphanScanIntervalSeconds, configuration.orphanGraceSeconds)
+        else { return }
+        orphanScans[datakeeper] = now
         let uploading = Set(openUploadChunks())
         var kept: [ChunkID: Double] = [:]
         var expired: [ChunkID] = []
