@@ -84,7 +84,8 @@ final class BadInputTests: XCTestCase {
         }
         let heartbeat = try HTTP.request("POST", cluster.masterURL + "/v1/heartbeat", body: """
             {"id": "evil", "bootID": "b", "address": "127.0.0.1:1", "capacityBytes": 9223372036854775807, "usedBytes": -1, "chunkCount": 0,
-             "inFlight": 0, "chunksServed": 0, "deletedChunks": [], "badChunks": [], "copiesDone": [], "copiesFailed": []}
+             "inFlight": 0, "chunksServed": 0, "wantsToReport": false, "addedChunks": [], "removedChunks": [],
+             "deletedChunks": [], "badChunks": [], "copiesDone": [], "copiesFailed": []}
             """)
         XCTAssertEqual(heartbeat.status, 400)
         XCTAssertTrue(String(decoding: heartbeat.body, as: UTF8.self).contains("impossible"), "refused for its numbers, not its shape")
