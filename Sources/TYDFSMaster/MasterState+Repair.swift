@@ -76,9 +76,13 @@ extension MasterState {
                 "missing": "\(plan.missing.count)", "deferred": "\(plan.deferred.count)",
             ])
         }
+        // A chunk with no live replica cannot be repaired until a holder returns, which changes
+        // the live set and looks at every chunk again: until then it is not planned every round.
         attention = attention.filter { id in
             guard let chunk = namespace.chunks[id] else { return false }
-            return Self.liveCount(chunk, live) != chunk.replication || copiesInFlight[id] != nil
+            if copiesInFlight[id] != nil { return true }
+            let liveReplicas = Self.liveCount(chunk, live)
+            return liveReplicas > 0 && liveReplicas != chunk.replication
         }
         corruptReplicas = corruptReplicas.filter { replica in
             namespace.chunks[replica.chunk].map { Self.liveCount($0, live) < $0.replication } ?? false

@@ -26,13 +26,14 @@ final class MasterStateTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    private func start() async throws {
+    private func start(heartbeatTimeoutSeconds: Double = 5) async throws {
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
         let namespace = try await store.loadNamespace()
         committer = GroupCommitter(store: store)
         var configuration = MasterConfiguration()
         configuration.chunkSizeBytes = 4096
         configuration.orphanGraceSeconds = 0
+        configuration.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
         let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, logger: Logger(label: "test"))
         self.state = state
         let committer = self.committer!
@@ -202,6 +203,26 @@ final class MasterStateTests: XCTestCase {
 
     /// Waits until every edit made so far is durable: a commit is answered only once its batch
     /// is, and batches are written in order.
+    func testAChunkWithNoLiveReplicaLeavesTheRepairSetUntilAHolderReturns() async throws {
+        try await stop()
+        try await start(heartbeatTimeoutSeconds: 0.3)
+        try await joinThree()
+        let chunk = try await put("/m", on: ["dk1", "dk2", "dk3"])
+        await state.replicationRound()
+        let healthy = await state.attention
+        XCTAssertEqual(healthy, [], "three live replicas of three: nothing to plan")
+        try await Task.sleep(for: .milliseconds(500))
+        let plan = await state.replicationRound()
+        XCTAssertEqual(plan.missing, [chunk])
+        let whileMissing = await state.attention
+        XCTAssertEqual(whileMissing, [], "every holder is dead: nothing to plan each round")
+        let answer = try await beat("dk1")
+        try await report("dk1", [chunk], anchor: answer.answerID)
+        await state.replicationRound()
+        let afterReturn = await state.attention
+        XCTAssertEqual(afterReturn, [chunk], "a holder is back: the chunk is planned again")
+    }
+
     private func waitUntilDurable() async throws {
         _ = try await put("/marker-\(UUID().uuidString)", on: ["dk1"])
     }
