@@ -169,34 +169,34 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             for rows in chunks.chunked(Self.rowsPerStatement) {
                 try await database.raw("INSERT INTO chunks (id, path, idx, size_bytes, crc32c) VALUES \(rows.joined(separator: ", "))").run()
             }
-            for rows in replicas.chunked(Self.rowsPerStatement) {
-                try await database.raw("""
-                    INSERT INTO replicas (chunk_id, datakeeper_id) VALUES \(rows.joined(separator: ", ")) ON CONFLICT DO NOTHING
-                    """).run()
-            }
+            for rows in replicas.chunked(Self.rowsPerStatement) { try await insertPairs(into: "replicas", Array(rows)) }
         case .removeFile:
             try await database.raw("""
                 DELETE FROM replicas WHERE chunk_id IN (SELECT id FROM chunks WHERE path IN (\(binds: paths)))
                 """).run()
             try await database.raw("DELETE FROM chunks WHERE path IN (\(binds: paths))").run()
             try await database.raw("DELETE FROM files WHERE path IN (\(binds: paths))").run()
-        case .addReplica:
-            try await database.raw("""
-                INSERT INTO replicas (chunk_id, datakeeper_id) VALUES \(pairs.joined(separator: ", ")) ON CONFLICT DO NOTHING
-                """).run()
-        case .removeReplica:
-            try await database.raw("""
-                DELETE FROM replicas WHERE (chunk_id, datakeeper_id) IN (VALUES \(pairs.joined(separator: ", ")))
-                """).run()
-        case .queueDeletion:
-            try await database.raw("""
-                INSERT INTO pending_deletions (chunk_id, datakeeper_id) VALUES \(pairs.joined(separator: ", ")) ON CONFLICT DO NOTHING
-                """).run()
-        case .cancelDeletion:
-            try await database.raw("""
-                DELETE FROM pending_deletions WHERE (chunk_id, datakeeper_id) IN (VALUES \(pairs.joined(separator: ", ")))
-                """).run()
+        case .addReplica: try await insertPairs(into: "replicas", pairs)
+        case .removeReplica: try await deletePairs(from: "replicas", pairs)
+        case .queueDeletion: try await insertPairs(into: "pending_deletions", pairs)
+        case .cancelDeletion: try await deletePairs(from: "pending_deletions", pairs)
         }
+    }
+}
+
+extension SQLMetadataStore {
+    /// Adds (chunk id, datakeeper id) rows to `table` (`replicas` or `pending_deletions`), keeping any already there.
+    private func insertPairs(into table: String, _ pairs: [SQLQueryString]) async throws {
+        try await database.raw("""
+            INSERT INTO \(ident: table) (chunk_id, datakeeper_id) VALUES \(pairs.joined(separator: ", ")) ON CONFLICT DO NOTHING
+            """).run()
+    }
+
+    /// Removes (chunk id, datakeeper id) rows from `table` (`replicas` or `pending_deletions`).
+    private func deletePairs(from table: String, _ pairs: [SQLQueryString]) async throws {
+        try await database.raw("""
+            DELETE FROM \(ident: table) WHERE (chunk_id, datakeeper_id) IN (VALUES \(pairs.joined(separator: ", ")))
+            """).run()
     }
 }
 
