@@ -106,11 +106,23 @@ extension TYDFSClient {
         throw TYDFSError(.unavailable, "chunk \(chunk.index) could not be read from any replica: \(failures.joined(separator: "; "))")
     }
 
+    /// Reads one chunk from `replica`, abandoning it when it sends nothing for
+    /// `Limits.stallSeconds(hops: 1)` (the clock stops while the local disk is written).
     private func fetch(_ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64) async throws {
+        let progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: 1))
+        try await StallGuard.run(progress) {
+            try await self.fetch(chunk, from: replica, into: output, at: offset, progress: progress)
+        }
+    }
+
+    private func fetch(
+        _ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64, progress: TransferProgress
+    ) async throws {
         var request = HTTPClientRequest(url: "http://\(replica.address)\(Route.chunk(chunk.id.value))")
         request.method = .GET
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes), hops: 1)
         let response = try await http.execute(request, timeout: .seconds(deadline))
+        progress.advance()
         guard response.status == .ok else {
             let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
             try PeerError.check(status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
@@ -120,11 +132,14 @@ extension TYDFSClient {
         var pending = ByteBuffer()
         var written: Int64 = 0
         for try await piece in response.body {
+            progress.advance()
             try piece.withUnsafeReadableBytes { bytes in
                 try reader.consume(bytes) { data in pending.writeBytes(data) }
             }
             if pending.readableBytes >= Limits.ioBufferBytes {
+                progress.pause()
                 try await LocalWriteFailure.wrap { try await output.write(pending, at: offset + written) }
+                progress.advance()
                 written += Int64(pending.readableBytes)
                 pending.clear()
             }

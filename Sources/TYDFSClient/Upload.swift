@@ -69,6 +69,7 @@ extension TYDFSClient {
         var chunks: [CommittedChunk] = []
         var offset: Int64 = 0
         var warnings: [String] = []
+        var avoided: [DataKeeperID] = []
         let spool: ChunkSpool?
         if case .stream = source { spool = try await ChunkSpool.create() } else { spool = nil }
         defer { spool?.discard() }
@@ -89,7 +90,7 @@ extension TYDFSClient {
             if length <= 0 { break }
             let stored = try await uploadChunk(
                 index: chunks.count, data: data, length: length, session: session, fileCRC: fileCRC,
-                allocation: chunks.isEmpty ? session.firstChunk : nil)
+                allocation: chunks.isEmpty ? session.firstChunk : nil, avoided: &avoided)
             fileCRC = stored.fileCRC
             chunks.append(stored.chunk)
             warnings += stored.warnings
@@ -116,62 +117,93 @@ extension TYDFSClient {
         var warnings: [String]
     }
 
-    /// Sends one chunk down a pipeline; if the first datakeeper fails, asks for another pipeline
-    /// without it and tries again (the source can be re-read). `allocation` is the pipeline the
-    /// master already gave for this chunk, if any (the first chunk's, with the upload).
+    /// Sends one chunk down a pipeline and makes sure it ends with the full replication whenever
+    /// enough live datakeepers exist. When the first datakeeper fails or hangs, or a hop further
+    /// down does (the pipeline then reports fewer replicas), it asks the master for a pipeline
+    /// without the failed hop and sends the chunk again (the source can be re-read), as HDFS
+    /// replaces a failed datanode. Below the full replication it keeps the best result and the
+    /// put warns. `avoided` holds the datakeepers that failed during this upload, so later chunks
+    /// do not wait on a hung one again. `allocation` is the pipeline the master already gave for
+    /// this chunk, if any (the first chunk's, with the upload).
     private func uploadChunk(
-        index: Int, data: ChunkBytes, length: Int64, session: UploadSession, fileCRC: CRC32C, allocation given: ChunkAllocation?
+        index: Int, data: ChunkBytes, length: Int64, session: UploadSession, fileCRC: CRC32C, allocation given: ChunkAllocation?,
+        avoided: inout [DataKeeperID]
     ) async throws -> StoredChunk {
-        var excluded: [DataKeeperID] = []
         var lastError: TYDFSError?
+        var best: StoredChunk?
         var given = given
         for _ in 0..<max(3, session.replication + 1) {
             let allocation: ChunkAllocation
-            if let preallocated = given {
+            if let preallocated = given, Set(preallocated.targets.map(\.id)).isDisjoint(with: avoided) {
                 allocation = preallocated
                 given = nil
             } else {
+                given = nil
                 do {
                     allocation = try await control(
-                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: excluded, dataBytes: length))
-                } catch let error as TYDFSError where error.code == .unavailable && lastError != nil {
+                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: avoided, dataBytes: length))
+                } catch let error as TYDFSError where error.code == .unavailable && (lastError != nil || best != nil) {
+                    if let best { return best }
                     throw TYDFSError(.unavailable, "chunk \(index) could not be stored: \(lastError!.message); no other datakeeper is left to try")
                 }
             }
-            let producer = ChunkFrameProducer(data: data, length: length, fileCRC: fileCRC)
+            if let best, allocation.targets.count <= best.chunk.replicas.count {
+                return best  // no pipeline the master can offer now stores more copies
+            }
             let first = allocation.targets[0]
-            var request = HTTPClientRequest(url: "http://\(first.address)\(Route.chunk(allocation.chunkID.value))")
-            request.method = .PUT
-            request.headers.add(name: Header.dataBytes, value: String(length))
-            request.headers.add(name: Header.forward, value: PipelineHop.encode(allocation.targets.dropFirst().map {
-                PipelineHop(id: $0.id.value, address: $0.address)
-            }))
-            request.body = .stream(
-                AsyncThrowingStream(unfolding: { try await producer.next() }),
-                length: .known(ChunkFrame.frameBytes(dataBytes: length)))
+            let progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: allocation.targets.count))
+            let producer = ChunkFrameProducer(data: data, length: length, fileCRC: fileCRC, progress: progress)
             let result: ChunkWriteResult
             do {
-                let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length), hops: allocation.targets.count)
-                let response = try await http.execute(request, timeout: .seconds(deadline))
-                let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-                result = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)")
+                result = try await StallGuard.run(progress) {
+                    try await self.send(producer, length: length, through: allocation)
+                }
             } catch {
                 if let local = producer.localError { throw local }
                 let message = "datakeeper \(first.id) at \(first.address): \(PeerError.describe(error))"
                 logger.warning("chunk upload failed, retrying elsewhere", metadata: ["chunk.index": "\(index)", "error": "\(message)"])
                 lastError = TYDFSError(.unreachable, message)
-                excluded.append(first.id)
+                avoided.append(first.id)
                 continue
             }
             guard result.crc32c == producer.chunkCRC.value, result.dataBytes == length, !result.stored.isEmpty else {
                 throw TYDFSError(.checksumMismatch, "datakeeper \(first.id) acknowledged chunk \(index) with a different checksum or size")
             }
-            let warnings = result.failures.map { "chunk \(index): replica not stored on \($0)" }
-            return StoredChunk(
+            let stored = StoredChunk(
                 chunk: CommittedChunk(index: index, id: allocation.chunkID, sizeBytes: length, crc32c: result.crc32c, replicas: result.stored),
-                fileCRC: producer.fileCRC, warnings: warnings)
+                fileCRC: producer.fileCRC,
+                warnings: result.failures.map { "chunk \(index): replica not stored on \($0)" })
+            guard let failedHop = allocation.targets.first(where: { !result.stored.contains($0.id) }) else { return stored }
+            // A hop further down failed: keep this result, and try a whole pipeline without that hop.
+            logger.warning("pipeline hop failed, sending the chunk again without it", metadata: [
+                "chunk.index": "\(index)", "datakeeper.id": "\(failedHop.id)", "stored": "\(result.stored.count)",
+                "error": "\(result.failures.joined(separator: "; "))",
+            ])
+            if best == nil || stored.chunk.replicas.count > best!.chunk.replicas.count { best = stored }
+            lastError = TYDFSError(.unreachable, result.failures.first ?? "datakeeper \(failedHop.id) did not store the chunk")
+            avoided.append(failedHop.id)
         }
+        if let best { return best }
         throw lastError ?? TYDFSError(.unavailable, "chunk \(index) could not be stored")
+    }
+
+    /// One attempt: streams the chunk's frame to the first datakeeper of `allocation`, naming the
+    /// rest of the pipeline, and returns its answer.
+    private func send(_ producer: ChunkFrameProducer, length: Int64, through allocation: ChunkAllocation) async throws -> ChunkWriteResult {
+        let first = allocation.targets[0]
+        var request = HTTPClientRequest(url: "http://\(first.address)\(Route.chunk(allocation.chunkID.value))")
+        request.method = .PUT
+        request.headers.add(name: Header.dataBytes, value: String(length))
+        request.headers.add(name: Header.forward, value: PipelineHop.encode(allocation.targets.dropFirst().map {
+            PipelineHop(id: $0.id.value, address: $0.address)
+        }))
+        request.body = .stream(
+            AsyncThrowingStream(unfolding: { try await producer.next() }),
+            length: .known(ChunkFrame.frameBytes(dataBytes: length)))
+        let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length), hops: allocation.targets.count)
+        let response = try await http.execute(request, timeout: .seconds(deadline))
+        let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+        return try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)")
     }
 }
 
@@ -213,13 +245,23 @@ final class ChunkFrameProducer: @unchecked Sendable {
     /// A failure reading the local file, told apart from network failures (no retry helps it).
     private(set) var localError: TYDFSError?
 
-    init(data: ChunkBytes, length: Int64, fileCRC: CRC32C) {
+    /// Told when the HTTP client takes the next piece (the datakeeper accepted the last one),
+    /// and given the fsync allowance once the whole frame is out.
+    private let progress: TransferProgress
+
+    init(data: ChunkBytes, length: Int64, fileCRC: CRC32C, progress: TransferProgress) {
         self.data = data
         self.length = length
         self.fileCRC = fileCRC
+        self.progress = progress
     }
 
     func next() async throws -> ByteBuffer? {
+        if trailerSent {
+            progress.allow(extraSeconds: Limits.syncAllowanceSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length)))
+        } else {
+            progress.advance()
+        }
         if position < length {
             let count = Int(min(Int64(Limits.ioBufferBytes), length - position))
             let piece: ByteBuffer
@@ -244,6 +286,7 @@ final class ChunkFrameProducer: @unchecked Sendable {
         }
         if !trailerSent {
             trailerSent = true
+            progress.allow(extraSeconds: Limits.syncAllowanceSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length)))
             return ByteBuffer(bytes: ChunkFrame.trailer(chunkCRC.value))
         }
         return nil

@@ -35,6 +35,29 @@ public enum Limits {
     public static func transferDeadlineSeconds(frameBytes: Int64, hops: Int) -> Int64 {
         30 + frameBytes / minimumTransferBytesPerSecond + 15 * Int64(max(1, hops))
     }
+    /// Seconds a chunk transfer through one datakeeper may make no progress (the peer takes or
+    /// sends no byte, or does not answer) before it is abandoned for another replica or pipeline.
+    /// The read timeout above is for dead peers; this is for hung ones (an open socket and no
+    /// answer, e.g. a stopped process or a wedged disk), so a hung datakeeper costs seconds.
+    public static let stallSeconds: Double = 4
+    /// Extra patience per datakeeper further down a write pipeline: when the tail of a pipeline
+    /// stalls, the hop just above it gives up first and reports which hop failed, instead of
+    /// every hop above giving up at once and blaming its own next hop.
+    public static let stallSecondsPerDownstreamHop: Double = 2
+    /// Slowest disk rate allowed for the fsync that ends a chunk write, after its last byte was
+    /// sent: a large chunk is given time to reach the disk before its silence counts as a stall.
+    public static let minimumSyncBytesPerSecond: Int64 = 16 * 1024 * 1024
+
+    /// Seconds without progress after which a chunk transfer through `hops` datakeepers (the
+    /// rest of a write pipeline, or 1 for a read) is abandoned.
+    public static func stallSeconds(hops: Int) -> Double {
+        stallSeconds + stallSecondsPerDownstreamHop * Double(max(0, hops - 1))
+    }
+    /// Extra seconds a writer waits for the answer once it sent a whole frame of `frameBytes`,
+    /// for the datakeepers to make it durable.
+    public static func syncAllowanceSeconds(frameBytes: Int64) -> Double {
+        Double(frameBytes) / Double(minimumSyncBytesPerSecond)
+    }
     /// Files one client process transfers at once (`put -r`, `get -r`, `bench --concurrency`).
     /// Each transfer holds up to ~2 I/O buffers, so 64 stay under 128 MiB; beyond a few dozen
     /// the master and the disks, not the client, set the pace.

@@ -29,7 +29,7 @@ struct ChunkTransfer: Sendable {
         try await store.reserve(chunk, frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
         counters.begin()
         defer { counters.end() }
-        let forwarding = AsyncThrowingChannel<ByteBuffer, Error>()
+        let forwarding = PipelineForwarding(frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes), downstreamHops: downstream.count)
         async let downstreamResult = forward(chunk, dataBytes: dataBytes, from: forwarding, to: downstream)
         let crc: UInt32
         do {
@@ -50,7 +50,7 @@ struct ChunkTransfer: Sendable {
     /// in a file of its own. Every buffer is also handed to `forwarding`, concurrently with the
     /// disk write. On failure the reservation is released and nothing is stored.
     func storeReserved<Body: AsyncSequence>(
-        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: AsyncThrowingChannel<ByteBuffer, Error>?,
+        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: PipelineForwarding?,
         expectedCRC: UInt32? = nil
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
         let frameBytes = ChunkFrame.frameBytes(dataBytes: dataBytes)
@@ -63,7 +63,7 @@ struct ChunkTransfer: Sendable {
     /// The small-chunk path: the frame is gathered in memory behind its record header (one
     /// copy, at most `Limits.volumeChunkMaxBytes`), verified, then appended to a volume in one write.
     func storeInVolume<Body: AsyncSequence>(
-        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: AsyncThrowingChannel<ByteBuffer, Error>?,
+        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: PipelineForwarding?,
         expectedCRC: UInt32?
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
         let frameBytes = ChunkFrame.frameBytes(dataBytes: dataBytes)
@@ -83,7 +83,7 @@ struct ChunkTransfer: Sendable {
 
     /// The large-chunk path: written to a temporary file as it arrives, fsynced, renamed into place.
     func storeInOwnFile<Body: AsyncSequence>(
-        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: AsyncThrowingChannel<ByteBuffer, Error>?,
+        _ chunk: ChunkID, dataBytes: Int64, from body: Body, forwarding: PipelineForwarding?,
         expectedCRC: UInt32?
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
         let temporaryPath = store.temporaryPath(for: chunk)
@@ -108,7 +108,7 @@ struct ChunkTransfer: Sendable {
     /// keeps the whole frame. Every buffer is also handed to `forwarding`.
     private func receiveFrame<Body: AsyncSequence>(
         _ body: Body, dataBytes: Int64, into pending: inout ByteBuffer, writingTo file: LocalFile?,
-        forwarding: AsyncThrowingChannel<ByteBuffer, Error>?
+        forwarding: PipelineForwarding?
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
         var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
         for try await buffer in body {
@@ -140,21 +140,26 @@ struct ChunkTransfer: Sendable {
 
     /// Sends the chunk to the next datakeeper of the pipeline, which forwards it further.
     /// Never throws: a failure down the pipeline is reported, and this replica still counts.
+    /// A next hop that stops taking bytes or answering is abandoned after
+    /// `Limits.stallSeconds(hops:)`, before the hop above this one gives up on this one.
     private func forward(
-        _ chunk: ChunkID, dataBytes: Int64, from source: AsyncThrowingChannel<ByteBuffer, Error>, to hops: [PipelineHop]
+        _ chunk: ChunkID, dataBytes: Int64, from source: PipelineForwarding, to hops: [PipelineHop]
     ) async -> DownstreamResult {
         guard let next = hops.first else { return DownstreamResult() }
-        defer { source.finish() }
+        defer { source.channel.finish() }
         var request = HTTPClientRequest(url: "http://\(next.address)\(Route.chunk(chunk.value))")
         request.method = .PUT
         request.headers.add(name: Header.dataBytes, value: String(dataBytes))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(hops.dropFirst())))
-        request.body = .stream(source, length: .known(ChunkFrame.frameBytes(dataBytes: dataBytes)))
+        request.body = .stream(source.channel, length: .known(ChunkFrame.frameBytes(dataBytes: dataBytes)))
+        let httpClient = self.httpClient
         do {
             let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes), hops: hops.count)
-            let response = try await httpClient.execute(request, timeout: .seconds(deadline))
-            let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-            let result = try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: body, peer: "datakeeper \(next.id)")
+            let result = try await StallGuard.run(source.progress) { [request] in
+                let response = try await httpClient.execute(request, timeout: .seconds(deadline))
+                let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+                return try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: body, peer: "datakeeper \(next.id)")
+            }
             return DownstreamResult(stored: result.stored, failures: result.failures)
         } catch {
             let message = PeerError.describe(error)
@@ -299,12 +304,18 @@ struct ChunkTransfer: Sendable {
         var request = HTTPClientRequest(url: "http://\(source.address)\(Route.chunk(order.chunk.value))")
         request.method = .GET
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: order.dataBytes), hops: 1)
-        let response = try await httpClient.execute(request, timeout: .seconds(deadline))
+        let progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: 1))
+        let response = try await StallGuard.run(progress) { [httpClient, request] in
+            try await httpClient.execute(request, timeout: .seconds(deadline))
+        }
         guard response.status == .ok else {
             throw TYDFSError(.unreachable, "answered HTTP \(response.status.code)")
         }
         try await store.reserve(order.chunk, frameBytes: ChunkFrame.frameBytes(dataBytes: order.dataBytes))
-        _ = try await storeReserved(order.chunk, dataBytes: order.dataBytes, from: response.body, forwarding: nil, expectedCRC: order.crc32c)
+        let body = ProgressReportingSequence(response.body, progress: progress)
+        try await StallGuard.run(progress) {
+            _ = try await storeReserved(order.chunk, dataBytes: order.dataBytes, from: body, forwarding: nil, expectedCRC: order.crc32c)
+        }
     }
 
     /// Re-reads a chunk and checks its trailer, at most `bytesPerSecond` fast. A missing or
@@ -382,4 +393,33 @@ struct ChunkTransfer: Sendable {
             return false
         }
     }
+}
+
+/// What a hop hands to the rest of its write pipeline: the buffers, through a bounded channel
+/// (so a slow next hop slows this one instead of filling memory), and the clock that tells
+/// whether the next hop still takes them. The clock runs only while a buffer waits for the next
+/// hop or the answer is due, never while this hop waits for its own sender.
+struct PipelineForwarding: Sendable {
+    let channel = AsyncThrowingChannel<ByteBuffer, Error>()
+    let progress: TransferProgress
+    let frameBytes: Int64
+
+    init(frameBytes: Int64, downstreamHops: Int) {
+        self.frameBytes = frameBytes
+        progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: downstreamHops), paused: true)
+    }
+
+    func send(_ buffer: ByteBuffer) async {
+        progress.advance()
+        await channel.send(buffer)
+        progress.pause()
+    }
+
+    /// The whole frame went out: the next hop now owes its answer, after its fsync.
+    func finish() {
+        progress.allow(extraSeconds: Limits.syncAllowanceSeconds(frameBytes: frameBytes))
+        channel.finish()
+    }
+
+    func fail(_ error: Error) { channel.fail(error) }
 }

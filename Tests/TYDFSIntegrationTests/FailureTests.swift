@@ -111,6 +111,12 @@ final class FailureTests: XCTestCase {
         cluster.killDataKeeper("dk1", signal: SIGKILL)
         put.waitUntilExit()
         XCTAssertEqual(put.terminationStatus, 0, "the put retries chunks on the live datakeepers")
+        // Three live datakeepers remain, so every chunk was acknowledged by three: a chunk whose
+        // pipeline lost dk1 (first, middle or last hop) was sent again without it.
+        let info = try cluster.stat("/big")
+        for chunk in info.chunks {
+            XCTAssertEqual(chunk.replicas.count, 3, "chunk \(chunk.index) stored on \(chunk.replicas.map(\.id.value))")
+        }
         try cluster.succeed(["get", "/big", cluster.root + "/big.out"])
         XCTAssertEqual(try cluster.contents(cluster.root + "/big.out"), try cluster.contents(local))
         // And the cluster keeps serving others.

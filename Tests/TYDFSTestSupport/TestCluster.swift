@@ -95,6 +95,19 @@ public final class TestCluster {
         Self.end(process, signal: signal)
     }
 
+    /// Stops datakeeper `id` with SIGSTOP: its sockets stay open and nothing answers, as a hung
+    /// process or a wedged disk looks to its peers. `resumeDataKeeper` (or `shutdown`) continues it.
+    public func pauseDataKeeper(_ id: String) {
+        guard let process = datakeepers[id] else { return }
+        Glibc.kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// Continues a datakeeper stopped by `pauseDataKeeper`.
+    public func resumeDataKeeper(_ id: String) {
+        guard let process = datakeepers[id] else { return }
+        Glibc.kill(process.processIdentifier, SIGCONT)
+    }
+
     public func killMaster(signal: Int32 = SIGKILL) {
         guard let process = master else { return }
         Self.end(process, signal: signal)
@@ -105,6 +118,8 @@ public final class TestCluster {
     public static func end(_ process: Process, signal: Int32 = SIGTERM) {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, signal)
+        // A stopped process (pauseDataKeeper) acts on the signal only once continued.
+        Glibc.kill(process.processIdentifier, SIGCONT)
         let deadline = Date().addingTimeInterval(10)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
