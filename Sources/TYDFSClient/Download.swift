@@ -10,12 +10,14 @@ import TYDFSProtocol
 extension TYDFSClient {
     /// Downloads `remote` to `localPath` (or standard output for `-`).
     ///
-    /// To a file: up to `Limits.parallelChunkDownloads` chunks at once, each from the replica the
-    /// master ranks first (so one file is read from several datakeepers), written at its offset
-    /// into a temporary file that is renamed into place only when every chunk is verified — an
-    /// interrupted get never leaves a partial file under the target name. A replica that fails
-    /// or sends bytes that do not match the checksum is skipped for the next one.
-    /// To standard output: chunk after chunk, in order, each verified in a spool file first.
+    /// Each chunk is split into block-aligned ranges, one per live replica (none smaller than
+    /// `Limits.minimumRangeBytes`), each read first from a different replica, up to
+    /// `Limits.parallelRangeDownloads` ranges of the file at once. Every range is verified block
+    /// by block, and each chunk as a whole against the checksum the master holds. A range that
+    /// fails, hangs or does not verify is read again from the next replica. To a file, ranges are
+    /// written at their offsets into a temporary file that is renamed into place only when every
+    /// chunk is verified, so an interrupted get never leaves a partial file under the target
+    /// name. To standard output: chunk after chunk, each verified in a spool file first.
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
         let info = try await stat(remote)
@@ -25,7 +27,7 @@ extension TYDFSClient {
             let spool = try await ChunkSpool.create()
             defer { spool.discard() }
             for chunk in info.chunks {
-                try await fetch(chunk, into: spool.writer, at: 0, failed: failed)
+                try await fetch([chunk], into: spool.writer, at: { _ in 0 }, failed: failed)
                 try await spool.copy(bytes: chunk.sizeBytes, to: output)
             }
             return info
@@ -64,31 +66,69 @@ extension TYDFSClient {
         return memory.bytes
     }
 
-    /// Fetches every chunk of `info`, up to `Limits.parallelChunkDownloads` at once, each written
-    /// at its offset into `output`.
+    /// Fetches every chunk of `info`, each written at its offset into `output`.
     private func fetchAll(_ info: FileInfo, into output: some ChunkSink, failed: FailedDataKeepers) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var started = 0
-            for chunk in info.chunks {
-                if started >= Limits.parallelChunkDownloads { try await group.next() }
-                group.addTask { try await self.fetch(chunk, into: output, at: Int64(chunk.index) * info.chunkSizeBytes, failed: failed) }
-                started += 1
+        try await fetch(info.chunks, into: output, at: { Int64($0.index) * info.chunkSizeBytes }, failed: failed)
+    }
+
+    /// Fetches `chunks` range by range, up to `Limits.parallelRangeDownloads` ranges at once,
+    /// writing each chunk's data at `offset(chunk)` in `output`, and checks each chunk whole.
+    private func fetch(
+        _ chunks: [ChunkInfo], into output: some ChunkSink, at offset: @escaping @Sendable (ChunkInfo) -> Int64,
+        failed: FailedDataKeepers
+    ) async throws {
+        var pieces: [(chunk: Int, part: Int, range: ChunkRange)] = []
+        for (position, chunk) in chunks.enumerated() {
+            let ranges = ChunkRange.split(
+                dataBytes: chunk.sizeBytes, parts: max(1, chunk.replicas.filter(\.alive).count), minimumBytes: Limits.minimumRangeBytes)
+            pieces += ranges.enumerated().map { (position, $0.offset, $0.element) }
+        }
+        var rangeCRCs: [[Int: UInt32]] = Array(repeating: [:], count: chunks.count)
+        try await withThrowingTaskGroup(of: (chunk: Int, part: Int, crc: UInt32).self) { group in
+            for (started, piece) in pieces.enumerated() {
+                if started >= Limits.parallelRangeDownloads, let done = try await group.next() {
+                    rangeCRCs[done.chunk][done.part] = done.crc
+                }
+                let chunk = chunks[piece.chunk]
+                group.addTask {
+                    let crc = try await self.fetch(
+                        piece.range, of: chunk, firstChoice: piece.part, into: output, at: offset(chunk) + piece.range.offset, failed: failed)
+                    return (piece.chunk, piece.part, crc)
+                }
             }
-            try await group.waitForAll()
+            for try await done in group { rangeCRCs[done.chunk][done.part] = done.crc }
+        }
+        // Each range was verified block by block; together they must also be the chunk the file names.
+        for (position, chunk) in chunks.enumerated() {
+            let parts = pieces.filter { $0.chunk == position }
+            var crc = rangeCRCs[position][0]!
+            for piece in parts.dropFirst() { crc = CRC32C.combine(crc, rangeCRCs[position][piece.part]!, length2: piece.range.length) }
+            guard hex32(crc) == chunk.crc32c else {
+                throw TYDFSError(.checksumMismatch, "chunk \(chunk.index) was read with crc32c \(hex32(crc)), the file says \(chunk.crc32c)")
+            }
         }
     }
 
-    /// Reads one chunk from the first replica that delivers it intact and writes its data at
-    /// `offset`. Datakeepers that already failed during this download are tried last.
-    private func fetch(_ chunk: ChunkInfo, into output: some ChunkSink, at offset: Int64, failed: FailedDataKeepers) async throws {
+    /// Reads `range` of `chunk` from the first replica that delivers it intact, starting with
+    /// the `firstChoice`-th live replica (so the ranges of a chunk go to different datakeepers),
+    /// and writes its data at `offset`. Returns the range's CRC32C. Datakeepers that already
+    /// failed during this download are tried last.
+    private func fetch(
+        _ range: ChunkRange, of chunk: ChunkInfo, firstChoice: Int, into output: some ChunkSink, at offset: Int64,
+        failed: FailedDataKeepers
+    ) async throws -> UInt32 {
         var failures: [String] = []
-        let ranked = chunk.replicas.filter(\.alive) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
+        let live = chunk.replicas.filter(\.alive)
+        let shift = live.isEmpty ? 0 : firstChoice % live.count
+        let ranked = Array(live[shift...] + live[..<shift]) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
         let known = await failed.all
         let candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
         for replica in candidates {
             do {
-                try await fetch(chunk, from: replica, into: output, at: offset)
-                return
+                let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
+                return try await StallGuard.run(progress) {
+                    try await self.fetch(range, of: chunk, from: replica, into: output, at: offset, progress: progress)
+                }
             } catch let error as LocalWriteFailure {
                 throw error.underlying
             } catch {
@@ -97,30 +137,27 @@ extension TYDFSClient {
                 if let error = error as? TYDFSError, error.code == .checksumMismatch || error.code == .protocolViolation {
                     await reportBadReplica(chunk.id, on: replica.id, message: error.message)
                 }
-                logger.warning("replica failed, trying the next", metadata: ["chunk.id": "\(chunk.id)", "datakeeper.id": "\(replica.id)", "error": "\(error)"])
+                logger.warning("replica failed, trying the next", metadata: [
+                    "chunk.id": "\(chunk.id)", "range": "\(range)", "datakeeper.id": "\(replica.id)", "error": "\(error)",
+                ])
             }
         }
         if candidates.isEmpty {
             throw TYDFSError(.unavailable, "chunk \(chunk.index) of the file has no replica on a live datakeeper")
         }
-        throw TYDFSError(.unavailable, "chunk \(chunk.index) could not be read from any replica: \(failures.joined(separator: "; "))")
+        throw TYDFSError(.unavailable, "chunk \(chunk.index) (\(range)) could not be read from any replica: \(failures.joined(separator: "; "))")
     }
 
-    /// Reads one chunk from `replica`, abandoning it when it sends nothing for
-    /// `Limits.stallSeconds(hops: 1)` (the clock stops while the local disk is written).
-    private func fetch(_ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64) async throws {
-        let progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: 1))
-        try await StallGuard.run(progress) {
-            try await self.fetch(chunk, from: replica, into: output, at: offset, progress: progress)
-        }
-    }
-
+    /// Reads `range` of `chunk` from `replica`, telling `progress` about every piece (its clock
+    /// stops while the local disk is written), and returns the range's CRC32C.
     private func fetch(
-        _ chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64, progress: TransferProgress
-    ) async throws {
-        var request = HTTPClientRequest(url: "http://\(replica.address)\(Route.chunk(chunk.id.value))")
+        _ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64,
+        progress: TransferProgress
+    ) async throws -> UInt32 {
+        let whole = range.offset == 0 && range.length == chunk.sizeBytes
+        var request = HTTPClientRequest(url: "http://\(replica.address)" + (whole ? Route.chunk(chunk.id.value) : Route.chunk(chunk.id.value, range: range)))
         request.method = .GET
-        let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes), hops: 1)
+        let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: range.length), hops: 1)
         let response = try await http.execute(request, timeout: .seconds(deadline))
         progress.advance()
         guard response.status == .ok else {
@@ -128,7 +165,7 @@ extension TYDFSClient {
             try PeerError.check(status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
             throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
         }
-        var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: chunk.sizeBytes))
+        var reader = ChunkFrameReader(dataBytes: range.length)
         var pending = ByteBuffer()
         var written: Int64 = 0
         for try await piece in response.body {
@@ -144,14 +181,11 @@ extension TYDFSClient {
                 pending.clear()
             }
         }
-        let crc = try reader.finish(expectedDataBytes: chunk.sizeBytes)
-        guard hex32(crc) == chunk.crc32c else {
-            throw TYDFSError(.checksumMismatch, "replica on \(replica.id) has crc32c \(hex32(crc)), the file says \(chunk.crc32c)")
-        }
+        let crc = try reader.finish()
         if pending.readableBytes > 0 {
             try await LocalWriteFailure.wrap { try await output.write(pending, at: offset + written) }
-            written += Int64(pending.readableBytes)
         }
+        return crc
     }
 }
 

@@ -64,46 +64,39 @@ extension TYDFSClient {
             path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }))
     }
 
+    /// Sends every chunk of `source`, then commits the file. A source of known size (a file,
+    /// memory) has `Limits.parallelChunkUploads` chunks in flight at once; standard input is
+    /// spooled and sent one chunk at a time. The whole file's CRC32C is combined from the chunks'.
     private func upload(from source: UploadSource, session: UploadSession, remote: RemotePath) async throws -> PutResult {
-        var fileCRC = CRC32C()
-        var chunks: [CommittedChunk] = []
-        var offset: Int64 = 0
-        var warnings: [String] = []
-        var avoided: [DataKeeperID] = []
-        let spool: ChunkSpool?
-        if case .stream = source { spool = try await ChunkSpool.create() } else { spool = nil }
-        defer { spool?.discard() }
-        while true {
-            let length: Int64
-            let data: ChunkBytes
-            switch source {
-            case .stream(let input):
-                length = try await spool!.fill(from: input, upTo: session.chunkSizeBytes)
-                data = .file(spool!.file, offset: 0)
-            case .file(let file, let sizeBytes):
-                length = min(session.chunkSizeBytes, sizeBytes - offset)
-                data = .file(file, offset: offset)
-            case .memory(let bytes):
-                length = min(session.chunkSizeBytes, Int64(bytes.readableBytes) - offset)
-                data = .memory(bytes.getSlice(at: bytes.readerIndex + Int(offset), length: Int(max(0, length)))!)
+        let avoided = FailedDataKeepers()
+        var stored: [StoredChunk]
+        switch source {
+        case .stream(let input):
+            stored = []
+            let spool = try await ChunkSpool.create()
+            defer { spool.discard() }
+            while true {
+                let length = try await spool.fill(from: input, upTo: session.chunkSizeBytes)
+                if length <= 0 { break }
+                stored.append(try await uploadChunk(
+                    index: stored.count, data: .file(spool.file, offset: 0), length: length, session: session,
+                    allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))
             }
-            if length <= 0 { break }
-            let stored = try await uploadChunk(
-                index: chunks.count, data: data, length: length, session: session, fileCRC: fileCRC,
-                allocation: chunks.isEmpty ? session.firstChunk : nil, avoided: &avoided)
-            fileCRC = stored.fileCRC
-            chunks.append(stored.chunk)
-            warnings += stored.warnings
-            offset += length
-            if let sizeBytes = source.sizeBytes, offset >= sizeBytes { break }
+        case .file, .memory:
+            stored = try await uploadInParallel(source, sizeBytes: source.sizeBytes ?? 0, session: session, avoided: avoided)
         }
         if case .file(let file, let sizeBytes) = source, try await file.size() != sizeBytes {
             throw TYDFSError(.io, "the local file changed size while it was uploaded; nothing was stored")
         }
-        let commit = CommitUploadRequest(sizeBytes: offset, crc32c: fileCRC.value, chunks: chunks)
+        let chunks = stored.map(\.chunk)
+        var fileCRC: UInt32 = 0
+        for chunk in chunks { fileCRC = CRC32C.combine(fileCRC, chunk.crc32c, length2: chunk.sizeBytes) }
+        let sizeBytes = chunks.reduce(Int64(0)) { $0 + $1.sizeBytes }
+        let commit = CommitUploadRequest(sizeBytes: sizeBytes, crc32c: fileCRC, chunks: chunks)
         // A commit writes a few rows per chunk: give huge files the time that takes.
         let file: FileInfo = try await control(
             .POST, Route.uploadCommit(session.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000))
+        var warnings = stored.flatMap(\.warnings)
         let fewest = chunks.map(\.replicas.count).min() ?? session.replication
         if fewest < session.replication {
             warnings.append("\(remote) is under-replicated: some chunks have only \(fewest) of \(session.replication) replicas; the master records it as under-replicated")
@@ -111,9 +104,37 @@ extension TYDFSClient {
         return PutResult(file: file, warnings: warnings)
     }
 
-    private struct StoredChunk {
+    /// Uploads the chunks of a source of known size, `Limits.parallelChunkUploads` at once;
+    /// returns them in order.
+    private func uploadInParallel(
+        _ source: UploadSource, sizeBytes: Int64, session: UploadSession, avoided: FailedDataKeepers
+    ) async throws -> [StoredChunk] {
+        let count = Int((sizeBytes + session.chunkSizeBytes - 1) / session.chunkSizeBytes)
+        var stored = [StoredChunk?](repeating: nil, count: count)
+        try await withThrowingTaskGroup(of: (Int, StoredChunk).self) { group in
+            for index in 0..<count {
+                if index >= Limits.parallelChunkUploads, let (done, chunk) = try await group.next() { stored[done] = chunk }
+                let offset = Int64(index) * session.chunkSizeBytes
+                let length = min(session.chunkSizeBytes, sizeBytes - offset)
+                let data: ChunkBytes
+                switch source {
+                case .file(let file, _): data = .file(file, offset: offset)
+                case .memory(let bytes): data = .memory(bytes.getSlice(at: bytes.readerIndex + Int(offset), length: Int(length))!)
+                case .stream: preconditionFailure("standard input is uploaded one chunk at a time")
+                }
+                let allocation = index == 0 ? session.firstChunk : nil
+                group.addTask {
+                    (index, try await self.uploadChunk(
+                        index: index, data: data, length: length, session: session, allocation: allocation, avoided: avoided))
+                }
+            }
+            for try await (done, chunk) in group { stored[done] = chunk }
+        }
+        return stored.map { $0! }
+    }
+
+    private struct StoredChunk: Sendable {
         var chunk: CommittedChunk
-        var fileCRC: CRC32C
         var warnings: [String]
     }
 
@@ -126,22 +147,23 @@ extension TYDFSClient {
     /// do not wait on a hung one again. `allocation` is the pipeline the master already gave for
     /// this chunk, if any (the first chunk's, with the upload).
     private func uploadChunk(
-        index: Int, data: ChunkBytes, length: Int64, session: UploadSession, fileCRC: CRC32C, allocation given: ChunkAllocation?,
-        avoided: inout [DataKeeperID]
+        index: Int, data: ChunkBytes, length: Int64, session: UploadSession, allocation given: ChunkAllocation?,
+        avoided: FailedDataKeepers
     ) async throws -> StoredChunk {
         var lastError: TYDFSError?
         var best: StoredChunk?
         var given = given
         for _ in 0..<max(3, session.replication + 1) {
             let allocation: ChunkAllocation
-            if let preallocated = given, Set(preallocated.targets.map(\.id)).isDisjoint(with: avoided) {
+            let avoiding = await avoided.all
+            if let preallocated = given, Set(preallocated.targets.map(\.id)).isDisjoint(with: avoiding) {
                 allocation = preallocated
                 given = nil
             } else {
                 given = nil
                 do {
                     allocation = try await control(
-                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: avoided, dataBytes: length))
+                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length))
                 } catch let error as TYDFSError where error.code == .unavailable && (lastError != nil || best != nil) {
                     if let best { return best }
                     throw TYDFSError(.unavailable, "chunk \(index) could not be stored: \(lastError!.message); no other datakeeper is left to try")
@@ -151,8 +173,8 @@ extension TYDFSClient {
                 return best  // no pipeline the master can offer now stores more copies
             }
             let first = allocation.targets[0]
-            let progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: allocation.targets.count))
-            let producer = ChunkFrameProducer(data: data, length: length, fileCRC: fileCRC, progress: progress)
+            let progress = TransferProgress(stallSeconds: Limits.writeStallSeconds(hops: allocation.targets.count))
+            let producer = ChunkFrameProducer(data: data, length: length, progress: progress)
             let result: ChunkWriteResult
             do {
                 result = try await StallGuard.run(progress) {
@@ -163,15 +185,14 @@ extension TYDFSClient {
                 let message = "datakeeper \(first.id) at \(first.address): \(PeerError.describe(error))"
                 logger.warning("chunk upload failed, retrying elsewhere", metadata: ["chunk.index": "\(index)", "error": "\(message)"])
                 lastError = TYDFSError(.unreachable, message)
-                avoided.append(first.id)
+                await avoided.add(first.id)
                 continue
             }
-            guard result.crc32c == producer.chunkCRC.value, result.dataBytes == length, !result.stored.isEmpty else {
+            guard result.crc32c == producer.chunkCRC, result.dataBytes == length, !result.stored.isEmpty else {
                 throw TYDFSError(.checksumMismatch, "datakeeper \(first.id) acknowledged chunk \(index) with a different checksum or size")
             }
             let stored = StoredChunk(
                 chunk: CommittedChunk(index: index, id: allocation.chunkID, sizeBytes: length, crc32c: result.crc32c, replicas: result.stored),
-                fileCRC: producer.fileCRC,
                 warnings: result.failures.map { "chunk \(index): replica not stored on \($0)" })
             guard let failedHop = allocation.targets.first(where: { !result.stored.contains($0.id) }) else { return stored }
             // A hop further down failed: keep this result, and try a whole pipeline without that hop.
@@ -181,7 +202,7 @@ extension TYDFSClient {
             ])
             if best == nil || stored.chunk.replicas.count > best!.chunk.replicas.count { best = stored }
             lastError = TYDFSError(.unreachable, result.failures.first ?? "datakeeper \(failedHop.id) did not store the chunk")
-            avoided.append(failedHop.id)
+            await avoided.add(failedHop.id)
         }
         if let best { return best }
         throw lastError ?? TYDFSError(.unavailable, "chunk \(index) could not be stored")
@@ -234,27 +255,27 @@ enum ChunkBytes {
 }
 
 /// Produces one chunk's frame, piece by piece as the HTTP client asks for it: the data, then
-/// its CRC32C trailer. Also extends the running whole-file checksum.
+/// its block checksums, computed in the same pass as the data is read.
 final class ChunkFrameProducer: @unchecked Sendable {
     private let data: ChunkBytes
     private let length: Int64
     private var position: Int64 = 0
     private var trailerSent = false
-    private(set) var chunkCRC = CRC32C()
-    private(set) var fileCRC: CRC32C
+    private var checksums = BlockChecksums()
     /// A failure reading the local file, told apart from network failures (no retry helps it).
     private(set) var localError: TYDFSError?
-
     /// Told when the HTTP client takes the next piece (the datakeeper accepted the last one),
     /// and given the fsync allowance once the whole frame is out.
     private let progress: TransferProgress
 
-    init(data: ChunkBytes, length: Int64, fileCRC: CRC32C, progress: TransferProgress) {
+    init(data: ChunkBytes, length: Int64, progress: TransferProgress) {
         self.data = data
         self.length = length
-        self.fileCRC = fileCRC
         self.progress = progress
     }
+
+    /// The CRC32C of the chunk's data, once all of it was produced.
+    var chunkCRC: UInt32 { checksums.whole }
 
     func next() async throws -> ByteBuffer? {
         if trailerSent {
@@ -277,17 +298,14 @@ final class ChunkFrameProducer: @unchecked Sendable {
                     throw error
                 }
             }
-            piece.withUnsafeReadableBytes {
-                chunkCRC.update($0)
-                fileCRC.update($0)
-            }
+            piece.withUnsafeReadableBytes { checksums.update($0) }
             position += Int64(piece.readableBytes)
             return piece
         }
         if !trailerSent {
             trailerSent = true
             progress.allow(extraSeconds: Limits.syncAllowanceSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length)))
-            return ByteBuffer(bytes: ChunkFrame.trailer(chunkCRC.value))
+            return ByteBuffer(bytes: ChunkFrame.trailer(blockCRCs: checksums.all))
         }
         return nil
     }

@@ -32,3 +32,56 @@ public struct CRC32C: Sendable, Equatable {
         bytes.withUnsafeBytes { ccrc32c_extend_portable(0, $0.baseAddress, $0.count) }
     }
 }
+
+extension CRC32C {
+    /// The CRC32C of A followed by B, from the CRC32C of A, that of B and B's length — as zlib's
+    /// `crc32_combine`, for the Castagnoli polynomial. Lets chunks, ranges and blocks be
+    /// checksummed apart (in parallel, or once per block) and still be checked as a whole.
+    public static func combine(_ crcA: UInt32, _ crcB: UInt32, length2 lengthB: Int64) -> UInt32 {
+        Shift(bytes: lengthB).apply(crcA) ^ crcB
+    }
+
+    /// What appending `bytes` bytes does to a CRC32C, as a 32×32 matrix over GF(2): build it
+    /// once for a length used often (a full block), then each combine costs 32 steps.
+    public struct Shift: Sendable {
+        private let columns: [UInt32]
+
+        public init(bytes: Int64) {
+            // The operator for one zero bit: shift right, folding in the reflected polynomial.
+            var oneBit = [UInt32](repeating: 0, count: 32)
+            oneBit[0] = 0x82F6_3B78
+            for bit in 1..<32 { oneBit[bit] = 1 << (bit - 1) }
+            // Squared three times: one zero byte. Then one squaring per bit of `bytes`.
+            var power = Self.square(Self.square(Self.square(oneBit)))
+            var result = Self.identity
+            var remaining = bytes
+            while remaining > 0 {
+                if remaining & 1 != 0 { result = Self.multiply(power, result) }
+                remaining >>= 1
+                if remaining > 0 { power = Self.square(power) }
+            }
+            columns = result
+        }
+
+        public func apply(_ crc: UInt32) -> UInt32 { Self.times(columns, crc) }
+
+        private static let identity: [UInt32] = (0..<32).map { 1 << $0 }
+
+        private static func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
+            var sum: UInt32 = 0
+            var vector = vector
+            var index = 0
+            while vector != 0 {
+                if vector & 1 != 0 { sum ^= matrix[index] }
+                vector >>= 1
+                index += 1
+            }
+            return sum
+        }
+
+        private static func square(_ matrix: [UInt32]) -> [UInt32] { matrix.map { times(matrix, $0) } }
+
+        /// `a` after `b`.
+        private static func multiply(_ a: [UInt32], _ b: [UInt32]) -> [UInt32] { b.map { times(a, $0) } }
+    }
+}

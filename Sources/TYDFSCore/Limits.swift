@@ -14,9 +14,9 @@ public enum Limits {
     /// Size of the buffers the data path reads and writes: large enough to amortise syscalls and
     /// thread hops, small enough that 32 concurrent transfers stay far below 256 MiB.
     public static let ioBufferBytes = 1024 * 1024
-    /// Chunks a client downloads at once per file: enough to use several datakeepers and both
-    /// cores, few enough to bound memory (each in-flight chunk holds ~2 I/O buffers).
-    public static let parallelChunkDownloads = 4
+    /// Chunks a client uploads at once per file: two, so one chunk's final fsync on the
+    /// datakeepers overlaps the next chunk's bytes, and memory stays at ~2 I/O buffers each.
+    public static let parallelChunkUploads = 2
     /// Seconds a client or server keeps trying to connect to a peer before it gives up
     /// (datakeepers retry refused connections until then; the client library fails on the first
     /// refusal). Peers are on one LAN: a connection that takes longer than this is a peer to
@@ -35,23 +35,27 @@ public enum Limits {
     public static func transferDeadlineSeconds(frameBytes: Int64, hops: Int) -> Int64 {
         30 + frameBytes / minimumTransferBytesPerSecond + 15 * Int64(max(1, hops))
     }
-    /// Seconds a chunk transfer through one datakeeper may make no progress (the peer takes or
-    /// sends no byte, or does not answer) before it is abandoned for another replica or pipeline.
-    /// The read timeout above is for dead peers; this is for hung ones (an open socket and no
-    /// answer, e.g. a stopped process or a wedged disk), so a hung datakeeper costs seconds.
-    public static let stallSeconds: Double = 4
+    /// Seconds a chunk read from one datakeeper may make no progress (no byte, no answer) before
+    /// the reader abandons it for another replica. The read timeout above is for dead peers;
+    /// this is for hung ones (an open socket and no answer: a stopped process, a wedged disk),
+    /// so a hung datakeeper costs a read seconds. A false alarm only costs a re-read elsewhere.
+    public static let readStallSeconds: Double = 4
+    /// The same for a chunk write into a pipeline, counted at its last hop. Longer than for
+    /// reads: a busy datakeeper's writes can block for seconds on the kernel's dirty-page
+    /// throttling (measured with 32 transfers at once), and a false alarm re-sends a whole chunk.
+    public static let writeStallSeconds: Double = 8
     /// Extra patience per datakeeper further down a write pipeline: when the tail of a pipeline
     /// stalls, the hop just above it gives up first and reports which hop failed, instead of
     /// every hop above giving up at once and blaming its own next hop.
-    public static let stallSecondsPerDownstreamHop: Double = 2
+    public static let writeStallSecondsPerDownstreamHop: Double = 4
     /// Slowest disk rate allowed for the fsync that ends a chunk write, after its last byte was
-    /// sent: a large chunk is given time to reach the disk before its silence counts as a stall.
-    public static let minimumSyncBytesPerSecond: Int64 = 16 * 1024 * 1024
+    /// sent: a large chunk is given time to reach a busy disk before its silence counts as a stall.
+    public static let minimumSyncBytesPerSecond: Int64 = 4 * 1024 * 1024
 
-    /// Seconds without progress after which a chunk transfer through `hops` datakeepers (the
-    /// rest of a write pipeline, or 1 for a read) is abandoned.
-    public static func stallSeconds(hops: Int) -> Double {
-        stallSeconds + stallSecondsPerDownstreamHop * Double(max(0, hops - 1))
+    /// Seconds without progress after which a chunk write into a pipeline of `hops` datakeepers
+    /// is abandoned.
+    public static func writeStallSeconds(hops: Int) -> Double {
+        writeStallSeconds + writeStallSecondsPerDownstreamHop * Double(max(0, hops - 1))
     }
     /// Extra seconds a writer waits for the answer once it sent a whole frame of `frameBytes`,
     /// for the datakeepers to make it durable.
@@ -87,8 +91,16 @@ public enum Limits {
     /// Seconds between two looks for orphan chunks on one datakeeper: a look walks every
     /// unreferenced chunk it reported, so it must not run on every heartbeat.
     public static let orphanScanIntervalSeconds: Double = 30
-    /// Bytes in the CRC32C trailer that ends every framed chunk (see `ChunkFrame`).
-    public static let chunkTrailerBytes = 4
+    /// Bytes of chunk data each CRC32C of a frame covers (see `ChunkFrame`), and so the
+    /// granularity of range reads. 64 KiB: a 64 MiB chunk carries 4 KiB of checksums, a range
+    /// re-read after a bad block costs little, and the per-block work is nothing beside the bytes.
+    public static let checksumBlockBytes: Int64 = 64 * 1024
+    /// Smallest range a reader fetches from one replica: a chunk smaller than two of these is
+    /// read whole from one datakeeper, since more requests would cost more than they overlap.
+    public static let minimumRangeBytes: Int64 = 8 * 1024 * 1024
+    /// Ranges a client fetches at once for one file (across its chunks and replicas): measured
+    /// best for 6 parallel range requests on this kind of machine (shared/notes/data-path-facts.md).
+    public static let parallelRangeDownloads = 6
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the
     /// file-per-chunk costs (two fsyncs, a rename, an inode) dominate the data's own write, and

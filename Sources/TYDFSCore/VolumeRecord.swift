@@ -88,7 +88,7 @@ public enum VolumeRecord {
         guard UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 28, as: UInt32.self)) == crc.value else { return nil }
         let frameBytes = Int64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt32.self)))
         switch kind {
-        case .chunk: guard frameBytes >= Int64(Limits.chunkTrailerBytes), frameBytes <= Limits.volumeChunkMaxBytes else { return nil }
+        case .chunk: guard ChunkFrame.dataBytes(frameBytes: frameBytes) != nil, frameBytes <= Limits.volumeChunkMaxBytes else { return nil }
         case .tombstone: guard frameBytes == 0 else { return nil }
         }
         let chunk = ChunkID(

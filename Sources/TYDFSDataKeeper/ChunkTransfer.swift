@@ -110,7 +110,7 @@ struct ChunkTransfer: Sendable {
         _ body: Body, dataBytes: Int64, into pending: inout ByteBuffer, writingTo file: LocalFile?,
         forwarding: PipelineForwarding?
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
-        var reader = ChunkFrameReader(maxFrameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
+        var reader = ChunkFrameReader(dataBytes: dataBytes)
         for try await buffer in body {
             try buffer.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
             pending.writeImmutableBuffer(buffer)
@@ -124,7 +124,7 @@ struct ChunkTransfer: Sendable {
                 await forwarding.send(buffer)
             }
         }
-        return try reader.finish(expectedDataBytes: dataBytes)
+        return try reader.finish()
     }
 
     private func check(_ crc: UInt32, expected: UInt32?) throws {
@@ -141,7 +141,7 @@ struct ChunkTransfer: Sendable {
     /// Sends the chunk to the next datakeeper of the pipeline, which forwards it further.
     /// Never throws: a failure down the pipeline is reported, and this replica still counts.
     /// A next hop that stops taking bytes or answering is abandoned after
-    /// `Limits.stallSeconds(hops:)`, before the hop above this one gives up on this one.
+    /// `Limits.writeStallSeconds(hops:)`, before the hop above this one gives up on this one.
     private func forward(
         _ chunk: ChunkID, dataBytes: Int64, from source: PipelineForwarding, to hops: [PipelineHop]
     ) async -> DownstreamResult {
@@ -170,99 +170,131 @@ struct ChunkTransfer: Sendable {
 
     // MARK: - Read
 
-    /// A response streaming the chunk's frame. The trailer is checked before the last piece is
-    /// sent, so a corrupt replica ends in a cut-off response the client detects, never in bad
-    /// bytes passed off as good.
-    func serve(_ chunk: ChunkID) async throws -> Response {
+    /// A response streaming the chunk's frame, or the frame of a block-aligned `range` of it
+    /// (its blocks' data, then their checksums). Every block is checked against its checksum
+    /// before it is sent, so a corrupt replica ends in an error or a cut-off response, never in
+    /// bad bytes passed off as good; it is then taken out of service and reported.
+    func serve(_ chunk: ChunkID, range: (offset: Int64, length: Int64)? = nil) async throws -> Response {
         switch await store.placement(of: chunk) {
         case nil: throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
-        case .volume: return try await serveFromVolume(chunk)
-        case .ownFile(let path): return try await serveOwnFile(chunk, path: path)
+        case .volume: return try await serveFromVolume(chunk, range: range)
+        case .ownFile(let path): return try await serveOwnFile(chunk, path: path, range: range)
         }
     }
 
     /// A chunk from a volume is small: read whole and verified before anything is sent, so a
     /// corrupt one is refused with an error rather than cut off.
-    private func serveFromVolume(_ chunk: ChunkID) async throws -> Response {
+    private func serveFromVolume(_ chunk: ChunkID, range requested: (offset: Int64, length: Int64)?) async throws -> Response {
         let frame: ByteBuffer
+        let dataBytes: Int64
         do {
             guard let read = try await store.readVolumeFrame(chunk) else {
                 throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
             }
-            _ = try Self.verifyFrame(read)
+            dataBytes = try Self.verifyFrame(read).dataBytes
             frame = read
         } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
             logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
             await reportBad(chunk)
             throw error
         }
+        let range = try Self.range(requested, dataBytes: dataBytes)
+        var body = frame.getSlice(at: frame.readerIndex + Int(range.offset), length: Int(range.length))!
+        var trailer = frame.getSlice(
+            at: frame.readerIndex + Int(dataBytes + 4 * range.firstBlock),
+            length: Int(ChunkFrame.trailerBytes(dataBytes: range.length)))!
+        body.writeBuffer(&trailer)
         let counters = self.counters
-        let body = ResponseBody(contentLength: frame.readableBytes) { writer in
+        let response = ResponseBody(contentLength: body.readableBytes) { [body] writer in
             counters.begin()
             defer { counters.end() }
-            try await writer.write(frame)
+            try await writer.write(body)
             try await writer.finish(nil)
             counters.served()
         }
-        return Response(status: .ok, headers: chunkHeaders(frameBytes: Int64(frame.readableBytes)), body: body)
+        return Response(status: .ok, headers: chunkHeaders(dataBytes: range.length), body: response)
     }
 
-    private func chunkHeaders(frameBytes: Int64) -> HTTPFields {
+    private static func range(_ requested: (offset: Int64, length: Int64)?, dataBytes: Int64) throws -> ChunkRange {
+        guard let requested else { return ChunkRange(offset: 0, length: dataBytes) }
+        return try ChunkRange.validated(offset: requested.offset, length: requested.length, dataBytes: dataBytes)
+    }
+
+    private func chunkHeaders(dataBytes: Int64) -> HTTPFields {
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
-        headers[.tydfsDataBytes] = String(frameBytes - Int64(Limits.chunkTrailerBytes))
+        headers[.tydfsDataBytes] = String(dataBytes)
         return headers
     }
 
-    /// Checks a whole frame held in memory; returns its CRC32C.
-    static func verifyFrame(_ frame: ByteBuffer) throws -> UInt32 {
-        var reader = ChunkFrameReader(maxFrameBytes: Int64(frame.readableBytes))
+    /// Checks a whole frame held in memory; returns its data size and CRC32C.
+    static func verifyFrame(_ frame: ByteBuffer) throws -> (dataBytes: Int64, crc: UInt32) {
+        guard let dataBytes = ChunkFrame.dataBytes(frameBytes: Int64(frame.readableBytes)) else {
+            throw TYDFSError(.checksumMismatch, "a frame of \(frame.readableBytes) bytes cannot hold data and its checksums")
+        }
+        var reader = ChunkFrameReader(dataBytes: dataBytes)
         try frame.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
-        return try reader.finish()
+        return (dataBytes, try reader.finish())
     }
 
-    private func serveOwnFile(_ chunk: ChunkID, path: String) async throws -> Response {
+    /// Streams a range of a chunk in its own file: the range's checksums are read first, then
+    /// the data in I/O-buffer pieces, each read while the previous one is being sent (read-ahead)
+    /// and checked block by block before it goes out; the checksums follow the data.
+    private func serveOwnFile(_ chunk: ChunkID, path: String, range requested: (offset: Int64, length: Int64)?) async throws -> Response {
         guard let frameBytes = LocalFileSystem.fileSize(path) else {
             throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
         }
-        guard frameBytes >= Int64(Limits.chunkTrailerBytes) else {
+        guard let dataBytes = ChunkFrame.dataBytes(frameBytes: frameBytes) else {
             await reportBad(chunk)
-            throw TYDFSError(.checksumMismatch, "chunk \(chunk) is truncated on disk")
+            throw TYDFSError(.checksumMismatch, "chunk \(chunk) is truncated on disk (\(frameBytes) bytes)")
         }
+        let range = try Self.range(requested, dataBytes: dataBytes)
+        let trailerBytes = ChunkFrame.trailerBytes(dataBytes: range.length)
         let counters = self.counters
         let logger = self.logger
         let reportBad = self.reportBad
         // The file is opened and the transfer counted only once the body is being written, which
         // Hummingbird does only after the response head went out: a client gone before that leaks nothing.
-        let body = ResponseBody(contentLength: Int(frameBytes)) { writer in
+        let body = ResponseBody(contentLength: Int(range.length + trailerBytes)) { writer in
             let file = try await LocalFile.openForReading(path)
             counters.begin()
             defer {
                 try? file.close()
                 counters.end()
             }
-            var reader = ChunkFrameReader(maxFrameBytes: frameBytes)
-            var offset: Int64 = 0
-            while offset < frameBytes {
-                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset)), at: offset)
+            let trailer = try await file.read(count: Int(trailerBytes), at: dataBytes + 4 * range.firstBlock)
+            let expected = trailer.readableBytesView
+            guard expected.count == Int(trailerBytes) else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
+            func readPiece(at offset: Int64) async throws -> ByteBuffer? {
+                let end = range.offset + range.length
+                guard offset < end else { return nil }
+                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), end - offset)), at: offset)
                 guard piece.readableBytes > 0 else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
-                try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
-                offset += Int64(piece.readableBytes)
-                if offset == frameBytes {
-                    do {
-                        _ = try reader.finish()
-                    } catch {
-                        logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
-                        await reportBad(chunk)
-                        throw error
-                    }
-                }
-                try await writer.write(piece)
+                return piece
             }
+            var offset = range.offset
+            var next = try await readPiece(at: offset)
+            while let piece = next {
+                var checksums = BlockChecksums()
+                piece.withUnsafeReadableBytes { checksums.update($0) }
+                let firstBlock = Int((offset - range.offset) / ChunkFrame.blockBytes)
+                for (index, crc) in checksums.all.enumerated() where crc != ChunkFrame.blockCRC(in: expected, at: firstBlock + index) {
+                    let block = range.firstBlock + Int64(firstBlock + index)
+                    logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "block": "\(block)"])
+                    await reportBad(chunk)
+                    throw TYDFSError(.checksumMismatch, "chunk \(chunk) block \(block) does not match its checksum")
+                }
+                offset += Int64(piece.readableBytes)
+                let nextOffset = offset
+                async let following = readPiece(at: nextOffset)
+                try await writer.write(piece)
+                next = try await following
+            }
+            try await writer.write(trailer)
             try await writer.finish(nil)
             counters.served()
         }
-        return Response(status: .ok, headers: chunkHeaders(frameBytes: frameBytes), body: body)
+        return Response(status: .ok, headers: chunkHeaders(dataBytes: range.length), body: body)
     }
 
     // MARK: - Repair
@@ -304,7 +336,7 @@ struct ChunkTransfer: Sendable {
         var request = HTTPClientRequest(url: "http://\(source.address)\(Route.chunk(order.chunk.value))")
         request.method = .GET
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: order.dataBytes), hops: 1)
-        let progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: 1))
+        let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
         let response = try await StallGuard.run(progress) { [httpClient, request] in
             try await httpClient.execute(request, timeout: .seconds(deadline))
         }
@@ -370,7 +402,10 @@ struct ChunkTransfer: Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
             let frameBytes = try await file.size()
-            var reader = ChunkFrameReader(maxFrameBytes: frameBytes)
+            guard let dataBytes = ChunkFrame.dataBytes(frameBytes: frameBytes) else {
+                throw TYDFSError(.checksumMismatch, "chunk \(chunk) is truncated on disk (\(frameBytes) bytes)")
+            }
+            var reader = ChunkFrameReader(dataBytes: dataBytes)
             var offset: Int64 = 0
             while offset < frameBytes {
                 let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset)), at: offset)
@@ -406,7 +441,7 @@ struct PipelineForwarding: Sendable {
 
     init(frameBytes: Int64, downstreamHops: Int) {
         self.frameBytes = frameBytes
-        progress = TransferProgress(stallSeconds: Limits.stallSeconds(hops: downstreamHops), paused: true)
+        progress = TransferProgress(stallSeconds: Limits.writeStallSeconds(hops: downstreamHops), paused: true)
     }
 
     func send(_ buffer: ByteBuffer) async {

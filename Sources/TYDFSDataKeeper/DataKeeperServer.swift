@@ -31,8 +31,20 @@ public enum DataKeeperServer {
             }
             return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops))
         }
-        router.get("/v1/chunks/:chunk") { _, context in
-            try await transfer.serve(try ChunkID(try context.parameters.require("chunk")))
+        router.get("/v1/chunks/:chunk") { request, context in
+            let chunk = try ChunkID(try context.parameters.require("chunk"))
+            let query = request.uri.queryParameters
+            switch (query.get(Query.rangeOffset), query.get(Query.rangeLength)) {
+            case (nil, nil):
+                return try await transfer.serve(chunk, range: nil)
+            case (let offset?, let length?):
+                guard let offset = Int64(offset), let length = Int64(length) else {
+                    throw TYDFSError(.invalidArgument, "\(Query.rangeOffset) and \(Query.rangeLength) must be whole numbers of bytes")
+                }
+                return try await transfer.serve(chunk, range: (offset, length))
+            default:
+                throw TYDFSError(.invalidArgument, "a range read needs both \(Query.rangeOffset) and \(Query.rangeLength)")
+            }
         }
         router.delete("/v1/chunks/:chunk") { _, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))

@@ -57,7 +57,8 @@ extension MasterState {
             let timeout = 30 + Double(copy.frameBytes) / (10 * 1024 * 1024)
             copiesInFlight[copy.chunk, default: [:]][copy.destination] = InFlightCopy(source: copy.sources[0], deadlineSeconds: now + timeout)
             copyOrders[copy.destination, default: []].append(CopyChunkOrder(
-                chunk: copy.chunk, dataBytes: copy.frameBytes - Int64(Limits.chunkTrailerBytes), crc32c: copy.crc32c,
+                // The frame size was made by frameBytes(dataBytes:) above, so it always inverts.
+                chunk: copy.chunk, dataBytes: ChunkFrame.dataBytes(frameBytes: copy.frameBytes)!, crc32c: copy.crc32c,
                 sources: copy.sources.compactMap { id in registry.nodes[id].map { DataKeeperAddress(id: id, address: $0.address, alive: true) } }))
             logger.info("re-replicating chunk", metadata: ["chunk.id": "\(copy.chunk)", "from": "\(copy.sources[0])", "to": "\(copy.destination)"])
         }

@@ -24,7 +24,21 @@ public enum Route {
     public static let fsck = "/v1/fsck"
 
     // DataKeeper
+    /// `PUT` a chunk's frame (see `ChunkFrame`); `GET` it, or with `Query.rangeOffset` and
+    /// `Query.rangeLength` the frame of a block-aligned range of it.
     public static func chunk(_ id: String) -> String { "/v1/chunks/\(id)" }
+    /// `GET` the frame of `range` of chunk `id`.
+    public static func chunk(_ id: String, range: ChunkRange) -> String {
+        "/v1/chunks/\(id)?\(Query.rangeOffset)=\(range.offset)&\(Query.rangeLength)=\(range.length)"
+    }
+}
+
+/// Query item names of the data path.
+public enum Query {
+    /// On a chunk `GET`: the first data byte of the range, a multiple of `ChunkFrame.blockBytes`.
+    public static let rangeOffset = "offset"
+    /// On a chunk `GET`: the range's length, whole blocks or up to the chunk's end.
+    public static let rangeLength = "length"
 }
 
 /// HTTP header names of the data path.
@@ -32,7 +46,8 @@ public enum Header {
     /// On a chunk `PUT`: the datakeepers still to receive the chunk after this one, in order,
     /// as `id=host:port` separated by commas (the HDFS-style write pipeline).
     public static let forward = "X-TYDFS-Forward"
-    /// On a chunk `PUT`: the number of data bytes in the frame (without the 4-byte trailer).
+    /// On a chunk `PUT` and a chunk `GET`'s answer: the number of data bytes in the frame
+    /// (without the checksums that follow them).
     public static let dataBytes = "X-TYDFS-Data-Bytes"
     /// On a chunk report page: the datakeeper sending it.
     public static let dataKeeper = "X-TYDFS-DataKeeper"

@@ -30,9 +30,11 @@ final class CRC32CTests: XCTestCase {
 }
 
 final class ChunkFrameTests: XCTestCase {
+    let block = Int(ChunkFrame.blockBytes)
+
     /// Feeds `frame` to a reader in pieces of the given sizes; returns the emitted data and the result.
-    private func read(_ frame: [UInt8], pieces: [Int], max: Int64? = nil, expected: Int64? = nil) -> ([UInt8], Result<UInt32, Error>) {
-        var reader = ChunkFrameReader(maxFrameBytes: max ?? Int64(frame.count))
+    private func read(_ frame: [UInt8], dataBytes: Int64, pieces: [Int]) -> ([UInt8], Result<UInt32, Error>) {
+        var reader = ChunkFrameReader(dataBytes: dataBytes)
         var emitted: [UInt8] = []
         var start = 0
         do {
@@ -46,50 +48,144 @@ final class ChunkFrameTests: XCTestCase {
             if start < frame.count {
                 try frame[start...].withUnsafeBytes { bytes in try reader.consume(bytes) { emitted.append(contentsOf: $0) } }
             }
-            return (emitted, .success(try reader.finish(expectedDataBytes: expected)))
+            return (emitted, .success(try reader.finish()))
         } catch {
             return (emitted, .failure(error))
         }
     }
 
+    private func random(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    func testAFrameOfAtMostOneBlockIsTheDataAndItsCRC32C() {
+        // The format small chunks always had: unchanged by per-block checksums.
+        for length in [0, 1, 9, block] {
+            let data = random(length)
+            let crc = CRC32C.checksum(data)
+            XCTAssertEqual(ChunkFrame.frame(data), data + [UInt8(crc & 0xff), UInt8((crc >> 8) & 0xff), UInt8((crc >> 16) & 0xff), UInt8(crc >> 24)])
+        }
+    }
+
+    func testSizesAroundBlockBoundariesInvertExactly() {
+        let b = ChunkFrame.blockBytes
+        let sizes: [Int64] = [0, 1, b - 1, b, b + 1, 2 * b, 3 * b - 5, 1024 * b, 1024 * b + 7, 64 * 1024 * 1024]
+        for dataBytes in sizes {
+            let frame = ChunkFrame.frameBytes(dataBytes: dataBytes)
+            let blocks: Int64 = max(1, (dataBytes + b - 1) / b)
+            XCTAssertEqual(frame - dataBytes, 4 * blocks, "data \(dataBytes)")
+            XCTAssertEqual(ChunkFrame.dataBytes(frameBytes: frame), dataBytes, "frame \(frame)")
+        }
+        // Sizes no frame has are refused, e.g. one byte more or less than a whole frame of full blocks.
+        XCTAssertNil(ChunkFrame.dataBytes(frameBytes: 3))
+        XCTAssertNil(ChunkFrame.dataBytes(frameBytes: b + 5))  // b + 4 + 1: a second block needs 4 more bytes
+        var valid = 0
+        for frame in Int64(4)...(3 * b + 20) where ChunkFrame.dataBytes(frameBytes: frame) != nil { valid += 1 }
+        // Past each of the 3 block boundaries in that span, the next block's checksum makes 4 sizes impossible.
+        XCTAssertEqual(valid, Int(3 * b + 20) - 4 + 1 - 3 * 4, "every frame size but 4 after each block boundary is some data size")
+    }
+
     func testEveryWayOfSplittingAFrameYieldsTheDataAndVerifies() throws {
         var generator = SystemRandomNumberGenerator()
-        for length in [0, 1, 3, 4, 5, 100, 4099] {
-            let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            let frame = data + ChunkFrame.trailer(CRC32C.checksum(data))
-            for pieceSize in [1, 2, 3, 4, 5, 7, 1000, frame.count] {
-                let (emitted, result) = read(frame, pieces: Array(repeating: pieceSize, count: frame.count), expected: Int64(length))
+        for length in [0, 1, 3, 4, 5, 100, block - 1, block, block + 1, 3 * block + 17] {
+            let data = random(length)
+            let frame = ChunkFrame.frame(data)
+            for pieceSize in [1, 3, 4, 5, 1000, block, frame.count] where pieceSize > 16 || frame.count < 10_000 {
+                let (emitted, result) = read(frame, dataBytes: Int64(length), pieces: Array(repeating: pieceSize, count: frame.count))
                 XCTAssertEqual(emitted, data, "length \(length) pieces \(pieceSize)")
-                XCTAssertEqual(try result.get(), CRC32C.checksum(data))
+                XCTAssertEqual(try result.get(), CRC32C.checksum(data), "the whole data's CRC32C, combined from its blocks")
             }
-            let randomPieces = (0..<frame.count).map { _ in Int.random(in: 1...9, using: &generator) }
-            XCTAssertEqual(read(frame, pieces: randomPieces).0, data)
+            let randomPieces = (0..<frame.count).map { _ in Int.random(in: 1...9000, using: &generator) }
+            XCTAssertEqual(read(frame, dataBytes: Int64(length), pieces: randomPieces).0, data)
         }
     }
 
-    func testAFlippedBitAnywhereIsDetected() {
-        let data = Array("the quick brown fox jumps over the lazy dog".utf8)
-        let frame = data + ChunkFrame.trailer(CRC32C.checksum(data))
-        for position in 0..<frame.count {
+    func testAFlippedByteInAnyBlockOrChecksumIsCaughtAndNamesTheBlock() {
+        let data = random(3 * block + 100)
+        let frame = ChunkFrame.frame(data)
+        var positions = [0, block - 1, block, 2 * block + 7, 3 * block, 3 * block + 99]
+        positions += (data.count..<frame.count).map { $0 }  // every checksum byte
+        for position in positions {
             var corrupt = frame
             corrupt[position] ^= 0x10
-            let (_, result) = read(corrupt, pieces: [5, 11, 2])
+            let (_, result) = read(corrupt, dataBytes: Int64(data.count), pieces: [5, 70_000, 11])
             XCTAssertThrowsError(try result.get(), "flip at \(position)") { error in
                 XCTAssertEqual((error as? TYDFSError)?.code, .checksumMismatch)
+                let blockIndex = position < data.count ? position / block : (position - data.count) / 4
+                XCTAssertTrue((error as? TYDFSError)?.message.contains("block \(blockIndex) ") ?? false, "\(error)")
             }
         }
     }
 
-    func testTruncatedOversizedAndMissizedFramesAreRejected() {
+    func testTruncatedAndOversizedFramesAreRejected() {
         let data: [UInt8] = [1, 2, 3, 4, 5, 6]
-        let frame = data + ChunkFrame.trailer(CRC32C.checksum(data))
-        XCTAssertThrowsError(try read(Array(frame.prefix(3)), pieces: [3]).1.get())
-        XCTAssertThrowsError(try read(Array(frame.dropLast()), pieces: [4]).1.get())
-        XCTAssertThrowsError(try read(frame, pieces: [4], max: Int64(frame.count - 1)).1.get()) { error in
+        let frame = ChunkFrame.frame(data)
+        XCTAssertThrowsError(try read(Array(frame.prefix(3)), dataBytes: 6, pieces: [3]).1.get())
+        XCTAssertThrowsError(try read(Array(frame.dropLast()), dataBytes: 6, pieces: [4]).1.get()) { error in
             XCTAssertEqual((error as? TYDFSError)?.code, .protocolViolation)
         }
-        XCTAssertThrowsError(try read(frame, pieces: [4], expected: 7).1.get())
-        XCTAssertNoThrow(try read(frame, pieces: [4], expected: 6).1.get())
+        XCTAssertThrowsError(try read(frame, dataBytes: 5, pieces: [4]).1.get()) { error in
+            XCTAssertEqual((error as? TYDFSError)?.code, .protocolViolation)
+        }
+        XCTAssertNoThrow(try read(frame, dataBytes: 6, pieces: [4]).1.get())
+    }
+
+    func testARangeOfWholeBlocksIsAFrameOfItsOwn() throws {
+        // What a datakeeper serves for a range: the blocks' data and their checksums.
+        let data = random(5 * block + 321)
+        let frame = ChunkFrame.frame(data)
+        for range in ChunkRange.split(dataBytes: Int64(data.count), parts: 3, minimumBytes: ChunkFrame.blockBytes) {
+            let start = Int(range.offset), end = Int(range.offset + range.length)
+            let trailerStart = data.count + 4 * Int(range.firstBlock)
+            let sub = Array(data[start..<end]) + Array(frame[trailerStart..<(trailerStart + Int(ChunkFrame.trailerBytes(dataBytes: range.length)))])
+            let (emitted, result) = read(sub, dataBytes: range.length, pieces: [4000])
+            XCTAssertEqual(emitted, Array(data[start..<end]))
+            XCTAssertEqual(try result.get(), CRC32C.checksum(data[start..<end]))
+        }
+    }
+}
+
+final class ChunkRangeTests: XCTestCase {
+    let b = ChunkFrame.blockBytes
+
+    func testSplitsCoverTheChunkInWholeBlocksAndKeepSmallChunksWhole() {
+        for (dataBytes, parts, minimum) in [(Int64(1), 3, b), (b, 3, b), (10 * b + 1, 3, b), (64 * 1024 * 1024, 3, 8 * 1024 * 1024),
+                                           (3 * b, 5, b), (7 * b, 3, 4 * b), (100 * b, 1, b)] {
+            let ranges = ChunkRange.split(dataBytes: dataBytes, parts: parts, minimumBytes: minimum)
+            XCTAssertEqual(ranges.first?.offset, 0)
+            XCTAssertEqual(ranges.reduce(0) { $0 + $1.length }, dataBytes, "\(dataBytes) in \(parts)")
+            for (a, next) in zip(ranges, ranges.dropFirst()) { XCTAssertEqual(a.offset + a.length, next.offset) }
+            XCTAssertLessThanOrEqual(ranges.count, parts)
+            XCTAssertTrue(ranges.allSatisfy { $0.offset % self.b == 0 })
+            for range in ranges { XCTAssertNoThrow(try ChunkRange.validated(offset: range.offset, length: range.length, dataBytes: dataBytes)) }
+            if ranges.count > 1 { XCTAssertTrue(ranges.dropLast().allSatisfy { $0.length >= minimum }, "\(ranges)") }
+        }
+        XCTAssertEqual(ChunkRange.split(dataBytes: 64 * 1024 * 1024, parts: 3, minimumBytes: 8 * 1024 * 1024).count, 3)
+        XCTAssertEqual(ChunkRange.split(dataBytes: 9 * 1024 * 1024, parts: 3, minimumBytes: 8 * 1024 * 1024).count, 1)
+    }
+
+    func testRangesThatAreNotWholeBlocksInsideTheChunkAreRefused() {
+        let dataBytes = 3 * b + 10
+        for (offset, length) in [(Int64(1), b), (0, b - 1), (0, 0), (-b, b), (3 * b, 11), (0, 4 * b), (Int64.max - 5, 10)] {
+            XCTAssertThrowsError(try ChunkRange.validated(offset: offset, length: length, dataBytes: dataBytes), "\(offset)+\(length)") { error in
+                XCTAssertEqual((error as? TYDFSError)?.code, .invalidArgument)
+            }
+        }
+        XCTAssertNoThrow(try ChunkRange.validated(offset: 3 * b, length: 10, dataBytes: dataBytes))
+        XCTAssertNoThrow(try ChunkRange.validated(offset: b, length: 2 * b, dataBytes: dataBytes))
+    }
+}
+
+final class CRC32CCombineTests: XCTestCase {
+    func testCombiningTwoPartsEqualsTheCRC32COfTheWhole() {
+        var generator = SystemRandomNumberGenerator()
+        for (a, bLength) in [(0, 0), (0, 5), (5, 0), (1, 1), (100, 65_536), (65_536, 65_536), (12_345, 99_999), (3, 1 << 20)] {
+            let first = (0..<a).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let second = (0..<bLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            XCTAssertEqual(CRC32C.combine(CRC32C.checksum(first), CRC32C.checksum(second), length2: Int64(bLength)),
+                           CRC32C.checksum(first + second), "\(a) + \(bLength)")
+        }
     }
 }
 

@@ -70,7 +70,7 @@ final class StoreBenchmarkTests: XCTestCase {
         // The generator: 3M records of empty chunks (frame = the 4-byte trailer) written straight
         // into a volume, plus one more chunk in ten deleted again by a tombstone, as a restart
         // would find them.
-        let trailer = ChunkFrame.trailer(CRC32C.checksum([UInt8]()))
+        let trailer = ChunkFrame.frame([])
         let path = fixture.store.volumePath(1)
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: nil))
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))

@@ -56,7 +56,7 @@ final class StoreFixture: @unchecked Sendable {
     /// Path of the volume holding `location`.
     func volumePath(_ location: ChunkStore.VolumeLocation) -> String { store.volumePath(location.volume) }
 
-    static func frame(_ data: [UInt8]) -> [UInt8] { data + ChunkFrame.trailer(CRC32C.checksum(data)) }
+    static func frame(_ data: [UInt8]) -> [UInt8] { ChunkFrame.frame(data) }
 
     static func body(_ bytes: [UInt8], pieces: Int) -> AsyncStream<ByteBuffer> {
         let size = max(1, (bytes.count + pieces - 1) / pieces)

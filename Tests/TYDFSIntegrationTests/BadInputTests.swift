@@ -92,7 +92,7 @@ final class BadInputTests: XCTestCase {
         XCTAssertFalse(try cluster.nodes().nodes.contains { $0.id.value == "evil" })
         // A chunk whose trailer does not match its data is refused and not stored.
         let id = ChunkID.random()
-        var frame = Array("some data".utf8) + ChunkFrame.trailer(CRC32C.checksum(Array("some data".utf8)))
+        var frame = ChunkFrame.frame(Array("some data".utf8))
         frame[0] ^= 1
         let corrupt = try HTTP.request("PUT", "http://\(nodes[0].address)/v1/chunks/\(id)", bodyData: Data(frame),
                                        headers: [Header.dataBytes: "9"])

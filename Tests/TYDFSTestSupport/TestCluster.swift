@@ -184,14 +184,16 @@ public final class TestCluster {
     /// Whether datakeeper `id` holds `chunk` on disk.
     public func holds(_ chunk: ChunkID, on id: String) -> Bool { storedFrame(chunk, on: id) != nil }
 
-    /// Whether datakeeper `id` holds `chunk` as a whole frame whose trailer matches its data.
+    /// Whether datakeeper `id` holds `chunk` as a whole frame whose every block matches its checksum.
     public func isIntact(_ chunk: ChunkID, on id: String) -> Bool {
         guard let frame = storedFrame(chunk, on: id), let handle = FileHandle(forReadingAtPath: frame.path) else { return false }
         defer { try? handle.close() }
         guard (try? handle.seek(toOffset: frame.offset)) != nil,
-              let bytes = try? handle.read(upToCount: frame.frameBytes), bytes.count == frame.frameBytes, bytes.count >= 4
+              let bytes = try? handle.read(upToCount: frame.frameBytes), bytes.count == frame.frameBytes,
+              let dataBytes = ChunkFrame.dataBytes(frameBytes: Int64(bytes.count))
         else { return false }
-        return ChunkFrame.trailer(CRC32C.checksum(bytes.dropLast(4))) == [UInt8](bytes.suffix(4))
+        var reader = ChunkFrameReader(dataBytes: dataBytes)
+        return (try? bytes.withUnsafeBytes { try reader.consume($0) { _ in } }) != nil && (try? reader.finish()) != nil
     }
 
     /// Flips the lowest bit of the byte at `offset` in `chunk`'s frame on datakeeper `id`: bit rot.
