@@ -27,7 +27,7 @@ extension TYDFSClient {
             let spool = try await ChunkSpool.create()
             defer { spool.discard() }
             for chunk in info.chunks {
-                try await fetch([chunk], into: spool.writer, at: { _ in 0 }, failed: failed)
+                try await fetch([chunk], into: DownloadFile(spool.writer), at: { _ in 0 }, failed: failed)
                 try await spool.copy(bytes: chunk.sizeBytes, to: output)
             }
             return info
@@ -43,7 +43,7 @@ extension TYDFSClient {
         }
         do {
             try await output.truncate(to: info.sizeBytes)
-            try await fetchAll(info, into: output, failed: failed)
+            try await fetchAll(info, into: DownloadFile(output), failed: failed)
             try output.close()
             try await LocalFileSystem.renameDurably(temporaryPath, to: localPath)
         } catch {
@@ -166,42 +166,66 @@ extension TYDFSClient {
             throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
         }
         var reader = ChunkFrameReader(dataBytes: range.length)
-        var pending = ByteBuffer()
+        // The data part of each piece, kept as slices (no copy) until an I/O buffer's worth is
+        // written in one go.
+        var pending: [ByteBuffer] = []
+        var pendingBytes: Int64 = 0
         var written: Int64 = 0
         for try await piece in response.body {
             progress.advance()
-            try piece.withUnsafeReadableBytes { bytes in
-                try reader.consume(bytes) { data in pending.writeBytes(data) }
+            let before = reader.dataBytesEmitted
+            try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
+            let data = Int(reader.dataBytesEmitted - before)
+            if data > 0 {
+                pending.append(piece.getSlice(at: piece.readerIndex, length: data)!)
+                pendingBytes += Int64(data)
             }
-            if pending.readableBytes >= Limits.ioBufferBytes {
+            if pendingBytes >= Limits.ioBufferBytes {
                 progress.pause()
-                try await LocalWriteFailure.wrap { try await output.write(pending, at: offset + written) }
+                try await LocalWriteFailure.wrap { [pending] in try await output.write(pending, at: offset + written) }
                 progress.advance()
-                written += Int64(pending.readableBytes)
-                pending.clear()
+                written += pendingBytes
+                pending.removeAll(keepingCapacity: true)
+                pendingBytes = 0
             }
         }
         let crc = try reader.finish()
-        if pending.readableBytes > 0 {
-            try await LocalWriteFailure.wrap { try await output.write(pending, at: offset + written) }
+        if pendingBytes > 0 {
+            try await LocalWriteFailure.wrap { [pending] in try await output.write(pending, at: offset + written) }
         }
         return crc
     }
 }
 
-/// Where a download's verified chunk data goes: a local file or memory. Chunks arrive in
-/// parallel, each at its own offset.
+/// Where a download's verified chunk data goes: a local file or memory. Ranges arrive in
+/// parallel, each at its own offset, as runs of buffers received from the network.
 protocol ChunkSink: Sendable {
-    func write(_ data: ByteBuffer, at offset: Int64) async throws
+    func write(_ pieces: [ByteBuffer], at offset: Int64) async throws
 }
 
-extension LocalFile: ChunkSink {
-    func write(_ data: ByteBuffer, at offset: Int64) async throws {
-        try await write(data, at: Optional(offset))
+/// A download's local file. Writes of parallel ranges take turns, each run of buffers in one
+/// trip to the thread pool: two `pwrite`s into one file at once contend for the kernel's inode
+/// lock, which spins (7 % of a 1 GiB get's CPU, measured with perf).
+final class DownloadFile: ChunkSink {
+    private let file: LocalFile
+    private let turn = NIOLock()
+
+    init(_ file: LocalFile) { self.file = file }
+
+    func write(_ pieces: [ByteBuffer], at offset: Int64) async throws {
+        try await LocalFile.blocking { [file, turn] in
+            try turn.withLock {
+                var position = offset
+                for piece in pieces {
+                    try file.writeBlocking(piece, at: position)
+                    position += Int64(piece.readableBytes)
+                }
+            }
+        }
     }
 }
 
-/// A whole file in memory, filled chunk by chunk by parallel fetches.
+/// A whole file in memory, filled range by range by parallel fetches.
 final class MemorySink: ChunkSink {
     private let buffer: NIOLockedValueBox<ByteBuffer>
 
@@ -211,8 +235,11 @@ final class MemorySink: ChunkSink {
         buffer = NIOLockedValueBox(bytes)
     }
 
-    func write(_ data: ByteBuffer, at offset: Int64) async throws {
-        buffer.withLockedValue { _ = $0.setBuffer(data, at: Int(offset)) }
+    func write(_ pieces: [ByteBuffer], at offset: Int64) async throws {
+        buffer.withLockedValue { bytes in
+            var position = Int(offset)
+            for piece in pieces { position += bytes.setBuffer(piece, at: position) }
+        }
     }
 
     var bytes: ByteBuffer { buffer.withLockedValue { $0 } }

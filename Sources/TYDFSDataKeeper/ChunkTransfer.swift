@@ -117,7 +117,7 @@ struct ChunkTransfer: Sendable {
             if let file, pending.readableBytes >= Limits.ioBufferBytes {
                 let full = pending
                 pending = ByteBuffer()
-                async let written: Void = file.write(full, at: nil)
+                async let written: Void = file.write(full, at: nil, startingWriteback: true)
                 if let forwarding { await forwarding.send(buffer) }
                 try await written
             } else if let forwarding {

@@ -60,7 +60,10 @@ public enum DataKeeperServer {
     public static func run(
         configuration: DataKeeperConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let httpClient = TYDFSClient.makeHTTPClient()
+        // Every upload passing through forwards to the next hop on a connection of its own: allow
+        // as many per peer as transfers may run at once, so none waits for a pooled connection
+        // (a wait longer than the connect timeout fails the hop; seen with 32 transfers at once).
+        let httpClient = TYDFSClient.makeHTTPClient(connectionsPerServer: Limits.maxConcurrentFileTransfers)
         do {
             let services = try makeServices(configuration: configuration, httpClient: httpClient, logger: logger, onListening: onListening)
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
