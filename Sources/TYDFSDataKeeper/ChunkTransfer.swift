@@ -90,9 +90,8 @@ struct ChunkTransfer: Sendable {
         do {
             let file = try await LocalFile.create(temporaryPath)
             defer { try? file.close() }
-            var pending = ByteBuffer()
-            let crc = try await receiveFrame(body, dataBytes: dataBytes, into: &pending, writingTo: file, forwarding: forwarding)
-            if pending.readableBytes > 0 { try await file.write(pending, at: nil) }
+            var unused = ByteBuffer()
+            let crc = try await receiveFrame(body, dataBytes: dataBytes, into: &unused, writingTo: file, forwarding: forwarding)
             try await file.sync()
             try check(crc, expected: expectedCRC)
             try await store.commitOwnFile(chunk, temporaryPath: temporaryPath, frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
@@ -103,27 +102,38 @@ struct ChunkTransfer: Sendable {
         }
     }
 
-    /// Reads the frame from `body` into `pending`, verifying it, and returns its CRC32C. With a
-    /// `file`, `pending` is written out whenever it holds an I/O buffer's worth; without, it
-    /// keeps the whole frame. Every buffer is also handed to `forwarding`.
+    /// Reads the frame from `body`, verifying it, and returns its CRC32C. With a `file`, the
+    /// buffers received are appended to it (as they came, without copying them) whenever an I/O
+    /// buffer's worth has arrived, and `memory` is left alone; without, the frame is gathered in
+    /// `memory`. Every buffer is also handed to `forwarding`, concurrently with the disk write.
     private func receiveFrame<Body: AsyncSequence>(
-        _ body: Body, dataBytes: Int64, into pending: inout ByteBuffer, writingTo file: LocalFile?,
+        _ body: Body, dataBytes: Int64, into memory: inout ByteBuffer, writingTo file: LocalFile?,
         forwarding: PipelineForwarding?
     ) async throws -> UInt32 where Body.Element == ByteBuffer {
         var reader = ChunkFrameReader(dataBytes: dataBytes)
+        var pending: [ByteBuffer] = []
+        var pendingBytes = 0
         for try await buffer in body {
             try buffer.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
-            pending.writeImmutableBuffer(buffer)
-            if let file, pending.readableBytes >= Limits.ioBufferBytes {
+            guard let file else {
+                memory.writeImmutableBuffer(buffer)
+                if let forwarding { await forwarding.send(buffer) }
+                continue
+            }
+            pending.append(buffer)
+            pendingBytes += buffer.readableBytes
+            if pendingBytes >= Limits.ioBufferBytes {
                 let full = pending
-                pending = ByteBuffer()
-                async let written: Void = file.write(full, at: nil, startingWriteback: true)
+                pending.removeAll(keepingCapacity: true)
+                pendingBytes = 0
+                async let written: Void = file.append(full, startingWriteback: true)
                 if let forwarding { await forwarding.send(buffer) }
                 try await written
             } else if let forwarding {
                 await forwarding.send(buffer)
             }
         }
+        if let file, !pending.isEmpty { try await file.append(pending, startingWriteback: false) }
         return try reader.finish()
     }
 

@@ -134,13 +134,19 @@ public final class LocalFile: @unchecked Sendable {
         return bytes
     }
 
-    /// Writes all of `buffer` at `offset` (or at the current position with nil). With
-    /// `startingWriteback`, then asks the kernel to start writing the file's dirty pages to disk
-    /// without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): after each buffer of a large
-    /// chunk, this overlaps the disk with the network, so the fsync that ends the chunk is short.
-    public func write(_ buffer: ByteBuffer, at offset: Int64?, startingWriteback: Bool = false) async throws {
+    /// Writes all of `buffer` at `offset` (or at the current position with nil).
+    public func write(_ buffer: ByteBuffer, at offset: Int64?) async throws {
+        try await Self.blocking { try self.writeBlocking(buffer, at: offset) }
+    }
+
+    /// Writes `buffers` one after another at the current position, in one trip to the thread
+    /// pool (received network buffers go to disk as they are, never copied into a bigger one).
+    /// With `startingWriteback`, then asks the kernel to start writing the file's dirty pages to
+    /// disk without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): after each I/O buffer of
+    /// a large chunk, this overlaps the disk with the network, so the fsync that ends it is short.
+    public func append(_ buffers: [ByteBuffer], startingWriteback: Bool) async throws {
         try await Self.blocking {
-            try self.writeBlocking(buffer, at: offset)
+            for buffer in buffers { try self.writeBlocking(buffer, at: nil) }
             if startingWriteback { _ = startWriteback?(self.descriptor, 0, 0, syncFileRangeWrite) }
         }
     }
