@@ -56,6 +56,9 @@ public final class TYDFSClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = retryRefusedConnections
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connectionsPerServer)
         configuration.decompression = .disabled
+        // No tracer: with the default (a no-op tracer) every request still builds a span and its
+        // attributes, ~5 % of a small-file client's CPU (measured with perf).
+        configuration.tracing.tracer = nil
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
 

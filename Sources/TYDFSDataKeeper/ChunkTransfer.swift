@@ -275,7 +275,7 @@ struct ChunkTransfer: Sendable {
             let trailer = try await file.read(count: Int(trailerBytes), at: dataBytes + 4 * range.firstBlock)
             let expected = trailer.readableBytesView
             guard expected.count == Int(trailerBytes) else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
-            func readPiece(at offset: Int64) async throws -> ByteBuffer? {
+            @Sendable func readPiece(at offset: Int64) async throws -> ByteBuffer? {
                 let end = range.offset + range.length
                 guard offset < end else { return nil }
                 let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), end - offset)), at: offset)
