@@ -10,7 +10,8 @@ bin="${TYDFS_BIN:-$PWD/.build/release/tydfs}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tydfs-bench.XXXXXX")"
 declare -A pid_of=()
 cleanup() {
-    for pid in "${pid_of[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # SIGCONT first: a process left stopped (bench/run.sh stops one) acts on SIGTERM only once continued.
+    for pid in "${pid_of[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }

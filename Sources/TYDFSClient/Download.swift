@@ -98,15 +98,39 @@ extension TYDFSClient {
             }
             for try await done in group { rangeCRCs[done.chunk][done.part] = done.crc }
         }
-        // Each range was verified block by block; together they must also be the chunk the file names.
+        // Each range was verified block by block; together they must also be the chunk the file
+        // names. If not (a replica holding a self-consistent but different chunk), the chunk is
+        // read again whole, replica by replica, until one matches.
         for (position, chunk) in chunks.enumerated() {
             let parts = pieces.filter { $0.chunk == position }
             var crc = rangeCRCs[position][0]!
             for piece in parts.dropFirst() { crc = CRC32C.combine(crc, rangeCRCs[position][piece.part]!, length2: piece.range.length) }
-            guard hex32(crc) == chunk.crc32c else {
-                throw TYDFSError(.checksumMismatch, "chunk \(chunk.index) was read with crc32c \(hex32(crc)), the file says \(chunk.crc32c)")
+            if hex32(crc) != chunk.crc32c { try await refetchWhole(chunk, into: output, at: offset(chunk)) }
+        }
+    }
+
+    /// Reads `chunk` whole from each replica in turn until one has the checksum the file names;
+    /// reports every replica that does not.
+    private func refetchWhole(_ chunk: ChunkInfo, into output: some ChunkSink, at offset: Int64) async throws {
+        var failures: [String] = []
+        for replica in chunk.replicas where !replica.address.isEmpty {
+            do {
+                let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
+                let whole = ChunkRange(offset: 0, length: chunk.sizeBytes)
+                let crc = try await StallGuard.run(progress) {
+                    try await self.fetch(whole, of: chunk, from: replica, into: output, at: offset, progress: progress)
+                }
+                if hex32(crc) == chunk.crc32c { return }
+                let message = "replica has crc32c \(hex32(crc)), the file says \(chunk.crc32c)"
+                failures.append("\(replica.id): \(message)")
+                await reportBadReplica(chunk.id, on: replica.id, message: message)
+            } catch let error as LocalWriteFailure {
+                throw error.underlying
+            } catch {
+                failures.append("\(replica.id): \(PeerError.describe(error))")
             }
         }
+        throw TYDFSError(.checksumMismatch, "chunk \(chunk.index) has no replica with the checksum the file names: \(failures.joined(separator: "; "))")
     }
 
     /// Reads `range` of `chunk` from the first replica that delivers it intact, starting with

@@ -81,9 +81,10 @@ public enum StallGuard {
     private static func formatSeconds(_ seconds: Double) -> String { String(format: "%.0f", seconds) }
 }
 
-/// A body stream that tells `progress` about every buffer that arrives, so a download or a
-/// copy pulled from a datakeeper is watched by `StallGuard` without changing the code that
-/// consumes it.
+/// A body stream that tells `progress` about every buffer that arrives, so a copy pulled from a
+/// datakeeper is watched by `StallGuard` without changing the code that consumes it. The clock
+/// runs only while the consumer waits for the next buffer (not while it writes one to disk), and
+/// stops once the stream has ended (the consumer's fsync is not the sender's silence).
 public struct ProgressReportingSequence<Base: AsyncSequence>: AsyncSequence where Base.Element == ByteBuffer {
     public typealias Element = ByteBuffer
     let base: Base
@@ -99,8 +100,9 @@ public struct ProgressReportingSequence<Base: AsyncSequence>: AsyncSequence wher
         let progress: TransferProgress
 
         public mutating func next() async throws -> ByteBuffer? {
-            let buffer = try await base.next()
             progress.advance()
+            let buffer = try await base.next()
+            if buffer == nil { progress.pause() } else { progress.advance() }
             return buffer
         }
     }

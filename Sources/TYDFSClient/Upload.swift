@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import TYDFSCore
@@ -263,7 +264,9 @@ final class ChunkFrameProducer: @unchecked Sendable {
     private var trailerSent = false
     private var checksums = BlockChecksums()
     /// A failure reading the local file, told apart from network failures (no retry helps it).
-    private(set) var localError: TYDFSError?
+    /// Locked: an abandoned attempt's body stream may still be running when the caller looks.
+    private let localFailure = NIOLockedValueBox<TYDFSError?>(nil)
+    var localError: TYDFSError? { localFailure.withLockedValue { $0 } }
     /// Told when the HTTP client takes the next piece (the datakeeper accepted the last one),
     /// and given the fsync allowance once the whole frame is out.
     private let progress: TransferProgress
@@ -281,7 +284,7 @@ final class ChunkFrameProducer: @unchecked Sendable {
         if trailerSent {
             progress.allow(extraSeconds: Limits.syncAllowanceSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: length)))
         } else {
-            progress.advance()
+            progress.pause()  // the datakeeper took the last piece; reading the next is our time
         }
         if position < length {
             let count = Int(min(Int64(Limits.ioBufferBytes), length - position))
@@ -294,12 +297,13 @@ final class ChunkFrameProducer: @unchecked Sendable {
                     piece = try await file.read(count: count, at: offset + position)
                     guard piece.readableBytes > 0 else { throw TYDFSError(.io, "\(file.path) became shorter while it was uploaded") }
                 } catch let error as TYDFSError {
-                    localError = error
+                    localFailure.withLockedValue { $0 = error }
                     throw error
                 }
             }
             piece.withUnsafeReadableBytes { checksums.update($0) }
             position += Int64(piece.readableBytes)
+            progress.advance()
             return piece
         }
         if !trailerSent {

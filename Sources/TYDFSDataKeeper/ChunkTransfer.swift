@@ -39,7 +39,6 @@ struct ChunkTransfer: Sendable {
             _ = await downstreamResult
             throw error
         }
-        forwarding.finish()
         let next = await downstreamResult
         logger.debug("chunk stored", metadata: ["chunk.id": "\(chunk)", "bytes": "\(dataBytes)"])
         return ChunkWriteResult(stored: [id] + next.stored, dataBytes: dataBytes, crc32c: crc, failures: next.failures)
@@ -133,6 +132,9 @@ struct ChunkTransfer: Sendable {
                 await forwarding.send(buffer)
             }
         }
+        // Every byte went down the pipeline: the next hop's answer is due from now, while this
+        // hop makes its own copy durable, not only after.
+        forwarding?.finish()
         if let file, !pending.isEmpty { try await file.append(pending, startingWriteback: false) }
         return try reader.finish()
     }
@@ -350,6 +352,7 @@ struct ChunkTransfer: Sendable {
         let response = try await StallGuard.run(progress) { [httpClient, request] in
             try await httpClient.execute(request, timeout: .seconds(deadline))
         }
+        progress.advance()
         guard response.status == .ok else {
             throw TYDFSError(.unreachable, "answered HTTP \(response.status.code)")
         }
