@@ -18,8 +18,9 @@ public final class TYDFSClient: Sendable {
     let logger: Logger
 
     /// `masterURL` like `http://127.0.0.1:9333`. `concurrency` is how many operations the caller
-    /// runs at once (e.g. `put -r --concurrency 16`): the client keeps up to that many connections
-    /// to each server, so none of them waits for another's connection.
+    /// runs at once (e.g. `put -r --concurrency 16`): the client keeps enough connections to each
+    /// server for every range or chunk those operations may have in flight, so none waits for
+    /// another's connection (a wait longer than the connect timeout fails the request).
     public init(masterURL: String, concurrency: Int = 1, logger: Logger = Logger(label: "tydfs.client")) throws {
         guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://"), masterURL.count > 8 else {
             throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
@@ -27,7 +28,7 @@ public final class TYDFSClient: Sendable {
         self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
         self.http = Self.makeHTTPClient(
             readTimeoutSeconds: Limits.idleTransferTimeoutSeconds + 15, retryRefusedConnections: false,
-            connectionsPerServer: concurrency)
+            connectionsPerServer: concurrency * max(Limits.parallelRangeDownloads, Limits.parallelChunkUploads))
         self.logger = logger
     }
 
@@ -74,6 +75,13 @@ public final class TYDFSClient: Sendable {
 
     public func list(_ path: RemotePath) async throws -> ListResponse {
         try await control(.GET, Route.list, query: path)
+    }
+
+    /// Renames `source` (a file or a directory) to `destination`, or into it when it is an
+    /// existing directory; atomic at the master.
+    @discardableResult
+    public func rename(_ source: RemotePath, to destination: RemotePath) async throws -> RenameResponse {
+        try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination))
     }
 
     @discardableResult

@@ -68,6 +68,9 @@ public enum MasterServer {
         router.delete(RouterPath(Route.files)) { request, _ in
             try JSON.response(try await state.remove(try RemotePath(try request.queryItem("path"))))
         }
+        router.post(RouterPath(Route.rename)) { request, _ in
+            try JSON.response(try await state.rename(try await JSON.decode(RenameRequest.self, from: request)))
+        }
         router.get(RouterPath(Route.list)) { request, _ in
             try JSON.response(try await state.list(try RemotePath(request.uri.queryParameters.get("path") ?? "/")))
         }

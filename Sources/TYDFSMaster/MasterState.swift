@@ -448,6 +448,16 @@ actor MasterState {
         })
     }
 
+    /// Renames a file or a directory in one metadata batch: other clients see every file under
+    /// its old name or every one under its new name, never a mix. No chunk moves.
+    func rename(_ request: RenameRequest) async throws -> RenameResponse {
+        let plan = try namespace.renameEdits(from: request.from, to: request.to)
+        try await write(plan.edits)
+        let files = plan.edits.count / 2
+        logger.info("renamed", metadata: ["from": "\(request.from)", "to": "\(plan.target)", "files": "\(files)"])
+        return RenameResponse(from: request.from.value, to: plan.target.value, files: files)
+    }
+
     func remove(_ path: RemotePath) async throws -> FileInfo {
         guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
         let info = fileInfo(file)

@@ -155,6 +155,37 @@ public final class Namespace {
         return result
     }
 
+    /// The edits that rename `source` (a file, or a directory with everything below it) as
+    /// `mv` does: into `destination` when that is an existing directory, else to `destination`.
+    /// Each file is removed and put back under its new path with the same chunks, so applied as
+    /// one batch the rename is atomic and moves no byte. Throws, changing nothing, when `source`
+    /// does not exist, the new path is taken (or a file stands where one of its folders would
+    /// be), or a directory would move into itself.
+    public func renameEdits(from source: RemotePath, to destination: RemotePath) throws -> (target: RemotePath, edits: [MetadataEdit]) {
+        guard !source.isRoot else { throw TYDFSError(.invalidArgument, "the root / cannot be renamed") }
+        guard let sourceNode = node(at: source) else { throw TYDFSError(.notFound, "\(source): no such file or directory") }
+        var target = destination
+        if case .directory? = node(at: destination), destination != source {
+            target = try RemotePath(destination.childPrefix + source.name)
+        }
+        guard target != source else { throw TYDFSError(.invalidArgument, "\(source) and \(target) are the same path") }
+        if case .directory = sourceNode, target.value.hasPrefix(source.childPrefix) {
+            throw TYDFSError(.invalidArgument, "cannot move the directory \(source) into itself (\(target))")
+        }
+        if node(at: target) != nil { throw TYDFSError(.alreadyExists, "\(target) already exists") }
+        if let blocking = conflict(for: target) {
+            throw TYDFSError(.alreadyExists, "\(target) cannot be created: \(blocking) is a file")
+        }
+        let moving = files(under: source)
+        let moved = try moving.map { file in
+            var moved = file
+            moved.path = try RemotePath(target.value + file.path.value.dropFirst(source.value.count))
+            return MetadataEdit.putFile(moved)
+        }
+        // All removals, then all puts: the store writes each run of one kind in a few statements.
+        return (target, moving.map { .removeFile($0.path) } + moved)
+    }
+
     /// Every datakeeper the replica map names.
     public func datakeepersHoldingReplicas() -> Set<DataKeeperID> {
         var holders: Set<DataKeeperID> = []

@@ -350,6 +350,31 @@ public struct NodesResponse: Codable, Sendable {
     }
 }
 
+/// `tydfs mv`: rename a file or a directory (with everything below it). When `to` is an
+/// existing directory, the source moves into it, as `mv` does.
+public struct RenameRequest: Codable, Sendable {
+    public var from: RemotePath
+    public var to: RemotePath
+
+    public init(from: RemotePath, to: RemotePath) {
+        self.from = from
+        self.to = to
+    }
+}
+
+/// What a rename did: the path the source has now and how many files moved with it.
+public struct RenameResponse: Codable, Sendable, Equatable {
+    public var from: String
+    public var to: String
+    public var files: Int
+
+    public init(from: String, to: String, files: Int) {
+        self.from = from
+        self.to = to
+        self.files = files
+    }
+}
+
 /// A reader's report that a replica sent bytes not matching the chunk's checksum.
 public struct BadReplicaReport: Codable, Sendable {
     public var chunk: ChunkID

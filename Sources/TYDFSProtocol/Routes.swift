@@ -16,6 +16,8 @@ public enum Route {
     public static let files = "/v1/files"
     /// `GET ?path=` — one level of the namespace.
     public static let list = "/v1/list"
+    /// `POST` a `RenameRequest`: an atomic rename in the namespace.
+    public static let rename = "/v1/rename"
     public static let nodes = "/v1/nodes"
     public static let health = "/v1/health"
     /// `POST` a `BadReplicaReport`.

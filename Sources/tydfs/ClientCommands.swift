@@ -201,6 +201,29 @@ struct RemoveCommand: AsyncParsableCommand {
     }
 }
 
+struct MoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mv",
+        abstract: "Rename a file or a directory (everything below it moves too), atomically. No data is copied.",
+        discussion: """
+            If DESTINATION is an existing directory, SOURCE moves into it. Fails, changing nothing, when \
+            SOURCE does not exist or the new path is taken.
+            """)
+
+    @Argument(help: "Remote path to rename.") var source: String
+    @Argument(help: "New remote path, or an existing directory to move into.") var destination: String
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.withClient { client in
+            let moved = try await client.rename(try RemotePath(source), to: try RemotePath(destination))
+            if output.json { return try output.printJSON(moved) }
+            say("\(moved.from) -> \(moved.to) (\(moved.files) file\(moved.files == 1 ? "" : "s"))")
+        }
+    }
+}
+
 struct NodesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes",

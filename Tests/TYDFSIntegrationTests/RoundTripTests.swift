@@ -3,6 +3,9 @@ import TYDFSCore
 import TYDFSProtocol
 import TYDFSTestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Real master and datakeeper processes on loopback, driven through the `tydfs` CLI.
 final class RoundTripTests: XCTestCase {
@@ -94,6 +97,44 @@ final class RoundTripTests: XCTestCase {
                     !cluster.holds(chunk.id, on: replica.id.value)
                 }
             }
+        }
+    }
+
+    func testMvRenamesFilesAndFoldersAtomicallyAndDurablyWithoutMovingData() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        var files: [String: String] = [:]
+        for (index, remote) in ["/dir/a", "/dir/sub/b", "/other/c"].enumerated() {
+            files[remote] = try cluster.makeFile("mv-\(index)", size: 2 * chunk + index, seed: UInt64(40 + index))
+            try cluster.succeed(["put", files[remote]!, remote])
+        }
+        let chunksBefore = try cluster.stat("/dir/sub/b").chunks.map(\.id)
+
+        // A folder into an existing folder, then a file to a new name.
+        let moved = try cluster.succeed(["mv", "/dir", "/other"])
+        XCTAssertEqual(moved.stdoutText, "/dir -> /other/dir (2 files)\n")
+        let renamed = try cluster.json(RenameResponse.self, ["mv", "/other/c", "/other/renamed"])
+        XCTAssertEqual(renamed, RenameResponse(from: "/other/c", to: "/other/renamed", files: 1))
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/other"]).entries.map(\.path), ["/other/dir", "/other/renamed"])
+        XCTAssertEqual(try cluster.stat("/other/dir/sub/b").chunks.map(\.id), chunksBefore, "the same chunks: no data copied")
+        XCTAssertNotEqual(try cluster.run(["stat", "/dir/a"]).exitCode, 0, "the old name is gone")
+
+        // A taken name or a missing source changes nothing and says why.
+        let taken = try cluster.run(["mv", "/other/renamed", "/other/dir/a"])
+        XCTAssertNotEqual(taken.exitCode, 0)
+        XCTAssertTrue(taken.stderr.contains("already exists"), taken.stderr)
+        let missing = try cluster.run(["mv", "/nothing", "/x"])
+        XCTAssertNotEqual(missing.exitCode, 0)
+        XCTAssertTrue(missing.stderr.contains("no such file or directory"), missing.stderr)
+
+        // Durable: a master killed right after still has the new names, and every byte reads back.
+        cluster.killMaster(signal: SIGKILL)
+        try cluster.startMaster()
+        try cluster.waitUntil("datakeepers back", timeout: 10) { try cluster.aliveDataKeepers().count == 3 }
+        for (old, new) in [("/dir/a", "/other/dir/a"), ("/dir/sub/b", "/other/dir/sub/b"), ("/other/c", "/other/renamed")] {
+            let out = cluster.root + "/mv-out-" + new.split(separator: "/").last!
+            try cluster.succeed(["get", new, out])
+            XCTAssertEqual(try cluster.contents(out), try cluster.contents(files[old]!), new)
         }
     }
 

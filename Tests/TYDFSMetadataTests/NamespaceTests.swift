@@ -36,6 +36,48 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(namespace.files(under: path("/b")).map(\.path.value), ["/b/x", "/b/y/z"])
     }
 
+    func testRenameMovesFilesAndDirectoriesWithTheirChunksAndRefusesTakenPaths() throws {
+        let namespace = Namespace()
+        for name in ["/a/x", "/a/sub/y", "/b/z", "/f"] { namespace.apply(.putFile(Fixture.file(name, chunks: 2)), sequence: 1) }
+        let chunksBefore = namespace.chunks
+
+        // A file to a new name, then a directory into an existing directory.
+        let file = try namespace.renameEdits(from: path("/f"), to: path("/g"))
+        XCTAssertEqual(file.target.value, "/g")
+        for edit in file.edits { namespace.apply(edit, sequence: 2) }
+        let directory = try namespace.renameEdits(from: path("/a"), to: path("/b"))
+        XCTAssertEqual(directory.target.value, "/b/a", "into an existing directory, as mv does")
+        for edit in directory.edits { namespace.apply(edit, sequence: 3) }
+        XCTAssertEqual(namespace.files(under: .root).map(\.path.value), ["/b/a/sub/y", "/b/a/x", "/b/z", "/g"])
+        XCTAssertEqual(namespace.chunks, chunksBefore, "the same chunks, with the same replicas: no byte moves")
+        XCTAssertEqual(namespace.fileCount, 4)
+        XCTAssertNil(namespace.list(path("/a")), "the old directory is gone")
+        XCTAssertEqual(namespace.list(path("/b/a"))!.map(\.path), ["/b/a/sub", "/b/a/x"])
+
+        // Refused, changing nothing.
+        func refused(_ from: String, _ to: String, _ code: TYDFSError.Code, _ line: UInt = #line) {
+            XCTAssertThrowsError(try namespace.renameEdits(from: path(from), to: path(to)), line: line) { error in
+                XCTAssertEqual((error as? TYDFSError)?.code, code, "\(error)", line: line)
+            }
+        }
+        refused("/missing", "/x", .notFound)
+        refused("/g", "/b/z", .alreadyExists)  // a file is there
+        refused("/b/z", "/g/inside", .alreadyExists)  // /g is a file, not a folder
+        refused("/b", "/b/a/deeper", .invalidArgument)  // a directory into itself
+        refused("/g", "/g", .invalidArgument)
+        refused("/", "/r", .invalidArgument)
+        XCTAssertEqual(namespace.files(under: .root).map(\.path.value), ["/b/a/sub/y", "/b/a/x", "/b/z", "/g"])
+
+        // Undone exactly, as a failed batch would be.
+        var inverses: [[MetadataEdit]] = []
+        let back = try namespace.renameEdits(from: path("/b"), to: path("/c"))
+        for edit in back.edits { inverses.append(namespace.apply(edit, sequence: 4)) }
+        XCTAssertEqual(namespace.files(under: .root).map(\.path.value), ["/c/a/sub/y", "/c/a/x", "/c/z", "/g"])
+        for inverse in inverses.reversed() { for edit in inverse { namespace.apply(edit, sequence: 0) } }
+        XCTAssertEqual(namespace.files(under: .root).map(\.path.value), ["/b/a/sub/y", "/b/a/x", "/b/z", "/g"])
+        XCTAssertEqual(namespace.chunks, chunksBefore)
+    }
+
     func testRemovingTheLastFileOfADirectoryRemovesTheDirectory() {
         let namespace = Namespace()
         namespace.apply(.putFile(Fixture.file("/d/e/f", chunks: 1)), sequence: 1)
