@@ -229,7 +229,9 @@ protocol ChunkSink: Sendable {
 
 /// A download's local file. Writes of parallel ranges take turns, each run of buffers in one
 /// trip to the thread pool: two `pwrite`s into one file at once contend for the kernel's inode
-/// lock, which spins (7 % of a 1 GiB get's CPU, measured with perf).
+/// lock, which spins (7 % of a 1 GiB get's CPU, measured with perf). After each run the disk's
+/// writeback is started, so the data reaches the disk while the download goes on instead of
+/// all at the end.
 final class DownloadFile: ChunkSink {
     private let file: LocalFile
     private let turn = NIOLock()
@@ -244,6 +246,7 @@ final class DownloadFile: ChunkSink {
                     try file.writeBlocking(piece, at: position)
                     position += Int64(piece.readableBytes)
                 }
+                file.startWritebackBlocking()
             }
         }
     }

@@ -147,8 +147,15 @@ public final class LocalFile: @unchecked Sendable {
     public func append(_ buffers: [ByteBuffer], startingWriteback: Bool) async throws {
         try await Self.blocking {
             for buffer in buffers { try self.writeBlocking(buffer, at: nil) }
-            if startingWriteback { _ = startWriteback?(self.descriptor, 0, 0, syncFileRangeWrite) }
+            if startingWriteback { self.startWritebackBlocking() }
         }
+    }
+
+    /// Asks the kernel to start writing the file's dirty pages to disk now, without waiting
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), blocking the calling thread only for the
+    /// submission.
+    public func startWritebackBlocking() {
+        _ = startWriteback?(descriptor, 0, 0, syncFileRangeWrite)
     }
 
     /// Writes all of `buffer` at `offset` (or at the current position with nil), blocking the
