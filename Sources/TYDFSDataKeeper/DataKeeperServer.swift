@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -15,10 +16,17 @@ import TYDFSServerSupport
 /// The datakeeper process: the chunk store, its HTTP data service, the heartbeat sender and the
 /// background workers (repairs, deletions, scrubbing).
 public enum DataKeeperServer {
-    static func router(transfer: ChunkTransfer) -> Router<BasicRequestContext> {
+    static func router(transfer: ChunkTransfer, registered: NIOLockedValueBox<Bool>) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
+        router.get(RouterPath(Route.healthz)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
+        router.get(RouterPath(Route.readyz)) { _, _ in
+            guard registered.withLockedValue({ $0 }) else {
+                return try JSON.response(["status": "not registered: the master has not answered the last heartbeat"], status: .serviceUnavailable)
+            }
+            return try JSON.response(["status": "ready", "id": transfer.id.value])
+        }
         router.put("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
             guard let text = request.headers[.tydfsDataBytes], let dataBytes = Int64(text),
@@ -94,8 +102,9 @@ public enum DataKeeperServer {
         let transfer = ChunkTransfer(id: id, store: store, counters: counters, events: events, httpClient: httpClient, logger: logger)
         let (repairJobs, repairContinuation) = AsyncStream.makeStream(of: RepairJob.self)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let registered = NIOLockedValueBox(false)
         let app = HTTPServer.application(
-            responder: router(transfer: transfer).buildResponder(), host: configuration.host, port: configuration.port,
+            responder: router(transfer: transfer, registered: registered).buildResponder(), host: configuration.host, port: configuration.port,
             logger: logger, onListening: { port in
                 portContinuation.yield(port)
                 portContinuation.finish()
@@ -112,7 +121,7 @@ public enum DataKeeperServer {
                 let port = await iterator.next() ?? configuration.port
                 return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             },
-            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, logger: logger)
+            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, registered: registered, logger: logger)
         logger.info("datakeeper configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
             "master": "\(configuration.masterURL)", "heartbeat_interval_s": "\(configuration.heartbeatIntervalSeconds)",

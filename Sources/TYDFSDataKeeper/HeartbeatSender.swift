@@ -28,6 +28,8 @@ struct HeartbeatSender: Service {
     let deletions: DeletionQueue
     let repairs: AsyncStream<RepairJob>.Continuation
     let httpClient: HTTPClient
+    /// Whether the master answered the last heartbeat (the datakeeper's readiness).
+    let registered: NIOLockedValueBox<Bool>
     let logger: Logger
 
     func run() async throws {
@@ -56,6 +58,7 @@ struct HeartbeatSender: Service {
                 let answer = try await send(beat)
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
                 masterReachable = true
+                registered.withLockedValue { $0 = true }
                 if answer.sendChunkReport, !reporting.withLockedValue({ $0 }) {
                     lastReport = ContinuousClock.now
                     let chunks = await store.snapshotForReport()
@@ -72,6 +75,7 @@ struct HeartbeatSender: Service {
                 for order in answer.copyChunks { repairs.yield(.copy(order)) }
                 for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
             } catch {
+                registered.withLockedValue { $0 = false }
                 events.restore(batch)
                 deletions.restoreDone(deleted)
                 await store.restoreChanges(added: changes.added, removed: changes.removed)

@@ -15,6 +15,12 @@ public enum MasterServer {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok"]) }
+        router.get(RouterPath(Route.healthz)) { _, _ in try JSON.response(["status": "ok"]) }
+        router.get(RouterPath(Route.readyz)) { _, _ in
+            guard await state.inSafeMode else { return try JSON.response(["status": "ready"]) }
+            return try JSON.response(
+                ["status": "safe mode: waiting for the datakeepers that hold replicas to report"], status: .serviceUnavailable)
+        }
         router.post(RouterPath(Route.heartbeat)) { request, _ in
             try JSON.response(try await state.heartbeat(try await JSON.decode(HeartbeatRequest.self, from: request)))
         }

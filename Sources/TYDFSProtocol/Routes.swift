@@ -20,6 +20,11 @@ public enum Route {
     public static let rename = "/v1/rename"
     public static let nodes = "/v1/nodes"
     public static let health = "/v1/health"
+    /// `GET` on every component: 200 while the process serves requests (liveness).
+    public static let healthz = "/healthz"
+    /// `GET` on every component: 200 when it is ready for work (the master has left safe mode;
+    /// the datakeeper's last heartbeat was answered), else 503 saying why (readiness).
+    public static let readyz = "/readyz"
     /// `POST` a `BadReplicaReport`.
     public static let badReplicas = "/v1/bad-replicas"
     /// `GET ?path=` — `FsckReport`.
