@@ -161,6 +161,52 @@ struct ListCommand: AsyncParsableCommand {
     }
 }
 
+struct CatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cat",
+        abstract: "Write a file to standard output (as `get PATH -`: each chunk verified before any of it is written).")
+
+    @Argument(help: "Remote path.") var path: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.withClient { client in
+            try await client.get(try RemotePath(path), to: "-")
+        }
+    }
+}
+
+struct DiskUsageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "du",
+        abstract: "Show the bytes below each entry of a directory (as stored once; each is kept on --replication datakeepers), and the total.")
+
+    @Argument(help: "Remote path.") var path = "/"
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    /// `du --json`: the listing's entries with their sizes, and their sum.
+    struct Usage: Encodable {
+        var path: String
+        var totalBytes: Int64
+        var entries: [ListEntry]
+    }
+
+    func run() async throws {
+        try await client.withClient { client in
+            let listing = try await client.list(try RemotePath(path))
+            let total = listing.entries.reduce(Int64(0)) { $0 + $1.sizeBytes }
+            if output.json { return try output.printJSON(Usage(path: listing.path, totalBytes: total, entries: listing.entries)) }
+            var text = ""
+            for (size, name) in listing.entries.map({ ($0.sizeBytes, $0.path + ($0.isDirectory ? "/" : "")) }) + [(total, "total")] {
+                let shown = ByteSize.format(size)
+                text += "\(String(repeating: " ", count: max(0, 12 - shown.count)))\(shown)  \(name)\n"
+            }
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+}
+
 struct StatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stat", abstract: "Show a file's size, checksum, chunks and the datakeepers holding each chunk.")

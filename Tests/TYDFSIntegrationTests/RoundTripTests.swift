@@ -138,6 +138,29 @@ final class RoundTripTests: XCTestCase {
         }
     }
 
+    func testDuSumsWhatIsBelowEachEntryAndCatPrintsAFile() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        var sizes: [String: Int] = [:]
+        for (index, (remote, size)) in [("/u/a", 3 * chunk + 1), ("/u/sub/b", 1000), ("/u/sub/deeper/c", 17)].enumerated() {
+            try cluster.succeed(["put", try cluster.makeFile("du-\(index)", size: size, seed: UInt64(60 + index)), remote])
+            sizes[remote] = size
+        }
+        struct Usage: Decodable { var path: String; var totalBytes: Int64; var entries: [ListEntry] }
+        let usage = try cluster.json(Usage.self, ["du", "/u"])
+        XCTAssertEqual(usage.totalBytes, Int64(sizes.values.reduce(0, +)))
+        XCTAssertEqual(usage.entries.map(\.path), ["/u/a", "/u/sub"])
+        XCTAssertEqual(usage.entries.map(\.sizeBytes), [Int64(3 * chunk + 1), 1017], "a folder counts everything below it")
+        let text = try cluster.succeed(["du", "/u"]).stdoutText
+        XCTAssertTrue(text.hasSuffix("  total\n") && text.contains("/u/sub/"), text)
+        XCTAssertNotEqual(try cluster.run(["du", "/nothing"]).exitCode, 0)
+
+        XCTAssertEqual(try cluster.succeed(["cat", "/u/a"]).stdout, try cluster.contents(cluster.root + "/du-0"))
+        let missing = try cluster.run(["cat", "/u/nothing"])
+        XCTAssertNotEqual(missing.exitCode, 0)
+        XCTAssertTrue(missing.stderr.contains("no such file"), missing.stderr)
+    }
+
     func testParallelDownloadReadsFromSeveralDataKeepers() throws {
         let cluster = try TestCluster(datakeepers: 4)
         defer { cluster.shutdown() }
