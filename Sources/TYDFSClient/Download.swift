@@ -77,11 +77,12 @@ extension TYDFSClient {
         _ chunks: [ChunkInfo], into output: some ChunkSink, at offset: @escaping @Sendable (ChunkInfo) -> Int64,
         failed: FailedDataKeepers
     ) async throws {
-        var pieces: [(chunk: Int, part: Int, range: ChunkRange)] = []
-        for (position, chunk) in chunks.enumerated() {
-            let ranges = ChunkRange.split(
+        let ranges = chunks.map { chunk in
+            ChunkRange.split(
                 dataBytes: chunk.sizeBytes, parts: max(1, chunk.replicas.filter(\.alive).count), minimumBytes: Limits.minimumRangeBytes)
-            pieces += ranges.enumerated().map { (position, $0.offset, $0.element) }
+        }
+        let pieces = ranges.enumerated().flatMap { position, parts in
+            parts.enumerated().map { (chunk: position, part: $0.offset, range: $0.element) }
         }
         var rangeCRCs: [[Int: UInt32]] = Array(repeating: [:], count: chunks.count)
         try await withThrowingTaskGroup(of: (chunk: Int, part: Int, crc: UInt32).self) { group in
@@ -102,9 +103,10 @@ extension TYDFSClient {
         // names. If not (a replica holding a self-consistent but different chunk), the chunk is
         // read again whole, replica by replica, until one matches.
         for (position, chunk) in chunks.enumerated() {
-            let parts = pieces.filter { $0.chunk == position }
             var crc = rangeCRCs[position][0]!
-            for piece in parts.dropFirst() { crc = CRC32C.combine(crc, rangeCRCs[position][piece.part]!, length2: piece.range.length) }
+            for (part, range) in ranges[position].enumerated().dropFirst() {
+                crc = CRC32C.combine(crc, rangeCRCs[position][part]!, length2: range.length)
+            }
             if hex32(crc) != chunk.crc32c { try await refetchWhole(chunk, into: output, at: offset(chunk)) }
         }
     }
@@ -115,11 +117,7 @@ extension TYDFSClient {
         var failures: [String] = []
         for replica in chunk.replicas where !replica.address.isEmpty {
             do {
-                let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
-                let whole = ChunkRange(offset: 0, length: chunk.sizeBytes)
-                let crc = try await StallGuard.run(progress) {
-                    try await self.fetch(whole, of: chunk, from: replica, into: output, at: offset, progress: progress)
-                }
+                let crc = try await fetchWatched(ChunkRange(offset: 0, length: chunk.sizeBytes), of: chunk, from: replica, into: output, at: offset)
                 if hex32(crc) == chunk.crc32c { return }
                 let message = "replica has crc32c \(hex32(crc)), the file says \(chunk.crc32c)"
                 failures.append("\(replica.id): \(message)")
@@ -149,10 +147,7 @@ extension TYDFSClient {
         let candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
         for replica in candidates {
             do {
-                let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
-                return try await StallGuard.run(progress) {
-                    try await self.fetch(range, of: chunk, from: replica, into: output, at: offset, progress: progress)
-                }
+                return try await fetchWatched(range, of: chunk, from: replica, into: output, at: offset)
             } catch let error as LocalWriteFailure {
                 throw error.underlying
             } catch {
@@ -170,6 +165,17 @@ extension TYDFSClient {
             throw TYDFSError(.unavailable, "chunk \(chunk.index) of the file has no replica on a live datakeeper")
         }
         throw TYDFSError(.unavailable, "chunk \(chunk.index) (\(range)) could not be read from any replica: \(failures.joined(separator: "; "))")
+    }
+
+    /// Reads `range` of `chunk` from `replica`, abandoning it when it sends nothing for
+    /// `Limits.readStallSeconds`; returns the range's CRC32C.
+    private func fetchWatched(
+        _ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64
+    ) async throws -> UInt32 {
+        let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
+        return try await StallGuard.run(progress) {
+            try await self.fetch(range, of: chunk, from: replica, into: output, at: offset, progress: progress)
+        }
     }
 
     /// Reads `range` of `chunk` from `replica`, telling `progress` about every piece (its clock

@@ -19,8 +19,9 @@ public enum DataKeeperServer {
     static func router(transfer: ChunkTransfer, registered: NIOLockedValueBox<Bool>) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
-        router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
-        router.get(RouterPath(Route.healthz)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
+        for path in [Route.health, Route.healthz] {
+            router.get(RouterPath(path)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
+        }
         router.get(RouterPath(Route.readyz)) { _, _ in
             guard registered.withLockedValue({ $0 }) else {
                 return try JSON.response(["status": "not registered: the master has not answered the last heartbeat"], status: .serviceUnavailable)

@@ -14,8 +14,9 @@ public enum MasterServer {
     static func router(state: MasterState) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
-        router.get(RouterPath(Route.health)) { _, _ in try JSON.response(["status": "ok"]) }
-        router.get(RouterPath(Route.healthz)) { _, _ in try JSON.response(["status": "ok"]) }
+        for path in [Route.health, Route.healthz] {
+            router.get(RouterPath(path)) { _, _ in try JSON.response(["status": "ok"]) }
+        }
         router.get(RouterPath(Route.readyz)) { _, _ in
             guard await state.inSafeMode else { return try JSON.response(["status": "ready"]) }
             return try JSON.response(

@@ -139,6 +139,11 @@ struct GetCommand: AsyncParsableCommand {
     }
 }
 
+/// `text` padded on the left to `width` characters: a column of sizes in `ls` and `du`.
+func rightAligned(_ text: String, width: Int) -> String {
+    String(repeating: " ", count: max(0, width - text.count)) + text
+}
+
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls", abstract: "List a directory (or one file): size, modification time, path.")
@@ -154,7 +159,7 @@ struct ListCommand: AsyncParsableCommand {
             var text = ""
             for entry in listing.entries {
                 let size = String(entry.sizeBytes)
-                text += "\(String(repeating: " ", count: max(0, 14 - size.count)))\(size)  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")\n"
+                text += "\(rightAligned(size, width: 14))  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")\n"
             }
             FileHandle.standardOutput.write(Data(text.utf8))
         }
@@ -199,8 +204,7 @@ struct DiskUsageCommand: AsyncParsableCommand {
             if output.json { return try output.printJSON(Usage(path: listing.path, totalBytes: total, entries: listing.entries)) }
             var text = ""
             for (size, name) in listing.entries.map({ ($0.sizeBytes, $0.path + ($0.isDirectory ? "/" : "")) }) + [(total, "total")] {
-                let shown = ByteSize.format(size)
-                text += "\(String(repeating: " ", count: max(0, 12 - shown.count)))\(shown)  \(name)\n"
+                text += "\(rightAligned(ByteSize.format(size), width: 12))  \(name)\n"
             }
             FileHandle.standardOutput.write(Data(text.utf8))
         }
