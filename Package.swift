@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         /// Hardware CRC32C (SSE4.2) with a portable fallback; the only C in the package.
@@ -42,16 +44,19 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        /// Shared server plumbing (HTTP app set-up, JSON helpers) for master and datakeeper.
+        /// Shared server plumbing (HTTP app set-up, JSON helpers, metrics) for master and datakeeper.
         .target(name: "TYDFSServerSupport", dependencies: [
             "TYDFSCore", "TYDFSProtocol",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TYDFSMaster", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,6 +64,7 @@ let package = Package(
         ]),
         .target(name: "TYDFSDataKeeper", dependencies: [
             "TYDFSCore", "TYDFSProtocol", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

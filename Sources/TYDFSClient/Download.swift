@@ -66,6 +66,17 @@ extension TYDFSClient {
         return memory.bytes
     }
 
+    /// Reads the file `info` describes chunk after chunk, each verified whole in memory before
+    /// `deliver` gets it: memory holds one chunk at a time (the master's download links).
+    public func read(_ info: FileInfo, chunkByChunk deliver: (ByteBuffer) async throws -> Void) async throws {
+        let failed = FailedDataKeepers()
+        for chunk in info.chunks {
+            let memory = MemorySink(sizeBytes: Int(chunk.sizeBytes))
+            try await fetch([chunk], into: memory, at: { _ in 0 }, failed: failed)
+            try await deliver(memory.bytes)
+        }
+    }
+
     /// Fetches every chunk of `info`, each written at its offset into `output`.
     private func fetchAll(_ info: FileInfo, into output: some ChunkSink, failed: FailedDataKeepers) async throws {
         try await fetch(info.chunks, into: output, at: { Int64($0.index) * info.chunkSizeBytes }, failed: failed)

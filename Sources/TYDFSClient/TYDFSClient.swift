@@ -93,6 +93,20 @@ public final class TYDFSClient: Sendable {
         try await control(.GET, Route.nodes)
     }
 
+    /// Starts draining a datakeeper (`tydfs drain`).
+    public func drain(_ id: DataKeeperID) async throws -> DrainStatus {
+        try await control(.POST, Route.drain(id.value))
+    }
+
+    public func drainStatus(_ id: DataKeeperID) async throws -> DrainStatus {
+        try await control(.GET, Route.drain(id.value))
+    }
+
+    /// Puts a draining or retired datakeeper back in service.
+    public func cancelDrain(_ id: DataKeeperID) async throws -> DrainStatus {
+        try await control(.DELETE, Route.drain(id.value))
+    }
+
     public func fsck(_ path: RemotePath) async throws -> FsckReport {
         try await control(.GET, Route.fsck, query: path)
     }

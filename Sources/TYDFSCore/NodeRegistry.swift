@@ -12,6 +12,8 @@ public struct DataKeeperState: Equatable, Sendable {
     public var assignedSinceHeartbeat: Int
     public var chunksServed: Int64
     public var lastHeartbeatSeconds: Double
+    /// It said it is shutting down: dead until its next heartbeat, whatever the timeout.
+    public var hasLeft = false
 
     public init(id: DataKeeperID, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
                 reportedInFlight: Int, chunksServed: Int64, lastHeartbeatSeconds: Double) {
@@ -54,8 +56,13 @@ public struct NodeRegistry: Sendable {
         return !wasAlive
     }
 
+    /// Counts `id` as dead from now on, until its next heartbeat: it said it is leaving.
+    public mutating func markLeft(_ id: DataKeeperID) {
+        nodes[id]?.hasLeft = true
+    }
+
     public func isAlive(_ node: DataKeeperState, now: Double) -> Bool {
-        now - node.lastHeartbeatSeconds < heartbeatTimeoutSeconds
+        !node.hasLeft && now - node.lastHeartbeatSeconds < heartbeatTimeoutSeconds
     }
 
     public func isAlive(_ id: DataKeeperID, now: Double) -> Bool {

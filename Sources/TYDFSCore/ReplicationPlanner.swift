@@ -50,6 +50,9 @@ public struct ReplicationPlan: Equatable, Sendable {
 ///
 /// Rules it keeps:
 /// - only live replicas count; a chunk with none is reported missing, never "repaired";
+/// - replicas on `leaving` datakeepers (draining or retired) do not count toward the factor
+///   either; such datakeepers are never destinations, and are sources only when no other live
+///   replica exists;
 /// - chunks with the fewest live replicas go first;
 /// - a destination is live, holds no replica of the chunk (live or dead), has room, and is
 ///   not already receiving it; sources are live replicas, least busy first;
@@ -60,11 +63,14 @@ public struct ReplicationPlan: Equatable, Sendable {
 public enum ReplicationPlanner {
     public static func plan(
         chunks: [ChunkReplicaState], registry: NodeRegistry, now: Double,
-        inFlight: [ChunkID: Set<DataKeeperID>], busyCopies: [DataKeeperID: Int], maxCopiesPerDataKeeper: Int
+        inFlight: [ChunkID: Set<DataKeeperID>], busyCopies: [DataKeeperID: Int], maxCopiesPerDataKeeper: Int,
+        leaving: Set<DataKeeperID> = []
     ) -> ReplicationPlan {
         var plan = ReplicationPlan()
-        let live = registry.alive(now: now)
+        let allLive = registry.alive(now: now)
+        let live = allLive.filter { !leaving.contains($0.id) }
         let liveIDs = Set(live.map(\.id))
+        let liveLeavingIDs = Set(allLive.map(\.id)).intersection(leaving)
         var copies = busyCopies
         var reservedBytes: [DataKeeperID: Int64] = [:]
         let ordered = chunks
@@ -75,7 +81,8 @@ public enum ReplicationPlanner {
             }
         for (chunk, healthy) in ordered {
             let pending = inFlight[chunk.id] ?? []
-            if healthy.isEmpty {
+            let lastResort = chunk.replicas.filter { liveLeavingIDs.contains($0) }
+            if healthy.isEmpty && lastResort.isEmpty {
                 plan.missing.append(chunk.id)
                 continue
             }
@@ -84,11 +91,13 @@ public enum ReplicationPlanner {
                 let holders = Set(chunk.replicas).union(pending)
                 var chosen: Set<DataKeeperID> = []
                 for _ in 0..<wanted {
-                    let sources = healthy
-                        .compactMap { registry.nodes[$0] }
-                        .filter { copies[$0.id, default: 0] < maxCopiesPerDataKeeper }
-                        .sorted { lessBusy($0, $1, copies) }
-                        .map(\.id)
+                    let sources = [healthy, lastResort].flatMap { replicas in
+                        replicas
+                            .compactMap { registry.nodes[$0] }
+                            .filter { copies[$0.id, default: 0] < maxCopiesPerDataKeeper }
+                            .sorted { lessBusy($0, $1, copies) }
+                            .map(\.id)
+                    }
                     let destination = live
                         .filter { node in
                             !holders.contains(node.id) && !chosen.contains(node.id) && copies[node.id, default: 0] < maxCopiesPerDataKeeper

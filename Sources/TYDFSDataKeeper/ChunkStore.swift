@@ -35,6 +35,14 @@ actor ChunkStore {
     enum Placement: Equatable {
         case ownFile(path: String)
         case volume(frameBytes: Int64)
+
+        /// The chunk's size on disk (0 for a file gone meanwhile).
+        var frameBytes: Int64 {
+            switch self {
+            case .ownFile(let path): return LocalFileSystem.fileSize(path) ?? 0
+            case .volume(let frameBytes): return frameBytes
+            }
+        }
     }
 
     /// A writer waiting for the sync that covers its record.
@@ -419,19 +427,4 @@ actor ChunkStore {
         for waiter in done { waiter.continuation.resume(with: result) }
         if let next { startSync(next) }
     }
-}
-
-/// Counters the heartbeat reports: transfers in progress and chunks served.
-final class TransferCounters: Sendable {
-    private struct Values {
-        var inFlight = 0
-        var chunksServed: Int64 = 0
-    }
-    private let values = NIOLockedValueBox(Values())
-
-    func begin() { values.withLockedValue { $0.inFlight += 1 } }
-    func end() { values.withLockedValue { $0.inFlight -= 1 } }
-    func served() { values.withLockedValue { $0.chunksServed += 1 } }
-    var inFlight: Int { values.withLockedValue { $0.inFlight } }
-    var chunksServed: Int64 { values.withLockedValue { $0.chunksServed } }
 }

@@ -40,6 +40,7 @@ struct ChunkTransfer: Sendable {
             throw error
         }
         let next = await downstreamResult
+        counters.received(dataBytes: dataBytes)
         logger.debug("chunk stored", metadata: ["chunk.id": "\(chunk)", "bytes": "\(dataBytes)"])
         return ChunkWriteResult(stored: [id] + next.stored, dataBytes: dataBytes, crc32c: crc, failures: next.failures)
     }
@@ -222,7 +223,7 @@ struct ChunkTransfer: Sendable {
             defer { counters.end() }
             try await writer.write(body)
             try await writer.finish(nil)
-            counters.served()
+            counters.served(dataBytes: range.length)
         }
         return Response(status: .ok, headers: chunkHeaders(dataBytes: range.length), body: response)
     }
@@ -304,7 +305,7 @@ struct ChunkTransfer: Sendable {
             }
             try await writer.write(trailer)
             try await writer.finish(nil)
-            counters.served()
+            counters.served(dataBytes: range.length)
         }
         return Response(status: .ok, headers: chunkHeaders(dataBytes: range.length), body: body)
     }
@@ -313,7 +314,10 @@ struct ChunkTransfer: Sendable {
 
     /// Takes a bad chunk out of service and tells the master (next heartbeat).
     @Sendable func reportBad(_ chunk: ChunkID) async {
-        if await store.quarantine(chunk) { events.bad(chunk) }
+        if await store.quarantine(chunk) {
+            counters.corrupt()
+            events.bad(chunk)
+        }
     }
 
     /// Carries out a copy order: pulls the chunk from the first source that delivers it intact.
@@ -361,6 +365,7 @@ struct ChunkTransfer: Sendable {
         try await StallGuard.run(progress) {
             _ = try await storeReserved(order.chunk, dataBytes: order.dataBytes, from: body, forwarding: nil, expectedCRC: order.crc32c)
         }
+        counters.received(dataBytes: order.dataBytes)
     }
 
     /// Re-reads a chunk and checks its trailer, at most `bytesPerSecond` fast. A missing or

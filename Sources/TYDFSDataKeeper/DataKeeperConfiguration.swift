@@ -27,6 +27,9 @@ public struct DataKeeperConfiguration: Sendable {
     public var scrubBytesPerSecond: Int64 = 64 * 1024 * 1024
     /// Copy and verify orders from the master run at once.
     public var maxConcurrentRepairs = 4
+    /// Maintenance mode: the master copies every chunk held here to other datakeepers, then this
+    /// datakeeper shuts down (HDFS's decommissioning, asked for by the datakeeper itself).
+    public var maintenance = false
 
     public init() {}
 

@@ -16,9 +16,16 @@ import TYDFSServerSupport
 /// The datakeeper process: the chunk store, its HTTP data service, the heartbeat sender and the
 /// background workers (repairs, deletions, scrubbing).
 public enum DataKeeperServer {
-    static func router(transfer: ChunkTransfer, registered: NIOLockedValueBox<Bool>) -> Router<BasicRequestContext> {
+    static func router(transfer: ChunkTransfer, registered: NIOLockedValueBox<Bool>, deletions: DeletionQueue) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ErrorMiddleware())
+        router.get(RouterPath(Route.metrics)) { _, _ in
+            transfer.counters.publish(
+                usage: await transfer.store.usage(), freeDiskBytes: LocalFileSystem.availableBytes(at: transfer.store.directory),
+                pendingDeletions: deletions.queuedCount)
+            return Telemetry.response()
+        }
         for path in [Route.health, Route.healthz] {
             router.get(RouterPath(path)) { _, _ in try JSON.response(["status": "ok", "id": transfer.id.value]) }
         }
@@ -75,7 +82,11 @@ public enum DataKeeperServer {
         let httpClient = TYDFSClient.makeHTTPClient(connectionsPerServer: Limits.maxConcurrentFileTransfers)
         do {
             let services = try makeServices(configuration: configuration, httpClient: httpClient, logger: logger, onListening: onListening)
-            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            // A service that ends by itself (the heartbeat sender, once drained in maintenance
+            // mode) ends the datakeeper as SIGTERM does: in-flight transfers finish first.
+            let group = ServiceGroup(configuration: .init(
+                services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
             try? await httpClient.shutdown()
@@ -90,6 +101,7 @@ public enum DataKeeperServer {
         onListening: @escaping @Sendable (Int) async -> Void
     ) throws -> [any Service] {
         try configuration.validate()
+        Telemetry.bootstrap()
         try LocalFileSystem.makeDirectories(configuration.dataDirectory)
         let id = try configuration.id ?? persistentID(in: configuration.dataDirectory)
         var logger = baseLogger
@@ -98,14 +110,14 @@ public enum DataKeeperServer {
         let store = try ChunkStore(directory: configuration.dataDirectory, capacityBytes: configuration.capacityBytes, logger: logger)
         logger.info("chunk store loaded", metadata: ["seconds": "\(ContinuousClock.now - startedLoading)"])
         let deletions = DeletionQueue()
-        let counters = TransferCounters()
+        let counters = TransferCounters(datakeeper: id)
         let events = DataKeeperEvents()
         let transfer = ChunkTransfer(id: id, store: store, counters: counters, events: events, httpClient: httpClient, logger: logger)
         let (repairJobs, repairContinuation) = AsyncStream.makeStream(of: RepairJob.self)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let registered = NIOLockedValueBox(false)
         let app = HTTPServer.application(
-            responder: router(transfer: transfer, registered: registered).buildResponder(), host: configuration.host, port: configuration.port,
+            responder: router(transfer: transfer, registered: registered, deletions: deletions).buildResponder(), host: configuration.host, port: configuration.port,
             logger: logger, onListening: { port in
                 portContinuation.yield(port)
                 portContinuation.finish()
@@ -122,7 +134,8 @@ public enum DataKeeperServer {
                 let port = await iterator.next() ?? configuration.port
                 return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             },
-            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, registered: registered, logger: logger)
+            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, registered: registered,
+            maintenance: configuration.maintenance, logger: logger)
         logger.info("datakeeper configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
             "master": "\(configuration.masterURL)", "heartbeat_interval_s": "\(configuration.heartbeatIntervalSeconds)",

@@ -30,6 +30,8 @@ struct HeartbeatSender: Service {
     let httpClient: HTTPClient
     /// Whether the master answered the last heartbeat (the datakeeper's readiness).
     let registered: NIOLockedValueBox<Bool>
+    /// `--maintenance`: ask to be drained, and return (ending the datakeeper) once drained.
+    let maintenance: Bool
     let logger: Logger
 
     func run() async throws {
@@ -53,7 +55,8 @@ struct HeartbeatSender: Service {
                 chunkCount: usage.chunkCount, inFlight: counters.inFlight, chunksServed: counters.chunksServed,
                 wantsToReport: overflowed || ContinuousClock.now - lastReport >= .seconds(reportIntervalSeconds),
                 addedChunks: changes.added, removedChunks: changes.removed, deletedChunks: deleted,
-                badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed)
+                badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed,
+                maintenance: maintenance ? true : nil)
             do {
                 let answer = try await send(beat)
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
@@ -74,6 +77,10 @@ struct HeartbeatSender: Service {
                 // deletion (`DeletionQueue.settled`), so it never finds a chunk about to go.
                 for order in answer.copyChunks { repairs.yield(.copy(order)) }
                 for chunk in answer.verifyChunks { repairs.yield(.verify(chunk)) }
+                if maintenance, answer.drained == true {
+                    logger.notice("drained: every chunk held here is at its factor elsewhere; shutting down")
+                    break
+                }
             } catch {
                 registered.withLockedValue { $0 = false }
                 events.restore(batch)
@@ -85,6 +92,24 @@ struct HeartbeatSender: Service {
                 masterReachable = false
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
+        }
+        if !Task.isCancelled { await leave() }
+    }
+
+    /// Tells the master this datakeeper is going away, so it starts repairs at once. Best effort:
+    /// a master that does not answer finds out by the heartbeat timeout.
+    private func leave() async {
+        do {
+            var request = HTTPClientRequest(url: masterURL + Route.leave)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(LeaveRequest(id: id))))
+            let response = try await httpClient.execute(request, timeout: .seconds(Limits.connectTimeoutSeconds))
+            let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+            try PeerError.check(status: response.status, payload: body, peer: "the master")
+            logger.info("told the master this datakeeper is leaving")
+        } catch {
+            logger.warning("could not tell the master this datakeeper is leaving", metadata: ["error": "\(PeerError.describe(error))"])
         }
     }
     private func send(_ beat: HeartbeatRequest) async throws -> HeartbeatResponse {

@@ -54,13 +54,16 @@ struct Scrubber: Service {
                 let started = ContinuousClock.now
                 let bytes = await transfer.store.usage().usedBytes
                 var checked = 0, bad = 0
-                for chunk in await transfer.store.chunkIDs() {
+                let chunks = await transfer.store.chunkIDs()
+                for (done, chunk) in chunks.enumerated() {
                     if Task.isCancelled { return }
-                    if await transfer.store.contains(chunk) {
+                    if case let placement? = await transfer.store.placement(of: chunk) {
                         checked += 1
                         if await !transfer.verify(chunk, bytesPerSecond: bytesPerSecond) { bad += 1 }
+                        transfer.counters.scrubbed(bytes: placement.frameBytes, done: done + 1, total: chunks.count)
                     }
                 }
+                transfer.counters.scrubPassFinished()
                 let spent = ContinuousClock.now - started
                 let seconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
                 if checked > 0 {

@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSMetadata
@@ -11,9 +12,49 @@ import TYDFSServerSupport
 /// The master process: the metadata store, the state actor and the HTTP routes over them.
 public enum MasterServer {
     /// Routes of the master's HTTP API (see `Route` for the paths).
-    static func router(state: MasterState) -> Router<BasicRequestContext> {
+    static func router(state: MasterState, reader: TYDFSClient) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ErrorMiddleware())
+        router.get(RouterPath(Route.dashboard)) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        }
+        router.get(RouterPath(Route.metrics)) { _, _ in
+            MasterMetrics.publish(try await state.clusterSummary())
+            return Telemetry.response()
+        }
+        router.get(RouterPath(Route.cluster)) { _, _ in try JSON.response(try await state.clusterSummary()) }
+        router.get(RouterPath(Route.events)) { request, _ in
+            guard let after = Int(request.uri.queryParameters.get("after") ?? "0"), after >= 0 else { throw TYDFSError(.invalidArgument, "'after' must be an event id (a whole number ≥ 0)") }
+            return try JSON.response(await state.events.after(after))
+        }
+        router.get(RouterPath(Route.content)) { request, _ in
+            let info = try await state.stat(try RemotePath(try request.queryItem("path")))
+            let name = info.path.value.split(separator: "/").last.map(String.init) ?? "file"
+            let quoted = name.replacingOccurrences(of: "\\", with: "_").replacingOccurrences(of: "\"", with: "_")
+            let body = ResponseBody(contentLength: Int(info.sizeBytes)) { writer in
+                try await reader.read(info) { try await writer.write($0) }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [
+                .contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(quoted)\"",
+            ], body: body)
+        }
+        router.post(RouterPath(Route.leave)) { request, _ in
+            await state.leave(try await JSON.decode(LeaveRequest.self, from: request))
+            return try JSON.response(["status": "left"])
+        }
+        router.post("/v1/datakeepers/:datakeeper/drain") { _, context in
+            try JSON.response(try await state.drain(try DataKeeperID(try context.parameters.require("datakeeper"))))
+        }
+        router.get("/v1/datakeepers/:datakeeper/drain") { _, context in
+            try JSON.response(try await state.drainStatus(try DataKeeperID(try context.parameters.require("datakeeper"))))
+        }
+        router.delete("/v1/datakeepers/:datakeeper/drain") { _, context in
+            try JSON.response(try await state.cancelDrain(try DataKeeperID(try context.parameters.require("datakeeper"))))
+        }
         for path in [Route.health, Route.healthz] {
             router.get(RouterPath(path)) { _, _ in try JSON.response(["status": "ok"]) }
         }
@@ -107,6 +148,7 @@ public enum MasterServer {
         configuration: MasterConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
     ) async throws -> (services: [any Service], store: any MetadataStore) {
         try configuration.validate()
+        Telemetry.bootstrap()
         try LocalFileSystem.makeDirectories(configuration.dataDirectory)
         let store = try await SQLMetadataStore.openSQLite(path: configuration.dataDirectory + "/metadata.sqlite", logger: logger)
         let loadStarted = ContinuousClock.now
@@ -122,12 +164,14 @@ public enum MasterServer {
             "replication": "\(configuration.replication)", "chunk_size": "\(configuration.chunkSizeBytes)",
             "heartbeat_timeout_s": "\(configuration.heartbeatTimeoutSeconds)",
         ])
+        // Reads files for the dashboard's download links, as any client does.
+        let reader = try TYDFSClient(masterURL: "http://\(configuration.host):\(configuration.port)", logger: logger)
         let app = HTTPServer.application(
-            responder: router(state: state).buildResponder(), host: configuration.host, port: configuration.port,
+            responder: router(state: state, reader: reader).buildResponder(), host: configuration.host, port: configuration.port,
             logger: logger, onListening: onListening)
         let writer = MetadataWriter(committer: committer, state: state)
         let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
-        return ([writer, app, repair], store)
+        return ([ClientCloser(client: reader), writer, app, repair], store)
     }
 }
 
@@ -158,5 +202,15 @@ struct ReplicationManager: Service {
             await state.replicationRound()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
         }
+    }
+}
+
+/// Shuts the master's own client down once everything that may use it has stopped.
+struct ClientCloser: Service {
+    let client: TYDFSClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
     }
 }

@@ -16,6 +16,7 @@ extension MasterState {
     /// nothing — its recorded replicas may be gone, so they must not justify trimming others.
     @discardableResult
     func replicationRound() -> ReplicationPlan {
+        noticeDeaths()
         if inSafeMode {
             if Self.monotonicSeconds() - startedSeconds < configuration.heartbeatTimeoutSeconds {
                 let reported = Set(registry.nodes.keys).subtracting(awaitingReport)
@@ -26,10 +27,14 @@ extension MasterState {
         }
         let now = Self.monotonicSeconds()
         let confirmed = registry.excluding(awaitingReport)
-        let live = Set(confirmed.alive(now: now).map(\.id))
+        let everyLive = Set(confirmed.alive(now: now).map(\.id))
+        // Replicas on draining and retired datakeepers do not count toward the factor.
+        let live = everyLive.subtracting(decommissioned)
         if attentionBasis != live {
             // Who is alive (or trusted) changed: any chunk may have gained or lost live replicas.
             attention = Set(namespace.chunks.lazy.filter { Self.liveCount($0.value, live) != $0.value.replication }.map(\.key))
+            let chunks = namespace.chunks
+            missing = Set(attention.lazy.filter { id in chunks[id].map { Self.liveCount($0, everyLive) == 0 } ?? false })
             attentionBasis = live
         }
         for (chunk, copies) in copiesInFlight {
@@ -52,7 +57,7 @@ extension MasterState {
         let plan = ReplicationPlanner.plan(
             chunks: states, registry: confirmed, now: now,
             inFlight: copiesInFlight.mapValues { Set($0.keys) }, busyCopies: busy,
-            maxCopiesPerDataKeeper: configuration.maxRepairsPerDataKeeper)
+            maxCopiesPerDataKeeper: configuration.maxRepairsPerDataKeeper, leaving: decommissioned)
         for copy in plan.copies {
             let timeout = 30 + Double(copy.frameBytes) / (10 * 1024 * 1024)
             copiesInFlight[copy.chunk, default: [:]][copy.destination] = InFlightCopy(source: copy.sources[0], deadlineSeconds: now + timeout)
@@ -71,6 +76,12 @@ extension MasterState {
             logger.info("removing extra replica", metadata: ["chunk.id": "\(trim.chunk)", "datakeeper.id": "\(trim.datakeeper)"])
         }
         writeInBackground(trims)
+        if !plan.copies.isEmpty {
+            metrics.repairsOrdered(plan.copies.count)
+            let destinations = Set(plan.copies.map(\.destination.value)).sorted().joined(separator: ", ")
+            record(.repair, "copying \(plan.copies.count) chunk\(plan.copies.count == 1 ? "" : "s") to restore the factor (to \(destinations))")
+        }
+        if !trims.isEmpty { record(.repair, "removing \(trims.count / 2) extra replica\(trims.count == 2 ? "" : "s")") }
         if !plan.copies.isEmpty || !plan.trims.isEmpty || !plan.missing.isEmpty || !plan.deferred.isEmpty {
             logger.debug("replication round", metadata: [
                 "copies": "\(plan.copies.count)", "trims": "\(plan.trims.count)",
@@ -82,16 +93,20 @@ extension MasterState {
         attention = attention.filter { id in
             guard let chunk = namespace.chunks[id] else { return false }
             if copiesInFlight[id] != nil { return true }
-            let liveReplicas = Self.liveCount(chunk, live)
-            return liveReplicas > 0 && liveReplicas != chunk.replication
+            guard Self.liveCount(chunk, everyLive) > 0 else {
+                missing.insert(id)
+                return false
+            }
+            return Self.liveCount(chunk, live) != chunk.replication
         }
+        finishDrains(live: live)
         corruptReplicas = corruptReplicas.filter { replica in
             namespace.chunks[replica.chunk].map { Self.liveCount($0, live) < $0.replication } ?? false
         }
         return plan
     }
 
-    private static func liveCount(_ chunk: ChunkRecord, _ live: Set<DataKeeperID>) -> Int {
+    static func liveCount(_ chunk: ChunkRecord, _ live: Set<DataKeeperID>) -> Int {
         chunk.replicas.reduce(0) { $0 + (live.contains($1) ? 1 : 0) }
     }
 
@@ -103,6 +118,8 @@ extension MasterState {
             edits.append(.removeReplica(chunk, beat.id))
             attention.insert(chunk)
             corruptReplicas.insert(Replica(chunk: chunk, datakeeper: beat.id))
+            metrics.badReplica()
+            record(.corruptReplica, "replica of chunk \(chunk) on \(beat.id) is bad; replacing it")
         }
         for chunk in beat.copiesDone {
             if namespace.chunks[chunk] != nil {

@@ -66,6 +66,19 @@ actor MasterState {
     /// The live, confirmed datakeepers `attention` was last computed for; when they change
     /// (a death, a return, a report), every chunk is looked at again.
     var attentionBasis: Set<DataKeeperID>?
+    /// Chunks found with no live replica, as of the last full look (see `clusterSummary`).
+    var missing: Set<ChunkID> = []
+    /// Datakeepers whose chunks are being copied away (`tydfs drain`, `--maintenance`).
+    var draining: Set<DataKeeperID> = []
+    /// Drained datakeepers: all their chunks are at their factor elsewhere; they take no new ones.
+    var retired: Set<DataKeeperID> = []
+    /// Draining and retired: alive perhaps, but their replicas do not count toward the factor.
+    var decommissioned: Set<DataKeeperID> { draining.union(retired) }
+    /// Datakeepers last seen alive by the event feed, to tell deaths and returns.
+    var announcedAlive: Set<DataKeeperID> = []
+    /// The dashboard's feed.
+    var events = ClusterEventLog(capacity: Limits.clusterEventsKept)
+    let metrics = MasterMetrics()
 
     init(configuration: MasterConfiguration, namespace: Namespace, committer: GroupCommitter, logger: Logger) {
         self.configuration = configuration
@@ -138,8 +151,12 @@ actor MasterState {
             chunkCount: beat.chunkCount, reportedInFlight: beat.inFlight, chunksServed: beat.chunksServed,
             lastHeartbeatSeconds: now)
         let restarted = bootIDs.updateValue(beat.bootID, forKey: beat.id) != beat.bootID
+        let known = registry.nodes[beat.id] != nil
         if registry.heartbeat(state, now: now) || restarted {
             logger.info("datakeeper is alive", metadata: ["datakeeper.id": "\(beat.id)", "datakeeper.address": "\(beat.address)"])
+            announcedAlive.insert(beat.id)
+            record(known ? .datakeeperReturned : .datakeeperJoined,
+                   "\(beat.id) at \(beat.address) is \(known ? (restarted ? "back (restarted)" : "back") : "alive")")
             awaitingReport.insert(beat.id)
             reports[beat.id] = nil
             stashedChanges[beat.id] = nil
@@ -162,9 +179,10 @@ actor MasterState {
         }
         let askForReport = (awaitingReport.contains(beat.id) || beat.wantsToReport) && reports[beat.id] == nil
         if askForReport { reports[beat.id] = ChunkReportAssembly(requestedByAnswer: nextAnswerID, now: now) }
+        if beat.maintenance == true { startDrain(beat.id, reason: "it runs in maintenance mode") }
         return HeartbeatResponse(
             answerID: nextAnswerID, sendChunkReport: askForReport, deleteChunks: deletions, copyChunks: orders.copies,
-            verifyChunks: orders.verify)
+            verifyChunks: orders.verify, drained: retired.contains(beat.id) ? true : nil)
     }
 
     /// Takes one page of a full chunk report; the last page reconciles the replica map with it.
@@ -295,7 +313,7 @@ actor MasterState {
         let now = Self.monotonicSeconds()
         let rows = registry.nodes.values.sorted { $0.id < $1.id }.map { node -> NodeInfo in
             NodeInfo(
-                id: node.id, address: node.address, alive: registry.isAlive(node, now: now), inFlight: node.load,
+                id: node.id, address: node.address, alive: registry.isAlive(node, now: now), state: status(of: node, now: now), inFlight: node.load,
                 capacityBytes: node.capacityBytes, usedBytes: node.usedBytes, chunkCount: node.chunkCount,
                 chunksServed: node.chunksServed, secondsSinceHeartbeat: max(0, now - node.lastHeartbeatSeconds),
                 repairCopies: repairCopies(of: node.id), pendingDeletions: pending[node.id] ?? 0)
@@ -348,7 +366,7 @@ actor MasterState {
         let now = Self.monotonicSeconds()
         let targets = registry.chooseTargets(
             count: configuration.replication, chunkBytes: ChunkFrame.frameBytes(dataBytes: request.dataBytes),
-            excluding: Set(request.exclude), now: now)
+            excluding: Set(request.exclude).union(decommissioned), now: now)
         guard !targets.isEmpty else {
             let alive = registry.alive(now: now).count
             throw TYDFSError(.unavailable, alive == 0
@@ -392,8 +410,11 @@ actor MasterState {
             edits.append(.removeFile(upload.path))
         }
         edits.append(.putFile(file))
+        let now = Self.monotonicSeconds()
         for chunk in file.chunks {
-            if chunk.replicas.count < file.replication { attention.insert(chunk.id) }
+            // A replica on a datakeeper that died or left during the upload does not count.
+            let counted = chunk.replicas.filter { registry.isAlive($0, now: now) && !decommissioned.contains($0) }
+            if counted.count != file.replication { attention.insert(chunk.id) }
             for replica in chunk.replicas { replicaRecorded(chunk.id, on: replica) }
         }
         // Taken before the await: a second commit of the same upload (a retry racing the first)
@@ -406,6 +427,7 @@ actor MasterState {
             throw error
         }
         let info = fileInfo(file)
+        metrics.committed(bytes: file.sizeBytes)
         logger.info("file committed", metadata: [
             "path": "\(file.path)", "size": "\(file.sizeBytes)", "chunks": "\(file.chunks.count)",
             "under_replicated": "\(info.underReplicated)",

@@ -43,11 +43,15 @@ public struct HeartbeatRequest: Codable, Sendable {
     public var copiesDone: [ChunkID]
     /// Copy orders that failed since the last heartbeat.
     public var copiesFailed: [CopyFailure]
+    /// The datakeeper runs in maintenance mode (`--maintenance`): it wants its chunks copied away,
+    /// then to be retired. Absent means false.
+    public var maintenance: Bool?
 
     public init(id: DataKeeperID, bootID: String, address: String, capacityBytes: Int64, usedBytes: Int64, chunkCount: Int,
                 inFlight: Int, chunksServed: Int64, wantsToReport: Bool = false, addedChunks: [ChunkID] = [],
                 removedChunks: [ChunkID] = [], deletedChunks: [ChunkID],
-                badChunks: [ChunkID] = [], copiesDone: [ChunkID] = [], copiesFailed: [CopyFailure] = []) {
+                badChunks: [ChunkID] = [], copiesDone: [ChunkID] = [], copiesFailed: [CopyFailure] = [], maintenance: Bool? = nil) {
+        self.maintenance = maintenance
         self.id = id
         self.bootID = bootID
         self.address = address
@@ -79,9 +83,13 @@ public struct HeartbeatResponse: Codable, Sendable {
     public var copyChunks: [CopyChunkOrder]
     /// Chunks this datakeeper must re-read and verify now (a reader saw a bad copy).
     public var verifyChunks: [ChunkID]
+    /// Every chunk this datakeeper holds is at its factor elsewhere: a drained datakeeper may
+    /// leave (one in maintenance mode does). Absent means false.
+    public var drained: Bool?
 
     public init(answerID: UInt64, sendChunkReport: Bool, deleteChunks: [ChunkID], copyChunks: [CopyChunkOrder] = [],
-                verifyChunks: [ChunkID] = []) {
+                verifyChunks: [ChunkID] = [], drained: Bool? = nil) {
+        self.drained = drained
         self.answerID = answerID
         self.sendChunkReport = sendChunkReport
         self.deleteChunks = deleteChunks
@@ -307,11 +315,24 @@ public struct ListResponse: Codable, Sendable {
     }
 }
 
+/// Where a datakeeper is in its life, as the master sees it.
+public enum DataKeeperStatus: String, Codable, Sendable, CaseIterable {
+    /// Heartbeating, and taking new chunks.
+    case alive
+    /// Silent for longer than the heartbeat timeout, or left.
+    case dead
+    /// Alive, takes no new chunks; its chunks are being copied to others (`tydfs drain`).
+    case draining
+    /// Drained: every chunk it holds is at its factor elsewhere; it may be switched off.
+    case retired
+}
+
 /// One row of `tydfs nodes`.
 public struct NodeInfo: Codable, Sendable {
     public var id: DataKeeperID
     public var address: String
     public var alive: Bool
+    public var state: DataKeeperStatus
     public var inFlight: Int
     public var capacityBytes: Int64
     public var usedBytes: Int64
@@ -323,11 +344,12 @@ public struct NodeInfo: Codable, Sendable {
     /// Chunks waiting to be deleted from it.
     public var pendingDeletions: Int
 
-    public init(id: DataKeeperID, address: String, alive: Bool, inFlight: Int, capacityBytes: Int64, usedBytes: Int64,
+    public init(id: DataKeeperID, address: String, alive: Bool, state: DataKeeperStatus, inFlight: Int, capacityBytes: Int64, usedBytes: Int64,
                 chunkCount: Int, chunksServed: Int64, secondsSinceHeartbeat: Double, repairCopies: Int, pendingDeletions: Int) {
         self.id = id
         self.address = address
         self.alive = alive
+        self.state = state
         self.inFlight = inFlight
         self.capacityBytes = capacityBytes
         self.usedBytes = usedBytes
@@ -440,5 +462,105 @@ public struct FsckReport: Codable, Sendable {
         self.filesWithMissingData = filesWithMissingData
         self.problems = problems
         self.healthy = healthy
+    }
+}
+
+/// `GET /v1/cluster`: the whole cluster at a glance, for the dashboard and `/metrics`.
+public struct ClusterSummary: Codable, Sendable {
+    public var safeMode: Bool
+    public var heartbeatTimeoutSeconds: Double
+    public var replication: Int
+    /// Sums over live datakeepers.
+    public var capacityBytes: Int64
+    public var usedBytes: Int64
+    public var files: Int
+    public var chunks: Int
+    /// Chunks with at least one live replica but fewer than their factor.
+    public var underReplicatedChunks: Int
+    /// Chunks with no live replica.
+    public var missingChunks: Int
+    /// Re-replication copies ordered and not yet finished.
+    public var repairsInFlight: Int
+    public var datakeepers: [NodeInfo]
+
+    public init(safeMode: Bool, heartbeatTimeoutSeconds: Double, replication: Int, capacityBytes: Int64, usedBytes: Int64,
+                files: Int, chunks: Int, underReplicatedChunks: Int, missingChunks: Int, repairsInFlight: Int, datakeepers: [NodeInfo]) {
+        self.safeMode = safeMode
+        self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
+        self.replication = replication
+        self.capacityBytes = capacityBytes
+        self.usedBytes = usedBytes
+        self.files = files
+        self.chunks = chunks
+        self.underReplicatedChunks = underReplicatedChunks
+        self.missingChunks = missingChunks
+        self.repairsInFlight = repairsInFlight
+        self.datakeepers = datakeepers
+    }
+}
+
+/// Something that happened to the cluster, for the dashboard's live feed.
+public struct ClusterEvent: Codable, Sendable, Equatable {
+    /// Increasing from 1 with every event since the master started.
+    public var id: Int
+    /// Milliseconds since 1970-01-01 UTC.
+    public var timeMillis: Int64
+    public var kind: ClusterEventKind
+    public var message: String
+
+    public init(id: Int, timeMillis: Int64, kind: ClusterEventKind, message: String) {
+        self.id = id
+        self.timeMillis = timeMillis
+        self.kind = kind
+        self.message = message
+    }
+}
+
+/// The kinds of `ClusterEvent`, as they appear on the wire.
+public enum ClusterEventKind: String, Codable, Sendable, CaseIterable {
+    case datakeeperJoined = "datakeeper-joined"
+    case datakeeperDead = "datakeeper-dead"
+    case datakeeperReturned = "datakeeper-returned"
+    case datakeeperLeft = "datakeeper-left"
+    case repair
+    case corruptReplica = "corrupt-replica"
+    case drainStarted = "drain-started"
+    case drainFinished = "drain-finished"
+}
+
+/// `GET /v1/events?after=N`: the events after `N` the master still keeps, oldest first.
+public struct EventsResponse: Codable, Sendable {
+    /// The newest event's id (0 before the first): the next request's `after`.
+    public var latest: Int
+    public var events: [ClusterEvent]
+
+    public init(latest: Int, events: [ClusterEvent]) {
+        self.latest = latest
+        self.events = events
+    }
+}
+
+/// `POST /v1/leave`: a datakeeper shutting down says so, so repair need not wait for the
+/// heartbeat timeout.
+public struct LeaveRequest: Codable, Sendable {
+    public var id: DataKeeperID
+
+    public init(id: DataKeeperID) { self.id = id }
+}
+
+/// What `POST /v1/datakeepers/ID/drain` answers, and what `tydfs drain` polls.
+public struct DrainStatus: Codable, Sendable, Equatable {
+    public var id: DataKeeperID
+    public var state: DataKeeperStatus
+    /// Chunks on it that are not yet at their factor on other live datakeepers.
+    public var chunksRemaining: Int
+    /// Why the drain cannot finish now, when the master can tell (too few datakeepers left).
+    public var blockedBy: String?
+
+    public init(id: DataKeeperID, state: DataKeeperStatus, chunksRemaining: Int, blockedBy: String? = nil) {
+        self.id = id
+        self.state = state
+        self.chunksRemaining = chunksRemaining
+        self.blockedBy = blockedBy
     }
 }

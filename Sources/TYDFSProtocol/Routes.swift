@@ -19,6 +19,20 @@ public enum Route {
     /// `POST` a `RenameRequest`: an atomic rename in the namespace.
     public static let rename = "/v1/rename"
     public static let nodes = "/v1/nodes"
+    /// `GET` — `ClusterSummary`, for the dashboard.
+    public static let cluster = "/v1/cluster"
+    /// `GET ?after=N` — `EventsResponse`.
+    public static let events = "/v1/events"
+    /// `GET ?path=` — the file's bytes, verified chunk by chunk (the dashboard's download link).
+    public static let content = "/v1/content"
+    /// `POST` a `LeaveRequest`: a datakeeper going away.
+    public static let leave = "/v1/leave"
+    /// `POST` starts draining a datakeeper, `GET` tells how far it is (`DrainStatus`).
+    public static func drain(_ id: String) -> String { "/v1/datakeepers/\(id)/drain" }
+    /// `GET` on every component: Prometheus metrics in the text format.
+    public static let metrics = "/metrics"
+    /// `GET` on the master: the web dashboard.
+    public static let dashboard = "/"
     public static let health = "/v1/health"
     /// `GET` on every component: 200 while the process serves requests (liveness).
     public static let healthz = "/healthz"

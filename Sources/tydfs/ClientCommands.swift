@@ -277,7 +277,7 @@ struct MoveCommand: AsyncParsableCommand {
 struct NodesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes",
-        abstract: "List datakeepers: id, address, alive/dead, in-flight transfers, capacity, used, chunk count.")
+        abstract: "List datakeepers: id, address, state (alive, dead, draining, retired), in-flight transfers, capacity, used, chunk count.")
 
     @OptionGroup var output: OutputOptions
     @OptionGroup var client: ClientOptions
@@ -287,7 +287,7 @@ struct NodesCommand: AsyncParsableCommand {
             let nodes = try await client.nodes()
             if output.json { return try output.printJSON(nodes) }
             let rows = [["ID", "ADDRESS", "STATE", "IN-FLIGHT", "CAPACITY", "USED", "CHUNKS", "REPAIRS", "DELETIONS"]] + nodes.nodes.map { node in
-                [node.id.value, node.address, node.alive ? "alive" : "dead", String(node.inFlight),
+                [node.id.value, node.address, node.state.rawValue, String(node.inFlight),
                  ByteSize.format(node.capacityBytes), ByteSize.format(node.usedBytes), String(node.chunkCount),
                  String(node.repairCopies), String(node.pendingDeletions)]
             }
@@ -398,4 +398,44 @@ func formatTime(_ millis: Int64) -> String {
     let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
     func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
     return "\(year)-\(two(month))-\(two(day)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+}
+
+struct DrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drain",
+        abstract: "Take a datakeeper out of service: it takes no new chunks, and its chunks are copied to others.",
+        discussion: """
+            Waits until every chunk it holds is at its factor on other datakeepers (state 'retired'); it can then \
+            be switched off without any chunk going below its factor. --no-wait only starts the drain; --cancel \
+            puts the datakeeper back in service. The drain is kept in the master's memory: after a master restart, \
+            drain again (or run the datakeeper with --maintenance, which asks for it itself).
+            """)
+
+    @Argument(help: "The datakeeper's id (see `tydfs nodes`).") var id: String
+    @Flag(help: "Put a draining or retired datakeeper back in service.") var cancel = false
+    @Flag(inversion: .prefixedNo, help: "Wait until the datakeeper is drained.") var wait = true
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.withClient { client in
+            let datakeeper = try DataKeeperID(id)
+            var status = try await cancel ? client.cancelDrain(datakeeper) : client.drain(datakeeper)
+            var lastShown = -1
+            while wait, !cancel, status.state == .draining {
+                if !output.json, status.chunksRemaining != lastShown {
+                    let blocked = status.blockedBy.map { " (\($0))" } ?? ""
+                    FileHandle.standardError.write(Data("tydfs: draining \(id): \(status.chunksRemaining) chunks still below their factor elsewhere\(blocked)\n".utf8))
+                    lastShown = status.chunksRemaining
+                }
+                try await Task.sleep(for: .seconds(1))
+                status = try await client.drainStatus(datakeeper)
+            }
+            if wait, !cancel, status.state == .dead {
+                throw TYDFSError(.unavailable, "\(id) died while draining; its chunks are repaired from other replicas")
+            }
+            if output.json { return try output.printJSON(status) }
+            say("\(id): \(status.state.rawValue)\(status.state == .draining ? ", \(status.chunksRemaining) chunks to go" : "")")
+        }
+    }
 }

@@ -61,6 +61,7 @@ struct DataKeeperCommand: AsyncParsableCommand {
     @Option(help: "Time from one scrub pass (re-reading every chunk) to the next.") var scrubInterval = "1h"
     @Option(help: "Bytes per second the scrubber may read, e.g. 64MiB.") var scrubRate = "64MiB"
     @Option(help: "Copy and verify orders run at once.") var maxRepairs = 4
+    @Flag(help: "Maintenance mode: have the master copy every chunk held here to others, then shut down.") var maintenance = false
     @Flag(help: "Log every request.") var verbose = false
 
     func run() async throws {
@@ -70,6 +71,7 @@ struct DataKeeperCommand: AsyncParsableCommand {
             configuration.scrubIntervalSeconds = try DurationText.parseSeconds(scrubInterval)
             configuration.scrubBytesPerSecond = try ByteSize.parse(scrubRate)
             configuration.maxConcurrentRepairs = maxRepairs
+            configuration.maintenance = maintenance
             configuration.masterURL = masterURL(master)
             (configuration.host, configuration.port) = try splitHostPort(listen)
             if let advertise { _ = try splitHostPort(advertise) }

@@ -23,7 +23,7 @@ final class StoreFixture: @unchecked Sendable {
         self.syncVolume = syncVolume
         store = try ChunkStore(directory: directory, capacityBytes: nil, syncVolume: syncVolume)
         transfer = ChunkTransfer(
-            id: try DataKeeperID("dk-test"), store: store, counters: TransferCounters(), events: events, httpClient: httpClient,
+            id: try DataKeeperID("dk-test"), store: store, counters: TransferCounters(datakeeper: try DataKeeperID("dk-test")), events: events, httpClient: httpClient,
             logger: Logger(label: "test"))
     }
 
@@ -31,7 +31,7 @@ final class StoreFixture: @unchecked Sendable {
     func reopen() throws {
         store = try ChunkStore(directory: directory, capacityBytes: nil, syncVolume: syncVolume)
         transfer = ChunkTransfer(
-            id: transfer.id, store: store, counters: TransferCounters(), events: events, httpClient: httpClient, logger: transfer.logger)
+            id: transfer.id, store: store, counters: TransferCounters(datakeeper: transfer.id), events: events, httpClient: httpClient, logger: transfer.logger)
     }
 
     func tearDown() async throws {

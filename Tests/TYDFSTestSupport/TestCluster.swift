@@ -77,12 +77,12 @@ public final class TestCluster {
     }
 
     /// Starts (or restarts with its old data) the datakeeper `id`.
-    public func startDataKeeper(_ id: String, capacity: String? = nil) throws {
+    public func startDataKeeper(_ id: String, capacity: String? = nil, extraArguments: [String] = []) throws {
         let log = nextLog(id)
         var arguments = [
             "datakeeper", "--master", masterURL, "--listen", "127.0.0.1:0", "--data", root + "/" + id, "--id", id,
             "--heartbeat-interval", "200ms",
-        ] + dataKeeperArguments
+        ] + dataKeeperArguments + extraArguments
         if let capacity { arguments += ["--capacity", capacity] }
         let process = try spawn(arguments, log: log)
         datakeepers[id] = process
@@ -94,6 +94,9 @@ public final class TestCluster {
         guard let process = datakeepers.removeValue(forKey: id) else { return }
         Self.end(process, signal: signal)
     }
+
+    /// The running process of datakeeper `id`, if this cluster started one and did not end it.
+    public func dataKeeperProcess(_ id: String) -> Process? { datakeepers[id] }
 
     /// Stops datakeeper `id` with SIGSTOP: its sockets stay open and nothing answers, as a hung
     /// process or a wedged disk looks to its peers. `resumeDataKeeper` (or `shutdown`) continues it.
