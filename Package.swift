@@ -101,7 +101,11 @@ let package = Package(
         .testTarget(name: "TYDFSMetadataTests", dependencies: [
             "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
-        .testTarget(name: "TYDFSMasterTests", dependencies: ["TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSMasterTests", dependencies: [
+            "TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSServerSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "TYDFSDataKeeperTests", dependencies: [
             "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -23,8 +23,35 @@ final class ReplicationPlannerTests: XCTestCase {
     }
 
     private func plan(_ chunks: [ChunkReplicaState], _ registry: NodeRegistry, inFlight: [ChunkID: Set<DataKeeperID>] = [:],
-                      busy: [DataKeeperID: Int] = [:], limit: Int = 10) -> ReplicationPlan {
-        ReplicationPlanner.plan(chunks: chunks, registry: registry, now: 1, inFlight: inFlight, busyCopies: busy, maxCopiesPerDataKeeper: limit)
+                      busy: [DataKeeperID: Int] = [:], limit: Int = 10, leaving: Set<String> = []) -> ReplicationPlan {
+        ReplicationPlanner.plan(chunks: chunks, registry: registry, now: 1, inFlight: inFlight, busyCopies: busy, maxCopiesPerDataKeeper: limit,
+                                leaving: Set(leaving.map(id)))
+    }
+
+    func testADrainingReplicaDoesNotCountAndIsASourceOnlyAsALastResort() {
+        // a drains: its chunk is short by one, copied to d (never to a), from b or c first.
+        let shared = plan([chunk(1, on: ["a", "b", "c"])], registry(alive: ["a", "b", "c", "d"]), leaving: ["a"])
+        XCTAssertEqual(shared.copies.map(\.destination.value), ["d"])
+        XCTAssertEqual(Set(shared.copies[0].sources.prefix(2).map(\.value)), ["b", "c"])
+        XCTAssertEqual(shared.copies[0].sources.last?.value, "a", "the draining replica is the last source")
+        // A chunk held only by a draining datakeeper is not missing: it is copied from there.
+        let alone = plan([chunk(2, on: ["a"], factor: 2)], registry(alive: ["a", "b", "c"]), leaving: ["a"])
+        XCTAssertTrue(alone.missing.isEmpty)
+        XCTAssertEqual(alone.copies.count, 2)
+        XCTAssertTrue(alone.copies.allSatisfy { $0.sources == [id("a")] && $0.destination != id("a") })
+        // A dead draining datakeeper is no source: with no other replica, the chunk is missing.
+        let dead = plan([chunk(3, on: ["a"], factor: 2)], registry(alive: ["b", "c"], dead: ["a"]), leaving: ["a"])
+        XCTAssertEqual(dead.missing.count, 1)
+    }
+
+    func testExtraReplicasAreTrimmedAmongServingDataKeepersOnly() {
+        // At its factor without the retired a: nothing to do, and a's replica is never trimmed
+        // in place of a serving one.
+        let settled = plan([chunk(1, on: ["a", "b", "c", "d"])], registry(alive: ["a", "b", "c", "d"]), leaving: ["a"])
+        XCTAssertEqual(settled, ReplicationPlan())
+        let extra = plan([chunk(1, on: ["a", "b", "c", "d", "e"])], registry(alive: ["a", "b", "c", "d", "e"]), leaving: ["a"])
+        XCTAssertEqual(extra.trims.count, 1)
+        XCTAssertNotEqual(extra.trims.first?.datakeeper.value, "a")
     }
 
     func testAHealthyChunkNeedsNothing() {

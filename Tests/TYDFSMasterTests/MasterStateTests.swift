@@ -1,5 +1,10 @@
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import Logging
+import NIOCore
+import TYDFSClient
+import TYDFSServerSupport
 @testable import TYDFSMaster
 import TYDFSCore
 import TYDFSMetadata
@@ -48,11 +53,12 @@ final class MasterStateTests: XCTestCase {
 
     private func dk(_ name: String) -> DataKeeperID { try! DataKeeperID(name) }
 
-    private func beat(_ name: String, added: [ChunkID] = [], removed: [ChunkID] = [], wantsToReport: Bool = false) async throws -> HeartbeatResponse {
+    private func beat(_ name: String, added: [ChunkID] = [], removed: [ChunkID] = [], wantsToReport: Bool = false,
+                      copiesDone: [ChunkID] = [], maintenance: Bool? = nil) async throws -> HeartbeatResponse {
         try await state.heartbeat(HeartbeatRequest(
             id: dk(name), bootID: "boot-\(name)", address: "127.0.0.1:7\(name.suffix(1))00", capacityBytes: 1 << 30, usedBytes: 0,
             chunkCount: 0, inFlight: 0, chunksServed: 0, wantsToReport: wantsToReport, addedChunks: added, removedChunks: removed,
-            deletedChunks: []))
+            deletedChunks: [], copiesDone: copiesDone, maintenance: maintenance))
     }
 
     /// Puts a one-chunk file through the master's upload calls, as a client would, and returns its chunk.
@@ -76,9 +82,9 @@ final class MasterStateTests: XCTestCase {
         }
     }
 
-    /// Registers dk1…dk3 and completes their first (empty) reports.
-    private func joinThree() async throws {
-        for name in ["dk1", "dk2", "dk3"] {
+    /// Registers dk1…dk3 (and dk4 if asked) and completes their first (empty) reports.
+    private func joinThree(andFourth: Bool = false) async throws {
+        for name in ["dk1", "dk2", "dk3"] + (andFourth ? ["dk4"] : []) {
             let answer = try await beat(name)
             XCTAssertTrue(answer.sendChunkReport, "a datakeeper that just joined is asked for its chunks")
             try await report(name, [], anchor: answer.answerID)
@@ -233,5 +239,131 @@ final class MasterStateTests: XCTestCase {
             guard ContinuousClock.now < deadline else { return XCTFail("condition not met within 5 s") }
             try await Task.sleep(for: .milliseconds(10))
         }
+    }
+
+    func testADrainCopiesEveryChunkAwayTakesNoNewOnesAndRetires() async throws {
+        try await joinThree(andFourth: true)
+        let chunk = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        _ = await state.replicationRound()
+        var status = try await state.drain(dk("dk1"))
+        XCTAssertEqual(status.state, .draining)
+        XCTAssertEqual(status.chunksRemaining, 1)
+        XCTAssertNil(status.blockedBy, "three others can take the chunk")
+        // New chunks avoid it.
+        let session = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/g"), overwrite: false))
+        let allocation = try await state.allocateChunk(uploadID: session.uploadID, request: AllocateChunkRequest(exclude: [], dataBytes: 10))
+        XCTAssertEqual(Set(allocation.targets.map(\.id.value)), ["dk2", "dk3", "dk4"])
+        // Its chunk is copied to the one datakeeper without it, not from it while others can serve.
+        let plan = await state.replicationRound()
+        XCTAssertEqual(plan.copies.map(\.destination.value), ["dk4"])
+        XCTAssertNotEqual(plan.copies.first?.sources.first?.value, "dk1")
+        let stillDraining = try await state.drainStatus(dk("dk1")).state
+        XCTAssertEqual(stillDraining, .draining)
+        // The copy lands: the next round retires dk1, and its heartbeat answer says so.
+        _ = try await beat("dk4", copiesDone: [chunk])
+        try await waitUntil { await self.replicas(of: chunk) == ["dk1", "dk2", "dk3", "dk4"] }
+        _ = await state.replicationRound()
+        status = try await state.drainStatus(dk("dk1"))
+        XCTAssertEqual(status, DrainStatus(id: dk("dk1"), state: .retired, chunksRemaining: 0))
+        let answer = try await beat("dk1")
+        XCTAssertEqual(answer.drained, true)
+        let kinds = await state.events.after(0).events.map(\.kind)
+        XCTAssertTrue(kinds.contains(.drainStarted) && kinds.contains(.repair) && kinds.contains(.drainFinished), "\(kinds)")
+        // Its replica is never trimmed in place of a serving one, and cancelling puts it back.
+        let settled = await state.replicationRound()
+        XCTAssertTrue(settled.trims.isEmpty)
+        let cancelled = try await state.cancelDrain(dk("dk1")).state
+        XCTAssertEqual(cancelled, .alive)
+        let trimmed = await state.replicationRound()
+        XCTAssertEqual(trimmed.trims.count, 1, "back in service, the chunk has 4 replicas for a factor of 3")
+    }
+
+    func testMaintenanceModeAsksForADrainAndTooFewDataKeepersBlockIt() async throws {
+        try await joinThree()
+        _ = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        _ = try await beat("dk2", maintenance: true)
+        let status = try await state.drainStatus(dk("dk2"))
+        XCTAssertEqual(status.state, .draining)
+        XCTAssertEqual(status.chunksRemaining, 1)
+        XCTAssertEqual(status.blockedBy, "only 2 live datakeepers in service for replication 3: the drain finishes once more join")
+        do {
+            _ = try await state.drain(dk("dk9"))
+            XCTFail("an unknown datakeeper cannot be drained")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .notFound)
+        }
+    }
+
+    func testALeavingDataKeeperIsDeadAtOnceAndItsChunksAreRepaired() async throws {
+        try await joinThree(andFourth: true)
+        let chunk = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        _ = await state.replicationRound()
+        await state.leave(LeaveRequest(id: dk("dk2")))
+        let nodes = try await state.nodes().nodes
+        XCTAssertEqual(nodes.first { $0.id == dk("dk2") }?.state, .dead)
+        let plan = await state.replicationRound()
+        XCTAssertEqual(plan.copies.map(\.chunk), [chunk])
+        XCTAssertEqual(plan.copies.map(\.destination.value), ["dk4"])
+        let summary = try await state.clusterSummary()
+        XCTAssertEqual(summary.underReplicatedChunks, 1)
+        XCTAssertEqual(summary.repairsInFlight, 1)
+        XCTAssertEqual(summary.datakeepers.filter(\.alive).count, 3)
+        // Its next heartbeat (a restart) brings it back.
+        _ = try await beat("dk2")
+        let back = try await state.nodes().nodes.first { $0.id == dk("dk2") }?.state
+        XCTAssertEqual(back, .alive)
+        let kinds = await state.events.after(0).events.map(\.kind)
+        XCTAssertEqual(kinds.filter { $0 == .datakeeperJoined }.count, 4)
+        XCTAssertTrue(kinds.contains(.datakeeperLeft) && kinds.contains(.datakeeperReturned), "\(kinds)")
+    }
+
+    /// The operator routes at Hummingbird's router depth: no socket, the real router and state.
+    func testOperatorRoutes() async throws {
+        Telemetry.bootstrap()
+        try await joinThree()
+        _ = try await put("/docs/a", on: ["dk1", "dk2", "dk3"])
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(state: state, reader: reader))
+        do {
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/", method: .get) { response in
+                    XCTAssertEqual(response.status, .ok)
+                    XCTAssertEqual(response.headers[.contentType], "text/html; charset=utf-8")
+                    XCTAssertTrue(String(buffer: response.body).contains("<title>TYDFS dashboard</title>"))
+                }
+                try await client.execute(uri: Route.cluster, method: .get) { response in
+                    let summary = try JSONDecoder().decode(ClusterSummary.self, from: response.body)
+                    XCTAssertEqual(summary.files, 1)
+                    XCTAssertEqual(summary.chunks, 1)
+                    XCTAssertEqual(summary.datakeepers.map(\.state), [.alive, .alive, .alive])
+                    XCTAssertEqual(summary.capacityBytes, 3 << 30)
+                }
+                try await client.execute(uri: Route.events + "?after=1", method: .get) { response in
+                    let page = try JSONDecoder().decode(EventsResponse.self, from: response.body)
+                    XCTAssertEqual(page.latest, 3)
+                    XCTAssertEqual(page.events.map(\.id), [2, 3])
+                }
+                for bad in ["-1", "x"] {
+                    try await client.execute(uri: Route.events + "?after=" + bad, method: .get) { response in
+                        XCTAssertEqual(response.status, .badRequest)
+                    }
+                }
+                try await client.execute(uri: Route.drain("dk9"), method: .post) { XCTAssertEqual($0.status, .notFound) }
+                try await client.execute(uri: Route.drain("dk2"), method: .get) { response in
+                    XCTAssertEqual(try JSONDecoder().decode(DrainStatus.self, from: response.body).state, .alive)
+                }
+                try await client.execute(uri: Route.content + "?path=/nope", method: .get) { XCTAssertEqual($0.status, .notFound) }
+                try await client.execute(uri: Route.leave, method: .post, body: ByteBuffer(string: "{}")) { XCTAssertEqual($0.status, .badRequest) }
+                try await client.execute(uri: Route.metrics, method: .get) { response in
+                    let text = String(buffer: response.body)
+                    XCTAssertTrue(text.contains("tydfs_master_files 1"), text)
+                    XCTAssertTrue(text.contains("tydfs_master_datakeepers{state=\"alive\"} 3"), text)
+                }
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
     }
 }
