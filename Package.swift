@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         /// Hardware CRC32C (SSE4.2) with a portable fallback; the only C in the package.
@@ -90,7 +92,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport",
+            .product(name: "Configuration", package: "swift-configuration"),
+            .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

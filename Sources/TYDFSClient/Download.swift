@@ -198,6 +198,7 @@ extension TYDFSClient {
         let whole = range.offset == 0 && range.length == chunk.sizeBytes
         var request = HTTPClientRequest(url: "http://\(replica.address)" + (whole ? Route.chunk(chunk.id.value) : Route.chunk(chunk.id.value, range: range)))
         request.method = .GET
+        request.carryRequestID()
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: range.length), hops: 1)
         let response = try await http.execute(request, timeout: .seconds(deadline))
         progress.advance()

@@ -132,6 +132,7 @@ public final class TYDFSClient: Sendable {
         }
         var request = HTTPClientRequest(url: url)
         request.method = method
+        request.carryRequestID()
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
@@ -202,4 +203,11 @@ extension CharacterSet {
         set.remove(charactersIn: "&=+#?")
         return set
     }()
+}
+
+extension HTTPClientRequest {
+    /// Adds the current operation's `RequestID`, if any, so the peer's log names it too.
+    public mutating func carryRequestID() {
+        if let id = RequestID.current { headers.replaceOrAdd(name: Header.requestID, value: id) }
+    }
 }

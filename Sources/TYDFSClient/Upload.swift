@@ -215,6 +215,7 @@ extension TYDFSClient {
         let first = allocation.targets[0]
         var request = HTTPClientRequest(url: "http://\(first.address)\(Route.chunk(allocation.chunkID.value))")
         request.method = .PUT
+        request.carryRequestID()
         request.headers.add(name: Header.dataBytes, value: String(length))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(allocation.targets.dropFirst().map {
             PipelineHop(id: $0.id.value, address: $0.address)

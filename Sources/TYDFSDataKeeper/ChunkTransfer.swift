@@ -162,6 +162,7 @@ struct ChunkTransfer: Sendable {
         defer { source.channel.finish() }
         var request = HTTPClientRequest(url: "http://\(next.address)\(Route.chunk(chunk.value))")
         request.method = .PUT
+        request.carryRequestID()
         request.headers.add(name: Header.dataBytes, value: String(dataBytes))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(hops.dropFirst())))
         request.body = .stream(source.channel, length: .known(ChunkFrame.frameBytes(dataBytes: dataBytes)))

@@ -19,6 +19,7 @@ public enum DataKeeperServer {
     static func router(transfer: ChunkTransfer, registered: NIOLockedValueBox<Bool>, deletions: DeletionQueue) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.get(RouterPath(Route.metrics)) { _, _ in
             transfer.counters.publish(

@@ -15,6 +15,7 @@ public enum MasterServer {
     static func router(state: MasterState, reader: TYDFSClient) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.get(RouterPath(Route.dashboard)) { _, _ in
             Response(

@@ -332,6 +332,7 @@ actor MasterState {
         }
         let id = hex64(UInt64.random(in: .min ... .max))
         uploads[id] = Upload(path: request.path, overwrite: request.overwrite, lastActivitySeconds: now)
+        logger.debug("upload started", metadata: ["path": "\(request.path)", "upload": "\(id)"])
         var session = UploadSession(uploadID: id, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication)
         if let first = request.firstChunkBytes, first > 0 {
             do {

@@ -64,6 +64,9 @@ public enum Query {
 
 /// HTTP header names of the data path.
 public enum Header {
+    /// On every request of one client operation, and on its answers: the operation's
+    /// `RequestID`, the de facto standard header name.
+    public static let requestID = "X-Request-ID"
     /// On a chunk `PUT`: the datakeepers still to receive the chunk after this one, in order,
     /// as `id=host:port` separated by commas (the HDFS-style write pipeline).
     public static let forward = "X-TYDFS-Forward"

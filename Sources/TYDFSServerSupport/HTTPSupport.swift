@@ -155,3 +155,21 @@ extension HTTPField.Name {
     public static let tydfsReportLastPage = HTTPField.Name(Header.reportLastPage)!
     public static let tydfsReportAnchor = HTTPField.Name(Header.reportAnchor)!
 }
+
+extension HTTPField.Name {
+    /// `Header.requestID` as a field name.
+    public static let tydfsRequestID = HTTPField.Name(Header.requestID)!
+}
+
+/// Runs a request that carries a `RequestID` with that id as the task's current one, so every
+/// log line it causes (here, and on the datakeepers it forwards to) names it; echoes it back.
+public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let id = request.headers[.tydfsRequestID].flatMap(RequestID.validated) else { return try await next(request, context) }
+        var response = try await RequestID.$current.withValue(id) { try await next(request, context) }
+        response.headers[.tydfsRequestID] = id
+        return response
+    }
+}

@@ -9,18 +9,26 @@ import TYDFSProtocol
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
-    @Option(help: "Master URL (default: $TYDFS_MASTER, else http://127.0.0.1:9333).") var master: String?
+    @Option(help: "Master URL (default: $TYDFS_MASTER, else the config file's \"master\", else http://127.0.0.1:9333).") var master: String?
     @Flag(help: "Log retries and fallbacks to stderr.") var verbose = false
+    @OptionGroup var config: ConfigFileOption
+
+    /// The master URL these options, the environment and the config file give.
+    func resolveMaster(_ settings: Settings) throws -> String {
+        try settings.shared("master", master, flag: "--master") ?? defaultMasterURL
+    }
 
     /// Runs `body` with a client, always shutting it down, reporting errors as one line.
-    /// `concurrency`: operations `body` runs at once.
+    /// `concurrency`: operations `body` runs at once. Every request `body` makes carries one
+    /// new request id, which the master's and datakeepers' logs show.
     func withClient(concurrency: Int = 1, _ body: (TYDFSClient) async throws -> Void) async throws {
         try await TYDFSCommand.reportingErrors {
+            let settings = try await Settings.load(section: "client", configPath: config.path)
             let client = try TYDFSClient(
-                masterURL: masterURL(master), concurrency: concurrency,
-                logger: TYDFSCommand.logger("tydfs.client", level: verbose ? .debug : .error))
+                masterURL: try resolveMaster(settings), concurrency: concurrency,
+                logger: LogOutput.logger("tydfs.client", level: verbose ? .debug : .error))
             do {
-                try await body(client)
+                try await RequestID.$current.withValue(RequestID.make()) { try await body(client) }
             } catch {
                 try? await client.shutdown()
                 throw error
@@ -34,7 +42,9 @@ struct ClientOptions: ParsableArguments {
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Print one JSON document instead of text.") var json = false
 
-    func printJSON(_ value: some Encodable) throws {
+    func printJSON(_ value: some Encodable) throws { try Self.printJSON(value) }
+
+    static func printJSON(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         say(String(decoding: try encoder.encode(value), as: UTF8.self))
@@ -140,6 +150,15 @@ struct GetCommand: AsyncParsableCommand {
 }
 
 /// `text` padded on the left to `width` characters: a column of sizes in `ls` and `du`.
+/// Rows of cells as lines of left-aligned columns, two spaces apart.
+func alignedColumns(_ rows: [[String]]) -> [String] {
+    guard let first = rows.first else { return [] }
+    let widths = (0..<first.count).map { column in rows.map { $0[column].count }.max()! }
+    return rows.map { row in
+        zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+    }
+}
+
 func rightAligned(_ text: String, width: Int) -> String {
     String(repeating: " ", count: max(0, width - text.count)) + text
 }
@@ -291,10 +310,7 @@ struct NodesCommand: AsyncParsableCommand {
                  ByteSize.format(node.capacityBytes), ByteSize.format(node.usedBytes), String(node.chunkCount),
                  String(node.repairCopies), String(node.pendingDeletions)]
             }
-            let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
-            for row in rows {
-                say(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
-            }
+            for line in alignedColumns(rows) { say(line) }
         }
     }
 }

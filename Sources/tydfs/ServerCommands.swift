@@ -12,7 +12,8 @@ import TYDFSServerSupport
 struct MasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "master",
-        abstract: "Run the master: namespace, heartbeats, placement. Stops cleanly on SIGTERM/SIGINT.")
+        abstract: "Run the master: namespace, heartbeats, placement. Stops cleanly on SIGTERM/SIGINT.",
+        discussion: "Every option can also come from TYDFS_MASTER_<OPTION> or the config file's \"master\" section (see `tydfs config`).")
 
     @Option(help: "host:port to listen on.") var listen = "127.0.0.1:9333"
     @Option(help: "Folder for the metadata database.") var data = "./tydfs-data/master"
@@ -23,24 +24,33 @@ struct MasterCommand: AsyncParsableCommand {
     @Option(help: "Re-replication copies one datakeeper takes part in at once.") var maxRepairsPerDatakeeper = 4
     @Option(help: "Age at which a chunk no file references is deleted from a datakeeper.") var orphanGrace = "1h"
     @Option(help: "Idle time after which an unfinished upload is abandoned.") var uploadTimeout = "1h"
-    @Flag(help: "Log every request.") var verbose = false
+    @OptionGroup var log: LogOptions
+    @OptionGroup var config: ConfigFileOption
+
+    /// The configuration these flags, the environment and the config file give.
+    func resolve(_ settings: Settings) throws -> MasterConfiguration {
+        var configuration = MasterConfiguration()
+        configuration.repairIntervalSeconds = try DurationText.parseSeconds(settings.string("repair-interval", repairInterval))
+        configuration.maxRepairsPerDataKeeper = try settings.int("max-repairs-per-datakeeper", maxRepairsPerDatakeeper)
+        configuration.orphanGraceSeconds = try DurationText.parseSeconds(settings.string("orphan-grace", orphanGrace))
+        configuration.uploadIdleTimeoutSeconds = try DurationText.parseSeconds(settings.string("upload-timeout", uploadTimeout))
+        (configuration.host, configuration.port) = try splitHostPort(settings.string("listen", listen))
+        configuration.dataDirectory = try settings.string("data", data)
+        configuration.replication = try settings.int("replication", replication)
+        configuration.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
+        configuration.heartbeatTimeoutSeconds = try DurationText.parseSeconds(settings.string("heartbeat-timeout", heartbeatTimeout))
+        return configuration
+    }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            var configuration = MasterConfiguration()
-            configuration.repairIntervalSeconds = try DurationText.parseSeconds(repairInterval)
-            configuration.maxRepairsPerDataKeeper = maxRepairsPerDatakeeper
-            configuration.orphanGraceSeconds = try DurationText.parseSeconds(orphanGrace)
-            configuration.uploadIdleTimeoutSeconds = try DurationText.parseSeconds(uploadTimeout)
-            (configuration.host, configuration.port) = try splitHostPort(listen)
-            configuration.dataDirectory = data
-            configuration.replication = replication
-            configuration.chunkSizeBytes = try ByteSize.parse(chunkSize)
-            configuration.heartbeatTimeoutSeconds = try DurationText.parseSeconds(heartbeatTimeout)
+            let settings = try await Settings.load(section: "master", configPath: config.path)
+            let configuration = try resolve(settings)
+            let logger = try log.logger("tydfs.master", settings: settings)
             let host = configuration.host
-            try await MasterServer.run(
-                configuration: configuration, logger: TYDFSCommand.logger("tydfs.master", level: verbose ? .debug : .info)
-            ) { port in say("tydfs master listening on http://\(host):\(port)") }
+            try await MasterServer.run(configuration: configuration, logger: logger) { port in
+                say("tydfs master listening on http://\(host):\(port)")
+            }
         }
     }
 }
@@ -48,7 +58,12 @@ struct MasterCommand: AsyncParsableCommand {
 struct DataKeeperCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datakeeper",
-        abstract: "Run a datakeeper: stores chunks, serves them, heartbeats to the master.")
+        abstract: "Run a datakeeper: stores chunks, serves them, heartbeats to the master.",
+        discussion: """
+            Every option can also come from TYDFS_DATAKEEPER_<OPTION> or the config file's "datakeeper" section; \
+            the master URL from TYDFS_MASTER or the file's top-level "master" (see `tydfs config`). On SIGTERM it tells \
+            the master it is leaving (repair starts at once) and finishes the transfers under way.
+            """)
 
     @Option(help: "Master URL (default: $TYDFS_MASTER, else http://127.0.0.1:9333).") var master: String?
     @Option(help: "host:port to listen on; port 0 picks a free one.") var listen = "127.0.0.1:0"
@@ -62,28 +77,37 @@ struct DataKeeperCommand: AsyncParsableCommand {
     @Option(help: "Bytes per second the scrubber may read, e.g. 64MiB.") var scrubRate = "64MiB"
     @Option(help: "Copy and verify orders run at once.") var maxRepairs = 4
     @Flag(help: "Maintenance mode: have the master copy every chunk held here to others, then shut down.") var maintenance = false
-    @Flag(help: "Log every request.") var verbose = false
+    @OptionGroup var log: LogOptions
+    @OptionGroup var config: ConfigFileOption
+
+    func resolve(_ settings: Settings) throws -> DataKeeperConfiguration {
+        var configuration = DataKeeperConfiguration()
+        configuration.reportIntervalSeconds = try DurationText.parseSeconds(settings.string("report-interval", reportInterval))
+        configuration.scrubIntervalSeconds = try DurationText.parseSeconds(settings.string("scrub-interval", scrubInterval))
+        configuration.scrubBytesPerSecond = try ByteSize.parse(settings.string("scrub-rate", scrubRate))
+        configuration.maxConcurrentRepairs = try settings.int("max-repairs", maxRepairs)
+        configuration.maintenance = try settings.bool("maintenance", maintenance)
+        configuration.masterURL = try settings.shared("master", master, flag: "--master") ?? defaultMasterURL
+        (configuration.host, configuration.port) = try splitHostPort(settings.string("listen", listen))
+        let advertised = try settings.optionalString("advertise", advertise)
+        if let advertised { _ = try splitHostPort(advertised) }
+        configuration.advertisedAddress = advertised
+        configuration.dataDirectory = try settings.string("data", data)
+        configuration.id = try settings.optionalString("id", id).map { try DataKeeperID($0) }
+        configuration.capacityBytes = try settings.optionalString("capacity", capacity).map { try ByteSize.parse($0) }
+        configuration.heartbeatIntervalSeconds = try DurationText.parseSeconds(settings.string("heartbeat-interval", heartbeatInterval))
+        return configuration
+    }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            var configuration = DataKeeperConfiguration()
-            configuration.reportIntervalSeconds = try DurationText.parseSeconds(reportInterval)
-            configuration.scrubIntervalSeconds = try DurationText.parseSeconds(scrubInterval)
-            configuration.scrubBytesPerSecond = try ByteSize.parse(scrubRate)
-            configuration.maxConcurrentRepairs = maxRepairs
-            configuration.maintenance = maintenance
-            configuration.masterURL = masterURL(master)
-            (configuration.host, configuration.port) = try splitHostPort(listen)
-            if let advertise { _ = try splitHostPort(advertise) }
-            configuration.advertisedAddress = advertise
-            configuration.dataDirectory = data
-            configuration.id = try id.map { try DataKeeperID($0) }
-            configuration.capacityBytes = try capacity.map { try ByteSize.parse($0) }
-            configuration.heartbeatIntervalSeconds = try DurationText.parseSeconds(heartbeatInterval)
+            let settings = try await Settings.load(section: "datakeeper", configPath: config.path)
+            let configuration = try resolve(settings)
+            let logger = try log.logger("tydfs.datakeeper", settings: settings)
             let host = configuration.host
-            try await DataKeeperServer.run(
-                configuration: configuration, logger: TYDFSCommand.logger("tydfs.datakeeper", level: verbose ? .debug : .info)
-            ) { port in say("tydfs datakeeper listening on http://\(host):\(port)") }
+            try await DataKeeperServer.run(configuration: configuration, logger: logger) { port in
+                say("tydfs datakeeper listening on http://\(host):\(port)")
+            }
         }
     }
 }
@@ -99,24 +123,35 @@ struct ClusterCommand: AsyncParsableCommand {
     @Option(help: "Master port.") var port = 9333
     @Option(help: "Replicas per chunk.") var replication = 3
     @Option(help: "Chunk size, e.g. 64MiB.") var chunkSize = "64MiB"
+    @Option(help: "Least severe level logged: trace, debug, info, notice, warning, error or critical.") var logLevel = "notice"
+    @Option(help: "text (one line per event) or json (one JSON object per line).") var logFormat = LogFormat.text
+    @OptionGroup var config: ConfigFileOption
+
+    /// The cluster's shape: datakeepers, data folder, port, and the master's configuration.
+    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, master: MasterConfiguration) {
+        let count = try settings.int("datakeepers", datakeepers)
+        guard (1...64).contains(count) else { throw TYDFSError(.invalidArgument, "--datakeepers must be 1…64") }
+        let data = try settings.string("data", data)
+        var master = MasterConfiguration()
+        master.port = try settings.int("port", port)
+        master.dataDirectory = data + "/master"
+        master.replication = try settings.int("replication", replication)
+        master.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
+        return (count, data, master)
+    }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            guard (1...64).contains(datakeepers) else { throw TYDFSError(.invalidArgument, "--datakeepers must be 1…64") }
-            let logger = TYDFSCommand.logger("tydfs.cluster", level: .notice)
-            var master = MasterConfiguration()
-            master.port = port
-            master.dataDirectory = data + "/master"
-            master.replication = replication
-            master.chunkSizeBytes = try ByteSize.parse(chunkSize)
-            let count = datakeepers
-            let port = self.port
+            let settings = try await Settings.load(section: "cluster", configPath: config.path)
+            let (count, data, master) = try resolve(settings)
+            let logger = try LogOptions.logger("tydfs.cluster", level: logLevel, format: logFormat, settings: settings)
+            let port = master.port
             let masterParts = try await MasterServer.makeServices(configuration: master, logger: logger) { port in
                 say("tydfs cluster: master on http://127.0.0.1:\(port) with \(count) datakeepers; Ctrl-C stops")
             }
             let httpClient = TYDFSClient.makeHTTPClient()
             var services = masterParts.services
-            for index in 1...datakeepers {
+            for index in 1...count {
                 var keeper = DataKeeperConfiguration()
                 keeper.masterURL = "http://127.0.0.1:\(port)"
                 keeper.dataDirectory = "\(data)/dk\(index)"
@@ -138,7 +173,5 @@ struct ClusterCommand: AsyncParsableCommand {
     }
 }
 
-/// The master URL a command should use: the flag, else `$TYDFS_MASTER`, else the default.
-func masterURL(_ flag: String?) -> String {
-    flag ?? ProcessInfo.processInfo.environment["TYDFS_MASTER"] ?? "http://127.0.0.1:9333"
-}
+/// The master URL when no flag, `TYDFS_MASTER` or config file names one.
+let defaultMasterURL = "http://127.0.0.1:9333"

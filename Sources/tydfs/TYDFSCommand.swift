@@ -16,7 +16,7 @@ struct TYDFSCommand: AsyncParsableCommand {
         subcommands: [
             MasterCommand.self, DataKeeperCommand.self, ClusterCommand.self, PutCommand.self, GetCommand.self,
             ListCommand.self, DiskUsageCommand.self, StatCommand.self, CatCommand.self, MoveCommand.self, RemoveCommand.self, NodesCommand.self, DrainCommand.self, FsckCommand.self,
-            ChecksumCommand.self, BenchCommand.self,
+            ChecksumCommand.self, BenchCommand.self, ConfigCommand.self,
         ])
 
     /// Runs a command body, turning every failure into one line on stderr and exit code 1.
@@ -32,12 +32,6 @@ struct TYDFSCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("tydfs: \(error)\n".utf8))
             throw ExitCode.failure
         }
-    }
-
-    static func logger(_ label: String, level: Logger.Level) -> Logger {
-        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = level
-        return logger
     }
 
     static func parse<T>(_ text: String, _ parser: (String) throws -> T) throws -> T {

@@ -37,7 +37,7 @@ public final class TestCluster {
 
     public init(
         datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2,
-        dataKeeperArguments: [String] = []
+        dataKeeperArguments: [String] = [], masterArguments: [String] = []
     ) throws {
         root = NSTemporaryDirectory() + "tydfs-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
@@ -45,6 +45,7 @@ public final class TestCluster {
         self.chunkSize = chunkSize
         self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
         self.dataKeeperArguments += dataKeeperArguments
+        self.masterArguments += masterArguments
         try startMaster()
         for index in 0..<count { try startDataKeeper("dk\(index + 1)") }
         try waitUntil("\(count) datakeepers alive", timeout: 20) { try self.aliveDataKeepers().count == count }
@@ -127,6 +128,15 @@ public final class TestCluster {
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+    }
+
+    /// Every log file of the processes named `name` (`master`, `dk1`, …), oldest first.
+    public func logs(of name: String) -> [String] {
+        let folder = root + "/logs"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasSuffix("-\(name).log") }
+            .sorted { Int($0.prefix { $0.isNumber }) ?? 0 < Int($1.prefix { $0.isNumber }) ?? 0 }
+        return files.compactMap { try? String(contentsOfFile: folder + "/" + $0, encoding: .utf8) }
     }
 
     /// The data folder of datakeeper `id`.

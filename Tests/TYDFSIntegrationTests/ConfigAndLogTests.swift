@@ -1,0 +1,103 @@
+import Foundation
+import TYDFSTestSupport
+import XCTest
+
+/// Settings from flags, `TYDFS_*` variables and the config file, in that order; JSON logs in
+/// which one upload can be followed by its request id from the master to every datakeeper.
+final class ConfigAndLogTests: XCTestCase {
+    private struct Report: Decodable {
+        struct Entry: Decodable { var key: String; var value: String; var source: String }
+        var configFile: String?
+        var settings: [Entry]
+    }
+
+    /// Runs `tydfs config print --json ARGUMENTS` with `environment` added, returns key → (value, source).
+    private func effective(_ arguments: [String], environment: [String: String] = [:]) throws -> [String: (value: String, source: String)] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = ["config", "print", "--json"] + arguments
+        var variables = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TYDFS_") || $0.key == "TYDFS_BIN" }
+        variables["HOME"] = NSTemporaryDirectory() + "tydfs-no-home"
+        for (name, value) in environment { variables[name] = value }
+        process.environment = variables
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        let report = try JSONDecoder().decode(Report.self, from: data)
+        return Dictionary(uniqueKeysWithValues: report.settings.map { ($0.key, ($0.value, $0.source)) })
+    }
+
+    func testFlagBeatsEnvironmentBeatsFileBeatsDefault() throws {
+        let folder = NSTemporaryDirectory() + "tydfs-config-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let file = folder + "/config.json"
+        try Data("""
+            {"master": {"replication": 2, "chunk-size": "8MiB", "listen": "127.0.0.1:7000", "log-format": "json"},
+             "datakeeper": {"maintenance": true}}
+            """.utf8).write(to: URL(fileURLWithPath: file))
+        let settings = try effective(
+            ["master", "--config", file, "--listen", "127.0.0.1:7001"],
+            environment: ["TYDFS_MASTER_CHUNK_SIZE": "16MiB", "TYDFS_MASTER_HEARTBEAT_TIMEOUT": "9s"])
+        XCTAssertEqual(settings["master.listen"]?.value, "127.0.0.1:7001")
+        XCTAssertEqual(settings["master.listen"]?.source, "command line", "the flag beats the file")
+        XCTAssertEqual(settings["master.chunk-size"]?.value, "16MiB")
+        XCTAssertEqual(settings["master.chunk-size"]?.source, "environment TYDFS_MASTER_CHUNK_SIZE", "the environment beats the file")
+        XCTAssertEqual(settings["master.heartbeat-timeout"]?.value, "9s")
+        XCTAssertEqual(settings["master.replication"]?.value, "2")
+        XCTAssertEqual(settings["master.replication"]?.source, "config file \(file)")
+        XCTAssertEqual(settings["master.log-format"]?.value, "json")
+        XCTAssertEqual(settings["master.orphan-grace"]?.value, "1h")
+        XCTAssertEqual(settings["master.orphan-grace"]?.source, "default")
+        // The flag beats the environment too; TYDFS_CONFIG names the file when --config does not.
+        let flagged = try effective(
+            ["master", "--replication", "5"], environment: ["TYDFS_MASTER_REPLICATION": "4", "TYDFS_CONFIG": file])
+        XCTAssertEqual(flagged["master.replication"]?.value, "5")
+        XCTAssertEqual(flagged["master.chunk-size"]?.source, "config file \(file)")
+        let datakeeper = try effective(["datakeeper"], environment: ["TYDFS_CONFIG": file, "TYDFS_MASTER": "http://10.0.0.1:9333"])
+        XCTAssertEqual(datakeeper["datakeeper.maintenance"]?.value, "true")
+        XCTAssertEqual(datakeeper["master"]?.value, "http://10.0.0.1:9333")
+        XCTAssertEqual(datakeeper["master"]?.source, "environment TYDFS_MASTER")
+
+        // Bad values are named, with where they came from, and stop the command.
+        let cluster = try TestCluster(datakeepers: 0)
+        defer { cluster.shutdown() }
+        setenv("TYDFS_MASTER_REPLICATION", "many", 1)
+        defer { unsetenv("TYDFS_MASTER_REPLICATION") }
+        let refused = try cluster.run(["config", "print", "master", "--config", file], master: false)
+        XCTAssertEqual(refused.exitCode, 1)
+        XCTAssertTrue(refused.stderr.contains("environment TYDFS_MASTER_REPLICATION sets master.replication to 'many'"), refused.stderr)
+        let missing = try cluster.run(["ls", "/", "--config", folder + "/nope.json"], master: false)
+        XCTAssertEqual(missing.exitCode, 1)
+        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+    }
+
+    func testOneUploadCanBeFollowedAcrossTheClusterInJSONLogs() throws {
+        let json = ["--log-format", "json", "--log-level", "debug"]
+        let cluster = try TestCluster(datakeepers: 3, dataKeeperArguments: json, masterArguments: json)
+        defer { cluster.shutdown() }
+        try cluster.succeed(["put", try cluster.makeFile("f", size: 100_000), "/followed"])
+        func events(_ name: String) -> [[String: String]] {
+            cluster.logs(of: name).joined().split(separator: "\n").compactMap { line in
+                guard line.hasPrefix("{") else { return nil }
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+                XCTAssertNotNil(object, "a log line that is not a JSON object of strings: \(line)")
+                return object
+            }
+        }
+        let master = events("master")
+        XCTAssertFalse(master.isEmpty)
+        for event in master { XCTAssertNotNil(event["time"]); XCTAssertNotNil(event["level"]); XCTAssertNotNil(event["message"]) }
+        let committed = try XCTUnwrap(master.first { $0["message"] == "file committed" && $0["path"] == "/followed" })
+        let id = try XCTUnwrap(committed["request.id"], "the commit's log line names no request id: \(committed)")
+        XCTAssertTrue(master.contains { $0["request.id"] == id && $0["message"] != "file committed" }, "only one master line names the upload")
+        for datakeeper in ["dk1", "dk2", "dk3"] {
+            XCTAssertTrue(events(datakeeper).contains { $0["request.id"] == id && $0["message"] == "chunk stored" },
+                          "\(datakeeper)'s log does not follow upload \(id)")
+        }
+    }
+}
