@@ -21,6 +21,7 @@ extension TYDFSClient {
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
         let info = try await stat(remote)
+        TransferMeter.current?.expect(info.sizeBytes)
         let failed = FailedDataKeepers()
         if localPath == "-" {
             let output = LocalFile.standardStream(1, name: "standard output")
@@ -48,7 +49,8 @@ extension TYDFSClient {
             try await LocalFileSystem.renameDurably(temporaryPath, to: localPath)
         } catch {
             try? output.close()
-            _ = try? await LocalFileSystem.remove(temporaryPath)
+            // In a task of its own: a get cancelled (SIGTERM) still removes its partial file.
+            await Task { _ = try? await LocalFileSystem.remove(temporaryPath) }.value
             throw error
         }
         return info
@@ -253,10 +255,12 @@ protocol ChunkSink: Sendable {
 final class DownloadFile: ChunkSink {
     private let file: LocalFile
     private let turn = NIOLock()
+    private let meter = TransferMeter.current
 
     init(_ file: LocalFile) { self.file = file }
 
     func write(_ pieces: [ByteBuffer], at offset: Int64) async throws {
+        defer { meter?.add(pieces.reduce(0) { $0 + $1.readableBytes }) }
         try await LocalFile.blocking { [file, turn] in
             try turn.withLock {
                 var position = offset

@@ -49,10 +49,12 @@ extension TYDFSClient {
 
     private func put(_ source: UploadSource, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
         let session = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes)
+        if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
         do {
             return try await upload(from: source, session: session, remote: remote)
         } catch {
-            let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID))
+            // In a task of its own: a put cancelled (SIGTERM) still tells the master to forget it.
+            await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID)) }.value
             throw error
         }
     }
@@ -272,6 +274,9 @@ final class ChunkFrameProducer: @unchecked Sendable {
     /// and given the fsync allowance once the whole frame is out.
     private let progress: TransferProgress
 
+    /// The operation's meter, taken here: the HTTP client pulls `next()` from tasks of its own.
+    private let meter = TransferMeter.current
+
     init(data: ChunkBytes, length: Int64, progress: TransferProgress) {
         self.data = data
         self.length = length
@@ -303,6 +308,7 @@ final class ChunkFrameProducer: @unchecked Sendable {
                 }
             }
             piece.withUnsafeReadableBytes { checksums.update($0) }
+            meter?.add(piece.readableBytes)
             position += Int64(piece.readableBytes)
             progress.advance()
             return piece

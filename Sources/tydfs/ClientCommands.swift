@@ -9,13 +9,13 @@ import TYDFSProtocol
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
-    @Option(help: "Master URL (default: $TYDFS_MASTER, else the config file's \"master\", else http://127.0.0.1:9333).") var master: String?
+    @Option(help: "Master URL (default: $TYDFS_MASTER, else the config file's \"master-url\", else http://127.0.0.1:9333).") var master: String?
     @Flag(help: "Log retries and fallbacks to stderr.") var verbose = false
     @OptionGroup var config: ConfigFileOption
 
     /// The master URL these options, the environment and the config file give.
     func resolveMaster(_ settings: Settings) throws -> String {
-        try settings.shared("master", master, flag: "--master") ?? defaultMasterURL
+        try settings.masterURL(master) ?? defaultMasterURL
     }
 
     /// Runs `body` with a client, always shutting it down, reporting errors as one line.
@@ -28,12 +28,53 @@ struct ClientOptions: ParsableArguments {
                 masterURL: try resolveMaster(settings), concurrency: concurrency,
                 logger: LogOutput.logger("tydfs.client", level: verbose ? .debug : .error))
             do {
-                try await RequestID.$current.withValue(RequestID.make()) { try await body(client) }
+                try await RequestID.$current.withValue(RequestID.make()) {
+                    try await Interruption.cancelling { try await body(client) }
+                }
             } catch {
                 try? await client.shutdown()
                 throw error
             }
             try await client.shutdown()
+        }
+    }
+}
+
+/// SIGINT and SIGTERM during a client command: the work under way is cancelled, which aborts an
+/// upload at the master and removes a download's temporary file, and the command exits with
+/// 128 + the signal's number, as a shell expects.
+enum Interruption {
+    static func cancelling(_ body: () async throws -> Void) async throws {
+        let received = NIOLockedValueBox<Int32?>(nil)
+        // The running task, while it runs: a signal cancels it, never a task that has finished.
+        let running = NIOLockedValueBox<UnsafeCurrentTask?>(nil)
+        withUnsafeCurrentTask { task in running.withLockedValue { $0 = task } }
+        let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler {
+                running.withLockedValue { task in
+                    received.withLockedValue { $0 = $0 ?? number }
+                    task?.cancel()
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer {
+            running.withLockedValue { $0 = nil }
+            for source in sources { source.cancel() }
+            signal(SIGINT, SIG_DFL)
+            signal(SIGTERM, SIG_DFL)
+        }
+        do {
+            try await body()
+        } catch {
+            if received.withLockedValue({ $0 }) == nil { throw error }
+        }
+        if let number = received.withLockedValue({ $0 }) {
+            FileHandle.standardError.write(Data("tydfs: interrupted by \(number == SIGINT ? "SIGINT" : "SIGTERM"); nothing was left half-done\n".utf8))
+            throw ExitCode(128 + number)
         }
     }
 }
@@ -77,6 +118,7 @@ struct PutCommand: AsyncParsableCommand {
     @Argument(help: "Remote path, e.g. /dir/file.txt (with -r: the remote folder).") var remote: String?
     @Flag(help: "Replace the remote file if it exists.") var overwrite = false
     @Flag(name: [.customShort("r"), .long], help: "Upload the folder LOCAL and everything below it.") var recursive = false
+    @Flag(name: [.customShort("q"), .long], help: "No progress bar (there is one only when stderr is a terminal).") var quiet = false
     @OptionGroup var transfers: ConcurrencyOptions
     @OptionGroup var client: ClientOptions
 
@@ -91,13 +133,16 @@ struct PutCommand: AsyncParsableCommand {
                 let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
                 let started = ContinuousClock.now
                 let result = try await client.putFolder(
-                    local, to: target, overwrite: overwrite, concurrency: transfers.concurrency, progress: ProgressLine.start("put"))
+                    local, to: target, overwrite: overwrite, concurrency: transfers.concurrency,
+                    progress: quiet ? nil : ProgressLine.start("put"))
                 try summarize(result, verb: "put", since: started)
             }
         }
         try await client.withClient { client in
             let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
-            let result = try await client.put(localPath: local, to: target, overwrite: overwrite)
+            let result = try await ProgressBar.around("put", quiet: quiet) {
+                try await client.put(localPath: local, to: target, overwrite: overwrite)
+            }
             for warning in result.warnings { warn(warning) }
             let replicas = result.file.chunks.map(\.replicas.count).min() ?? result.file.replication
             say("\(result.file.path): \(result.file.sizeBytes) bytes in \(result.file.chunks.count) chunk(s), \(replicas) replica(s) each, \(result.file.checksum)")
@@ -119,6 +164,7 @@ struct GetCommand: AsyncParsableCommand {
     @Argument(help: "Remote path (with -r: a remote folder).") var remote: String
     @Argument(help: "Local file or directory, or - for standard output (with -r: the local folder).") var local: String?
     @Flag(name: [.customShort("r"), .long], help: "Download the folder REMOTE and everything below it.") var recursive = false
+    @Flag(name: [.customShort("q"), .long], help: "No progress bar (there is one only when stderr is a terminal).") var quiet = false
     @OptionGroup var transfers: ConcurrencyOptions
     @OptionGroup var client: ClientOptions
 
@@ -133,7 +179,7 @@ struct GetCommand: AsyncParsableCommand {
                 let started = ContinuousClock.now
                 let result = try await client.getFolder(
                     source, to: local ?? (source.isRoot ? "." : source.name), concurrency: transfers.concurrency,
-                    progress: ProgressLine.start("get"))
+                    progress: quiet ? nil : ProgressLine.start("get"))
                 try summarize(result, verb: "get", since: started)
             }
         }
@@ -144,12 +190,11 @@ struct GetCommand: AsyncParsableCommand {
             if target != "-", FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue {
                 target = (target.hasSuffix("/") ? target : target + "/") + source.name
             }
-            try await client.get(source, to: target)
+            try await ProgressBar.around("get", quiet: quiet) { try await client.get(source, to: target) }
         }
     }
 }
 
-/// `text` padded on the left to `width` characters: a column of sizes in `ls` and `du`.
 /// Rows of cells as lines of left-aligned columns, two spaces apart.
 func alignedColumns(_ rows: [[String]]) -> [String] {
     guard let first = rows.first else { return [] }
@@ -159,6 +204,7 @@ func alignedColumns(_ rows: [[String]]) -> [String] {
     }
 }
 
+/// `text` padded on the left to `width` characters: a column of sizes in `ls` and `du`.
 func rightAligned(_ text: String, width: Int) -> String {
     String(repeating: " ", count: max(0, width - text.count)) + text
 }
@@ -393,6 +439,40 @@ enum ProgressLine {
             let end = finished == total ? "\r\u{1B}[K" : ""
             FileHandle.standardError.write(Data("\r\(verb) \(finished)/\(total) files\(end)".utf8))
         }
+    }
+}
+
+/// A progress bar on stderr for one large put or get: bytes, percent, rate and time left,
+/// redrawn 5 times a second, only when stderr is a terminal and not `--quiet`.
+enum ProgressBar {
+    static func around<T>(_ verb: String, quiet: Bool, _ body: () async throws -> T) async throws -> T {
+        guard !quiet, isatty(STDERR_FILENO) == 1 else { return try await body() }
+        let meter = TransferMeter()
+        let started = ContinuousClock.now
+        let drawer = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                FileHandle.standardError.write(Data(("\r" + line(verb, meter.progress, seconds: (ContinuousClock.now - started).inSeconds) + "\u{1B}[K").utf8))
+            }
+        }
+        defer {
+            drawer.cancel()
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        }
+        return try await TransferMeter.$current.withValue(meter) { try await body() }
+    }
+
+    /// `put  42% [########            ] 430.0 MiB / 1.0 GiB  215.0 MiB/s  ETA 3s`
+    static func line(_ verb: String, _ progress: (done: Int64, total: Int64?), seconds: Double) -> String {
+        let rate = seconds > 0 ? Double(progress.done) / seconds : 0
+        let rateText = ByteSize.format(Int64(rate)) + "/s"
+        guard let total = progress.total, total > 0 else { return "\(verb) \(ByteSize.format(progress.done))  \(rateText)" }
+        let fraction = min(1, Double(progress.done) / Double(total))
+        let filled = Int(fraction * 20)
+        let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: 20 - filled)
+        let left = rate > 0 ? Int((Double(total - min(progress.done, total)) / rate).rounded(.up)) : nil
+        let eta = left.map { $0 >= 60 ? "\($0 / 60)m\($0 % 60)s" : "\($0)s" } ?? "?"
+        return "\(verb) \(rightAligned(String(Int(fraction * 100)), width: 3))% [\(bar)] \(ByteSize.format(progress.done)) / \(ByteSize.format(total))  \(rateText)  ETA \(eta)"
     }
 }
 

@@ -13,7 +13,7 @@ struct ConfigCommand: AsyncParsableCommand {
             It has one object per command, named as the command, with options named as their flags: \\
             {"master": {"listen": "0.0.0.0:9333", "chunk-size": "64MiB"}, "datakeeper": {"data": "/srv/tydfs"}}. \\
             Clients (put, get, ls, …) read the section "client". The master URL of clients and datakeepers is the \\
-            top-level "master" (environment TYDFS_MASTER).
+            top-level "master-url" (environment TYDFS_MASTER or TYDFS_MASTER_URL).
             """,
         subcommands: [ConfigPrintCommand.self])
 }

@@ -61,7 +61,7 @@ struct DataKeeperCommand: AsyncParsableCommand {
         abstract: "Run a datakeeper: stores chunks, serves them, heartbeats to the master.",
         discussion: """
             Every option can also come from TYDFS_DATAKEEPER_<OPTION> or the config file's "datakeeper" section; \
-            the master URL from TYDFS_MASTER or the file's top-level "master" (see `tydfs config`). On SIGTERM it tells \
+            the master URL from TYDFS_MASTER or the file's top-level "master-url" (see `tydfs config`). On SIGTERM it tells \
             the master it is leaving (repair starts at once) and finishes the transfers under way.
             """)
 
@@ -87,7 +87,7 @@ struct DataKeeperCommand: AsyncParsableCommand {
         configuration.scrubBytesPerSecond = try ByteSize.parse(settings.string("scrub-rate", scrubRate))
         configuration.maxConcurrentRepairs = try settings.int("max-repairs", maxRepairs)
         configuration.maintenance = try settings.bool("maintenance", maintenance)
-        configuration.masterURL = try settings.shared("master", master, flag: "--master") ?? defaultMasterURL
+        configuration.masterURL = try settings.masterURL(master) ?? defaultMasterURL
         (configuration.host, configuration.port) = try splitHostPort(settings.string("listen", listen))
         let advertised = try settings.optionalString("advertise", advertise)
         if let advertised { _ = try splitHostPort(advertised) }

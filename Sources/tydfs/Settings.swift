@@ -10,7 +10,8 @@ import TYDFSCore
 /// Every option of a command is a setting named by its flag (`--chunk-size` is `chunk-size`),
 /// in the command's section: the file holds `{"master": {"chunk-size": "64MiB"}}`, and the
 /// environment `TYDFS_MASTER_CHUNK_SIZE=64MiB`. The master URL of clients and datakeepers is the
-/// one setting outside a section: `TYDFS_MASTER`, or `"master"` at the top of the file. The
+/// one setting outside a section: `"master-url"` at the top of the file, `TYDFS_MASTER` (or
+/// `TYDFS_MASTER_URL`) in the environment. The
 /// environment and the file are read with apple/swift-configuration; each resolved setting is
 /// recorded with its source, which `tydfs config print` shows.
 final class Settings {
@@ -111,14 +112,15 @@ final class Settings {
         }
     }
 
-    /// A setting outside any section (the master URL).
-    func shared(_ name: String, _ flagValue: String?, flag: String) throws -> String? {
-        try resolve(name, flagValue, key: name, flag: flag, show: { $0 ?? "(unset)" }) { $0 }
+    /// The master URL of clients and datakeepers, outside any section.
+    func masterURL(_ flagValue: String?) throws -> String? {
+        try resolve("master-url", flagValue, key: "master-url", flag: "--master", environmentKeys: ["master", "master-url"],
+                    show: { $0 ?? "(unset)" }) { $0 }
     }
 
     private func resolve<T>(
-        _ name: String, _ flagValue: T, key: String? = nil, flag: String? = nil, expected: String = "",
-        show: (T) -> String, parse: (String) -> T?
+        _ name: String, _ flagValue: T, key: String? = nil, flag: String? = nil, environmentKeys: [String]? = nil,
+        expected: String = "", show: (T) -> String, parse: (String) -> T?
     ) throws -> T {
         let flag = flag ?? "--" + name
         let key = key ?? section + "." + name
@@ -127,9 +129,12 @@ final class Settings {
             return value
         }
         if arguments.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) { return record(flagValue, .flag) }
-        let variable = "TYDFS_" + key.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }
-        for (reader, source) in [(environment, Source.environment(variable)), (file, .file(filePath ?? ""))] {
-            guard let reader, let text = Self.lookup(key, in: reader) else { continue }
+        var places: [(reader: ConfigReader, key: String, source: Source)] = (environmentKeys ?? [key]).map { name in
+            (environment, name, Source.environment("TYDFS_" + String(name.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })))
+        }
+        if let file { places.append((file, key, .file(filePath ?? ""))) }
+        for (reader, key, source) in places {
+            guard let text = Self.lookup(key, in: reader) else { continue }
             guard let value = parse(text) else {
                 throw TYDFSError(.invalidArgument, "\(source) sets \(key) to '\(text)', which is not \(expected)")
             }

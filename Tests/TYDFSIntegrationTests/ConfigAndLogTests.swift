@@ -38,7 +38,7 @@ final class ConfigAndLogTests: XCTestCase {
         let file = folder + "/config.json"
         try Data("""
             {"master": {"replication": 2, "chunk-size": "8MiB", "listen": "127.0.0.1:7000", "log-format": "json"},
-             "datakeeper": {"maintenance": true}}
+             "datakeeper": {"maintenance": true}, "master-url": "http://10.0.0.2:9333"}
             """.utf8).write(to: URL(fileURLWithPath: file))
         let settings = try effective(
             ["master", "--config", file, "--listen", "127.0.0.1:7001"],
@@ -60,8 +60,11 @@ final class ConfigAndLogTests: XCTestCase {
         XCTAssertEqual(flagged["master.chunk-size"]?.source, "config file \(file)")
         let datakeeper = try effective(["datakeeper"], environment: ["TYDFS_CONFIG": file, "TYDFS_MASTER": "http://10.0.0.1:9333"])
         XCTAssertEqual(datakeeper["datakeeper.maintenance"]?.value, "true")
-        XCTAssertEqual(datakeeper["master"]?.value, "http://10.0.0.1:9333")
-        XCTAssertEqual(datakeeper["master"]?.source, "environment TYDFS_MASTER")
+        XCTAssertEqual(datakeeper["master-url"]?.value, "http://10.0.0.1:9333")
+        XCTAssertEqual(datakeeper["master-url"]?.source, "environment TYDFS_MASTER")
+        let client = try effective(["client"], environment: ["TYDFS_CONFIG": file])
+        XCTAssertEqual(client["master-url"]?.value, "http://10.0.0.2:9333")
+        XCTAssertEqual(client["master-url"]?.source, "config file \(file)")
 
         // Bad values are named, with where they came from, and stop the command.
         let cluster = try TestCluster(datakeepers: 0)
@@ -98,6 +101,59 @@ final class ConfigAndLogTests: XCTestCase {
         for datakeeper in ["dk1", "dk2", "dk3"] {
             XCTAssertTrue(events(datakeeper).contains { $0["request.id"] == id && $0["message"] == "chunk stored" },
                           "\(datakeeper)'s log does not follow upload \(id)")
+        }
+    }
+}
+
+/// CLI comfort: a progress bar when stderr is a terminal (a real pseudo-terminal, from
+/// util-linux's `script`), none with `--quiet` or in a pipe; shell completion scripts.
+final class CommandLineComfortTests: XCTestCase {
+    /// Runs `command` in a pseudo-terminal and returns everything it wrote there.
+    private func inTerminal(_ command: String, scratch: String) throws -> (output: String, status: Int32) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        let transcript = scratch + "/transcript-\(UUID().uuidString)"
+        process.arguments = ["-q", "-e", "-c", command, transcript]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return ((try? String(contentsOfFile: transcript, encoding: .utf8)) ?? "", process.terminationStatus)
+    }
+
+    func testProgressBarOnATerminalOnlyAndQuietSilencesIt() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "4MiB")
+        defer { cluster.shutdown() }
+        let file = try cluster.makeFile("big", size: 96 * 1024 * 1024)
+        let put = try inTerminal("\(TestCluster.binary) put \(file) /big --master \(cluster.masterURL)", scratch: cluster.root)
+        XCTAssertEqual(put.status, 0, put.output)
+        XCTAssertTrue(put.output.contains("% ["), "no progress bar on a terminal: \(put.output)")
+        XCTAssertTrue(put.output.contains("/ 96 MiB") && put.output.contains("/s  ETA"), put.output)
+        let get = try inTerminal("\(TestCluster.binary) get /big \(cluster.root)/back --master \(cluster.masterURL)", scratch: cluster.root)
+        XCTAssertEqual(get.status, 0, get.output)
+        XCTAssertTrue(get.output.contains("get ") && get.output.contains("% ["), get.output)
+        XCTAssertEqual(try cluster.contents(cluster.root + "/back"), try cluster.contents(file))
+        let quiet = try inTerminal("\(TestCluster.binary) put -q \(file) /big2 --master \(cluster.masterURL)", scratch: cluster.root)
+        XCTAssertEqual(quiet.status, 0)
+        XCTAssertFalse(quiet.output.contains("% ["), "--quiet drew a progress bar: \(quiet.output)")
+        // Not a terminal: no bar either.
+        let piped = try cluster.succeed(["put", file, "/big3"])
+        XCTAssertFalse(piped.stderr.contains("% ["), piped.stderr)
+    }
+
+    func testShellCompletionScripts() throws {
+        for shell in ["bash", "zsh", "fish"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+            process.arguments = ["--generate-completion-script", shell]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let script = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, shell)
+            for command in ["put", "drain", "config", "nodes"] { XCTAssertTrue(script.contains(command), "\(shell) completion lacks \(command)") }
         }
     }
 }

@@ -168,10 +168,28 @@ final class OperationsTests: XCTestCase {
         try cluster.waitUntil("the second put under way", timeout: 20) { cluster.storedChunkCount() > stored }
         kill(second.processIdentifier, SIGTERM)
         second.waitUntilExit()
-        XCTAssertNotEqual(second.terminationStatus, 0)
+        XCTAssertEqual(second.terminationStatus, 128 + SIGTERM, "an interrupted client exits with 128 + the signal")
         XCTAssertEqual(try cluster.run(["stat", "/big2"]).exitCode, 1)
         try cluster.waitUntil("no temporary files", timeout: 10) {
             ["dk2", "dk3", "dk4"].allSatisfy { temporaryFiles($0).isEmpty }
+        }
+
+        // A get stopped half-way leaves no partial file behind either.
+        guard put.terminationStatus == 0 else { return }
+        let folder = cluster.root + "/downloads"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let get = try cluster.start(["get", "/big", folder + "/big"])
+        try cluster.waitUntil("the get under way", timeout: 20) {
+            !((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty || !get.isRunning
+        }
+        kill(get.processIdentifier, SIGTERM)
+        get.waitUntilExit()
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder)
+        if get.terminationStatus == 0 {
+            XCTAssertEqual(left, ["big"], "a get that finished first leaves exactly its file")
+        } else {
+            XCTAssertEqual(get.terminationStatus, 128 + SIGTERM)
+            XCTAssertEqual(left, [], "an interrupted get left \(left)")
         }
     }
 }
