@@ -69,8 +69,9 @@ public final class TYDFSClient: Sendable {
 
     // MARK: - Namespace
 
-    public func stat(_ path: RemotePath) async throws -> FileInfo {
-        try await control(.GET, Route.files, query: path)
+    /// `inspecting`: only to look (`tydfs stat`), not to read the file next.
+    public func stat(_ path: RemotePath, inspecting: Bool = false) async throws -> FileInfo {
+        try await control(.GET, inspecting ? Route.files + "?\(Query.inspect)=true" : Route.files, query: path)
     }
 
     public func list(_ path: RemotePath) async throws -> ListResponse {
@@ -128,7 +129,7 @@ public final class TYDFSClient: Sendable {
     ) async throws -> Response {
         var url = masterURL + route
         if let query {
-            url += "?path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
+            url += (route.contains("?") ? "&" : "?") + "path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
         }
         var request = HTTPClientRequest(url: url)
         request.method = method

@@ -79,6 +79,8 @@ public enum Limits {
     /// Chunk deletions handed to one datakeeper per heartbeat answer: enough to drain a large
     /// `rm` in seconds, small enough that one answer stays a few tens of KiB.
     public static let deletionsPerHeartbeat = 1000
+    /// Dashboard downloads (`/v1/content`) the master serves at once; each holds one chunk in memory.
+    public static let masterDownloadsAtOnce = 4
     /// Cluster events the master keeps for the dashboard's feed.
     public static let clusterEventsKept = 500
     /// Chunk ids in one page of a full chunk report (16 bytes each: 1 MiB a page). A datakeeper

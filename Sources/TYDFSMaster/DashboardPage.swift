@@ -299,13 +299,14 @@ function pathFromHash() {
 }
 function navigate(path) {
   path = normalize(path);
-  if (pathFromHash() === path) loadDir(path); else location.hash = path; // hashchange loads it
+  // Encoded, each segment, so a name holding "%" or "#" comes back as itself.
+  if (pathFromHash() === path) loadDir(path); else location.hash = path.split("/").map(encodeURIComponent).join("/"); // hashchange loads it
 }
 async function showFile(path) {
   selectedFile = path;
   for (const r of document.querySelectorAll("tr.entry")) r.classList.toggle("selected", r.dataset.path === path);
   try {
-    const f = await getJSON("/v1/files?path=" + encodeURIComponent(path));
+    const f = await getJSON("/v1/files?inspect=true&path=" + encodeURIComponent(path));
     if (selectedFile !== path) return;
     renderFile(f);
     clearError("file");

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import TYDFSClient
@@ -31,11 +32,21 @@ public enum MasterServer {
             guard let after = Int(request.uri.queryParameters.get("after") ?? "0"), after >= 0 else { throw TYDFSError(.invalidArgument, "'after' must be an event id (a whole number ≥ 0)") }
             return try JSON.response(await state.events.after(after))
         }
+        let downloads = NIOLockedValueBox(0)
         router.get(RouterPath(Route.content)) { request, _ in
             let info = try await state.stat(try RemotePath(try request.queryItem("path")))
+            // Each download holds one chunk in the master's memory: a few at once, no more.
+            guard downloads.withLockedValue({ count in
+                guard count < Limits.masterDownloadsAtOnce else { return false }
+                count += 1
+                return true
+            }) else {
+                throw TYDFSError(.unavailable, "the master serves \(Limits.masterDownloadsAtOnce) downloads at once; try again, or use `tydfs get`")
+            }
             let name = info.path.value.split(separator: "/").last.map(String.init) ?? "file"
             let quoted = name.replacingOccurrences(of: "\\", with: "_").replacingOccurrences(of: "\"", with: "_")
             let body = ResponseBody(contentLength: Int(info.sizeBytes)) { writer in
+                defer { downloads.withLockedValue { $0 -= 1 } }
                 try await reader.read(info) { try await writer.write($0) }
                 try await writer.finish(nil)
             }
@@ -112,7 +123,8 @@ public enum MasterServer {
             return try JSON.response(["status": "aborted"])
         }
         router.get(RouterPath(Route.files)) { request, _ in
-            try JSON.response(try await state.stat(try RemotePath(try request.queryItem("path"))))
+            let reading = request.uri.queryParameters.get(Query.inspect) != "true"
+            return try JSON.response(try await state.stat(try RemotePath(try request.queryItem("path")), countingReads: reading))
         }
         router.delete(RouterPath(Route.files)) { request, _ in
             try JSON.response(try await state.remove(try RemotePath(try request.queryItem("path"))))
@@ -166,7 +178,8 @@ public enum MasterServer {
             "heartbeat_timeout_s": "\(configuration.heartbeatTimeoutSeconds)",
         ])
         // Reads files for the dashboard's download links, as any client does.
-        let reader = try TYDFSClient(masterURL: "http://\(configuration.host):\(configuration.port)", logger: logger)
+        let wildcard = ["0.0.0.0", "::", "[::]", ""].contains(configuration.host)
+        let reader = try TYDFSClient(masterURL: "http://\(wildcard ? "127.0.0.1" : configuration.host):\(configuration.port)", logger: logger)
         let app = HTTPServer.application(
             responder: router(state: state, reader: reader).buildResponder(), host: configuration.host, port: configuration.port,
             logger: logger, onListening: onListening)

@@ -10,18 +10,31 @@ extension MasterState {
         events.append(kind, message, timeMillis: Int64(Date().timeIntervalSince1970 * 1000))
     }
 
-    /// Records a death for every datakeeper that stopped heartbeating since the last look.
+    /// Records a death for every datakeeper that stopped heartbeating since the last look, and
+    /// forgets the copies it was to receive, so they are ordered elsewhere now.
     func noticeDeaths() {
         let now = Self.monotonicSeconds()
         for id in announcedAlive.sorted() where !registry.isAlive(id, now: now) {
             announcedAlive.remove(id)
+            forgetCopies(to: id)
             record(.datakeeperDead, "\(id) missed heartbeats for \(configuration.heartbeatTimeoutSeconds) s; its chunks are copied elsewhere")
         }
     }
 
+    /// Drops the copy orders `id` was to carry out, pending or handed out.
+    private func forgetCopies(to id: DataKeeperID) {
+        copyOrders[id] = nil
+        for (chunk, copies) in copiesInFlight where copies[id] != nil {
+            copiesInFlight[chunk]?[id] = nil
+            if copiesInFlight[chunk]?.isEmpty == true { copiesInFlight[chunk] = nil }
+            attention.insert(chunk)
+        }
+    }
+
+    /// A retired datakeeper stays retired when switched off: that is what retiring is for.
     func status(of node: DataKeeperState, now: Double) -> DataKeeperStatus {
-        guard registry.isAlive(node, now: now) else { return .dead }
         if retired.contains(node.id) { return .retired }
+        guard registry.isAlive(node, now: now) else { return .dead }
         return draining.contains(node.id) ? .draining : .alive
     }
 
@@ -31,6 +44,7 @@ extension MasterState {
         guard registry.nodes[request.id] != nil else { return }
         registry.markLeft(request.id)
         announcedAlive.remove(request.id)
+        forgetCopies(to: request.id)
         logger.info("datakeeper left", metadata: ["datakeeper.id": "\(request.id)"])
         record(.datakeeperLeft, "\(request.id) shut down cleanly\(retired.contains(request.id) ? " (retired)" : "; its chunks are copied elsewhere")")
     }
@@ -79,14 +93,21 @@ extension MasterState {
         }
     }
 
-    /// Retires every draining datakeeper whose chunks are all at their factor elsewhere.
+    /// Retires every draining datakeeper whose chunks are all at their factor elsewhere, and
+    /// puts a live retired one back to draining when some of its chunks fell below (serving
+    /// replicas lost since): it must not be switched off then.
     func finishDrains(live: Set<DataKeeperID>) {
         let now = Self.monotonicSeconds()
-        for id in draining.sorted() where registry.isAlive(id, now: now) && chunksBelowFactor(without: id, live: live) == 0 {
-            draining.remove(id)
-            retired.insert(id)
-            logger.info("datakeeper drained", metadata: ["datakeeper.id": "\(id)"])
-            record(.drainFinished, "\(id) is drained: every chunk it holds is at its factor elsewhere; it may be switched off")
+        for id in draining.union(retired).sorted() where registry.isAlive(id, now: now) {
+            let done = chunksBelowFactor(without: id, live: live) == 0
+            if done, draining.remove(id) != nil {
+                retired.insert(id)
+                logger.info("datakeeper drained", metadata: ["datakeeper.id": "\(id)"])
+                record(.drainFinished, "\(id) is drained: every chunk it holds is at its factor elsewhere; it may be switched off")
+            } else if !done, retired.remove(id) != nil {
+                draining.insert(id)
+                record(.drainStarted, "\(id) holds chunks below their factor again; draining it again")
+            }
         }
     }
 

@@ -30,12 +30,12 @@ extension MasterState {
         let everyLive = Set(confirmed.alive(now: now).map(\.id))
         // Replicas on draining and retired datakeepers do not count toward the factor.
         let live = everyLive.subtracting(decommissioned)
-        if attentionBasis != live {
+        if attentionBasis.map({ $0.live != everyLive || $0.decommissioned != decommissioned }) ?? true {
             // Who is alive (or trusted) changed: any chunk may have gained or lost live replicas.
             attention = Set(namespace.chunks.lazy.filter { Self.liveCount($0.value, live) != $0.value.replication }.map(\.key))
             let chunks = namespace.chunks
             missing = Set(attention.lazy.filter { id in chunks[id].map { Self.liveCount($0, everyLive) == 0 } ?? false })
-            attentionBasis = live
+            attentionBasis = (everyLive, decommissioned)
         }
         for (chunk, copies) in copiesInFlight {
             let pending = copies.filter { $0.value.deadlineSeconds > now }
@@ -175,21 +175,25 @@ extension MasterState {
         for file in files {
             for chunk in file.chunks {
                 chunkCount += 1
-                let live = chunk.replicas.filter { registry.isAlive($0, now: now) }
+                let everyLive = chunk.replicas.filter { registry.isAlive($0, now: now) }
+                // Replicas on draining and retired datakeepers do not count toward the factor.
+                let live = everyLive.filter { !decommissioned.contains($0) }
+                let leaving = everyLive.filter { decommissioned.contains($0) }.map(\.value).sorted()
+                let leavingNote = leaving.isEmpty ? "" : "; also on \(leaving), being drained or retired"
                 let corrupt = corruptReplicas.filter { $0.chunk == chunk.id }.map(\.datakeeper.value).sorted()
                 corruptCount += corrupt.count
                 func problem(_ status: String, _ detail: String) {
                     problems.append(FsckProblem(status: status, path: file.path, chunkIndex: chunk.index, chunk: chunk.id,
                                                 liveReplicas: live.count, replication: file.replication, detail: detail))
                 }
-                if live.isEmpty {
+                if everyLive.isEmpty {
                     missing += 1
                     damaged.insert(file.path)
                     problem("missing", chunk.replicas.isEmpty ? "no replica recorded" : "held only by dead datakeepers \(chunk.replicas.map(\.value).sorted())")
                 } else if live.count < file.replication {
                     under += 1
                     if corrupt.isEmpty {
-                        problem("under_replicated", "live replicas on \(live.map(\.value).sorted())")
+                        problem("under_replicated", "live replicas on \(live.map(\.value).sorted())\(leavingNote)")
                     } else {
                         problem("corrupt", "bad replica on \(corrupt), being replaced; live replicas on \(live.map(\.value).sorted())")
                     }

@@ -63,9 +63,10 @@ actor MasterState {
     /// Chunks whose live replicas may not match their factor: what the replication manager
     /// plans from, kept up to date on events instead of scanning every chunk each round.
     var attention: Set<ChunkID> = []
-    /// The live, confirmed datakeepers `attention` was last computed for; when they change
-    /// (a death, a return, a report), every chunk is looked at again.
-    var attentionBasis: Set<DataKeeperID>?
+    /// The live, confirmed datakeepers (and which of them are draining or retired) `attention`
+    /// was last computed for; when they change (a death, a return, a report, a drain), every
+    /// chunk is looked at again.
+    var attentionBasis: (live: Set<DataKeeperID>, decommissioned: Set<DataKeeperID>)?
     /// Chunks found with no live replica, as of the last full look (see `clusterSummary`).
     var missing: Set<ChunkID> = []
     /// Datakeepers whose chunks are being copied away (`tydfs drain`, `--maintenance`).
@@ -456,11 +457,14 @@ actor MasterState {
 
     // MARK: - Namespace
 
-    func stat(_ path: RemotePath) throws -> FileInfo {
+    /// `countingReads`: the caller is about to read the file, which counts as work for the
+    /// datakeeper each chunk will be read from first.
+    func stat(_ path: RemotePath, countingReads: Bool = true) throws -> FileInfo {
         guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
         let info = fileInfo(file)
-        // Reading counts as work for the datakeeper each chunk will be read from first.
-        for chunk in info.chunks { if let first = chunk.replicas.first, first.alive { registry.assign(first.id) } }
+        if countingReads {
+            for chunk in info.chunks { if let first = chunk.replicas.first, first.alive { registry.assign(first.id) } }
+        }
         return info
     }
 

@@ -60,6 +60,9 @@ public enum Query {
     public static let rangeOffset = "offset"
     /// On a chunk `GET`: the range's length, whole blocks or up to the chunk's end.
     public static let rangeLength = "length"
+    /// On a stat (`GET /v1/files`): `true` when the caller only looks (the dashboard, `tydfs
+    /// stat`) and will not read the file, so the datakeepers are not counted busier for it.
+    public static let inspect = "inspect"
 }
 
 /// HTTP header names of the data path.

@@ -46,7 +46,9 @@ struct ClientOptions: ParsableArguments {
 enum Interruption {
     static func cancelling(_ body: () async throws -> Void) async throws {
         let received = NIOLockedValueBox<Int32?>(nil)
-        // The running task, while it runs: a signal cancels it, never a task that has finished.
+        // The running task, while it runs: a signal cancels it, never a task that has finished
+        // (it is cleared under the lock before this function returns). The body is not run in a
+        // task of its own because it is not escaping: the commands' closures capture `self`.
         let running = NIOLockedValueBox<UnsafeCurrentTask?>(nil)
         withUnsafeCurrentTask { task in running.withLockedValue { $0 = task } }
         let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
@@ -54,7 +56,10 @@ enum Interruption {
             let source = DispatchSource.makeSignalSource(signal: number)
             source.setEventHandler {
                 running.withLockedValue { task in
-                    received.withLockedValue { $0 = $0 ?? number }
+                    // A second signal while the first is being handled ends the process at once
+                    // (a read that ignores cancellation, e.g. a put from a terminal).
+                    if received.withLockedValue({ $0 }) != nil { _exit(128 + number) }
+                    received.withLockedValue { $0 = number }
                     task?.cancel()
                 }
             }
@@ -69,6 +74,8 @@ enum Interruption {
         }
         do {
             try await body()
+            // A signal that came as the work finished changed nothing: it succeeded.
+            return
         } catch {
             if received.withLockedValue({ $0 }) == nil { throw error }
         }
@@ -286,7 +293,7 @@ struct StatCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await client.withClient { client in
-            let info = try await client.stat(try RemotePath(path))
+            let info = try await client.stat(try RemotePath(path), inspecting: true)
             if output.json { return try output.printJSON(info) }
             say("path:        \(info.path)")
             say("size:        \(info.sizeBytes) bytes (\(ByteSize.format(info.sizeBytes)))")
@@ -452,14 +459,20 @@ enum ProgressBar {
         let drawer = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
+                if Task.isCancelled { break }
                 FileHandle.standardError.write(Data(("\r" + line(verb, meter.progress, seconds: (ContinuousClock.now - started).inSeconds) + "\u{1B}[K").utf8))
             }
         }
-        defer {
-            drawer.cancel()
-            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        let result: Result<T, Error>
+        do {
+            result = .success(try await TransferMeter.$current.withValue(meter) { try await body() })
+        } catch {
+            result = .failure(error)
         }
-        return try await TransferMeter.$current.withValue(meter) { try await body() }
+        drawer.cancel()
+        await drawer.value
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        return try result.get()
     }
 
     /// `put  42% [########            ] 430.0 MiB / 1.0 GiB  215.0 MiB/s  ETA 3s`

@@ -22,7 +22,7 @@ struct LogOptions: ParsableArguments {
     }
 
     static func logger(_ label: String, level: String, format: LogFormat, settings: Settings) throws -> Logger {
-        let levelText = try settings.string("log-level", level)
+        let levelText = try settings.string("log-level", level, flags: ["--log-level", "--verbose"])
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw TYDFSError(.invalidArgument, "log level '\(levelText)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }

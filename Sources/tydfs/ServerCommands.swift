@@ -76,7 +76,8 @@ struct DataKeeperCommand: AsyncParsableCommand {
     @Option(help: "Time from one scrub pass (re-reading every chunk) to the next.") var scrubInterval = "1h"
     @Option(help: "Bytes per second the scrubber may read, e.g. 64MiB.") var scrubRate = "64MiB"
     @Option(help: "Copy and verify orders run at once.") var maxRepairs = 4
-    @Flag(help: "Maintenance mode: have the master copy every chunk held here to others, then shut down.") var maintenance = false
+    @Flag(inversion: .prefixedNo, help: "Maintenance mode: have the master copy every chunk held here to others, then shut down.")
+    var maintenance = false
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 

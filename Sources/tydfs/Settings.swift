@@ -90,8 +90,9 @@ final class Settings {
 
     // MARK: - Resolving
 
-    func string(_ name: String, _ flagValue: String) throws -> String {
-        try resolve(name, flagValue, show: { $0 }) { $0 }
+    /// `flags`: every flag that sets it (by default `--NAME`).
+    func string(_ name: String, _ flagValue: String, flags: [String]? = nil) throws -> String {
+        try resolve(name, flagValue, flags: flags, show: { $0 }) { $0 }
     }
 
     func optionalString(_ name: String, _ flagValue: String?) throws -> String? {
@@ -102,8 +103,9 @@ final class Settings {
         try resolve(name, flagValue, expected: "a whole number", show: { String($0) }) { Int($0) }
     }
 
+    /// A flag with an inverse (`--maintenance`, `--no-maintenance`): either on the command line wins.
     func bool(_ name: String, _ flagValue: Bool) throws -> Bool {
-        try resolve(name, flagValue, expected: "true or false", show: { String($0) }) { text in
+        try resolve(name, flagValue, flags: ["--" + name, "--no-" + name], expected: "true or false", show: { String($0) }) { text in
             switch text.lowercased() {
             case "true", "yes", "1": return true
             case "false", "no", "0": return false
@@ -114,21 +116,23 @@ final class Settings {
 
     /// The master URL of clients and datakeepers, outside any section.
     func masterURL(_ flagValue: String?) throws -> String? {
-        try resolve("master-url", flagValue, key: "master-url", flag: "--master", environmentKeys: ["master", "master-url"],
+        try resolve("master-url", flagValue, key: "master-url", flags: ["--master"], environmentKeys: ["master", "master-url"],
                     show: { $0 ?? "(unset)" }) { $0 }
     }
 
     private func resolve<T>(
-        _ name: String, _ flagValue: T, key: String? = nil, flag: String? = nil, environmentKeys: [String]? = nil,
+        _ name: String, _ flagValue: T, key: String? = nil, flags: [String]? = nil, environmentKeys: [String]? = nil,
         expected: String = "", show: (T) -> String, parse: (String) -> T?
     ) throws -> T {
-        let flag = flag ?? "--" + name
+        let flags = flags ?? ["--" + name]
         let key = key ?? section + "." + name
         func record(_ value: T, _ source: Source) -> T {
             entries.append(Entry(key: key, value: show(value), source: source.description))
             return value
         }
-        if arguments.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) { return record(flagValue, .flag) }
+        if arguments.contains(where: { argument in flags.contains { argument == $0 || argument.hasPrefix($0 + "=") } }) {
+            return record(flagValue, .flag)
+        }
         var places: [(reader: ConfigReader, key: String, source: Source)] = (environmentKeys ?? [key]).map { name in
             (environment, name, Source.environment("TYDFS_" + String(name.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })))
         }

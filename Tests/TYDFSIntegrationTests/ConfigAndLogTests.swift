@@ -11,23 +11,31 @@ final class ConfigAndLogTests: XCTestCase {
         var settings: [Entry]
     }
 
-    /// Runs `tydfs config print --json ARGUMENTS` with `environment` added, returns key → (value, source).
-    private func effective(_ arguments: [String], environment: [String: String] = [:]) throws -> [String: (value: String, source: String)] {
+    /// Runs `tydfs ARGUMENTS` with only `environment` among the `TYDFS_*` variables and no
+    /// home config file; returns its exit status, stdout and stderr.
+    private func tydfs(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: Data, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestCluster.binary)
-        process.arguments = ["config", "print", "--json"] + arguments
-        var variables = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TYDFS_") || $0.key == "TYDFS_BIN" }
+        process.arguments = arguments
+        var variables = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TYDFS_") }
         variables["HOME"] = NSTemporaryDirectory() + "tydfs-no-home"
         for (name, value) in environment { variables[name] = value }
         process.environment = variables
-        let output = Pipe()
+        let output = Pipe(), errors = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0)
-        let report = try JSONDecoder().decode(Report.self, from: data)
+        return (process.terminationStatus, data, text)
+    }
+
+    /// `tydfs config print --json ARGUMENTS` with `environment`: key → (value, source).
+    private func effective(_ arguments: [String], environment: [String: String] = [:]) throws -> [String: (value: String, source: String)] {
+        let result = try tydfs(["config", "print", "--json"] + arguments, environment: environment)
+        XCTAssertEqual(result.status, 0, result.errors)
+        let report = try JSONDecoder().decode(Report.self, from: result.output)
         return Dictionary(uniqueKeysWithValues: report.settings.map { ($0.key, ($0.value, $0.source)) })
     }
 
@@ -66,17 +74,18 @@ final class ConfigAndLogTests: XCTestCase {
         XCTAssertEqual(client["master-url"]?.value, "http://10.0.0.2:9333")
         XCTAssertEqual(client["master-url"]?.source, "config file \(file)")
 
+        // --verbose is a flag for the log level: it beats the environment.
+        let verbose = try effective(["master", "--verbose"], environment: ["TYDFS_MASTER_LOG_LEVEL": "error"])
+        XCTAssertEqual(verbose["master.log-level"]?.value, "debug")
+        XCTAssertEqual(verbose["master.log-level"]?.source, "command line")
+
         // Bad values are named, with where they came from, and stop the command.
-        let cluster = try TestCluster(datakeepers: 0)
-        defer { cluster.shutdown() }
-        setenv("TYDFS_MASTER_REPLICATION", "many", 1)
-        defer { unsetenv("TYDFS_MASTER_REPLICATION") }
-        let refused = try cluster.run(["config", "print", "master", "--config", file], master: false)
-        XCTAssertEqual(refused.exitCode, 1)
-        XCTAssertTrue(refused.stderr.contains("environment TYDFS_MASTER_REPLICATION sets master.replication to 'many'"), refused.stderr)
-        let missing = try cluster.run(["ls", "/", "--config", folder + "/nope.json"], master: false)
-        XCTAssertEqual(missing.exitCode, 1)
-        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+        let refused = try tydfs(["config", "print", "master", "--config", file], environment: ["TYDFS_MASTER_REPLICATION": "many"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.errors.contains("environment TYDFS_MASTER_REPLICATION sets master.replication to 'many'"), refused.errors)
+        let missing = try tydfs(["ls", "/", "--config", folder + "/nope.json"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.errors.contains("does not exist"), missing.errors)
     }
 
     func testOneUploadCanBeFollowedAcrossTheClusterInJSONLogs() throws {

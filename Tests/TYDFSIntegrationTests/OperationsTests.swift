@@ -86,6 +86,10 @@ final class OperationsTests: XCTestCase {
         }
         // Switching it off loses nothing and leaves nothing under-replicated.
         cluster.killDataKeeper("dk1")
+        XCTAssertEqual(try cluster.nodes().nodes.first { $0.id.value == "dk1" }?.state, .retired, "retired stays retired when off")
+        try cluster.waitUntil("dk1 no longer heartbeating", timeout: 10) {
+            try cluster.nodes().nodes.first { $0.id.value == "dk1" }?.alive == false
+        }
         let report = try cluster.fsck()
         XCTAssertTrue(report.healthy)
         XCTAssertEqual(report.underReplicatedChunks, 0)
@@ -114,7 +118,7 @@ final class OperationsTests: XCTestCase {
             try cluster.succeed(["put", try cluster.makeFile("f\(index)", size: 200_000, seed: UInt64(index)), "/l/f\(index)"])
         }
         cluster.killDataKeeper("dk2", signal: SIGTERM)
-        try cluster.waitUntil("dk2 dead after it left", timeout: 3) {
+        try cluster.waitUntil("dk2 dead after it left", timeout: 10) {
             try cluster.nodes().nodes.first { $0.id.value == "dk2" }?.state == .dead
         }
         let events = try JSONDecoder().decode(EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events).body)
@@ -132,7 +136,9 @@ final class OperationsTests: XCTestCase {
         let after = try JSONDecoder().decode(EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events).body)
         let kinds = after.events.filter { $0.message.contains("dk2") }.map(\.kind)
         XCTAssertTrue(kinds.contains(.drainStarted) && kinds.contains(.drainFinished), "\(kinds)")
-        XCTAssertEqual(try cluster.nodes().nodes.first { $0.id.value == "dk2" }?.state, .dead)
+        let gone = try XCTUnwrap(try cluster.nodes().nodes.first { $0.id.value == "dk2" })
+        XCTAssertEqual(gone.state, .retired, "a retired datakeeper that left stays retired")
+        XCTAssertFalse(gone.alive)
         XCTAssertTrue(try cluster.fsck().healthy)
     }
 

@@ -278,6 +278,43 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(trimmed.trims.count, 1, "back in service, the chunk has 4 replicas for a factor of 3")
     }
 
+    func testAChunkOnlyOnADrainingDataKeeperThatLeftAndCameBackIsCopiedAway() async throws {
+        try await joinThree()
+        // Drained and gone before any round could order a copy of its chunk.
+        let chunk = try await put("/f", on: ["dk1"])
+        _ = try await state.drain(dk("dk1"))
+        await state.leave(LeaveRequest(id: dk("dk1")))
+        let whileAway = await state.replicationRound()
+        XCTAssertEqual(whileAway.missing, [chunk], "its only holder is away")
+        // Back: it reports its chunk, and the chunk is planned again, from the draining holder.
+        let answer = try await beat("dk1")
+        XCTAssertTrue(answer.sendChunkReport)
+        try await report("dk1", [chunk], anchor: answer.answerID)
+        let back = await state.replicationRound()
+        XCTAssertEqual(Set(back.copies.map(\.destination.value)), ["dk2", "dk3"])
+        XCTAssertTrue(back.copies.allSatisfy { $0.sources == [dk("dk1")] })
+    }
+
+    func testARetiredDataKeeperWhoseChunksFallBelowTheirFactorDrainsAgain() async throws {
+        try await joinThree(andFourth: true)
+        let chunk = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        _ = await state.replicationRound()
+        _ = try await state.drain(dk("dk1"))
+        _ = await state.replicationRound()
+        _ = try await beat("dk4", copiesDone: [chunk])
+        _ = await state.replicationRound()
+        let retired = try await state.drainStatus(dk("dk1")).state
+        XCTAssertEqual(retired, .retired)
+        // A serving replica is lost: dk1 must not be switched off now.
+        await state.leave(LeaveRequest(id: dk("dk2")))
+        _ = await state.replicationRound()
+        let again = try await state.drainStatus(dk("dk1"))
+        XCTAssertEqual(again.state, .draining)
+        XCTAssertEqual(again.chunksRemaining, 1)
+        let answer = try await beat("dk1")
+        XCTAssertNil(answer.drained)
+    }
+
     func testMaintenanceModeAsksForADrainAndTooFewDataKeepersBlockIt() async throws {
         try await joinThree()
         _ = try await put("/f", on: ["dk1", "dk2", "dk3"])
