@@ -121,5 +121,6 @@ let package = Package(
             "TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
     ],
-    swiftLanguageModes: [.v5]
+    // Swift 6: complete data-race checking, as errors.
+    swiftLanguageModes: [.v6]
 )

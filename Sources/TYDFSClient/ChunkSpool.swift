@@ -7,7 +7,7 @@ import TYDFSFileIO
 /// rewound: standard input on put (so a chunk can be retried elsewhere) and standard output on
 /// get (so a chunk is verified, or read from another replica, before any of it is written out).
 /// It is unlinked at once and lives only as long as its descriptors.
-final class ChunkSpool: @unchecked Sendable {
+final class ChunkSpool: Sendable {
     let file: LocalFile
     let writer: LocalFile
 

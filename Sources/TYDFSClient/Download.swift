@@ -46,7 +46,9 @@ extension TYDFSClient {
             try await output.truncate(to: info.sizeBytes)
             try await fetchAll(info, into: DownloadFile(output), failed: failed)
             try output.close()
-            try await LocalFileSystem.renameDurably(temporaryPath, to: localPath)
+            // Atomic, not durable: like `cp`, a get leaves flushing the file to the disk to the
+            // kernel (run `sync` to wait for it); it never leaves a partial file under the name.
+            try await LocalFileSystem.rename(temporaryPath, to: localPath)
         } catch {
             try? output.close()
             // In a task of its own: a get cancelled (SIGTERM) still removes its partial file.

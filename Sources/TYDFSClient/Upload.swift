@@ -260,6 +260,11 @@ enum ChunkBytes {
 
 /// Produces one chunk's frame, piece by piece as the HTTP client asks for it: the data, then
 /// its block checksums, computed in the same pass as the data is read.
+///
+/// Unchecked Sendable: `position`, `trailerSent` and `checksums` are touched only by `next()`,
+/// which the HTTP client calls one at a time (it iterates the body as a sequence) and the
+/// caller reads `chunkCRC` only after the request finished; what another task may read while a
+/// body still streams (`localError`) is behind a lock.
 final class ChunkFrameProducer: @unchecked Sendable {
     private let data: ChunkBytes
     private let length: Int64

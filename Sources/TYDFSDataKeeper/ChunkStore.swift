@@ -244,7 +244,14 @@ actor ChunkStore {
 
     /// Moves a fully written and fsynced temporary file into place; the large chunk now exists.
     func commitOwnFile(_ id: ChunkID, temporaryPath: String, frameBytes: Int64) async throws {
-        try await LocalFileSystem.renameDurably(temporaryPath, to: path(of: id))
+        do {
+            try await LocalFileSystem.renameDurably(temporaryPath, to: path(of: id))
+        } catch {
+            // The rename may have happened and only the folder's fsync failed: the chunk is then
+            // neither durable nor tracked, and must not stay in place for the next start to find.
+            _ = try? await LocalFileSystem.remove(path(of: id))
+            throw error
+        }
         release(id)
         ownFiles[id] = frameBytes
         usedBytes += frameBytes

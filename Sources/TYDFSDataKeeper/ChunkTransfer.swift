@@ -325,8 +325,12 @@ struct ChunkTransfer: Sendable {
     func copy(_ order: CopyChunkOrder) async {
         if await store.contains(order.chunk) {
             // Already here (e.g. an earlier order whose report was lost): verify instead of copying.
-            if await verify(order.chunk) { events.copied(order.chunk) }
-            else { events.copyFailed(CopyFailure(chunk: order.chunk, message: "the local copy was bad", badSources: [])) }
+            switch await verify(order.chunk) {
+            case .good: events.copied(order.chunk)
+            case .bad: events.copyFailed(CopyFailure(chunk: order.chunk, message: "the local copy was bad", badSources: []))
+            case .notChecked:
+                events.copyFailed(CopyFailure(chunk: order.chunk, message: "the local copy could not be checked", badSources: []))
+            }
             return
         }
         counters.begin()
@@ -369,40 +373,46 @@ struct ChunkTransfer: Sendable {
         counters.received(dataBytes: order.dataBytes)
     }
 
+    /// What a verification found. A check that was cancelled (shutdown) or could not read the
+    /// chunk (an I/O error) is no evidence either way: `notChecked`, never good.
+    enum Verification {
+        case good, bad, notChecked
+    }
+
     /// Re-reads a chunk and checks its trailer, at most `bytesPerSecond` fast. A missing or
-    /// corrupt chunk is taken out of service and reported. Returns whether the chunk is good.
+    /// corrupt chunk is taken out of service and reported.
     @discardableResult
-    func verify(_ chunk: ChunkID, bytesPerSecond: Double = .infinity) async -> Bool {
+    func verify(_ chunk: ChunkID, bytesPerSecond: Double = .infinity) async -> Verification {
         switch await store.placement(of: chunk) {
-        case nil: return false
+        case nil: return .bad
         case .volume(let frameBytes): return await verifyInVolume(chunk, frameBytes: frameBytes, bytesPerSecond: bytesPerSecond)
         case .ownFile(let path): return await verifyOwnFile(chunk, path: path, bytesPerSecond: bytesPerSecond)
         }
     }
 
-    private func verifyInVolume(_ chunk: ChunkID, frameBytes: Int64, bytesPerSecond: Double) async -> Bool {
+    private func verifyInVolume(_ chunk: ChunkID, frameBytes: Int64, bytesPerSecond: Double) async -> Verification {
         do {
-            guard let frame = try await store.readVolumeFrame(chunk) else { return false }
+            guard let frame = try await store.readVolumeFrame(chunk) else { return .bad }
             _ = try Self.verifyFrame(frame)
             if bytesPerSecond.isFinite {
                 let charged = Double(max(frameBytes, Limits.scrubMinimumChargeBytes))
                 try await Task.sleep(nanoseconds: UInt64(charged / bytesPerSecond * 1e9))
             }
-            return true
+            return .good
         } catch is CancellationError {
-            return true
+            return .notChecked
         } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
             logger.error("chunk failed verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
             await reportBad(chunk)
-            return false
+            return .bad
         } catch {
             // Not evidence about the chunk (an I/O error reading the volume): try again next pass.
             logger.error("chunk could not be read for verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
-            return false
+            return .notChecked
         }
     }
 
-    private func verifyOwnFile(_ chunk: ChunkID, path: String, bytesPerSecond: Double) async -> Bool {
+    private func verifyOwnFile(_ chunk: ChunkID, path: String, bytesPerSecond: Double) async -> Verification {
         let file: LocalFile
         do {
             file = try await LocalFile.openForReading(path)
@@ -411,11 +421,11 @@ struct ChunkTransfer: Sendable {
                 logger.error("chunk file missing", metadata: ["chunk.id": "\(chunk)"])
                 events.bad(chunk)
             }
-            return false
+            return .bad
         } catch {
             // Not evidence about the chunk (too many open files, permissions): try again next pass.
             logger.error("chunk could not be opened for verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
-            return false
+            return .notChecked
         }
         defer { try? file.close() }
         let started = DispatchTime.now().uptimeNanoseconds
@@ -438,13 +448,13 @@ struct ChunkTransfer: Sendable {
                 }
             }
             _ = try reader.finish()
-            return true
+            return .good
         } catch is CancellationError {
-            return true
+            return .notChecked
         } catch {
             logger.error("chunk failed verification", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
             await reportBad(chunk)
-            return false
+            return .bad
         }
     }
 }

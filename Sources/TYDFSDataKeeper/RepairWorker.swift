@@ -59,7 +59,7 @@ struct Scrubber: Service {
                     if Task.isCancelled { return }
                     if case let placement? = await transfer.store.placement(of: chunk) {
                         checked += 1
-                        if await !transfer.verify(chunk, bytesPerSecond: bytesPerSecond) { bad += 1 }
+                        if await transfer.verify(chunk, bytesPerSecond: bytesPerSecond) == .bad { bad += 1 }
                         transfer.counters.scrubbed(bytes: placement.frameBytes, done: done + 1, total: chunks.count)
                     }
                 }

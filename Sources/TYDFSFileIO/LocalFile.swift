@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TYDFSCore
@@ -13,10 +14,13 @@ import TYDFSCore
 /// the atomic rename dance (write a temporary file, fsync it, rename it into place, fsync the
 /// folder). The few `…Blocking` calls block their caller instead: for start-up code that reads
 /// its files before anything else runs.
-public final class LocalFile: @unchecked Sendable {
+///
+/// Sendable: the descriptor never changes and POSIX calls on it may come from any thread; the one
+/// mutable fact, whether it was closed, is behind a lock, so `close` is safe from anywhere, once.
+public final class LocalFile: Sendable {
     public let path: String
     private let descriptor: Int32
-    private var closed = false
+    private let closed = NIOLockedValueBox(false)
 
     private init(path: String, descriptor: Int32) {
         self.path = path
@@ -24,7 +28,7 @@ public final class LocalFile: @unchecked Sendable {
     }
 
     deinit {
-        if !closed { _ = Glibc.close(descriptor) }
+        if !closed.withLockedValue({ $0 }) { _ = Glibc.close(descriptor) }
     }
 
     /// Opens an existing file for reading.
@@ -66,7 +70,7 @@ public final class LocalFile: @unchecked Sendable {
     /// Wraps standard input or output; closing it is a no-op.
     public static func standardStream(_ fd: Int32, name: String) -> LocalFile {
         let file = LocalFile(path: name, descriptor: fd)
-        file.closed = true
+        file.closed.withLockedValue { $0 = true }
         return file
     }
 
@@ -208,8 +212,11 @@ public final class LocalFile: @unchecked Sendable {
     }
 
     public func close() throws {
-        guard !closed else { return }
-        closed = true
+        let alreadyClosed = closed.withLockedValue { closed in
+            defer { closed = true }
+            return closed
+        }
+        guard !alreadyClosed else { return }
         guard Glibc.close(descriptor) == 0 else { throw FileIOError.posix("close", path: path) }
     }
 
@@ -225,8 +232,16 @@ public enum LocalFileSystem {
     /// rename itself survives a crash.
     public static func renameDurably(_ source: String, to destination: String) async throws {
         try await LocalFile.blocking {
-            guard rename(source, destination) == 0 else { throw FileIOError.posix("rename", path: destination) }
+            guard Glibc.rename(source, destination) == 0 else { throw FileIOError.posix("rename", path: destination) }
             try syncDirectory(containing: destination)
+        }
+    }
+
+    /// Renames `source` to `destination` atomically (replacing it), without waiting for the disk:
+    /// readers see the old file or the new one, never a mix, as after `cp` or `mv`.
+    public static func rename(_ source: String, to destination: String) async throws {
+        try await LocalFile.blocking {
+            guard Glibc.rename(source, destination) == 0 else { throw FileIOError.posix("rename", path: destination) }
         }
     }
 

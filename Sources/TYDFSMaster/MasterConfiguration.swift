@@ -24,6 +24,9 @@ public struct MasterConfiguration: Sendable {
     /// An upload with no activity (no chunk allocated) for this long is abandoned: its path is
     /// free again and its chunks become unreferenced, to be deleted after the orphan grace.
     public var uploadIdleTimeoutSeconds = 3600.0
+    /// A chunk whose file was removed or replaced is deleted from the datakeepers only this long
+    /// after, so a get that had already read the file's chunk list can finish.
+    public var deletionGraceSeconds = 30.0
 
     public init() {}
 
@@ -42,5 +45,6 @@ public struct MasterConfiguration: Sendable {
         guard maxRepairsPerDataKeeper >= 1 else { throw TYDFSError(.invalidArgument, "--max-repairs-per-datakeeper must be at least 1") }
         guard orphanGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--orphan-grace must not be negative") }
         guard uploadIdleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--upload-timeout must be positive") }
+        guard deletionGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--deletion-grace must not be negative") }
     }
 }

@@ -77,6 +77,9 @@ actor MasterState {
     var decommissioned: Set<DataKeeperID> { draining.union(retired) }
     /// Datakeepers last seen alive by the event feed, to tell deaths and returns.
     var announcedAlive: Set<DataKeeperID> = []
+    /// When each pending deletion was queued (on the monotonic clock), for the deletion grace.
+    /// Deletions loaded at start have no entry: their grace is long over.
+    private var deletionQueuedAt: [Replica: Double] = [:]
     /// The dashboard's feed.
     var events = ClusterEventLog(capacity: Limits.clusterEventsKept)
     let metrics = MasterMetrics()
@@ -94,6 +97,14 @@ actor MasterState {
 
     /// Applies `edits` to the namespace now and returns their batch's sequence number.
     private func apply(_ edits: [MetadataEdit]) -> UInt64 {
+        let now = Self.monotonicSeconds()
+        for edit in edits {
+            switch edit {
+            case .queueDeletion(let chunk, let datakeeper): deletionQueuedAt[Replica(chunk: chunk, datakeeper: datakeeper)] = now
+            case .cancelDeletion(let chunk, let datakeeper): deletionQueuedAt[Replica(chunk: chunk, datakeeper: datakeeper)] = nil
+            default: break
+            }
+        }
         sequence += 1
         let durable = committer.durableSequence
         if let oldest = undoLog.first, oldest.sequence <= durable { undoLog.removeAll { $0.sequence <= durable } }
@@ -306,7 +317,10 @@ actor MasterState {
     private func durableDeletions(for datakeeper: DataKeeperID, limit: Int) -> [ChunkID] {
         guard let pending = namespace.pendingDeletions[datakeeper] else { return [] }
         let durable = committer.durableSequence
-        return Array(pending.lazy.filter { $0.value <= durable }.map(\.key).prefix(limit))
+        let due = Self.monotonicSeconds() - configuration.deletionGraceSeconds
+        return Array(pending.lazy.filter { chunk, sequence in
+            sequence <= durable && (self.deletionQueuedAt[Replica(chunk: chunk, datakeeper: datakeeper)] ?? -.infinity) <= due
+        }.map(\.key).prefix(limit))
     }
 
     func nodes() async throws -> NodesResponse {

@@ -10,6 +10,8 @@ import TYDFSCore
 /// batch costs one WAL fsync however many edits it holds.
 ///
 /// Statements run on one connection; `mutex` keeps each multi-statement transaction whole.
+/// Unchecked Sendable only because SQLKit does not declare `any SQLDatabase` Sendable: the
+/// store's own fields never change after `init`, and the database serialises its statements.
 public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     private let database: any SQLDatabase
     private let closeConnection: @Sendable () async throws -> Void

@@ -36,14 +36,14 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         var failed = 0
-        try await client.withClient(concurrency: transfers.concurrency) { client in
+        try await client.withClient(transfers: transfers) { client, concurrency in
             var configuration = BenchConfiguration(prefix: try RemotePath(prefix ?? "/bench-" + hex32(UInt32.random(in: .min ... .max))))
             configuration.files = files
             configuration.sizeBytes = try ByteSize.parse(size)
-            configuration.concurrency = transfers.concurrency
+            configuration.concurrency = concurrency
             configuration.keep = keep
             if !output.json {
-                say("bench: \(files) files of \(ByteSize.format(configuration.sizeBytes)) under \(configuration.prefix), concurrency \(transfers.concurrency)\(keep ? ", kept" : "")")
+                say("bench: \(files) files of \(ByteSize.format(configuration.sizeBytes)) under \(configuration.prefix), concurrency \(concurrency)\(keep ? ", kept" : "")")
             }
             let (report, failures) = await Bench.run(client: client, configuration: configuration) { phase, failure in
                 FileHandle.standardError.write(Data("tydfs: bench \(phase) \(failure.path): \(failure.message)\n".utf8))

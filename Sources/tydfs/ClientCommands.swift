@@ -19,17 +19,28 @@ struct ClientOptions: ParsableArguments {
     }
 
     /// Runs `body` with a client, always shutting it down, reporting errors as one line.
-    /// `concurrency`: operations `body` runs at once. Every request `body` makes carries one
-    /// new request id, which the master's and datakeepers' logs show.
-    func withClient(concurrency: Int = 1, _ body: (TYDFSClient) async throws -> Void) async throws {
+    /// Every request `body` makes carries one new request id, which the master's and
+    /// datakeepers' logs show.
+    func withClient(_ body: (TYDFSClient) async throws -> Void) async throws {
+        try await withClient(concurrency: { _ in 1 }) { client, _ in try await body(client) }
+    }
+
+    /// As `withClient`, for a command that moves many files at once: `body` gets the number of
+    /// operations to run at once (`--concurrency`, else the environment or the config file).
+    func withClient(transfers: ConcurrencyOptions, _ body: (TYDFSClient, Int) async throws -> Void) async throws {
+        try await withClient(concurrency: { try transfers.resolve($0) }, body)
+    }
+
+    private func withClient(concurrency resolve: (Settings) throws -> Int, _ body: (TYDFSClient, Int) async throws -> Void) async throws {
         try await TYDFSCommand.reportingErrors {
             let settings = try await Settings.load(section: "client", configPath: config.path)
+            let concurrency = try resolve(settings)
             let client = try TYDFSClient(
                 masterURL: try resolveMaster(settings), concurrency: concurrency,
-                logger: LogOutput.logger("tydfs.client", level: verbose ? .debug : .error))
+                logger: LogOutput.logger("tydfs.client", level: try settings.bool("verbose", verbose) ? .debug : .error))
             do {
                 try await RequestID.$current.withValue(RequestID.make()) {
-                    try await Interruption.cancelling { try await body(client) }
+                    try await Interruption.cancelling { try await body(client, concurrency) }
                 }
             } catch {
                 try? await client.shutdown()
@@ -108,6 +119,15 @@ struct ConcurrencyOptions: ParsableArguments {
             throw ValidationError("--concurrency must be 1…\(Limits.maxConcurrentFileTransfers), not \(concurrency)")
         }
     }
+
+    /// The flag, else `TYDFS_CLIENT_CONCURRENCY`, else the config file's `client.concurrency`.
+    func resolve(_ settings: Settings) throws -> Int {
+        let value = try settings.int("concurrency", concurrency)
+        guard (1...Limits.maxConcurrentFileTransfers).contains(value) else {
+            throw TYDFSError(.invalidArgument, "concurrency must be 1…\(Limits.maxConcurrentFileTransfers), not \(value)")
+        }
+        return value
+    }
 }
 
 struct PutCommand: AsyncParsableCommand {
@@ -136,11 +156,11 @@ struct PutCommand: AsyncParsableCommand {
 
     func run() async throws {
         if recursive {
-            return try await client.withClient(concurrency: transfers.concurrency) { client in
+            return try await client.withClient(transfers: transfers) { client, concurrency in
                 let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
                 let started = ContinuousClock.now
                 let result = try await client.putFolder(
-                    local, to: target, overwrite: overwrite, concurrency: transfers.concurrency,
+                    local, to: target, overwrite: overwrite, concurrency: concurrency,
                     progress: quiet ? nil : ProgressLine.start("put"))
                 try summarize(result, verb: "put", since: started)
             }
@@ -181,11 +201,11 @@ struct GetCommand: AsyncParsableCommand {
 
     func run() async throws {
         if recursive {
-            return try await client.withClient(concurrency: transfers.concurrency) { client in
+            return try await client.withClient(transfers: transfers) { client, concurrency in
                 let source = try RemotePath(remote)
                 let started = ContinuousClock.now
                 let result = try await client.getFolder(
-                    source, to: local ?? (source.isRoot ? "." : source.name), concurrency: transfers.concurrency,
+                    source, to: local ?? (source.isRoot ? "." : source.name), concurrency: concurrency,
                     progress: quiet ? nil : ProgressLine.start("get"))
                 try summarize(result, verb: "get", since: started)
             }

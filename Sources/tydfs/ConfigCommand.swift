@@ -33,6 +33,12 @@ struct ConfigPrintCommand: AsyncParsableCommand {
     @Argument(help: "The command: master, datakeeper, cluster or client.") var command: Section = .client
     @Argument(parsing: .allUnrecognized, help: "Its flags, as you would give them to it.") var options: [String] = []
 
+    /// The settings of client commands: the shared options and `--concurrency`.
+    struct ClientSettings: ParsableArguments {
+        @OptionGroup var client: ClientOptions
+        @OptionGroup var transfers: ConcurrencyOptions
+    }
+
     /// `config print --json`.
     struct Report: Encodable {
         var command: String
@@ -60,9 +66,11 @@ struct ConfigPrintCommand: AsyncParsableCommand {
                 _ = try parsed.resolve(settings)
                 _ = try LogOptions.logger("tydfs.cluster", level: parsed.logLevel, format: parsed.logFormat, settings: settings)
             case .client:
-                let parsed = try ClientOptions.parse(options)
-                settings = try await Settings.load(section: command.rawValue, configPath: parsed.config.path, arguments: options)
-                _ = try parsed.resolveMaster(settings)
+                let parsed = try ClientSettings.parse(options)
+                settings = try await Settings.load(section: command.rawValue, configPath: parsed.client.config.path, arguments: options)
+                _ = try parsed.client.resolveMaster(settings)
+                _ = try settings.bool("verbose", parsed.client.verbose)
+                _ = try parsed.transfers.resolve(settings)
             }
             if json {
                 return try OutputOptions.printJSON(Report(command: command.rawValue, configFile: settings.filePath, settings: settings.entries))

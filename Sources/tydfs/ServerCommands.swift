@@ -24,6 +24,7 @@ struct MasterCommand: AsyncParsableCommand {
     @Option(help: "Re-replication copies one datakeeper takes part in at once.") var maxRepairsPerDatakeeper = 4
     @Option(help: "Age at which a chunk no file references is deleted from a datakeeper.") var orphanGrace = "1h"
     @Option(help: "Idle time after which an unfinished upload is abandoned.") var uploadTimeout = "1h"
+    @Option(help: "Time a removed or replaced file's chunks are kept, so gets under way can finish.") var deletionGrace = "30s"
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
@@ -34,6 +35,7 @@ struct MasterCommand: AsyncParsableCommand {
         configuration.maxRepairsPerDataKeeper = try settings.int("max-repairs-per-datakeeper", maxRepairsPerDatakeeper)
         configuration.orphanGraceSeconds = try DurationText.parseSeconds(settings.string("orphan-grace", orphanGrace))
         configuration.uploadIdleTimeoutSeconds = try DurationText.parseSeconds(settings.string("upload-timeout", uploadTimeout))
+        configuration.deletionGraceSeconds = try DurationText.parseSeconds(settings.string("deletion-grace", deletionGrace))
         (configuration.host, configuration.port) = try splitHostPort(settings.string("listen", listen))
         configuration.dataDirectory = try settings.string("data", data)
         configuration.replication = try settings.int("replication", replication)

@@ -96,7 +96,7 @@ final class ChunkStoreTests: XCTestCase {
         XCTAssertEqual(placement, .ownFile(path: fixture.store.path(of: chunk)))
         XCTAssertEqual(FileManager.default.contents(atPath: fixture.store.path(of: chunk)).map([UInt8].init), StoreFixture.frame(data))
         let verified = await fixture.transfer.verify(chunk)
-        XCTAssertTrue(verified)
+        XCTAssertEqual(verified, .good)
         try fixture.reopen()
         let heldAfterRestart = await fixture.store.contains(chunk)
         XCTAssertTrue(heldAfterRestart)
@@ -174,10 +174,10 @@ final class ChunkStoreTests: XCTestCase {
         let tornLocation = try XCTUnwrap(tornStored)
         try StoreFixture.flipBit(in: fixture.volumePath(tornLocation), at: Int(tornLocation.recordOffset) + 9, bit: 0)
         let tornVerified = await fixture.transfer.verify(torn)
-        XCTAssertFalse(tornVerified)
+        XCTAssertEqual(tornVerified, .bad)
         XCTAssertEqual(fixture.events.drain().badChunks, [torn])
         let healthyVerified = await fixture.transfer.verify(healthy)
-        XCTAssertTrue(healthyVerified)
+        XCTAssertEqual(healthyVerified, .good)
         let changes = await fixture.store.drainChanges()
         XCTAssertEqual(changes.added, [])
         XCTAssertEqual(changes.removed, [rotten, torn])
@@ -232,7 +232,7 @@ final class ChunkStoreTests: XCTestCase {
         try await fixture.store.delete(brief)
         try FileManager.default.removeItem(atPath: fixture.store.path(of: large))
         let verified = await fixture.transfer.verify(large)
-        XCTAssertFalse(verified, "a chunk file lost by hand is found missing")
+        XCTAssertEqual(verified, .bad, "a chunk file lost by hand is found missing")
         changes = await fixture.store.drainChanges()
         XCTAssertEqual(changes.removed, [large, brief])
         try await fixture.put(brief, StoreFixture.data(10, seed: 3))
@@ -243,6 +243,19 @@ final class ChunkStoreTests: XCTestCase {
         XCTAssertEqual(changes.removed, [large])
         let addedSince = await fixture.store.drainChanges().added
         XCTAssertEqual(addedSince, [])
+        try await fixture.tearDown()
+    }
+
+    func testACancelledVerificationIsNoEvidenceEitherWay() async throws {
+        let fixture = try StoreFixture()
+        let data = [UInt8](repeating: 7, count: 3 * 1024 * 1024)
+        let chunk = ChunkID.random()
+        _ = try await fixture.put(chunk, data)
+        let task = Task { await fixture.transfer.verify(chunk, bytesPerSecond: 1024) }
+        task.cancel()
+        let result = await task.value
+        XCTAssertEqual(result, .notChecked, "a check cut short must not count as good")
+        XCTAssertEqual(fixture.events.drain().badChunks, [], "nor as bad")
         try await fixture.tearDown()
     }
 }

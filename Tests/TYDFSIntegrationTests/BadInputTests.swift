@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import NIOConcurrencyHelpers
 import TYDFSCore
 import TYDFSProtocol
 import TYDFSTestSupport
@@ -148,15 +149,13 @@ enum HTTP {
         request.httpBody = bodyData ?? body.map { Data($0.utf8) }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let done = DispatchSemaphore(value: 0)
-        var answer: Answer?
-        var failure: Error?
+        let outcome = NIOLockedValueBox<Result<Answer, Error>?>(nil)
         URLSession.shared.dataTask(with: request) { data, response, error in
-            if let error { failure = error }
-            answer = Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data())
+            let answer = Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data())
+            outcome.withLockedValue { $0 = error.map { .failure($0) } ?? .success(answer) }
             done.signal()
         }.resume()
         done.wait()
-        if let failure { throw failure }
-        return answer!
+        return try outcome.withLockedValue { $0! }.get()
     }
 }

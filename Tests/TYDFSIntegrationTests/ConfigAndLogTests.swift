@@ -70,9 +70,12 @@ final class ConfigAndLogTests: XCTestCase {
         XCTAssertEqual(datakeeper["datakeeper.maintenance"]?.value, "true")
         XCTAssertEqual(datakeeper["master-url"]?.value, "http://10.0.0.1:9333")
         XCTAssertEqual(datakeeper["master-url"]?.source, "environment TYDFS_MASTER")
-        let client = try effective(["client"], environment: ["TYDFS_CONFIG": file])
+        let client = try effective(["client"], environment: ["TYDFS_CONFIG": file, "TYDFS_CLIENT_CONCURRENCY": "8"])
         XCTAssertEqual(client["master-url"]?.value, "http://10.0.0.2:9333")
         XCTAssertEqual(client["master-url"]?.source, "config file \(file)")
+        XCTAssertEqual(client["client.concurrency"]?.value, "8")
+        XCTAssertEqual(client["client.concurrency"]?.source, "environment TYDFS_CLIENT_CONCURRENCY")
+        XCTAssertEqual(client["client.verbose"]?.source, "default")
 
         // --verbose is a flag for the log level: it beats the environment.
         let verbose = try effective(["master", "--verbose"], environment: ["TYDFS_MASTER_LOG_LEVEL": "error"])

@@ -31,13 +31,14 @@ final class MasterStateTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    private func start(heartbeatTimeoutSeconds: Double = 5) async throws {
+    private func start(heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0) async throws {
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
         let namespace = try await store.loadNamespace()
         committer = GroupCommitter(store: store)
         var configuration = MasterConfiguration()
         configuration.chunkSizeBytes = 4096
         configuration.orphanGraceSeconds = 0
+        configuration.deletionGraceSeconds = deletionGraceSeconds
         configuration.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
         let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, logger: Logger(label: "test"))
         self.state = state
@@ -71,7 +72,7 @@ final class MasterStateTests: XCTestCase {
     }
 
     private func replicas(of chunk: ChunkID) async -> [String] {
-        await state.namespace.chunks[chunk]?.replicas.map(\.value).sorted() ?? []
+        await state.inspect { $0.chunks[chunk]?.replicas.map(\.value).sorted() ?? [] }
     }
 
     private func report(_ name: String, _ chunks: [ChunkID], anchor: UInt64, pageSize: Int = 2) async throws {
@@ -184,7 +185,8 @@ final class MasterStateTests: XCTestCase {
         }
         try await stop()
         try await start()
-        let reloaded = await state.namespace.pendingDeletions[dk("dk1")]?.keys.map { $0 }
+        let holder = dk("dk1")
+        let reloaded = await state.inspect { $0.pendingDeletions[holder]?.keys.map { $0 } }
         XCTAssertEqual(reloaded, [chunk], "queued deletions survive a restart")
         let list = try await state.list(.root)
         XCTAssertEqual(list.entries.count, 0)
@@ -201,9 +203,9 @@ final class MasterStateTests: XCTestCase {
         } catch let error as TYDFSError {
             XCTAssertEqual(error.code, .io)
         }
-        try await waitUntil { await self.state.namespace.file(at: try! RemotePath("/after")) == nil }
-        let before = await state.namespace.file(at: try RemotePath("/before"))
-        XCTAssertNotNil(before)
+        try await waitUntil { await self.state.inspect { $0.file(at: try! RemotePath("/after")) == nil } }
+        let before = await state.inspect { $0.file(at: try! RemotePath("/before")) != nil }
+        XCTAssertTrue(before)
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
     }
 
@@ -315,6 +317,19 @@ final class MasterStateTests: XCTestCase {
         XCTAssertNil(answer.drained)
     }
 
+    func testARemovedFilesChunksAreDeletedOnlyAfterTheGrace() async throws {
+        try await stop()
+        try await start(deletionGraceSeconds: 0.5)
+        try await joinThree()
+        let chunk = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        _ = try await state.remove(try RemotePath("/f"))
+        let early = try await beat("dk1")
+        XCTAssertEqual(early.deleteChunks, [], "a get that began before the rm may still be reading it")
+        try await Task.sleep(for: .milliseconds(600))
+        let late = try await beat("dk1")
+        XCTAssertEqual(late.deleteChunks, [chunk])
+    }
+
     func testMaintenanceModeAsksForADrainAndTooFewDataKeepersBlockIt() async throws {
         try await joinThree()
         _ = try await put("/f", on: ["dk1", "dk2", "dk3"])
@@ -403,4 +418,10 @@ final class MasterStateTests: XCTestCase {
         }
         try await reader.shutdown()
     }
+}
+
+extension MasterState {
+    /// Runs `look` on the namespace inside the actor: the namespace is not Sendable, what the
+    /// test takes out of it is.
+    func inspect<T: Sendable>(_ look: @Sendable (Namespace) -> T) -> T { look(namespace) }
 }

@@ -19,7 +19,8 @@ final class GroupCommitterTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    /// Counts the batches a store is asked to write, passing them on to SQLite.
+    /// Counts the batches a store is asked to write, passing them on to SQLite. Unchecked as
+    /// `SQLMetadataStore` is; its own counter is locked.
     private final class CountingStore: MetadataStore, @unchecked Sendable {
         let inner: SQLMetadataStore
         let batches = NIOLockedValueBox(0)

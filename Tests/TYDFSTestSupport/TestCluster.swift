@@ -16,7 +16,10 @@ public struct CommandResult {
 /// A real TYDFS cluster for tests: a master and datakeeper processes of the built `tydfs`
 /// binary on loopback, each with its own data folder under a temporary root, and helpers to run
 /// CLI commands against it. Everything it starts, it ends (`shutdown`, also on deinit).
-public final class TestCluster {
+// Unchecked Sendable: a test drives its cluster from its own thread. The one concurrent use
+// (GroupCommitTests) runs `run` from several threads, which only reads `root` and `masterPort`,
+// while another kills the master, which changes only `master`.
+public final class TestCluster: @unchecked Sendable {
     public let root: String
     public let replication: Int
     public let chunkSize: String
@@ -27,18 +30,27 @@ public final class TestCluster {
     private var others: [Process] = []
     private var logIndex = 0
 
-    public var masterURL: String { "http://127.0.0.1:\(masterPort)" }
+    /// When set, the master and every datakeeper run on hosts of their own (network namespaces):
+    /// the master on host `m`, each datakeeper on a host named as it.
+    public let network: NetworkLab?
+
+    /// The master's address: its lab host's, else loopback.
+    public var masterHost: String { network?.host("m")?.address ?? "127.0.0.1" }
+    public var masterURL: String { "http://\(masterHost):\(masterPort)" }
 
     /// Starts a master and `datakeepers` datakeepers named dk1…dkN, and waits until all are alive.
-    /// Extra flags for every master start: by default, fast repair rounds and a short orphan grace.
-    public var masterArguments = ["--repair-interval", "300ms", "--orphan-grace", "1s"]
+    /// Extra flags for every master start: by default, fast repair rounds, a short orphan grace,
+    /// and removed chunks deleted at once (tests of the deletion grace set their own).
+    public var masterArguments = ["--repair-interval", "300ms", "--orphan-grace", "1s", "--deletion-grace", "0s"]
     /// Extra flags for every datakeeper start: by default, frequent chunk reports and scrub passes.
     public var dataKeeperArguments = ["--report-interval", "2s", "--scrub-interval", "1s", "--scrub-rate", "256MiB"]
 
     public init(
         datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2,
-        dataKeeperArguments: [String] = [], masterArguments: [String] = []
+        dataKeeperArguments: [String] = [], masterArguments: [String] = [], network: NetworkLab? = nil
     ) throws {
+        self.network = network
+        if let network { try network.addHost("m") }
         root = NSTemporaryDirectory() + "tydfs-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
         self.replication = replication
@@ -70,9 +82,9 @@ public final class TestCluster {
     public func startMaster() throws {
         let log = nextLog("master")
         let process = try spawn([
-            "master", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master",
+            "master", "--listen", "\(masterHost):\(masterPort)", "--data", root + "/master",
             "--replication", String(replication), "--chunk-size", chunkSize, "--heartbeat-timeout", "\(heartbeatTimeoutSeconds)s",
-        ] + masterArguments, log: log)
+        ] + masterArguments, log: log, host: "m")
         master = process
         masterPort = try waitForListening(log: log, process: process)
     }
@@ -80,12 +92,14 @@ public final class TestCluster {
     /// Starts (or restarts with its old data) the datakeeper `id`.
     public func startDataKeeper(_ id: String, capacity: String? = nil, extraArguments: [String] = []) throws {
         let log = nextLog(id)
+        var address = "127.0.0.1"
+        if let network { address = try network.host(id)?.address ?? network.addHost(id) }
         var arguments = [
-            "datakeeper", "--master", masterURL, "--listen", "127.0.0.1:0", "--data", root + "/" + id, "--id", id,
+            "datakeeper", "--master", masterURL, "--listen", "\(address):0", "--data", root + "/" + id, "--id", id,
             "--heartbeat-interval", "200ms",
         ] + dataKeeperArguments + extraArguments
         if let capacity { arguments += ["--capacity", capacity] }
-        let process = try spawn(arguments, log: log)
+        let process = try spawn(arguments, log: log, host: id)
         datakeepers[id] = process
         _ = try waitForListening(log: log, process: process)
     }
@@ -265,11 +279,14 @@ public final class TestCluster {
         return "\(root)/logs/\(logIndex)-\(name).log"
     }
 
-    private func spawn(_ arguments: [String], log: String) throws -> Process {
+    /// Starts `tydfs ARGUMENTS`, on lab host `host` when the cluster has a network.
+    private func spawn(_ arguments: [String], log: String, host: String? = nil) throws -> Process {
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        let onHost = host.flatMap { network?.command(on: $0) } ?? []
+        // `ip netns exec` execs the program in place, so the process is tydfs itself.
+        process.executableURL = URL(fileURLWithPath: onHost.first ?? Self.binary)
+        process.arguments = Array(onHost.dropFirst()) + (onHost.isEmpty ? [] : [Self.binary]) + arguments
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
@@ -283,8 +300,9 @@ public final class TestCluster {
         try waitUntil("\(log) to show the listening line", timeout: 20) {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             guard process.isRunning else { throw TestClusterError("process exited early: \(text)") }
-            guard let range = text.range(of: "listening on http://127.0.0.1:") else { return false }
-            port = Int(text[range.upperBound...].prefix(while: \.isNumber))
+            guard let range = text.range(of: "listening on http://") else { return false }
+            let address = text[range.upperBound...].prefix { !$0.isWhitespace }
+            port = address.split(separator: ":").last.flatMap { Int($0) }
             return port != nil
         }
         return port!

@@ -1,0 +1,166 @@
+import Foundation
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+
+/// Faults between separate hosts: the master and each datakeeper in a network namespace of its
+/// own, joined by a bridge; a host is cut off by unplugging its cable, and healed. Every byte is
+/// checked afterwards.
+final class PartitionTests: XCTestCase {
+    override func setUpWithError() throws {
+        guard NetworkLab.isAvailable else {
+            throw XCTSkip("SKIPPED LOUDLY: network namespaces cannot be created on this machine (needs root and iproute2), so the multi-host partition tests did not run")
+        }
+    }
+
+    /// Every file's chunk ids, by path.
+    private func referencedChunks(_ cluster: TestCluster, _ paths: [String]) throws -> Set<ChunkID> {
+        Set(try paths.flatMap { try cluster.stat($0).chunks.map(\.id) })
+    }
+
+    func testADataKeeperPartitionedDuringWritesLosesNothingAndServesNothingStale() throws {
+        let lab = try NetworkLab()
+        let cluster = try TestCluster(datakeepers: 4, heartbeatTimeoutSeconds: 2, network: lab)
+        defer {
+            cluster.shutdown()
+            lab.shutdown()
+        }
+        var expected: [String: String] = [:]
+        for index in 0..<4 {
+            expected["/p/f\(index)"] = try cluster.makeFile("f\(index)", size: 150_000, seed: UInt64(index))
+            try cluster.succeed(["put", expected["/p/f\(index)"]!, "/p/f\(index)"])
+        }
+        let before = cluster.storedChunks(on: "dk1")
+        XCTAssertFalse(before.isEmpty)
+
+        try lab.cut("dk1")
+        // Writes go on while dk1 is unreachable: new files, and an overwrite of a file dk1 holds.
+        for index in 0..<3 {
+            expected["/p/g\(index)"] = try cluster.makeFile("g\(index)", size: 150_000, seed: UInt64(10 + index))
+            try cluster.succeed(["put", expected["/p/g\(index)"]!, "/p/g\(index)"])
+        }
+        expected["/p/f0"] = try cluster.makeFile("f0-new", size: 120_000, seed: 99)
+        try cluster.succeed(["put", "--overwrite", expected["/p/f0"]!, "/p/f0"])
+        try cluster.waitUntil("dk1 dead", timeout: 15) {
+            try cluster.nodes().nodes.first { $0.id.value == "dk1" }?.alive == false
+        }
+
+        try lab.heal("dk1")
+        try cluster.waitUntil("dk1 back", timeout: 15) {
+            try cluster.nodes().nodes.first { $0.id.value == "dk1" }?.alive == true
+        }
+        // Back at the factor: nothing under, nothing over (dk1's returning replicas trimmed).
+        try cluster.waitUntil("replication converged", timeout: 30) {
+            let report = try cluster.fsck()
+            return report.healthy && report.underReplicatedChunks == 0 && report.overReplicatedChunks == 0
+        }
+        for (path, local) in expected {
+            let copy = cluster.root + "/back" + path.replacingOccurrences(of: "/", with: "_")
+            try cluster.succeed(["get", path, copy])
+            XCTAssertEqual(try cluster.contents(copy), try cluster.contents(local), "\(path) is not what was acknowledged")
+        }
+        // No stale replica stays to be served: dk1 ends up holding only chunks files reference
+        // (the chunks of the overwritten /p/f0 it had are deleted).
+        let referenced = try referencedChunks(cluster, Array(expected.keys))
+        try cluster.waitUntil("dk1 holds no stale chunk", timeout: 30) { cluster.storedChunks(on: "dk1").isSubset(of: referenced) }
+    }
+
+    func testTheMasterPartitionedFromEveryDataKeeperDeletesNothingAndResumes() throws {
+        let lab = try NetworkLab()
+        let cluster = try TestCluster(datakeepers: 3, heartbeatTimeoutSeconds: 2, network: lab)
+        defer {
+            cluster.shutdown()
+            lab.shutdown()
+        }
+        var expected: [String: String] = [:]
+        for index in 0..<4 {
+            expected["/q/f\(index)"] = try cluster.makeFile("f\(index)", size: 150_000, seed: UInt64(index))
+            try cluster.succeed(["put", expected["/q/f\(index)"]!, "/q/f\(index)"])
+        }
+        let held = ["dk1", "dk2", "dk3"].map { cluster.storedChunks(on: $0) }
+
+        // Longer than the heartbeat timeout: the master sees every datakeeper die.
+        try lab.cut("m")
+        Thread.sleep(forTimeInterval: cluster.heartbeatTimeoutSeconds * 2.5)
+        try lab.heal("m")
+        try cluster.waitUntil("every datakeeper back", timeout: 20) { try cluster.aliveDataKeepers().count == 3 }
+        // Give a repair storm, if there were one, time to act.
+        Thread.sleep(forTimeInterval: 3)
+        for (index, id) in ["dk1", "dk2", "dk3"].enumerated() {
+            XCTAssertEqual(cluster.storedChunks(on: id), held[index], "\(id) lost or gained chunks after the partition healed")
+        }
+        let report = try cluster.fsck()
+        XCTAssertTrue(report.healthy)
+        XCTAssertEqual(report.underReplicatedChunks, 0)
+        XCTAssertEqual(report.overReplicatedChunks, 0)
+        // Service resumes: a new put and every old file.
+        expected["/q/after"] = try cluster.makeFile("after", size: 100_000, seed: 42)
+        try cluster.succeed(["put", expected["/q/after"]!, "/q/after"])
+        for (path, local) in expected {
+            let copy = cluster.root + "/back" + path.replacingOccurrences(of: "/", with: "_")
+            try cluster.succeed(["get", path, copy])
+            XCTAssertEqual(try cluster.contents(copy), try cluster.contents(local), path)
+        }
+    }
+}
+
+/// A datakeeper whose disk fills while files are written (a small tmpfs as its disk): every put
+/// still completes at the full factor on the others, and the full datakeeper keeps serving what
+/// it holds.
+final class FullDiskTests: XCTestCase {
+    private func run(_ program: String, _ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func testADataKeeperWhoseDiskFillsTakesNoMoreAndKeepsServing() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        let disk = cluster.dataDirectory(of: "dk4")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        guard try run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", disk]) == 0 else {
+            cluster.shutdown()
+            throw XCTSkip("SKIPPED LOUDLY: cannot mount a tmpfs here (needs root), so the full-disk test did not run")
+        }
+        defer {
+            cluster.killDataKeeper("dk4")
+            _ = try? run("/usr/bin/umount", [disk])
+            cluster.shutdown()
+        }
+        try cluster.startDataKeeper("dk4")
+        try cluster.waitUntil("4 datakeepers", timeout: 10) { try cluster.aliveDataKeepers().count == 4 }
+
+        // 24 files of 4 chunks at factor 3: about 18 MiB of replicas, 4.5 MiB a datakeeper if
+        // spread evenly, more than dk4's 3 MiB.
+        var files: [String: String] = [:]
+        for index in 0..<24 {
+            files["/full/f\(index)"] = try cluster.makeFile("f\(index)", size: 256 * 1024, seed: UInt64(index))
+            try cluster.succeed(["put", files["/full/f\(index)"]!, "/full/f\(index)"])
+        }
+        let report = try cluster.fsck()
+        XCTAssertTrue(report.healthy)
+        XCTAssertEqual(report.underReplicatedChunks, 0, "every chunk has its 3 replicas, on the datakeepers with room")
+        let onFullDisk = cluster.storedFrames(on: "dk4")
+        XCTAssertFalse(onFullDisk.isEmpty, "dk4 took chunks until it was full")
+        let node = try XCTUnwrap(try cluster.nodes().nodes.first { $0.id.value == "dk4" })
+        XCTAssertTrue(node.alive)
+        XCTAssertLessThanOrEqual(node.usedBytes, 3 * 1024 * 1024)
+        // It still serves every chunk it holds, each intact.
+        for chunk in onFullDisk.keys {
+            XCTAssertTrue(cluster.isIntact(chunk, on: "dk4"))
+            let answer = try HTTP.request("GET", "http://\(node.address)\(Route.chunk(chunk.value))")
+            XCTAssertEqual(answer.status, 200, "dk4 did not serve chunk \(chunk)")
+            XCTAssertEqual(answer.body.count, onFullDisk[chunk]?.frameBytes)
+        }
+        for (path, local) in files {
+            try cluster.succeed(["get", path, cluster.root + "/back"])
+            XCTAssertEqual(try cluster.contents(cluster.root + "/back"), try cluster.contents(local), path)
+        }
+    }
+}
