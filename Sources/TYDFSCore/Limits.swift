@@ -79,6 +79,9 @@ public enum Limits {
     /// Chunk deletions handed to one datakeeper per heartbeat answer: enough to drain a large
     /// `rm` in seconds, small enough that one answer stays a few tens of KiB.
     public static let deletionsPerHeartbeat = 1000
+    /// Seconds a server's sent data may stay unacknowledged (a peer that stopped reading, a
+    /// vanished host) before the kernel drops the connection (`TCP_USER_TIMEOUT`).
+    public static let unacknowledgedSendSeconds = 20
     /// Dashboard downloads (`/v1/content`) the master serves at once; each holds one chunk in memory.
     public static let masterDownloadsAtOnce = 4
     /// Cluster events the master keeps for the dashboard's feed.

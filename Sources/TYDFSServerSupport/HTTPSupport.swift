@@ -100,9 +100,15 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Raises a connection's receive buffer from NIO's 64 KiB default, which roughly halves the
-/// CPU a server spends per byte received (measured: see shared/notes/data-path-facts.md).
-final class ReceiveBufferSizer: ChannelInboundHandler, RemovableChannelHandler {
+/// Tunes each accepted connection:
+/// - raises its receive buffer from NIO's 64 KiB default, which roughly halves the CPU a server
+///   spends per byte received (measured: see shared/notes/data-path-facts.md);
+/// - sets `TCP_USER_TIMEOUT`, so a peer that stops taking what is sent (a reader that stopped
+///   reading, a vanished host) has the connection dropped by the kernel after
+///   `Limits.unacknowledgedSendSeconds`, instead of holding the response, and its transfer slot,
+///   until the connection dies of old age. It covers a full receive window too (measured here:
+///   a stopped reader's connection fails about 0.5 s after the timeout).
+final class ConnectionTuning: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     let maximumBytes: Int
 
@@ -111,6 +117,9 @@ final class ReceiveBufferSizer: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         let allocator = AdaptiveRecvByteBufferAllocator(minimum: 64 * 1024, initial: maximumBytes, maximum: maximumBytes)
         _ = context.channel.setOption(ChannelOptions.recvAllocator, value: allocator)
+        _ = context.channel.setOption(
+            ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT))),
+            value: SocketOptionValue(Limits.unacknowledgedSendSeconds * 1000))
     }
 }
 
@@ -126,7 +135,7 @@ public enum HTTPServer {
             // idleTimeout closes a connection whose request body stops arriving (a stalled or
             // vanished sender), which frees the chunk's reservation and temporary file.
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [ReceiveBufferSizer(maximumBytes: Limits.ioBufferBytes / 4)],
+                additionalChannelHandlers: [ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4)],
                 idleTimeout: .seconds(Limits.idleTransferTimeoutSeconds))),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "tydfs"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
