@@ -58,15 +58,13 @@ public enum MasterServer {
             await state.leave(try await JSON.decode(LeaveRequest.self, from: request))
             return try JSON.response(["status": "left"])
         }
-        router.post("/v1/datakeepers/:datakeeper/drain") { _, context in
-            try JSON.response(try await state.drain(try DataKeeperID(try context.parameters.require("datakeeper"))))
+        let drainPath = RouterPath(Route.drain(":datakeeper"))
+        @Sendable func datakeeper(_ context: BasicRequestContext) throws -> DataKeeperID {
+            try DataKeeperID(try context.parameters.require("datakeeper"))
         }
-        router.get("/v1/datakeepers/:datakeeper/drain") { _, context in
-            try JSON.response(try await state.drainStatus(try DataKeeperID(try context.parameters.require("datakeeper"))))
-        }
-        router.delete("/v1/datakeepers/:datakeeper/drain") { _, context in
-            try JSON.response(try await state.cancelDrain(try DataKeeperID(try context.parameters.require("datakeeper"))))
-        }
+        router.post(drainPath) { _, context in try JSON.response(try await state.drain(try datakeeper(context))) }
+        router.get(drainPath) { _, context in try JSON.response(try await state.drainStatus(try datakeeper(context))) }
+        router.delete(drainPath) { _, context in try JSON.response(try await state.cancelDrain(try datakeeper(context))) }
         for path in [Route.health, Route.healthz] {
             router.get(RouterPath(path)) { _, _ in try JSON.response(["status": "ok"]) }
         }

@@ -58,15 +58,21 @@ extension MasterState {
         record(.drainStarted, "draining \(id): \(reason)")
     }
 
+    /// The datakeeper `id`, or a clear error when this master has never heard of it.
+    private func known(_ id: DataKeeperID) throws -> DataKeeperState {
+        guard let node = registry.nodes[id] else { throw TYDFSError(.notFound, "no datakeeper \(id) has ever heartbeated to this master") }
+        return node
+    }
+
     func drain(_ id: DataKeeperID) throws -> DrainStatus {
-        guard registry.nodes[id] != nil else { throw TYDFSError(.notFound, "no datakeeper \(id) has ever heartbeated to this master") }
+        _ = try known(id)
         startDrain(id, reason: "an operator asked")
         return try drainStatus(id)
     }
 
     /// Puts a draining or retired datakeeper back in service; extra replicas are trimmed.
     func cancelDrain(_ id: DataKeeperID) throws -> DrainStatus {
-        guard registry.nodes[id] != nil else { throw TYDFSError(.notFound, "no datakeeper \(id) has ever heartbeated to this master") }
+        _ = try known(id)
         if draining.remove(id) != nil || retired.remove(id) != nil {
             record(.drainFinished, "\(id) is back in service (drain cancelled)")
         }
@@ -74,7 +80,7 @@ extension MasterState {
     }
 
     func drainStatus(_ id: DataKeeperID) throws -> DrainStatus {
-        guard let node = registry.nodes[id] else { throw TYDFSError(.notFound, "no datakeeper \(id) has ever heartbeated to this master") }
+        let node = try known(id)
         let now = Self.monotonicSeconds()
         let live = Set(registry.alive(now: now).map(\.id)).subtracting(decommissioned)
         let remaining = chunksBelowFactor(without: id, live: live)

@@ -13,9 +13,9 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Log retries and fallbacks to stderr.") var verbose = false
     @OptionGroup var config: ConfigFileOption
 
-    /// The master URL these options, the environment and the config file give.
-    func resolveMaster(_ settings: Settings) throws -> String {
-        try settings.masterURL(master) ?? defaultMasterURL
+    /// The master URL and the verbosity these options, the environment and the config file give.
+    func resolve(_ settings: Settings) throws -> (masterURL: String, verbose: Bool) {
+        (try settings.masterURL(master) ?? defaultMasterURL, try settings.bool("verbose", verbose))
     }
 
     /// Runs `body` with a client, always shutting it down, reporting errors as one line.
@@ -31,13 +31,14 @@ struct ClientOptions: ParsableArguments {
         try await withClient(concurrency: { try transfers.resolve($0) }, body)
     }
 
-    private func withClient(concurrency resolve: (Settings) throws -> Int, _ body: (TYDFSClient, Int) async throws -> Void) async throws {
+    private func withClient(concurrency resolveConcurrency: (Settings) throws -> Int, _ body: (TYDFSClient, Int) async throws -> Void) async throws {
         try await TYDFSCommand.reportingErrors {
-            let settings = try await Settings.load(section: "client", configPath: config.path)
-            let concurrency = try resolve(settings)
+            let settings = try await Settings.load(section: ClientSettings.section, configPath: config.path)
+            let (masterURL, verbose) = try resolve(settings)
+            let concurrency = try resolveConcurrency(settings)
             let client = try TYDFSClient(
-                masterURL: try resolveMaster(settings), concurrency: concurrency,
-                logger: LogOutput.logger("tydfs.client", level: try settings.bool("verbose", verbose) ? .debug : .error))
+                masterURL: masterURL, concurrency: concurrency,
+                logger: LogOutput.logger("tydfs.client", level: verbose ? .debug : .error))
             do {
                 try await RequestID.$current.withValue(RequestID.make()) {
                     try await Interruption.cancelling { try await body(client, concurrency) }
@@ -48,6 +49,21 @@ struct ClientOptions: ParsableArguments {
             }
             try await client.shutdown()
         }
+    }
+}
+
+/// The settings of client commands (the shared options and `--concurrency`), as
+/// `tydfs config print client` shows them.
+struct ClientSettings: SettingsCommand {
+    static let section = "client"
+    @OptionGroup var client: ClientOptions
+    @OptionGroup var transfers: ConcurrencyOptions
+
+    var configFile: String? { client.config.path }
+
+    func resolve(_ settings: Settings) throws -> (masterURL: String, verbose: Bool, concurrency: Int) {
+        let (masterURL, verbose) = try client.resolve(settings)
+        return (masterURL, verbose, try transfers.resolve(settings))
     }
 }
 

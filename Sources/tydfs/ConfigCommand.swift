@@ -33,12 +33,6 @@ struct ConfigPrintCommand: AsyncParsableCommand {
     @Argument(help: "The command: master, datakeeper, cluster or client.") var command: Section = .client
     @Argument(parsing: .allUnrecognized, help: "Its flags, as you would give them to it.") var options: [String] = []
 
-    /// The settings of client commands: the shared options and `--concurrency`.
-    struct ClientSettings: ParsableArguments {
-        @OptionGroup var client: ClientOptions
-        @OptionGroup var transfers: ConcurrencyOptions
-    }
-
     /// `config print --json`.
     struct Report: Encodable {
         var command: String
@@ -46,31 +40,19 @@ struct ConfigPrintCommand: AsyncParsableCommand {
         var settings: [Settings.Entry]
     }
 
+    /// Resolves `Command`'s settings from `options` exactly as the command does when it runs.
+    private func report<Command: SettingsCommand>(_ command: Command.Type) async throws -> Settings {
+        try await Command.parse(options).resolved(arguments: options).1
+    }
+
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
             let settings: Settings
             switch command {
-            case .master:
-                let parsed = try MasterCommand.parse(options)
-                settings = try await Settings.load(section: command.rawValue, configPath: parsed.config.path, arguments: options)
-                _ = try parsed.resolve(settings)
-                _ = try parsed.log.logger("tydfs.master", settings: settings)
-            case .datakeeper:
-                let parsed = try DataKeeperCommand.parse(options)
-                settings = try await Settings.load(section: command.rawValue, configPath: parsed.config.path, arguments: options)
-                _ = try parsed.resolve(settings)
-                _ = try parsed.log.logger("tydfs.datakeeper", settings: settings)
-            case .cluster:
-                let parsed = try ClusterCommand.parse(options)
-                settings = try await Settings.load(section: command.rawValue, configPath: parsed.config.path, arguments: options)
-                _ = try parsed.resolve(settings)
-                _ = try LogOptions.logger("tydfs.cluster", level: parsed.logLevel, format: parsed.logFormat, settings: settings)
-            case .client:
-                let parsed = try ClientSettings.parse(options)
-                settings = try await Settings.load(section: command.rawValue, configPath: parsed.client.config.path, arguments: options)
-                _ = try parsed.client.resolveMaster(settings)
-                _ = try settings.bool("verbose", parsed.client.verbose)
-                _ = try parsed.transfers.resolve(settings)
+            case .master: settings = try await report(MasterCommand.self)
+            case .datakeeper: settings = try await report(DataKeeperCommand.self)
+            case .cluster: settings = try await report(ClusterCommand.self)
+            case .client: settings = try await report(ClientSettings.self)
             }
             if json {
                 return try OutputOptions.printJSON(Report(command: command.rawValue, configFile: settings.filePath, settings: settings.entries))

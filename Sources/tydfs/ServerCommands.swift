@@ -9,7 +9,7 @@ import TYDFSDataKeeper
 import TYDFSMaster
 import TYDFSServerSupport
 
-struct MasterCommand: AsyncParsableCommand {
+struct MasterCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "master",
         abstract: "Run the master: namespace, heartbeats, placement. Stops cleanly on SIGTERM/SIGINT.",
@@ -28,8 +28,11 @@ struct MasterCommand: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
-    /// The configuration these flags, the environment and the config file give.
-    func resolve(_ settings: Settings) throws -> MasterConfiguration {
+    static let section = "master"
+    var configFile: String? { config.path }
+
+    /// The configuration and logger these flags, the environment and the config file give.
+    func resolve(_ settings: Settings) throws -> (configuration: MasterConfiguration, logger: Logger) {
         var configuration = MasterConfiguration()
         configuration.repairIntervalSeconds = try DurationText.parseSeconds(settings.string("repair-interval", repairInterval))
         configuration.maxRepairsPerDataKeeper = try settings.int("max-repairs-per-datakeeper", maxRepairsPerDatakeeper)
@@ -41,14 +44,12 @@ struct MasterCommand: AsyncParsableCommand {
         configuration.replication = try settings.int("replication", replication)
         configuration.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
         configuration.heartbeatTimeoutSeconds = try DurationText.parseSeconds(settings.string("heartbeat-timeout", heartbeatTimeout))
-        return configuration
+        return (configuration, try log.logger("tydfs.master", settings: settings))
     }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            let settings = try await Settings.load(section: "master", configPath: config.path)
-            let configuration = try resolve(settings)
-            let logger = try log.logger("tydfs.master", settings: settings)
+            let ((configuration, logger), _) = try await resolved()
             let host = configuration.host
             try await MasterServer.run(configuration: configuration, logger: logger) { port in
                 say("tydfs master listening on http://\(host):\(port)")
@@ -57,7 +58,7 @@ struct MasterCommand: AsyncParsableCommand {
     }
 }
 
-struct DataKeeperCommand: AsyncParsableCommand {
+struct DataKeeperCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "datakeeper",
         abstract: "Run a datakeeper: stores chunks, serves them, heartbeats to the master.",
@@ -83,7 +84,10 @@ struct DataKeeperCommand: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
-    func resolve(_ settings: Settings) throws -> DataKeeperConfiguration {
+    static let section = "datakeeper"
+    var configFile: String? { config.path }
+
+    func resolve(_ settings: Settings) throws -> (configuration: DataKeeperConfiguration, logger: Logger) {
         var configuration = DataKeeperConfiguration()
         configuration.reportIntervalSeconds = try DurationText.parseSeconds(settings.string("report-interval", reportInterval))
         configuration.scrubIntervalSeconds = try DurationText.parseSeconds(settings.string("scrub-interval", scrubInterval))
@@ -99,14 +103,12 @@ struct DataKeeperCommand: AsyncParsableCommand {
         configuration.id = try settings.optionalString("id", id).map { try DataKeeperID($0) }
         configuration.capacityBytes = try settings.optionalString("capacity", capacity).map { try ByteSize.parse($0) }
         configuration.heartbeatIntervalSeconds = try DurationText.parseSeconds(settings.string("heartbeat-interval", heartbeatInterval))
-        return configuration
+        return (configuration, try log.logger("tydfs.datakeeper", settings: settings))
     }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            let settings = try await Settings.load(section: "datakeeper", configPath: config.path)
-            let configuration = try resolve(settings)
-            let logger = try log.logger("tydfs.datakeeper", settings: settings)
+            let ((configuration, logger), _) = try await resolved()
             let host = configuration.host
             try await DataKeeperServer.run(configuration: configuration, logger: logger) { port in
                 say("tydfs datakeeper listening on http://\(host):\(port)")
@@ -115,7 +117,7 @@ struct DataKeeperCommand: AsyncParsableCommand {
     }
 }
 
-struct ClusterCommand: AsyncParsableCommand {
+struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Run a master and N datakeepers on loopback in one process, for trying TYDFS out.",
@@ -130,8 +132,11 @@ struct ClusterCommand: AsyncParsableCommand {
     @Option(help: "text (one line per event) or json (one JSON object per line).") var logFormat = LogFormat.text
     @OptionGroup var config: ConfigFileOption
 
-    /// The cluster's shape: datakeepers, data folder, port, and the master's configuration.
-    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, master: MasterConfiguration) {
+    static let section = "cluster"
+    var configFile: String? { config.path }
+
+    /// The cluster's shape: datakeepers, data folder, port, the master's configuration, and the logger.
+    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, master: MasterConfiguration, logger: Logger) {
         let count = try settings.int("datakeepers", datakeepers)
         guard (1...64).contains(count) else { throw TYDFSError(.invalidArgument, "--datakeepers must be 1…64") }
         let data = try settings.string("data", data)
@@ -140,14 +145,12 @@ struct ClusterCommand: AsyncParsableCommand {
         master.dataDirectory = data + "/master"
         master.replication = try settings.int("replication", replication)
         master.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
-        return (count, data, master)
+        return (count, data, master, try LogOptions.logger("tydfs.cluster", level: logLevel, format: logFormat, settings: settings))
     }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            let settings = try await Settings.load(section: "cluster", configPath: config.path)
-            let (count, data, master) = try resolve(settings)
-            let logger = try LogOptions.logger("tydfs.cluster", level: logLevel, format: logFormat, settings: settings)
+            let ((count, data, master, logger), _) = try await resolved()
             let port = master.port
             let masterParts = try await MasterServer.makeServices(configuration: master, logger: logger) { port in
                 say("tydfs cluster: master on http://127.0.0.1:\(port) with \(count) datakeepers; Ctrl-C stops")

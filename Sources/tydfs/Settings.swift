@@ -158,6 +158,26 @@ final class Settings {
     }
 }
 
+/// A command whose options are settings: `run` and `tydfs config print` both go through
+/// `resolve`, so what `config print` shows is what the command uses.
+protocol SettingsCommand: ParsableArguments {
+    associatedtype Resolved
+    /// The config file's section and the environment's `TYDFS_<SECTION>_` prefix.
+    static var section: String { get }
+    var configFile: String? { get }
+    /// Every setting the command uses, from these options, the environment and the file.
+    func resolve(_ settings: Settings) throws -> Resolved
+}
+
+extension SettingsCommand {
+    /// Loads the environment and the config file for flags `arguments` (by default the command
+    /// line's) and resolves every setting; also returns the settings, with their sources.
+    func resolved(arguments: [String] = Array(CommandLine.arguments.dropFirst())) async throws -> (Resolved, Settings) {
+        let settings = try await Settings.load(section: Self.section, configPath: configFile, arguments: arguments)
+        return (try resolve(settings), settings)
+    }
+}
+
 /// `--config FILE`, on every command that reads settings.
 struct ConfigFileOption: ParsableArguments {
     @Option(name: .customLong("config"), help: "Config file (JSON; default: $TYDFS_CONFIG, else ~/.config/tydfs/config.json if present).")
