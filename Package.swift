@@ -24,6 +24,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        // HMAC-SHA256 and SHA-256 for signed requests and chunk tokens (issue 13).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // TLS on every listener and for every client (issue 13); AsyncHTTPClient already uses it.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         /// Hardware CRC32C (SSE4.2) with a portable fallback; the only C in the package.
@@ -39,6 +43,12 @@ let package = Package(
         ]),
         /// The wire contract shared by servers and the client.
         .target(name: "TYDFSProtocol", dependencies: ["TYDFSCore"]),
+        /// Who may do what: the cluster secret, chunk tokens, signed requests, access keys.
+        /// Pure, but for reading and writing secret files.
+        .target(name: "TYDFSSecurity", dependencies: [
+            "TYDFSCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "TYDFSMetadata", dependencies: [
             "TYDFSCore",
             .product(name: "SQLKit", package: "sql-kit"),
@@ -48,7 +58,10 @@ let package = Package(
         ]),
         /// Shared server plumbing (HTTP app set-up, JSON helpers, metrics) for master and datakeeper.
         .target(name: "TYDFSServerSupport", dependencies: [
-            "TYDFSCore", "TYDFSProtocol",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSSecurity",
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -57,7 +70,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TYDFSMaster", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
+            "TYDFSCore", "TYDFSSecurity", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -66,7 +79,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TYDFSDataKeeper", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
+            "TYDFSCore", "TYDFSSecurity", "TYDFSProtocol", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -77,7 +90,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TYDFSClient", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSFileIO",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSFileIO", "TYDFSSecurity",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -93,7 +107,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity",
             .product(name: "Configuration", package: "swift-configuration"),
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -101,8 +115,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol"], path: "Tests/TYDFSTestSupport"),
+        .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore"]),
         .testTarget(name: "TYDFSMetadataTests", dependencies: [
             "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
@@ -112,13 +127,13 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "TYDFSDataKeeperTests", dependencies: [
-            "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO",
+            "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO", "TYDFSSecurity",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TYDFSIntegrationTests", dependencies: [
-            "TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            "TYDFSTestSupport", "TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
     ],
     // Swift 6: complete data-race checking, as errors.

@@ -200,9 +200,10 @@ extension TYDFSClient {
         progress: TransferProgress
     ) async throws -> UInt32 {
         let whole = range.offset == 0 && range.length == chunk.sizeBytes
-        var request = HTTPClientRequest(url: "http://\(replica.address)" + (whole ? Route.chunk(chunk.id.value) : Route.chunk(chunk.id.value, range: range)))
+        var request = HTTPClientRequest(url: "\(scheme)://\(replica.address)" + (whole ? Route.chunk(chunk.id.value) : Route.chunk(chunk.id.value, range: range)))
         request.method = .GET
         request.carryRequestID()
+        if let token = chunk.token { request.headers.add(name: Header.chunkToken, value: token) }
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: range.length), hops: 1)
         let response = try await http.execute(request, timeout: .seconds(deadline))
         progress.advance()

@@ -4,9 +4,11 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSProtocol
+import TYDFSSecurity
 
 /// The TYDFS client library: what the `tydfs` CLI uses and what other Swift programs can use
 /// to put, get, list, stat and remove files. Talks JSON to the master and streams raw chunk
@@ -16,19 +18,33 @@ public final class TYDFSClient: Sendable {
     public let masterURL: String
     let http: HTTPClient
     let logger: Logger
+    /// Signs every request to the master; nil sends them unsigned (a master with `--anonymous`).
+    let signer: RequestSigner?
+    /// `https` when the master's URL is: a cluster runs TLS everywhere or nowhere, so the
+    /// datakeepers are reached the same way.
+    let scheme: String
 
     /// `masterURL` like `http://127.0.0.1:9333`. `concurrency` is how many operations the caller
     /// runs at once (e.g. `put -r --concurrency 16`): the client keeps enough connections to each
     /// server for every range or chunk those operations may have in flight, so none waits for
     /// another's connection (a wait longer than the connect timeout fails the request).
-    public init(masterURL: String, concurrency: Int = 1, logger: Logger = Logger(label: "tydfs.client")) throws {
+    ///
+    /// `signer` signs every request to the master (an access key, or the cluster secret for the
+    /// master's own reader); `caFile` names the CA certificates to trust for `https` URLs
+    /// (default: the system's).
+    public init(
+        masterURL: String, concurrency: Int = 1, signer: RequestSigner? = nil, caFile: String? = nil,
+        logger: Logger = Logger(label: "tydfs.client")
+    ) throws {
         guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://"), masterURL.count > 8 else {
             throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
         }
         self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
-        self.http = Self.makeHTTPClient(
+        self.scheme = masterURL.hasPrefix("https://") ? "https" : "http"
+        self.http = try Self.makeHTTPClient(
             readTimeoutSeconds: Limits.idleTransferTimeoutSeconds + 15, retryRefusedConnections: false,
-            connectionsPerServer: concurrency * max(Limits.parallelRangeDownloads, Limits.parallelChunkUploads))
+            connectionsPerServer: concurrency * max(Limits.parallelRangeDownloads, Limits.parallelChunkUploads), caFile: caFile)
+        self.signer = signer
         self.logger = logger
     }
 
@@ -45,11 +61,20 @@ public final class TYDFSClient: Sendable {
     /// the client library does not, so a command against a master that is down fails at once
     /// with "connection refused" instead of after the connect timeout.
     /// `connectionsPerServer`: connections kept per server, at least AHC's default of 8.
+    /// `caFile`: CA certificates (PEM) to trust for `https`, instead of the system's.
     public static func makeHTTPClient(
         readTimeoutSeconds: Int64 = Limits.idleTransferTimeoutSeconds, retryRefusedConnections: Bool = true,
-        connectionsPerServer: Int = 8
-    ) -> HTTPClient {
+        connectionsPerServer: Int = 8, caFile: String? = nil
+    ) throws -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        if let caFile {
+            guard FileManager.default.isReadableFile(atPath: caFile) else {
+                throw TYDFSError(.notFound, "CA file \(caFile) does not exist or cannot be read")
+            }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(caFile)
+            configuration.tlsConfiguration = tls
+        }
         configuration.timeout = .init(
             connect: .seconds(Limits.connectTimeoutSeconds), read: .seconds(readTimeoutSeconds),
             write: .seconds(Limits.idleTransferTimeoutSeconds))
@@ -108,6 +133,19 @@ public final class TYDFSClient: Sendable {
         try await control(.DELETE, Route.drain(id.value))
     }
 
+    /// Makes an access key (admin only); the answer holds its secret, shown this once.
+    public func createKey(access: AccessLevel, prefix: RemotePath?) async throws -> AccessKey {
+        try await control(.POST, Route.keys, body: CreateKeyRequest(access: access, prefix: prefix))
+    }
+
+    public func listKeys() async throws -> KeyList {
+        try await control(.GET, Route.keys)
+    }
+
+    public func revokeKey(_ id: String) async throws {
+        let _: [String: String] = try await control(.DELETE, Route.key(id))
+    }
+
     public func fsck(_ path: RemotePath) async throws -> FsckReport {
         try await control(.GET, Route.fsck, query: path)
     }
@@ -134,10 +172,12 @@ public final class TYDFSClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.carryRequestID()
-        if let body {
+        let bytes = try body.map { try JSONEncoder().encode($0) } ?? Data()
+        if body != nil {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+            request.body = .bytes(ByteBuffer(bytes: bytes))
         }
+        if let signer { request.sign(with: signer, target: String(url.dropFirst(masterURL.count)), body: bytes) }
         let response: HTTPClientResponse
         let payload: ByteBuffer
         do {
@@ -207,6 +247,13 @@ extension CharacterSet {
 }
 
 extension HTTPClientRequest {
+    /// Signs the request (`RequestSignature`): `target` is its path and query as sent, `body`
+    /// the bytes it carries.
+    public mutating func sign(with signer: RequestSigner, target: String, body: some Sequence<UInt8>) {
+        headers.replaceOrAdd(name: "Authorization", value: signer.authorization(
+            method: method.rawValue, target: target, body: body, date: UnixClock.now))
+    }
+
     /// Adds the current operation's `RequestID`, if any, so the peer's log names it too.
     public mutating func carryRequestID() {
         if let id = RequestID.current { headers.replaceOrAdd(name: Header.requestID, value: id) }

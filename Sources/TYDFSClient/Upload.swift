@@ -215,9 +215,10 @@ extension TYDFSClient {
     /// rest of the pipeline, and returns its answer.
     private func send(_ producer: ChunkFrameProducer, length: Int64, through allocation: ChunkAllocation) async throws -> ChunkWriteResult {
         let first = allocation.targets[0]
-        var request = HTTPClientRequest(url: "http://\(first.address)\(Route.chunk(allocation.chunkID.value))")
+        var request = HTTPClientRequest(url: "\(scheme)://\(first.address)\(Route.chunk(allocation.chunkID.value))")
         request.method = .PUT
         request.carryRequestID()
+        if let token = allocation.token { request.headers.add(name: Header.chunkToken, value: token) }
         request.headers.add(name: Header.dataBytes, value: String(length))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(allocation.targets.dropFirst().map {
             PipelineHop(id: $0.id.value, address: $0.address)

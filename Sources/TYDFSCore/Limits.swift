@@ -2,6 +2,16 @@
 public enum Limits {
     /// Longest path accepted, in UTF-8 bytes: the same as Linux's PATH_MAX.
     public static let maxPathBytes = 4096
+    /// Seconds a signed request's date may be off the server's clock (S3 allows 15 minutes):
+    /// what bounds the replay of a captured request.
+    public static let signatureSkewSeconds: Int64 = 900
+    /// Seconds a chunk token stays valid after the master signs it: long enough for a slow get
+    /// of a large file, much shorter than HDFS's 10-hour block tokens.
+    public static let chunkTokenSeconds: Int64 = 3600
+    /// Connections one remote address may hold open to a server at once; more are closed on
+    /// arrival. Above what the busiest legitimate peer needs (a client running 16 operations
+    /// with 6 ranges each, a datakeeper forwarding 64 transfers).
+    public static let maxConnectionsPerPeer = 256
     /// Smallest chunk size a master accepts: below this, per-chunk overhead dominates.
     public static let minChunkSizeBytes: Int64 = 4096
     /// Largest chunk size: keeps a single re-replication or retry bounded in time.

@@ -28,6 +28,12 @@ public struct TYDFSError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let io = Code(rawValue: "io")
         /// A peer broke the protocol (malformed request or response).
         public static let protocolViolation = Code(rawValue: "protocol_violation")
+        /// The request carries no valid credentials (no key, a wrong signature, a forged or
+        /// expired token): HTTP 401.
+        public static let unauthenticated = Code(rawValue: "unauthenticated")
+        /// The credentials are valid but do not allow this (a read-only key writing, a path
+        /// outside the key's prefix, a token for another chunk): HTTP 403.
+        public static let forbidden = Code(rawValue: "forbidden")
         /// A bug or an unexpected state; the message carries the detail.
         public static let `internal` = Code(rawValue: "internal")
     }

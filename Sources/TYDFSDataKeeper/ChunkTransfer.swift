@@ -9,6 +9,7 @@ import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSProtocol
+import TYDFSSecurity
 import TYDFSServerSupport
 
 /// The datakeeper's data path: receiving a chunk (storing it and forwarding it down the write
@@ -19,18 +20,23 @@ struct ChunkTransfer: Sendable {
     let counters: TransferCounters
     let events: DataKeeperEvents
     let httpClient: HTTPClient
+    /// Checks the chunk tokens of requests.
+    let secret: ClusterSecret
+    /// How other datakeepers are reached: as the master is (`http` or `https`).
+    let scheme: String
     let logger: Logger
 
     // MARK: - Write
 
     /// Stores the chunk arriving in `body` and forwards it to `downstream`, the rest of the
     /// pipeline. Answers once the chunk is durable here and the next hop has answered.
-    func receive(_ chunk: ChunkID, dataBytes: Int64, body: RequestBody, downstream: [PipelineHop]) async throws -> ChunkWriteResult {
+    /// `token` (already checked) goes down the pipeline with the chunk.
+    func receive(_ chunk: ChunkID, dataBytes: Int64, body: RequestBody, downstream: [PipelineHop], token: String) async throws -> ChunkWriteResult {
         try await store.reserve(chunk, frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
         counters.begin()
         defer { counters.end() }
         let forwarding = PipelineForwarding(frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes), downstreamHops: downstream.count)
-        async let downstreamResult = forward(chunk, dataBytes: dataBytes, from: forwarding, to: downstream)
+        async let downstreamResult = forward(chunk, dataBytes: dataBytes, from: forwarding, to: downstream, token: token)
         let crc: UInt32
         do {
             crc = try await storeReserved(chunk, dataBytes: dataBytes, from: body, forwarding: downstream.isEmpty ? nil : forwarding)
@@ -156,13 +162,14 @@ struct ChunkTransfer: Sendable {
     /// A next hop that stops taking bytes or answering is abandoned after
     /// `Limits.writeStallSeconds(hops:)`, before the hop above this one gives up on this one.
     private func forward(
-        _ chunk: ChunkID, dataBytes: Int64, from source: PipelineForwarding, to hops: [PipelineHop]
+        _ chunk: ChunkID, dataBytes: Int64, from source: PipelineForwarding, to hops: [PipelineHop], token: String
     ) async -> DownstreamResult {
         guard let next = hops.first else { return DownstreamResult() }
         defer { source.channel.finish() }
-        var request = HTTPClientRequest(url: "http://\(next.address)\(Route.chunk(chunk.value))")
+        var request = HTTPClientRequest(url: "\(scheme)://\(next.address)\(Route.chunk(chunk.value))")
         request.method = .PUT
         request.carryRequestID()
+        request.headers.add(name: Header.chunkToken, value: token)
         request.headers.add(name: Header.dataBytes, value: String(dataBytes))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(hops.dropFirst())))
         request.body = .stream(source.channel, length: .known(ChunkFrame.frameBytes(dataBytes: dataBytes)))
@@ -354,8 +361,9 @@ struct ChunkTransfer: Sendable {
     }
 
     private func pull(_ order: CopyChunkOrder, from source: DataKeeperAddress) async throws {
-        var request = HTTPClientRequest(url: "http://\(source.address)\(Route.chunk(order.chunk.value))")
+        var request = HTTPClientRequest(url: "\(scheme)://\(source.address)\(Route.chunk(order.chunk.value))")
         request.method = .GET
+        if let token = order.token { request.headers.add(name: Header.chunkToken, value: token) }
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: order.dataBytes), hops: 1)
         let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
         let response = try await StallGuard.run(progress) { [httpClient, request] in

@@ -1,4 +1,5 @@
 import TYDFSCore
+import TYDFSServerSupport
 
 /// Everything a datakeeper needs to start, each field with its default.
 public struct DataKeeperConfiguration: Sendable {
@@ -30,6 +31,12 @@ public struct DataKeeperConfiguration: Sendable {
     /// Maintenance mode: the master copies every chunk held here to other datakeepers, then this
     /// datakeeper shuts down (HDFS's decommissioning, asked for by the datakeeper itself).
     public var maintenance = false
+    /// The cluster secret's file (the master's `<data>/cluster.secret`): required.
+    public var secretFile: String?
+    /// Serve HTTPS with this certificate and key instead of HTTP.
+    public var tls: TLSFiles?
+    /// CA certificates to trust when calling the master and other datakeepers over HTTPS.
+    public var caFile: String?
 
     public init() {}
 

@@ -11,6 +11,7 @@ import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSProtocol
+import TYDFSSecurity
 import TYDFSServerSupport
 
 /// The datakeeper process: the chunk store, its HTTP data service, the heartbeat sender and the
@@ -21,6 +22,7 @@ public enum DataKeeperServer {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: RefusalLogMiddleware())
         router.get(RouterPath(Route.metrics)) { _, _ in
             transfer.counters.publish(
                 usage: await transfer.store.usage(), freeDiskBytes: LocalFileSystem.availableBytes(at: transfer.store.directory),
@@ -36,8 +38,14 @@ public enum DataKeeperServer {
             }
             return try JSON.response(["status": "ready", "id": transfer.id.value])
         }
+        /// The request's chunk token, checked for `operations` on `chunk` (401 or 403 if not).
+        @Sendable func token(_ request: Request, _ chunk: ChunkID, _ operations: Set<ChunkToken.Operation>) throws -> (ChunkToken, String) {
+            let text = request.headers[.tydfsChunkToken]
+            return (try ChunkToken.verify(text, secret: transfer.secret, chunk: chunk, operations: operations, now: UnixClock.now), text ?? "")
+        }
         router.put("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
+            let (claims, token) = try token(request, chunk, [.write])
             guard let text = request.headers[.tydfsDataBytes], let dataBytes = Int64(text),
                   (0...Limits.maxChunkSizeBytes).contains(dataBytes)
             else {
@@ -46,10 +54,16 @@ public enum DataKeeperServer {
             guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
                 throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
             }
-            return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops))
+            // Forward only to the hops the master chose: what the token names after this one.
+            let chosen = try claims.downstream(of: transfer.id).map { PipelineHop(id: $0.id.value, address: $0.address) }
+            guard hops == chosen else {
+                throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for this chunk")
+            }
+            return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops, token: token))
         }
         router.get("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
+            _ = try token(request, chunk, [.read, .replicate])
             let query = request.uri.queryParameters
             switch (query.get(Query.rangeOffset), query.get(Query.rangeLength)) {
             case (nil, nil):
@@ -63,13 +77,6 @@ public enum DataKeeperServer {
                 throw TYDFSError(.invalidArgument, "a range read needs both \(Query.rangeOffset) and \(Query.rangeLength)")
             }
         }
-        router.delete("/v1/chunks/:chunk") { _, context in
-            let chunk = try ChunkID(try context.parameters.require("chunk"))
-            guard try await transfer.store.delete(chunk) else {
-                throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
-            }
-            return try JSON.response(["deleted": chunk.value])
-        }
         return router
     }
 
@@ -80,7 +87,7 @@ public enum DataKeeperServer {
         // Every upload passing through forwards to the next hop on a connection of its own: allow
         // as many per peer as transfers may run at once, so none waits for a pooled connection
         // (a wait longer than the connect timeout fails the hop; seen with 32 transfers at once).
-        let httpClient = TYDFSClient.makeHTTPClient(connectionsPerServer: Limits.maxConcurrentFileTransfers)
+        let httpClient = try TYDFSClient.makeHTTPClient(connectionsPerServer: Limits.maxConcurrentFileTransfers, caFile: configuration.caFile)
         do {
             let services = try makeServices(configuration: configuration, httpClient: httpClient, logger: logger, onListening: onListening)
             // A service that ends by itself (the heartbeat sender, once drained in maintenance
@@ -104,6 +111,10 @@ public enum DataKeeperServer {
         try configuration.validate()
         Telemetry.bootstrap()
         try LocalFileSystem.makeDirectories(configuration.dataDirectory)
+        guard let secretFile = configuration.secretFile else {
+            throw TYDFSError(.invalidArgument, "a datakeeper needs the cluster secret: --secret-file FILE (or TYDFS_SECRET_FILE), the master's <data>/cluster.secret")
+        }
+        let secret = try ClusterSecret.read(from: secretFile)
         let id = try configuration.id ?? persistentID(in: configuration.dataDirectory)
         var logger = baseLogger
         logger[metadataKey: "datakeeper.id"] = "\(id)"
@@ -113,13 +124,15 @@ public enum DataKeeperServer {
         let deletions = DeletionQueue()
         let counters = TransferCounters(datakeeper: id)
         let events = DataKeeperEvents()
-        let transfer = ChunkTransfer(id: id, store: store, counters: counters, events: events, httpClient: httpClient, logger: logger)
+        let transfer = ChunkTransfer(
+            id: id, store: store, counters: counters, events: events, httpClient: httpClient, secret: secret,
+            scheme: configuration.masterURL.hasPrefix("https://") ? "https" : "http", logger: logger)
         let (repairJobs, repairContinuation) = AsyncStream.makeStream(of: RepairJob.self)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let registered = NIOLockedValueBox(false)
-        let app = HTTPServer.application(
+        let app = try HTTPServer.application(
             responder: router(transfer: transfer, registered: registered, deletions: deletions).buildResponder(), host: configuration.host, port: configuration.port,
-            logger: logger, onListening: { port in
+            tls: configuration.tls, logger: logger, onListening: { port in
                 portContinuation.yield(port)
                 portContinuation.finish()
                 await onListening(port)
@@ -135,7 +148,7 @@ public enum DataKeeperServer {
                 let port = await iterator.next() ?? configuration.port
                 return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             },
-            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, registered: registered,
+            store: store, counters: counters, events: events, deletions: deletions, repairs: repairContinuation, httpClient: httpClient, signer: RequestSigner(cluster: secret), registered: registered,
             maintenance: configuration.maintenance, logger: logger)
         logger.info("datakeeper configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",

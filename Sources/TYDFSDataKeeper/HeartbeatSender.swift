@@ -7,6 +7,7 @@ import ServiceLifecycle
 import TYDFSClient
 import TYDFSCore
 import TYDFSProtocol
+import TYDFSSecurity
 
 /// Tells the master, every interval, that this datakeeper is alive, how full and busy it is,
 /// and what changed since the last beat: chunks stored and gone, bad chunks found, copies done.
@@ -28,6 +29,8 @@ struct HeartbeatSender: Service {
     let deletions: DeletionQueue
     let repairs: AsyncStream<RepairJob>.Continuation
     let httpClient: HTTPClient
+    /// Signs every request to the master with the cluster secret.
+    let signer: RequestSigner
     /// Whether the master answered the last heartbeat (the datakeeper's readiness).
     let registered: NIOLockedValueBox<Bool>
     /// `--maintenance`: ask to be drained, and return (ending the datakeeper) once drained.
@@ -103,7 +106,9 @@ struct HeartbeatSender: Service {
             var request = HTTPClientRequest(url: masterURL + Route.leave)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(LeaveRequest(id: id))))
+            let payload = try JSONEncoder().encode(LeaveRequest(id: id))
+            request.body = .bytes(ByteBuffer(bytes: payload))
+            request.sign(with: signer, target: Route.leave, body: payload)
             let response = try await httpClient.execute(request, timeout: .seconds(Limits.connectTimeoutSeconds))
             let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
             try PeerError.check(status: response.status, payload: body, peer: "the master")
@@ -116,7 +121,9 @@ struct HeartbeatSender: Service {
         var request = HTTPClientRequest(url: masterURL + Route.heartbeat)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(beat)))
+        let payload = try JSONEncoder().encode(beat)
+        request.body = .bytes(ByteBuffer(bytes: payload))
+        request.sign(with: signer, target: Route.heartbeat, body: payload)
         let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
         let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
         return try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master")
@@ -137,7 +144,9 @@ struct HeartbeatSender: Service {
             request.headers.add(name: Header.reportAnchor, value: String(anchor))
             request.headers.add(name: Header.reportLastPage, value: String(page == pages - 1))
             request.headers.add(name: "Content-Type", value: "application/octet-stream")
-            request.body = .bytes(ByteBuffer(bytes: ChunkIDList.encode(slice)))
+            let body = ChunkIDList.encode(slice)
+            request.body = .bytes(ByteBuffer(bytes: body))
+            request.sign(with: signer, target: Route.chunkReport, body: body)
             do {
                 let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
                 let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)

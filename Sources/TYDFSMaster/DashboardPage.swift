@@ -58,6 +58,7 @@ enum DashboardPage {
   #file-detail dl { display:grid; grid-template-columns:max-content 1fr; gap:3px 12px; margin:0 0 10px; }
   #file-detail dt { color:var(--muted); } #file-detail dd { margin:0; word-break:break-all; }
   #download { color:var(--accent); font-weight:600; }
+  #login { display:flex; gap:.5rem; align-items:center; flex-wrap:wrap; margin:.5rem 1rem; padding:.5rem; border:1px solid var(--warn, #c80); }
   #events { list-style:none; margin:0; padding:0; max-height:640px; overflow-y:auto; }
   #events li { display:grid; grid-template-columns:max-content max-content 1fr; gap:8px; align-items:baseline;
                padding:4px 0; border-bottom:1px solid var(--line); font-size:13px; }
@@ -68,6 +69,11 @@ enum DashboardPage {
 <body>
 <header><h1>TYDFS</h1><span id="host"></span><span id="updated">connecting…</span></header>
 <div id="error" role="alert" hidden></div>
+<form id="login" hidden><strong>Sign in with an access key</strong>
+  <input id="login-id" placeholder="access key id" autocomplete="username" required>
+  <input id="login-secret" type="password" placeholder="secret access key" autocomplete="current-password" required>
+  <button type="submit">sign in</button>
+  <span class="muted">kept in this tab only; <code>tydfs key create --read-only</code> makes one</span></form>
 <main>
   <section class="card" id="cluster">
     <h2>Cluster</h2>
@@ -161,8 +167,37 @@ function showErrors() {
   box.textContent = msgs.join(" · ");
   box.hidden = msgs.length === 0;
 }
+// ---- credentials: every request is signed as the CLI signs (TYDFS-HMAC-SHA256) ----
+// The key comes from the login form, or from "#key=ID:SECRET" in the URL (then removed from it),
+// and stays in this tab's sessionStorage. The secret never crosses the wire.
+const enc = new TextEncoder();
+function hex(buffer) { return Array.from(new Uint8Array(buffer), b => b.toString(16).padStart(2, "0")).join(""); }
+function credentials() {
+  try { return JSON.parse(sessionStorage.getItem("tydfs-key") || "null"); } catch (e) { return null; }
+}
+function takeKeyFromURL() {
+  const m = location.hash.match(/^#key=([^:&]+):([^&]+)(?:&(.*))?$/);
+  if (!m) return;
+  sessionStorage.setItem("tydfs-key", JSON.stringify({ id: decodeURIComponent(m[1]), secret: decodeURIComponent(m[2]) }));
+  history.replaceState(null, "", location.pathname + "#" + (m[3] || "/"));
+}
+async function signedFetch(url) {
+  const key = credentials();
+  const headers = {};
+  if (key && crypto.subtle) {
+    const date = Math.floor(Date.now() / 1000);
+    const digest = hex(await crypto.subtle.digest("SHA-256", new Uint8Array(0)));
+    const message = ["TYDFS-HMAC-SHA256", String(date), "GET", url, digest].join("\n");
+    const hmac = await crypto.subtle.importKey("raw", enc.encode(key.secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    const signature = hex(await crypto.subtle.sign("HMAC", hmac, enc.encode(message)));
+    headers["Authorization"] = "TYDFS-HMAC-SHA256 Credential=" + key.id + ", Date=" + date + ", Signature=" + signature;
+  }
+  const r = await fetch(url, { cache: "no-store", headers });
+  $("login").hidden = r.status !== 401;
+  return r;
+}
 async function getJSON(url) {
-  const r = await fetch(url, { cache: "no-store" });
+  const r = await signedFetch(url);
   let body = null;
   try { body = await r.json(); } catch (e) { /* not JSON */ }
   if (!r.ok) throw new Error((body && body.error && body.error.message) || "HTTP " + r.status + " for " + url);
@@ -328,8 +363,19 @@ function renderFile(f) {
       el("td", { class: "num" }, c.index), el("td", { class: "mono", title: c.id }, c.id.slice(0, 16)),
       el("td", { class: "num" }, human(c.sizeBytes)), el("td", { class: "mono" }, c.crc32c), replicas));
   }
-  const download = el("a", { id: "download", href: "/v1/content?path=" + encodeURIComponent(f.path),
-                             download: baseName(f.path) }, "download");
+  // A link cannot carry a signature: the file is fetched signed, then saved from memory.
+  const download = el("a", { id: "download", href: "#", download: baseName(f.path) }, "download");
+  download.addEventListener("click", async event => {
+    event.preventDefault();
+    try {
+      const r = await signedFetch("/v1/content?path=" + encodeURIComponent(f.path));
+      if (!r.ok) throw new Error("download: HTTP " + r.status);
+      const link = el("a", { href: URL.createObjectURL(await r.blob()), download: baseName(f.path) });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+      clearError("download");
+    } catch (e) { reportError("download", e); }
+  });
   box.append(
     el("h3", {}, f.path),
     el("dl", {},
@@ -357,6 +403,13 @@ async function browserLoop() {
 }
 
 // ---- start ----
+takeKeyFromURL();
+$("login").addEventListener("submit", event => {
+  event.preventDefault();
+  sessionStorage.setItem("tydfs-key", JSON.stringify({ id: $("login-id").value.trim(), secret: $("login-secret").value.trim() }));
+  $("login").hidden = true;
+  loadDir(pathFromHash());   // the polls pick the key up on their next round
+});
 $("host").textContent = location.host;
 window.addEventListener("hashchange", () => loadDir(pathFromHash()));
 loadDir(pathFromHash());

@@ -1,4 +1,6 @@
 import TYDFSCore
+import TYDFSSecurity
+import TYDFSServerSupport
 
 /// Everything a master needs to start, each field with its default.
 public struct MasterConfiguration: Sendable {
@@ -27,6 +29,14 @@ public struct MasterConfiguration: Sendable {
     /// A chunk whose file was removed or replaced is deleted from the datakeepers only this long
     /// after, so a get that had already read the file's chunk list can finish.
     public var deletionGraceSeconds = 30.0
+    /// The cluster secret's file; nil means `<data>/cluster.secret`, made on first start.
+    public var secretFile: String?
+    /// What a request without credentials may do; nil (the default) refuses it.
+    public var anonymousAccess: AccessLevel?
+    /// Serve HTTPS with this certificate and key instead of HTTP.
+    public var tls: TLSFiles?
+    /// CA certificates the master's own client (the dashboard's downloads) trusts, with TLS.
+    public var caFile: String?
 
     public init() {}
 

@@ -8,16 +8,23 @@ import TYDFSCore
 import TYDFSFileIO
 import TYDFSMetadata
 import TYDFSProtocol
+import TYDFSSecurity
 import TYDFSServerSupport
 
 /// The master process: the metadata store, the state actor and the HTTP routes over them.
 public enum MasterServer {
-    /// Routes of the master's HTTP API (see `Route` for the paths).
-    static func router(state: MasterState, reader: TYDFSClient) -> Router<BasicRequestContext> {
+    /// Routes of the master's HTTP API (see `Route` for the paths). Each handler checks what
+    /// its caller may do (`RequestPrincipal.require`) before it reads or changes anything.
+    static func router(
+        state: MasterState, reader: TYDFSClient, access: AccessMiddleware<BasicRequestContext>
+    ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: access)
+        let require = RequestPrincipal.require
+        let keys = access.keys
         router.get(RouterPath(Route.dashboard)) { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
@@ -27,14 +34,20 @@ public enum MasterServer {
             MasterMetrics.publish(try await state.clusterSummary())
             return Telemetry.response()
         }
-        router.get(RouterPath(Route.cluster)) { _, _ in try JSON.response(try await state.clusterSummary()) }
+        router.get(RouterPath(Route.cluster)) { _, _ in
+            try require(.look)
+            return try JSON.response(try await state.clusterSummary())
+        }
         router.get(RouterPath(Route.events)) { request, _ in
+            try require(.look)
             guard let after = Int(request.uri.queryParameters.get("after") ?? "0"), after >= 0 else { throw TYDFSError(.invalidArgument, "'after' must be an event id (a whole number ≥ 0)") }
             return try JSON.response(await state.events.after(after))
         }
         let downloads = NIOLockedValueBox(0)
         router.get(RouterPath(Route.content)) { request, _ in
-            let info = try await state.stat(try RemotePath(try request.queryItem("path")))
+            let path = try RemotePath(try request.queryItem("path"))
+            try require(.read(path))
+            let info = try await state.stat(path)
             // Each download holds one chunk in the master's memory: a few at once, no more.
             guard downloads.withLockedValue({ count in
                 guard count < Limits.masterDownloadsAtOnce else { return false }
@@ -55,6 +68,7 @@ public enum MasterServer {
             ], body: body)
         }
         router.post(RouterPath(Route.leave)) { request, _ in
+            try require(.cluster)
             await state.leave(try await JSON.decode(LeaveRequest.self, from: request))
             return try JSON.response(["status": "left"])
         }
@@ -62,9 +76,36 @@ public enum MasterServer {
         @Sendable func datakeeper(_ context: BasicRequestContext) throws -> DataKeeperID {
             try DataKeeperID(try context.parameters.require("datakeeper"))
         }
-        router.post(drainPath) { _, context in try JSON.response(try await state.drain(try datakeeper(context))) }
-        router.get(drainPath) { _, context in try JSON.response(try await state.drainStatus(try datakeeper(context))) }
-        router.delete(drainPath) { _, context in try JSON.response(try await state.cancelDrain(try datakeeper(context))) }
+        router.post(drainPath) { _, context in
+            try require(.admin)
+            return try JSON.response(try await state.drain(try datakeeper(context)))
+        }
+        router.get(drainPath) { _, context in
+            try require(.look)
+            return try JSON.response(try await state.drainStatus(try datakeeper(context)))
+        }
+        router.delete(drainPath) { _, context in
+            try require(.admin)
+            return try JSON.response(try await state.cancelDrain(try datakeeper(context)))
+        }
+        router.get(RouterPath(Route.keys)) { _, _ in
+            try require(.admin)
+            return try JSON.response(KeyList(keys: keys.list().map(KeyListing.init)))
+        }
+        router.post(RouterPath(Route.keys)) { request, context in
+            try require(.admin)
+            let wanted = try await JSON.decode(CreateKeyRequest.self, from: request)
+            let key = try keys.create(access: wanted.access, prefix: wanted.prefix)
+            context.logger.notice("access key created", metadata: ["key": "\(key.accessKeyID)", "access": "\(key.access.rawValue)", "prefix": "\(key.prefix?.value ?? "/")"])
+            return try JSON.response(key)
+        }
+        router.delete(RouterPath(Route.key(":key"))) { request, context in
+            try require(.admin)
+            let id = try context.parameters.require("key")
+            guard try keys.revoke(id) else { throw TYDFSError(.notFound, "no access key \(id.prefix(40))") }
+            context.logger.notice("access key revoked", metadata: ["key": "\(id)"])
+            return try JSON.response(["revoked": id])
+        }
         for path in [Route.health, Route.healthz] {
             router.get(RouterPath(path)) { _, _ in try JSON.response(["status": "ok"]) }
         }
@@ -74,9 +115,11 @@ public enum MasterServer {
                 ["status": "safe mode: waiting for the datakeepers that hold replicas to report"], status: .serviceUnavailable)
         }
         router.post(RouterPath(Route.heartbeat)) { request, _ in
-            try JSON.response(try await state.heartbeat(try await JSON.decode(HeartbeatRequest.self, from: request)))
+            try require(.cluster)
+            return try JSON.response(try await state.heartbeat(try await JSON.decode(HeartbeatRequest.self, from: request)))
         }
         router.post(RouterPath(Route.chunkReport)) { request, _ in
+            try require(.cluster)
             let headers = request.headers
             guard let datakeeper = headers[.tydfsDataKeeper].flatMap({ try? DataKeeperID($0) }),
                   let reportID = headers[.tydfsReportID], !reportID.isEmpty, reportID.utf8.count <= 64,
@@ -97,41 +140,67 @@ public enum MasterServer {
                 from: datakeeper, reportID: reportID, page: page, anchor: anchor, chunks: chunks, isLast: last)
             return try JSON.response(["status": "accepted"])
         }
-        router.get(RouterPath(Route.nodes)) { _, _ in try JSON.response(try await state.nodes()) }
+        router.get(RouterPath(Route.nodes)) { _, _ in
+            try require(.look)
+            return try JSON.response(try await state.nodes())
+        }
         router.get(RouterPath(Route.fsck)) { request, _ in
-            try JSON.response(try await state.fsck(try RemotePath(request.uri.queryParameters.get("path") ?? "/")))
+            let path = try RemotePath(request.uri.queryParameters.get("path") ?? "/")
+            try require(.read(path))
+            return try JSON.response(try await state.fsck(path))
         }
         router.post(RouterPath(Route.badReplicas)) { request, _ in
+            try require(.look)
             await state.badReplicaReported(try await JSON.decode(BadReplicaReport.self, from: request))
             return try JSON.response(["status": "verification ordered"])
         }
         router.post(RouterPath(Route.uploads)) { request, _ in
-            try JSON.response(try await state.createUpload(try await JSON.decode(CreateUploadRequest.self, from: request)))
+            let body = try await JSON.decode(CreateUploadRequest.self, from: request)
+            try require(.write(body.path))
+            return try JSON.response(try await state.createUpload(body))
+        }
+        // An upload's later steps are allowed to whoever may write its path (checked again:
+        // a key revoked or narrowed mid-upload stops there).
+        @Sendable func uploadID(_ context: BasicRequestContext) async throws -> String {
+            let id = try context.parameters.require("upload")
+            try require(.write(try await state.uploadPath(uploadID: id)))
+            return id
         }
         router.post("/v1/uploads/:upload/chunks") { request, context in
+            let id = try await uploadID(context)
             let body = try await JSON.decode(AllocateChunkRequest.self, from: request)
-            return try JSON.response(try await state.allocateChunk(uploadID: try context.parameters.require("upload"), request: body))
+            return try JSON.response(try await state.allocateChunk(uploadID: id, request: body))
         }
         router.post("/v1/uploads/:upload/commit") { request, context in
+            let id = try await uploadID(context)
             let body = try await JSON.decode(CommitUploadRequest.self, from: request)
-            return try JSON.response(try await state.commit(uploadID: try context.parameters.require("upload"), request: body))
+            return try JSON.response(try await state.commit(uploadID: id, request: body))
         }
         router.delete("/v1/uploads/:upload") { _, context in
-            await state.abortUpload(uploadID: try context.parameters.require("upload"))
+            await state.abortUpload(uploadID: try await uploadID(context))
             return try JSON.response(["status": "aborted"])
         }
         router.get(RouterPath(Route.files)) { request, _ in
+            let path = try RemotePath(try request.queryItem("path"))
+            try require(.read(path))
             let reading = request.uri.queryParameters.get(Query.inspect) != "true"
-            return try JSON.response(try await state.stat(try RemotePath(try request.queryItem("path")), countingReads: reading))
+            return try JSON.response(try await state.stat(path, countingReads: reading))
         }
         router.delete(RouterPath(Route.files)) { request, _ in
-            try JSON.response(try await state.remove(try RemotePath(try request.queryItem("path"))))
+            let path = try RemotePath(try request.queryItem("path"))
+            try require(.write(path))
+            return try JSON.response(try await state.remove(path))
         }
         router.post(RouterPath(Route.rename)) { request, _ in
-            try JSON.response(try await state.rename(try await JSON.decode(RenameRequest.self, from: request)))
+            let body = try await JSON.decode(RenameRequest.self, from: request)
+            try require(.write(body.from))
+            try require(.write(body.to))
+            return try JSON.response(try await state.rename(body))
         }
         router.get(RouterPath(Route.list)) { request, _ in
-            try JSON.response(try await state.list(try RemotePath(request.uri.queryParameters.get("path") ?? "/")))
+            let path = try RemotePath(request.uri.queryParameters.get("path") ?? "/")
+            try require(.read(path))
+            return try JSON.response(try await state.list(path))
         }
         return router
     }
@@ -169,7 +238,13 @@ public enum MasterServer {
             "seconds": "\((ContinuousClock.now - loadStarted).components.seconds)",
         ])
         let committer = GroupCommitter(store: store)
-        let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, logger: logger)
+        let secretFile = configuration.secretFile ?? configuration.dataDirectory + "/cluster.secret"
+        let (secret, madeSecret) = try ClusterSecret.readOrCreate(at: secretFile)
+        if madeSecret { logger.notice("cluster secret created: give this file to every datakeeper (--secret-file)", metadata: ["file": "\(secretFile)"]) }
+        let keys = try AccessKeyStore(directory: configuration.dataDirectory)
+        let adminKey = keys.isEmpty ? try keys.create(access: .admin, prefix: nil) : nil
+        let state = MasterState(
+            configuration: configuration, namespace: namespace, committer: committer, tokens: ChunkTokenIssuer(secret: secret), logger: logger)
         logger.info("master configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
             "replication": "\(configuration.replication)", "chunk_size": "\(configuration.chunkSizeBytes)",
@@ -177,10 +252,26 @@ public enum MasterServer {
         ])
         // Reads files for the dashboard's download links, as any client does.
         let wildcard = ["0.0.0.0", "::", "[::]", ""].contains(configuration.host)
-        let reader = try TYDFSClient(masterURL: "http://\(wildcard ? "127.0.0.1" : configuration.host):\(configuration.port)", logger: logger)
-        let app = HTTPServer.application(
-            responder: router(state: state, reader: reader).buildResponder(), host: configuration.host, port: configuration.port,
-            logger: logger, onListening: onListening)
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let ownURL = { @Sendable (port: Int) in "\(scheme)://\(wildcard ? "127.0.0.1" : configuration.host):\(port)" }
+        let reader = try TYDFSClient(
+            masterURL: ownURL(configuration.port), signer: RequestSigner(cluster: secret), caFile: configuration.caFile, logger: logger)
+        let access = AccessMiddleware<BasicRequestContext>(secret: secret, keys: keys, anonymous: configuration.anonymousAccess)
+        let app = try HTTPServer.application(
+            responder: router(state: state, reader: reader, access: access).buildResponder(), host: configuration.host, port: configuration.port,
+            tls: configuration.tls, logger: logger, onListening: { port in
+                if let adminKey {
+                    // First start: the admin's client config, so the first commands just work.
+                    let path = configuration.dataDirectory + "/" + ClientConfigFile.adminFileName
+                    do {
+                        try ClientConfigFile(masterURL: ownURL(port), key: adminKey, caFile: configuration.caFile).write(to: path)
+                        logger.notice("admin key created; its client config is written", metadata: ["file": "\(path)", "key": "\(adminKey.accessKeyID)"])
+                    } catch {
+                        logger.error("cannot write the admin client config", metadata: ["file": "\(path)", "error": "\(error)"])
+                    }
+                }
+                await onListening(port)
+            })
         let writer = MetadataWriter(committer: committer, state: state)
         let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
         return ([ClientCloser(client: reader), writer, app, repair], store)

@@ -3,6 +3,7 @@ import Logging
 import TYDFSCore
 import TYDFSMetadata
 import TYDFSProtocol
+import TYDFSSecurity
 
 /// The master's side of self-healing: planning copies and trims, handing them out on heartbeats,
 /// taking in the datakeepers' results, bad-replica reports and orphan chunks, and `fsck`.
@@ -64,7 +65,8 @@ extension MasterState {
             copyOrders[copy.destination, default: []].append(CopyChunkOrder(
                 // The frame size was made by frameBytes(dataBytes:) above, so it always inverts.
                 chunk: copy.chunk, dataBytes: ChunkFrame.dataBytes(frameBytes: copy.frameBytes)!, crc32c: copy.crc32c,
-                sources: copy.sources.compactMap { id in registry.nodes[id].map { DataKeeperAddress(id: id, address: $0.address, alive: true) } }))
+                sources: copy.sources.compactMap { id in registry.nodes[id].map { DataKeeperAddress(id: id, address: $0.address, alive: true) } },
+                token: tokens.token(.replicate, copy.chunk)))
             logger.info("re-replicating chunk", metadata: ["chunk.id": "\(copy.chunk)", "from": "\(copy.sources[0])", "to": "\(copy.destination)"])
         }
         var trims: [MetadataEdit] = []

@@ -3,6 +3,7 @@ import Logging
 import TYDFSCore
 import TYDFSMetadata
 import TYDFSProtocol
+import TYDFSSecurity
 import TYDFSServerSupport
 
 /// The master's live state and the rules that act on it: the datakeeper table, open uploads,
@@ -25,6 +26,8 @@ actor MasterState {
     let configuration: MasterConfiguration
     let namespace: Namespace
     let committer: GroupCommitter
+    /// Signs the chunk tokens handed out with allocations, stats and copy orders.
+    let tokens: ChunkTokenIssuer
     let logger: Logger
     var registry: NodeRegistry
     private var uploads: [String: Upload] = [:]
@@ -84,10 +87,11 @@ actor MasterState {
     var events = ClusterEventLog(capacity: Limits.clusterEventsKept)
     let metrics = MasterMetrics()
 
-    init(configuration: MasterConfiguration, namespace: Namespace, committer: GroupCommitter, logger: Logger) {
+    init(configuration: MasterConfiguration, namespace: Namespace, committer: GroupCommitter, tokens: ChunkTokenIssuer, logger: Logger) {
         self.configuration = configuration
         self.namespace = namespace
         self.committer = committer
+        self.tokens = tokens
         self.logger = logger
         self.registry = NodeRegistry(heartbeatTimeoutSeconds: configuration.heartbeatTimeoutSeconds)
         self.holdersAtStart = namespace.datakeepersHoldingReplicas()
@@ -396,7 +400,8 @@ actor MasterState {
         uploads[uploadID] = upload
         return ChunkAllocation(
             chunkID: id, targets: targets.map { DataKeeperAddress(id: $0.id, address: $0.address, alive: true) },
-            replication: configuration.replication)
+            replication: configuration.replication,
+            token: tokens.token(.write, id, pipeline: targets.map { ChunkToken.Hop(id: $0.id, address: $0.address) }))
     }
 
     func commit(uploadID: String, request: CommitUploadRequest) async throws -> FileInfo {
@@ -461,6 +466,12 @@ actor MasterState {
         uploads = uploads.filter { now - $0.value.lastActivitySeconds < configuration.uploadIdleTimeoutSeconds }
     }
 
+    /// The path upload `uploadID` writes: what its caller must be allowed to write.
+    func uploadPath(uploadID: String) throws -> RemotePath {
+        guard let upload = uploads[uploadID] else { throw Self.unknownUpload(uploadID) }
+        return upload.path
+    }
+
     func abortUpload(uploadID: String) {
         uploads[uploadID] = nil
     }
@@ -475,8 +486,10 @@ actor MasterState {
     /// datakeeper each chunk will be read from first.
     func stat(_ path: RemotePath, countingReads: Bool = true) throws -> FileInfo {
         guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
-        let info = fileInfo(file)
+        var info = fileInfo(file)
         if countingReads {
+            // Only a caller about to read gets tokens to read with.
+            for index in info.chunks.indices { info.chunks[index].token = tokens.token(.read, info.chunks[index].id) }
             for chunk in info.chunks { if let first = chunk.replicas.first, first.alive { registry.assign(first.id) } }
         }
         return info

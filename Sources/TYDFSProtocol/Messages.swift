@@ -106,12 +106,15 @@ public struct CopyChunkOrder: Codable, Sendable, Equatable {
     public var crc32c: UInt32
     /// Healthy replicas, best first.
     public var sources: [DataKeeperAddress]
+    /// The master's chunk token to pull with (operation replicate).
+    public var token: String?
 
-    public init(chunk: ChunkID, dataBytes: Int64, crc32c: UInt32, sources: [DataKeeperAddress]) {
+    public init(chunk: ChunkID, dataBytes: Int64, crc32c: UInt32, sources: [DataKeeperAddress], token: String?) {
         self.chunk = chunk
         self.dataBytes = dataBytes
         self.crc32c = crc32c
         self.sources = sources
+        self.token = token
     }
 }
 
@@ -191,11 +194,14 @@ public struct ChunkAllocation: Codable, Sendable {
     public var chunkID: ChunkID
     public var targets: [DataKeeperAddress]
     public var replication: Int
+    /// The master's chunk token for writing through exactly this pipeline.
+    public var token: String?
 
-    public init(chunkID: ChunkID, targets: [DataKeeperAddress], replication: Int) {
+    public init(chunkID: ChunkID, targets: [DataKeeperAddress], replication: Int, token: String?) {
         self.chunkID = chunkID
         self.targets = targets
         self.replication = replication
+        self.token = token
     }
 }
 
@@ -252,13 +258,16 @@ public struct ChunkInfo: Codable, Sendable {
     public var sizeBytes: Int64
     public var crc32c: String
     public var replicas: [DataKeeperAddress]
+    /// The master's chunk token to read it with; only for a stat that is about to read.
+    public var token: String?
 
-    public init(index: Int, id: ChunkID, sizeBytes: Int64, crc32c: String, replicas: [DataKeeperAddress]) {
+    public init(index: Int, id: ChunkID, sizeBytes: Int64, crc32c: String, replicas: [DataKeeperAddress], token: String? = nil) {
         self.index = index
         self.id = id
         self.sizeBytes = sizeBytes
         self.crc32c = crc32c
         self.replicas = replicas
+        self.token = token
     }
 }
 

@@ -29,6 +29,10 @@ public enum Route {
     public static let leave = "/v1/leave"
     /// `POST` starts draining a datakeeper, `GET` tells how far it is (`DrainStatus`).
     public static func drain(_ id: String) -> String { "/v1/datakeepers/\(id)/drain" }
+    /// `GET` lists the access keys (`KeyList`), `POST` a `CreateKeyRequest` makes one; admin only.
+    public static let keys = "/v1/keys"
+    /// `DELETE` revokes an access key; admin only.
+    public static func key(_ id: String) -> String { "/v1/keys/\(id)" }
     /// `GET` on every component: Prometheus metrics in the text format.
     public static let metrics = "/metrics"
     /// `GET` on the master: the web dashboard.
@@ -73,6 +77,8 @@ public enum Header {
     /// On a chunk `PUT`: the datakeepers still to receive the chunk after this one, in order,
     /// as `id=host:port` separated by commas (the HDFS-style write pipeline).
     public static let forward = "X-TYDFS-Forward"
+    /// On a chunk `PUT` and `GET`: the master's `ChunkToken` allowing it.
+    public static let chunkToken = "X-TYDFS-Token"
     /// On a chunk `PUT` and a chunk `GET`'s answer: the number of data bytes in the frame
     /// (without the checksums that follow them).
     public static let dataBytes = "X-TYDFS-Data-Bytes"

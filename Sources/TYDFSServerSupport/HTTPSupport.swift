@@ -2,7 +2,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import HummingbirdCore
+import HummingbirdTLS
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 import TYDFSCore
 import TYDFSProtocol
 
@@ -16,6 +20,8 @@ extension TYDFSError: HTTPResponseError {
         case .unavailable, .unreachable: return .serviceUnavailable
         case .insufficientSpace: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .checksumMismatch: return .unprocessableContent
+        case .unauthenticated: return .unauthorized
+        case .forbidden: return .forbidden
         default: return .internalServerError
         }
     }
@@ -100,6 +106,22 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Logs every request refused for its credentials (401) or their scope (403), with the reason.
+public struct RefusalLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as TYDFSError where error.code == .unauthenticated || error.code == .forbidden {
+            context.logger.warning("request refused", metadata: [
+                "method": "\(request.method)", "path": "\(request.uri.path)", "reason": "\(error.message)",
+            ])
+            throw error
+        }
+    }
+}
+
 /// Tunes each accepted connection:
 /// - raises its receive buffer from NIO's 64 KiB default, which roughly halves the CPU a server
 ///   spends per byte received (measured: see shared/notes/data-path-facts.md);
@@ -123,20 +145,100 @@ final class ConnectionTuning: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
+/// The certificate chain and private key (PEM files) a server presents with `--tls-cert` and
+/// `--tls-key`.
+public struct TLSFiles: Sendable, Equatable {
+    public var certificate: String
+    public var privateKey: String
+
+    public init(certificate: String, privateKey: String) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+    }
+
+    /// Both flags or neither.
+    public static func from(certificate: String?, privateKey: String?) throws -> TLSFiles? {
+        switch (certificate, privateKey) {
+        case (nil, nil): return nil
+        case (let certificate?, let privateKey?): return TLSFiles(certificate: certificate, privateKey: privateKey)
+        default: throw TYDFSError(.invalidArgument, "--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+        }
+    }
+
+    func serverConfiguration() throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: privateKey, format: .pem)
+            return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        } catch {
+            throw TYDFSError(.invalidArgument, "cannot load the TLS certificate \(certificate) and key \(privateKey): \(error)")
+        }
+    }
+}
+
+/// Closes a connection on arrival when its remote address already holds
+/// `Limits.maxConnectionsPerPeer`, so one host cannot take every socket a server has.
+final class ConnectionsPerPeer: Sendable {
+    private let counts = NIOLockedValueBox<[String: Int]>([:])
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// One per connection, sharing the counts.
+    func handler() -> Tracker { Tracker(owner: self) }
+
+    final class Tracker: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = NIOAny
+        let owner: ConnectionsPerPeer
+        private var peer: String?
+
+        init(owner: ConnectionsPerPeer) { self.owner = owner }
+
+        func channelActive(context: ChannelHandlerContext) {
+            let peer = context.channel.remoteAddress?.ipAddress ?? "?"
+            let admitted = owner.counts.withLockedValue { counts in
+                guard counts[peer, default: 0] < owner.limit else { return false }
+                counts[peer, default: 0] += 1
+                return true
+            }
+            guard admitted else {
+                context.close(promise: nil)
+                return
+            }
+            self.peer = peer
+            context.fireChannelActive()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if let peer {
+                owner.counts.withLockedValue { counts in
+                    counts[peer, default: 1] -= 1
+                    if counts[peer] == 0 { counts[peer] = nil }
+                }
+                self.peer = nil
+            }
+            context.fireChannelInactive()
+        }
+    }
+}
+
 /// Builds the Hummingbird application every TYDFS server runs: the routes, the error handling,
-/// a larger receive buffer, and a callback with the address actually bound (the port may be 0).
+/// a larger receive buffer, at most `Limits.maxConnectionsPerPeer` connections per remote
+/// address, HTTPS when `tls` is given, and a callback with the port actually bound (it may be 0).
 public enum HTTPServer {
     public static func application<Responder: HTTPResponder>(
-        responder: Responder, host: String, port: Int, logger: Logger,
+        responder: Responder, host: String, port: Int, tls: TLSFiles? = nil, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void
-    ) -> some ApplicationProtocol where Responder.Context == BasicRequestContext {
-        Application(
+    ) throws -> some ApplicationProtocol where Responder.Context == BasicRequestContext {
+        let peers = ConnectionsPerPeer(limit: Limits.maxConnectionsPerPeer)
+        // idleTimeout closes a connection whose request body stops arriving (a stalled or
+        // vanished sender), which frees the chunk's reservation and temporary file.
+        let http = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [peers.handler(), ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4)],
+            idleTimeout: .seconds(Limits.idleTransferTimeoutSeconds)))
+        return Application(
             responder: responder,
-            // idleTimeout closes a connection whose request body stops arriving (a stalled or
-            // vanished sender), which frees the chunk's reservation and temporary file.
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4)],
-                idleTimeout: .seconds(Limits.idleTransferTimeoutSeconds))),
+            server: try tls.map { try .tls(http, tlsConfiguration: try $0.serverConfiguration()) } ?? http,
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "tydfs"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger)
@@ -163,6 +265,7 @@ extension HTTPField.Name {
     public static let tydfsReportPage = HTTPField.Name(Header.reportPage)!
     public static let tydfsReportLastPage = HTTPField.Name(Header.reportLastPage)!
     public static let tydfsReportAnchor = HTTPField.Name(Header.reportAnchor)!
+    public static let tydfsChunkToken = HTTPField.Name(Header.chunkToken)!
 }
 
 extension HTTPField.Name {

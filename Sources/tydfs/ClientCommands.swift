@@ -6,16 +6,43 @@ import TYDFSClient
 import TYDFSCore
 import TYDFSFileIO
 import TYDFSProtocol
+import TYDFSSecurity
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
     @Option(help: "Master URL (default: $TYDFS_MASTER, else the config file's \"master-url\", else http://127.0.0.1:9333).") var master: String?
     @Flag(help: "Log retries and fallbacks to stderr.") var verbose = false
+    @Option(help: "CA certificates (PEM) to trust for an https master (default: $TYDFS_CA_FILE, the config file's \"ca-file\", else the system's).")
+    var caFile: String?
     @OptionGroup var config: ConfigFileOption
 
-    /// The master URL and the verbosity these options, the environment and the config file give.
-    func resolve(_ settings: Settings) throws -> (masterURL: String, verbose: Bool) {
-        (try settings.masterURL(master) ?? defaultMasterURL, try settings.bool("verbose", verbose))
+    /// Where and how a client command reaches the master.
+    struct Connection {
+        var masterURL: String
+        var verbose: Bool
+        var signer: RequestSigner?
+        var caFile: String?
+    }
+
+    /// The master URL, verbosity and credentials these options, the environment and the config
+    /// file give. Credentials: the access key (`access-key-id` and `secret-access-key` at the top
+    /// of the config file, or TYDFS_ACCESS_KEY_ID and TYDFS_SECRET_ACCESS_KEY), else the cluster
+    /// secret (`secret-file`, TYDFS_SECRET_FILE: the operator's way back in), else none.
+    func resolve(_ settings: Settings) throws -> Connection {
+        let masterURL = try settings.masterURL(master) ?? defaultMasterURL
+        let verbose = try settings.bool("verbose", verbose)
+        let caFile = try settings.topLevel(ClientConfigFile.Setting.caFile, caFile)
+        let keyID = try settings.topLevel(ClientConfigFile.Setting.accessKeyID, nil, flags: [])
+        let secret = try settings.topLevel(ClientConfigFile.Setting.secretAccessKey, nil, flags: [], secret: true)
+        let secretFile = try settings.topLevel("secret-file", nil, flags: [])
+        let signer: RequestSigner?
+        switch (keyID, secret) {
+        case (let keyID?, let secret?): signer = RequestSigner(accessKeyID: keyID, secret: secret)
+        case (nil, nil): signer = try secretFile.map { RequestSigner(cluster: try ClusterSecret.read(from: $0)) }
+        default:
+            throw TYDFSError(.invalidArgument, "an access key needs both \(ClientConfigFile.Setting.accessKeyID) and \(ClientConfigFile.Setting.secretAccessKey) (config file or TYDFS_ACCESS_KEY_ID and TYDFS_SECRET_ACCESS_KEY)")
+        }
+        return Connection(masterURL: masterURL, verbose: verbose, signer: signer, caFile: caFile)
     }
 
     /// Runs `body` with a client, always shutting it down, reporting errors as one line.
@@ -34,11 +61,11 @@ struct ClientOptions: ParsableArguments {
     private func withClient(concurrency resolveConcurrency: (Settings) throws -> Int, _ body: (TYDFSClient, Int) async throws -> Void) async throws {
         try await TYDFSCommand.reportingErrors {
             let settings = try await Settings.load(section: ClientSettings.section, configPath: config.path)
-            let (masterURL, verbose) = try resolve(settings)
+            let connection = try resolve(settings)
             let concurrency = try resolveConcurrency(settings)
             let client = try TYDFSClient(
-                masterURL: masterURL, concurrency: concurrency,
-                logger: LogOutput.logger("tydfs.client", level: verbose ? .debug : .error))
+                masterURL: connection.masterURL, concurrency: concurrency, signer: connection.signer, caFile: connection.caFile,
+                logger: LogOutput.logger("tydfs.client", level: connection.verbose ? .debug : .error))
             do {
                 try await RequestID.$current.withValue(RequestID.make()) {
                     try await Interruption.cancelling { try await body(client, concurrency) }
@@ -61,9 +88,8 @@ struct ClientSettings: SettingsCommand {
 
     var configFile: String? { client.config.path }
 
-    func resolve(_ settings: Settings) throws -> (masterURL: String, verbose: Bool, concurrency: Int) {
-        let (masterURL, verbose) = try client.resolve(settings)
-        return (masterURL, verbose, try transfers.resolve(settings))
+    func resolve(_ settings: Settings) throws -> (connection: ClientOptions.Connection, concurrency: Int) {
+        (try client.resolve(settings), try transfers.resolve(settings))
     }
 }
 

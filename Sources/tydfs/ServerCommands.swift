@@ -7,6 +7,7 @@ import TYDFSClient
 import TYDFSCore
 import TYDFSDataKeeper
 import TYDFSMaster
+import TYDFSSecurity
 import TYDFSServerSupport
 
 struct MasterCommand: AsyncParsableCommand, SettingsCommand {
@@ -25,6 +26,8 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
     @Option(help: "Age at which a chunk no file references is deleted from a datakeeper.") var orphanGrace = "1h"
     @Option(help: "Idle time after which an unfinished upload is abandoned.") var uploadTimeout = "1h"
     @Option(help: "Time a removed or replaced file's chunks are kept, so gets under way can finish.") var deletionGrace = "30s"
+    @OptionGroup var security: ServerSecurityOptions
+    @Option(help: "What requests without credentials may do: read-only or read-write (default: refused).") var anonymous: String?
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
@@ -44,6 +47,13 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
         configuration.replication = try settings.int("replication", replication)
         configuration.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
         configuration.heartbeatTimeoutSeconds = try DurationText.parseSeconds(settings.string("heartbeat-timeout", heartbeatTimeout))
+        (configuration.secretFile, configuration.tls, configuration.caFile) = try security.resolve(settings)
+        configuration.anonymousAccess = try settings.optionalString("anonymous", anonymous).map { text in
+            guard let level = AccessLevel(rawValue: text), level != .admin else {
+                throw TYDFSError(.invalidArgument, "--anonymous must be read-only or read-write, not '\(text)'")
+            }
+            return level
+        }
         return (configuration, try log.logger("tydfs.master", settings: settings))
     }
 
@@ -51,8 +61,9 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
         try await TYDFSCommand.reportingErrors {
             let ((configuration, logger), _) = try await resolved()
             let host = configuration.host
+            let scheme = configuration.tls == nil ? "http" : "https"
             try await MasterServer.run(configuration: configuration, logger: logger) { port in
-                say("tydfs master listening on http://\(host):\(port)")
+                say("tydfs master listening on \(scheme)://\(host):\(port)")
             }
         }
     }
@@ -81,6 +92,7 @@ struct DataKeeperCommand: AsyncParsableCommand, SettingsCommand {
     @Option(help: "Copy and verify orders run at once.") var maxRepairs = 4
     @Flag(inversion: .prefixedNo, help: "Maintenance mode: have the master copy every chunk held here to others, then shut down.")
     var maintenance = false
+    @OptionGroup var security: ServerSecurityOptions
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
@@ -103,6 +115,7 @@ struct DataKeeperCommand: AsyncParsableCommand, SettingsCommand {
         configuration.id = try settings.optionalString("id", id).map { try DataKeeperID($0) }
         configuration.capacityBytes = try settings.optionalString("capacity", capacity).map { try ByteSize.parse($0) }
         configuration.heartbeatIntervalSeconds = try DurationText.parseSeconds(settings.string("heartbeat-interval", heartbeatInterval))
+        (configuration.secretFile, configuration.tls, configuration.caFile) = try security.resolve(settings)
         return (configuration, try log.logger("tydfs.datakeeper", settings: settings))
     }
 
@@ -110,8 +123,9 @@ struct DataKeeperCommand: AsyncParsableCommand, SettingsCommand {
         try await TYDFSCommand.reportingErrors {
             let ((configuration, logger), _) = try await resolved()
             let host = configuration.host
+            let scheme = configuration.tls == nil ? "http" : "https"
             try await DataKeeperServer.run(configuration: configuration, logger: logger) { port in
-                say("tydfs datakeeper listening on http://\(host):\(port)")
+                say("tydfs datakeeper listening on \(scheme)://\(host):\(port)")
             }
         }
     }
@@ -130,13 +144,14 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
     @Option(help: "Chunk size, e.g. 64MiB.") var chunkSize = "64MiB"
     @Option(help: "Least severe level logged: trace, debug, info, notice, warning, error or critical.") var logLevel = "notice"
     @Option(help: "text (one line per event) or json (one JSON object per line).") var logFormat = LogFormat.text
+    @Flag(help: "Serve HTTPS everywhere, with a throwaway CA made in <data>/tls (by openssl) for local use.") var tls = false
     @OptionGroup var config: ConfigFileOption
 
     static let section = "cluster"
     var configFile: String? { config.path }
 
     /// The cluster's shape: datakeepers, data folder, port, the master's configuration, and the logger.
-    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, master: MasterConfiguration, logger: Logger) {
+    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, tls: Bool, master: MasterConfiguration, logger: Logger) {
         let count = try settings.int("datakeepers", datakeepers)
         guard (1...64).contains(count) else { throw TYDFSError(.invalidArgument, "--datakeepers must be 1…64") }
         let data = try settings.string("data", data)
@@ -145,22 +160,45 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
         master.dataDirectory = data + "/master"
         master.replication = try settings.int("replication", replication)
         master.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
-        return (count, data, master, try LogOptions.logger("tydfs.cluster", level: logLevel, format: logFormat, settings: settings))
+        return (count, data, try settings.bool("tls", tls), master,
+                try LogOptions.logger("tydfs.cluster", level: logLevel, format: logFormat, settings: settings))
     }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            let ((count, data, master, logger), _) = try await resolved()
+            let ((count, data, tls, baseMaster, logger), _) = try await resolved()
+            var master = baseMaster
             let port = master.port
-            let masterParts = try await MasterServer.makeServices(configuration: master, logger: logger) { port in
-                say("tydfs cluster: master on http://127.0.0.1:\(port) with \(count) datakeepers; Ctrl-C stops")
+            let scheme = tls ? "https" : "http"
+            var certificates: ThrowawayCA?
+            if tls {
+                let made = try ThrowawayCA.makeOrReuse(in: data + "/tls")
+                master.tls = made.server
+                master.caFile = made.caFile
+                certificates = made
             }
-            let httpClient = TYDFSClient.makeHTTPClient()
+            let adminConfig = master.dataDirectory + "/" + ClientConfigFile.adminFileName
+            let caFile = master.caFile
+            let masterParts = try await MasterServer.makeServices(configuration: master, logger: logger) { port in
+                let configPath = Settings.defaultFilePath(environment: ProcessInfo.processInfo.environment).path
+                do {
+                    try ClusterCommand.writeClientConfig(from: adminConfig, to: configPath,
+                                                         masterURL: "\(scheme)://127.0.0.1:\(port)", caFile: caFile)
+                    say("tydfs cluster: master on \(scheme)://127.0.0.1:\(port) with \(count) datakeepers; admin key in \(configPath); Ctrl-C stops")
+                } catch {
+                    say("tydfs cluster: master on \(scheme)://127.0.0.1:\(port) with \(count) datakeepers; Ctrl-C stops")
+                    warn("cannot write the client config \(configPath): \(error)")
+                }
+            }
+            let httpClient = try TYDFSClient.makeHTTPClient(caFile: certificates?.caFile)
             var services = masterParts.services
             for index in 1...count {
                 var keeper = DataKeeperConfiguration()
-                keeper.masterURL = "http://127.0.0.1:\(port)"
+                keeper.masterURL = "\(scheme)://127.0.0.1:\(port)"
                 keeper.dataDirectory = "\(data)/dk\(index)"
+                keeper.secretFile = master.secretFile ?? master.dataDirectory + "/cluster.secret"
+                keeper.tls = certificates?.server
+                keeper.caFile = certificates?.caFile
                 keeper.id = try DataKeeperID("dk\(index)")
                 services += try DataKeeperServer.makeServices(configuration: keeper, httpClient: httpClient, logger: logger) { _ in }
             }
@@ -176,6 +214,52 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
             try await httpClient.shutdown()
             try await masterParts.store.close()
         }
+    }
+}
+
+extension ClusterCommand {
+    /// Puts the admin key of `adminConfig` (the master's `admin-client.conf`), the master URL and
+    /// the CA file into the per-user client config at `path`, keeping the file's other settings,
+    /// so that the README's first commands just work.
+    static func writeClientConfig(from adminConfig: String, to path: String, masterURL: String, caFile: String?) throws {
+        guard let data = FileManager.default.contents(atPath: adminConfig),
+              let admin = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let keyID = admin[ClientConfigFile.Setting.accessKeyID] as? String,
+              let secret = admin[ClientConfigFile.Setting.secretAccessKey] as? String
+        else {
+            throw TYDFSError(.notFound, "\(adminConfig) is missing or holds no access key (make a key with `tydfs key create`)")
+        }
+        var settings: [String: Any] = [:]
+        if let existing = FileManager.default.contents(atPath: path) {
+            guard let object = try? JSONSerialization.jsonObject(with: existing) as? [String: Any] else {
+                throw TYDFSError(.invalidArgument, "\(path) is not a JSON object; not overwriting it")
+            }
+            settings = object
+        }
+        settings[ClientConfigFile.Setting.masterURL] = masterURL
+        settings[ClientConfigFile.Setting.accessKeyID] = keyID
+        settings[ClientConfigFile.Setting.secretAccessKey] = secret
+        settings[ClientConfigFile.Setting.caFile] = caFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let text = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try SecretFile.create(path, contents: String(decoding: text, as: UTF8.self) + "\n", replacing: true)
+    }
+}
+
+/// The security options of the master and of datakeepers.
+struct ServerSecurityOptions: ParsableArguments {
+    @Option(help: "Cluster secret file (mode 0600; default for the master: <data>/cluster.secret, made on first start; a datakeeper must be given the master's). Also TYDFS_SECRET_FILE.")
+    var secretFile: String?
+    @Option(help: "Serve HTTPS: the certificate chain (PEM). Needs --tls-key.") var tlsCert: String?
+    @Option(help: "Serve HTTPS: the private key (PEM) of --tls-cert.") var tlsKey: String?
+    @Option(help: "CA certificates (PEM) to trust when calling other TYDFS servers over HTTPS (default: the system's). Also TYDFS_CA_FILE.")
+    var caFile: String?
+
+    func resolve(_ settings: Settings) throws -> (secretFile: String?, tls: TLSFiles?, caFile: String?) {
+        (try settings.topLevel("secret-file", secretFile),
+         try TLSFiles.from(certificate: settings.optionalString("tls-cert", tlsCert), privateKey: settings.optionalString("tls-key", tlsKey)),
+         try settings.topLevel(ClientConfigFile.Setting.caFile, caFile))
     }
 }
 

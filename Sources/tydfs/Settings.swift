@@ -120,6 +120,13 @@ final class Settings {
                     show: { $0 ?? "(unset)" }) { $0 }
     }
 
+    /// A setting outside any section (`secret-file`, `access-key-id`, …): the file's top-level
+    /// key and `TYDFS_<NAME>` in the environment. A `secret` one is shown as "(set)", never printed.
+    func topLevel(_ name: String, _ flagValue: String?, flags: [String]? = nil, secret: Bool = false) throws -> String? {
+        try resolve(name, flagValue, key: name, flags: flags ?? ["--" + name], environmentKeys: [name],
+                    show: { value in value.map { secret ? "(set)" : $0 } ?? "(unset)" }) { $0 }
+    }
+
     private func resolve<T>(
         _ name: String, _ flagValue: T, key: String? = nil, flags: [String]? = nil, environmentKeys: [String]? = nil,
         expected: String = "", show: (T) -> String, parse: (String) -> T?

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 @testable import TYDFSDataKeeper
 import TYDFSCore
+import TYDFSSecurity
 import TYDFSFileIO
 import XCTest
 
@@ -24,14 +25,15 @@ final class StoreFixture: @unchecked Sendable {
         store = try ChunkStore(directory: directory, capacityBytes: nil, syncVolume: syncVolume)
         transfer = ChunkTransfer(
             id: try DataKeeperID("dk-test"), store: store, counters: TransferCounters(datakeeper: try DataKeeperID("dk-test")), events: events, httpClient: httpClient,
-            logger: Logger(label: "test"))
+            secret: ClusterSecret.generate(), scheme: "http", logger: Logger(label: "test"))
     }
 
     /// A new store on the same folder: what a restart sees.
     func reopen() throws {
         store = try ChunkStore(directory: directory, capacityBytes: nil, syncVolume: syncVolume)
         transfer = ChunkTransfer(
-            id: transfer.id, store: store, counters: TransferCounters(datakeeper: transfer.id), events: events, httpClient: httpClient, logger: transfer.logger)
+            id: transfer.id, store: store, counters: TransferCounters(datakeeper: transfer.id), events: events, httpClient: httpClient,
+            secret: transfer.secret, scheme: transfer.scheme, logger: transfer.logger)
     }
 
     func tearDown() async throws {

@@ -5,6 +5,7 @@ import FoundationNetworking
 import NIOConcurrencyHelpers
 import TYDFSCore
 import TYDFSProtocol
+import TYDFSSecurity
 import TYDFSTestSupport
 import XCTest
 
@@ -56,38 +57,44 @@ final class BadInputTests: XCTestCase {
         let cluster = try TestCluster(datakeepers: 3)
         defer { cluster.shutdown() }
         let nodes = try cluster.nodes().nodes
-        let requests: [(String, String, String?, Int)] = [
-            ("GET", cluster.masterURL + "/v1/files?path=%2Fa%00b", nil, 400),
-            ("GET", cluster.masterURL + "/v1/files", nil, 400),
-            ("POST", cluster.masterURL + "/v1/uploads", "{not json", 400),
-            ("POST", cluster.masterURL + "/v1/uploads", #"{"path": "/a/../b", "overwrite": false}"#, 400),
-            ("POST", cluster.masterURL + "/v1/heartbeat", #"{"id": "bad id!"}"#, 400),
-            ("POST", cluster.masterURL + "/v1/uploads/unknown/commit", #"{"sizeBytes": 0, "crc32c": 0, "chunks": []}"#, 404),
-            ("GET", "http://\(nodes[0].address)/v1/chunks/not-a-chunk-id", nil, 400),
-            ("GET", "http://\(nodes[0].address)/v1/chunks/" + String(repeating: "a", count: 32), nil, 404),
-            ("PUT", "http://\(nodes[0].address)/v1/chunks/" + String(repeating: "b", count: 32), "no header", 400),
+        // Signed and with valid tokens: these are refused for what they say, not for who sends them.
+        let admin = try cluster.adminSigner()
+        let datakeeper = RequestSigner(cluster: try cluster.clusterSecret())
+        let absent = ChunkID(high: 0xaaaa, low: 0xaaaa), unannounced = ChunkID(high: 0xbbbb, low: 0xbbbb)
+        let pipeline = [ChunkToken.Hop(id: nodes[0].id, address: nodes[0].address)]
+        let requests: [(String, String, String?, Int, RequestSigner?, [String: String])] = [
+            ("GET", cluster.masterURL + "/v1/files?path=%2Fa%00b", nil, 400, admin, [:]),
+            ("GET", cluster.masterURL + "/v1/files", nil, 400, admin, [:]),
+            ("POST", cluster.masterURL + "/v1/uploads", "{not json", 400, admin, [:]),
+            ("POST", cluster.masterURL + "/v1/uploads", #"{"path": "/a/../b", "overwrite": false}"#, 400, admin, [:]),
+            ("POST", cluster.masterURL + "/v1/heartbeat", #"{"id": "bad id!"}"#, 400, datakeeper, [:]),
+            ("POST", cluster.masterURL + "/v1/uploads/unknown/commit", #"{"sizeBytes": 0, "crc32c": 0, "chunks": []}"#, 404, admin, [:]),
+            ("GET", "http://\(nodes[0].address)/v1/chunks/not-a-chunk-id", nil, 400, nil, [:]),
+            ("GET", "http://\(nodes[0].address)/v1/chunks/\(absent)", nil, 404, nil, [Header.chunkToken: try cluster.token(.read, absent)]),
+            ("PUT", "http://\(nodes[0].address)/v1/chunks/\(unannounced)", "no header", 400, nil,
+             [Header.chunkToken: try cluster.token(.write, unannounced, pipeline: pipeline)]),
         ]
-        for (method, url, body, status) in requests {
-            let answer = try HTTP.request(method, url, body: body)
+        for (method, url, body, status, signer, headers) in requests {
+            let answer = try HTTP.request(method, url, body: body, headers: headers, signer: signer)
             XCTAssertEqual(answer.status, status, "\(method) \(url)")
             let error = try? JSONDecoder().decode(ErrorResponse.self, from: answer.body)
             XCTAssertNotNil(error, "\(method) \(url) answers a JSON error: \(String(decoding: answer.body, as: UTF8.self))")
             XCTAssertFalse(error?.error.message.isEmpty ?? true)
         }
         // Hostile numbers in a commit or a heartbeat are refused; the master stays up.
-        let upload = try HTTP.request("POST", cluster.masterURL + "/v1/uploads", body: #"{"path": "/hostile", "overwrite": false}"#)
+        let upload = try HTTP.request("POST", cluster.masterURL + "/v1/uploads", body: #"{"path": "/hostile", "overwrite": false}"#, signer: admin)
         XCTAssertEqual(upload.status, 200)
         let uploadID = try JSONDecoder().decode(UploadSession.self, from: upload.body).uploadID
         for size in ["-1", "9223372036854775807", "4611686018427387904"] {
             let commit = try HTTP.request("POST", cluster.masterURL + "/v1/uploads/\(uploadID)/commit",
-                                          body: #"{"sizeBytes": \#(size), "crc32c": 0, "chunks": []}"#)
+                                          body: #"{"sizeBytes": \#(size), "crc32c": 0, "chunks": []}"#, signer: admin)
             XCTAssertEqual(commit.status, 400, "commit of size \(size)")
         }
         let heartbeat = try HTTP.request("POST", cluster.masterURL + "/v1/heartbeat", body: """
             {"id": "evil", "bootID": "b", "address": "127.0.0.1:1", "capacityBytes": 9223372036854775807, "usedBytes": -1, "chunkCount": 0,
              "inFlight": 0, "chunksServed": 0, "wantsToReport": false, "addedChunks": [], "removedChunks": [],
              "deletedChunks": [], "badChunks": [], "copiesDone": [], "copiesFailed": []}
-            """)
+            """, signer: datakeeper)
         XCTAssertEqual(heartbeat.status, 400)
         XCTAssertTrue(String(decoding: heartbeat.body, as: UTF8.self).contains("impossible"), "refused for its numbers, not its shape")
         XCTAssertFalse(try cluster.nodes().nodes.contains { $0.id.value == "evil" })
@@ -96,7 +103,7 @@ final class BadInputTests: XCTestCase {
         var frame = ChunkFrame.frame(Array("some data".utf8))
         frame[0] ^= 1
         let corrupt = try HTTP.request("PUT", "http://\(nodes[0].address)/v1/chunks/\(id)", bodyData: Data(frame),
-                                       headers: [Header.dataBytes: "9"])
+                                       headers: [Header.dataBytes: "9", Header.chunkToken: try cluster.token(.write, id, pipeline: pipeline)])
         XCTAssertEqual(corrupt.status, 422)
         XCTAssertFalse(cluster.holds(id, on: nodes[0].id.value))
         let local = try cluster.makeFile("ok", size: 5000)
@@ -133,29 +140,5 @@ final class BadInputTests: XCTestCase {
         try assertFails(cluster, ["ls", "--master", "http://127.0.0.1:1"], mentioning: "cannot reach the master at http://127.0.0.1:1", master: false)
         try assertFails(cluster, ["nodes", "--master", "not-a-url"], mentioning: "http://", master: false)
         XCTAssertEqual(try cluster.json(ListResponse.self, ["ls"]).entries.count, 0)
-    }
-}
-
-/// A minimal blocking HTTP client for sending requests the real client never would.
-enum HTTP {
-    struct Answer {
-        var status: Int
-        var body: Data
-    }
-
-    static func request(_ method: String, _ url: String, body: String? = nil, bodyData: Data? = nil, headers: [String: String] = [:]) throws -> Answer {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        request.httpBody = bodyData ?? body.map { Data($0.utf8) }
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let done = DispatchSemaphore(value: 0)
-        let outcome = NIOLockedValueBox<Result<Answer, Error>?>(nil)
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            let answer = Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data())
-            outcome.withLockedValue { $0 = error.map { .failure($0) } ?? .success(answer) }
-            done.signal()
-        }.resume()
-        done.wait()
-        return try outcome.withLockedValue { $0! }.get()
     }
 }

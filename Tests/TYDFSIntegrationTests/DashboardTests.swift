@@ -54,7 +54,15 @@ final class DashboardTests: XCTestCase {
         defer { cluster.shutdown() }
         try cluster.succeed(["put", try cluster.makeFile("readme", size: 150_000), "/docs/readme.txt"])
         try cluster.succeed(["put", try cluster.makeFile("<i>odd", size: 10), "/docs/<i>odd"])
-        let page = cluster.masterURL + "/#/docs"
+        // The key rides in the fragment (never sent to the server); the page signs every request with it.
+        let admin = try cluster.adminSigner()
+        let settings = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: cluster.adminConfigFile))) as? [String: String]
+        let page = cluster.masterURL + "/#key=\(admin.keyID):\(try XCTUnwrap(settings?["secret-access-key"]))&/docs"
+        // Without a key the page asks for one and shows nothing.
+        let locked = try dom(cluster.masterURL + "/#/docs", scratch: cluster.root)
+        XCTAssertFalse(locked.contains("data-loaded=\"true\""), "the cluster was shown without a key")
+        XCTAssertFalse(locked.contains("<form id=\"login\" hidden"), "no sign-in form shown")
+        XCTAssertFalse(locked.contains("readme.txt"))
 
         let first = try dom(page, scratch: cluster.root)
         XCTAssertTrue(first.contains("data-loaded=\"true\""), "the page never rendered the cluster: \(first.prefix(2000))")

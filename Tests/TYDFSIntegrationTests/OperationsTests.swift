@@ -121,7 +121,7 @@ final class OperationsTests: XCTestCase {
         try cluster.waitUntil("dk2 dead after it left", timeout: 10) {
             try cluster.nodes().nodes.first { $0.id.value == "dk2" }?.state == .dead
         }
-        let events = try JSONDecoder().decode(EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events).body)
+        let events = try JSONDecoder().decode(EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events, signer: try cluster.adminSigner()).body)
         XCTAssertTrue(events.events.contains { $0.kind == .datakeeperLeft && $0.message.contains("dk2") }, "\(events.events)")
         // Repair starts at once: every chunk back at its factor on the 3 others.
         try cluster.waitUntil("repaired without dk2", timeout: 20) { try cluster.fsck().underReplicatedChunks == 0 }
@@ -133,7 +133,7 @@ final class OperationsTests: XCTestCase {
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         XCTAssertFalse(process.isRunning, "a drained datakeeper in maintenance mode should exit")
         XCTAssertEqual(process.terminationStatus, 0)
-        let after = try JSONDecoder().decode(EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events).body)
+        let after = try JSONDecoder().decode(EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events, signer: try cluster.adminSigner()).body)
         let kinds = after.events.filter { $0.message.contains("dk2") }.map(\.kind)
         XCTAssertTrue(kinds.contains(.drainStarted) && kinds.contains(.drainFinished), "\(kinds)")
         let gone = try XCTUnwrap(try cluster.nodes().nodes.first { $0.id.value == "dk2" })

@@ -154,7 +154,8 @@ final class FullDiskTests: XCTestCase {
         // It still serves every chunk it holds, each intact.
         for chunk in onFullDisk.keys {
             XCTAssertTrue(cluster.isIntact(chunk, on: "dk4"))
-            let answer = try HTTP.request("GET", "http://\(node.address)\(Route.chunk(chunk.value))")
+            let answer = try HTTP.request("GET", "http://\(node.address)\(Route.chunk(chunk.value))",
+                                          headers: [Header.chunkToken: try cluster.token(.read, chunk)])
             XCTAssertEqual(answer.status, 200, "dk4 did not serve chunk \(chunk)")
             XCTAssertEqual(answer.body.count, onFullDisk[chunk]?.frameBytes)
         }

@@ -9,6 +9,7 @@ import TYDFSServerSupport
 import TYDFSCore
 import TYDFSMetadata
 import TYDFSProtocol
+@testable import TYDFSSecurity
 import XCTest
 
 /// The master's state actor on a real SQLite store, driven by calls instead of processes:
@@ -19,6 +20,7 @@ final class MasterStateTests: XCTestCase {
     private var committer: GroupCommitter!
     private var writer: Task<Void, Never>!
     private var state: MasterState!
+    private let secret = ClusterSecret.generate()
 
     override func setUp() async throws {
         folder = NSTemporaryDirectory() + "tydfs-master-" + UUID().uuidString
@@ -40,7 +42,8 @@ final class MasterStateTests: XCTestCase {
         configuration.orphanGraceSeconds = 0
         configuration.deletionGraceSeconds = deletionGraceSeconds
         configuration.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
-        let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, logger: Logger(label: "test"))
+        let state = MasterState(
+            configuration: configuration, namespace: namespace, committer: committer, tokens: ChunkTokenIssuer(secret: secret), logger: Logger(label: "test"))
         self.state = state
         let committer = self.committer!
         writer = Task { await committer.run { durable, error in await state.rollBack(durable: durable, error: error) } }
@@ -369,15 +372,113 @@ final class MasterStateTests: XCTestCase {
         XCTAssertTrue(kinds.contains(.datakeeperLeft) && kinds.contains(.datakeeperReturned), "\(kinds)")
     }
 
+    /// Every master route, at router depth, against every kind of caller: no credentials, a
+    /// wrong secret, an unknown or revoked key, a read-only key, a key limited to another
+    /// prefix, a read-write key, an admin key and the cluster secret. Each is allowed exactly
+    /// what its rights say, and nothing a refused caller tried changed the namespace.
+    func testEveryRouteRefusesWhoeverMayNotUseIt() async throws {
+        Telemetry.bootstrap()
+        try await joinThree()
+        _ = try await put("/docs/a", on: ["dk1", "dk2", "dk3"])
+        let upload = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/docs/up"), overwrite: false, firstChunkBytes: nil))
+        let keys = try AccessKeyStore(directory: folder)
+        func key(_ access: AccessLevel, _ prefix: String? = nil) throws -> AccessKey { try keys.create(access: access, prefix: try prefix.map { try RemotePath($0) }) }
+        func signer(_ key: AccessKey) -> RequestSigner { RequestSigner(accessKeyID: key.accessKeyID, secret: key.secretAccessKey) }
+        let (readOnly, teamOnly, readWrite, admin, revoked) = (try key(.readOnly), try key(.readWrite, "/team"), try key(.readWrite), try key(.admin), try key(.admin))
+        XCTAssertTrue(try keys.revoke(revoked.accessKeyID))
+
+        enum Caller { case refused, scoped(AccessLevel, prefix: String?), cluster }
+        let callers: [(String, RequestSigner?, Caller)] = [
+            ("no credentials", nil, .refused),
+            ("wrong secret", RequestSigner(accessKeyID: admin.accessKeyID, secret: "not-the-secret"), .refused),
+            ("unknown key", RequestSigner(accessKeyID: "TKUNKNOWNUNKNOWN0000", secret: admin.secretAccessKey), .refused),
+            ("revoked key", signer(revoked), .refused),
+            ("another cluster's secret", RequestSigner(cluster: ClusterSecret.generate()), .refused),
+            ("read-only key", signer(readOnly), .scoped(.readOnly, prefix: nil)),
+            ("key limited to /team", signer(teamOnly), .scoped(.readWrite, prefix: "/team")),
+            ("read-write key", signer(readWrite), .scoped(.readWrite, prefix: nil)),
+            ("admin key", signer(admin), .scoped(.admin, prefix: nil)),
+            ("cluster secret", RequestSigner(cluster: secret), .cluster),
+        ]
+        enum Need { case open, look, read(String), write(String), admin, cluster }
+        let id = upload.uploadID
+        let routes: [(HTTPRequest.Method, String, String?, Need)] = [
+            (.get, "/", nil, .open), (.get, Route.metrics, nil, .open), (.get, Route.healthz, nil, .open),
+            (.get, Route.readyz, nil, .open), (.get, Route.health, nil, .open),
+            (.get, Route.cluster, nil, .look), (.get, Route.events, nil, .look), (.get, Route.nodes, nil, .look),
+            (.get, Route.drain("dk9"), nil, .look), (.post, Route.badReplicas, "{}", .look),
+            (.get, Route.content + "?path=%2Fdocs%2Fnone", nil, .read("/docs/none")), (.get, Route.files + "?path=%2Fdocs%2Fa", nil, .read("/docs/a")),
+            (.get, Route.list + "?path=%2Fdocs", nil, .read("/docs")), (.get, Route.fsck + "?path=%2Fdocs", nil, .read("/docs")),
+            (.post, Route.uploads, #"{"path": "/docs/new", "overwrite": false}"#, .write("/docs/new")),
+            (.post, Route.uploadChunks(id), #"{"exclude": [], "dataBytes": 0}"#, .write("/docs/up")),
+            (.post, Route.uploadCommit(id), #"{"sizeBytes": -1, "crc32c": 0, "chunks": []}"#, .write("/docs/up")),
+            (.post, Route.rename, #"{"from": "/docs/a", "to": "/team/a"}"#, .write("/docs/a")),
+            (.delete, Route.files + "?path=%2Fdocs%2Fa", nil, .write("/docs/a")),
+            (.post, Route.drain("dk9"), nil, .admin), (.delete, Route.drain("dk9"), nil, .admin),
+            (.get, Route.keys, nil, .admin), (.post, Route.keys, #"{"access": "read-only"}"#, .admin),
+            (.delete, Route.key("TKNOSUCHKEY000000000"), nil, .admin),
+            (.post, Route.heartbeat, "{}", .cluster), (.post, Route.chunkReport, "", .cluster), (.post, Route.leave, #"{"id": "dk9"}"#, .cluster),
+            (.delete, Route.upload(id), nil, .write("/docs/up")),
+        ]
+        @Sendable func allowed(_ caller: Caller, _ need: Need) -> Bool {
+            switch (caller, need) {
+            case (_, .open), (.cluster, _): return true
+            case (.refused, _), (.scoped, .cluster): return false
+            case (.scoped(let level, _), .admin): return level == .admin
+            case (.scoped, .look): return true
+            case (.scoped(_, let prefix), .read(let path)): return prefix.map { path.hasPrefix($0 + "/") } ?? true
+            case (.scoped(let level, let prefix), .write(let path)):
+                return level != .readOnly && (prefix.map { path.hasPrefix($0 + "/") } ?? true)
+            }
+        }
+        let state = self.state!
+        let namespaceBefore = try await state.list(try RemotePath("/docs")).entries.map(\.path)
+        let keysBefore = keys.list().map(\.accessKeyID)
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: keys, anonymous: nil)))
+        do {
+            try await app.test(.router) { unsigned in
+                for (name, signer, caller) in callers {
+                    let client = SigningTestClient(client: unsigned, signer: signer)
+                    for (method, uri, body, need) in routes {
+                        let status = try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { $0.status }
+                        if allowed(caller, need) {
+                            XCTAssertFalse([.unauthorized, .forbidden].contains(status), "\(name): \(method) \(uri) refused with \(status.code)")
+                        } else {
+                            let expected: HTTPResponse.Status = { if case .refused = caller { return .unauthorized }; return .forbidden }()
+                            XCTAssertEqual(status, expected, "\(name): \(method) \(uri)")
+                        }
+                    }
+                    // Refused attempts changed nothing.
+                    if !allowed(caller, .write("/docs/a")) {
+                        let namespace = try await state.list(try RemotePath("/docs")).entries.map(\.path)
+                        XCTAssertEqual(namespace, namespaceBefore, "\(name) changed the namespace")
+                    }
+                    if !allowed(caller, .admin) { XCTAssertEqual(keys.list().map(\.accessKeyID), keysBefore, "\(name) changed the keys") }
+                }
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
+    }
+
     /// The operator routes at Hummingbird's router depth: no socket, the real router and state.
     func testOperatorRoutes() async throws {
         Telemetry.bootstrap()
         try await joinThree()
         _ = try await put("/docs/a", on: ["dk1", "dk2", "dk3"])
         let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
-        let app = Application(router: MasterServer.router(state: state, reader: reader))
+        let keys = try AccessKeyStore(directory: folder)
+        let admin = try keys.create(access: .admin, prefix: nil)
+        let signer = RequestSigner(accessKeyID: admin.accessKeyID, secret: admin.secretAccessKey)
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: keys, anonymous: nil)))
         do {
-            try await app.test(.router) { client in
+            try await app.test(.router) { unsigned in
+                let client = SigningTestClient(client: unsigned, signer: signer)
                 try await client.execute(uri: "/", method: .get) { response in
                     XCTAssertEqual(response.status, .ok)
                     XCTAssertEqual(response.headers[.contentType], "text/html; charset=utf-8")
@@ -405,7 +506,8 @@ final class MasterStateTests: XCTestCase {
                     XCTAssertEqual(try JSONDecoder().decode(DrainStatus.self, from: response.body).state, .alive)
                 }
                 try await client.execute(uri: Route.content + "?path=/nope", method: .get) { XCTAssertEqual($0.status, .notFound) }
-                try await client.execute(uri: Route.leave, method: .post, body: ByteBuffer(string: "{}")) { XCTAssertEqual($0.status, .badRequest) }
+                // Only a datakeeper (the cluster secret) may say it leaves, not even an admin key.
+                try await client.execute(uri: Route.leave, method: .post, body: ByteBuffer(string: "{}")) { XCTAssertEqual($0.status, .forbidden) }
                 try await client.execute(uri: Route.metrics, method: .get) { response in
                     let text = String(buffer: response.body)
                     XCTAssertTrue(text.contains("tydfs_master_files 1"), text)
@@ -424,4 +526,23 @@ extension MasterState {
     /// Runs `look` on the namespace inside the actor: the namespace is not Sendable, what the
     /// test takes out of it is.
     func inspect<T: Sendable>(_ look: @Sendable (Namespace) -> T) -> T { look(namespace) }
+}
+
+/// Signs every request as the CLI does, at router depth.
+struct SigningTestClient {
+    let client: any TestClientProtocol
+    let signer: RequestSigner?
+
+    @discardableResult
+    func execute<Return>(
+        uri: String, method: HTTPRequest.Method, headers: HTTPFields = [:], body: ByteBuffer? = nil,
+        testCallback: (TestResponse) async throws -> Return
+    ) async throws -> Return {
+        var headers = headers
+        if let signer {
+            headers[.authorization] = signer.authorization(
+                method: method.rawValue, target: uri, body: body.map { Array($0.readableBytesView) } ?? [], date: UnixClock.now)
+        }
+        return try await testCallback(try await client.executeRequest(uri: uri, method: method, headers: headers, body: body))
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TYDFSCore
 import TYDFSProtocol
+import TYDFSSecurity
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,6 +34,25 @@ public final class TestCluster: @unchecked Sendable {
     /// When set, the master and every datakeeper run on hosts of their own (network namespaces):
     /// the master on host `m`, each datakeeper on a host named as it.
     public let network: NetworkLab?
+
+    /// The cluster secret the master made on its first start; datakeepers are given its file.
+    public var secretFile: String { root + "/master/cluster.secret" }
+    /// The admin client config the master wrote on its first start; every CLI run reads it.
+    public var adminConfigFile: String { root + "/master/admin-client.conf" }
+
+    /// The cluster secret, for signing as a datakeeper does or minting chunk tokens in tests.
+    public func clusterSecret() throws -> ClusterSecret { try ClusterSecret.read(from: secretFile) }
+
+    /// A signer with the admin key, as the CLI signs.
+    public func adminSigner() throws -> RequestSigner {
+        let settings = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: adminConfigFile))) as? [String: String] ?? [:]
+        return RequestSigner(accessKeyID: settings["access-key-id"] ?? "", secret: settings["secret-access-key"] ?? "")
+    }
+
+    /// A chunk token as the master would sign one, valid for an hour.
+    public func token(_ operation: ChunkToken.Operation, _ chunk: ChunkID, pipeline: [ChunkToken.Hop] = []) throws -> String {
+        ChunkTokenIssuer(secret: try clusterSecret()).token(operation, chunk, pipeline: pipeline)
+    }
 
     /// The master's address: its lab host's, else loopback.
     public var masterHost: String { network?.host("m")?.address ?? "127.0.0.1" }
@@ -96,7 +116,7 @@ public final class TestCluster: @unchecked Sendable {
         if let network { address = try network.host(id)?.address ?? network.addHost(id) }
         var arguments = [
             "datakeeper", "--master", masterURL, "--listen", "\(address):0", "--data", root + "/" + id, "--id", id,
-            "--heartbeat-interval", "200ms",
+            "--heartbeat-interval", "200ms", "--secret-file", secretFile,
         ] + dataKeeperArguments + extraArguments
         if let capacity { arguments += ["--capacity", capacity] }
         let process = try spawn(arguments, log: log, host: id)
@@ -280,7 +300,7 @@ public final class TestCluster: @unchecked Sendable {
     }
 
     /// Starts `tydfs ARGUMENTS`, on lab host `host` when the cluster has a network.
-    private func spawn(_ arguments: [String], log: String, host: String? = nil) throws -> Process {
+    private func spawn(_ arguments: [String], log: String, host: String? = nil, environment: [String: String]? = nil) throws -> Process {
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         let onHost = host.flatMap { network?.command(on: $0) } ?? []
@@ -291,6 +311,7 @@ public final class TestCluster: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
+        if let environment { process.environment = environment }
         try process.run()
         return process
     }
@@ -300,7 +321,7 @@ public final class TestCluster: @unchecked Sendable {
         try waitUntil("\(log) to show the listening line", timeout: 20) {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             guard process.isRunning else { throw TestClusterError("process exited early: \(text)") }
-            guard let range = text.range(of: "listening on http://") else { return false }
+            guard let range = text.range(of: "listening on http://") ?? text.range(of: "listening on https://") else { return false }
             let address = text[range.upperBound...].prefix { !$0.isWhitespace }
             port = address.split(separator: ":").last.flatMap { Int($0) }
             return port != nil
@@ -310,9 +331,17 @@ public final class TestCluster: @unchecked Sendable {
 
     // MARK: - CLI
 
-    /// Runs `tydfs ARGUMENTS --master URL` to completion, with `stdinFile` as standard input.
+    /// The environment of CLI runs: the admin's client config (its key), unless `environment`
+    /// names another config.
+    private func cliEnvironment(_ environment: [String: String]) -> [String: String] {
+        ProcessInfo.processInfo.environment.merging(["TYDFS_CONFIG": adminConfigFile]) { _, ours in ours }
+            .merging(environment) { _, given in given }
+    }
+
+    /// Runs `tydfs ARGUMENTS --master URL` to completion, with `stdinFile` as standard input,
+    /// as the admin (the master's `admin-client.conf`) unless `environment` says otherwise.
     @discardableResult
-    public func run(_ arguments: [String], stdinFile: String? = nil, master: Bool = true) throws -> CommandResult {
+    public func run(_ arguments: [String], stdinFile: String? = nil, master: Bool = true, environment: [String: String] = [:]) throws -> CommandResult {
         let outPath = root + "/logs/cli-out-\(UUID().uuidString)"
         let errPath = outPath + ".err"
         FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -324,6 +353,7 @@ public final class TestCluster: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments + (master ? ["--master", masterURL] : [])
+        process.environment = cliEnvironment(environment)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardInput = stdinFile.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
@@ -337,7 +367,7 @@ public final class TestCluster: @unchecked Sendable {
 
     /// Starts `tydfs ARGUMENTS --master URL` without waiting; `shutdown` ends it if the caller does not.
     public func start(_ arguments: [String]) throws -> Process {
-        let process = try spawn(arguments + ["--master", masterURL], log: nextLog("cli"))
+        let process = try spawn(arguments + ["--master", masterURL], log: nextLog("cli"), environment: cliEnvironment([:]))
         others.append(process)
         return process
     }

@@ -1,0 +1,103 @@
+import Crypto
+import Foundation
+import TYDFSCore
+
+/// Who signs a request to the master, and with what: an access key (clients, the S3 gateway)
+/// or the cluster secret (datakeepers, and the master's own reader).
+///
+/// Requests are signed, not sent with a bearer secret, so a key's secret never crosses the
+/// wire: a cluster on plain HTTP (the default on one machine) leaks no credential to someone
+/// watching, and the scheme is the one S3's SigV4 uses, which the gateway verifies the same way.
+public struct RequestSigner: Sendable {
+    public let keyID: String
+    let secret: SigningSecret
+
+    /// The key id that stands for the cluster secret.
+    public static let clusterKeyID = "cluster"
+
+    public init(accessKeyID: String, secret: String) {
+        keyID = accessKeyID
+        self.secret = SigningSecret(accessKeySecret: secret)
+    }
+
+    public init(cluster secret: ClusterSecret) {
+        keyID = Self.clusterKeyID
+        self.secret = SigningSecret(cluster: secret)
+    }
+
+    /// The `Authorization` header for `method` on `target` (the path and query exactly as sent)
+    /// with `body`, at `date` (seconds since 1970).
+    public func authorization(method: String, target: String, body: some Sequence<UInt8>, date: Int64) -> String {
+        let signature = RequestSignature.mac(key: secret.key, RequestSignature.message(method: method, target: target, bodyDigest: RequestSignature.digest(body), date: date))
+        return "\(RequestSignature.scheme) Credential=\(keyID), Date=\(date), Signature=\(Hex.encode(signature))"
+    }
+}
+
+/// The signed-request scheme: `Authorization: TYDFS-HMAC-SHA256 Credential=ID, Date=UNIX,
+/// Signature=HEX`, where the signature is the HMAC-SHA256, under the key's secret, of the scheme,
+/// the date, the method, the request target and the SHA-256 of the body, one per line. A request
+/// more than `Limits.signatureSkewSeconds` away from the server's clock is refused, which bounds
+/// replays as SigV4's 15 minutes do.
+public enum RequestSignature {
+    public static let scheme = "TYDFS-HMAC-SHA256"
+
+    /// The parts of an `Authorization` header.
+    public struct Claimed: Equatable, Sendable {
+        public var keyID: String
+        public var date: Int64
+        public var signature: [UInt8]
+    }
+
+    public static func parse(_ header: String) -> Claimed? {
+        guard header.hasPrefix(scheme + " ") else { return nil }
+        var fields: [String: String] = [:]
+        for part in header.dropFirst(scheme.count + 1).split(separator: ",") {
+            let pieces = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            guard pieces.count == 2 else { return nil }
+            fields[String(pieces[0])] = String(pieces[1])
+        }
+        guard let keyID = fields["Credential"], !keyID.isEmpty, keyID.utf8.count <= 128,
+              let date = fields["Date"].flatMap({ Int64($0) }),
+              let signature = fields["Signature"].flatMap(Hex.decode), signature.count == 32
+        else { return nil }
+        return Claimed(keyID: keyID, date: date, signature: signature)
+    }
+
+    /// Checks `claimed` against the secret of its key: nil when it holds, else why not.
+    public static func verify(
+        _ claimed: Claimed, secret: SigningSecret, method: String, target: String, bodyDigest: String, now: Int64
+    ) -> String? {
+        guard abs(now - claimed.date) <= Limits.signatureSkewSeconds else {
+            return "the request is dated \(claimed.date - now) s from the server's clock (more than \(Limits.signatureSkewSeconds) s): check the clocks"
+        }
+        let message = message(method: method, target: target, bodyDigest: bodyDigest, date: claimed.date)
+        guard HMAC<SHA256>.isValidAuthenticationCode(claimed.signature, authenticating: Data(message.utf8), using: secret.key) else {
+            return "the request's signature does not match (wrong secret for key \(claimed.keyID), or the request was altered)"
+        }
+        return nil
+    }
+
+    /// SHA-256 of a body, as hex.
+    public static func digest(_ body: some Sequence<UInt8>) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(body))
+        return Hex.encode(hasher.finalize())
+    }
+
+    static func message(method: String, target: String, bodyDigest: String, date: Int64) -> String {
+        [scheme, String(date), method, target, bodyDigest].joined(separator: "\n")
+    }
+
+    static func mac(key: SymmetricKey, _ message: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key))
+    }
+}
+
+/// The secret a signature is checked against: an access key's, or the cluster's.
+public struct SigningSecret: Sendable {
+    let bytes: [UInt8]
+    var key: SymmetricKey { SymmetricKey(data: bytes) }
+
+    public init(accessKeySecret: String) { bytes = Array(accessKeySecret.utf8) }
+    public init(cluster: ClusterSecret) { bytes = cluster.bytes }
+}
