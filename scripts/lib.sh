@@ -27,6 +27,10 @@ start_master() {
     "$bin" master --listen "127.0.0.1:$port" --data "$work/master" "$@" >>"$work/master.log" 2>&1 &
     pid_of[master]=$!
     until grep -qs "listening" "$work/master.log"; do sleep 0.1; done
+    # The cluster is locked: datakeepers need the master's secret, clients its admin key (both
+    # made on its first start). Set only when present, so an older binary can be measured too.
+    if [ -f "$work/master/cluster.secret" ]; then export TYDFS_SECRET_FILE="$work/master/cluster.secret"; fi
+    if [ -f "$work/master/admin-client.conf" ]; then export TYDFS_CONFIG="$work/master/admin-client.conf"; fi
 }
 
 # start_datakeeper ID [FLAGS...]

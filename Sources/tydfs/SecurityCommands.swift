@@ -10,12 +10,26 @@ struct KeygenCommand: AsyncParsableCommand {
         abstract: "Write a new cluster secret (mode 0600) for `tydfs master` and `tydfs datakeeper --secret-file`.",
         discussion: "Refuses to replace an existing file. A master started without --secret-file makes <data>/cluster.secret itself.")
 
-    @Option(help: "File to write.") var out: String
+    @Option(help: "File to write the cluster secret to.") var out: String?
+    @Option(help: "Also (or instead) make a throwaway CA and a server certificate in this folder (ca.pem, server.pem, server.key), by openssl.")
+    var tls: String?
+    @Option(name: .customLong("tls-host"), help: "A host name or IP address the server certificate is for (repeatable; 127.0.0.1 and localhost always are).")
+    var tlsHosts: [String] = []
+
+    func validate() throws {
+        if out == nil && tls == nil { throw ValidationError("give --out FILE (a cluster secret), --tls DIR (certificates), or both") }
+    }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            try ClusterSecret.generate().write(to: out)
-            say("cluster secret written to \(out) (mode 0600); give the same file to the master and every datakeeper")
+            if let out {
+                try ClusterSecret.generate().write(to: out)
+                say("cluster secret written to \(out) (mode 0600); give the same file to the master and every datakeeper")
+            }
+            if let tls {
+                let made = try ThrowawayCA.makeOrReuse(in: tls, hosts: tlsHosts)
+                say("CA \(made.caFile); server certificate \(made.server.certificate) and key \(made.server.privateKey)")
+            }
         }
     }
 }

@@ -2,19 +2,22 @@ import Foundation
 import TYDFSCore
 import TYDFSServerSupport
 
-/// `tydfs cluster --tls`: a CA and a server certificate for 127.0.0.1 and localhost, made once
-/// by `openssl` (Debian's, on every machine that runs TYDFS) and reused by later runs. For trying
-/// TLS out on one machine only; real clusters bring certificates of their own.
+/// `tydfs cluster --tls` and `tydfs keygen --tls DIR`: a CA and one server certificate for
+/// 127.0.0.1, localhost and any `hosts` given, made by `openssl` (Debian's) and reused by later
+/// runs. For trying TLS out and for tests; production clusters bring certificates of their own.
 struct ThrowawayCA {
     var caFile: String
     var server: TLSFiles
 
-    static func makeOrReuse(in folder: String) throws -> ThrowawayCA {
+    static func makeOrReuse(in folder: String, hosts: [String] = []) throws -> ThrowawayCA {
         let made = ThrowawayCA(caFile: folder + "/ca.pem", server: TLSFiles(certificate: folder + "/server.pem", privateKey: folder + "/server.key"))
         let files = [made.caFile, made.server.certificate, made.server.privateKey]
         if files.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) { return made }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        let names = (["127.0.0.1", "localhost"] + hosts).map { host in
+            host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" } ? "IP:" + host : "DNS:" + host
+        }
+        try "subjectAltName=\(names.joined(separator: ","))\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(toFile: folder + "/server.ext", atomically: true, encoding: .utf8)
         let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         try openssl(["req", "-x509"] + curve + ["-keyout", folder + "/ca.key", "-out", made.caFile, "-days", "365", "-subj", "/CN=TYDFS throwaway CA"])

@@ -138,15 +138,15 @@ final class CommandLineComfortTests: XCTestCase {
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "4MiB")
         defer { cluster.shutdown() }
         let file = try cluster.makeFile("big", size: 96 * 1024 * 1024)
-        let put = try inTerminal("\(TestCluster.binary) put \(file) /big --master \(cluster.masterURL)", scratch: cluster.root)
+        let put = try inTerminal("\(TestCluster.binary) put \(file) /big --master \(cluster.masterURL) --config \(cluster.adminConfigFile)", scratch: cluster.root)
         XCTAssertEqual(put.status, 0, put.output)
         XCTAssertTrue(put.output.contains("% ["), "no progress bar on a terminal: \(put.output)")
         XCTAssertTrue(put.output.contains("/ 96 MiB") && put.output.contains("/s  ETA"), put.output)
-        let get = try inTerminal("\(TestCluster.binary) get /big \(cluster.root)/back --master \(cluster.masterURL)", scratch: cluster.root)
+        let get = try inTerminal("\(TestCluster.binary) get /big \(cluster.root)/back --master \(cluster.masterURL) --config \(cluster.adminConfigFile)", scratch: cluster.root)
         XCTAssertEqual(get.status, 0, get.output)
         XCTAssertTrue(get.output.contains("get ") && get.output.contains("% ["), get.output)
         XCTAssertEqual(try cluster.contents(cluster.root + "/back"), try cluster.contents(file))
-        let quiet = try inTerminal("\(TestCluster.binary) put -q \(file) /big2 --master \(cluster.masterURL)", scratch: cluster.root)
+        let quiet = try inTerminal("\(TestCluster.binary) put -q \(file) /big2 --master \(cluster.masterURL) --config \(cluster.adminConfigFile)", scratch: cluster.root)
         XCTAssertEqual(quiet.status, 0)
         XCTAssertFalse(quiet.output.contains("% ["), "--quiet drew a progress bar: \(quiet.output)")
         // Not a terminal: no bar either.

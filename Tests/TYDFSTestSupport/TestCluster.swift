@@ -56,7 +56,7 @@ public final class TestCluster: @unchecked Sendable {
 
     /// The master's address: its lab host's, else loopback.
     public var masterHost: String { network?.host("m")?.address ?? "127.0.0.1" }
-    public var masterURL: String { "http://\(masterHost):\(masterPort)" }
+    public var masterURL: String { "\(scheme)://\(masterHost):\(masterPort)" }
 
     /// Starts a master and `datakeepers` datakeepers named dk1…dkN, and waits until all are alive.
     /// Extra flags for every master start: by default, fast repair rounds, a short orphan grace,
@@ -65,19 +65,32 @@ public final class TestCluster: @unchecked Sendable {
     /// Extra flags for every datakeeper start: by default, frequent chunk reports and scrub passes.
     public var dataKeeperArguments = ["--report-interval", "2s", "--scrub-interval", "1s", "--scrub-rate", "256MiB"]
 
+    /// HTTPS everywhere, with a throwaway CA (`tydfs keygen --tls`).
+    public let tls: Bool
+    public var scheme: String { tls ? "https" : "http" }
+    private var tlsArguments: [String] {
+        tls ? ["--tls-cert", root + "/tls/server.pem", "--tls-key", root + "/tls/server.key", "--ca-file", root + "/tls/ca.pem"] : []
+    }
+
     public init(
         datakeepers count: Int, replication: Int = 3, chunkSize: String = "64KiB", heartbeatTimeoutSeconds: Double = 2,
-        dataKeeperArguments: [String] = [], masterArguments: [String] = [], network: NetworkLab? = nil
+        dataKeeperArguments: [String] = [], masterArguments: [String] = [], network: NetworkLab? = nil, tls: Bool = false
     ) throws {
         self.network = network
+        self.tls = tls
         if let network { try network.addHost("m") }
         root = NSTemporaryDirectory() + "tydfs-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
+
         self.replication = replication
         self.chunkSize = chunkSize
         self.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
         self.dataKeeperArguments += dataKeeperArguments
         self.masterArguments += masterArguments
+        if tls {
+            let made = try run(["keygen", "--tls", root + "/tls"], master: false)
+            guard made.exitCode == 0 else { throw TestClusterError("tydfs keygen --tls failed: \(made.stderr)") }
+        }
         try startMaster()
         for index in 0..<count { try startDataKeeper("dk\(index + 1)") }
         try waitUntil("\(count) datakeepers alive", timeout: 20) { try self.aliveDataKeepers().count == count }
@@ -104,7 +117,7 @@ public final class TestCluster: @unchecked Sendable {
         let process = try spawn([
             "master", "--listen", "\(masterHost):\(masterPort)", "--data", root + "/master",
             "--replication", String(replication), "--chunk-size", chunkSize, "--heartbeat-timeout", "\(heartbeatTimeoutSeconds)s",
-        ] + masterArguments, log: log, host: "m")
+        ] + tlsArguments + masterArguments, log: log, host: "m")
         master = process
         masterPort = try waitForListening(log: log, process: process)
     }
@@ -117,7 +130,7 @@ public final class TestCluster: @unchecked Sendable {
         var arguments = [
             "datakeeper", "--master", masterURL, "--listen", "\(address):0", "--data", root + "/" + id, "--id", id,
             "--heartbeat-interval", "200ms", "--secret-file", secretFile,
-        ] + dataKeeperArguments + extraArguments
+        ] + tlsArguments + dataKeeperArguments + extraArguments
         if let capacity { arguments += ["--capacity", capacity] }
         let process = try spawn(arguments, log: log, host: id)
         datakeepers[id] = process
