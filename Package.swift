@@ -125,6 +125,7 @@ let package = Package(
             "TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSServerSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .testTarget(name: "TYDFSDataKeeperTests", dependencies: [
             "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO", "TYDFSSecurity",

@@ -16,7 +16,8 @@ public struct ClientConfigFile: Sendable {
     public init(masterURL: String, key: AccessKey, caFile: String?) {
         self.masterURL = masterURL
         self.key = key
-        self.caFile = caFile
+        // Absolute: the file is read from wherever the client runs.
+        self.caFile = caFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     }
 
     /// The settings' names in the file.

@@ -250,8 +250,9 @@ extension HTTPClientRequest {
     /// Signs the request (`RequestSignature`): `target` is its path and query as sent, `body`
     /// the bytes it carries.
     public mutating func sign(with signer: RequestSigner, target: String, body: some Sequence<UInt8>) {
-        headers.replaceOrAdd(name: "Authorization", value: signer.authorization(
-            method: method.rawValue, target: target, body: body, date: UnixClock.now))
+        for (name, value) in signer.headers(method: method.rawValue, target: target, body: body, date: UnixClock.now) {
+            headers.replaceOrAdd(name: name, value: value)
+        }
     }
 
     /// Adds the current operation's `RequestID`, if any, so the peer's log names it too.

@@ -191,6 +191,7 @@ async function signedFetch(url) {
     const hmac = await crypto.subtle.importKey("raw", enc.encode(key.secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     const signature = hex(await crypto.subtle.sign("HMAC", hmac, enc.encode(message)));
     headers["Authorization"] = "TYDFS-HMAC-SHA256 Credential=" + key.id + ", Date=" + date + ", Signature=" + signature;
+    headers["X-TYDFS-Content-SHA256"] = digest;
   }
   const r = await fetch(url, { cache: "no-store", headers });
   $("login").hidden = r.status !== 401;

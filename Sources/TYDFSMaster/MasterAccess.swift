@@ -30,6 +30,8 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Rights of a request without credentials; nil (the default) refuses it.
     let anonymous: AccessLevel?
 
+    static var digestField: HTTPField.Name { HTTPField.Name(RequestSignature.digestHeader)! }
+
     /// Paths anyone may read: they carry no file data, and probes and scrapers hold no key.
     static var openPaths: Set<String> { [Route.health, Route.healthz, Route.readyz, Route.metrics, Route.dashboard] }
 
@@ -54,16 +56,24 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
                 } else {
                     throw TYDFSError(.unauthenticated, "access key \(claimed.keyID.prefix(40)) is unknown or revoked")
                 }
+                // The signature first, over the digest the request declares: no byte of the body
+                // is read for a request that is not genuine.
+                guard let declared = request.headers[Self.digestField], declared.utf8.count == 64 else {
+                    throw TYDFSError(.unauthenticated, "a signed request carries its body's SHA-256 in \(RequestSignature.digestHeader)")
+                }
+                if let refusal = RequestSignature.verify(
+                    claimed, secret: signing, method: request.method.rawValue, target: request.head.path ?? "",
+                    bodyDigest: declared, now: UnixClock.now) {
+                    throw TYDFSError(.unauthenticated, refusal)
+                }
                 let body: ByteBuffer
                 do {
                     body = try await request.collectBody(upTo: Limits.maxControlMessageBytes)
                 } catch {
                     throw TYDFSError(.protocolViolation, "request body is larger than \(Limits.maxControlMessageBytes) bytes or was cut off")
                 }
-                if let refusal = RequestSignature.verify(
-                    claimed, secret: signing, method: request.method.rawValue, target: request.head.path ?? "",
-                    bodyDigest: RequestSignature.digest(body.readableBytesView), now: UnixClock.now) {
-                    throw TYDFSError(.unauthenticated, refusal)
+                guard RequestSignature.digest(body.readableBytesView) == declared.lowercased() else {
+                    throw TYDFSError(.unauthenticated, "the request's body does not match its signed SHA-256 (\(RequestSignature.digestHeader))")
                 }
             } else if let anonymous {
                 principal = .anonymous(anonymous)

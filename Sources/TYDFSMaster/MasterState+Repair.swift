@@ -153,9 +153,12 @@ extension MasterState {
     }
 
     /// A reader saw a replica whose bytes do not match: the datakeeper holding it verifies it.
+    /// A reader's report of a bad replica: the holder is told to verify it. A report about a
+    /// replica the map does not hold is dropped, so reports cannot pile up orders for nothing.
     func badReplicaReported(_ report: BadReplicaReport) {
+        guard namespace.chunks[report.chunk]?.replicas.contains(report.datakeeper) == true else { return }
         logger.warning("reader reported a bad replica", metadata: [
-            "chunk.id": "\(report.chunk)", "datakeeper.id": "\(report.datakeeper)", "error": "\(report.message)",
+            "chunk.id": "\(report.chunk)", "datakeeper.id": "\(report.datakeeper)", "error": "\(report.message.prefix(500))",
         ])
         verifyOrders[report.datakeeper, default: []].insert(report.chunk)
     }

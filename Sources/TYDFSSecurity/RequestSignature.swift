@@ -25,21 +25,32 @@ public struct RequestSigner: Sendable {
         self.secret = SigningSecret(cluster: secret)
     }
 
-    /// The `Authorization` header for `method` on `target` (the path and query exactly as sent)
-    /// with `body`, at `date` (seconds since 1970).
-    public func authorization(method: String, target: String, body: some Sequence<UInt8>, date: Int64) -> String {
-        let signature = RequestSignature.mac(key: secret.key, RequestSignature.message(method: method, target: target, bodyDigest: RequestSignature.digest(body), date: date))
+    /// The headers that sign `method` on `target` (the path and query exactly as sent) with
+    /// `body`, at `date` (seconds since 1970): `Authorization` and `RequestSignature.digestHeader`.
+    public func headers(method: String, target: String, body: some Sequence<UInt8>, date: Int64) -> [(name: String, value: String)] {
+        let digest = RequestSignature.digest(body)
+        return [("Authorization", authorization(method: method, target: target, bodyDigest: digest, date: date)),
+                (RequestSignature.digestHeader, digest)]
+    }
+
+    /// The `Authorization` header alone, for a body whose SHA-256 is `bodyDigest` (hex).
+    public func authorization(method: String, target: String, bodyDigest: String, date: Int64) -> String {
+        let signature = RequestSignature.mac(key: secret.key, RequestSignature.message(method: method, target: target, bodyDigest: bodyDigest, date: date))
         return "\(RequestSignature.scheme) Credential=\(keyID), Date=\(date), Signature=\(Hex.encode(signature))"
     }
 }
 
 /// The signed-request scheme: `Authorization: TYDFS-HMAC-SHA256 Credential=ID, Date=UNIX,
 /// Signature=HEX`, where the signature is the HMAC-SHA256, under the key's secret, of the scheme,
-/// the date, the method, the request target and the SHA-256 of the body, one per line. A request
-/// more than `Limits.signatureSkewSeconds` away from the server's clock is refused, which bounds
-/// replays as SigV4's 15 minutes do.
+/// the date, the method, the request target and the SHA-256 of the body, one per line. The body's
+/// SHA-256 also travels in `digestHeader` (as S3's `x-amz-content-sha256`), so a server checks the
+/// signature before it reads a byte of the body, then checks the body against the digest. A
+/// request more than `Limits.signatureSkewSeconds` away from the server's clock is refused, which
+/// bounds replays as SigV4's 15 minutes do.
 public enum RequestSignature {
     public static let scheme = "TYDFS-HMAC-SHA256"
+    /// The header carrying the body's SHA-256 (hex), covered by the signature.
+    public static let digestHeader = "X-TYDFS-Content-SHA256"
 
     /// The parts of an `Authorization` header.
     public struct Claimed: Equatable, Sendable {

@@ -239,7 +239,7 @@ extension ClusterCommand {
         settings[ClientConfigFile.Setting.masterURL] = masterURL
         settings[ClientConfigFile.Setting.accessKeyID] = keyID
         settings[ClientConfigFile.Setting.secretAccessKey] = secret
-        settings[ClientConfigFile.Setting.caFile] = caFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        settings[ClientConfigFile.Setting.caFile] = admin[ClientConfigFile.Setting.caFile] ?? caFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         let text = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

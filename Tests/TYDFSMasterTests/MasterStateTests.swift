@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
@@ -383,7 +384,7 @@ final class MasterStateTests: XCTestCase {
         let upload = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/docs/up"), overwrite: false, firstChunkBytes: nil))
         let keys = try AccessKeyStore(directory: folder)
         func key(_ access: AccessLevel, _ prefix: String? = nil) throws -> AccessKey { try keys.create(access: access, prefix: try prefix.map { try RemotePath($0) }) }
-        func signer(_ key: AccessKey) -> RequestSigner { RequestSigner(accessKeyID: key.accessKeyID, secret: key.secretAccessKey) }
+        @Sendable func signer(_ key: AccessKey) -> RequestSigner { RequestSigner(accessKeyID: key.accessKeyID, secret: key.secretAccessKey) }
         let (readOnly, teamOnly, readWrite, admin, revoked) = (try key(.readOnly), try key(.readWrite, "/team"), try key(.readWrite), try key(.admin), try key(.admin))
         XCTAssertTrue(try keys.revoke(revoked.accessKeyID))
 
@@ -457,12 +458,54 @@ final class MasterStateTests: XCTestCase {
                     }
                     if !allowed(caller, .admin) { XCTAssertEqual(keys.list().map(\.accessKeyID), keysBefore, "\(name) changed the keys") }
                 }
+                // A genuine signature over another body, or without the signed digest header: refused.
+                let keysNow = keys.list().map(\.accessKeyID)
+                var headers = HTTPFields()
+                for (name, value) in signer(admin).headers(method: "POST", target: Route.keys, body: Array(#"{"access": "read-only"}"#.utf8), date: UnixClock.now) {
+                    headers[HTTPField.Name(name)!] = value
+                }
+                let swapped = try await unsigned.executeRequest(uri: Route.keys, method: .post, headers: headers, body: ByteBuffer(string: #"{"access": "admin"}"#))
+                XCTAssertEqual(swapped.status, .unauthorized, "a body swapped under a signature")
+                headers[HTTPField.Name(RequestSignature.digestHeader)!] = nil
+                let undigested = try await unsigned.executeRequest(uri: Route.keys, method: .post, headers: headers, body: ByteBuffer(string: #"{"access": "read-only"}"#))
+                XCTAssertEqual(undigested.status, .unauthorized, "no signed digest")
+                XCTAssertEqual(keys.list().map(\.accessKeyID), keysNow)
             }
         } catch {
             try await reader.shutdown()
             throw error
         }
         try await reader.shutdown()
+    }
+
+    /// `--anonymous read-only`: a request without credentials may read, never write; a request
+    /// with bad credentials is still refused (anonymous access is no fallback for a wrong key).
+    func testAnonymousReadOnlyAccessReadsButNeverWrites() async throws {
+        try await joinThree()
+        _ = try await put("/docs/a", on: ["dk1", "dk2", "dk3"])
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: try AccessKeyStore(directory: folder), anonymous: .readOnly)))
+        do {
+            try await app.test(.router) { client in
+                try await client.execute(uri: Route.list + "?path=%2Fdocs", method: .get) { XCTAssertEqual($0.status, .ok) }
+                try await client.execute(uri: Route.files + "?path=%2Fdocs%2Fa", method: .get) { XCTAssertEqual($0.status, .ok) }
+                try await client.execute(uri: Route.files + "?path=%2Fdocs%2Fa", method: .delete) { XCTAssertEqual($0.status, .forbidden) }
+                try await client.execute(uri: Route.uploads, method: .post, body: ByteBuffer(string: #"{"path": "/b", "overwrite": false}"#)) {
+                    XCTAssertEqual($0.status, .forbidden)
+                }
+                try await client.execute(uri: Route.keys, method: .get) { XCTAssertEqual($0.status, .forbidden) }
+                try await client.execute(uri: Route.heartbeat, method: .post, body: ByteBuffer(string: "{}")) { XCTAssertEqual($0.status, .forbidden) }
+                let wrong = SigningTestClient(client: client, signer: RequestSigner(accessKeyID: "TKUNKNOWNUNKNOWN0000", secret: "x"))
+                try await wrong.execute(uri: Route.list + "?path=%2Fdocs", method: .get) { XCTAssertEqual($0.status, .unauthorized) }
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
+        let left = try await state.list(try RemotePath("/docs")).entries.map(\.path)
+        XCTAssertEqual(left, ["/docs/a"])
     }
 
     /// The operator routes at Hummingbird's router depth: no socket, the real router and state.
@@ -540,8 +583,9 @@ struct SigningTestClient {
     ) async throws -> Return {
         var headers = headers
         if let signer {
-            headers[.authorization] = signer.authorization(
-                method: method.rawValue, target: uri, body: body.map { Array($0.readableBytesView) } ?? [], date: UnixClock.now)
+            for (name, value) in signer.headers(method: method.rawValue, target: uri, body: body.map { Array($0.readableBytesView) } ?? [], date: UnixClock.now) {
+                headers[HTTPField.Name(name)!] = value
+            }
         }
         return try await testCallback(try await client.executeRequest(uri: uri, method: method, headers: headers, body: body))
     }

@@ -15,7 +15,7 @@ final class RequestSignatureTests: XCTestCase {
 
     func testASignedRequestVerifiesAndAnyChangeBreaksIt() {
         let signer = RequestSigner(accessKeyID: key.accessKeyID, secret: key.secretAccessKey)
-        let header = signer.authorization(method: "POST", target: "/v1/uploads", body: Array("{}".utf8), date: 10_000)
+        let header = signer.authorization(method: "POST", target: "/v1/uploads", bodyDigest: RequestSignature.digest(Array("{}".utf8)), date: 10_000)
         XCTAssertEqual(RequestSignature.parse(header)?.keyID, key.accessKeyID)
         XCTAssertNil(check(header))
         XCTAssertNotNil(check(header, method: "DELETE"))
@@ -38,7 +38,7 @@ final class RequestSignatureTests: XCTestCase {
 
     func testClusterSignerUsesTheClusterKeyID() {
         let secret = ClusterSecret.generate()
-        let header = RequestSigner(cluster: secret).authorization(method: "GET", target: "/v1/nodes", body: [UInt8](), date: 5)
+        let header = RequestSigner(cluster: secret).authorization(method: "GET", target: "/v1/nodes", bodyDigest: RequestSignature.digest([UInt8]()), date: 5)
         let claimed = RequestSignature.parse(header)!
         XCTAssertEqual(claimed.keyID, RequestSigner.clusterKeyID)
         XCTAssertNil(RequestSignature.verify(claimed, secret: SigningSecret(cluster: secret), method: "GET", target: "/v1/nodes",

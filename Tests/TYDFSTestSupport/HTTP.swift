@@ -24,8 +24,9 @@ public enum HTTP {
             // The target as sent: everything after scheme://host:port.
             let afterScheme = url[url.range(of: "://")!.upperBound...]
             let target = afterScheme.firstIndex(of: "/").map { String(afterScheme[$0...]) } ?? "/"
-            request.setValue(signer.authorization(method: method, target: target, body: request.httpBody ?? Data(), date: UnixClock.now),
-                             forHTTPHeaderField: "Authorization")
+            for (name, value) in signer.headers(method: method, target: target, body: request.httpBody ?? Data(), date: UnixClock.now) {
+                request.setValue(value, forHTTPHeaderField: name)
+            }
         }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let done = DispatchSemaphore(value: 0)
