@@ -46,7 +46,7 @@ let package = Package(
         /// Who may do what: the cluster secret, chunk tokens, signed requests, access keys.
         /// Pure, but for reading and writing secret files.
         .target(name: "TYDFSSecurity", dependencies: [
-            "TYDFSCore",
+            "TYDFSCore", "TYDFSProtocol",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TYDFSMetadata", dependencies: [
@@ -117,7 +117,7 @@ let package = Package(
         ]),
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
-        .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore"]),
+        .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSMetadataTests", dependencies: [
             "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

@@ -55,7 +55,7 @@ public enum DataKeeperServer {
                 throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
             }
             // Forward only to the hops the master chose: what the token names after this one.
-            let chosen = try claims.downstream(of: transfer.id).map { PipelineHop(id: $0.id.value, address: $0.address) }
+            let chosen = try claims.downstream(of: transfer.id)
             guard hops == chosen else {
                 throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for this chunk")
             }

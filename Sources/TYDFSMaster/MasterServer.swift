@@ -58,10 +58,14 @@ public enum MasterServer {
             }
             let name = info.path.value.split(separator: "/").last.map(String.init) ?? "file"
             let quoted = name.replacingOccurrences(of: "\\", with: "_").replacingOccurrences(of: "\"", with: "_")
+            // The slot is given back when the body is done with, written or not: Hummingbird
+            // never runs the body of a response whose client left before its head went out.
+            let slot = DownloadSlot(downloads)
             let body = ResponseBody(contentLength: Int(info.sizeBytes)) { writer in
-                defer { downloads.withLockedValue { $0 -= 1 } }
-                try await reader.read(info) { try await writer.write($0) }
-                try await writer.finish(nil)
+                try await slot.holding {
+                    try await reader.read(info) { try await writer.write($0) }
+                    try await writer.finish(nil)
+                }
             }
             return Response(status: .ok, headers: [
                 .contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(quoted)\"",
@@ -276,6 +280,19 @@ public enum MasterServer {
         let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
         return ([ClientCloser(client: reader), writer, app, repair], store)
     }
+}
+
+/// One of the master's few download slots (`Limits.masterDownloadsAtOnce`), given back when
+/// the response that holds it is released, whether or not its body was ever written.
+final class DownloadSlot: Sendable {
+    private let count: NIOLockedValueBox<Int>
+
+    init(_ count: NIOLockedValueBox<Int>) { self.count = count }
+
+    /// Runs `body` while the slot is held (keeps the slot alive at least that long).
+    func holding(_ body: () async throws -> Void) async throws { try await body() }
+
+    deinit { count.withLockedValue { $0 -= 1 } }
 }
 
 /// Runs the group committer: the one writer of the metadata store. Stops after the HTTP server,

@@ -401,7 +401,7 @@ actor MasterState {
         return ChunkAllocation(
             chunkID: id, targets: targets.map { DataKeeperAddress(id: $0.id, address: $0.address, alive: true) },
             replication: configuration.replication,
-            token: tokens.token(.write, id, pipeline: targets.map { ChunkToken.Hop(id: $0.id, address: $0.address) }))
+            token: tokens.token(.write, id, pipeline: targets.map { PipelineHop(id: $0.id.value, address: $0.address) }))
     }
 
     func commit(uploadID: String, request: CommitUploadRequest) async throws -> FileInfo {

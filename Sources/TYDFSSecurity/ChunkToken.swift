@@ -1,5 +1,6 @@
 import Foundation
 import TYDFSCore
+import TYDFSProtocol
 
 /// The master's written permission to move one chunk's bytes: datakeepers store or serve a chunk
 /// only for a request carrying a token the master signed (as HDFS's block access tokens and
@@ -19,25 +20,14 @@ public struct ChunkToken: Equatable, Sendable {
         case replicate
     }
 
-    /// One datakeeper of a write pipeline.
-    public struct Hop: Equatable, Sendable {
-        public var id: DataKeeperID
-        public var address: String
-
-        public init(id: DataKeeperID, address: String) {
-            self.id = id
-            self.address = address
-        }
-    }
-
     public var chunk: ChunkID
     public var operation: Operation
     /// Seconds since 1970 after which it is refused.
     public var expiresAt: Int64
     /// For a write, the pipeline from its first hop; empty otherwise.
-    public var pipeline: [Hop]
+    public var pipeline: [PipelineHop]
 
-    public init(chunk: ChunkID, operation: Operation, expiresAt: Int64, pipeline: [Hop] = []) {
+    public init(chunk: ChunkID, operation: Operation, expiresAt: Int64, pipeline: [PipelineHop] = []) {
         self.chunk = chunk
         self.operation = operation
         self.expiresAt = expiresAt
@@ -47,8 +37,7 @@ public struct ChunkToken: Equatable, Sendable {
     static let version = "v1"
 
     private var claims: String {
-        let hops = pipeline.map { "\($0.id.value)=\($0.address)" }.joined(separator: ",")
-        return [Self.version, operation.rawValue, chunk.value, String(expiresAt), hops].joined(separator: "\n")
+        [Self.version, operation.rawValue, chunk.value, String(expiresAt), PipelineHop.encode(pipeline)].joined(separator: "\n")
     }
 
     /// The token as sent in `Header.chunkToken`.
@@ -84,7 +73,7 @@ public struct ChunkToken: Equatable, Sendable {
         let fields = claims.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard fields.count == 5, fields[0] == version, let operation = Operation(rawValue: fields[1]),
               let tokenChunk = try? ChunkID(fields[2]), let expiresAt = Int64(fields[3]),
-              let pipeline = Self.hops(fields[4])
+              let pipeline = PipelineHop.decode(fields[4])
         else {
             throw Self.refusal("the chunk token's claims are malformed", forbidden: false)
         }
@@ -104,23 +93,13 @@ public struct ChunkToken: Equatable, Sendable {
 
     /// For a write token checked by hop `me`: the hops after it, which must be exactly the ones
     /// the request asks it to forward to.
-    public func downstream(of me: DataKeeperID) throws -> [Hop] {
-        guard let position = pipeline.firstIndex(where: { $0.id == me }) else {
+    public func downstream(of me: DataKeeperID) throws -> [PipelineHop] {
+        guard let position = pipeline.firstIndex(where: { $0.id == me.value }) else {
             throw Self.refusal("the chunk token's pipeline does not include datakeeper \(me)", forbidden: true)
         }
         return Array(pipeline[(position + 1)...])
     }
 
-    private static func hops(_ text: String) -> [Hop]? {
-        if text.isEmpty { return [] }
-        var hops: [Hop] = []
-        for part in text.split(separator: ",") {
-            let pieces = part.split(separator: "=", maxSplits: 1)
-            guard pieces.count == 2, let id = try? DataKeeperID(String(pieces[0])), !pieces[1].isEmpty else { return nil }
-            hops.append(Hop(id: id, address: String(pieces[1])))
-        }
-        return hops
-    }
 }
 
 /// Base64 with the URL- and header-safe alphabet, no padding.

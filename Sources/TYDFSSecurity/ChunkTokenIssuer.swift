@@ -1,5 +1,6 @@
 import Foundation
 import TYDFSCore
+import TYDFSProtocol
 
 /// The master's side of chunk tokens: signs each one for `Limits.chunkTokenSeconds` from now.
 public struct ChunkTokenIssuer: Sendable {
@@ -11,7 +12,7 @@ public struct ChunkTokenIssuer: Sendable {
         self.lifetimeSeconds = lifetimeSeconds
     }
 
-    public func token(_ operation: ChunkToken.Operation, _ chunk: ChunkID, pipeline: [ChunkToken.Hop] = []) -> String {
+    public func token(_ operation: ChunkToken.Operation, _ chunk: ChunkID, pipeline: [PipelineHop] = []) -> String {
         ChunkToken(chunk: chunk, operation: operation, expiresAt: UnixClock.now + lifetimeSeconds, pipeline: pipeline).signed(with: secret)
     }
 }

@@ -13,7 +13,9 @@ struct ConfigCommand: AsyncParsableCommand {
             It has one object per command, named as the command, with options named as their flags: \\
             {"master": {"listen": "0.0.0.0:9333", "chunk-size": "64MiB"}, "datakeeper": {"data": "/srv/tydfs"}}. \\
             Clients (put, get, ls, …) read the section "client". The master URL of clients and datakeepers is the \\
-            top-level "master-url" (environment TYDFS_MASTER or TYDFS_MASTER_URL).
+            top-level "master-url" (environment TYDFS_MASTER or TYDFS_MASTER_URL). Also top-level: a client's access key, \\
+            "access-key-id" and "secret-access-key" (TYDFS_ACCESS_KEY_ID, TYDFS_SECRET_ACCESS_KEY), the CA file "ca-file" \\
+            (TYDFS_CA_FILE) and the cluster secret file "secret-file" (TYDFS_SECRET_FILE).
             """,
         subcommands: [ConfigPrintCommand.self])
 }

@@ -61,7 +61,7 @@ final class BadInputTests: XCTestCase {
         let admin = try cluster.adminSigner()
         let datakeeper = RequestSigner(cluster: try cluster.clusterSecret())
         let absent = ChunkID(high: 0xaaaa, low: 0xaaaa), unannounced = ChunkID(high: 0xbbbb, low: 0xbbbb)
-        let pipeline = [ChunkToken.Hop(id: nodes[0].id, address: nodes[0].address)]
+        let pipeline = [PipelineHop(id: nodes[0].id.value, address: nodes[0].address)]
         let requests: [(String, String, String?, Int, RequestSigner?, [String: String])] = [
             ("GET", cluster.masterURL + "/v1/files?path=%2Fa%00b", nil, 400, admin, [:]),
             ("GET", cluster.masterURL + "/v1/files", nil, 400, admin, [:]),

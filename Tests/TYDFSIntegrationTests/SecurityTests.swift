@@ -36,7 +36,7 @@ final class SecurityTests: XCTestCase {
             ("expired", ChunkToken(chunk: chunk.id, operation: .read, expiresAt: now - 5).signed(with: secret), 401),
             ("another chunk's", ChunkToken(chunk: other, operation: .read, expiresAt: now + 60).signed(with: secret), 403),
             ("a write token", ChunkToken(chunk: chunk.id, operation: .write, expiresAt: now + 60,
-                                         pipeline: [.init(id: dk1.id, address: dk1.address)]).signed(with: secret), 403),
+                                         pipeline: [PipelineHop(id: dk1.id.value, address: dk1.address)]).signed(with: secret), 403),
         ]
         for (name, token, status) in readCases {
             XCTAssertEqual(try get(token), status, name)
@@ -47,13 +47,13 @@ final class SecurityTests: XCTestCase {
         // Writes: a fresh chunk, refused every wrong way; nothing lands on any datakeeper.
         let fresh = ChunkID.random()
         let frame = Data(ChunkFrame.frame(Array("hostile bytes".utf8)))
-        let hop = { (node: NodeInfo) in ChunkToken.Hop(id: node.id, address: node.address) }
+        let hop = { (node: NodeInfo) in PipelineHop(id: node.id.value, address: node.address) }
         func put(_ token: String?, forward: String = "") throws -> Int {
             var headers = [Header.dataBytes: "13", Header.forward: forward]
             if let token { headers[Header.chunkToken] = token }
             return try HTTP.request("PUT", "http://\(dk1.address)\(Route.chunk(fresh.value))", bodyData: frame, headers: headers).status
         }
-        let write = { (pipeline: [ChunkToken.Hop]) in ChunkToken(chunk: fresh, operation: .write, expiresAt: now + 60, pipeline: pipeline).signed(with: secret) }
+        let write = { (pipeline: [PipelineHop]) in ChunkToken(chunk: fresh, operation: .write, expiresAt: now + 60, pipeline: pipeline).signed(with: secret) }
         let writeCases: [(String, String?, String, Int)] = [
             ("no token", nil, "", 401),
             ("forged", ChunkToken(chunk: fresh, operation: .write, expiresAt: now + 60, pipeline: [hop(dk1)]).signed(with: .generate()), "", 401),
@@ -216,7 +216,7 @@ final class SecurityTests: XCTestCase {
         let long = try HTTP.request("PUT", "http://\(node.address)\(Route.chunk(chunk.value))",
                                     bodyData: Data(ChunkFrame.frame(Array("twelve bytes".utf8)) + [1, 2, 3]),
                                     headers: [Header.dataBytes: "12",
-                                              Header.chunkToken: try cluster.token(.write, chunk, pipeline: [.init(id: node.id, address: node.address)])])
+                                              Header.chunkToken: try cluster.token(.write, chunk, pipeline: [PipelineHop(id: node.id.value, address: node.address)])])
         XCTAssertNotEqual(long.status, 200)
         XCTAssertFalse(cluster.holds(chunk, on: node.id.value))
         // Connections past the per-peer limit are closed on arrival; the ones within it stay.

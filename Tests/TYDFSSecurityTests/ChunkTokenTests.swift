@@ -1,4 +1,5 @@
 import TYDFSCore
+import TYDFSProtocol
 import XCTest
 @testable import TYDFSSecurity
 
@@ -6,9 +7,9 @@ final class ChunkTokenTests: XCTestCase {
     let secret = ClusterSecret.generate()
     let chunk = ChunkID(high: 1, low: 2)
     let pipeline = [
-        ChunkToken.Hop(id: try! DataKeeperID("dk1"), address: "10.0.0.1:7000"),
-        ChunkToken.Hop(id: try! DataKeeperID("dk2"), address: "10.0.0.2:7000"),
-        ChunkToken.Hop(id: try! DataKeeperID("dk3"), address: "10.0.0.3:7000"),
+        PipelineHop(id: "dk1", address: "10.0.0.1:7000"),
+        PipelineHop(id: "dk2", address: "10.0.0.2:7000"),
+        PipelineHop(id: "dk3", address: "10.0.0.3:7000"),
     ]
 
     private func refusal(_ text: String?, chunk: ChunkID? = nil, operations: Set<ChunkToken.Operation> = [.read], now: Int64 = 1000) -> TYDFSError? {

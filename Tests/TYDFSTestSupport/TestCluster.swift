@@ -50,7 +50,7 @@ public final class TestCluster: @unchecked Sendable {
     }
 
     /// A chunk token as the master would sign one, valid for an hour.
-    public func token(_ operation: ChunkToken.Operation, _ chunk: ChunkID, pipeline: [ChunkToken.Hop] = []) throws -> String {
+    public func token(_ operation: ChunkToken.Operation, _ chunk: ChunkID, pipeline: [PipelineHop] = []) throws -> String {
         ChunkTokenIssuer(secret: try clusterSecret()).token(operation, chunk, pipeline: pipeline)
     }
 
