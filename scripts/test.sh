@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds TYDFS and runs every test: unit tests of the pure core, the SQLite store on a real file,
-# integration tests that start real master and datakeeper processes on loopback, and the
-# fuzzer (scripts/fuzz.sh: schemathesis from docs/openapi.yaml against live servers).
+# integration tests that start real master and datakeeper processes on loopback, the fuzzer
+# (scripts/fuzz.sh: schemathesis from docs/openapi.yaml against live servers) and the seeded
+# chaos loop (scripts/chaos.py: kills, restarts and pauses under load, then every byte checked).
 # TYDFS_BUILD_DIR picks the build folder (default: .build), so CI can keep it outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,10 @@ scratch=(--scratch-path "${TYDFS_BUILD_DIR:-.build}")
 swift build --build-tests "${scratch[@]}"
 # --disable-swift-testing: all tests are XCTest; this keeps the run's closing line XCTest's.
 swift test --skip-build --disable-swift-testing "${scratch[@]}" "$@"
-# Hostile input from a fuzzer, against live servers (skipped when tests were filtered).
+# Hostile input from a fuzzer, and 60 s of the seeded chaos loop, against live servers (skipped
+# when tests were filtered).
 if [ "$#" -eq 0 ]; then
-    TYDFS_BIN="$(swift build "${scratch[@]}" --show-bin-path)/tydfs" scripts/fuzz.sh
+    bin="$(swift build "${scratch[@]}" --show-bin-path)/tydfs"
+    TYDFS_BIN="$bin" scripts/fuzz.sh
+    python3 scripts/chaos.py --seconds 60 --bin "$bin"
 fi

@@ -97,7 +97,7 @@ final class SecurityTests: XCTestCase {
         func environment(_ key: [String: String]?, secret: String? = nil) -> [String: String] {
             // An empty config file: the only credentials are the ones given here.
             let empty = cluster.root + "/empty.json"
-            FileManager.default.createFile(atPath: empty, contents: Data("{}".utf8))
+            try? Data("{}".utf8).write(to: URL(fileURLWithPath: empty))
             var environment = ["TYDFS_CONFIG": empty]
             if let key {
                 environment["TYDFS_ACCESS_KEY_ID"] = key["accessKeyId"]
