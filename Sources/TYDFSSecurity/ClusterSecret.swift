@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import TYDFSCore
 
@@ -8,9 +7,8 @@ import TYDFSCore
 ///
 /// 32 random bytes, kept as 64 hex digits in a file of mode 0600 (`tydfs keygen`).
 public struct ClusterSecret: Sendable {
-    /// The key's bytes (a `SymmetricKey` is made per use: swift-crypto 3's is not `Sendable`).
+    /// The key's bytes (`SigningSecret` makes the `SymmetricKey` per use: swift-crypto 3's is not `Sendable`).
     let bytes: [UInt8]
-    var key: SymmetricKey { SymmetricKey(data: bytes) }
 
     public init(bytes: [UInt8]) throws {
         guard bytes.count >= 32 else {
@@ -37,11 +35,11 @@ public struct ClusterSecret: Sendable {
     public var text: String { Hex.encode(bytes) + "\n" }
 
     /// HMAC-SHA256 of `message` under this secret.
-    func mac(_ message: String) -> [UInt8] { Array(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key)) }
+    func mac(_ message: String) -> [UInt8] { SigningSecret(cluster: self).mac(message) }
 
     /// Whether `code` is the HMAC of `message`, compared in constant time.
     func isValid(_ code: [UInt8], for message: String) -> Bool {
-        HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: Data(message.utf8), using: key)
+        SigningSecret(cluster: self).isValid(code, for: message)
     }
 
     // MARK: - The file

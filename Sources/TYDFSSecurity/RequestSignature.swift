@@ -35,7 +35,7 @@ public struct RequestSigner: Sendable {
 
     /// The `Authorization` header alone, for a body whose SHA-256 is `bodyDigest` (hex).
     public func authorization(method: String, target: String, bodyDigest: String, date: Int64) -> String {
-        let signature = RequestSignature.mac(key: secret.key, RequestSignature.message(method: method, target: target, bodyDigest: bodyDigest, date: date))
+        let signature = secret.mac(RequestSignature.message(method: method, target: target, bodyDigest: bodyDigest, date: date))
         return "\(RequestSignature.scheme) Credential=\(keyID), Date=\(date), Signature=\(Hex.encode(signature))"
     }
 }
@@ -82,7 +82,7 @@ public enum RequestSignature {
             return "the request is dated \(claimed.date - now) s from the server's clock (more than \(Limits.signatureSkewSeconds) s): check the clocks"
         }
         let message = message(method: method, target: target, bodyDigest: bodyDigest, date: claimed.date)
-        guard HMAC<SHA256>.isValidAuthenticationCode(claimed.signature, authenticating: Data(message.utf8), using: secret.key) else {
+        guard secret.isValid(claimed.signature, for: message) else {
             return "the request's signature does not match (wrong secret for key \(claimed.keyID), or the request was altered)"
         }
         return nil
@@ -98,10 +98,6 @@ public enum RequestSignature {
     static func message(method: String, target: String, bodyDigest: String, date: Int64) -> String {
         [scheme, String(date), method, target, bodyDigest].joined(separator: "\n")
     }
-
-    static func mac(key: SymmetricKey, _ message: String) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key))
-    }
 }
 
 /// The secret a signature is checked against: an access key's, or the cluster's.
@@ -111,4 +107,12 @@ public struct SigningSecret: Sendable {
 
     public init(accessKeySecret: String) { bytes = Array(accessKeySecret.utf8) }
     public init(cluster: ClusterSecret) { bytes = cluster.bytes }
+
+    /// HMAC-SHA256 of `message` under this secret: the one place TYDFS computes one.
+    func mac(_ message: String) -> [UInt8] { Array(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key)) }
+
+    /// Whether `code` is the HMAC of `message`, compared in constant time.
+    func isValid(_ code: [UInt8], for message: String) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: Data(message.utf8), using: key)
+    }
 }
