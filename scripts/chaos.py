@@ -2,6 +2,10 @@
 """The seeded chaos loop: real `tydfs` processes on loopback (a master and 4 datakeepers,
 factor 3), clients putting, overwriting, getting and removing files of 0 B to 64 MiB, and a
 scheduler driven by a printed seed that kill -9s, restarts and pauses (SIGSTOP) datakeepers,
+cuts a datakeeper off the network for a while (each datakeeper runs as a user of its own, and
+nftables drops every packet to or from its port and every packet its sockets send: nothing
+reaches it and it reaches no one, the master included; needs root and `nft`, else said loudly
+and left out), pauses the master (SIGSTOP),
 kill -9s and restarts the master, and kill -9s clients mid-operation.
 
 After the faults stop it checks the invariants:
@@ -35,7 +39,33 @@ master_url = f"http://127.0.0.1:{port}"
 processes = {}
 lock = threading.Lock()
 stats = {"puts": 0, "overwrites": 0, "gets": 0, "removes": 0, "failed": 0, "bytes": 0,
-         "kills": 0, "restarts": 0, "pauses": 0, "master kills": 0, "client kills": 0}
+         "kills": 0, "restarts": 0, "pauses": 0, "partitions": 0, "master kills": 0, "master pauses": 0, "client kills": 0}
+# Partitions: one nftables table of this run's own, removed at the end.
+nft_table = f"tydfs_chaos_{os.getpid()}"
+
+
+def nft(*command):
+    return subprocess.run(["nft", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def datakeeper_uid(name):
+    """The user datakeeper NAME runs as when partitions are on, so nftables can tell its packets."""
+    return 61000 + int(name[2:])
+
+
+def make_partition_table():
+    if shutil.which("nft") is None:
+        return "`nft` is not installed (Debian: nftables)"
+    os.chmod(work, 0o755)
+    probe = subprocess.run([binary, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           user=datakeeper_uid("dk1"), group=datakeeper_uid("dk1"), extra_groups=[])
+    if probe.returncode != 0:
+        return f"a datakeeper cannot run as a user of its own (needs root, and {binary} readable by all): {probe.stderr.strip()}"
+    made = nft("add", "table", "inet", nft_table)
+    if made.returncode != 0:
+        return f"nft cannot make a table here (needs root): {made.stderr.strip()}"
+    nft("add", "chain", "inet", nft_table, "cut", "{ type filter hook output priority 0; policy accept; }")
+    return None
 problems = []
 peak_rss = {}
 
@@ -50,11 +80,22 @@ def start(name):
         command = [binary, "master", "--listen", f"127.0.0.1:{port}", "--data", folder, "--heartbeat-timeout", "3s",
                    "--repair-interval", "500ms", "--orphan-grace", "5s", "--deletion-grace", "2s"]
     else:
+        secret = f"{work}/master/cluster.secret"
+        if partitions:  # a user of its own, with its own copy of the secret
+            uid = datakeeper_uid(name)
+            os.makedirs(folder, exist_ok=True)
+            os.chown(folder, uid, uid)
+            secret = f"{work}/{name}.secret"
+            if not os.path.exists(secret):
+                shutil.copyfile(f"{work}/master/cluster.secret", secret)
+                os.chown(secret, uid, uid)
+                os.chmod(secret, 0o600)
         command = [binary, "datakeeper", "--master", master_url, "--listen", "127.0.0.1:0", "--data", folder, "--id", name,
-                   "--heartbeat-interval", "300ms", "--secret-file", f"{work}/master/cluster.secret",
+                   "--heartbeat-interval", "300ms", "--secret-file", secret,
                    "--report-interval", "10s", "--scrub-interval", "5s", "--scrub-rate", "256MiB"]
     output = open(f"{work}/{name}.log", "ab")
-    processes[name] = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL)
+    user = {"user": datakeeper_uid(name), "group": datakeeper_uid(name), "extra_groups": []} if partitions and name != "master" else {}
+    processes[name] = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, **user)
 
 
 def stop(name, sig=signal.SIGKILL):
@@ -173,11 +214,19 @@ def watch_memory(deadline):
         time.sleep(0.5)
 
 
+def datakeeper_port(name):
+    for node in nodes():
+        if node["id"] == name:
+            return int(node["address"].rsplit(":", 1)[1])
+    return None
+
+
 def faults(deadline):
     datakeepers = ["dk1", "dk2", "dk3", "dk4"]
+    kinds = ["kill", "kill", "pause", "pause", "master", "pause master", "client"] + (["partition", "partition"] if partitions else [])
     while time.time() < deadline:
         time.sleep(schedule.uniform(1.0, 4.0))
-        action = schedule.choice(["kill", "kill", "pause", "pause", "master", "client"])
+        action = schedule.choice(kinds)
         target = schedule.choice(datakeepers)
         if action == "kill" and target in processes:
             log(f"kill -9 {target}, restart in a moment")
@@ -194,6 +243,26 @@ def faults(deadline):
             time.sleep(seconds)
             if target in processes:
                 os.kill(processes[target].pid, signal.SIGCONT)
+        elif action == "partition" and target in processes:
+            seconds = schedule.uniform(2.0, 8.0)
+            port_number = datakeeper_port(target)
+            if port_number is None:
+                continue
+            log(f"cut {target} (port {port_number}) off for {seconds:.1f} s")
+            for match in [["tcp", "dport", str(port_number)], ["tcp", "sport", str(port_number)],
+                          ["meta", "skuid", str(datakeeper_uid(target))]]:
+                nft("add", "rule", "inet", nft_table, "cut", *match, "drop")
+            stats["partitions"] += 1
+            time.sleep(seconds)
+            nft("flush", "chain", "inet", nft_table, "cut")
+        elif action == "pause master" and "master" in processes:
+            seconds = schedule.uniform(1.0, 4.0)
+            log(f"SIGSTOP master for {seconds:.1f} s")
+            os.kill(processes["master"].pid, signal.SIGSTOP)
+            stats["master pauses"] += 1
+            time.sleep(seconds)
+            if "master" in processes:
+                os.kill(processes["master"].pid, signal.SIGCONT)
         elif action == "master":
             log("kill -9 master, restart in a moment")
             stop("master")
@@ -232,6 +301,10 @@ def nodes():
 
 
 exit_code = 1
+partitions_missing = make_partition_table()
+partitions = partitions_missing is None
+if not partitions:
+    log(f"NO PARTITIONS in this run: {partitions_missing}")
 try:
     start("master")
     wait_for("the master writes its admin config", 20, lambda: os.path.exists(f"{work}/master/admin-client.conf"))
@@ -246,7 +319,7 @@ try:
     for thread in threads[:-1]:
         thread.join()
     log("faults stopped; every server runs again, checking the invariants")
-    for name in ["dk1", "dk2", "dk3", "dk4"]:
+    for name in ["master", "dk1", "dk2", "dk3", "dk4"]:
         if name in processes:
             os.kill(processes[name].pid, signal.SIGCONT)
         else:
@@ -284,7 +357,8 @@ try:
           f" ({stats['failed']} failed or cut off by a fault)")
     print(f"{'bytes acknowledged':<34}{stats['bytes']}")
     print(f"{'faults injected':<34}{stats['kills']} datakeeper kills, {stats['pauses']} pauses, "
-          f"{stats['master kills']} master kills, {stats['client kills']} client kills")
+          f"{stats['partitions'] if partitions else 'no (see above)'} partitions, "
+          f"{stats['master kills']} master kills, {stats['master pauses']} master pauses, {stats['client kills']} client kills")
     print(f"{'replication converged':<34}{'yes' if converged else 'NO'} ({convergence:.1f} s after the faults)")
     print(f"{'peak RSS MiB':<34}{', '.join(f'{k} {v}' for k, v in sorted(peak_rss.items()))}")
     print(f"{'files checked':<34}{len(model)}")
@@ -295,6 +369,8 @@ try:
     if problems:
         print(f"chaos: FAILED with seed {seed}; logs kept in {work}")
 finally:
+    if partitions:
+        nft("delete", "table", "inet", nft_table)
     for name in list(processes):
         stop(name, signal.SIGTERM)
     with lock:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault suite in one command: the fault-scenario tests (a datakeeper and the master cut off
-# on hosts of their own, a full disk, stalled and hung peers, kill -9s, bit rot, hostile and
+# on hosts of their own, one behind a slow lossy link, a full disk, stalled and hung peers, kill -9s, bit rot, hostile and
 # unauthorised requests), the seeded chaos loop (scripts/chaos.py) and the fuzzer
 # (scripts/fuzz.sh), then one table: scenarios run and passed, operations under load, faults
 # injected, bad inputs tried, bytes lost (must be 0).
@@ -23,7 +23,7 @@ status=0
 
 echo "fault suite: logs in $logs"
 swift test --skip-build --disable-swift-testing "${scratch[@]}" \
-    --filter 'PartitionTests|StalledPeerTests|HungDataKeeperTests|FailureTests|SelfHealingTests|SecurityTests|BadInputTests|LargeRemoveTests' \
+    --filter 'PartitionTests|SlowLinkTests|FullDiskTests|StalledPeerTests|HungDataKeeperTests|FailureTests|SelfHealingTests|SecurityTests|BadInputTests|LargeRemoveTests' \
     >"$logs/scenarios.log" 2>&1 || status=1
 python3 scripts/chaos.py --seconds "$seconds" --bin "$bin" "${seed[@]}" >"$logs/chaos.log" 2>&1 || status=1
 TYDFS_BIN="$bin" scripts/fuzz.sh >"$logs/fuzz.log" 2>&1 || status=1

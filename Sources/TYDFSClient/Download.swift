@@ -148,8 +148,10 @@ extension TYDFSClient {
 
     /// Reads `range` of `chunk` from the first replica that delivers it intact, starting with
     /// the `firstChoice`-th live replica (so the ranges of a chunk go to different datakeepers),
-    /// and writes its data at `offset`. Returns the range's CRC32C. Datakeepers that already
-    /// failed during this download are tried last.
+    /// and writes its data at `offset`. Returns the range's CRC32C. Replicas that answer slowly
+    /// (`ReplicaLatency`) and datakeepers that already failed during this download are asked last.
+    /// A replica that has not answered within the hedge delay is not waited for alone: the next
+    /// one is asked as well, and the first to answer serves the range.
     private func fetch(
         _ range: ChunkRange, of chunk: ChunkInfo, firstChoice: Int, into output: some ChunkSink, at offset: Int64,
         failed: FailedDataKeepers
@@ -157,29 +159,123 @@ extension TYDFSClient {
         var failures: [String] = []
         let live = chunk.replicas.filter(\.alive)
         let shift = live.isEmpty ? 0 : firstChoice % live.count
-        let ranked = Array(live[shift...] + live[..<shift]) + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
+        let spread = replicaLatency.withLockedValue { $0.ranked(Array(live[shift...] + live[..<shift]), id: \.id) }
+        let ranked = spread + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
         let known = await failed.all
-        let candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
-        for replica in candidates {
-            do {
-                return try await fetchWatched(range, of: chunk, from: replica, into: output, at: offset)
-            } catch let error as LocalWriteFailure {
-                throw error.underlying
-            } catch {
-                failures.append("\(replica.id): \(PeerError.describe(error))")
-                await failed.add(replica.id)
-                if let error = error as? TYDFSError, error.code == .checksumMismatch || error.code == .protocolViolation {
-                    await reportBadReplica(chunk.id, on: replica.id, message: error.message)
-                }
-                logger.warning("replica failed, trying the next", metadata: [
-                    "chunk.id": "\(chunk.id)", "range": "\(range)", "datakeeper.id": "\(replica.id)", "error": "\(error)",
-                ])
-            }
-        }
+        var candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
         if candidates.isEmpty {
             throw TYDFSError(.unavailable, "chunk \(chunk.index) of the file has no replica on a live datakeeper")
         }
+        while !candidates.isEmpty {
+            var refused: Set<DataKeeperID> = []
+            let opened = await openFirst(range, of: chunk, among: candidates, failures: &failures, refused: &refused, failed: failed)
+            candidates.removeAll { refused.contains($0.id) || $0.id == opened?.replica.id }
+            guard let (replica, response) = opened else { break }
+            do {
+                return try await receiveWatched(response, range: range, from: replica, into: output, at: offset)
+            } catch let error as LocalWriteFailure {
+                throw error.underlying
+            } catch {
+                await noteFailure(error, reading: range, of: chunk, from: replica, failures: &failures, failed: failed)
+            }
+        }
         throw TYDFSError(.unavailable, "chunk \(chunk.index) (\(range)) could not be read from any replica: \(failures.joined(separator: "; "))")
+    }
+
+    /// Asks `candidates`, in order, for `range` of `chunk`: the first at once, each next one when
+    /// the ones asked have not answered within the hedge delay or have all failed. Returns the
+    /// first replica to answer 200 with its response (the others are cancelled; those asked
+    /// before it count for `ReplicaLatency` as at least as slow as they proved), or nil when every candidate failed. The ones that
+    /// failed are added to `refused`; a hedge that lost did not fail.
+    private func openFirst(
+        _ range: ChunkRange, of chunk: ChunkInfo, among candidates: [DataKeeperAddress], failures: inout [String],
+        refused: inout Set<DataKeeperID>, failed: FailedDataKeepers
+    ) async -> (replica: DataKeeperAddress, response: HTTPClientResponse)? {
+        enum Event: Sendable {
+            case answered(Int, HTTPClientResponse, seconds: Double)
+            case failed(Int, any Error)
+            case hedgeTimerFired
+        }
+        return await withTaskGroup(of: Event.self) { group in
+            var askedAt: [ContinuousClock.Instant] = []
+            var asked: Int { askedAt.count }
+            var waiting = 0
+            var timerRunning = false
+            func askNext() {
+                let index = asked
+                let started = ContinuousClock.now
+                askedAt.append(started)
+                waiting += 1
+                group.addTask {
+                    do {
+                        let response = try await self.open(range, of: chunk, from: candidates[index])
+                        return .answered(index, response, seconds: started.duration(to: .now).inSeconds)
+                    } catch {
+                        return .failed(index, error)
+                    }
+                }
+            }
+            askNext()
+            while waiting > 0 {
+                if asked < candidates.count, !timerRunning {
+                    timerRunning = true
+                    let delay = replicaLatency.withLockedValue { $0.hedgeDelaySeconds }
+                    group.addTask {
+                        try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                        return .hedgeTimerFired
+                    }
+                }
+                guard let event = await group.next() else { break }
+                switch event {
+                case .hedgeTimerFired:
+                    timerRunning = false
+                    if asked < candidates.count, waiting > 0 {
+                        logger.info("replica slow to answer, asking the next as well", metadata: [
+                            "chunk.id": "\(chunk.id)", "range": "\(range)", "datakeeper.id": "\(candidates[asked - 1].id)",
+                            "next": "\(candidates[asked].id)",
+                        ])
+                        askNext()
+                    }
+                case .answered(let index, let response, let seconds):
+                    let winner = candidates[index]
+                    let now = ContinuousClock.now
+                    // Those asked before the winner and still silent took at least this long.
+                    let lost = (0..<index).filter { !refused.contains(candidates[$0].id) }
+                    replicaLatency.withLockedValue { latency in
+                        latency.record(winner.id, seconds: seconds)
+                        for other in lost { latency.recordAtLeast(candidates[other].id, seconds: askedAt[other].duration(to: now).inSeconds) }
+                    }
+                    group.cancelAll()
+                    return (winner, response)
+                case .failed(let index, let error):
+                    // The read itself was cancelled (the get was stopped): ask no one else.
+                    if Task.isCancelled { return nil }
+                    waiting -= 1
+                    refused.insert(candidates[index].id)
+                    await noteFailure(error, reading: range, of: chunk, from: candidates[index], failures: &failures, failed: failed)
+                    if waiting == 0, asked < candidates.count { askNext() }
+                }
+            }
+            group.cancelAll()
+            return nil
+        }
+    }
+
+    /// Records that reading `range` of `chunk` from `replica` failed: in `failures` (for the
+    /// error message), in `failed` (tried last from now on), and with the master when the
+    /// replica sent data that does not verify.
+    private func noteFailure(
+        _ error: any Error, reading range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress,
+        failures: inout [String], failed: FailedDataKeepers
+    ) async {
+        failures.append("\(replica.id): \(PeerError.describe(error))")
+        await failed.add(replica.id)
+        if let error = error as? TYDFSError, error.code == .checksumMismatch || error.code == .protocolViolation {
+            await reportBadReplica(chunk.id, on: replica.id, message: error.message)
+        }
+        logger.warning("replica failed, trying the next", metadata: [
+            "chunk.id": "\(chunk.id)", "range": "\(range)", "datakeeper.id": "\(replica.id)", "error": "\(error)",
+        ])
     }
 
     /// Reads `range` of `chunk` from `replica`, abandoning it when it sends nothing for
@@ -187,31 +283,50 @@ extension TYDFSClient {
     private func fetchWatched(
         _ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64
     ) async throws -> UInt32 {
+        let response = try await open(range, of: chunk, from: replica)
+        return try await receiveWatched(response, range: range, from: replica, into: output, at: offset)
+    }
+
+    /// Receives `response` (see `receive`), abandoning it when `replica` sends nothing for
+    /// `Limits.readStallSeconds`.
+    private func receiveWatched(
+        _ response: HTTPClientResponse, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64
+    ) async throws -> UInt32 {
         let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
         return try await StallGuard.run(progress) {
-            try await self.fetch(range, of: chunk, from: replica, into: output, at: offset, progress: progress)
+            try await self.receive(response, range: range, from: replica, into: output, at: offset, progress: progress)
         }
     }
 
-    /// Reads `range` of `chunk` from `replica`, telling `progress` about every piece (its clock
-    /// stops while the local disk is written), and returns the range's CRC32C.
-    private func fetch(
-        _ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64,
-        progress: TransferProgress
-    ) async throws -> UInt32 {
+    /// Asks `replica` for `range` of `chunk` and returns its 200 response, whose body is the
+    /// range's frame; fails when it answers otherwise or sends no answer for
+    /// `Limits.readStallSeconds`.
+    private func open(_ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress) async throws -> HTTPClientResponse {
         let whole = range.offset == 0 && range.length == chunk.sizeBytes
         var request = HTTPClientRequest(url: "\(scheme)://\(replica.address)" + (whole ? Route.chunk(chunk.id.value) : Route.chunk(chunk.id.value, range: range)))
         request.method = .GET
         request.carryRequestID()
         if let token = chunk.token { request.headers.add(name: Header.chunkToken, value: token) }
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: range.length), hops: 1)
-        let response = try await http.execute(request, timeout: .seconds(deadline))
-        progress.advance()
+        let (http, prepared) = (self.http, request)
+        let response = try await StallGuard.run(TransferProgress(stallSeconds: Limits.readStallSeconds)) {
+            try await http.execute(prepared, timeout: .seconds(deadline))
+        }
         guard response.status == .ok else {
             let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
             try PeerError.check(status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
             throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
         }
+        return response
+    }
+
+    /// Receives the frame of `range` that `replica` answered with, telling `progress` about every
+    /// piece (its clock stops while the local disk is written), writes its data at `offset`, and
+    /// returns the range's CRC32C.
+    private func receive(
+        _ response: HTTPClientResponse, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink,
+        at offset: Int64, progress: TransferProgress
+    ) async throws -> UInt32 {
         var reader = ChunkFrameReader(dataBytes: range.length)
         // The data part of each piece, kept as slices (no copy) until an I/O buffer's worth is
         // written in one go.

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -23,6 +24,9 @@ public final class TYDFSClient: Sendable {
     /// `https` when the master's URL is: a cluster runs TLS everywhere or nowhere, so the
     /// datakeepers are reached the same way.
     let scheme: String
+    /// How quickly each datakeeper has answered this client's reads: the order replicas are
+    /// asked in, and when a read is hedged.
+    let replicaLatency = NIOLockedValueBox(ReplicaLatency())
 
     /// `masterURL` like `http://127.0.0.1:9333`. `concurrency` is how many operations the caller
     /// runs at once (e.g. `put -r --concurrency 16`): the client keeps enough connections to each

@@ -50,6 +50,17 @@ public enum Limits {
     /// this is for hung ones (an open socket and no answer: a stopped process, a wedged disk),
     /// so a hung datakeeper costs a read seconds. A false alarm only costs a re-read elsewhere.
     public static let readStallSeconds: Double = 4
+    /// Hedged reads (as HDFS's `dfs.client.hedged.read.threshold.millis`): a range whose replica
+    /// has not answered within this many times the quickest replica's usual time to answer is
+    /// asked of the next replica as well, and the first to answer serves it.
+    public static let hedgeLatencyMultiple: Double = 4
+    /// Bounds of that wait: never sooner than this (a busy datakeeper's ordinary jitter is not
+    /// worth a second request)…
+    public static let hedgeMinimumSeconds: Double = 0.05
+    /// …never later than this…
+    public static let hedgeMaximumSeconds: Double = 1
+    /// …and this long before the client has timed any replica.
+    public static let hedgeInitialSeconds: Double = 0.1
     /// The same for a chunk write into a pipeline, counted at its last hop. Longer than for
     /// reads: a busy datakeeper's writes can block for seconds on the kernel's dirty-page
     /// throttling (measured with 32 transfers at once), and a false alarm re-sends a whole chunk.

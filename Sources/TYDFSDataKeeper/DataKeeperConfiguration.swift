@@ -35,6 +35,9 @@ public struct DataKeeperConfiguration: Sendable {
     public var secretFile: String?
     /// Serve HTTPS with this certificate and key instead of HTTP.
     public var tls: TLSFiles?
+    /// Seconds a connection may send nothing in the middle of a request (a stalled or vanished
+    /// sender) before it is closed, freeing what the request held.
+    public var idleTimeoutSeconds = Double(Limits.idleTransferTimeoutSeconds)
     /// CA certificates to trust when calling the master and other datakeepers over HTTPS.
     public var caFile: String?
 
@@ -45,6 +48,7 @@ public struct DataKeeperConfiguration: Sendable {
         guard reportIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--report-interval must be positive") }
         guard scrubIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--scrub-interval must be positive") }
         guard scrubBytesPerSecond > 0 else { throw TYDFSError(.invalidArgument, "--scrub-rate must be positive") }
+        guard idleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--idle-timeout must be positive") }
         guard maxConcurrentRepairs > 0 else { throw TYDFSError(.invalidArgument, "--max-repairs must be positive") }
         if let capacityBytes, capacityBytes <= 0 { throw TYDFSError(.invalidArgument, "--capacity must be positive") }
         guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://") else {

@@ -132,7 +132,7 @@ public enum DataKeeperServer {
         let registered = NIOLockedValueBox(false)
         let app = try HTTPServer.application(
             responder: router(transfer: transfer, registered: registered, deletions: deletions).buildResponder(), host: configuration.host, port: configuration.port,
-            tls: configuration.tls, logger: logger, onListening: { port in
+            tls: configuration.tls, idleTimeoutSeconds: configuration.idleTimeoutSeconds, logger: logger, onListening: { port in
                 portContinuation.yield(port)
                 portContinuation.finish()
                 await onListening(port)

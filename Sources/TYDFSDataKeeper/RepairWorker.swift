@@ -65,7 +65,7 @@ struct Scrubber: Service {
                 }
                 transfer.counters.scrubPassFinished()
                 let spent = ContinuousClock.now - started
-                let seconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
+                let seconds = spent.inSeconds
                 if checked > 0 {
                     logger.info("scrub pass done", metadata: [
                         "chunks": "\(checked)", "bad": "\(bad)", "bytes": "\(bytes)", "seconds": "\(seconds)",

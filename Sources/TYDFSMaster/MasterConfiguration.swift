@@ -35,6 +35,9 @@ public struct MasterConfiguration: Sendable {
     public var anonymousAccess: AccessLevel?
     /// Serve HTTPS with this certificate and key instead of HTTP.
     public var tls: TLSFiles?
+    /// Seconds a connection may send nothing in the middle of a request (a stalled or vanished
+    /// sender) before it is closed, freeing what the request held.
+    public var idleTimeoutSeconds = Double(Limits.idleTransferTimeoutSeconds)
     /// CA certificates the master's own client (the dashboard's downloads) trusts, with TLS.
     public var caFile: String?
 
@@ -54,6 +57,7 @@ public struct MasterConfiguration: Sendable {
         guard repairIntervalSeconds > 0 else { throw TYDFSError(.invalidArgument, "--repair-interval must be positive") }
         guard maxRepairsPerDataKeeper >= 1 else { throw TYDFSError(.invalidArgument, "--max-repairs-per-datakeeper must be at least 1") }
         guard orphanGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--orphan-grace must not be negative") }
+        guard idleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--idle-timeout must be positive") }
         guard uploadIdleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--upload-timeout must be positive") }
         guard deletionGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--deletion-grace must not be negative") }
     }

@@ -263,7 +263,7 @@ public enum MasterServer {
         let access = AccessMiddleware<BasicRequestContext>(secret: secret, keys: keys, anonymous: configuration.anonymousAccess)
         let app = try HTTPServer.application(
             responder: router(state: state, reader: reader, access: access).buildResponder(), host: configuration.host, port: configuration.port,
-            tls: configuration.tls, logger: logger, onListening: { port in
+            tls: configuration.tls, idleTimeoutSeconds: configuration.idleTimeoutSeconds, logger: logger, onListening: { port in
                 if let adminKey {
                     // First start: the admin's client config, so the first commands just work.
                     let path = configuration.dataDirectory + "/" + ClientConfigFile.adminFileName

@@ -224,10 +224,11 @@ final class ConnectionsPerPeer: Sendable {
 
 /// Builds the Hummingbird application every TYDFS server runs: the routes, the error handling,
 /// a larger receive buffer, at most `Limits.maxConnectionsPerPeer` connections per remote
-/// address, HTTPS when `tls` is given, and a callback with the port actually bound (it may be 0).
+/// address, HTTPS when `tls` is given, a connection closed when a request stops arriving for
+/// `idleTimeoutSeconds`, and a callback with the port actually bound (it may be 0).
 public enum HTTPServer {
     public static func application<Responder: HTTPResponder>(
-        responder: Responder, host: String, port: Int, tls: TLSFiles? = nil, logger: Logger,
+        responder: Responder, host: String, port: Int, tls: TLSFiles? = nil, idleTimeoutSeconds: Double, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void
     ) throws -> some ApplicationProtocol where Responder.Context == BasicRequestContext {
         let peers = ConnectionsPerPeer(limit: Limits.maxConnectionsPerPeer)
@@ -235,7 +236,7 @@ public enum HTTPServer {
         // vanished sender), which frees the chunk's reservation and temporary file.
         let http = HTTPServerBuilder.http1(configuration: .init(
             additionalChannelHandlers: [peers.handler(), ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4)],
-            idleTimeout: .seconds(Limits.idleTransferTimeoutSeconds)))
+            idleTimeout: .nanoseconds(Int64(idleTimeoutSeconds * 1e9))))
         return Application(
             responder: responder,
             server: try tls.map { try .tls(http, tlsConfiguration: try $0.serverConfiguration()) } ?? http,

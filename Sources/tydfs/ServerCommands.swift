@@ -27,6 +27,7 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
     @Option(help: "Idle time after which an unfinished upload is abandoned.") var uploadTimeout = "1h"
     @Option(help: "Time a removed or replaced file's chunks are kept, so gets under way can finish.") var deletionGrace = "30s"
     @OptionGroup var security: ServerSecurityOptions
+    @OptionGroup var connections: ServerConnectionOptions
     @Option(help: "What requests without credentials may do: read-only or read-write (default: refused).") var anonymous: String?
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
@@ -48,6 +49,7 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
         configuration.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
         configuration.heartbeatTimeoutSeconds = try DurationText.parseSeconds(settings.string("heartbeat-timeout", heartbeatTimeout))
         (configuration.secretFile, configuration.tls, configuration.caFile) = try security.resolve(settings)
+        configuration.idleTimeoutSeconds = try connections.idleTimeoutSeconds(settings)
         configuration.anonymousAccess = try settings.optionalString("anonymous", anonymous).map { text in
             guard let level = AccessLevel(rawValue: text), level != .admin else {
                 throw TYDFSError(.invalidArgument, "--anonymous must be read-only or read-write, not '\(text)'")
@@ -93,6 +95,7 @@ struct DataKeeperCommand: AsyncParsableCommand, SettingsCommand {
     @Flag(inversion: .prefixedNo, help: "Maintenance mode: have the master copy every chunk held here to others, then shut down.")
     var maintenance = false
     @OptionGroup var security: ServerSecurityOptions
+    @OptionGroup var connections: ServerConnectionOptions
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
@@ -116,6 +119,7 @@ struct DataKeeperCommand: AsyncParsableCommand, SettingsCommand {
         configuration.capacityBytes = try settings.optionalString("capacity", capacity).map { try ByteSize.parse($0) }
         configuration.heartbeatIntervalSeconds = try DurationText.parseSeconds(settings.string("heartbeat-interval", heartbeatInterval))
         (configuration.secretFile, configuration.tls, configuration.caFile) = try security.resolve(settings)
+        configuration.idleTimeoutSeconds = try connections.idleTimeoutSeconds(settings)
         return (configuration, try log.logger("tydfs.datakeeper", settings: settings))
     }
 
@@ -260,6 +264,16 @@ struct ServerSecurityOptions: ParsableArguments {
         (try settings.topLevel("secret-file", secretFile),
          try TLSFiles.from(certificate: settings.optionalString("tls-cert", tlsCert), privateKey: settings.optionalString("tls-key", tlsKey)),
          try settings.topLevel(ClientConfigFile.Setting.caFile, caFile))
+    }
+}
+
+/// How long a server waits on a sender, for the master and datakeepers alike.
+struct ServerConnectionOptions: ParsableArguments {
+    @Option(help: "Close a connection whose request sends nothing for this long (a stalled or vanished sender), e.g. 60s.")
+    var idleTimeout = "\(Limits.idleTransferTimeoutSeconds)s"
+
+    func idleTimeoutSeconds(_ settings: Settings) throws -> Double {
+        try DurationText.parseSeconds(settings.string("idle-timeout", idleTimeout))
     }
 }
 

@@ -11,10 +11,8 @@ import Glibc
 /// datakeeper (by command and by `--maintenance`), a datakeeper that leaves on SIGTERM, and
 /// SIGTERM in the middle of a put.
 final class OperationsTests: XCTestCase {
-    /// The value of one sample line `name{labels} value` (or `name value`) of a `/metrics` page.
     private func sample(_ name: String, labels: String = "", in page: String) -> Double? {
-        let prefix = labels.isEmpty ? name + " " : "\(name){\(labels)} "
-        return page.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+        TestCluster.metricSample(name, labels: labels, in: page)
     }
 
     private func metrics(_ baseURL: String) throws -> String {

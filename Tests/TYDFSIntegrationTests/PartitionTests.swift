@@ -105,6 +105,58 @@ final class PartitionTests: XCTestCase {
     }
 }
 
+/// One datakeeper behind a slow, lossy link (200 ms and 5 % loss on its way out, as netem would
+/// make them): transfers through it complete, and reads go to the healthy replicas.
+final class SlowLinkTests: XCTestCase {
+    func testASlowLossyLinkOnOneDataKeeperCompletesTransfersAndReadsPreferTheHealthyReplicas() throws {
+        guard NetworkLab.isAvailable else {
+            throw XCTSkip("SKIPPED LOUDLY: network namespaces cannot be created on this machine (needs root and iproute2), so the slow-link test did not run")
+        }
+        let lab = try NetworkLab()
+        // Heartbeats cross the slow link too: a timeout well above its delays keeps dk1 alive.
+        let cluster = try TestCluster(datakeepers: 4, heartbeatTimeoutSeconds: 10, network: lab)
+        defer {
+            cluster.shutdown()
+            lab.shutdown()
+        }
+        var expected: [String: String] = [:]
+        for index in 0..<6 {
+            expected["/s/f\(index)"] = try cluster.makeFile("f\(index)", size: 150_000, seed: UInt64(index))
+            try cluster.succeed(["put", expected["/s/f\(index)"]!, "/s/f\(index)"])
+        }
+        XCTAssertFalse(cluster.storedChunks(on: "dk1").isEmpty)
+        let dk1 = try XCTUnwrap(try cluster.nodes().nodes.first { $0.id.value == "dk1" }).address
+
+        try lab.slow("dk1", delayMilliseconds: 200, lossPercent: 5)
+        // Writes complete, pipelines through dk1 included, each at the full factor.
+        for index in 0..<3 {
+            expected["/s/g\(index)"] = try cluster.makeFile("g\(index)", size: 150_000, seed: UInt64(10 + index))
+            try cluster.succeed(["put", expected["/s/g\(index)"]!, "/s/g\(index)"])
+            XCTAssertTrue(try cluster.stat("/s/g\(index)").chunks.allSatisfy { $0.replicas.count == 3 })
+        }
+        // Reads: every byte back, and dk1 serves (almost) none of them although it holds most.
+        let heldByDK1 = try expected.keys.map { try cluster.stat($0).chunks.filter { $0.replicas.contains { $0.id.value == "dk1" } }.count }.reduce(0, +)
+        let servedBefore = try XCTUnwrap(try cluster.dataKeeperMetric("tydfs_datakeeper_chunks_sent_total", of: "dk1", at: dk1))
+        var slowest = 0.0
+        for (path, local) in expected {
+            let copy = cluster.root + "/back" + path.replacingOccurrences(of: "/", with: "_")
+            let started = Date()
+            try cluster.succeed(["get", path, copy])
+            slowest = max(slowest, Date().timeIntervalSince(started))
+            XCTAssertEqual(try cluster.contents(copy), try cluster.contents(local), path)
+        }
+        let servedBySlow = try XCTUnwrap(try cluster.dataKeeperMetric("tydfs_datakeeper_chunks_sent_total", of: "dk1", at: dk1)) - servedBefore
+        XCTAssertGreaterThan(heldByDK1, 10, "dk1 should hold a good share of the chunks read")
+        XCTAssertLessThanOrEqual(Int(servedBySlow), heldByDK1 / 10, "dk1 served \(servedBySlow) of the \(heldByDK1) chunk reads it could have")
+        XCTAssertLessThan(slowest, 5, "the slowest get took \(slowest) s")
+
+        try lab.unslow("dk1")
+        let report = try cluster.fsck()
+        XCTAssertTrue(report.healthy)
+        XCTAssertEqual(report.underReplicatedChunks, 0)
+    }
+}
+
 /// A datakeeper whose disk fills while files are written (a small tmpfs as its disk): every put
 /// still completes at the full factor on the others, and the full datakeeper keeps serving what
 /// it holds.

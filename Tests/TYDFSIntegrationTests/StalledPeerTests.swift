@@ -9,14 +9,17 @@ import Glibc
 /// A peer that stops mid-transfer on the reading side: a client stopped (SIGSTOP) in the middle
 /// of a get no longer holds the datakeepers' responses once `Limits.unacknowledgedSendSeconds`
 /// (20 s) has passed: the kernel drops the connection (`TCP_USER_TIMEOUT`) and the transfer
-/// slot is free again. (Stopped datakeepers are `HungDataKeeperTests`; a sender that stops
-/// writing is dropped by the servers' 60 s idle timeout.)
+/// slot is free again. A client stopped in the middle of a put (a sender that stops writing) is
+/// dropped by every datakeeper of its pipeline once `--idle-timeout` has passed. (Stopped
+/// datakeepers are `HungDataKeeperTests`.)
 final class StalledPeerTests: XCTestCase {
-    private func inFlight(_ address: String, _ id: String) throws -> Double {
-        let page = String(decoding: try HTTP.request("GET", "http://\(address)\(Route.metrics)").body, as: UTF8.self)
-        let prefix = "tydfs_datakeeper_in_flight_transfers{datakeeper=\"\(id)\"} "
-        return page.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) } ?? -1
+    /// Whether any of the datakeepers at `addresses` (id, address) has a transfer under way.
+    private func transfersInFlight(_ cluster: TestCluster, _ addresses: [(String, String)]) throws -> Bool {
+        try addresses.contains { id, address in
+            try (cluster.dataKeeperMetric("tydfs_datakeeper_in_flight_transfers", of: id, at: address) ?? -1) > 0
+        }
     }
+
 
     func testAReaderThatStopsReadingIsDroppedWithinTheBound() throws {
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "64MiB")
@@ -24,7 +27,7 @@ final class StalledPeerTests: XCTestCase {
         let big = try cluster.makeFile("big", size: 128 * 1024 * 1024)
         try cluster.succeed(["put", big, "/big"])
         let addresses = try cluster.nodes().nodes.map { ($0.id.value, $0.address) }
-        func busy() throws -> Bool { try addresses.contains { try inFlight($0.1, $0.0) > 0 } }
+        func busy() throws -> Bool { try transfersInFlight(cluster, addresses) }
 
         let reader = try cluster.start(["get", "/big", cluster.root + "/big.back"])
         try cluster.waitUntil("the get reading", timeout: 20, interval: 0.02) { try busy() }
@@ -43,5 +46,37 @@ final class StalledPeerTests: XCTestCase {
         // The datakeepers serve others all along.
         try cluster.succeed(["put", try cluster.makeFile("small", size: 1000), "/small"])
         try cluster.succeed(["get", "/small", cluster.root + "/small.back"])
+    }
+
+    func testAWriterThatStopsWritingIsDroppedAfterTheIdleTimeoutAndLeavesNothingBehind() throws {
+        let cluster = try TestCluster(
+            datakeepers: 3, chunkSize: "64MiB", heartbeatTimeoutSeconds: 10,
+            dataKeeperArguments: ["--idle-timeout", "2s"], masterArguments: ["--idle-timeout", "2s"])
+        defer { cluster.shutdown() }
+        let addresses = try cluster.nodes().nodes.map { ($0.id.value, $0.address) }
+        func busy() throws -> Bool { try transfersInFlight(cluster, addresses) }
+        func temporaries() throws -> [String] {
+            try addresses.flatMap { id, _ in try FileManager.default.contentsOfDirectory(atPath: cluster.dataDirectory(of: id) + "/tmp") }
+        }
+
+        let big = try cluster.makeFile("big", size: 256 * 1024 * 1024)
+        let writer = try cluster.start(["put", big, "/big"])
+        try cluster.waitUntil("the put sending", timeout: 20, interval: 0.01) { try busy() }
+        kill(writer.processIdentifier, SIGSTOP)
+        defer {
+            kill(writer.processIdentifier, SIGKILL)
+            kill(writer.processIdentifier, SIGCONT)
+        }
+        let stopped = Date()
+        try cluster.waitUntil("every transfer slot free again", timeout: 30, interval: 0.1) { try !busy() }
+        let waited = Date().timeIntervalSince(stopped)
+        XCTAssertLessThan(waited, 8, "a stopped writer held a datakeeper for \(waited) s with --idle-timeout 2s")
+        // The half-received chunk's temporary file is gone on every hop, and nothing was committed.
+        try cluster.waitUntil("no temporary chunk file left", timeout: 5) { try temporaries().isEmpty }
+        XCTAssertNotEqual(try cluster.run(["stat", "/big"]).exitCode, 0, "an unfinished put must not be visible")
+        // The datakeepers serve others all along.
+        let small = try cluster.makeFile("small", size: 1000)
+        try cluster.succeed(["put", small, "/small"])
+        XCTAssertEqual(try cluster.succeed(["get", "/small", "-"]).stdout, try cluster.contents(small))
     }
 }

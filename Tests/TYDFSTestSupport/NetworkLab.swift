@@ -3,7 +3,9 @@ import Foundation
 /// Separate hosts on one machine, for fault tests: each host is a Linux network namespace with
 /// its own address, joined to the others by a veth pair on one bridge, as machines on a switch.
 /// The test process stays in the root namespace and reaches every host through the bridge.
-/// A host can be cut off (its link down) and healed. Everything is created with names that
+/// A host can be cut off (its link down), slowed (a delay and losses on its way out, made by
+/// `scripts/slow-link.py`, since this kernel has no netem), and healed. Everything is created
+/// with names that
 /// start with the lab's random prefix and removed by `shutdown` (also on deinit).
 ///
 /// Needs root and `ip` (iproute2). `isAvailable` says whether this machine can make one; tests
@@ -21,6 +23,8 @@ public final class NetworkLab: @unchecked Sendable {
     private let bridge: String
     // Unchecked Sendable: a test changes the lab from its own thread only.
     private var hosts: [String: Host] = [:]
+    /// The slow links in place, by host: the delay line's process and the side bridge.
+    private var slowLinks: [String: (process: Process, sideBridge: String)] = [:]
 
     /// Whether this machine lets us create network namespaces and veth pairs (root, iproute2).
     public static let isAvailable: Bool = {
@@ -79,8 +83,57 @@ public final class NetworkLab: @unchecked Sendable {
         try Self.ip(["link", "set", host.bridgePort, "up"])
     }
 
+    /// Puts a slow, lossy link on host `name`: every frame it sends waits `delayMilliseconds`
+    /// and `lossPercent` of them are lost (what `tc qdisc add dev … root netem delay 200ms
+    /// loss 5%` does on the host's interface). Its cable is moved to a side bridge, and a user-space
+    /// delay line (two TAP devices) joins the side bridge to the lab's bridge.
+    public func slow(_ name: String, delayMilliseconds: Int, lossPercent: Double, seed: Int = 1) throws {
+        guard let host = hosts[name], slowLinks[name] == nil else { return }
+        let index = host.bridgePort.dropFirst(prefix.count + 1)
+        let sideBridge = "\(prefix)s\(index)", outside = "\(prefix)a\(index)", inside = "\(prefix)b\(index)"
+        try Self.ip(["link", "add", sideBridge, "type", "bridge"])
+        try Self.ip(["link", "set", sideBridge, "up"])
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/slow-link.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", script, "--outside", outside, "--inside", inside, "--delay-ms", String(delayMilliseconds),
+            "--loss", String(lossPercent / 100), "--seed", String(seed),
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        slowLinks[name] = (process, sideBridge)
+        let ready = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        guard ready.hasPrefix("ready") else {
+            throw TestClusterError("scripts/slow-link.py did not start (needs python3 and /dev/net/tun): '\(ready)'")
+        }
+        try Self.ip(["link", "set", outside, "master", bridge, "up"])
+        try Self.ip(["link", "set", inside, "master", sideBridge, "up"])
+        try Self.ip(["link", "set", host.bridgePort, "master", sideBridge])
+    }
+
+    /// Gives host `name` its ordinary link back (its cable on the lab's bridge again).
+    public func unslow(_ name: String) throws {
+        guard let host = hosts[name], let link = slowLinks.removeValue(forKey: name) else { return }
+        try Self.ip(["link", "set", host.bridgePort, "master", bridge])
+        Self.end(link)
+    }
+
+    private static func end(_ link: (process: Process, sideBridge: String)) {
+        if link.process.isRunning {
+            link.process.terminate()
+            link.process.waitUntilExit()
+        }
+        _ = try? ip(["link", "del", link.sideBridge])
+    }
+
     /// Removes every namespace and the bridge (each namespace takes its cable with it).
     public func shutdown() {
+        for link in slowLinks.values { Self.end(link) }
+        slowLinks = [:]
         for host in hosts.values { _ = try? Self.ip(["netns", "del", host.namespace]) }
         hosts = [:]
         _ = try? Self.ip(["link", "del", bridge])

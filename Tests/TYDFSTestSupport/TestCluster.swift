@@ -407,6 +407,19 @@ public final class TestCluster: @unchecked Sendable {
 
     public func stat(_ path: String) throws -> FileInfo { try json(FileInfo.self, ["stat", path]) }
 
+    /// The value of one sample line `name{labels} value` (or `name value`) of a `/metrics` page.
+    public static func metricSample(_ name: String, labels: String = "", in page: String) -> Double? {
+        let prefix = labels.isEmpty ? name + " " : "\(name){\(labels)} "
+        return page.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+    }
+
+    /// Datakeeper `id`'s metric `name` (one of its `tydfs_datakeeper_…{datakeeper="id"}`), read
+    /// from its `/metrics` at `address` (as `nodes` lists it).
+    public func dataKeeperMetric(_ name: String, of id: String, at address: String) throws -> Double? {
+        let page = String(decoding: try HTTP.request("GET", "\(scheme)://\(address)\(Route.metrics)").body, as: UTF8.self)
+        return Self.metricSample(name, labels: "datakeeper=\"\(id)\"", in: page)
+    }
+
     /// Waits until no datakeeper reports or is assigned any transfer, so that read order depends
     /// on ids alone (a stat counts as work for the replicas it ranks first, until the next heartbeat).
     public func waitUntilIdle() throws {
