@@ -50,6 +50,12 @@ public enum Limits {
     /// this is for hung ones (an open socket and no answer: a stopped process, a wedged disk),
     /// so a hung datakeeper costs a read seconds. A false alarm only costs a re-read elsewhere.
     public static let readStallSeconds: Double = 4
+    /// Seconds between the master's own readings of its liveness clock (`LivenessClock`), made
+    /// even when nothing else happens…
+    public static let masterClockTickSeconds: Double = 0.25
+    /// …and the longest gap between two readings that still counts as the master running: a
+    /// longer one is the master's own pause, not its datakeepers' silence.
+    public static let masterLongestClockGapSeconds: Double = 1
     /// Hedged reads (as HDFS's `dfs.client.hedged.read.threshold.millis`): a range whose replica
     /// has not answered within this many times the quickest replica's usual time to answer is
     /// asked of the next replica as well, and the first to answer serves it.

@@ -278,7 +278,7 @@ public enum MasterServer {
             })
         let writer = MetadataWriter(committer: committer, state: state)
         let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
-        return ([ClientCloser(client: reader), writer, app, repair], store)
+        return ([ClientCloser(client: reader), writer, app, repair, MasterClockTicker(state: state)], store)
     }
 }
 
@@ -321,6 +321,19 @@ struct ReplicationManager: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await state.replicationRound()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
+        }
+    }
+}
+
+/// Reads the master's liveness clock every `Limits.masterClockTickSeconds`, so that any longer
+/// gap between readings is the master's own pause (see `LivenessClock`).
+struct MasterClockTicker: Service {
+    let state: MasterState
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            _ = await state.now()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(Limits.masterClockTickSeconds * 1e9)) }
         }
     }
 }

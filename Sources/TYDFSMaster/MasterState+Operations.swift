@@ -13,7 +13,7 @@ extension MasterState {
     /// Records a death for every datakeeper that stopped heartbeating since the last look, and
     /// forgets the copies it was to receive, so they are ordered elsewhere now.
     func noticeDeaths() {
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         for id in announcedAlive.sorted() where !registry.isAlive(id, now: now) {
             announcedAlive.remove(id)
             forgetCopies(to: id)
@@ -81,7 +81,7 @@ extension MasterState {
 
     func drainStatus(_ id: DataKeeperID) throws -> DrainStatus {
         let node = try known(id)
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let live = Set(registry.alive(now: now).map(\.id)).subtracting(decommissioned)
         let remaining = chunksBelowFactor(without: id, live: live)
         let state = status(of: node, now: now)
@@ -103,7 +103,7 @@ extension MasterState {
     /// puts a live retired one back to draining when some of its chunks fell below (serving
     /// replicas lost since): it must not be switched off then.
     func finishDrains(live: Set<DataKeeperID>) {
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         for id in draining.union(retired).sorted() where registry.isAlive(id, now: now) {
             let done = chunksBelowFactor(without: id, live: live) == 0
             if done, draining.remove(id) != nil {
@@ -121,7 +121,7 @@ extension MasterState {
     /// eye on (`attention`, `missing`), never by walking the whole namespace.
     func clusterSummary() async throws -> ClusterSummary {
         let rows = try await nodes()
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let everyLive = Set(registry.alive(now: now).map(\.id))
         let live = everyLive.subtracting(decommissioned)
         var under = 0, absent = 0

@@ -19,14 +19,14 @@ extension MasterState {
     func replicationRound() -> ReplicationPlan {
         noticeDeaths()
         if inSafeMode {
-            if Self.monotonicSeconds() - startedSeconds < configuration.heartbeatTimeoutSeconds {
+            if now() - startedSeconds < configuration.heartbeatTimeoutSeconds {
                 let reported = Set(registry.nodes.keys).subtracting(awaitingReport)
                 guard holdersAtStart.isSubset(of: reported) else { return ReplicationPlan() }
             }
             inSafeMode = false
             logger.info("replication manager active")
         }
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let confirmed = registry.excluding(awaitingReport)
         let everyLive = Set(confirmed.alive(now: now).map(\.id))
         // Replicas on draining and retired datakeepers do not count toward the factor.
@@ -173,7 +173,7 @@ extension MasterState {
     func fsck(_ path: RemotePath) throws -> FsckReport {
         let files = namespace.files(under: path)
         guard !files.isEmpty || path.isRoot else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         var healthy = 0, under = 0, over = 0, missing = 0, chunkCount = 0, corruptCount = 0
         var problems: [FsckProblem] = []
         var damaged: Set<RemotePath> = []

@@ -55,7 +55,9 @@ actor MasterState {
     private var bootIDs: [DataKeeperID: String] = [:]
     /// True until the replica map can be trusted after a start (see `replicationRound`).
     var inSafeMode = true
-    /// When this master started, on the monotonic clock.
+    /// The clock liveness and every other time the master keeps are measured on (see `now`).
+    private var livenessClock = LivenessClock(longestGapSeconds: Limits.masterLongestClockGapSeconds)
+    /// When this master started, on the monotonic clock (the liveness clock starts equal to it).
     let startedSeconds = MasterState.monotonicSeconds()
     /// Datakeepers the replica map named when the master started (see `replicationRound`).
     let holdersAtStart: Set<DataKeeperID>
@@ -101,7 +103,7 @@ actor MasterState {
 
     /// Applies `edits` to the namespace now and returns their batch's sequence number.
     private func apply(_ edits: [MetadataEdit]) -> UInt64 {
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         for edit in edits {
             switch edit {
             case .queueDeletion(let chunk, let datakeeper): deletionQueuedAt[Replica(chunk: chunk, datakeeper: datakeeper)] = now
@@ -147,9 +149,22 @@ actor MasterState {
         committer.resume()
     }
 
-    /// Seconds on a clock that never jumps; liveness is measured with it.
+    /// Seconds on a clock that never jumps.
     nonisolated static func monotonicSeconds() -> Double {
         Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+    }
+
+    /// Seconds on the master's liveness clock: the monotonic clock without the master's own
+    /// pauses (`LivenessClock`). Every time the master keeps (heartbeats, deadlines, graces) is
+    /// on it, so a pause of the master's is no one else's silence.
+    func now() -> Double {
+        let reading = livenessClock.read(Self.monotonicSeconds())
+        if reading.pauseSeconds > 0 {
+            logger.warning("the master was not running for a while (stopped, frozen or starved); datakeepers' silence during it is not held against them", metadata: [
+                "pause_seconds": "\(String(format: "%.1f", reading.pauseSeconds + livenessClock.longestGapSeconds))",
+            ])
+        }
+        return reading.seconds
     }
 
     // MARK: - Heartbeats
@@ -161,7 +176,7 @@ actor MasterState {
         else {
             throw TYDFSError(.invalidArgument, "heartbeat from \(beat.id) has a negative or impossible count, size or address")
         }
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let state = DataKeeperState(
             id: beat.id, address: beat.address, capacityBytes: beat.capacityBytes, usedBytes: beat.usedBytes,
             chunkCount: beat.chunkCount, reportedInFlight: beat.inFlight, chunksServed: beat.chunksServed,
@@ -208,7 +223,7 @@ actor MasterState {
         guard var report = reports[datakeeper] else {
             throw TYDFSError(.alreadyExists, "no chunk report was asked of \(datakeeper); wait for a heartbeat answer asking for one")
         }
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let outcome: ChunkReportAssembly.Outcome
         do {
             outcome = try report.receive(reportID: reportID, page: page, anchor: anchor, chunks: chunks, isLast: isLast, now: now)
@@ -321,7 +336,7 @@ actor MasterState {
     private func durableDeletions(for datakeeper: DataKeeperID, limit: Int) -> [ChunkID] {
         guard let pending = namespace.pendingDeletions[datakeeper] else { return [] }
         let durable = committer.durableSequence
-        let due = Self.monotonicSeconds() - configuration.deletionGraceSeconds
+        let due = now() - configuration.deletionGraceSeconds
         return Array(pending.lazy.filter { chunk, sequence in
             sequence <= durable && (self.deletionQueuedAt[Replica(chunk: chunk, datakeeper: datakeeper)] ?? -.infinity) <= due
         }.map(\.key).prefix(limit))
@@ -329,7 +344,7 @@ actor MasterState {
 
     func nodes() async throws -> NodesResponse {
         let pending: [DataKeeperID: Int] = namespace.pendingDeletions.mapValues { $0.count }
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let rows = registry.nodes.values.sorted { $0.id < $1.id }.map { node -> NodeInfo in
             NodeInfo(
                 id: node.id, address: node.address, alive: registry.isAlive(node, now: now), state: status(of: node, now: now), inFlight: node.load,
@@ -343,7 +358,7 @@ actor MasterState {
     // MARK: - Uploads
 
     func createUpload(_ request: CreateUploadRequest) async throws -> UploadSession {
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         forgetAbandonedUploads(now: now)
         try checkWritable(request.path, overwrite: request.overwrite)
         guard !registry.alive(now: now).isEmpty else {
@@ -383,7 +398,7 @@ actor MasterState {
         guard request.dataBytes > 0, request.dataBytes <= configuration.chunkSizeBytes else {
             throw TYDFSError(.invalidArgument, "a chunk holds 1…\(configuration.chunkSizeBytes) bytes, not \(request.dataBytes)")
         }
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         let targets = registry.chooseTargets(
             count: configuration.replication, chunkBytes: ChunkFrame.frameBytes(dataBytes: request.dataBytes),
             excluding: Set(request.exclude).union(decommissioned), now: now)
@@ -431,7 +446,7 @@ actor MasterState {
             edits.append(.removeFile(upload.path))
         }
         edits.append(.putFile(file))
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         for chunk in file.chunks {
             // A replica on a datakeeper that died or left during the upload does not count.
             let counted = chunk.replicas.filter { registry.isAlive($0, now: now) && !decommissioned.contains($0) }
@@ -458,7 +473,7 @@ actor MasterState {
 
     /// Chunks allocated to uploads still open: stored somewhere, not yet referenced, not orphans.
     func openUploadChunks() -> [ChunkID] {
-        forgetAbandonedUploads(now: Self.monotonicSeconds())
+        forgetAbandonedUploads(now: now())
         return uploads.values.flatMap(\.allocated)
     }
 
@@ -522,7 +537,7 @@ actor MasterState {
 
     /// A stored file as clients see it: each chunk's replicas in the order to read them.
     private func fileInfo(_ file: StoredFile) -> FileInfo {
-        let now = Self.monotonicSeconds()
+        let now = self.now()
         var underReplicated = false
         let chunks = file.chunks.map { chunk -> ChunkInfo in
             let live = registry.readOrder(of: chunk.replicas, spread: chunk.index, now: now)

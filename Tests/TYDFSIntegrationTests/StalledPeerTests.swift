@@ -79,4 +79,27 @@ final class StalledPeerTests: XCTestCase {
         try cluster.succeed(["put", small, "/small"])
         XCTAssertEqual(try cluster.succeed(["get", "/small", "-"]).stdout, try cluster.contents(small))
     }
+
+    func testAMasterStoppedInTheMiddleOfAPutHoldsItOnlyWhileStoppedAndDeclaresNoOneDead() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "256KiB")
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("big", size: 48 * 1024 * 1024, seed: 5)
+        let put = try cluster.start(["put", local, "/big"])
+        try cluster.waitUntil("the first chunks stored", timeout: 20, interval: 0.02) { cluster.storedChunkCount() >= 3 }
+        // Longer than the heartbeat timeout (2 s): when it wakes, every datakeeper's last heartbeat
+        // is old, and the ones queued in its sockets are not read yet.
+        cluster.pauseMaster()
+        Thread.sleep(forTimeInterval: 5)
+        cluster.resumeMaster()
+        put.waitUntilExit()
+        XCTAssertEqual(put.terminationStatus, 0, "the put goes on once the master answers again: \(cluster.logs(of: "cli").last ?? "")")
+        XCTAssertTrue(try cluster.stat("/big").chunks.allSatisfy { $0.replicas.count == 3 }, "every chunk at the full factor")
+        try cluster.succeed(["get", "/big", cluster.root + "/big.back"])
+        XCTAssertEqual(try cluster.contents(cluster.root + "/big.back"), try cluster.contents(local))
+        // The master's own pause is no reason to declare anyone dead and repair: it knows it paused.
+        XCTAssertTrue(cluster.logs(of: "master").joined().contains("the master was not running for a while"))
+        let events = try JSONDecoder().decode(
+            EventsResponse.self, from: try HTTP.request("GET", cluster.masterURL + Route.events, signer: try cluster.adminSigner()).body)
+        XCTAssertFalse(events.events.contains { $0.kind == .datakeeperDead }, "after its own pause: \(events.events.map(\.message))")
+    }
 }

@@ -159,6 +159,18 @@ public final class TestCluster: @unchecked Sendable {
         Glibc.kill(process.processIdentifier, SIGCONT)
     }
 
+    /// Stops the master with SIGSTOP (its sockets stay open, nothing answers: a long pause).
+    public func pauseMaster() {
+        guard let process = master else { return }
+        Glibc.kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// Continues a master stopped by `pauseMaster`.
+    public func resumeMaster() {
+        guard let process = master else { return }
+        Glibc.kill(process.processIdentifier, SIGCONT)
+    }
+
     public func killMaster(signal: Int32 = SIGKILL) {
         guard let process = master else { return }
         Self.end(process, signal: signal)
