@@ -64,7 +64,10 @@ def make_partition_table():
     made = nft("add", "table", "inet", nft_table)
     if made.returncode != 0:
         return f"nft cannot make a table here (needs root): {made.stderr.strip()}"
-    nft("add", "chain", "inet", nft_table, "cut", "{ type filter hook output priority 0; policy accept; }")
+    chain = nft("add", "chain", "inet", nft_table, "cut", "{ type filter hook output priority 0; policy accept; }")
+    if chain.returncode != 0:
+        nft("delete", "table", "inet", nft_table)
+        return f"nft cannot make an output chain here: {chain.stderr.strip()}"
     return None
 problems = []
 peak_rss = {}
@@ -249,9 +252,11 @@ def faults(deadline):
             if port_number is None:
                 continue
             log(f"cut {target} (port {port_number}) off for {seconds:.1f} s")
-            for match in [["tcp", "dport", str(port_number)], ["tcp", "sport", str(port_number)],
-                          ["meta", "skuid", str(datakeeper_uid(target))]]:
-                nft("add", "rule", "inet", nft_table, "cut", *match, "drop")
+            added = [nft("add", "rule", "inet", nft_table, "cut", *match, "drop")
+                     for match in [["tcp", "dport", str(port_number)], ["tcp", "sport", str(port_number)],
+                                   ["meta", "skuid", str(datakeeper_uid(target))]]]
+            if any(rule.returncode != 0 for rule in added):
+                problems.append(f"could not cut {target} off: {'; '.join(r.stderr.strip() for r in added if r.returncode)}")
             stats["partitions"] += 1
             time.sleep(seconds)
             nft("flush", "chain", "inet", nft_table, "cut")

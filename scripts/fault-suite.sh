@@ -23,7 +23,7 @@ status=0
 
 echo "fault suite: logs in $logs"
 swift test --skip-build --disable-swift-testing "${scratch[@]}" \
-    --filter 'PartitionTests|SlowLinkTests|FullDiskTests|StalledPeerTests|HungDataKeeperTests|FailureTests|SelfHealingTests|SecurityTests|BadInputTests|LargeRemoveTests' \
+    --filter 'PartitionTests|SlowLinkTests|FullDiskTests|StalledPeerTests|HungDataKeeperTests|FailureTests|SelfHealingTests|SecurityTests|BadInputTests|HostileWireTests|LargeRemoveTests' \
     >"$logs/scenarios.log" 2>&1 || status=1
 python3 scripts/chaos.py --seconds "$seconds" --bin "$bin" "${seed[@]}" >"$logs/chaos.log" 2>&1 || status=1
 TYDFS_BIN="$bin" scripts/fuzz.sh >"$logs/fuzz.log" 2>&1 || status=1
@@ -42,7 +42,7 @@ printf '%-28s %s\n' "chaos seed" "$(field "seed")"
 printf '%-28s %s\n' "operations under load" "$(field "operations (put/overwrite/get/rm)")"
 printf '%-28s %s\n' "faults injected" "$(field "faults injected")"
 printf '%-28s %s\n' "replication converged" "$(field "replication converged")"
-printf '%-28s %s\n' "bad inputs tried" "$cases generated requests (fuzz.log), plus the hostile cases of BadInputTests and SecurityTests"
+printf '%-28s %s\n' "bad inputs tried" "$cases generated requests (fuzz.log), plus the hostile cases of BadInputTests, HostileWireTests and SecurityTests"
 printf '%-28s %s\n' "files lost or wrong" "chaos $lost_chaos, fuzz $lost_fuzz (must be 0)"
 grep -E "^PROBLEM" "$logs/chaos.log" || true
 [ "$status" -eq 0 ] && echo "fault suite: PASSED" || echo "fault suite: FAILED (see $logs)"

@@ -159,7 +159,7 @@ extension TYDFSClient {
         var failures: [String] = []
         let live = chunk.replicas.filter(\.alive)
         let shift = live.isEmpty ? 0 : firstChoice % live.count
-        let spread = replicaLatency.withLockedValue { $0.ranked(Array(live[shift...] + live[..<shift]), id: \.id) }
+        let spread = replicaLatency.withLockedValue { $0.ranked(Array(live[shift...] + live[..<shift]), id: \.id, now: Self.monotonicSeconds()) }
         let ranked = spread + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
         let known = await failed.all
         var candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
@@ -168,7 +168,7 @@ extension TYDFSClient {
         }
         while !candidates.isEmpty {
             var refused: Set<DataKeeperID> = []
-            let opened = await openFirst(range, of: chunk, among: candidates, failures: &failures, refused: &refused, failed: failed)
+            let opened = try await openFirst(range, of: chunk, among: candidates, failures: &failures, refused: &refused, failed: failed)
             candidates.removeAll { refused.contains($0.id) || $0.id == opened?.replica.id }
             guard let (replica, response) = opened else { break }
             do {
@@ -176,6 +176,8 @@ extension TYDFSClient {
             } catch let error as LocalWriteFailure {
                 throw error.underlying
             } catch {
+                // A get that was stopped: not the replica's failure.
+                try Task.checkCancellation()
                 await noteFailure(error, reading: range, of: chunk, from: replica, failures: &failures, failed: failed)
             }
         }
@@ -185,27 +187,36 @@ extension TYDFSClient {
     /// Asks `candidates`, in order, for `range` of `chunk`: the first at once, each next one when
     /// the ones asked have not answered within the hedge delay or have all failed. Returns the
     /// first replica to answer 200 with its response (the others are cancelled; those asked
-    /// before it count for `ReplicaLatency` as at least as slow as they proved), or nil when every candidate failed. The ones that
-    /// failed are added to `refused`; a hedge that lost did not fail.
+    /// before it count for `ReplicaLatency` as at least as slow as they proved), or nil when every
+    /// candidate failed. The ones that failed are added to `refused` and noted (`noteFailure`)
+    /// once the race is over; a hedge that lost did not fail.
     private func openFirst(
         _ range: ChunkRange, of chunk: ChunkInfo, among candidates: [DataKeeperAddress], failures: inout [String],
         refused: inout Set<DataKeeperID>, failed: FailedDataKeepers
-    ) async -> (replica: DataKeeperAddress, response: HTTPClientResponse)? {
+    ) async throws -> (replica: DataKeeperAddress, response: HTTPClientResponse)? {
         enum Event: Sendable {
             case answered(Int, HTTPClientResponse, seconds: Double)
             case failed(Int, any Error)
-            case hedgeTimerFired
+            /// The hedge timer armed as the `generation`-th fired.
+            case hedgeTimerFired(generation: Int)
         }
-        return await withTaskGroup(of: Event.self) { group in
+        let latency = replicaLatency
+        typealias Opened = (replica: DataKeeperAddress, response: HTTPClientResponse)
+        typealias Outcome = (winner: Opened?, attemptsFailed: [(index: Int, error: any Error)])
+        let (winner, attemptsFailed) = await withTaskGroup(of: Event.self, returning: Outcome.self) { group -> Outcome in
             var askedAt: [ContinuousClock.Instant] = []
             var asked: Int { askedAt.count }
             var waiting = 0
-            var timerRunning = false
+            var attemptsFailed: [(index: Int, error: any Error)] = []
+            // A timer armed for the current wait; a new ask re-arms it, and older ones are ignored.
+            var timerGeneration = 0
+            var timerArmed = false
             func askNext() {
                 let index = asked
                 let started = ContinuousClock.now
                 askedAt.append(started)
                 waiting += 1
+                timerArmed = false
                 group.addTask {
                     do {
                         let response = try await self.open(range, of: chunk, from: candidates[index])
@@ -216,50 +227,58 @@ extension TYDFSClient {
                 }
             }
             askNext()
-            while waiting > 0 {
-                if asked < candidates.count, !timerRunning {
-                    timerRunning = true
-                    let delay = replicaLatency.withLockedValue { $0.hedgeDelaySeconds }
+            while waiting > 0, !Task.isCancelled {
+                if asked < candidates.count, !timerArmed {
+                    timerArmed = true
+                    timerGeneration += 1
+                    let generation = timerGeneration
+                    let delay = latency.withLockedValue { $0.hedgeDelaySeconds(now: Self.monotonicSeconds()) }
                     group.addTask {
                         try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-                        return .hedgeTimerFired
+                        return .hedgeTimerFired(generation: generation)
                     }
                 }
                 guard let event = await group.next() else { break }
                 switch event {
-                case .hedgeTimerFired:
-                    timerRunning = false
-                    if asked < candidates.count, waiting > 0 {
-                        logger.info("replica slow to answer, asking the next as well", metadata: [
-                            "chunk.id": "\(chunk.id)", "range": "\(range)", "datakeeper.id": "\(candidates[asked - 1].id)",
-                            "next": "\(candidates[asked].id)",
-                        ])
-                        askNext()
-                    }
+                case .hedgeTimerFired(let generation):
+                    guard generation == timerGeneration, !Task.isCancelled, asked < candidates.count else { continue }
+                    logger.info("replica slow to answer, asking the next as well", metadata: [
+                        "chunk.id": "\(chunk.id)", "range": "\(range)", "datakeeper.id": "\(candidates[asked - 1].id)",
+                        "next": "\(candidates[asked].id)",
+                    ])
+                    askNext()
                 case .answered(let index, let response, let seconds):
-                    let winner = candidates[index]
-                    let now = ContinuousClock.now
+                    let now = ContinuousClock.now, nowSeconds = Self.monotonicSeconds()
+                    let failedIndices = Set(attemptsFailed.map(\.index))
                     // Those asked before the winner and still silent took at least this long.
-                    let lost = (0..<index).filter { !refused.contains(candidates[$0].id) }
-                    replicaLatency.withLockedValue { latency in
-                        latency.record(winner.id, seconds: seconds)
-                        for other in lost { latency.recordAtLeast(candidates[other].id, seconds: askedAt[other].duration(to: now).inSeconds) }
+                    let lost = (0..<index).filter { !failedIndices.contains($0) }
+                    latency.withLockedValue { latency in
+                        latency.record(candidates[index].id, seconds: seconds, now: nowSeconds)
+                        for other in lost {
+                            latency.recordAtLeast(candidates[other].id, seconds: askedAt[other].duration(to: now).inSeconds, now: nowSeconds)
+                        }
                     }
                     group.cancelAll()
-                    return (winner, response)
+                    return (winner: (replica: candidates[index], response: response), attemptsFailed: attemptsFailed)
                 case .failed(let index, let error):
-                    // The read itself was cancelled (the get was stopped): ask no one else.
-                    if Task.isCancelled { return nil }
                     waiting -= 1
-                    refused.insert(candidates[index].id)
-                    await noteFailure(error, reading: range, of: chunk, from: candidates[index], failures: &failures, failed: failed)
+                    attemptsFailed.append((index, error))
                     if waiting == 0, asked < candidates.count { askNext() }
                 }
             }
             group.cancelAll()
-            return nil
+            return (winner: nil, attemptsFailed: attemptsFailed)
         }
+        try Task.checkCancellation()
+        for (index, error) in attemptsFailed {
+            refused.insert(candidates[index].id)
+            await noteFailure(error, reading: range, of: chunk, from: candidates[index], failures: &failures, failed: failed)
+        }
+        return winner
     }
+
+    /// Seconds on a clock that never jumps, for `ReplicaLatency`.
+    private static func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// Records that reading `range` of `chunk` from `replica` failed: in `failures` (for the
     /// error message), in `failed` (tried last from now on), and with the master when the
@@ -309,15 +328,15 @@ extension TYDFSClient {
         if let token = chunk.token { request.headers.add(name: Header.chunkToken, value: token) }
         let deadline = Limits.transferDeadlineSeconds(frameBytes: ChunkFrame.frameBytes(dataBytes: range.length), hops: 1)
         let (http, prepared) = (self.http, request)
-        let response = try await StallGuard.run(TransferProgress(stallSeconds: Limits.readStallSeconds)) {
-            try await http.execute(prepared, timeout: .seconds(deadline))
+        return try await StallGuard.run(TransferProgress(stallSeconds: Limits.readStallSeconds)) {
+            let response = try await http.execute(prepared, timeout: .seconds(deadline))
+            guard response.status == .ok else {
+                let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+                try PeerError.check(status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
+                throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
+            }
+            return response
         }
-        guard response.status == .ok else {
-            let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-            try PeerError.check(status: response.status, payload: payload, peer: "datakeeper \(replica.id)")
-            throw TYDFSError(.protocolViolation, "datakeeper \(replica.id) answered HTTP \(response.status.code)")
-        }
-        return response
     }
 
     /// Receives the frame of `range` that `replica` answered with, telling `progress` about every

@@ -67,6 +67,9 @@ public enum Limits {
     public static let hedgeMaximumSeconds: Double = 1
     /// …and this long before the client has timed any replica.
     public static let hedgeInitialSeconds: Double = 0.1
+    /// Seconds a client remembers how quickly a datakeeper answered: after that a replica once
+    /// found slow is asked first again (and timed anew), and one that left no longer sets the pace.
+    public static let replicaLatencyMemorySeconds: Double = 30
     /// The same for a chunk write into a pipeline, counted at its last hop. Longer than for
     /// reads: a busy datakeeper's writes can block for seconds on the kernel's dirty-page
     /// throttling (measured with 32 transfers at once), and a false alarm re-sends a whole chunk.

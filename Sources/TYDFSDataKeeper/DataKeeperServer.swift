@@ -64,8 +64,7 @@ public enum DataKeeperServer {
         router.get("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
             _ = try token(request, chunk, [.read, .replicate])
-            let query = request.uri.queryParameters
-            switch (query.get(Query.rangeOffset), query.get(Query.rangeLength)) {
+            switch (try request.optionalQueryItem(Query.rangeOffset), try request.optionalQueryItem(Query.rangeLength)) {
             case (nil, nil):
                 return try await transfer.serve(chunk, range: nil)
             case (let offset?, let length?):

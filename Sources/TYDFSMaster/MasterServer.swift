@@ -40,7 +40,7 @@ public enum MasterServer {
         }
         router.get(RouterPath(Route.events)) { request, _ in
             try require(.look)
-            guard let after = Int(request.uri.queryParameters.get("after") ?? "0"), after >= 0 else { throw TYDFSError(.invalidArgument, "'after' must be an event id (a whole number ≥ 0)") }
+            guard let after = Int(try request.optionalQueryItem("after") ?? "0"), after >= 0 else { throw TYDFSError(.invalidArgument, "'after' must be an event id (a whole number ≥ 0)") }
             return try JSON.response(await state.events.after(after))
         }
         let downloads = NIOLockedValueBox(0)
@@ -149,7 +149,7 @@ public enum MasterServer {
             return try JSON.response(try await state.nodes())
         }
         router.get(RouterPath(Route.fsck)) { request, _ in
-            let path = try RemotePath(request.uri.queryParameters.get("path") ?? "/")
+            let path = try RemotePath(request.optionalQueryItem("path") ?? "/")
             try require(.read(path))
             return try JSON.response(try await state.fsck(path))
         }
@@ -187,7 +187,7 @@ public enum MasterServer {
         router.get(RouterPath(Route.files)) { request, _ in
             let path = try RemotePath(try request.queryItem("path"))
             try require(.read(path))
-            let reading = request.uri.queryParameters.get(Query.inspect) != "true"
+            let reading = try request.optionalQueryItem(Query.inspect) != "true"
             return try JSON.response(try await state.stat(path, countingReads: reading))
         }
         router.delete(RouterPath(Route.files)) { request, _ in
@@ -202,7 +202,7 @@ public enum MasterServer {
             return try JSON.response(try await state.rename(body))
         }
         router.get(RouterPath(Route.list)) { request, _ in
-            let path = try RemotePath(request.uri.queryParameters.get("path") ?? "/")
+            let path = try RemotePath(request.optionalQueryItem("path") ?? "/")
             try require(.read(path))
             return try JSON.response(try await state.list(path))
         }

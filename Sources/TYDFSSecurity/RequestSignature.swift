@@ -59,18 +59,29 @@ public enum RequestSignature {
         public var signature: [UInt8]
     }
 
+    /// Reads an `Authorization` header of this scheme: `Credential`, `Date` and `Signature`, each
+    /// once, separated by commas and optional spaces or tabs. Nil for anything else. Works on the bytes
+    /// (every request to the master passes here).
     public static func parse(_ header: String) -> Claimed? {
         guard header.hasPrefix(scheme + " ") else { return nil }
-        var fields: [String: String] = [:]
-        for part in header.dropFirst(scheme.count + 1).split(separator: ",") {
-            let pieces = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            guard pieces.count == 2 else { return nil }
-            fields[String(pieces[0])] = String(pieces[1])
+        var keyID: String?, date: Int64?, signature: [UInt8]?
+        for part in header.utf8.dropFirst(scheme.utf8.count + 1).split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            var field = part
+            while field.first == UInt8(ascii: " ") || field.first == UInt8(ascii: "\t") { field = field.dropFirst() }
+            while field.last == UInt8(ascii: " ") || field.last == UInt8(ascii: "\t") { field = field.dropLast() }
+            guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+            let name = String(decoding: field[..<equals], as: UTF8.self)
+            let value = String(decoding: field[field.index(after: equals)...], as: UTF8.self)
+            switch name {
+            case "Credential" where keyID == nil: keyID = value
+            case "Date" where date == nil: date = Int64(value) ?? -1
+            case "Signature" where signature == nil: signature = Hex.decode(value) ?? []
+            default: return nil
+            }
         }
-        guard let keyID = fields["Credential"], !keyID.isEmpty, keyID.utf8.count <= 128,
-              let date = fields["Date"].flatMap({ Int64($0) }),
-              let signature = fields["Signature"].flatMap(Hex.decode), signature.count == 32
-        else { return nil }
+        guard let keyID, !keyID.isEmpty, keyID.utf8.count <= 128, let date, date >= 0, let signature, signature.count == 32 else {
+            return nil
+        }
         return Claimed(keyID: keyID, date: date, signature: signature)
     }
 

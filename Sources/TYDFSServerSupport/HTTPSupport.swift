@@ -76,10 +76,46 @@ public enum JSON {
 extension Request {
     /// A required query item; a clear 400 when it is missing.
     public func queryItem(_ name: String) throws -> String {
-        guard let value = uri.queryParameters.get(name) else {
+        guard let value = try optionalQueryItem(name) else {
             throw TYDFSError(.invalidArgument, "missing query parameter '\(name)'")
         }
         return value
+    }
+
+    /// The first query item `name`, percent-decoded strictly: a malformed escape or bytes that
+    /// are not UTF-8 are a 400, never replaced (Hummingbird's `queryParameters` substitutes
+    /// U+FFFD, so two different byte strings would name one file).
+    public func optionalQueryItem(_ name: String) throws -> String? {
+        guard let query = uri.query else { return nil }
+        for item in query.utf8.split(separator: UInt8(ascii: "&")) {
+            let parts = item.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard try Self.percentDecoded(parts[0], item: name) == name else { continue }
+            return try parts.count > 1 ? Self.percentDecoded(parts[1], item: name) : ""
+        }
+        return nil
+    }
+
+    private static func percentDecoded(_ text: Substring.UTF8View, item: String) throws -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.count)
+        var index = text.startIndex
+        while index < text.endIndex {
+            if text[index] == UInt8(ascii: "%") {
+                let high = text.index(after: index)
+                guard high < text.endIndex, text.index(after: high) < text.endIndex,
+                      let value = UInt8(String(decoding: text[high...text.index(after: high)], as: UTF8.self), radix: 16)
+                else { throw TYDFSError(.invalidArgument, "query parameter '\(item)' has a malformed %-escape") }
+                bytes.append(value)
+                index = text.index(high, offsetBy: 2)
+            } else {
+                bytes.append(text[index])
+                index = text.index(after: index)
+            }
+        }
+        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+            throw TYDFSError(.invalidArgument, "query parameter '\(item)' is not valid UTF-8")
+        }
+        return decoded
     }
 }
 

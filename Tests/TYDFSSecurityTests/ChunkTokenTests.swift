@@ -1,3 +1,4 @@
+import Foundation
 import TYDFSCore
 import TYDFSProtocol
 import XCTest
@@ -77,5 +78,21 @@ final class ChunkTokenTests: XCTestCase {
         XCTAssertThrowsError(try ClusterSecret.read(from: path), "a secret others can read is refused")
         XCTAssertThrowsError(try ClusterSecret(text: "abcd"), "too short")
         XCTAssertThrowsError(try ClusterSecret(text: String(repeating: "zz", count: 32)), "not hex")
+    }
+
+    func testBase64URLMatchesFoundationsBase64AndRefusesWhatNoEncodingMakes() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+            let expected = Data(bytes).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            XCTAssertEqual(Base64URL.encode(bytes), expected)
+            XCTAssertEqual(Base64URL.decode(expected), bytes)
+        }
+        for text in ["A", "AAAAA", "ab+c", "ab/c", "ab=c", "abc=", "ab c", "AB", "AAB"] {
+            XCTAssertNil(Base64URL.decode(text), "'\(text)'")  // "AB", "AAB": leftover bits not zero
+        }
+        XCTAssertEqual(Base64URL.decode(""), [])
+        XCTAssertEqual(Base64URL.decode("AA"), [0])
     }
 }

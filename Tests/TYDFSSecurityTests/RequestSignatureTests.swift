@@ -31,8 +31,23 @@ final class RequestSignatureTests: XCTestCase {
     func testMalformedHeadersDoNotParse() {
         for header in ["", "Bearer abc", "TYDFS-HMAC-SHA256", "TYDFS-HMAC-SHA256 Credential=a, Date=x, Signature=00",
                        "TYDFS-HMAC-SHA256 Credential=, Date=1, Signature=" + String(repeating: "0", count: 64),
-                       "TYDFS-HMAC-SHA256 Credential=a, Date=1, Signature=" + String(repeating: "0", count: 62)] {
+                       "TYDFS-HMAC-SHA256 Credential=a, Date=1, Signature=" + String(repeating: "0", count: 62),
+                       "TYDFS-HMAC-SHA256 Credential=a, Date=-1, Signature=" + String(repeating: "0", count: 64),
+                       "TYDFS-HMAC-SHA256 Credential=a, Date=1, Signature=" + String(repeating: "0", count: 64) + ", Extra=1",
+                       "TYDFS-HMAC-SHA256 Credential=a, Credential=b, Date=1, Signature=" + String(repeating: "0", count: 64),
+                       "TYDFS-HMAC-SHA256 Credential=a,, Date=1, Signature=" + String(repeating: "0", count: 64),
+                       "TYDFS-HMAC-SHA256 Credential=a, Date=1, Signature=" + String(repeating: "g", count: 64)] {
             XCTAssertNil(RequestSignature.parse(header), header)
+        }
+    }
+
+    func testWellFormedHeadersParseWhateverTheSpacing() {
+        let signature = String(repeating: "ab", count: 32)
+        for header in ["TYDFS-HMAC-SHA256 Credential=key1, Date=17, Signature=\(signature)",
+                       "TYDFS-HMAC-SHA256 Credential=key1,Date=17,Signature=\(signature)",
+                       "TYDFS-HMAC-SHA256   Credential=key1 ,  Date=17,Signature=\(signature)  ",
+                       "TYDFS-HMAC-SHA256 Signature=\(signature),\tDate=17, Credential=key1"] {
+            XCTAssertEqual(RequestSignature.parse(header), RequestSignature.Claimed(keyID: "key1", date: 17, signature: Array(repeating: 0xab, count: 32)), header)
         }
     }
 

@@ -2,6 +2,9 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 import TYDFSSecurity
 
@@ -38,5 +41,53 @@ public enum HTTP {
         }.resume()
         done.wait()
         return try outcome.withLockedValue { $0! }.get()
+    }
+}
+
+/// Raw bytes over TCP, for requests no HTTP library would send: headers too large, bodies shorter
+/// or longer than their `Content-Length`, bytes that are not UTF-8.
+public enum RawHTTP {
+    /// Connects to `address` (`ipv4:port`), sends `bytes`, and reads until the server closes the
+    /// connection or `readSeconds` pass; returns what came back and whether the server closed.
+    public static func exchange(_ address: String, send bytes: [UInt8], readSeconds: Double) throws -> (received: [UInt8], closed: Bool) {
+        let colon = address.lastIndex(of: ":")!
+        let host = String(address[..<colon]), port = UInt16(address[address.index(after: colon)...])!
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestClusterError("socket() failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var peer = sockaddr_in()
+        peer.sin_family = sa_family_t(AF_INET)
+        peer.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &peer.sin_addr) == 1 else { throw TestClusterError("not an IPv4 address: \(host)") }
+        let connected = withUnsafePointer(to: &peer) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestClusterError("cannot connect to \(address): errno \(errno)") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 20_000)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        // Send while reading, so a server that answers early (and stops reading) cannot block us.
+        var sent = 0
+        let deadline = Date().addingTimeInterval(readSeconds)
+        while Date() < deadline {
+            if sent < bytes.count {
+                let wrote = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, min($0.count, 65536), Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                if wrote > 0 { sent += wrote } else if errno != EAGAIN && errno != EWOULDBLOCK { sent = bytes.count }
+            }
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count > 0 { received += buffer[..<count]; continue }
+            if count == 0 { return (received, true) }
+            if errno != EAGAIN && errno != EWOULDBLOCK { return (received, true) }  // reset: closed too
+        }
+        return (received, false)
+    }
+
+    /// The status codes of every response in `bytes` (`HTTP/1.1 NNN` at the start of a line).
+    public static func statuses(_ bytes: [UInt8]) -> [Int] {
+        String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n").compactMap { line in
+            guard line.hasPrefix("HTTP/1.1 ") || line.hasPrefix("HTTP/1.0 ") else { return nil }
+            return Int(line.dropFirst(9).prefix(3))
+        }
     }
 }
