@@ -26,7 +26,9 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 start_master() {
     "$bin" master --listen "127.0.0.1:$port" --data "$work/master" "$@" >>"$work/master.log" 2>&1 &
     pid_of[master]=$!
-    until grep -qs "listening" "$work/master.log"; do sleep 0.1; done
+    # Our own line, not Hummingbird's "Server started and listening", which comes before the
+    # admin config is written (waiting for that one raced, and then every command was refused).
+    until grep -qs "tydfs master listening" "$work/master.log"; do sleep 0.1; done
     # The cluster is locked: datakeepers need the master's secret, clients its admin key (both
     # made on its first start). Set only when present, so an older binary can be measured too.
     if [ -f "$work/master/cluster.secret" ]; then export TYDFS_SECRET_FILE="$work/master/cluster.secret"; fi
@@ -40,5 +42,16 @@ start_datakeeper() {
     pid_of[$id]=$!
 }
 
-alive_count() { "$bin" nodes --json | grep -c '"alive" : true' || true; }
-wait_alive() { until [ "$(alive_count)" = "$1" ]; do sleep 0.2; done; }
+alive_count() { "$bin" nodes --json 2>/dev/null | grep -c '"alive" : true' || true; }
+# wait_alive N: waits for N live datakeepers; after 60 s says why it cannot see them, and fails.
+wait_alive() {
+    local deadline=$((SECONDS + 60))
+    until [ "$(alive_count)" = "$1" ]; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "bench: $1 datakeepers not alive after 60 s; \`tydfs nodes\` says:" >&2
+            "$bin" nodes >&2 || true
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
