@@ -11,10 +11,6 @@ import Glibc
 /// datakeeper (by command and by `--maintenance`), a datakeeper that leaves on SIGTERM, and
 /// SIGTERM in the middle of a put.
 final class OperationsTests: XCTestCase {
-    private func sample(_ name: String, labels: String = "", in page: String) -> Double? {
-        TestCluster.metricSample(name, labels: labels, in: page)
-    }
-
     private func metrics(_ baseURL: String) throws -> String {
         let response = try HTTP.request("GET", baseURL + Route.metrics)
         XCTAssertEqual(response.status, 200)
@@ -26,11 +22,11 @@ final class OperationsTests: XCTestCase {
         defer { cluster.shutdown() }
         let addresses = Dictionary(uniqueKeysWithValues: try cluster.nodes().nodes.map { ($0.id.value, "http://\($0.address)") })
         func received(_ id: String) throws -> Double {
-            try XCTUnwrap(sample("tydfs_datakeeper_bytes_received_total", labels: "datakeeper=\"\(id)\"", in: try metrics(addresses[id]!)))
+            try XCTUnwrap(TestCluster.metricSample("tydfs_datakeeper_bytes_received_total", labels: "datakeeper=\"\(id)\"", in: try metrics(addresses[id]!)))
         }
         func sent() throws -> Double {
             try addresses.keys.reduce(0) { total, id in
-                total + (try XCTUnwrap(sample("tydfs_datakeeper_bytes_sent_total", labels: "datakeeper=\"\(id)\"", in: try metrics(addresses[id]!))))
+                total + (try XCTUnwrap(TestCluster.metricSample("tydfs_datakeeper_bytes_sent_total", labels: "datakeeper=\"\(id)\"", in: try metrics(addresses[id]!))))
             }
         }
         let before = try addresses.keys.map { try received($0) }
@@ -43,19 +39,19 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try sent() - sentBefore, Double(size))
 
         let master = try metrics(cluster.masterURL)
-        XCTAssertEqual(sample("tydfs_master_files", in: master), 1)
-        XCTAssertEqual(sample("tydfs_master_files_committed_total", in: master), 1)
-        XCTAssertEqual(sample("tydfs_master_bytes_committed_total", in: master), Double(size))
-        XCTAssertEqual(sample("tydfs_master_datakeepers", labels: "state=\"alive\"", in: master), 3)
-        XCTAssertEqual(sample("tydfs_master_datakeepers", labels: "state=\"dead\"", in: master), 0)
-        XCTAssertEqual(sample("tydfs_master_under_replicated_chunks", in: master), 0)
+        XCTAssertEqual(TestCluster.metricSample("tydfs_master_files", in: master), 1)
+        XCTAssertEqual(TestCluster.metricSample("tydfs_master_files_committed_total", in: master), 1)
+        XCTAssertEqual(TestCluster.metricSample("tydfs_master_bytes_committed_total", in: master), Double(size))
+        XCTAssertEqual(TestCluster.metricSample("tydfs_master_datakeepers", labels: "state=\"alive\"", in: master), 3)
+        XCTAssertEqual(TestCluster.metricSample("tydfs_master_datakeepers", labels: "state=\"dead\"", in: master), 0)
+        XCTAssertEqual(TestCluster.metricSample("tydfs_master_under_replicated_chunks", in: master), 0)
         XCTAssertTrue(master.contains("tydfs_http_requests_total{http_route=\"/v1/uploads\",http_request_method=\"POST\",http_response_status_code=\"200\"}"), master)
         XCTAssertTrue(master.contains("tydfs_http_request_duration_seconds_bucket"), master)
 
         // A dead datakeeper shows in the gauges at the next scrape.
         cluster.killDataKeeper("dk3")
         try cluster.waitUntil("dk3 counted dead", timeout: 10) {
-            self.sample("tydfs_master_datakeepers", labels: "state=\"dead\"", in: try self.metrics(cluster.masterURL)) == 1
+            TestCluster.metricSample("tydfs_master_datakeepers", labels: "state=\"dead\"", in: try self.metrics(cluster.masterURL)) == 1
         }
     }
 

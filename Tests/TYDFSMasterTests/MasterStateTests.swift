@@ -544,6 +544,13 @@ final class MasterStateTests: XCTestCase {
                         XCTAssertEqual(response.status, .badRequest)
                     }
                 }
+                // Query items are decoded strictly: a bad %-escape or bytes that are not UTF-8 are refused.
+                try await client.execute(uri: Route.list + "?path=%2F", method: .get) { XCTAssertEqual($0.status, .ok) }
+                for bad in ["%2F%FF", "%2Fa%+f", "%2Fa%-0", "%2Fa%4", "%2Fa%zz"] {
+                    try await client.execute(uri: Route.list + "?path=" + bad, method: .get) { response in
+                        XCTAssertEqual(response.status, .badRequest, bad)
+                    }
+                }
                 try await client.execute(uri: Route.drain("dk9"), method: .post) { XCTAssertEqual($0.status, .notFound) }
                 try await client.execute(uri: Route.drain("dk2"), method: .get) { response in
                     XCTAssertEqual(try JSONDecoder().decode(DrainStatus.self, from: response.body).state, .alive)
