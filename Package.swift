@@ -68,6 +68,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "TYDFSMaster", dependencies: [
             "TYDFSCore", "TYDFSSecurity", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",

@@ -34,7 +34,7 @@ schedule = random.Random(seed)          # the faults
 operations = random.Random(seed * 7 + 1)  # the clients' choices
 binary = os.path.abspath(args.bin)
 work = tempfile.mkdtemp(prefix="tydfs-chaos-")
-port = 20000 + random.Random(seed).randrange(20000)
+port = 20000 + random.Random(seed).randrange(12000)  # below the ephemeral range (32768-60999)
 master_url = f"http://127.0.0.1:{port}"
 processes = {}
 lock = threading.Lock()

@@ -16,7 +16,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768-60999), where clients and :0 listeners land
 export TYDFS_MASTER="http://127.0.0.1:$port"
 
 now() { echo "$EPOCHREALTIME"; }

@@ -296,15 +296,17 @@ final class DownloadSlot: Sendable {
 }
 
 /// Runs the group committer: the one writer of the metadata store. Stops after the HTTP server,
-/// writing what is queued, so no acknowledged-to-be change is left behind.
+/// writing what is queued, so no acknowledged-to-be change is left behind. It stops on
+/// cancellation too: a service that fails (a port already in use) cancels the group, and a
+/// writer that waited only for a graceful shutdown kept the failed master running for ever.
 struct MetadataWriter: Service {
     let committer: GroupCommitter
     let state: MasterState
 
     func run() async throws {
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             await committer.run { durable, error in await state.rollBack(durable: durable, error: error) }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             committer.stop()
         }
     }

@@ -7,6 +7,7 @@ import HummingbirdTLS
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 import TYDFSCore
 import TYDFSProtocol
 
@@ -277,19 +278,39 @@ public enum HTTPServer {
     public static func application<Responder: HTTPResponder>(
         responder: Responder, host: String, port: Int, tls: TLSFiles? = nil, idleTimeoutSeconds: Double, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void
-    ) throws -> some ApplicationProtocol where Responder.Context == BasicRequestContext {
+    ) throws -> some Service where Responder.Context == BasicRequestContext {
         let peers = ConnectionsPerPeer(limit: Limits.maxConnectionsPerPeer)
         // idleTimeout closes a connection whose request body stops arriving (a stalled or
         // vanished sender), which frees the chunk's reservation and temporary file.
         let http = HTTPServerBuilder.http1(configuration: .init(
             additionalChannelHandlers: [peers.handler(), ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4)],
             idleTimeout: .nanoseconds(Int64(idleTimeoutSeconds * 1e9))))
-        return Application(
+        return Listener(address: "\(host):\(port)", application: Application(
             responder: responder,
             server: try tls.map { try .tls(http, tlsConfiguration: try $0.serverConfiguration()) } ?? http,
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "tydfs"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger)
+            logger: logger))
+    }
+
+    /// Runs an application and turns a failure to bind into a message that names the address,
+    /// so `tydfs master --listen` on a taken port says so instead of quoting a system call.
+    struct Listener<App: ApplicationProtocol>: Service {
+        let address: String
+        let application: App
+
+        func run() async throws {
+            do {
+                try await application.run()
+            } catch let error as IOError where [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
+                let reason = switch error.errnoCode {
+                case EADDRINUSE: "the port is already in use by another process"
+                case EADDRNOTAVAIL: "no interface of this machine has that address"
+                default: "permission denied (ports below 1024 need privileges)"
+                }
+                throw TYDFSError(.invalidArgument, "cannot listen on \(address): \(reason); choose another --listen address")
+            }
+        }
     }
 }
 

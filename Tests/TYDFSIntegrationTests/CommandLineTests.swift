@@ -59,6 +59,46 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// A port held by another process: the master and the datakeeper each exit at once with a
+    /// message naming the address (the master used to hang there until SIGKILL).
+    func testAServerWhosePortIsTakenExitsWithAClearMessage() throws {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(holder, 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, $0, &length) == 0 }
+        }
+        XCTAssertTrue(bound)
+        let taken = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let folder = NSTemporaryDirectory() + "tydfs-taken-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        XCTAssertEqual(try run(["keygen", "--out", folder + "/secret"]).0, 0)
+        for arguments in [
+            ["master", "--listen", taken, "--data", folder + "/master"],
+            ["datakeeper", "--listen", taken, "--data", folder + "/dk", "--master", "http://127.0.0.1:1", "--secret-file", folder + "/secret"],
+        ] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+            process.arguments = arguments
+            let log = folder + "/\(arguments[0]).err"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try process.run()
+            let deadline = Date().addingTimeInterval(15)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            XCTAssertFalse(process.isRunning, "\(arguments[0]) still runs 15 s after its bind failed")
+            TestCluster.end(process, signal: SIGKILL)
+            let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertEqual(process.terminationStatus, 1, "\(arguments[0]): \(stderr)")
+            XCTAssertTrue(stderr.contains("tydfs: cannot listen on \(taken): the port is already in use by another process"), stderr)
+        }
+    }
+
     func testTheMasterURLComesFromTheFlagThenTheEnvironment() throws {
         var environment = ProcessInfo.processInfo.environment
         environment["TYDFS_MASTER"] = "http://127.0.0.1:2"
@@ -74,7 +114,7 @@ final class CommandLineTests: XCTestCase {
         let folder = NSTemporaryDirectory() + "tydfs-cluster-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let port = 20000 + Int.random(in: 0..<20000)
+        let port = 20000 + Int.random(in: 0..<12000)  // below the ephemeral range (32768-60999)
         let log = folder + "/cluster.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
