@@ -114,6 +114,18 @@ public final class TYDFSClient: Sendable {
         try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination))
     }
 
+    /// Makes a directory that exists while empty; with `parents`, one that exists already is fine.
+    @discardableResult
+    public func makeDirectory(_ path: RemotePath, parents: Bool = false) async throws -> DirectoryResponse {
+        try await control(.POST, Route.directories, body: MakeDirectoryRequest(path: path, parents: parents))
+    }
+
+    /// Removes the empty directory at `path`.
+    @discardableResult
+    public func removeDirectory(_ path: RemotePath) async throws -> DirectoryResponse {
+        try await control(.DELETE, Route.directories, query: path)
+    }
+
     @discardableResult
     public func remove(_ path: RemotePath) async throws -> FileInfo {
         try await control(.DELETE, Route.files, query: path)

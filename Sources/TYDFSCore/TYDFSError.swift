@@ -16,6 +16,8 @@ public struct TYDFSError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let notFound = Code(rawValue: "not_found")
         /// The path is already taken and overwriting was not asked for.
         public static let alreadyExists = Code(rawValue: "already_exists")
+        /// A directory to remove still holds files or directories: HTTP 409.
+        public static let directoryNotEmpty = Code(rawValue: "directory_not_empty")
         /// There are not enough live datakeepers (or none) to do the work.
         public static let unavailable = Code(rawValue: "unavailable")
         /// A datakeeper has no room for the chunk.

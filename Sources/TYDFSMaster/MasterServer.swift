@@ -201,6 +201,16 @@ public enum MasterServer {
             try require(.write(body.to))
             return try JSON.response(try await state.rename(body))
         }
+        router.post(RouterPath(Route.directories)) { request, _ in
+            let body = try await JSON.decode(MakeDirectoryRequest.self, from: request)
+            try require(.write(body.path))
+            return try JSON.response(try await state.makeDirectory(body))
+        }
+        router.delete(RouterPath(Route.directories)) { request, _ in
+            let path = try RemotePath(try request.queryItem("path"))
+            try require(.write(path))
+            return try JSON.response(try await state.removeDirectory(path))
+        }
         router.get(RouterPath(Route.list)) { request, _ in
             let path = try RemotePath(request.optionalQueryItem("path") ?? "/")
             try require(.read(path))

@@ -385,6 +385,7 @@ actor MasterState {
         if !overwrite, namespace.file(at: path) != nil {
             throw TYDFSError(.alreadyExists, "\(path) already exists; use --overwrite to replace it")
         }
+        if namespace.isDirectory(path) { throw TYDFSError(.alreadyExists, "cannot create \(path): it is a directory") }
         if let conflict = namespace.conflict(for: path), conflict != path {
             if conflict.value.count < path.value.count {
                 throw TYDFSError(.alreadyExists, "cannot create \(path): \(conflict) is a file, not a directory")
@@ -522,9 +523,39 @@ actor MasterState {
     func rename(_ request: RenameRequest) async throws -> RenameResponse {
         let plan = try namespace.renameEdits(from: request.from, to: request.to)
         try await write(plan.edits)
-        let files = plan.edits.count / 2
+        let files = plan.edits.count { if case .putFile = $0 { true } else { false } }
         logger.info("renamed", metadata: ["from": "\(request.from)", "to": "\(plan.target)", "files": "\(files)"])
         return RenameResponse(from: request.from.value, to: plan.target.value, files: files)
+    }
+
+    /// mkdir: makes `path` a directory that stays while empty (`mkdir -p` with `parents`).
+    func makeDirectory(_ request: MakeDirectoryRequest) async throws -> DirectoryResponse {
+        let path = request.path
+        if let file = namespace.conflict(for: path), file.value.count <= path.value.count {
+            throw TYDFSError(.alreadyExists, file == path ? "\(path) already exists as a file" : "cannot create \(path): \(file) is a file, not a directory")
+        }
+        let exists = namespace.isDirectory(path)
+        if exists && !request.parents { throw TYDFSError(.alreadyExists, "\(path) already exists") }
+        if path.isRoot || namespace.madeDirectories(under: path).first?.path == path {
+            return DirectoryResponse(path: path.value, created: false)
+        }
+        // A directory that exists through its files alone is made one of its own: it now stays when they go.
+        try await write([.makeDirectory(path, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000))])
+        return DirectoryResponse(path: path.value, created: !exists)
+    }
+
+    /// rmdir: removes the empty directory at `path`.
+    func removeDirectory(_ path: RemotePath) async throws -> DirectoryResponse {
+        guard !path.isRoot else { throw TYDFSError(.invalidArgument, "the root / cannot be removed") }
+        guard namespace.isDirectory(path) else {
+            if namespace.file(at: path) != nil { throw TYDFSError(.invalidArgument, "\(path) is a file, not a directory (use rm)") }
+            throw TYDFSError(.notFound, "\(path): no such directory")
+        }
+        if let first = namespace.list(path)?.first {
+            throw TYDFSError(.directoryNotEmpty, "\(path) is not empty (it holds \(first.path))")
+        }
+        try await write([.removeDirectory(path)])
+        return DirectoryResponse(path: path.value, created: false)
     }
 
     func remove(_ path: RemotePath) async throws -> FileInfo {

@@ -48,10 +48,12 @@ public struct StoredFile: Equatable, Sendable {
 /// batch or the state after it. Implementations share their SQL (see `SQLMetadataStore`) so that
 /// SQLite and, later, PostgreSQL behave the same.
 public protocol MetadataStore: Sendable {
-    /// Feeds every stored file (with its chunks and replicas) and every queued deletion to the callbacks,
-    /// one at a time, in no particular order.
+    /// Feeds every stored file (with its chunks and replicas), every directory made on its own
+    /// (with its mtime) and every queued deletion to the callbacks, one at a time, in no
+    /// particular order.
     func load(
-        file: @escaping @Sendable (StoredFile) -> Void, deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
+        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+        deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
     ) async throws
     /// Writes `edits`, in order, in one transaction, and returns once it is durable.
     func apply(_ edits: [MetadataEdit]) async throws
@@ -62,7 +64,9 @@ extension MetadataStore {
     /// A namespace holding everything in the store.
     public func loadNamespace() async throws -> Namespace {
         let loader = NamespaceLoader()
-        try await load(file: { loader.add(.putFile($0)) }, deletion: { loader.add(.queueDeletion($0, $1)) })
+        try await load(
+            file: { loader.add(.putFile($0)) }, directory: { loader.add(.makeDirectory($0, mtimeMillis: $1)) },
+            deletion: { loader.add(.queueDeletion($0, $1)) })
         return loader.namespace
     }
 }

@@ -37,9 +37,14 @@ public enum MetadataEdit: Equatable, Sendable {
     case queueDeletion(ChunkID, DataKeeperID)
     /// The deletion is done, or no longer wanted.
     case cancelDeletion(ChunkID, DataKeeperID)
+    /// Makes the directory at `path` an entry of its own (`mkdir`, an S3 bucket): it stays while
+    /// empty, until `removeDirectory`. No file stands at the path or above it (checked by the caller).
+    case makeDirectory(RemotePath, mtimeMillis: Int64)
+    /// Undoes `makeDirectory`: the directory then exists only while files lie below it.
+    case removeDirectory(RemotePath)
 }
 
-/// One line of a listing: a file, or a directory implied by the files below it.
+/// One line of a listing: a file, or a directory (made by `mkdir`, or implied by the files below it).
 public struct NamespaceEntry: Equatable, Sendable {
     public var path: String
     public var isDirectory: Bool
@@ -54,14 +59,17 @@ public struct NamespaceEntry: Equatable, Sendable {
 /// without touching the store, so reads never wait behind writes.
 ///
 /// Pure (no I/O, no clock). It keeps true: a path is a file or a directory, never both; a
-/// directory exists exactly while a file lies below it; a directory's size is the sum of the files
-/// below it; every chunk in the chunk table belongs to exactly one file.
+/// directory exists exactly while it was made (`makeDirectory`) or something lies below it; a
+/// directory's size is the sum of the files below it; every chunk in the chunk table belongs to
+/// exactly one file.
 /// Not thread-safe: the master's actor owns it.
 public final class Namespace {
     final class Directory {
         var children: [String: Node] = [:]
         var sizeBytes: Int64 = 0
         var mtimeMillis: Int64 = 0
+        /// Made by `makeDirectory`: kept when empty.
+        var isMade = false
     }
 
     enum Node {
@@ -93,6 +101,12 @@ public final class Namespace {
                 let chunk = chunks[id]!
                 return StoredChunk(index: chunk.index, id: id, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replicas: chunk.replicas)
             })
+    }
+
+    /// Whether `path` is a directory (the root always is).
+    public func isDirectory(_ path: RemotePath) -> Bool {
+        if case .directory? = node(at: path) { return true }
+        return false
     }
 
     /// A file at `path` or at an ancestor of it (a file standing where a directory would have to
@@ -182,8 +196,26 @@ public final class Namespace {
             moved.path = try RemotePath(target.value + file.path.value.dropFirst(source.value.count))
             return MetadataEdit.putFile(moved)
         }
+        let made = madeDirectories(under: source)
+        let remade = try made.map { directory in
+            MetadataEdit.makeDirectory(try RemotePath(target.value + directory.path.value.dropFirst(source.value.count)), mtimeMillis: directory.mtimeMillis)
+        }
         // All removals, then all puts: the store writes each run of one kind in a few statements.
-        return (target, moving.map { .removeFile($0.path) } + moved)
+        return (target, moving.map { .removeFile($0.path) } + made.map { .removeDirectory($0.path) } + remade + moved)
+    }
+
+    /// Every directory made by `makeDirectory` at or below `path`, parents first, with its mtime.
+    public func madeDirectories(under path: RemotePath) -> [(path: RemotePath, mtimeMillis: Int64)] {
+        var result: [(path: RemotePath, mtimeMillis: Int64)] = []
+        func walk(_ directory: Directory, _ directoryPath: String) {
+            if directory.isMade, let remote = try? RemotePath(directoryPath) { result.append((remote, directory.mtimeMillis)) }
+            let prefix = directoryPath == "/" ? "/" : directoryPath + "/"
+            for name in directory.children.keys.sorted() {
+                if case .directory(let child) = directory.children[name]! { walk(child, prefix + name) }
+            }
+        }
+        if case .directory(let start)? = node(at: path) { walk(start, path.value) }
+        return result
     }
 
     /// Every datakeeper the replica map names.
@@ -249,6 +281,43 @@ public final class Namespace {
             if pendingDeletions[datakeeper]?.isEmpty == true { pendingDeletions[datakeeper] = nil }
             // Restored only by a rollback, which restores durable state: sequence 0 is durable.
             return [.queueDeletion(chunk, datakeeper)]
+        case .makeDirectory(let path, let mtimeMillis):
+            guard !path.isRoot else { return [] }
+            var trail = [root]
+            for name in Self.names(path) {
+                if case .directory(let next)? = trail.last!.children[name] {
+                    trail.append(next)
+                } else {
+                    precondition(trail.last!.children[name] == nil, "\(path) lies at or below a file")
+                    let next = Directory()
+                    trail.last!.children[name] = .directory(next)
+                    trail.append(next)
+                }
+            }
+            guard !trail.last!.isMade else { return [] }
+            trail.last!.isMade = true
+            for directory in trail { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
+            return [.removeDirectory(path)]
+        case .removeDirectory(let path):
+            let names = Self.names(path)
+            var trail: [Directory] = [root]
+            for name in names {
+                guard case .directory(let next)? = trail.last!.children[name] else { return [] }
+                trail.append(next)
+            }
+            guard trail.count > 1, trail.last!.isMade else { return [] }
+            trail.last!.isMade = false
+            pruneEmpty(trail, names)
+            return [.makeDirectory(path, mtimeMillis: trail.last!.mtimeMillis)]
+        }
+    }
+
+    /// Drops the empty directories, deepest first, that were not made on their own. `trail` holds
+    /// the directories from the root down along `names`: `trail[d]` is the one named `names[d - 1]`.
+    private func pruneEmpty(_ trail: [Directory], _ names: [String]) {
+        for depth in stride(from: trail.count - 1, to: 0, by: -1) {
+            guard trail[depth].children.isEmpty, !trail[depth].isMade else { return }
+            trail[depth - 1].children[names[depth - 1]] = nil
         }
     }
 
@@ -279,7 +348,8 @@ public final class Namespace {
         fileCount += 1
     }
 
-    /// Removes the file at `path` (which exists) and every directory left empty above it.
+    /// Removes the file at `path` (which exists) and every directory left empty above it that
+    /// was not made on its own.
     private func remove(_ path: RemotePath) {
         let names = Self.names(path)
         var trail: [Directory] = [root]
@@ -291,9 +361,7 @@ public final class Namespace {
             preconditionFailure("\(path) is not a file")
         }
         for directory in trail { directory.sizeBytes -= record.sizeBytes }
-        for depth in stride(from: trail.count - 1, to: 0, by: -1) where trail[depth].children.isEmpty {
-            trail[depth - 1].children[names[depth - 1]] = nil
-        }
+        pruneEmpty(trail, names)
         for chunk in record.chunks { chunks[chunk] = nil }
         fileCount -= 1
     }

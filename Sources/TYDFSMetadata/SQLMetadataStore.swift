@@ -68,6 +68,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS pending_deletions (
             chunk_id TEXT NOT NULL, datakeeper_id TEXT NOT NULL, PRIMARY KEY (chunk_id, datakeeper_id))
         """,
+        // Directories made on their own (mkdir, S3 buckets); others exist only through their files.
+        "CREATE TABLE IF NOT EXISTS directories (path TEXT PRIMARY KEY, mtime_ms BIGINT NOT NULL)",
     ]
 
     public func close() async throws {
@@ -77,7 +79,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     // MARK: - Loading
 
     public func load(
-        file: @escaping @Sendable (StoredFile) -> Void, deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
+        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+        deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
     ) async throws {
         let assembler = FileAssembler(emit: file)
         try await mutex.withLock {
@@ -95,6 +98,11 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                 failure.capture {
                     deletion(try ChunkID(row.decode(column: "chunk_id", as: String.self)),
                              try DataKeeperID(row.decode(column: "datakeeper_id", as: String.self)))
+                }
+            }
+            try await database.raw("SELECT path, mtime_ms FROM directories").run { row in
+                failure.capture {
+                    directory(try RemotePath(row.decode(column: "path", as: String.self)), try row.decode(column: "mtime_ms", as: Int64.self))
                 }
             }
             try failure.check()
@@ -141,11 +149,13 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         case .removeReplica: 3
         case .queueDeletion: 4
         case .cancelDeletion: 5
+        case .makeDirectory: 6
+        case .removeDirectory: 7
         }
     }
 
     private func write(_ run: [MetadataEdit]) async throws {
-        var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = []
+        var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = [], directories: [SQLQueryString] = []
         var paths: [any Encodable & Sendable] = []
         var pairs: [SQLQueryString] = []
         for edit in run {
@@ -156,8 +166,10 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                     chunks.append("(\(bind: chunk.id.value), \(bind: file.path.value), \(bind: chunk.index), \(bind: chunk.sizeBytes), \(bind: Int64(chunk.crc32c)))")
                     for replica in chunk.replicas { replicas.append("(\(bind: chunk.id.value), \(bind: replica.value))") }
                 }
-            case .removeFile(let path):
+            case .removeFile(let path), .removeDirectory(let path):
                 paths.append(path.value)
+            case .makeDirectory(let path, let mtimeMillis):
+                directories.append("(\(bind: path.value), \(bind: mtimeMillis))")
             case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
                  .queueDeletion(let chunk, let datakeeper), .cancelDeletion(let chunk, let datakeeper):
                 pairs.append("(\(bind: chunk.value), \(bind: datakeeper.value))")
@@ -182,6 +194,13 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         case .removeReplica: try await deletePairs(from: "replicas", pairs)
         case .queueDeletion: try await insertPairs(into: "pending_deletions", pairs)
         case .cancelDeletion: try await deletePairs(from: "pending_deletions", pairs)
+        case .makeDirectory:
+            try await database.raw("""
+                INSERT INTO directories (path, mtime_ms) VALUES \(directories.joined(separator: ", "))
+                ON CONFLICT (path) DO UPDATE SET mtime_ms = excluded.mtime_ms
+                """).run()
+        case .removeDirectory:
+            try await database.raw("DELETE FROM directories WHERE path IN (\(binds: paths))").run()
         }
     }
 }

@@ -393,6 +393,30 @@ public struct RenameRequest: Codable, Sendable {
     }
 }
 
+/// `tydfs mkdir`: make a directory that exists while empty. Its parents are made as needed;
+/// `parents` (`mkdir -p`) also accepts a directory that already exists.
+public struct MakeDirectoryRequest: Codable, Sendable {
+    public var path: RemotePath
+    public var parents: Bool
+
+    public init(path: RemotePath, parents: Bool) {
+        self.path = path
+        self.parents = parents
+    }
+}
+
+/// What `mkdir` or `rmdir` did to the directory at `path`.
+public struct DirectoryResponse: Codable, Sendable, Equatable {
+    public var path: String
+    /// mkdir: false when the directory was there already (`parents` only); rmdir: always false.
+    public var created: Bool
+
+    public init(path: String, created: Bool) {
+        self.path = path
+        self.created = created
+    }
+}
+
 /// What a rename did: the path the source has now and how many files moved with it.
 public struct RenameResponse: Codable, Sendable, Equatable {
     public var from: String

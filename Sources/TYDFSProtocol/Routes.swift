@@ -18,6 +18,8 @@ public enum Route {
     public static let list = "/v1/list"
     /// `POST` a `RenameRequest`: an atomic rename in the namespace.
     public static let rename = "/v1/rename"
+    /// `POST` a `MakeDirectoryRequest` (mkdir); `DELETE ?path=` removes an empty directory (rmdir).
+    public static let directories = "/v1/directories"
     public static let nodes = "/v1/nodes"
     /// `GET` — `ClusterSummary`, for the dashboard.
     public static let cluster = "/v1/cluster"

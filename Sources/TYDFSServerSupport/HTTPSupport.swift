@@ -17,7 +17,7 @@ extension TYDFSError: HTTPResponseError {
         switch code {
         case .invalidArgument, .protocolViolation: return .badRequest
         case .notFound: return .notFound
-        case .alreadyExists: return .conflict
+        case .alreadyExists, .directoryNotEmpty: return .conflict
         case .unavailable, .unreachable: return .serviceUnavailable
         case .insufficientSpace: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .checksumMismatch: return .unprocessableContent

@@ -385,6 +385,43 @@ struct RemoveCommand: AsyncParsableCommand {
     }
 }
 
+struct MakeDirectoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mkdir",
+        abstract: "Make a directory. It exists while empty, until rmdir; parents are made as needed.",
+        discussion: "Fails when PATH exists (unless -p) or a file stands at PATH or above it.")
+
+    @Flag(name: [.customShort("p"), .long], help: "No error if the directory exists.") var parents = false
+    @Argument(help: "Remote directory to make.") var path: String
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.withClient { client in
+            let made = try await client.makeDirectory(try RemotePath(path), parents: parents)
+            if output.json { try output.printJSON(made) }
+        }
+    }
+}
+
+struct RemoveDirectoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rmdir",
+        abstract: "Remove an empty directory.",
+        discussion: "Fails, changing nothing, when the directory holds anything.")
+
+    @Argument(help: "Remote directory to remove.") var path: String
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.withClient { client in
+            let removed = try await client.removeDirectory(try RemotePath(path))
+            if output.json { try output.printJSON(removed) }
+        }
+    }
+}
+
 struct MoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mv",

@@ -29,7 +29,7 @@ final class CommandLineTests: XCTestCase {
             "datakeeper": ["--master", "--listen", "--data", "--id", "--capacity"],
             "cluster": ["--datakeepers", "--data", "--port"],
             "put": ["--overwrite", "--master", "--recursive", "-r", "--concurrency"], "get": ["--master", "--recursive", "-r", "--concurrency"],
-            "ls": ["--json"], "stat": ["--json"], "mv": ["--json", "--master"], "du": ["--json", "--master"], "cat": ["--master"], "rm": ["--master"], "nodes": ["--json"], "fsck": ["--json"], "checksum": [],
+            "ls": ["--json"], "stat": ["--json"], "mv": ["--json", "--master"], "mkdir": ["-p", "--parents", "--json"], "rmdir": ["--json", "--master"], "du": ["--json", "--master"], "cat": ["--master"], "rm": ["--master"], "nodes": ["--json"], "fsck": ["--json"], "checksum": [],
             "bench": ["--files", "--size", "--concurrency", "--prefix", "--keep", "--json", "--master"],
         ]
         let (status, top, _) = try run(["--help"])

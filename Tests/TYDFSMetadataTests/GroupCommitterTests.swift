@@ -25,8 +25,11 @@ final class GroupCommitterTests: XCTestCase {
         let inner: SQLMetadataStore
         let batches = NIOLockedValueBox(0)
         init(_ inner: SQLMetadataStore) { self.inner = inner }
-        func load(file: @escaping @Sendable (StoredFile) -> Void, deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void) async throws {
-            try await inner.load(file: file, deletion: deletion)
+        func load(
+            file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+            deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
+        ) async throws {
+            try await inner.load(file: file, directory: directory, deletion: deletion)
         }
         func apply(_ edits: [MetadataEdit]) async throws {
             batches.withLockedValue { $0 += 1 }

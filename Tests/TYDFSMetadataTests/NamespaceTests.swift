@@ -93,6 +93,56 @@ final class NamespaceTests: XCTestCase {
         XCTAssertNil(namespace.conflict(for: path("/d")))
     }
 
+    func testAMadeDirectoryStaysWhileEmptyUntilItIsRemoved() {
+        let namespace = Namespace()
+        XCTAssertEqual(namespace.apply(.makeDirectory(path("/b/c"), mtimeMillis: 9), sequence: 1), [.removeDirectory(path("/b/c"))])
+        XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/b"], "parents exist while the made directory does")
+        XCTAssertEqual(namespace.list(path("/b/c"))!, [], "an empty directory lists as empty, not as missing")
+        XCTAssertTrue(namespace.isDirectory(path("/b/c")))
+        XCTAssertEqual(namespace.apply(.makeDirectory(path("/b/c"), mtimeMillis: 10), sequence: 1), [], "made twice changes nothing")
+        // A file put and removed below it leaves it in place; the implied parent stays with it.
+        namespace.apply(.putFile(Fixture.file("/b/c/f")), sequence: 2)
+        namespace.apply(.removeFile(path("/b/c/f")), sequence: 3)
+        XCTAssertEqual(namespace.list(path("/b/c"))!, [])
+        XCTAssertEqual(namespace.list(.root)![0].sizeBytes, 0)
+        // A file put below and removed again from an implied directory still removes it.
+        namespace.apply(.putFile(Fixture.file("/b/d/g")), sequence: 4)
+        namespace.apply(.removeFile(path("/b/d/g")), sequence: 5)
+        XCTAssertEqual(namespace.list(path("/b"))!.map(\.path), ["/b/c"])
+        // Removed: it and its implied parent go.
+        // (Its mtime is that of the last file put below it, 1234.)
+        XCTAssertEqual(namespace.apply(.removeDirectory(path("/b/c")), sequence: 6), [.makeDirectory(path("/b/c"), mtimeMillis: 1234)])
+        XCTAssertEqual(namespace.list(.root)!, [])
+        XCTAssertFalse(namespace.isDirectory(path("/b")))
+        XCTAssertEqual(namespace.apply(.removeDirectory(path("/b/c")), sequence: 7), [], "removing a missing directory changes nothing")
+        // Made over one that files imply: removing it again only unmakes it; the files keep it.
+        namespace.apply(.putFile(Fixture.file("/e/h")), sequence: 8)
+        namespace.apply(.makeDirectory(path("/e"), mtimeMillis: 11), sequence: 8)
+        namespace.apply(.removeDirectory(path("/e")), sequence: 9)
+        XCTAssertEqual(namespace.list(path("/e"))!.map(\.path), ["/e/h"])
+        namespace.apply(.removeFile(path("/e/h")), sequence: 10)
+        XCTAssertNil(namespace.list(path("/e")), "no longer made, it goes with its last file")
+        XCTAssertEqual(namespace.madeDirectories(under: .root).count, 0)
+    }
+
+    func testRenameCarriesMadeDirectoriesEmptyOrNot() throws {
+        let namespace = Namespace()
+        namespace.apply(.makeDirectory(path("/src/empty"), mtimeMillis: 3), sequence: 1)
+        namespace.apply(.makeDirectory(path("/src"), mtimeMillis: 2), sequence: 1)
+        namespace.apply(.putFile(Fixture.file("/src/sub/f")), sequence: 1)
+        let plan = try namespace.renameEdits(from: path("/src"), to: path("/dst"))
+        for edit in plan.edits { namespace.apply(edit, sequence: 2) }
+        XCTAssertNil(namespace.list(path("/src")))
+        XCTAssertEqual(namespace.list(path("/dst"))!.map(\.path), ["/dst/empty", "/dst/sub"])
+        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.path.value), ["/dst", "/dst/empty"])
+        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.mtimeMillis)[1], 3, "the mtime moves too")
+        // An empty made directory alone can be renamed, and into another directory.
+        namespace.apply(.makeDirectory(path("/lone"), mtimeMillis: 4), sequence: 3)
+        for edit in try namespace.renameEdits(from: path("/lone"), to: path("/dst")).edits { namespace.apply(edit, sequence: 4) }
+        XCTAssertEqual(namespace.list(path("/dst"))!.map(\.path), ["/dst/empty", "/dst/lone", "/dst/sub"])
+        XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/dst"])
+    }
+
     func testEveryEditUndoesExactly() {
         let original = Fixture.file("/u/v", chunks: 2)
         let chunk = original.chunks[0].id
@@ -101,12 +151,15 @@ final class NamespaceTests: XCTestCase {
             .addReplica(chunk, Fixture.dk("dk7")), .addReplica(chunk, Fixture.dk("dk1")), .removeReplica(chunk, Fixture.dk("dk2")),
             .removeReplica(chunk, Fixture.dk("dk9")), .queueDeletion(chunk, Fixture.dk("dk1")), .queueDeletion(chunk, Fixture.dk("dk4")),
             .cancelDeletion(chunk, Fixture.dk("dk4")), .cancelDeletion(chunk, Fixture.dk("dk5")), .removeFile(path("/u/v")),
+            .makeDirectory(path("/m/n"), mtimeMillis: 3), .makeDirectory(path("/u"), mtimeMillis: 4), .makeDirectory(path("/m/n"), mtimeMillis: 5),
+            .removeDirectory(path("/made")), .removeDirectory(path("/u")), .removeFile(path("/u/w")), .removeDirectory(path("/nope")),
         ]
         for count in 1...edits.count {
             let namespace = Namespace()
             namespace.apply(.putFile(original), sequence: 0)
             namespace.apply(.putFile(Fixture.file("/x")), sequence: 0)
             namespace.apply(.queueDeletion(chunk, Fixture.dk("dk1")), sequence: 0)
+            namespace.apply(.makeDirectory(path("/made"), mtimeMillis: 1), sequence: 0)
             let before = snapshot(namespace)
             let inverses = edits.prefix(count).map { namespace.apply($0, sequence: 5) }
             for inverse in inverses.reversed() { for edit in inverse { namespace.apply(edit, sequence: 0) } }
@@ -119,6 +172,7 @@ final class NamespaceTests: XCTestCase {
         var chunks: [ChunkID: ChunkRecord]
         var deletions: [DataKeeperID: [ChunkID: UInt64]]
         var root: [NamespaceEntry]
+        var made: [String]
     }
 
     private func snapshot(_ namespace: Namespace) -> Snapshot {
@@ -126,6 +180,8 @@ final class NamespaceTests: XCTestCase {
         for index in files.indices { for chunk in files[index].chunks.indices { files[index].chunks[chunk].replicas.sort() } }
         var chunks = namespace.chunks
         for key in chunks.keys { chunks[key]!.replicas.sort() }
-        return Snapshot(files: files, chunks: chunks, deletions: namespace.pendingDeletions, root: namespace.list(.root)!)
+        return Snapshot(
+            files: files, chunks: chunks, deletions: namespace.pendingDeletions, root: namespace.list(.root)!,
+            made: namespace.madeDirectories(under: .root).map { "\($0.path) \($0.mtimeMillis)" })
     }
 }

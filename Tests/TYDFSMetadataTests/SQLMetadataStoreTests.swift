@@ -53,6 +53,25 @@ final class SQLMetadataStoreTests: XCTestCase {
         XCTAssertEqual(namespace.chunks.count, 4)
     }
 
+    func testMadeDirectoriesReadBackAfterReopeningAndRemovedOnesStayGone() async throws {
+        let store = try await open()
+        let dir = { (text: String) in try RemotePath(text) }
+        try await store.apply([
+            .makeDirectory(try dir("/bucket"), mtimeMillis: 5), .makeDirectory(try dir("/a/b/c"), mtimeMillis: 6),
+            .makeDirectory(try dir("/gone"), mtimeMillis: 7), .putFile(Fixture.file("/a/x")),
+            // Made twice (an existing directory made its own): the later mtime wins, no error.
+            .makeDirectory(try dir("/bucket"), mtimeMillis: 8),
+        ])
+        try await store.apply([.removeDirectory(try dir("/gone"))])
+        try await store.close()
+        let namespace = try await reopenedNamespace()
+        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.path.value), ["/a/b/c", "/bucket"])
+        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.mtimeMillis), [6, 8])
+        XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/a", "/bucket"])
+        XCTAssertEqual(namespace.list(try dir("/a"))!.map(\.path), ["/a/b", "/a/x"])
+        XCTAssertEqual(namespace.fileCount, 1)
+    }
+
     func testEveryKindOfEditIsStoredInOrder() async throws {
         let first = Fixture.file("/f", chunks: 2), second = Fixture.file("/f", chunks: 1)
         let chunk = first.chunks[0].id
