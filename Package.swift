@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         // TLS on every listener and for every client (issue 13); AsyncHTTPClient already uses it.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // HTTP part types for the handler that answers `Expect: 100-continue` (issue 15); Hummingbird uses it already.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         /// Hardware CRC32C (SSE4.2) with a portable fallback; the only C in the package.
@@ -69,6 +71,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
         ]),
         .target(name: "TYDFSMaster", dependencies: [
             "TYDFSCore", "TYDFSSecurity", "TYDFSProtocol", "TYDFSMetadata", "TYDFSServerSupport", "TYDFSFileIO", "TYDFSClient",
@@ -100,6 +103,22 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// S3's rules, pure: SigV4, listings, ranges, XML and errors (issue 15).
+        .target(name: "TYDFSS3", dependencies: [
+            "TYDFSCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        /// `tydfs s3`: the S3 gateway, an HTTP shell over TYDFSS3 and the client library.
+        .target(name: "TYDFSS3Gateway", dependencies: [
+            "TYDFSCore", "TYDFSS3", "TYDFSClient", "TYDFSProtocol", "TYDFSSecurity", "TYDFSServerSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// `tydfs bench`: the small-file benchmark, driven through the client library.
         .target(name: "TYDFSBench", dependencies: [
             "TYDFSCore", "TYDFSClient",
@@ -108,7 +127,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity", "TYDFSS3Gateway",
             .product(name: "Configuration", package: "swift-configuration"),
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -119,6 +138,7 @@ let package = Package(
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3"]),
         .testTarget(name: "TYDFSMetadataTests", dependencies: [
             "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

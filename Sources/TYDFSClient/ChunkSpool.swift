@@ -26,11 +26,11 @@ final class ChunkSpool: Sendable {
     }
 
     /// Replaces the spool's content with up to `limit` bytes of `source`; returns how many.
-    func fill(from source: LocalFile, upTo limit: Int64) async throws -> Int64 {
+    func fill(from source: some ByteStream, upTo limit: Int64) async throws -> Int64 {
         try await writer.truncate(to: 0)
         var total: Int64 = 0
         while total < limit {
-            let piece = try await source.read(count: Int(min(Int64(Limits.ioBufferBytes), limit - total)), at: nil)
+            let piece = try await source.read(upTo: Int(min(Int64(Limits.ioBufferBytes), limit - total)))
             if piece.readableBytes == 0 { break }
             try await writer.write(piece, at: total)
             total += Int64(piece.readableBytes)

@@ -73,11 +73,20 @@ extension TYDFSClient {
     /// Reads the file `info` describes chunk after chunk, each verified whole in memory before
     /// `deliver` gets it: memory holds one chunk at a time (the master's download links).
     public func read(_ info: FileInfo, chunkByChunk deliver: (ByteBuffer) async throws -> Void) async throws {
+        try await read(info, range: 0..<info.sizeBytes, chunkByChunk: deliver)
+    }
+
+    /// Reads the bytes `range` of the file `info` describes, as `read(_:chunkByChunk:)` does:
+    /// each chunk the range touches is verified whole before `deliver` gets its part of the range.
+    public func read(_ info: FileInfo, range: Range<Int64>, chunkByChunk deliver: (ByteBuffer) async throws -> Void) async throws {
         let failed = FailedDataKeepers()
         for chunk in info.chunks {
+            let start = Int64(chunk.index) * info.chunkSizeBytes
+            let overlap = range.clamped(to: start..<(start + chunk.sizeBytes))
+            if overlap.isEmpty { continue }
             let memory = MemorySink(sizeBytes: Int(chunk.sizeBytes))
             try await fetch([chunk], into: memory, at: { _ in 0 }, failed: failed)
-            try await deliver(memory.bytes)
+            try await deliver(memory.bytes.getSlice(at: Int(overlap.lowerBound - start), length: Int(overlap.count))!)
         }
     }
 

@@ -92,6 +92,26 @@ public final class TYDFSClient: Sendable {
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
 
+    /// This client acting for another key: the same master and connections, every request
+    /// signed by `signer` (the S3 gateway acts for each S3 caller this way). Shut down only the
+    /// client it came from, which owns the connections.
+    public func signed(by signer: RequestSigner) -> TYDFSClient {
+        TYDFSClient(sharing: self, signer: signer)
+    }
+
+    private init(sharing other: TYDFSClient, signer: RequestSigner) {
+        masterURL = other.masterURL
+        http = other.http
+        logger = other.logger
+        scheme = other.scheme
+        self.signer = signer
+    }
+
+    /// The whole access key `id`, secret included; only the cluster secret may ask (the S3 gateway).
+    public func accessKey(_ id: String) async throws -> AccessKey {
+        try await control(.GET, Route.key(id))
+    }
+
     public func shutdown() async throws {
         try await http.shutdown()
     }
@@ -112,6 +132,12 @@ public final class TYDFSClient: Sendable {
     @discardableResult
     public func rename(_ source: RemotePath, to destination: RemotePath) async throws -> RenameResponse {
         try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination))
+    }
+
+    /// Joins the files `sources` into one at `target` by moving their chunks, and removes them
+    /// (see `ConcatenateRequest` for the files this works on).
+    public func concatenate(_ sources: [RemotePath], into target: RemotePath, overwrite: Bool) async throws -> FileInfo {
+        try await control(.POST, Route.concatenate, body: ConcatenateRequest(sources: sources, target: target, overwrite: overwrite))
     }
 
     /// Makes a directory that exists while empty; with `parents`, one that exists already is fine.

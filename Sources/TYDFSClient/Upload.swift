@@ -38,6 +38,13 @@ extension TYDFSClient {
         return try await put(.file(file, sizeBytes: try await file.size()), to: remote, overwrite: overwrite)
     }
 
+    /// Uploads what `stream` yields until it ends, spooled one chunk at a time as standard input
+    /// is (an S3 gateway's request body). An error the stream throws, even at its very end,
+    /// aborts the upload: nothing is committed.
+    public func put(stream: some ByteStream, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+        try await put(.stream(stream), to: remote, overwrite: overwrite)
+    }
+
     /// Uploads `bytes` (at most `Limits.maxInMemoryFileBytes`) to `remote`, exactly as a put of a
     /// local file with the same content: durable on every replica when it returns.
     public func put(bytes: ByteBuffer, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
@@ -237,8 +244,8 @@ extension TYDFSClient {
 enum UploadSource {
     /// A regular local file: its size is known and any chunk can be re-read for a retry.
     case file(LocalFile, sizeBytes: Int64)
-    /// A stream read once (standard input): spooled one chunk at a time.
-    case stream(LocalFile)
+    /// A stream read once (standard input, a request body): spooled one chunk at a time.
+    case stream(any ByteStream)
     /// Bytes in memory.
     case memory(ByteBuffer)
 
@@ -250,6 +257,16 @@ enum UploadSource {
         case .memory(let bytes): Int64(bytes.readableBytes)
         }
     }
+}
+
+/// Bytes read once, piece by piece: standard input, or an HTTP request body.
+public protocol ByteStream: Sendable {
+    /// The next piece, at most `count` bytes; an empty buffer once the stream has ended.
+    func read(upTo count: Int) async throws -> ByteBuffer
+}
+
+extension LocalFile: ByteStream {
+    public func read(upTo count: Int) async throws -> ByteBuffer { try await read(count: count, at: nil) }
 }
 
 /// One chunk's data, re-readable for a retry: a range of a local file (the source or the

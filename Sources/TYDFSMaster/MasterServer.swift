@@ -103,6 +103,14 @@ public enum MasterServer {
             context.logger.notice("access key created", metadata: ["key": "\(key.accessKeyID)", "access": "\(key.access.rawValue)", "prefix": "\(key.prefix?.value ?? "/")"])
             return try JSON.response(key)
         }
+        // The whole key, secret included, for the cluster's own parties only: the S3 gateway
+        // checks S3 signatures with it.
+        router.get(RouterPath(Route.key(":key"))) { _, context in
+            try require(.cluster)
+            let id = try context.parameters.require("key")
+            guard let key = keys.lookup(id) else { throw TYDFSError(.notFound, "no access key \(id.prefix(40))") }
+            return try JSON.response(key)
+        }
         router.delete(RouterPath(Route.key(":key"))) { request, context in
             try require(.admin)
             let id = try context.parameters.require("key")
@@ -200,6 +208,11 @@ public enum MasterServer {
             try require(.write(body.from))
             try require(.write(body.to))
             return try JSON.response(try await state.rename(body))
+        }
+        router.post(RouterPath(Route.concatenate)) { request, _ in
+            let body = try await JSON.decode(ConcatenateRequest.self, from: request)
+            for path in body.sources + [body.target] { try require(.write(path)) }
+            return try JSON.response(try await state.concatenate(body))
         }
         router.post(RouterPath(Route.directories)) { request, _ in
             let body = try await JSON.decode(MakeDirectoryRequest.self, from: request)

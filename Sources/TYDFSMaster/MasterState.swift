@@ -514,7 +514,7 @@ actor MasterState {
     func list(_ path: RemotePath) throws -> ListResponse {
         guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
         return ListResponse(path: path.value, entries: entries.map {
-            ListEntry(path: $0.path, isDirectory: $0.isDirectory, sizeBytes: $0.sizeBytes, mtimeMillis: $0.mtimeMillis)
+            ListEntry(path: $0.path, isDirectory: $0.isDirectory, sizeBytes: $0.sizeBytes, mtimeMillis: $0.mtimeMillis, checksum: $0.crc32c.map { "crc32c:" + hex32($0) })
         })
     }
 
@@ -526,6 +526,45 @@ actor MasterState {
         let files = plan.edits.count { if case .putFile = $0 { true } else { false } }
         logger.info("renamed", metadata: ["from": "\(request.from)", "to": "\(plan.target)", "files": "\(files)"])
         return RenameResponse(from: request.from.value, to: plan.target.value, files: files)
+    }
+
+    /// Joins the files `request.sources` into one at `request.target`, moving their chunks, in
+    /// one metadata batch that also removes the sources (see `ConcatenateRequest`).
+    func concatenate(_ request: ConcatenateRequest) async throws -> FileInfo {
+        guard !request.sources.isEmpty else { throw TYDFSError(.invalidArgument, "name at least one file to join") }
+        guard Set(request.sources).count == request.sources.count else { throw TYDFSError(.invalidArgument, "a file is named twice") }
+        guard !request.sources.contains(request.target) else { throw TYDFSError(.invalidArgument, "\(request.target) is one of the files to join") }
+        let files = try request.sources.map { path in
+            guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
+            return file
+        }
+        let chunkBytes = files.count == 1 ? files[0].chunkSizeBytes : files[0].sizeBytes
+        for (position, file) in files.enumerated() where files.count > 1 {
+            let last = position == files.count - 1
+            guard file.chunks.count == 1, last ? file.sizeBytes <= chunkBytes : file.sizeBytes == chunkBytes else {
+                throw TYDFSError(.invalidArgument, "\(file.path) (\(file.sizeBytes) bytes in \(file.chunks.count) chunks) cannot be joined without copying: every file but the last must be one chunk of \(chunkBytes) bytes, the last one chunk no larger")
+            }
+        }
+        try checkWritable(request.target, overwrite: request.overwrite)
+        var crc: UInt32 = 0
+        for file in files { crc = CRC32C.combine(crc, file.crc32c, length2: file.sizeBytes) }
+        let chunks = files.flatMap(\.chunks).enumerated().map { index, chunk in
+            var moved = chunk
+            moved.index = index
+            return moved
+        }
+        let joined = StoredFile(
+            path: request.target, sizeBytes: files.reduce(0) { $0 + $1.sizeBytes }, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
+            crc32c: crc, chunkSizeBytes: chunkBytes, replication: files.map(\.replication).max()!, chunks: chunks)
+        var edits: [MetadataEdit] = []
+        if let replaced = namespace.file(at: request.target) {
+            edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
+            edits.append(.removeFile(request.target))
+        }
+        edits += request.sources.map { .removeFile($0) } + [.putFile(joined)]
+        try await write(edits)
+        logger.info("files joined", metadata: ["target": "\(request.target)", "files": "\(files.count)", "size": "\(joined.sizeBytes)"])
+        return fileInfo(joined)
     }
 
     /// mkdir: makes `path` a directory that stays while empty (`mkdir -p` with `parents`).

@@ -52,6 +52,8 @@ public struct NamespaceEntry: Equatable, Sendable {
     public var sizeBytes: Int64
     /// A file's commit time; for a directory, the latest commit below it.
     public var mtimeMillis: Int64
+    /// A file's checksum; nil for a directory.
+    public var crc32c: UInt32?
 }
 
 /// The master's whole namespace in memory: the directory tree, every chunk with its replicas,
@@ -139,15 +141,15 @@ public final class Namespace {
         case nil:
             return nil
         case .file(let record)?:
-            return [NamespaceEntry(path: path.value, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis)]
+            return [NamespaceEntry(path: path.value, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c)]
         case .directory(let directory)?:
             let prefix = path.childPrefix
             return directory.children.keys.sorted().map { name in
                 switch directory.children[name]! {
                 case .file(let record):
-                    return NamespaceEntry(path: prefix + name, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis)
+                    return NamespaceEntry(path: prefix + name, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c)
                 case .directory(let child):
-                    return NamespaceEntry(path: prefix + name, isDirectory: true, sizeBytes: child.sizeBytes, mtimeMillis: child.mtimeMillis)
+                    return NamespaceEntry(path: prefix + name, isDirectory: true, sizeBytes: child.sizeBytes, mtimeMillis: child.mtimeMillis, crc32c: nil)
                 }
             }
         }

@@ -304,12 +304,16 @@ public struct ListEntry: Codable, Sendable {
     public var isDirectory: Bool
     public var sizeBytes: Int64
     public var mtimeMillis: Int64
+    /// A file's checksum, as `FileInfo.checksum` (`crc32c:` and 8 hex digits); absent for a
+    /// directory. The S3 gateway's ETags come from it.
+    public var checksum: String?
 
-    public init(path: String, isDirectory: Bool, sizeBytes: Int64, mtimeMillis: Int64) {
+    public init(path: String, isDirectory: Bool, sizeBytes: Int64, mtimeMillis: Int64, checksum: String? = nil) {
         self.path = path
         self.isDirectory = isDirectory
         self.sizeBytes = sizeBytes
         self.mtimeMillis = mtimeMillis
+        self.checksum = checksum
     }
 }
 
@@ -390,6 +394,22 @@ public struct RenameRequest: Codable, Sendable {
     public init(from: RemotePath, to: RemotePath) {
         self.from = from
         self.to = to
+    }
+}
+
+/// Joins `sources`, in order, into one file at `target` by moving their chunks (no byte is
+/// copied) and removes the sources: how the S3 gateway completes a multipart upload. Every
+/// source but the last must be one chunk of one size, and the last one chunk no larger, so the
+/// result has a chunk size of its own; otherwise the master refuses and the caller copies.
+public struct ConcatenateRequest: Codable, Sendable {
+    public var sources: [RemotePath]
+    public var target: RemotePath
+    public var overwrite: Bool
+
+    public init(sources: [RemotePath], target: RemotePath, overwrite: Bool) {
+        self.sources = sources
+        self.target = target
+        self.overwrite = overwrite
     }
 }
 

@@ -18,6 +18,8 @@ public enum Route {
     public static let list = "/v1/list"
     /// `POST` a `RenameRequest`: an atomic rename in the namespace.
     public static let rename = "/v1/rename"
+    /// `POST` a `ConcatenateRequest`: one file made of others' chunks (S3 multipart completion).
+    public static let concatenate = "/v1/concatenate"
     /// `POST` a `MakeDirectoryRequest` (mkdir); `DELETE ?path=` removes an empty directory (rmdir).
     public static let directories = "/v1/directories"
     public static let nodes = "/v1/nodes"
@@ -33,7 +35,8 @@ public enum Route {
     public static func drain(_ id: String) -> String { "/v1/datakeepers/\(id)/drain" }
     /// `GET` lists the access keys (`KeyList`), `POST` a `CreateKeyRequest` makes one; admin only.
     public static let keys = "/v1/keys"
-    /// `DELETE` revokes an access key; admin only.
+    /// `DELETE` revokes an access key (admin only); `GET` returns it whole, secret included, to
+    /// the cluster's own parties only (the S3 gateway).
     public static func key(_ id: String) -> String { "/v1/keys/\(id)" }
     /// `GET` on every component: Prometheus metrics in the text format.
     public static let metrics = "/metrics"

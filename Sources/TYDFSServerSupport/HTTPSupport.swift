@@ -283,7 +283,7 @@ public enum HTTPServer {
         // idleTimeout closes a connection whose request body stops arriving (a stalled or
         // vanished sender), which frees the chunk's reservation and temporary file.
         let http = HTTPServerBuilder.http1(configuration: .init(
-            additionalChannelHandlers: [peers.handler(), ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4)],
+            additionalChannelHandlers: [peers.handler(), ConnectionTuning(maximumBytes: Limits.ioBufferBytes / 4), ExpectContinueHandler()],
             idleTimeout: .nanoseconds(Int64(idleTimeoutSeconds * 1e9))))
         return Listener(address: "\(host):\(port)", application: Application(
             responder: responder,

@@ -397,6 +397,25 @@ public final class TestCluster: @unchecked Sendable {
         return process
     }
 
+    /// Starts an S3 gateway (`tydfs s3`) in front of the master, on a free port; returns its URL.
+    /// `shutdown` ends it.
+    public func startS3Gateway() throws -> String {
+        let log = nextLog("s3")
+        let process = try spawn(
+            ["s3", "--listen", "127.0.0.1:0", "--master", masterURL, "--secret-file", secretFile] + tlsArguments, log: log)
+        others.append(process)
+        return "\(scheme)://127.0.0.1:\(try waitForListening(log: log, process: process))"
+    }
+
+    /// The admin's access key id and secret (S3 credentials).
+    public func adminKey() throws -> (id: String, secret: String) {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: adminConfigFile))) as? [String: Any]
+        guard let id = config?["access-key-id"] as? String, let secret = config?["secret-access-key"] as? String else {
+            throw TestClusterError("\(adminConfigFile) holds no access key")
+        }
+        return (id, secret)
+    }
+
     /// Runs a command that must succeed; throws with its stderr otherwise.
     @discardableResult
     public func succeed(_ arguments: [String], stdinFile: String? = nil) throws -> CommandResult {

@@ -1,0 +1,213 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TYDFSClient
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSS3
+
+/// S3 multipart uploads on the namespace, so that any gateway can carry on an upload another
+/// began: an upload is the folder `/BUCKET/.tydfs-multipart/ID/`, holding the file `target`
+/// (the key the object will have) and one file per part (`part-00001`, …). Completing it joins
+/// the parts' chunks into the object without copying a byte when the parts allow (one chunk
+/// each, all of one size but the last, as awscli and boto3 send them); otherwise the parts are
+/// copied into the object. Listings never show the folder.
+enum MultipartUploads {
+    static let folderName = ".tydfs-multipart"
+    /// S3's smallest part, but for the last.
+    static let minimumPartBytes: Int64 = 5 << 20
+    static let maxPartNumber = 10_000
+
+    static func folder(_ bucket: String, _ uploadID: String) throws -> RemotePath {
+        guard uploadID.utf8.count == 32, uploadID.allSatisfy(\.isHexDigit) else { throw S3Error.noSuchUpload(resource: uploadID) }
+        return try RemotePath("/\(bucket)/\(folderName)/\(uploadID)")
+    }
+
+    static func partPath(_ bucket: String, _ uploadID: String, _ number: Int) throws -> RemotePath {
+        let digits = String(number)
+        return try RemotePath(try folder(bucket, uploadID).value + "/part-" + String(repeating: "0", count: max(0, 5 - digits.count)) + digits)
+    }
+
+    static func partNumber(_ text: String?) throws -> Int {
+        guard let text, let number = Int(text), (1...maxPartNumber).contains(number) else {
+            throw S3Error.invalidArgument("Part number must be an integer between 1 and \(maxPartNumber), inclusive")
+        }
+        return number
+    }
+}
+
+extension S3Operations {
+    /// Routes a request on an object that names an upload (`?uploads`, `?uploadId=`).
+    func multipartOperation(_ bucket: String, _ key: String) async throws -> Response {
+        if request.query["uploads"] != nil {
+            guard request.method == .post else { throw S3Error.methodNotAllowed() }
+            return try await createUpload(bucket, key)
+        }
+        let uploadID = request.query["uploadId"] ?? ""
+        let target = try await uploadTarget(bucket, uploadID, key)
+        switch request.method {
+        case .put: return try await uploadPart(bucket, uploadID)
+        case .get: return try await listParts(bucket, key, uploadID)
+        case .post: return try await completeUpload(bucket, key, uploadID, into: target)
+        case .delete:
+            try await removeUpload(bucket, uploadID)
+            return Response(status: .noContent)
+        default: throw S3Error.methodNotAllowed()
+        }
+    }
+
+    private func createUpload(_ bucket: String, _ key: String) async throws -> Response {
+        _ = try objectPath(bucket, key)
+        try await requireBucket(bucket)
+        let uploadID = hex64(UInt64.random(in: .min ... .max)) + hex64(UInt64.random(in: .min ... .max))
+        let marker = try RemotePath(try MultipartUploads.folder(bucket, uploadID).value + "/target")
+        _ = try await caller.client.put(bytes: ByteBuffer(string: key), to: marker, overwrite: false)
+        return xml(S3XML.initiateMultipartUploadResult(bucket: bucket, key: key, uploadID: uploadID))
+    }
+
+    /// The object path the upload will become; `NoSuchUpload` unless the upload exists for `key`.
+    private func uploadTarget(_ bucket: String, _ uploadID: String, _ key: String) async throws -> RemotePath {
+        let marker = try RemotePath(try MultipartUploads.folder(bucket, uploadID).value + "/target")
+        let named: ByteBuffer
+        do {
+            named = try await caller.client.read(marker)
+        } catch let error as TYDFSError where error.code == .notFound {
+            throw S3Error.noSuchUpload(resource: uploadID)
+        }
+        guard String(buffer: named) == key else { throw S3Error.noSuchUpload("The upload \(uploadID) is not for this key", resource: uploadID) }
+        return try objectPath(bucket, key)
+    }
+
+    private func uploadPart(_ bucket: String, _ uploadID: String) async throws -> Response {
+        let number = try MultipartUploads.partNumber(request.query["partNumber"])
+        let path = try MultipartUploads.partPath(bucket, uploadID, number)
+        if let source = request.header("x-amz-copy-source") {
+            let (file, range) = try await copySource(source, rangeHeader: request.header("x-amz-copy-source-range"))
+            let stored = try await caller.client.put(stream: FileContentStream(client: caller.client, file: file, range: range), to: path, overwrite: true)
+            return xml(S3XML.copyPartResult(etag: S3Operations.etag(checksum: stored.file.checksum), lastModifiedMillis: stored.file.mtimeMillis))
+        }
+        let stream = RequestBodyStream(
+            body, expectedBytes: try contentLength(), sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"))
+        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true)
+        return Response(status: .ok, headers: [.eTag: S3Operations.etag(checksum: stored.file.checksum), .contentLength: "0"])
+    }
+
+    /// Every part of an upload, by number.
+    private func parts(_ bucket: String, _ uploadID: String) async throws -> [Int: ListEntry] {
+        let listing = try await caller.client.list(try MultipartUploads.folder(bucket, uploadID))
+        var parts: [Int: ListEntry] = [:]
+        for entry in listing.entries where !entry.isDirectory {
+            guard let name = entry.path.split(separator: "/").last, name.hasPrefix("part-"), let number = Int(name.dropFirst(5)) else { continue }
+            parts[number] = entry
+        }
+        return parts
+    }
+
+    private func listParts(_ bucket: String, _ key: String, _ uploadID: String) async throws -> Response {
+        let marker = Int(request.query["part-number-marker"] ?? "0") ?? 0
+        let maxParts = min(max(Int(request.query["max-parts"] ?? "1000") ?? 1000, 0), 1000)
+        let all = try await parts(bucket, uploadID).sorted { $0.key < $1.key }.filter { $0.key > marker }
+        let page = all.prefix(maxParts)
+        let summaries = page.map { number, entry in
+            PartSummary(partNumber: number, etag: S3Operations.etag(checksum: entry.checksum), sizeBytes: entry.sizeBytes, lastModifiedMillis: entry.mtimeMillis)
+        }
+        return xml(S3XML.listPartsResult(PartListing(
+            bucket: bucket, key: key, uploadID: uploadID, partNumberMarker: marker, nextPartNumberMarker: summaries.last?.partNumber ?? marker,
+            maxParts: maxParts, isTruncated: all.count > page.count, parts: summaries)))
+    }
+
+    private func completeUpload(_ bucket: String, _ key: String, _ uploadID: String, into target: RemotePath) async throws -> Response {
+        let wanted = try S3XML.parseCompleteMultipartUpload(Data(buffer: try await collectBody()))
+        let stored = try await parts(bucket, uploadID)
+        var paths: [RemotePath] = []
+        for (position, part) in wanted.enumerated() {
+            guard let entry = stored[part.partNumber], S3Operations.etag(checksum: entry.checksum) == part.etag else {
+                throw S3Error.invalidPart(resource: String(part.partNumber))
+            }
+            if position < wanted.count - 1, entry.sizeBytes < MultipartUploads.minimumPartBytes {
+                throw S3Error.entityTooSmall(resource: String(part.partNumber))
+            }
+            paths.append(try RemotePath(entry.path))
+        }
+        let object: FileInfo
+        do {
+            object = try await caller.client.concatenate(paths, into: target, overwrite: true)
+        } catch let error as TYDFSError where error.code == .invalidArgument {
+            // Parts of several chunks or of different sizes: copied into the object instead.
+            let files = try await paths.asyncMap { try await caller.client.stat($0) }
+            object = try await caller.client.put(stream: FileContentStream(client: caller.client, files: files), to: target, overwrite: true).file
+        }
+        try await removeUpload(bucket, uploadID)
+        return xml(S3XML.completeMultipartUploadResult(
+            location: "/\(bucket)/\(key)", bucket: bucket, key: key, etag: S3Operations.etag(checksum: object.checksum)))
+    }
+
+    /// Removes what is left of an upload: its parts, then its target marker.
+    private func removeUpload(_ bucket: String, _ uploadID: String) async throws {
+        for entry in try await parts(bucket, uploadID).values {
+            _ = try? await caller.client.remove(try RemotePath(entry.path))
+        }
+        _ = try? await caller.client.remove(try RemotePath(try MultipartUploads.folder(bucket, uploadID).value + "/target"))
+    }
+
+    /// ListMultipartUploads: the uploads under way in `bucket`, by key then id.
+    func listUploads(_ bucket: String) async throws -> Response {
+        try await requireBucket(bucket)
+        let prefix = request.query["prefix"] ?? ""
+        var uploads: [UploadSummary] = []
+        let folder = try RemotePath("/\(bucket)/\(MultipartUploads.folderName)")
+        let listing: [ListEntry]
+        do {
+            listing = try await caller.client.list(folder).entries.filter(\.isDirectory)
+        } catch let error as TYDFSError where error.code == .notFound {
+            listing = []
+        }
+        for entry in listing {
+            let uploadID = String(entry.path.split(separator: "/").last ?? "")
+            guard let marker = try? RemotePath(entry.path + "/target"), let key = try? await caller.client.read(marker) else { continue }
+            let name = String(buffer: key)
+            if name.hasPrefix(prefix) { uploads.append(UploadSummary(key: name, uploadID: uploadID, initiatedMillis: entry.mtimeMillis)) }
+        }
+        uploads.sort { ($0.key, $0.uploadID) < ($1.key, $1.uploadID) }
+        let maxUploads = min(max(Int(request.query["max-uploads"] ?? "1000") ?? 1000, 0), 1000)
+        return xml(S3XML.listMultipartUploadsResult(UploadListing(
+            bucket: bucket, prefix: prefix, maxUploads: maxUploads, isTruncated: uploads.count > maxUploads, uploads: Array(uploads.prefix(maxUploads)))))
+    }
+
+    /// The file and byte range an `x-amz-copy-source` (and `x-amz-copy-source-range`) names.
+    func copySource(_ header: String, rangeHeader: String?) async throws -> (FileInfo, Range<Int64>) {
+        let text = header.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+        guard let decoded = S3Request.percentDecoded(Substring(text)) else {
+            throw S3Error.invalidArgument("x-amz-copy-source \(header.prefix(200)) is not valid percent-encoding")
+        }
+        let trimmed = decoded.hasPrefix("/") ? String(decoded.dropFirst()) : decoded
+        guard let slash = trimmed.firstIndex(of: "/") else {
+            throw S3Error.invalidArgument("x-amz-copy-source must be bucket/key, not \(header.prefix(200))")
+        }
+        let bucket = String(trimmed[..<slash]), key = String(trimmed[trimmed.index(after: slash)...])
+        let file: FileInfo
+        do {
+            file = try await caller.client.stat(try objectPath(bucket, key))
+        } catch let error as TYDFSError where error.code == .notFound {
+            throw S3Error.noSuchKey(resource: bucket + "/" + key)
+        }
+        guard let rangeHeader else { return (file, 0..<file.sizeBytes) }
+        guard let range = try ByteRange.resolve(rangeHeader, sizeBytes: file.sizeBytes),
+              rangeHeader.hasPrefix("bytes="), !rangeHeader.contains("bytes=-"), range.upperBound <= file.sizeBytes
+        else {
+            throw S3Error.invalidArgument("x-amz-copy-source-range must be bytes=FIRST-LAST within the source, not \(rangeHeader.prefix(100))")
+        }
+        return (file, range)
+    }
+}
+
+extension Array {
+    /// `transform` of each element, one after another.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}

@@ -1,0 +1,373 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TYDFSClient
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSS3
+
+/// The S3 operations on one checked request: buckets are top-level folders, keys the paths
+/// below them. Operations S3 has and TYDFS does not yet answer `NotImplemented`.
+struct S3Operations {
+    let request: S3Request
+    let body: RequestBody
+    let caller: Caller
+    let responder: S3Responder
+
+    /// XML request bodies (DeleteObjects, CreateBucket) are read whole up to this size.
+    static let maxXMLBodyBytes = 2 << 20
+
+    func run() async throws -> Response {
+        guard let bucket = request.bucket else {
+            guard request.method == .get else { throw S3Error.methodNotAllowed() }
+            return try await listBuckets()
+        }
+        guard let key = request.key else { return try await bucketOperation(bucket) }
+        if request.query["uploads"] != nil || request.query["uploadId"] != nil { return try await multipartOperation(bucket, key) }
+        switch request.method {
+        case .put:
+            if request.header("x-amz-copy-source") != nil { return try await copyObject(bucket, key) }
+            return try await putObject(bucket, key)
+        case .get: return try await getObject(bucket, key, head: false)
+        case .head: return try await getObject(bucket, key, head: true)
+        case .delete: return try await deleteObject(bucket, key)
+        default: throw S3Error.methodNotAllowed()
+        }
+    }
+
+    // MARK: - Buckets
+
+    private func listBuckets() async throws -> Response {
+        let root = try await caller.client.list(.root)
+        let buckets = root.entries.filter(\.isDirectory).compactMap { entry -> BucketSummary? in
+            let name = String(entry.path.dropFirst())
+            guard (try? S3Naming.validateBucketName(name)) != nil else { return nil }
+            return BucketSummary(name: name, creationDateMillis: entry.mtimeMillis)
+        }
+        return xml(S3XML.listAllMyBucketsResult(buckets))
+    }
+
+    private func bucketOperation(_ bucket: String) async throws -> Response {
+        let subresources = Set(request.query.keys)
+        switch request.method {
+        case .put:
+            guard subresources.isEmpty else { throw unsupported(subresources) }
+            return try await createBucket(bucket)
+        case .head:
+            try await requireBucket(bucket)
+            return Response(status: .ok, headers: [.contentLength: "0", HTTPField.Name("x-amz-bucket-region")!: responder.region])
+        case .delete:
+            guard subresources.isEmpty else { throw unsupported(subresources) }
+            return try await deleteBucket(bucket)
+        case .get:
+            if subresources.contains("location") {
+                try await requireBucket(bucket)
+                return xml(S3XML.locationConstraint(region: responder.region))
+            }
+            if subresources.contains("uploads") { return try await listUploads(bucket) }
+            let listing: Set<String> = ["list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after", "encoding-type", "marker", "fetch-owner"]
+            guard subresources.isSubset(of: listing) else { throw unsupported(subresources.subtracting(listing)) }
+            return try await listObjects(bucket)
+        case .post:
+            guard subresources.contains("delete") else { throw unsupported(subresources) }
+            return try await deleteObjects(bucket)
+        default:
+            throw S3Error.methodNotAllowed()
+        }
+    }
+
+    private func createBucket(_ bucket: String) async throws -> Response {
+        try S3Naming.validateBucketName(bucket)
+        let configuration = try await collectBody()
+        _ = try S3XML.parseCreateBucketConfiguration(Data(buffer: configuration))
+        do {
+            try await caller.client.makeDirectory(try RemotePath("/" + bucket))
+        } catch let error as TYDFSError where error.code == .alreadyExists {
+            throw S3Error.bucketAlreadyOwnedByYou(resource: bucket)
+        }
+        responder.knownBuckets.insert(bucket)
+        return Response(status: .ok, headers: [.location: "/" + bucket, .contentLength: "0"])
+    }
+
+    private func deleteBucket(_ bucket: String) async throws -> Response {
+        do {
+            try await caller.client.removeDirectory(try bucketPath(bucket))
+        } catch let error as TYDFSError where error.code == .notFound || error.code == .invalidArgument {
+            throw S3Error.noSuchBucket(resource: bucket)
+        }
+        responder.knownBuckets.remove(bucket)
+        return Response(status: .noContent)
+    }
+
+    /// Throws `NoSuchBucket` unless `bucket` is a top-level folder.
+    func requireBucket(_ bucket: String) async throws {
+        if responder.knownBuckets.contains(bucket) { return }
+        let path = try bucketPath(bucket)
+        let listing: ListResponse
+        do {
+            listing = try await caller.client.list(path)
+        } catch let error as TYDFSError where error.code == .notFound {
+            throw S3Error.noSuchBucket(resource: bucket)
+        }
+        // A file lists as itself; a folder lists its entries.
+        if listing.entries.count == 1, listing.entries[0].path == path.value, !listing.entries[0].isDirectory {
+            throw S3Error.noSuchBucket("\(path) is a file, not a bucket", resource: bucket)
+        }
+        responder.knownBuckets.insert(bucket)
+    }
+
+    private func bucketPath(_ bucket: String) throws -> RemotePath {
+        do {
+            return try RemotePath("/" + bucket)
+        } catch {
+            throw S3Error.noSuchBucket(resource: bucket)
+        }
+    }
+
+    // MARK: - Listing
+
+    private func listObjects(_ bucket: String) async throws -> Response {
+        try await requireBucket(bucket)
+        let version: ListVersion = request.query["list-type"] == "2" ? .v2 : .v1
+        let parameters = ListParameters(
+            version: version, prefix: request.query["prefix"] ?? "", delimiter: request.query["delimiter"],
+            maxKeys: try ListParameters.parseMaxKeys(request.query["max-keys"]), startAfter: request.query["start-after"],
+            continuationToken: request.query["continuation-token"], marker: request.query["marker"],
+            encodingTypeURL: try ListParameters.parseEncodingType(request.query["encoding-type"]),
+            fetchOwner: request.query["fetch-owner"] == "true")
+        let objects = try await objects(in: bucket, prefix: parameters.prefix)
+        let page = try ObjectListing.page(of: objects, parameters: parameters)
+        return xml(S3XML.listBucketResult(bucket: bucket, parameters: parameters, page: page))
+    }
+
+    /// Every object of `bucket` whose key may start with `prefix`, sorted byte-wise: the files
+    /// below the deepest folder the prefix names.
+    private func objects(in bucket: String, prefix: String) async throws -> [ObjectSummary] {
+        let folder = prefix.lastIndex(of: "/").map { "/" + bucket + "/" + prefix[..<$0] } ?? "/" + bucket
+        guard let start = try? RemotePath(folder) else { return [] }
+        let files: [ListEntry]
+        do {
+            files = try await caller.client.listFiles(below: start, concurrency: 8)
+        } catch let error as TYDFSError where error.code == .notFound {
+            return []
+        }
+        let bucketPrefix = "/" + bucket + "/", uploads = bucketPrefix + MultipartUploads.folderName + "/"
+        return files.filter { !$0.isDirectory && $0.path.hasPrefix(bucketPrefix) && !$0.path.hasPrefix(uploads) }
+            .map { entry in
+                ObjectSummary(
+                    key: String(entry.path.dropFirst(bucketPrefix.count)), sizeBytes: entry.sizeBytes,
+                    etag: S3Operations.etag(checksum: entry.checksum), lastModifiedMillis: entry.mtimeMillis)
+            }
+            .sorted { ObjectListing.precedesByteWise($0.key, $1.key) }
+    }
+
+    // MARK: - Objects
+
+    func objectPath(_ bucket: String, _ key: String) throws -> RemotePath {
+        try S3Naming.validateObjectKey(key)
+        if key.hasPrefix(MultipartUploads.folderName + "/") {
+            throw S3Error.invalidArgument("keys below \(MultipartUploads.folderName)/ are kept for multipart uploads under way")
+        }
+        return try RemotePath("/" + bucket + "/" + key)
+    }
+
+    private func putObject(_ bucket: String, _ key: String) async throws -> Response {
+        try await requireBucket(bucket)
+        let length = try contentLength()
+        // A key ending in "/" with no data is a folder marker (what consoles make): a folder.
+        if key.hasSuffix("/"), length == 0, let folder = try? RemotePath("/" + bucket + "/" + key.dropLast()) {
+            try await caller.client.makeDirectory(folder, parents: true)
+            return Response(status: .ok, headers: [.eTag: S3Operations.emptyETag, .contentLength: "0"])
+        }
+        let path = try objectPath(bucket, key)
+        let stream = RequestBodyStream(
+            body, expectedBytes: length, sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"))
+        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true)
+        return Response(status: .ok, headers: [.eTag: S3Operations.etag(checksum: stored.file.checksum), .contentLength: "0"])
+    }
+
+    private func getObject(_ bucket: String, _ key: String, head: Bool) async throws -> Response {
+        let path = try objectPath(bucket, key)
+        let info: FileInfo
+        do {
+            info = try await caller.client.stat(path, inspecting: head)
+        } catch let error as TYDFSError where error.code == .notFound {
+            try await requireBucket(bucket)
+            throw S3Error.noSuchKey(resource: key)
+        }
+        let etag = S3Operations.etag(checksum: info.checksum)
+        var headers: HTTPFields = [
+            .eTag: etag, .lastModified: S3XML.httpDate(millis: info.mtimeMillis), .acceptRanges: "bytes",
+            .contentType: "binary/octet-stream",
+        ]
+        if let unmet = precondition(etag: etag, mtimeMillis: info.mtimeMillis) { return unmet }
+        let range = try ByteRange.resolve(request.header("range"), sizeBytes: info.sizeBytes)
+        let sending = range ?? 0..<info.sizeBytes
+        headers[.contentLength] = String(sending.count)
+        if let range { headers[.contentRange] = ByteRange.contentRange(range, sizeBytes: info.sizeBytes) }
+        let status: HTTPResponse.Status = range == nil ? .ok : .partialContent
+        guard !head else { return Response(status: status, headers: headers) }
+        let client = caller.client
+        let body = ResponseBody(contentLength: Int(sending.count)) { writer in
+            try await client.read(info, range: sending) { try await writer.write($0) }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    /// The answer to `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Unmodified-Since`
+    /// when one of them is not met (412 or 304), else nil.
+    private func precondition(etag: String, mtimeMillis: Int64) -> Response? {
+        if let wanted = request.header("if-match"), !S3Operations.etags(wanted, contain: etag) {
+            return S3Responder.errorResponse(.preconditionFailed(), requestID: "", head: request.method == .head)
+        }
+        if let unwanted = request.header("if-none-match"), S3Operations.etags(unwanted, contain: etag) {
+            return Response(status: .notModified, headers: [.eTag: etag])
+        }
+        let modified = mtimeMillis / 1000
+        if request.header("if-match") == nil, let since = request.header("if-unmodified-since").flatMap(S3Operations.parseHTTPDate), modified > since {
+            return S3Responder.errorResponse(.preconditionFailed(), requestID: "", head: request.method == .head)
+        }
+        if request.header("if-none-match") == nil, let since = request.header("if-modified-since").flatMap(S3Operations.parseHTTPDate), modified <= since {
+            return Response(status: .notModified, headers: [.eTag: etag])
+        }
+        return nil
+    }
+
+    private func deleteObject(_ bucket: String, _ key: String) async throws -> Response {
+        let path = try objectPath(bucket, key)
+        do {
+            try await caller.client.remove(path)
+        } catch let error as TYDFSError where error.code == .notFound {
+            // S3 deletes idempotently: a missing key is fine, a missing bucket is not.
+            try await requireBucket(bucket)
+        }
+        return Response(status: .noContent)
+    }
+
+    private func deleteObjects(_ bucket: String) async throws -> Response {
+        try await requireBucket(bucket)
+        let body = try await collectBody()
+        let wanted = try S3XML.parseDeleteObjects(Data(buffer: body))
+        var outcomes: [DeleteOutcome] = []
+        for object in wanted.objects {
+            do {
+                try await caller.client.remove(try objectPath(bucket, object.key))
+                outcomes.append(.deleted(key: object.key))
+            } catch let error as TYDFSError where error.code == .notFound {
+                outcomes.append(.deleted(key: object.key))
+            } catch {
+                outcomes.append(.failed(key: object.key, error: S3Responder.s3Error(error, resource: object.key)))
+            }
+        }
+        return xml(S3XML.deleteResult(outcomes, quiet: wanted.quiet))
+    }
+
+    private func copyObject(_ bucket: String, _ key: String) async throws -> Response {
+        let target = try objectPath(bucket, key)
+        try await requireBucket(bucket)
+        let (info, range) = try await copySource(request.header("x-amz-copy-source") ?? "", rangeHeader: nil)
+        let stored = try await caller.client.put(stream: FileContentStream(client: caller.client, file: info, range: range), to: target, overwrite: true)
+        return xml(S3XML.copyObjectResult(etag: S3Operations.etag(checksum: stored.file.checksum), lastModifiedMillis: stored.file.mtimeMillis))
+    }
+
+    // MARK: - Helpers
+
+    func contentLength() throws -> Int64 {
+        guard let text = request.header("content-length") else {
+            throw S3Error.missingContentLength()
+        }
+        guard let length = Int64(text), length >= 0 else { throw S3Error.invalidArgument("Content-Length \(text.prefix(40)) is not a size") }
+        return length
+    }
+
+    /// A small request body (XML), checked against the signed SHA-256.
+    func collectBody() async throws -> ByteBuffer {
+        var collected = ByteBuffer()
+        for try await piece in body {
+            guard collected.readableBytes + piece.readableBytes <= S3Operations.maxXMLBodyBytes else {
+                throw S3Error.invalidRequest("the request body is larger than \(S3Operations.maxXMLBodyBytes) bytes")
+            }
+            collected.writeImmutableBuffer(piece)
+        }
+        if let expected = caller.payloadSHA256 {
+            let actual = SHA256.hash(data: collected.readableBytesView).map { String(format: "%02x", $0) }.joined()
+            guard actual == expected.lowercased() else { throw S3Error.contentSHA256Mismatch() }
+        }
+        return collected
+    }
+
+    private func unsupported(_ subresources: Set<String>) -> S3Error {
+        .notImplemented("the S3 gateway does not support ?\(subresources.sorted().joined(separator: "&")) yet")
+    }
+
+    func xml(_ document: String) -> Response {
+        let body = ByteBuffer(string: document)
+        return Response(status: .ok, headers: [.contentType: "application/xml"], body: ResponseBody(byteBuffer: body))
+    }
+
+    /// An object's ETag: its CRC32C, quoted. Not an MD5 (TYDFS keeps none): clients that know
+    /// S3 treat an ETag that is not 32 hex digits as opaque, as they do for multipart uploads.
+    static func etag(checksum: String?) -> String {
+        "\"" + (checksum.map { String($0.split(separator: ":").last ?? "") } ?? "") + "\""
+    }
+
+    static let emptyETag = "\"00000000\""
+
+    static func etags(_ header: String, contain etag: String) -> Bool {
+        header.split(separator: ",").contains { candidate in
+            let trimmed = candidate.trimmingCharacters(in: .whitespaces)
+            return trimmed == "*" || trimmed == etag || "\"" + trimmed + "\"" == etag
+        }
+    }
+
+    /// Seconds since 1970 of an HTTP date, or nil.
+    static func parseHTTPDate(_ text: String) -> Int64? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970) }
+    }
+}
+
+/// Stored files' bytes as one stream, read a chunk at a time (each chunk verified): the source
+/// of a copy, of a copied part, or of parts copied into an object. Holds one chunk in memory.
+///
+/// Read by one task at a time (the upload's), which is what makes the unchecked Sendable safe.
+final class FileContentStream: ByteStream, @unchecked Sendable {
+    private let client: TYDFSClient
+    /// What is left to read: each file with the bytes of it still to come.
+    private var segments: [(file: FileInfo, range: Range<Int64>)]
+    private var pending = ByteBuffer()
+
+    init(client: TYDFSClient, file: FileInfo, range: Range<Int64>) {
+        self.client = client
+        segments = [(file, range)]
+    }
+
+    init(client: TYDFSClient, files: [FileInfo]) {
+        self.client = client
+        segments = files.map { ($0, 0..<$0.sizeBytes) }
+    }
+
+    func read(upTo count: Int) async throws -> ByteBuffer {
+        while pending.readableBytes == 0 {
+            guard let (file, range) = segments.first else { return ByteBuffer() }
+            if range.isEmpty {
+                segments.removeFirst()
+                continue
+            }
+            // Up to the end of the chunk the range starts in.
+            let chunkEnd = (range.lowerBound / file.chunkSizeBytes + 1) * file.chunkSizeBytes
+            let piece = range.lowerBound..<min(range.upperBound, chunkEnd)
+            var collected = ByteBuffer()
+            try await client.read(file, range: piece) { collected.writeImmutableBuffer($0) }
+            pending = collected
+            segments[0].range = piece.upperBound..<range.upperBound
+        }
+        return pending.readSlice(length: min(count, pending.readableBytes))!
+    }
+}

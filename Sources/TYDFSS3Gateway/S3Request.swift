@@ -1,0 +1,95 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TYDFSCore
+import TYDFSS3
+
+/// One S3 request, read: the bucket and key its path names (path-style addressing,
+/// `/bucket/key`), its query items, and its parts as SigV4 signs them.
+struct S3Request {
+    let method: HTTPRequest.Method
+    /// The raw path and query, exactly as received (signatures cover them in this form).
+    let rawPath: String
+    let rawQuery: String
+    let bucket: String?
+    /// The key, decoded; nil for a request to the service or a bucket.
+    let key: String?
+    /// Query items, decoded; an item without `=` has the value "".
+    let query: [String: String]
+    let headers: HTTPFields
+
+    init(_ request: Request) throws(S3Error) {
+        method = request.method
+        let target = request.head.path ?? "/"
+        if let mark = target.firstIndex(of: "?") {
+            rawPath = String(target[..<mark])
+            rawQuery = String(target[target.index(after: mark)...])
+        } else {
+            rawPath = target
+            rawQuery = ""
+        }
+        headers = request.headers
+        guard rawPath.hasPrefix("/"), let path = S3Request.percentDecoded(Substring(rawPath)) else {
+            throw .invalidArgument("the request path \(rawPath.prefix(200)) is not a valid, UTF-8, percent-encoded path")
+        }
+        let rest = path.dropFirst()
+        if let slash = rest.firstIndex(of: "/") {
+            bucket = String(rest[..<slash])
+            let key = rest[rest.index(after: slash)...]
+            self.key = key.isEmpty ? nil : String(key)
+        } else {
+            bucket = rest.isEmpty ? nil : String(rest)
+            key = nil
+        }
+        var items: [String: String] = [:]
+        for item in rawQuery.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = S3Request.percentDecoded(parts[0]),
+                  let value = parts.count > 1 ? S3Request.percentDecoded(parts[1]) : ""
+            else {
+                throw .invalidArgument("the query item \(item.prefix(200)) is not valid, UTF-8 percent-encoding")
+            }
+            items[name] = value
+        }
+        query = items
+    }
+
+    /// The headers as SigV4 reads them: every field, plus `host` (which HTTP/1 carries in the
+    /// request's authority, not among its fields).
+    func signedParts(authority: String?) -> SigV4Request {
+        var fields = headers.map { (name: $0.name.canonicalName, value: $0.value) }
+        if let authority, !fields.contains(where: { $0.name == "host" }) { fields.append((name: "host", value: authority)) }
+        return SigV4Request(method: method.rawValue, rawPath: rawPath, rawQuery: rawQuery, headers: fields)
+    }
+
+    func header(_ name: String) -> String? {
+        HTTPField.Name(name).flatMap { headers[$0] }
+    }
+
+    /// `text` with its `%XX` escapes decoded, as UTF-8 (`+` stays `+`: S3 encodes a space as `%20`);
+    /// nil for a broken escape or bytes that are not UTF-8.
+    static func percentDecoded(_ text: Substring) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

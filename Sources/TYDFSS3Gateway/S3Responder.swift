@@ -1,0 +1,127 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import TYDFSClient
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSS3
+import TYDFSSecurity
+
+/// Answers every S3 request: checks its signature, then carries it out through the client library
+/// acting for the caller's key. Every failure becomes S3's XML error with the code a client
+/// expects; nothing from deeper down leaks out as a 5xx unless the cluster itself failed.
+struct S3Responder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let cluster: TYDFSClient
+    let keys: AccessKeyCache
+    let region: String
+    let logger: Logger
+    /// Buckets seen to exist recently, so a put need not list its bucket every time.
+    let knownBuckets = RecentlySeen(lifetimeSeconds: 5)
+
+    func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+        let requestID = hex64(UInt64.random(in: .min ... .max)).uppercased()
+        var resource = request.head.path ?? "/"
+        do {
+            let s3 = try S3Request(request)
+            resource = "/" + (s3.bucket ?? "") + (s3.key.map { "/" + $0 } ?? "")
+            let caller = try await authenticate(s3, authority: request.head.authority)
+            var response = try await S3Operations(request: s3, body: request.body, caller: caller, responder: self).run()
+            response.headers[HTTPField.Name("x-amz-request-id")!] = requestID
+            return response
+        } catch {
+            let failure = S3Responder.s3Error(error, resource: resource)
+            if failure.httpStatus >= 500 {
+                logger.error("S3 request failed", metadata: ["method": "\(request.method)", "resource": "\(resource)", "error": "\(error)"])
+            }
+            return S3Responder.errorResponse(failure, requestID: requestID, head: request.method == .head)
+        }
+    }
+
+    /// The caller's client, once the request's signature checks out against its key.
+    private func authenticate(_ request: S3Request, authority: String?) async throws -> Caller {
+        if request.query["AWSAccessKeyId"] != nil || request.header("authorization")?.hasPrefix("AWS ") == true {
+            throw S3Error.invalidRequest("Signature Version 2 is not supported: sign with Signature Version 4 (boto3: Config(signature_version='s3v4'))")
+        }
+        let signed = request.signedParts(authority: authority)
+        let now = Int64(Date().timeIntervalSince1970)
+        var result = SigV4.verify(signed, now: now) { keys.cached($0)?.key.secretAccessKey }
+        if case .failure(.unknownAccessKey(let id)) = result, try await keys.fetch(id) != nil {
+            result = SigV4.verify(signed, now: now) { keys.cached($0)?.key.secretAccessKey }
+        }
+        switch result {
+        case .success(let verified):
+            guard let entry = keys.cached(verified.accessKeyID) else { throw S3Error.invalidAccessKeyId() }
+            switch verified.payloadHash {
+            case SigV4.unsignedPayload:
+                return Caller(client: entry.client, payloadSHA256: nil)
+            case let hash where hash.utf8.count == 64 && hash.allSatisfy(\.isHexDigit):
+                return Caller(client: entry.client, payloadSHA256: hash)
+            default:
+                throw S3Error.notImplemented("payload mode \(verified.payloadHash.prefix(60)) (aws-chunked uploads) is not supported yet; sign the payload's SHA-256 or send UNSIGNED-PAYLOAD")
+            }
+        case .failure(let failure):
+            throw S3Error(code: failure.s3Code, message: failure.message, httpStatus: failure.httpStatus)
+        }
+    }
+
+    /// An S3 error for any failure: S3's own as they are, TYDFS's by what they mean for the
+    /// object or bucket the request names.
+    static func s3Error(_ error: Error, resource: String) -> S3Error {
+        if var failure = error as? S3Error {
+            failure.resource = failure.resource ?? resource
+            return failure
+        }
+        guard let failure = error as? TYDFSError else {
+            return .internalError("the gateway failed: \(error)", resource: resource)
+        }
+        switch failure.code {
+        case .notFound: return .noSuchKey(failure.message, resource: resource)
+        case .forbidden, .unauthenticated: return .accessDenied(failure.message, resource: resource)
+        case .directoryNotEmpty: return .bucketNotEmpty(failure.message, resource: resource)
+        case .invalidArgument, .alreadyExists: return .invalidArgument(failure.message, resource: resource)
+        case .unavailable, .unreachable, .insufficientSpace:
+            return S3Error(code: "ServiceUnavailable", message: failure.message, httpStatus: 503, resource: resource)
+        default: return .internalError(failure.message, resource: resource)
+        }
+    }
+
+    static func errorResponse(_ error: S3Error, requestID: String, head: Bool) -> Response {
+        var headers: HTTPFields = [.contentType: "application/xml", HTTPField.Name("x-amz-request-id")!: requestID]
+        let body = head ? ByteBuffer() : ByteBuffer(string: error.xml(requestID: requestID))
+        headers[.contentLength] = String(head ? 0 : body.readableBytes)
+        return Response(status: HTTPResponse.Status(code: error.httpStatus), headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+}
+
+/// Who a request comes from, once checked: a client acting for its key, and the body's SHA-256
+/// its signature covers (nil: `UNSIGNED-PAYLOAD`).
+struct Caller {
+    let client: TYDFSClient
+    let payloadSHA256: String?
+}
+
+/// Names seen recently; forgotten after `lifetimeSeconds`.
+final class RecentlySeen: Sendable {
+    private let lifetime: Duration
+    private let seen = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+
+    init(lifetimeSeconds: Int) { lifetime = .seconds(lifetimeSeconds) }
+
+    func contains(_ name: String) -> Bool {
+        seen.withLockedValue { seen in
+            guard let when = seen[name], ContinuousClock.now - when < lifetime else {
+                seen[name] = nil
+                return false
+            }
+            return true
+        }
+    }
+
+    func insert(_ name: String) { seen.withLockedValue { $0[name] = .now } }
+    func remove(_ name: String) { seen.withLockedValue { $0[name] = nil } }
+}

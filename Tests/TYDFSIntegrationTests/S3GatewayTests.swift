@@ -1,0 +1,71 @@
+import Foundation
+import TYDFSTestSupport
+import XCTest
+
+/// The S3 gateway driven by real S3 clients, boto3 and awscli (`scripts/s3-clients-check.py`):
+/// buckets, objects, ranges, listings, multipart, copies, presigned URLs and errors, each answer
+/// checked; and the objects it stores read back with `tydfs get`, and the reverse.
+final class S3GatewayTests: XCTestCase {
+    private static let script = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/s3-clients-check.py").path
+
+    /// Runs the client script against `endpoint`; returns its exit code and output.
+    private func runClients(_ cluster: TestCluster, endpoint: String, extra: [String] = []) throws -> (Int32, String) {
+        let key = try cluster.adminKey()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.script, "--endpoint", endpoint, "--key", key.id, "--secret", key.secret] + extra
+        let output = cluster.root + "/logs/s3-clients.out"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(300)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
+    /// Runs a Python program; returns its standard output.
+    private func python(_ program: String) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", program]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        return data
+    }
+
+    func testBoto3AndAwscliAgainstTheGateway() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "8MiB")
+        defer { cluster.shutdown() }
+        let endpoint = try cluster.startS3Gateway()
+        let (code, output) = try runClients(cluster, endpoint: endpoint)
+        XCTAssertEqual(code, 0, output)
+        XCTAssertTrue(output.contains(" checks passed"), output)
+
+        // What S3 stored is a file like any other, and the reverse.
+        let local = try cluster.makeFile("via-cli", size: 300_000)
+        try cluster.succeed(["put", local, "/alpha/from-cli"])
+        let key = try cluster.adminKey()
+        let fetch = try python("""
+            import boto3, sys
+            from botocore.config import Config
+            s3 = boto3.client("s3", endpoint_url="\(endpoint)", aws_access_key_id="\(key.id)", aws_secret_access_key="\(key.secret)",
+                              region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+            sys.stdout.buffer.write(s3.get_object(Bucket="alpha", Key="from-cli")["Body"].read())
+            """)
+        XCTAssertEqual(fetch, try cluster.contents(local), "a file put with tydfs reads back through S3")
+        XCTAssertEqual(try cluster.succeed(["get", "/alpha/small", "-"]).stdout.count, 1000, "an object put through S3 reads back with tydfs get")
+        // An object joined from parts moved their chunks: one chunk per part, no copy.
+        let joined = try cluster.stat("/alpha/mp-even")
+        XCTAssertEqual(joined.chunks.map(\.sizeBytes), [5 << 20, 5 << 20, 1 << 20])
+    }
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Drives a running TYDFS S3 gateway with real S3 clients (boto3 and awscli) and checks every
+answer: buckets, objects, ranges, listings, multipart, copies, presigned URLs and the errors.
+
+    scripts/s3-clients-check.py --endpoint http://127.0.0.1:9000 --key ID --secret SECRET [--ca-file ca.pem]
+
+Exits 0 when every check passed; prints each failure and exits 1 otherwise. Run by
+Tests/TYDFSIntegrationTests/S3GatewayTests.swift against a fresh cluster.
+"""
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+import botocore
+from botocore.config import Config
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--endpoint", required=True)
+parser.add_argument("--key", required=True)
+parser.add_argument("--secret", required=True)
+parser.add_argument("--ca-file")
+parser.add_argument("--skip-awscli", action="store_true")
+args = parser.parse_args()
+
+failures = []
+checks = 0
+
+
+def check(condition, what):
+    global checks
+    checks += 1
+    if not condition:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def error_code(call):
+    """The S3 error code and HTTP status a call fails with, or (None, None)."""
+    try:
+        call()
+    except botocore.exceptions.ClientError as error:
+        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
+    return None, None
+
+
+def client(secret=None):
+    return boto3.client(
+        "s3", endpoint_url=args.endpoint, aws_access_key_id=args.key, aws_secret_access_key=secret or args.secret,
+        region_name="us-east-1", verify=args.ca_file if args.ca_file else True,
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}))
+
+
+s3 = client()
+rng = random.Random(20261129)
+
+
+def blob(size):
+    return bytes(rng.getrandbits(8) for _ in range(size)) if size < 4096 else os.urandom(size)
+
+
+# Buckets.
+s3.create_bucket(Bucket="alpha")
+s3.head_bucket(Bucket="alpha")
+check("alpha" in [b["Name"] for b in s3.list_buckets()["Buckets"]], "ListBuckets names the new bucket")
+check(error_code(lambda: s3.create_bucket(Bucket="alpha")) == ("BucketAlreadyOwnedByYou", 409), "CreateBucket twice")
+check(error_code(lambda: s3.create_bucket(Bucket="Bad_Name")) == ("InvalidBucketName", 400), "an invalid bucket name")
+check(error_code(lambda: s3.head_bucket(Bucket="nosuchbucket"))[1] == 404, "HeadBucket of a missing bucket")
+check(error_code(lambda: s3.list_objects_v2(Bucket="nosuchbucket")) == ("NoSuchBucket", 404), "listing a missing bucket")
+check(s3.get_bucket_location(Bucket="alpha").get("LocationConstraint") in (None, "", "us-east-1"), "GetBucketLocation")
+
+# Objects, with 100-continue answered (botocore waits a second for it on every upload).
+data = blob(1000)
+started = time.monotonic()
+for _ in range(5):
+    put = s3.put_object(Bucket="alpha", Key="small", Body=data)
+per_put = (time.monotonic() - started) / 5
+check(per_put < 0.5, f"a 1 KB put took {per_put:.2f} s; without 100 Continue botocore waits 1 s")
+got = s3.get_object(Bucket="alpha", Key="small")
+check(got["Body"].read() == data, "GetObject returns the bytes put")
+check(got["ContentLength"] == 1000 and got["ETag"] == put["ETag"], "GetObject's length and ETag")
+head = s3.head_object(Bucket="alpha", Key="small")
+check(head["ContentLength"] == 1000 and head["ETag"] == put["ETag"] and head["LastModified"].year >= 2026, "HeadObject")
+check(error_code(lambda: s3.get_object(Bucket="alpha", Key="missing")) == ("NoSuchKey", 404), "GetObject of a missing key")
+check(error_code(lambda: s3.head_object(Bucket="alpha", Key="missing"))[1] == 404, "HeadObject of a missing key")
+check(error_code(lambda: s3.put_object(Bucket="nosuchbucket", Key="k", Body=b"x")) == ("NoSuchBucket", 404), "a put into a missing bucket")
+empty = s3.put_object(Bucket="alpha", Key="empty", Body=b"")
+check(s3.get_object(Bucket="alpha", Key="empty")["Body"].read() == b"", "an empty object")
+
+# Ranges.
+for header, expected in [("bytes=0-9", data[:10]), ("bytes=990-", data[990:]), ("bytes=-5", data[-5:]), ("bytes=995-5000", data[995:])]:
+    part = s3.get_object(Bucket="alpha", Key="small", Range=header)
+    check(part["Body"].read() == expected and part["ResponseMetadata"]["HTTPStatusCode"] == 206, f"Range {header}")
+    check(part["ContentRange"].startswith("bytes ") and part["ContentRange"].endswith("/1000"), f"Content-Range for {header}")
+check(error_code(lambda: s3.get_object(Bucket="alpha", Key="small", Range="bytes=1000-")) == ("InvalidRange", 416), "a range past the end")
+
+# Keys with spaces, '+', '%', non-ASCII; listings with pagination and delimiters.
+keys = ["a b/c+d.txt", "a b/é ü.bin", "plain", "dir/x/1", "dir/x/2", "dir/y", "dir/z+%20", "top+plus", "ünï/cödé"]
+for key in keys:
+    s3.put_object(Bucket="alpha", Key=key, Body=key.encode())
+for key in keys:
+    check(s3.get_object(Bucket="alpha", Key=key)["Body"].read() == key.encode(), f"round trip of key {key!r}")
+all_keys = sorted(keys + ["small", "empty"], key=lambda k: k.encode())
+seen = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket="alpha", PaginationConfig={"PageSize": 2}):
+    seen += [o["Key"] for o in page.get("Contents", [])]
+check(seen == all_keys, f"ListObjectsV2 in pages of 2 visits every key once, in order: {seen}")
+listing = s3.list_objects_v2(Bucket="alpha", Delimiter="/")
+check([p["Prefix"] for p in listing.get("CommonPrefixes", [])] == ["a b/", "dir/", "ünï/"], f"common prefixes: {listing.get('CommonPrefixes')}")
+check([o["Key"] for o in listing.get("Contents", [])] == ["empty", "plain", "small", "top+plus"], "keys beside the common prefixes")
+nested = s3.list_objects_v2(Bucket="alpha", Prefix="dir/", Delimiter="/")
+check([p["Prefix"] for p in nested.get("CommonPrefixes", [])] == ["dir/x/"] and [o["Key"] for o in nested["Contents"]] == ["dir/y", "dir/z+%20"], "a prefix and a delimiter")
+check(s3.list_objects_v2(Bucket="alpha", Prefix="dir/x")["KeyCount"] == 2, "a prefix inside a folder name")
+check(s3.list_objects_v2(Bucket="alpha", StartAfter="plain")["Contents"][0]["Key"] == "small", "StartAfter")
+v1_seen, marker = [], ""
+while True:
+    page = s3.list_objects(Bucket="alpha", Marker=marker, MaxKeys=3)
+    v1_seen += [o["Key"] for o in page.get("Contents", [])]
+    if not page["IsTruncated"]:
+        break
+    marker = v1_seen[-1]
+check(v1_seen == all_keys, "ListObjects v1 with Marker visits every key once")
+
+# DeleteObjects and DeleteObject.
+result = s3.delete_objects(Bucket="alpha", Delete={"Objects": [{"Key": "dir/x/1"}, {"Key": "dir/x/2"}, {"Key": "never-was"}]})
+check(sorted(d["Key"] for d in result.get("Deleted", [])) == ["dir/x/1", "dir/x/2", "never-was"], "DeleteObjects")
+check(s3.list_objects_v2(Bucket="alpha", Prefix="dir/x").get("KeyCount") == 0, "deleted keys are gone")
+s3.delete_object(Bucket="alpha", Key="never-was")
+
+# CopyObject.
+copied = s3.copy_object(Bucket="alpha", Key="copy of small", CopySource={"Bucket": "alpha", "Key": "small"})
+check(s3.get_object(Bucket="alpha", Key="copy of small")["Body"].read() == data, "CopyObject copies the bytes")
+check(copied["CopyObjectResult"]["ETag"] == put["ETag"], "a copy has the source's ETag")
+
+# Multipart: parts sent out of order (joined by moving chunks) and parts of uneven sizes (copied).
+for key, sizes in [("mp-even", [5 << 20, 5 << 20, 1 << 20]), ("mp-uneven", [6 << 20, 5 << 20, 3 << 20])]:
+    upload = s3.create_multipart_upload(Bucket="alpha", Key=key)["UploadId"]
+    parts = [blob(size) for size in sizes]
+    etags = {}
+    for number in [3, 1, 2]:
+        etags[number] = s3.upload_part(Bucket="alpha", Key=key, UploadId=upload, PartNumber=number, Body=parts[number - 1])["ETag"]
+    listed = s3.list_parts(Bucket="alpha", Key=key, UploadId=upload)["Parts"]
+    check([p["PartNumber"] for p in listed] == [1, 2, 3] and [p["Size"] for p in listed] == sizes, f"ListParts of {key}")
+    check(error_code(lambda: s3.complete_multipart_upload(
+        Bucket="alpha", Key=key, UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"ffffffff"'}]}))[0] == "InvalidPart", "completing with a wrong ETag")
+    s3.complete_multipart_upload(Bucket="alpha", Key=key, UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in [1, 2, 3]]})
+    whole = b"".join(parts)
+    check(s3.get_object(Bucket="alpha", Key=key)["Body"].read() == whole, f"multipart object {key} is byte-exact")
+    check(s3.get_object(Bucket="alpha", Key=key, Range=f"bytes={(5 << 20) - 3}-{(5 << 20) + 2}")["Body"].read() == whole[(5 << 20) - 3:(5 << 20) + 3],
+          f"a range across the parts of {key}")
+check(error_code(lambda: s3.upload_part(Bucket="alpha", Key="k", UploadId="0" * 32, PartNumber=1, Body=b"x"))[0] == "NoSuchUpload", "a part for no upload")
+small_parts = s3.create_multipart_upload(Bucket="alpha", Key="tiny-parts")["UploadId"]
+tags = [s3.upload_part(Bucket="alpha", Key="tiny-parts", UploadId=small_parts, PartNumber=n, Body=b"x" * 100)["ETag"] for n in (1, 2)]
+check(error_code(lambda: s3.complete_multipart_upload(Bucket="alpha", Key="tiny-parts", UploadId=small_parts, MultipartUpload={
+    "Parts": [{"PartNumber": n, "ETag": tags[n - 1]} for n in (1, 2)]}))[0] == "EntityTooSmall", "parts below 5 MiB")
+check(error_code(lambda: s3.upload_part(Bucket="alpha", Key="tiny-parts", UploadId=small_parts, PartNumber=10001, Body=b"x"))[0] == "InvalidArgument",
+      "a part number out of range")
+check([u["UploadId"] for u in s3.list_multipart_uploads(Bucket="alpha").get("Uploads", [])] == [small_parts], "ListMultipartUploads")
+s3.abort_multipart_upload(Bucket="alpha", Key="tiny-parts", UploadId=small_parts)
+check(s3.list_multipart_uploads(Bucket="alpha").get("Uploads", []) == [], "an aborted upload is gone")
+check(".tydfs-multipart" not in str(s3.list_objects_v2(Bucket="alpha")), "uploads under way never show in listings")
+
+# Presigned URLs.
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "alpha", "Key": "a b/c+d.txt"}, ExpiresIn=60)
+context = None
+if args.ca_file:
+    import ssl
+    context = ssl.create_default_context(cafile=args.ca_file)
+check(urllib.request.urlopen(url, context=context).read() == b"a b/c+d.txt", "a presigned GET")
+put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "alpha", "Key": "presigned put"}, ExpiresIn=60)
+urllib.request.urlopen(urllib.request.Request(put_url, data=b"via url", method="PUT"), context=context).read()
+check(s3.get_object(Bucket="alpha", Key="presigned put")["Body"].read() == b"via url", "a presigned PUT")
+tampered = url.replace("a%20b", "a%20c")
+try:
+    urllib.request.urlopen(tampered, context=context)
+    check(False, "a tampered presigned URL is refused")
+except urllib.error.HTTPError as error:
+    check(error.code == 403 and b"SignatureDoesNotMatch" in error.read(), "a tampered presigned URL gets SignatureDoesNotMatch")
+
+# Wrong credentials and bad input.
+check(error_code(lambda: client(secret="wrong" * 8).list_buckets()) == ("SignatureDoesNotMatch", 403), "a wrong secret")
+check(error_code(lambda: s3.put_object(Bucket="alpha", Key="a/../b", Body=b"x"))[1] == 400, "a key with ..")
+check(error_code(lambda: s3.put_object(Bucket="alpha", Key="k" * 1025, Body=b"x"))[0] == "KeyTooLongError", "a key over 1024 bytes")
+check(error_code(lambda: s3.delete_bucket(Bucket="alpha")) == ("BucketNotEmpty", 409), "deleting a bucket that holds objects")
+
+# awscli, as a user runs it.
+if not args.skip_awscli:
+    folder = tempfile.mkdtemp(prefix="tydfs-awscli-")
+    environment = dict(os.environ, AWS_ACCESS_KEY_ID=args.key, AWS_SECRET_ACCESS_KEY=args.secret, AWS_DEFAULT_REGION="us-east-1")
+    if args.ca_file:
+        environment["AWS_CA_BUNDLE"] = args.ca_file
+
+    def aws(*words):
+        done = subprocess.run(["aws", "--endpoint-url", args.endpoint, "s3", *words], env=environment, capture_output=True, text=True)
+        return done.returncode, done.stdout + done.stderr
+
+    check(aws("mb", "s3://cli")[0] == 0, "aws s3 mb")
+    tree = os.path.join(folder, "tree")
+    os.makedirs(os.path.join(tree, "nested", "deeper"))
+    files = {"small.txt": blob(100), "nested/big.bin": os.urandom(20 << 20), "nested/deeper/sp ace ü.txt": b"unicode", "empty": b""}
+    for name, content in files.items():
+        with open(os.path.join(tree, name), "wb") as out:
+            out.write(content)
+    code, text = aws("cp", os.path.join(tree, "nested/big.bin"), "s3://cli/big.bin")
+    check(code == 0, f"aws s3 cp of 20 MiB up (multipart): {text}")
+    code, text = aws("cp", "s3://cli/big.bin", os.path.join(folder, "big.back"))
+    check(code == 0 and open(os.path.join(folder, "big.back"), "rb").read() == files["nested/big.bin"], f"aws s3 cp down, byte-exact: {text}")
+    code, text = aws("sync", tree, "s3://cli/tree")
+    check(code == 0 and text.count("upload:") == 4, f"aws s3 sync up: {text}")
+    code, text = aws("sync", tree, "s3://cli/tree")
+    check(code == 0 and "upload:" not in text, f"a second sync transfers nothing: {text}")
+    code, text = aws("ls", "--recursive", "s3://cli")
+    check(code == 0 and text.count("\n") == 5, f"aws s3 ls --recursive: {text}")
+    copy = os.path.join(folder, "copy")
+    code, text = aws("sync", "s3://cli/tree", copy)
+    check(code == 0 and subprocess.run(["diff", "-r", tree, copy]).returncode == 0, f"aws s3 sync down, diff -r clean: {text}")
+    code, text = aws("cp", "s3://cli/big.bin", "s3://cli/big-copy.bin")
+    check(code == 0, f"aws s3 cp S3 to S3 over 8 MiB (UploadPartCopy): {text}")
+    code, text = aws("mv", "s3://cli/big-copy.bin", "s3://cli/moved.bin")
+    code2, _ = aws("cp", "s3://cli/moved.bin", os.path.join(folder, "moved.back"))
+    check(code == 0 and code2 == 0 and open(os.path.join(folder, "moved.back"), "rb").read() == files["nested/big.bin"], f"aws s3 mv: {text}")
+    code, text = aws("rm", "--recursive", "s3://cli")
+    check(code == 0, f"aws s3 rm --recursive: {text}")
+    code, text = aws("rb", "s3://cli")
+    check(code == 0, f"aws s3 rb: {text}")
+    shutil.rmtree(folder)
+
+print(f"{checks - len(failures)} of {checks} checks passed", flush=True)
+sys.exit(1 if failures else 0)
