@@ -233,13 +233,16 @@ public enum MasterServer {
     }
 
     /// Runs a master until SIGTERM or SIGINT, then shuts down cleanly.
-    /// `onListening` receives the port actually bound.
+    /// `onListening` receives the port actually bound. `alongside` gives services to run in the
+    /// same process once the master's are made (its secret file exists then), stopped first
+    /// (the S3 gateway of `tydfs master --s3`).
     public static func run(
-        configuration: MasterConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        configuration: MasterConfiguration, logger: Logger, alongside: () throws -> [any Service] = { [] },
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         let services = try await makeServices(configuration: configuration, logger: logger, onListening: onListening)
         let group = ServiceGroup(configuration: .init(
-            services: services.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services.services + (try alongside()), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

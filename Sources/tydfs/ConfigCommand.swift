@@ -28,11 +28,11 @@ struct ConfigPrintCommand: AsyncParsableCommand {
 
     /// The sections: the commands that read settings.
     enum Section: String, ExpressibleByArgument, CaseIterable {
-        case master, datakeeper, cluster, client
+        case master, datakeeper, cluster, s3, client
     }
 
     @Flag(help: "Print one JSON document instead of text.") var json = false
-    @Argument(help: "The command: master, datakeeper, cluster or client.") var command: Section = .client
+    @Argument(help: "The command: master, datakeeper, cluster, s3 or client.") var command: Section = .client
     @Argument(parsing: .allUnrecognized, help: "Its flags, as you would give them to it.") var options: [String] = []
 
     /// `config print --json`.
@@ -54,6 +54,7 @@ struct ConfigPrintCommand: AsyncParsableCommand {
             case .master: settings = try await report(MasterCommand.self)
             case .datakeeper: settings = try await report(DataKeeperCommand.self)
             case .cluster: settings = try await report(ClusterCommand.self)
+            case .s3: settings = try await report(S3Command.self)
             case .client: settings = try await report(ClientSettings.self)
             }
             if json {

@@ -7,6 +7,7 @@ import TYDFSClient
 import TYDFSCore
 import TYDFSDataKeeper
 import TYDFSMaster
+import TYDFSS3Gateway
 import TYDFSSecurity
 import TYDFSServerSupport
 
@@ -29,6 +30,7 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
     @OptionGroup var security: ServerSecurityOptions
     @OptionGroup var connections: ServerConnectionOptions
     @Option(help: "What requests without credentials may do: read-only or read-write (default: refused).") var anonymous: String?
+    @Option(help: "Also serve the S3 gateway in this process, on host:port (as `tydfs s3`; needs a fixed --listen port).") var s3: String?
     @OptionGroup var log: LogOptions
     @OptionGroup var config: ConfigFileOption
 
@@ -36,7 +38,7 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
     var configFile: String? { config.path }
 
     /// The configuration and logger these flags, the environment and the config file give.
-    func resolve(_ settings: Settings) throws -> (configuration: MasterConfiguration, logger: Logger) {
+    func resolve(_ settings: Settings) throws -> (configuration: MasterConfiguration, s3: S3GatewayConfiguration?, logger: Logger) {
         var configuration = MasterConfiguration()
         configuration.repairIntervalSeconds = try DurationText.parseSeconds(settings.string("repair-interval", repairInterval))
         configuration.maxRepairsPerDataKeeper = try settings.int("max-repairs-per-datakeeper", maxRepairsPerDatakeeper)
@@ -56,15 +58,32 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
             }
             return level
         }
-        return (configuration, try log.logger("tydfs.master", settings: settings))
+        let gateway = try settings.optionalString("s3", s3).map { address in
+            guard configuration.port != 0 else { throw TYDFSError(.invalidArgument, "--s3 needs a fixed master --listen port, not 0") }
+            var gateway = S3GatewayConfiguration()
+            (gateway.host, gateway.port) = try splitHostPort(address)
+            let wildcard = ["0.0.0.0", "::", "[::]", ""].contains(configuration.host)
+            gateway.masterURL = "\(configuration.tls == nil ? "http" : "https")://\(wildcard ? "127.0.0.1" : configuration.host):\(configuration.port)"
+            gateway.secretFile = configuration.secretFile ?? configuration.dataDirectory + "/cluster.secret"
+            gateway.tls = configuration.tls
+            gateway.caFile = configuration.caFile
+            gateway.idleTimeoutSeconds = configuration.idleTimeoutSeconds
+            return gateway
+        }
+        return (configuration, gateway, try log.logger("tydfs.master", settings: settings))
     }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            let ((configuration, logger), _) = try await resolved()
+            let ((configuration, gateway, logger), _) = try await resolved()
             let host = configuration.host
             let scheme = configuration.tls == nil ? "http" : "https"
-            try await MasterServer.run(configuration: configuration, logger: logger) { port in
+            try await MasterServer.run(configuration: configuration, logger: logger, alongside: {
+                guard let gateway else { return [] }
+                return try S3Gateway.makeServices(configuration: gateway, logger: logger) { port in
+                    say("tydfs s3 gateway listening on \(scheme)://\(gateway.host):\(port) for \(gateway.masterURL)")
+                }
+            }) { port in
                 say("tydfs master listening on \(scheme)://\(host):\(port)")
             }
         }
@@ -149,13 +168,14 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
     @Option(help: "Least severe level logged: trace, debug, info, notice, warning, error or critical.") var logLevel = "notice"
     @Option(help: "text (one line per event) or json (one JSON object per line).") var logFormat = LogFormat.text
     @Flag(help: "Serve HTTPS everywhere, with a throwaway CA made in <data>/tls (by openssl) for local use.") var tls = false
+    @Option(help: "Port of the S3 gateway on 127.0.0.1 (the admin key works as S3 credentials); 0 turns it off.") var s3Port = 9000
     @OptionGroup var config: ConfigFileOption
 
     static let section = "cluster"
     var configFile: String? { config.path }
 
     /// The cluster's shape: datakeepers, data folder, port, the master's configuration, and the logger.
-    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, tls: Bool, master: MasterConfiguration, logger: Logger) {
+    func resolve(_ settings: Settings) throws -> (datakeepers: Int, data: String, tls: Bool, s3Port: Int, master: MasterConfiguration, logger: Logger) {
         let count = try settings.int("datakeepers", datakeepers)
         guard (1...64).contains(count) else { throw TYDFSError(.invalidArgument, "--datakeepers must be 1…64") }
         let data = try settings.string("data", data)
@@ -164,13 +184,16 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
         master.dataDirectory = data + "/master"
         master.replication = try settings.int("replication", replication)
         master.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
-        return (count, data, try settings.bool("tls", tls), master,
+        let s3Port = try settings.int("s3-port", self.s3Port)
+        guard (0...65535).contains(s3Port) else { throw TYDFSError(.invalidArgument, "--s3-port must be 0…65535") }
+        if s3Port != 0 && master.port == 0 { throw TYDFSError(.invalidArgument, "the S3 gateway needs a fixed master --port (or --s3-port 0)") }
+        return (count, data, try settings.bool("tls", tls), s3Port, master,
                 try LogOptions.logger("tydfs.cluster", level: logLevel, format: logFormat, settings: settings))
     }
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
-            let ((count, data, tls, baseMaster, logger), _) = try await resolved()
+            let ((count, data, tls, s3Port, baseMaster, logger), _) = try await resolved()
             var master = baseMaster
             let port = master.port
             let scheme = tls ? "https" : "http"
@@ -205,6 +228,18 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
                 keeper.caFile = certificates?.caFile
                 keeper.id = try DataKeeperID("dk\(index)")
                 services += try DataKeeperServer.makeServices(configuration: keeper, httpClient: httpClient, logger: logger) { _ in }
+            }
+            if s3Port != 0 {
+                // Last: shutdown goes in reverse, so the gateway stops before what it calls.
+                var gateway = S3GatewayConfiguration()
+                gateway.port = s3Port
+                gateway.masterURL = "\(scheme)://127.0.0.1:\(port)"
+                gateway.secretFile = master.secretFile ?? master.dataDirectory + "/cluster.secret"
+                gateway.tls = certificates?.server
+                gateway.caFile = certificates?.caFile
+                services += try S3Gateway.makeServices(configuration: gateway, logger: logger) { bound in
+                    say("tydfs cluster: S3 gateway on \(scheme)://127.0.0.1:\(bound) (aws --endpoint-url; credentials: the admin key)")
+                }
             }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             defer { say("tydfs cluster stopped") }

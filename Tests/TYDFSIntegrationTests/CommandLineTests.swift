@@ -119,7 +119,7 @@ final class CommandLineTests: XCTestCase {
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestCluster.binary)
-        process.arguments = ["cluster", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port)]
+        process.arguments = ["cluster", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", String(port + 1)]
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
@@ -142,6 +142,10 @@ final class CommandLineTests: XCTestCase {
         let (code, _, _) = try run(["get", "/in", folder + "/out", "--master", master])
         XCTAssertEqual(code, 0)
         XCTAssertEqual(FileManager.default.contents(atPath: folder + "/out"), FileManager.default.contents(atPath: input))
+        // Its S3 gateway answers, and refuses a request without credentials in S3's words.
+        let s3 = try HTTP.request("GET", "http://127.0.0.1:\(port + 1)/", body: nil, headers: [:], signer: nil)
+        XCTAssertEqual(s3.status, 403)
+        XCTAssertTrue(String(decoding: s3.body, as: UTF8.self).contains("<Code>AccessDenied</Code>"))
 
         kill(process.processIdentifier, SIGTERM)
         let stopDeadline = Date().addingTimeInterval(15)
