@@ -20,6 +20,10 @@ public struct S3GatewayConfiguration: Sendable {
     /// The region the gateway names (GetBucketLocation); requests signed for any region pass.
     public var region = "us-east-1"
     public var idleTimeoutSeconds = Double(Limits.idleTransferTimeoutSeconds)
+    /// A multipart upload no part has reached for this long is removed.
+    public var multipartExpirySeconds: Double = 24 * 3600
+    /// How often the gateway looks for such uploads.
+    public var multipartSweepSeconds: Double = 3600
 
     public init() {}
 }
@@ -52,7 +56,10 @@ public enum S3Gateway {
         let app = try HTTPServer.application(
             responder: responder, host: configuration.host, port: configuration.port, tls: configuration.tls,
             idleTimeoutSeconds: configuration.idleTimeoutSeconds, logger: logger, onListening: onListening)
-        return [GatewayClientCloser(client: cluster), app]
+        let sweeper = AbandonedUploadSweeper(
+            cluster: cluster, expirySeconds: configuration.multipartExpirySeconds, intervalSeconds: configuration.multipartSweepSeconds,
+            logger: logger, nowMillis: { Int64(Date().timeIntervalSince1970 * 1000) })
+        return [GatewayClientCloser(client: cluster), app, sweeper]
     }
 }
 

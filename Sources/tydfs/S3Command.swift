@@ -18,6 +18,8 @@ struct S3Command: AsyncParsableCommand, SettingsCommand {
     @Option(help: "host:port to listen on.") var listen = "127.0.0.1:9000"
     @Option(help: "Master URL (default: $TYDFS_MASTER, else http://127.0.0.1:9333).") var master: String?
     @Option(help: "The region the gateway names (GetBucketLocation); requests signed for any region are accepted.") var region = "us-east-1"
+    @Option(help: "Remove a multipart upload no part has reached for this long, e.g. 24h.") var multipartExpiry = "24h"
+    @Option(help: "How often to look for such uploads.") var multipartSweepInterval = "1h"
     @OptionGroup var security: ServerSecurityOptions
     @OptionGroup var connections: ServerConnectionOptions
     @OptionGroup var log: LogOptions
@@ -33,6 +35,8 @@ struct S3Command: AsyncParsableCommand, SettingsCommand {
         configuration.region = try settings.string("region", region)
         (configuration.secretFile, configuration.tls, configuration.caFile) = try security.resolve(settings)
         configuration.idleTimeoutSeconds = try connections.idleTimeoutSeconds(settings)
+        configuration.multipartExpirySeconds = try DurationText.parseSeconds(settings.string("multipart-expiry", multipartExpiry))
+        configuration.multipartSweepSeconds = try DurationText.parseSeconds(settings.string("multipart-sweep-interval", multipartSweepInterval))
         return (configuration, try log.logger("tydfs.s3", settings: settings))
     }
 

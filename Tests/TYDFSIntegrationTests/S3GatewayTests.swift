@@ -1,4 +1,5 @@
 import Foundation
+import TYDFSProtocol
 import TYDFSTestSupport
 import XCTest
 
@@ -41,6 +42,28 @@ final class S3GatewayTests: XCTestCase {
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0)
         return data
+    }
+
+    func testAnAbandonedMultipartUploadIsRemoved() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let endpoint = try cluster.startS3Gateway(extraArguments: ["--multipart-expiry", "2s", "--multipart-sweep-interval", "300ms"])
+        let key = try cluster.adminKey()
+        let listed = try python("""
+            import boto3, time
+            from botocore.config import Config
+            s3 = boto3.client("s3", endpoint_url="\(endpoint)", aws_access_key_id="\(key.id)", aws_secret_access_key="\(key.secret)",
+                              region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+            s3.create_bucket(Bucket="bucket")
+            upload = s3.create_multipart_upload(Bucket="bucket", Key="never finished")["UploadId"]
+            s3.upload_part(Bucket="bucket", Key="never finished", UploadId=upload, PartNumber=1, Body=b"x" * 1000)
+            print(len(s3.list_multipart_uploads(Bucket="bucket").get("Uploads", [])))
+            """)
+        XCTAssertEqual(String(decoding: listed, as: UTF8.self), "1\n")
+        try cluster.waitUntil("the abandoned upload removed", timeout: 15) {
+            try cluster.json(ListResponse.self, ["ls", "/bucket", "--json"]).entries.isEmpty
+        }
+        XCTAssertTrue(cluster.logs(of: "s3").joined().contains("abandoned multipart upload removed"))
     }
 
     func testBoto3AndAwscliAgainstTheGateway() throws {

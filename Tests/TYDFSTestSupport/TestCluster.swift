@@ -399,10 +399,10 @@ public final class TestCluster: @unchecked Sendable {
 
     /// Starts an S3 gateway (`tydfs s3`) in front of the master, on a free port; returns its URL.
     /// `shutdown` ends it.
-    public func startS3Gateway() throws -> String {
+    public func startS3Gateway(extraArguments: [String] = []) throws -> String {
         let log = nextLog("s3")
         let process = try spawn(
-            ["s3", "--listen", "127.0.0.1:0", "--master", masterURL, "--secret-file", secretFile] + tlsArguments, log: log)
+            ["s3", "--listen", "127.0.0.1:0", "--master", masterURL, "--secret-file", secretFile] + tlsArguments + extraArguments, log: log)
         others.append(process)
         return "\(scheme)://127.0.0.1:\(try waitForListening(log: log, process: process))"
     }
