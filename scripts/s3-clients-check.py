@@ -83,6 +83,7 @@ for _ in range(5):
     put = s3.put_object(Bucket="alpha", Key="small", Body=data)
 per_put = (time.monotonic() - started) / 5
 check(per_put < 0.5, f"a 1 KB put took {per_put:.2f} s; without 100 Continue botocore waits 1 s")
+check(put["ETag"] == '"%s"' % hashlib.md5(data).hexdigest(), f"the ETag is the MD5, as in S3: {put['ETag']}")
 got = s3.get_object(Bucket="alpha", Key="small")
 check(got["Body"].read() == data, "GetObject returns the bytes put")
 check(got["ContentLength"] == 1000 and got["ETag"] == put["ETag"], "GetObject's length and ETag")
@@ -93,6 +94,12 @@ check(error_code(lambda: s3.head_object(Bucket="alpha", Key="missing"))[1] == 40
 check(error_code(lambda: s3.put_object(Bucket="nosuchbucket", Key="k", Body=b"x")) == ("NoSuchBucket", 404), "a put into a missing bucket")
 empty = s3.put_object(Bucket="alpha", Key="empty", Body=b"")
 check(s3.get_object(Bucket="alpha", Key="empty")["Body"].read() == b"", "an empty object")
+s3.put_object(Bucket="alpha", Key="typed", Body=b"{}", ContentType="application/json", Metadata={"colour": "blue", "n": "1"}, CacheControl="no-cache")
+typed = s3.head_object(Bucket="alpha", Key="typed")
+check(typed["ContentType"] == "application/json" and typed["Metadata"] == {"colour": "blue", "n": "1"} and typed.get("CacheControl") == "no-cache",
+      f"content type and metadata come back: {typed['ContentType']}, {typed['Metadata']}")
+check(error_code(lambda: s3.get_object(Bucket="alpha", Key="small", IfNoneMatch=put["ETag"]))[1] == 304, "If-None-Match with the ETag: 304")
+check(error_code(lambda: s3.get_object(Bucket="alpha", Key="small", IfMatch='"nope"')) == ("PreconditionFailed", 412), "If-Match with another ETag: 412")
 
 # Ranges.
 for header, expected in [("bytes=0-9", data[:10]), ("bytes=990-", data[990:]), ("bytes=-5", data[-5:]), ("bytes=995-5000", data[995:])]:
@@ -107,14 +114,15 @@ for key in keys:
     s3.put_object(Bucket="alpha", Key=key, Body=key.encode())
 for key in keys:
     check(s3.get_object(Bucket="alpha", Key=key)["Body"].read() == key.encode(), f"round trip of key {key!r}")
-all_keys = sorted(keys + ["small", "empty"], key=lambda k: k.encode())
+all_keys = sorted(keys + ["small", "empty", "typed"], key=lambda k: k.encode())
 seen = []
 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="alpha", PaginationConfig={"PageSize": 2}):
     seen += [o["Key"] for o in page.get("Contents", [])]
 check(seen == all_keys, f"ListObjectsV2 in pages of 2 visits every key once, in order: {seen}")
 listing = s3.list_objects_v2(Bucket="alpha", Delimiter="/")
 check([p["Prefix"] for p in listing.get("CommonPrefixes", [])] == ["a b/", "dir/", "ünï/"], f"common prefixes: {listing.get('CommonPrefixes')}")
-check([o["Key"] for o in listing.get("Contents", [])] == ["empty", "plain", "small", "top+plus"], "keys beside the common prefixes")
+check([o["Key"] for o in listing.get("Contents", [])] == ["empty", "plain", "small", "top+plus", "typed"], "keys beside the common prefixes")
+check([o["ETag"] for o in listing["Contents"] if o["Key"] == "small"] == [put["ETag"]], "listings carry the ETag")
 nested = s3.list_objects_v2(Bucket="alpha", Prefix="dir/", Delimiter="/")
 check([p["Prefix"] for p in nested.get("CommonPrefixes", [])] == ["dir/x/"] and [o["Key"] for o in nested["Contents"]] == ["dir/y", "dir/z+%20"], "a prefix and a delimiter")
 check(s3.list_objects_v2(Bucket="alpha", Prefix="dir/x")["KeyCount"] == 2, "a prefix inside a folder name")
@@ -138,6 +146,13 @@ s3.delete_object(Bucket="alpha", Key="never-was")
 copied = s3.copy_object(Bucket="alpha", Key="copy of small", CopySource={"Bucket": "alpha", "Key": "small"})
 check(s3.get_object(Bucket="alpha", Key="copy of small")["Body"].read() == data, "CopyObject copies the bytes")
 check(copied["CopyObjectResult"]["ETag"] == put["ETag"], "a copy has the source's ETag")
+s3.copy_object(Bucket="alpha", Key="typed copy", CopySource={"Bucket": "alpha", "Key": "typed"})
+check(s3.head_object(Bucket="alpha", Key="typed copy")["Metadata"] == {"colour": "blue", "n": "1"}, "a copy keeps the metadata (COPY)")
+s3.copy_object(Bucket="alpha", Key="typed copy", CopySource={"Bucket": "alpha", "Key": "typed"}, MetadataDirective="REPLACE",
+               Metadata={"colour": "red"}, ContentType="text/plain")
+replaced = s3.head_object(Bucket="alpha", Key="typed copy")
+check(replaced["Metadata"] == {"colour": "red"} and replaced["ContentType"] == "text/plain", "REPLACE takes the request's metadata")
+s3.delete_objects(Bucket="alpha", Delete={"Objects": [{"Key": "typed copy"}]})
 
 # Multipart: parts sent out of order (joined by moving chunks) and parts of uneven sizes (copied).
 for key, sizes in [("mp-even", [5 << 20, 5 << 20, 1 << 20]), ("mp-uneven", [6 << 20, 5 << 20, 3 << 20])]:
@@ -151,8 +166,11 @@ for key, sizes in [("mp-even", [5 << 20, 5 << 20, 1 << 20]), ("mp-uneven", [6 <<
     check(error_code(lambda: s3.complete_multipart_upload(
         Bucket="alpha", Key=key, UploadId=upload,
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"ffffffff"'}]}))[0] == "InvalidPart", "completing with a wrong ETag")
-    s3.complete_multipart_upload(Bucket="alpha", Key=key, UploadId=upload, MultipartUpload={
+    check(all(etags[n] == '"%s"' % hashlib.md5(parts[n - 1]).hexdigest() for n in etags), "part ETags are their MD5s")
+    done = s3.complete_multipart_upload(Bucket="alpha", Key=key, UploadId=upload, MultipartUpload={
         "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in [1, 2, 3]]})
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
+    check(done["ETag"] == f'"{expected}"' and s3.head_object(Bucket="alpha", Key=key)["ETag"] == f'"{expected}"', f"a multipart ETag as S3 makes it: {done['ETag']}")
     whole = b"".join(parts)
     check(s3.get_object(Bucket="alpha", Key=key)["Body"].read() == whole, f"multipart object {key} is byte-exact")
     check(s3.get_object(Bucket="alpha", Key=key, Range=f"bytes={(5 << 20) - 3}-{(5 << 20) + 2}")["Body"].read() == whole[(5 << 20) - 3:(5 << 20) + 3],

@@ -136,8 +136,11 @@ public final class TYDFSClient: Sendable {
 
     /// Joins the files `sources` into one at `target` by moving their chunks, and removes them
     /// (see `ConcatenateRequest` for the files this works on).
-    public func concatenate(_ sources: [RemotePath], into target: RemotePath, overwrite: Bool) async throws -> FileInfo {
-        try await control(.POST, Route.concatenate, body: ConcatenateRequest(sources: sources, target: target, overwrite: overwrite))
+    public func concatenate(
+        _ sources: [RemotePath], into target: RemotePath, overwrite: Bool, attributes: [String: String] = [:]
+    ) async throws -> FileInfo {
+        try await control(.POST, Route.concatenate, body: ConcatenateRequest(
+            sources: sources, target: target, overwrite: overwrite, attributes: attributes.isEmpty ? nil : attributes))
     }
 
     /// Makes a directory that exists while empty; with `parents`, one that exists already is fine.

@@ -40,25 +40,33 @@ extension TYDFSClient {
 
     /// Uploads what `stream` yields until it ends, spooled one chunk at a time as standard input
     /// is (an S3 gateway's request body). An error the stream throws, even at its very end,
-    /// aborts the upload: nothing is committed.
-    public func put(stream: some ByteStream, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
-        try await put(.stream(stream), to: remote, overwrite: overwrite)
+    /// aborts the upload: nothing is committed. `attributes` is asked once the stream has ended
+    /// (it may depend on the bytes, like an MD5) and is kept with the file.
+    public func put(
+        stream: some ByteStream, to remote: RemotePath, overwrite: Bool,
+        attributes: @Sendable () throws -> [String: String] = { [:] }
+    ) async throws -> PutResult {
+        try await put(.stream(stream), to: remote, overwrite: overwrite, attributes: attributes)
     }
 
     /// Uploads `bytes` (at most `Limits.maxInMemoryFileBytes`) to `remote`, exactly as a put of a
     /// local file with the same content: durable on every replica when it returns.
-    public func put(bytes: ByteBuffer, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+    public func put(
+        bytes: ByteBuffer, to remote: RemotePath, overwrite: Bool, attributes: [String: String] = [:]
+    ) async throws -> PutResult {
         guard bytes.readableBytes <= Limits.maxInMemoryFileBytes else {
             throw TYDFSError(.invalidArgument, "\(ByteSize.format(Int64(bytes.readableBytes))) is too large to put from memory (the limit is \(ByteSize.format(Limits.maxInMemoryFileBytes))); write it to a local file and put that")
         }
-        return try await put(.memory(bytes), to: remote, overwrite: overwrite)
+        return try await put(.memory(bytes), to: remote, overwrite: overwrite, attributes: { attributes })
     }
 
-    private func put(_ source: UploadSource, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+    private func put(
+        _ source: UploadSource, to remote: RemotePath, overwrite: Bool, attributes: @Sendable () throws -> [String: String] = { [:] }
+    ) async throws -> PutResult {
         let session = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes)
         if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
         do {
-            return try await upload(from: source, session: session, remote: remote)
+            return try await upload(from: source, session: session, remote: remote, attributes: attributes)
         } catch {
             // In a task of its own: a put cancelled (SIGTERM) still tells the master to forget it.
             await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID)) }.value
@@ -77,7 +85,9 @@ extension TYDFSClient {
     /// Sends every chunk of `source`, then commits the file. A source of known size (a file,
     /// memory) has `Limits.parallelChunkUploads` chunks in flight at once; standard input is
     /// spooled and sent one chunk at a time. The whole file's CRC32C is combined from the chunks'.
-    private func upload(from source: UploadSource, session: UploadSession, remote: RemotePath) async throws -> PutResult {
+    private func upload(
+        from source: UploadSource, session: UploadSession, remote: RemotePath, attributes: @Sendable () throws -> [String: String]
+    ) async throws -> PutResult {
         let avoided = FailedDataKeepers()
         var stored: [StoredChunk]
         switch source {
@@ -102,7 +112,8 @@ extension TYDFSClient {
         var fileCRC: UInt32 = 0
         for chunk in chunks { fileCRC = CRC32C.combine(fileCRC, chunk.crc32c, length2: chunk.sizeBytes) }
         let sizeBytes = chunks.reduce(Int64(0)) { $0 + $1.sizeBytes }
-        let commit = CommitUploadRequest(sizeBytes: sizeBytes, crc32c: fileCRC, chunks: chunks)
+        let given = try attributes()
+        let commit = CommitUploadRequest(sizeBytes: sizeBytes, crc32c: fileCRC, chunks: chunks, attributes: given.isEmpty ? nil : given)
         // A commit writes a few rows per chunk: give huge files the time that takes.
         let file: FileInfo = try await control(
             .POST, Route.uploadCommit(session.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000))

@@ -21,6 +21,9 @@ public enum Limits {
     /// Largest JSON control message a server reads into memory. Control messages are small;
     /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
     public static let maxControlMessageBytes = 64 * 1024 * 1024
+    /// The most a file's attributes (names and values together) may hold: room for S3's 2 KB
+    /// of user metadata, a content type and an ETag, and no more, since the master keeps them in memory.
+    public static let maxFileAttributeBytes = 8 * 1024
     /// Size of the buffers the data path reads and writes: large enough to amortise syscalls and
     /// thread hops, small enough that 32 concurrent transfers stay far below 256 MiB.
     public static let ioBufferBytes = 1024 * 1024

@@ -438,7 +438,7 @@ actor MasterState {
             crc32c: request.crc32c, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication,
             chunks: request.chunks.map {
                 StoredChunk(index: $0.index, id: $0.id, sizeBytes: $0.sizeBytes, crc32c: $0.crc32c, replicas: $0.replicas)
-            })
+            }, attributes: try Self.checked(request.attributes))
         // Checked again: the namespace may have changed since the upload was opened.
         try checkWritable(upload.path, overwrite: upload.overwrite)
         var edits: [MetadataEdit] = []
@@ -514,7 +514,9 @@ actor MasterState {
     func list(_ path: RemotePath) throws -> ListResponse {
         guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
         return ListResponse(path: path.value, entries: entries.map {
-            ListEntry(path: $0.path, isDirectory: $0.isDirectory, sizeBytes: $0.sizeBytes, mtimeMillis: $0.mtimeMillis, checksum: $0.crc32c.map { "crc32c:" + hex32($0) })
+            ListEntry(
+                path: $0.path, isDirectory: $0.isDirectory, sizeBytes: $0.sizeBytes, mtimeMillis: $0.mtimeMillis,
+                checksum: $0.crc32c.map { "crc32c:" + hex32($0) }, attributes: $0.attributes)
         })
     }
 
@@ -555,7 +557,8 @@ actor MasterState {
         }
         let joined = StoredFile(
             path: request.target, sizeBytes: files.reduce(0) { $0 + $1.sizeBytes }, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
-            crc32c: crc, chunkSizeBytes: chunkBytes, replication: files.map(\.replication).max()!, chunks: chunks)
+            crc32c: crc, chunkSizeBytes: chunkBytes, replication: files.map(\.replication).max()!, chunks: chunks,
+            attributes: try Self.checked(request.attributes))
         var edits: [MetadataEdit] = []
         if let replaced = namespace.file(at: request.target) {
             edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
@@ -565,6 +568,16 @@ actor MasterState {
         try await write(edits)
         logger.info("files joined", metadata: ["target": "\(request.target)", "files": "\(files.count)", "size": "\(joined.sizeBytes)"])
         return fileInfo(joined)
+    }
+
+    /// `attributes` if within bounds: at most `Limits.maxFileAttributeBytes` in all.
+    static func checked(_ attributes: [String: String]?) throws -> [String: String] {
+        guard let attributes else { return [:] }
+        let bytes = attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        guard bytes <= Limits.maxFileAttributeBytes else {
+            throw TYDFSError(.invalidArgument, "a file's attributes hold at most \(Limits.maxFileAttributeBytes) bytes of names and values, not \(bytes)")
+        }
+        return attributes
     }
 
     /// mkdir: makes `path` a directory that stays while empty (`mkdir -p` with `parents`).
@@ -622,6 +635,7 @@ actor MasterState {
         }
         return FileInfo(
             path: file.path, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, checksum: "crc32c:" + hex32(file.crc32c),
-            chunkSizeBytes: file.chunkSizeBytes, replication: file.replication, underReplicated: underReplicated, chunks: chunks)
+            chunkSizeBytes: file.chunkSizeBytes, replication: file.replication, underReplicated: underReplicated, chunks: chunks,
+            attributes: file.attributes.isEmpty ? nil : file.attributes)
     }
 }

@@ -27,9 +27,13 @@ public struct StoredFile: Equatable, Sendable {
     public var chunkSizeBytes: Int64
     public var replication: Int
     public var chunks: [StoredChunk]
+    /// What the writer said about the file beyond its bytes (the S3 gateway's content type,
+    /// user metadata and MD5 ETag); empty for most files.
+    public var attributes: [String: String]
 
     public init(path: RemotePath, sizeBytes: Int64, mtimeMillis: Int64, crc32c: UInt32, chunkSizeBytes: Int64,
-                replication: Int, chunks: [StoredChunk]) {
+                replication: Int, chunks: [StoredChunk], attributes: [String: String] = [:]) {
+        self.attributes = attributes
         self.path = path
         self.sizeBytes = sizeBytes
         self.mtimeMillis = mtimeMillis

@@ -10,6 +10,8 @@ public struct FileRecord: Equatable, Sendable {
     public var replication: Int
     public var chunkSizeBytes: Int64
     public var chunks: [ChunkID]
+    /// Nil when the file has none (most files): no dictionary is kept for them.
+    public var attributes: [String: String]?
 }
 
 /// One chunk of a committed file as the in-memory namespace keeps it.
@@ -54,6 +56,8 @@ public struct NamespaceEntry: Equatable, Sendable {
     public var mtimeMillis: Int64
     /// A file's checksum; nil for a directory.
     public var crc32c: UInt32?
+    /// A file's attributes, when it has any.
+    public var attributes: [String: String]? = nil
 }
 
 /// The master's whole namespace in memory: the directory tree, every chunk with its replicas,
@@ -102,7 +106,7 @@ public final class Namespace {
             chunks: record.chunks.map { id in
                 let chunk = chunks[id]!
                 return StoredChunk(index: chunk.index, id: id, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replicas: chunk.replicas)
-            })
+            }, attributes: record.attributes ?? [:])
     }
 
     /// Whether `path` is a directory (the root always is).
@@ -141,13 +145,17 @@ public final class Namespace {
         case nil:
             return nil
         case .file(let record)?:
-            return [NamespaceEntry(path: path.value, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c)]
+            return [NamespaceEntry(
+                path: path.value, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c,
+                attributes: record.attributes)]
         case .directory(let directory)?:
             let prefix = path.childPrefix
             return directory.children.keys.sorted().map { name in
                 switch directory.children[name]! {
                 case .file(let record):
-                    return NamespaceEntry(path: prefix + name, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c)
+                    return NamespaceEntry(
+                        path: prefix + name, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c,
+                        attributes: record.attributes)
                 case .directory(let child):
                     return NamespaceEntry(path: prefix + name, isDirectory: true, sizeBytes: child.sizeBytes, mtimeMillis: child.mtimeMillis, crc32c: nil)
                 }
@@ -342,7 +350,7 @@ public final class Namespace {
         directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
         directory.children[names.last!] = .file(FileRecord(
             sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, crc32c: file.crc32c, replication: file.replication,
-            chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id)))
+            chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id), attributes: file.attributes.isEmpty ? nil : file.attributes))
         for chunk in file.chunks {
             chunks[chunk.id] = ChunkRecord(
                 index: chunk.index, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replication: file.replication, replicas: chunk.replicas)

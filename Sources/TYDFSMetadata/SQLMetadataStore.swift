@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOPosix
 import SQLKit
@@ -44,6 +45,22 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         for statement in Self.schema {
             try await database.raw(SQLQueryString(statement)).run()
         }
+        // Databases made before files had attributes gain the column (NULL: none).
+        let columns = try await database.raw("SELECT name FROM pragma_table_info('files')").all().map { try $0.decode(column: "name", as: String.self) }
+        if !columns.contains("attributes") {
+            try await database.raw("ALTER TABLE files ADD COLUMN attributes TEXT").run()
+        }
+    }
+
+    /// A file's attributes as the `attributes` column holds them: JSON, or NULL for none.
+    static func encode(attributes: [String: String]) -> String? {
+        guard !attributes.isEmpty, let data = try? JSONEncoder().encode(attributes) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func decode(attributes text: String?) throws -> [String: String] {
+        guard let text else { return [:] }
+        return try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
     }
 
     /// The schema, in SQL that SQLite and PostgreSQL both accept.
@@ -51,7 +68,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         """
         CREATE TABLE IF NOT EXISTS files (
             path TEXT PRIMARY KEY, size_bytes BIGINT NOT NULL, mtime_ms BIGINT NOT NULL,
-            crc32c BIGINT NOT NULL, chunk_size_bytes BIGINT NOT NULL, replication INTEGER NOT NULL)
+            crc32c BIGINT NOT NULL, chunk_size_bytes BIGINT NOT NULL, replication INTEGER NOT NULL, attributes TEXT)
         """,
         """
         CREATE TABLE IF NOT EXISTS chunks (
@@ -87,7 +104,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             // One pass over files joined with their chunks and replicas, in path and chunk order:
             // each file is complete when the path changes.
             try await database.raw("""
-                SELECT f.path, f.size_bytes, f.mtime_ms, f.crc32c, f.chunk_size_bytes, f.replication,
+                SELECT f.path, f.size_bytes, f.mtime_ms, f.crc32c, f.chunk_size_bytes, f.replication, f.attributes,
                        c.id, c.idx, c.size_bytes AS chunk_size, c.crc32c AS chunk_crc, r.datakeeper_id
                 FROM files f LEFT JOIN chunks c ON c.path = f.path LEFT JOIN replicas r ON r.chunk_id = c.id
                 ORDER BY f.path, c.idx, r.datakeeper_id
@@ -161,7 +178,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         for edit in run {
             switch edit {
             case .putFile(let file):
-                files.append("(\(bind: file.path.value), \(bind: file.sizeBytes), \(bind: file.mtimeMillis), \(bind: Int64(file.crc32c)), \(bind: file.chunkSizeBytes), \(bind: file.replication))")
+                files.append("(\(bind: file.path.value), \(bind: file.sizeBytes), \(bind: file.mtimeMillis), \(bind: Int64(file.crc32c)), \(bind: file.chunkSizeBytes), \(bind: file.replication), \(bind: Self.encode(attributes: file.attributes)))")
                 for chunk in file.chunks {
                     chunks.append("(\(bind: chunk.id.value), \(bind: file.path.value), \(bind: chunk.index), \(bind: chunk.sizeBytes), \(bind: Int64(chunk.crc32c)))")
                     for replica in chunk.replicas { replicas.append("(\(bind: chunk.id.value), \(bind: replica.value))") }
@@ -178,7 +195,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         switch run[0] {
         case .putFile:
             try await database.raw("""
-                INSERT INTO files (path, size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication) VALUES \(files.joined(separator: ", "))
+                INSERT INTO files (path, size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication, attributes) VALUES \(files.joined(separator: ", "))
                 """).run()
             for rows in chunks.chunked(Self.rowsPerStatement) {
                 try await database.raw("INSERT INTO chunks (id, path, idx, size_bytes, crc32c) VALUES \(rows.joined(separator: ", "))").run()
@@ -263,7 +280,8 @@ private final class FileAssembler: @unchecked Sendable {
                     mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self),
                     crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
                     chunkSizeBytes: try row.decode(column: "chunk_size_bytes", as: Int64.self),
-                    replication: try row.decode(column: "replication", as: Int.self), chunks: [])
+                    replication: try row.decode(column: "replication", as: Int.self), chunks: [],
+                    attributes: try SQLMetadataStore.decode(attributes: try row.decode(column: "attributes", as: String?.self)))
             }
             guard let id = try row.decode(column: "id", as: String?.self) else { return }
             let chunk = try ChunkID(id)

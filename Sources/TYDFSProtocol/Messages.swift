@@ -243,11 +243,14 @@ public struct CommitUploadRequest: Codable, Sendable {
     public var sizeBytes: Int64
     public var crc32c: UInt32
     public var chunks: [CommittedChunk]
+    /// Kept with the file and returned by stat and ls (see `FileInfo.attributes`).
+    public var attributes: [String: String]?
 
-    public init(sizeBytes: Int64, crc32c: UInt32, chunks: [CommittedChunk]) {
+    public init(sizeBytes: Int64, crc32c: UInt32, chunks: [CommittedChunk], attributes: [String: String]? = nil) {
         self.sizeBytes = sizeBytes
         self.crc32c = crc32c
         self.chunks = chunks
+        self.attributes = attributes
     }
 }
 
@@ -284,9 +287,13 @@ public struct FileInfo: Codable, Sendable {
     /// True when some chunk has fewer live replicas than `replication`.
     public var underReplicated: Bool
     public var chunks: [ChunkInfo]
+    /// What the writer said about the file beyond its bytes, when it said anything: the S3
+    /// gateway keeps `content-type`, `x-amz-meta-*` and the MD5 ETag (`s3-etag`) here.
+    public var attributes: [String: String]?
 
     public init(path: RemotePath, sizeBytes: Int64, mtimeMillis: Int64, checksum: String, chunkSizeBytes: Int64,
-                replication: Int, underReplicated: Bool, chunks: [ChunkInfo]) {
+                replication: Int, underReplicated: Bool, chunks: [ChunkInfo], attributes: [String: String]? = nil) {
+        self.attributes = attributes
         self.path = path
         self.sizeBytes = sizeBytes
         self.mtimeMillis = mtimeMillis
@@ -307,8 +314,13 @@ public struct ListEntry: Codable, Sendable {
     /// A file's checksum, as `FileInfo.checksum` (`crc32c:` and 8 hex digits); absent for a
     /// directory. The S3 gateway's ETags come from it.
     public var checksum: String?
+    /// A file's attributes, when it has any (see `FileInfo.attributes`).
+    public var attributes: [String: String]?
 
-    public init(path: String, isDirectory: Bool, sizeBytes: Int64, mtimeMillis: Int64, checksum: String? = nil) {
+    public init(
+        path: String, isDirectory: Bool, sizeBytes: Int64, mtimeMillis: Int64, checksum: String? = nil, attributes: [String: String]? = nil
+    ) {
+        self.attributes = attributes
         self.path = path
         self.isDirectory = isDirectory
         self.sizeBytes = sizeBytes
@@ -405,8 +417,11 @@ public struct ConcatenateRequest: Codable, Sendable {
     public var sources: [RemotePath]
     public var target: RemotePath
     public var overwrite: Bool
+    /// The joined file's attributes (see `FileInfo.attributes`).
+    public var attributes: [String: String]?
 
-    public init(sources: [RemotePath], target: RemotePath, overwrite: Bool) {
+    public init(sources: [RemotePath], target: RemotePath, overwrite: Bool, attributes: [String: String]? = nil) {
+        self.attributes = attributes
         self.sources = sources
         self.target = target
         self.overwrite = overwrite

@@ -61,7 +61,7 @@ public struct AwsChunkedDecoder: Sendable {
         case finished
     }
 
-    private let mode: Mode
+    private let bodyMode: Mode
     private let declaredTrailers: [String]
     private let decodedLength: Int64?
 
@@ -79,14 +79,14 @@ public struct AwsChunkedDecoder: Sendable {
     private var chunkHash = SendableHashFunction(SHA256())
 
     private var trailers: [(name: String, value: String)] = []
-    private var trailerSignature: String?
+    private var claimedTrailerSignature: String?
 
     /// `declaredTrailers`: the names the `x-amz-trailer` header announces (comma-separated values
     /// are split; case does not matter); a trailer that is not declared, or a declared one that
     /// does not come, is refused. `decodedLength`: `x-amz-decoded-content-length`, which the
     /// payload must match exactly when given.
     public init(mode: Mode, declaredTrailers: [String] = [], decodedLength: Int64? = nil) {
-        self.mode = mode
+        self.bodyMode = mode
         self.declaredTrailers = declaredTrailers
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -183,7 +183,7 @@ public struct AwsChunkedDecoder: Sendable {
     }
 
     private var isSigned: Bool {
-        if case .signed = mode { return true }
+        if case .signed = bodyMode { return true }
         return false
     }
 
@@ -284,7 +284,7 @@ public struct AwsChunkedDecoder: Sendable {
             }
         }
 
-        if case .signed = mode {
+        if case .signed = bodyMode {
             let extensions = semicolon.map { content[($0 + 1)...] } ?? []
             guard extensions.starts(with: Self.chunkSignaturePrefix) else {
                 throw .signatureDoesNotMatch("aws-chunked chunk \(chunkCount) has no chunk-signature, which a STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload must give every chunk.")
@@ -315,7 +315,7 @@ public struct AwsChunkedDecoder: Sendable {
 
     /// A chunk's data is all in: signed, checks its signature.
     private mutating func endChunkData() throws(S3Error) {
-        guard case .signed(let signingKey, _, let date, let scope, _) = mode else { return }
+        guard case .signed(let signingKey, _, let date, let scope, _) = bodyMode else { return }
         let dataHash = SigV4.lowercaseHex(chunkHash.function.finalize())
         let expected = Self.chunkSignature(
             signingKey: signingKey, date: date, scope: scope, previousSignature: previousSignature, chunkSHA256: dataHash)
@@ -339,22 +339,22 @@ public struct AwsChunkedDecoder: Sendable {
         guard !name.isEmpty, !name.contains(" "), !name.contains("\t") else {
             throw Self.malformedTrailer("The trailer line '\(Self.printable(content[...]))' has no name before its ':'.")
         }
-        guard trailerSignature == nil else {
+        guard claimedTrailerSignature == nil else {
             throw Self.malformedTrailer("The trailer '\(name)' comes after x-amz-trailer-signature, which must be the last trailer.")
         }
 
         if name == Self.trailerSignatureName {
-            guard case .signed(_, _, _, _, true) = mode else {
+            guard case .signed(_, _, _, _, true) = bodyMode else {
                 throw Self.malformedTrailer("x-amz-trailer-signature came, but the request is not STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.")
             }
             guard value.utf8.count == 64, value.utf8.allSatisfy({ Self.hexValue($0) != nil }) else {
                 throw .signatureDoesNotMatch("The x-amz-trailer-signature is not 64 hexadecimal digits.")
             }
-            trailerSignature = value.lowercased()
+            claimedTrailerSignature = value.lowercased()
             return
         }
 
-        if case .signed(_, _, _, _, false) = mode {
+        if case .signed(_, _, _, _, false) = bodyMode {
             throw Self.malformedTrailer("The trailer '\(name)' came, but a STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload has no trailers: use STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.")
         }
         guard declaredTrailers.contains(name) else {
@@ -375,8 +375,8 @@ public struct AwsChunkedDecoder: Sendable {
         for declared in declaredTrailers where !trailers.contains(where: { $0.name == declared }) {
             throw Self.malformedTrailer("The trailer '\(declared)', declared in the x-amz-trailer header, did not come.")
         }
-        if case .signed(let signingKey, _, let date, let scope, true) = mode, !(trailers.isEmpty && trailerSignature == nil) {
-            guard let trailerSignature else {
+        if case .signed(let signingKey, _, let date, let scope, true) = bodyMode, !(trailers.isEmpty && claimedTrailerSignature == nil) {
+            guard let claimedTrailerSignature else {
                 throw .signatureDoesNotMatch("The trailers of a STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER upload came without x-amz-trailer-signature.")
             }
             // Signers canonicalize in the order they send (one trailer, in practice), or sorted by name.
@@ -386,7 +386,7 @@ public struct AwsChunkedDecoder: Sendable {
                 let expected = Self.trailerSignature(
                     signingKey: signingKey, date: date, scope: scope, previousSignature: previousSignature,
                     canonicalTrailers: Self.canonicalTrailers(order))
-                return SigV4.constantTimeEqual(expected, trailerSignature)
+                return SigV4.constantTimeEqual(expected, claimedTrailerSignature)
             }
             guard matches else {
                 throw .signatureDoesNotMatch("The x-amz-trailer-signature does not match the trailers: check the key and signing method, or the trailers were altered on the way.")

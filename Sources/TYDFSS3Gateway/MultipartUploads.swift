@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -8,8 +9,9 @@ import TYDFSProtocol
 import TYDFSS3
 
 /// S3 multipart uploads on the namespace, so that any gateway can carry on an upload another
-/// began: an upload is the folder `/BUCKET/.tydfs-multipart/ID/`, holding the file `target`
-/// (the key the object will have) and one file per part (`part-00001`, …). Completing it joins
+/// began: an upload is the folder `/BUCKET/.tydfs-multipart/ID/`, holding the empty file
+/// `target` (whose attributes are the key the object will have, `s3-key`, and its metadata) and
+/// one file per part (`part-00001`, …, each with its MD5 as `s3-etag`). Completing it joins
 /// the parts' chunks into the object without copying a byte when the parts allow (one chunk
 /// each, all of one size but the last, as awscli and boto3 send them); otherwise the parts are
 /// copied into the object. Listings never show the folder.
@@ -18,6 +20,20 @@ enum MultipartUploads {
     /// S3's smallest part, but for the last.
     static let minimumPartBytes: Int64 = 5 << 20
     static let maxPartNumber = 10_000
+    /// The attribute of an upload's `target` file that names the object's key.
+    static let keyAttribute = "s3-key"
+
+    /// A multipart object's ETag as S3 makes it: the MD5 of the parts' MD5s, then `-` and the count.
+    static func etag(partMD5s: [String]) -> String {
+        var bytes: [UInt8] = []
+        for hex in partMD5s {
+            var digits = hex.utf8.makeIterator()
+            while let high = digits.next(), let low = digits.next() {
+                bytes.append(UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) ?? 0)
+            }
+        }
+        return Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined() + "-\(partMD5s.count)"
+    }
 
     static func folder(_ bucket: String, _ uploadID: String) throws -> RemotePath {
         guard uploadID.utf8.count == 32, uploadID.allSatisfy(\.isHexDigit) else { throw S3Error.noSuchUpload(resource: uploadID) }
@@ -45,11 +61,11 @@ extension S3Operations {
             return try await createUpload(bucket, key)
         }
         let uploadID = request.query["uploadId"] ?? ""
-        let target = try await uploadTarget(bucket, uploadID, key)
+        let (target, metadata) = try await uploadTarget(bucket, uploadID, key)
         switch request.method {
         case .put: return try await uploadPart(bucket, uploadID)
         case .get: return try await listParts(bucket, key, uploadID)
-        case .post: return try await completeUpload(bucket, key, uploadID, into: target)
+        case .post: return try await completeUpload(bucket, key, uploadID, into: target, metadata: metadata)
         case .delete:
             try await removeUpload(bucket, uploadID)
             return Response(status: .noContent)
@@ -62,21 +78,25 @@ extension S3Operations {
         try await requireBucket(bucket)
         let uploadID = hex64(UInt64.random(in: .min ... .max)) + hex64(UInt64.random(in: .min ... .max))
         let marker = try RemotePath(try MultipartUploads.folder(bucket, uploadID).value + "/target")
-        _ = try await caller.client.put(bytes: ByteBuffer(string: key), to: marker, overwrite: false)
+        let attributes = try objectMetadata().merging([MultipartUploads.keyAttribute: key]) { _, key in key }
+        _ = try await caller.client.put(bytes: ByteBuffer(), to: marker, overwrite: false, attributes: attributes)
         return xml(S3XML.initiateMultipartUploadResult(bucket: bucket, key: key, uploadID: uploadID))
     }
 
-    /// The object path the upload will become; `NoSuchUpload` unless the upload exists for `key`.
-    private func uploadTarget(_ bucket: String, _ uploadID: String, _ key: String) async throws -> RemotePath {
+    /// The object path the upload will become and the metadata it was created with;
+    /// `NoSuchUpload` unless the upload exists for `key`.
+    private func uploadTarget(_ bucket: String, _ uploadID: String, _ key: String) async throws -> (RemotePath, [String: String]) {
         let marker = try RemotePath(try MultipartUploads.folder(bucket, uploadID).value + "/target")
-        let named: ByteBuffer
+        var attributes: [String: String]
         do {
-            named = try await caller.client.read(marker)
+            attributes = try await caller.client.stat(marker, inspecting: true).attributes ?? [:]
         } catch let error as TYDFSError where error.code == .notFound {
             throw S3Error.noSuchUpload(resource: uploadID)
         }
-        guard String(buffer: named) == key else { throw S3Error.noSuchUpload("The upload \(uploadID) is not for this key", resource: uploadID) }
-        return try objectPath(bucket, key)
+        guard attributes.removeValue(forKey: MultipartUploads.keyAttribute) == key else {
+            throw S3Error.noSuchUpload("The upload \(uploadID) is not for this key", resource: uploadID)
+        }
+        return (try objectPath(bucket, key), attributes)
     }
 
     private func uploadPart(_ bucket: String, _ uploadID: String) async throws -> Response {
@@ -84,13 +104,18 @@ extension S3Operations {
         let path = try MultipartUploads.partPath(bucket, uploadID, number)
         if let source = request.header("x-amz-copy-source") {
             let (file, range) = try await copySource(source, rangeHeader: request.header("x-amz-copy-source-range"))
-            let stored = try await caller.client.put(stream: FileContentStream(client: caller.client, file: file, range: range), to: path, overwrite: true)
-            return xml(S3XML.copyPartResult(etag: S3Operations.etag(checksum: stored.file.checksum), lastModifiedMillis: stored.file.mtimeMillis))
+            let copied = FileContentStream(client: caller.client, file: file, range: range)
+            let stored = try await caller.client.put(stream: copied, to: path, overwrite: true) {
+                [S3Operations.etagAttribute: copied.md5Hex ?? ""]
+            }
+            return xml(S3XML.copyPartResult(etag: S3Operations.etag(of: stored.file), lastModifiedMillis: stored.file.mtimeMillis))
         }
         let stream = RequestBodyStream(
             body, expectedBytes: try contentLength(), sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"))
-        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true)
-        return Response(status: .ok, headers: [.eTag: S3Operations.etag(checksum: stored.file.checksum), .contentLength: "0"])
+        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true) {
+            [S3Operations.etagAttribute: stream.md5Hex ?? ""]
+        }
+        return Response(status: .ok, headers: [.eTag: S3Operations.etag(of: stored.file), .contentLength: "0"])
     }
 
     /// Every part of an upload, by number.
@@ -110,37 +135,44 @@ extension S3Operations {
         let all = try await parts(bucket, uploadID).sorted { $0.key < $1.key }.filter { $0.key > marker }
         let page = all.prefix(maxParts)
         let summaries = page.map { number, entry in
-            PartSummary(partNumber: number, etag: S3Operations.etag(checksum: entry.checksum), sizeBytes: entry.sizeBytes, lastModifiedMillis: entry.mtimeMillis)
+            PartSummary(
+                partNumber: number, etag: S3Operations.etag(checksum: entry.checksum, attributes: entry.attributes), sizeBytes: entry.sizeBytes,
+                lastModifiedMillis: entry.mtimeMillis)
         }
         return xml(S3XML.listPartsResult(PartListing(
             bucket: bucket, key: key, uploadID: uploadID, partNumberMarker: marker, nextPartNumberMarker: summaries.last?.partNumber ?? marker,
             maxParts: maxParts, isTruncated: all.count > page.count, parts: summaries)))
     }
 
-    private func completeUpload(_ bucket: String, _ key: String, _ uploadID: String, into target: RemotePath) async throws -> Response {
+    private func completeUpload(
+        _ bucket: String, _ key: String, _ uploadID: String, into target: RemotePath, metadata: [String: String]
+    ) async throws -> Response {
         let wanted = try S3XML.parseCompleteMultipartUpload(Data(buffer: try await collectBody()))
         let stored = try await parts(bucket, uploadID)
         var paths: [RemotePath] = []
+        var md5s: [String] = []
         for (position, part) in wanted.enumerated() {
-            guard let entry = stored[part.partNumber], S3Operations.etag(checksum: entry.checksum) == part.etag else {
+            guard let entry = stored[part.partNumber], S3Operations.etag(checksum: entry.checksum, attributes: entry.attributes) == part.etag else {
                 throw S3Error.invalidPart(resource: String(part.partNumber))
             }
             if position < wanted.count - 1, entry.sizeBytes < MultipartUploads.minimumPartBytes {
                 throw S3Error.entityTooSmall(resource: String(part.partNumber))
             }
             paths.append(try RemotePath(entry.path))
+            md5s.append(entry.attributes?[S3Operations.etagAttribute] ?? "")
         }
+        let attributes = metadata.merging([S3Operations.etagAttribute: MultipartUploads.etag(partMD5s: md5s)]) { _, etag in etag }
         let object: FileInfo
         do {
-            object = try await caller.client.concatenate(paths, into: target, overwrite: true)
+            object = try await caller.client.concatenate(paths, into: target, overwrite: true, attributes: attributes)
         } catch let error as TYDFSError where error.code == .invalidArgument {
             // Parts of several chunks or of different sizes: copied into the object instead.
             let files = try await paths.asyncMap { try await caller.client.stat($0) }
-            object = try await caller.client.put(stream: FileContentStream(client: caller.client, files: files), to: target, overwrite: true).file
+            object = try await caller.client.put(
+                stream: FileContentStream(client: caller.client, files: files), to: target, overwrite: true, attributes: { attributes }).file
         }
         try await removeUpload(bucket, uploadID)
-        return xml(S3XML.completeMultipartUploadResult(
-            location: "/\(bucket)/\(key)", bucket: bucket, key: key, etag: S3Operations.etag(checksum: object.checksum)))
+        return xml(S3XML.completeMultipartUploadResult(location: "/\(bucket)/\(key)", bucket: bucket, key: key, etag: S3Operations.etag(of: object)))
     }
 
     /// Removes what is left of an upload: its parts, then its target marker.
@@ -165,8 +197,9 @@ extension S3Operations {
         }
         for entry in listing {
             let uploadID = String(entry.path.split(separator: "/").last ?? "")
-            guard let marker = try? RemotePath(entry.path + "/target"), let key = try? await caller.client.read(marker) else { continue }
-            let name = String(buffer: key)
+            guard let marker = try? RemotePath(entry.path + "/target"),
+                  let name = try? await caller.client.stat(marker, inspecting: true).attributes?[MultipartUploads.keyAttribute]
+            else { continue }
             if name.hasPrefix(prefix) { uploads.append(UploadSummary(key: name, uploadID: uploadID, initiatedMillis: entry.mtimeMillis)) }
         }
         uploads.sort { ($0.key, $0.uploadID) < ($1.key, $1.uploadID) }

@@ -8,7 +8,7 @@ import TYDFSS3
 /// An upload's body as the client library reads it, checked on the way through: its length
 /// against `Content-Length`, and its SHA-256 and MD5 against what the request signed or
 /// declared. A mismatch is thrown at the end of the stream, before the upload is committed, so a
-/// damaged or truncated body never becomes an object.
+/// damaged or truncated body never becomes an object. Its MD5 is the object's ETag, as in S3.
 ///
 /// Read by one task at a time (the upload's), which is what makes the unchecked Sendable safe.
 final class RequestBodyStream: ByteStream, @unchecked Sendable {
@@ -18,8 +18,10 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
     private let expectedBytes: Int64
     private var sha256: SHA256?
     private let expectedSHA256: String?
-    private var md5: Insecure.MD5?
+    private var md5 = Insecure.MD5()
     private let expectedMD5: String?
+    /// The body's MD5 in hex, once the stream has ended.
+    private(set) var md5Hex: String?
 
     /// `sha256`: the hex digest the signature covers, or nil (`UNSIGNED-PAYLOAD`); `contentMD5`:
     /// the `Content-MD5` header (base64), if any.
@@ -29,7 +31,6 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
         expectedSHA256 = sha256?.lowercased()
         self.sha256 = sha256 == nil ? nil : SHA256()
         expectedMD5 = contentMD5
-        md5 = contentMD5 == nil ? nil : Insecure.MD5()
     }
 
     func read(upTo count: Int) async throws -> ByteBuffer {
@@ -45,7 +46,7 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
             }
             pending.withUnsafeReadableBytes { bytes in
                 sha256?.update(bufferPointer: bytes)
-                md5?.update(bufferPointer: bytes)
+                md5.update(bufferPointer: bytes)
             }
         }
         return pending.readSlice(length: min(count, pending.readableBytes))!
@@ -61,10 +62,10 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
                 throw S3Error.contentSHA256Mismatch("The provided 'x-amz-content-sha256' header does not match what was computed: \(actual)")
             }
         }
-        if let expectedMD5, let digest = md5?.finalize() {
-            guard Data(digest).base64EncodedString() == expectedMD5 else {
-                throw S3Error.badDigest("The Content-MD5 you specified did not match what we received.")
-            }
+        let digest = md5.finalize()
+        if let expectedMD5, Data(digest).base64EncodedString() != expectedMD5 {
+            throw S3Error.badDigest("The Content-MD5 you specified did not match what we received.")
         }
+        md5Hex = digest.map { String(format: "%02x", $0) }.joined()
     }
 }

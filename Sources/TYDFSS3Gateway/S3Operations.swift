@@ -158,7 +158,7 @@ struct S3Operations {
             .map { entry in
                 ObjectSummary(
                     key: String(entry.path.dropFirst(bucketPrefix.count)), sizeBytes: entry.sizeBytes,
-                    etag: S3Operations.etag(checksum: entry.checksum), lastModifiedMillis: entry.mtimeMillis)
+                    etag: S3Operations.etag(checksum: entry.checksum, attributes: entry.attributes), lastModifiedMillis: entry.mtimeMillis)
             }
             .sorted { ObjectListing.precedesByteWise($0.key, $1.key) }
     }
@@ -184,8 +184,11 @@ struct S3Operations {
         let path = try objectPath(bucket, key)
         let stream = RequestBodyStream(
             body, expectedBytes: length, sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"))
-        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true)
-        return Response(status: .ok, headers: [.eTag: S3Operations.etag(checksum: stored.file.checksum), .contentLength: "0"])
+        let metadata = try objectMetadata()
+        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true) {
+            metadata.merging([S3Operations.etagAttribute: stream.md5Hex ?? ""]) { _, etag in etag }
+        }
+        return Response(status: .ok, headers: [.eTag: S3Operations.etag(of: stored.file), .contentLength: "0"])
     }
 
     private func getObject(_ bucket: String, _ key: String, head: Bool) async throws -> Response {
@@ -197,11 +200,14 @@ struct S3Operations {
             try await requireBucket(bucket)
             throw S3Error.noSuchKey(resource: key)
         }
-        let etag = S3Operations.etag(checksum: info.checksum)
+        let etag = S3Operations.etag(of: info)
         var headers: HTTPFields = [
             .eTag: etag, .lastModified: S3XML.httpDate(millis: info.mtimeMillis), .acceptRanges: "bytes",
             .contentType: "binary/octet-stream",
         ]
+        for (name, value) in info.attributes ?? [:] where name != S3Operations.etagAttribute {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
         if let unmet = precondition(etag: etag, mtimeMillis: info.mtimeMillis) { return unmet }
         let range = try ByteRange.resolve(request.header("range"), sizeBytes: info.sizeBytes)
         let sending = range ?? 0..<info.sizeBytes
@@ -269,11 +275,33 @@ struct S3Operations {
         let target = try objectPath(bucket, key)
         try await requireBucket(bucket)
         let (info, range) = try await copySource(request.header("x-amz-copy-source") ?? "", rangeHeader: nil)
-        let stored = try await caller.client.put(stream: FileContentStream(client: caller.client, file: info, range: range), to: target, overwrite: true)
-        return xml(S3XML.copyObjectResult(etag: S3Operations.etag(checksum: stored.file.checksum), lastModifiedMillis: stored.file.mtimeMillis))
+        // COPY (the default) keeps the source's metadata; REPLACE takes the request's.
+        let metadata = request.header("x-amz-metadata-directive")?.uppercased() == "REPLACE"
+            ? try objectMetadata() : (info.attributes ?? [:]).filter { $0.key != S3Operations.etagAttribute }
+        let source = FileContentStream(client: caller.client, file: info, range: range)
+        let stored = try await caller.client.put(stream: source, to: target, overwrite: true) {
+            metadata.merging([S3Operations.etagAttribute: source.md5Hex ?? ""]) { _, etag in etag }
+        }
+        return xml(S3XML.copyObjectResult(etag: S3Operations.etag(of: stored.file), lastModifiedMillis: stored.file.mtimeMillis))
     }
 
     // MARK: - Helpers
+
+    /// The headers an object keeps and returns: its content type and other representation
+    /// headers, and user metadata (`x-amz-meta-*`, names lower-cased).
+    func objectMetadata() throws -> [String: String] {
+        let kept: Set<String> = ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"]
+        var metadata: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if kept.contains(name) || name.hasPrefix("x-amz-meta-") { metadata[name] = field.value }
+        }
+        let userBytes = metadata.filter { $0.key.hasPrefix("x-amz-meta-") }.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        guard userBytes <= 2048 else {
+            throw S3Error(code: "MetadataTooLarge", message: "Your metadata headers exceed the maximum allowed metadata size: \(userBytes) of 2048 bytes", httpStatus: 400)
+        }
+        return metadata
+    }
 
     func contentLength() throws -> Int64 {
         guard let text = request.header("content-length") else {
@@ -308,13 +336,21 @@ struct S3Operations {
         return Response(status: .ok, headers: [.contentType: "application/xml"], body: ResponseBody(byteBuffer: body))
     }
 
-    /// An object's ETag: its CRC32C, quoted. Not an MD5 (TYDFS keeps none): clients that know
-    /// S3 treat an ETag that is not 32 hex digits as opaque, as they do for multipart uploads.
-    static func etag(checksum: String?) -> String {
-        "\"" + (checksum.map { String($0.split(separator: ":").last ?? "") } ?? "") + "\""
+    /// The attribute that holds an object's S3 ETag: the MD5 of its bytes, or for a multipart
+    /// upload the MD5 of its parts' MD5s and `-N`, as S3 makes them.
+    static let etagAttribute = "s3-etag"
+
+    /// The ETag of a stored file: the one the gateway kept, quoted; for a file put otherwise
+    /// (`tydfs put`), its CRC32C, which clients treat as opaque (it is not 32 hex digits).
+    static func etag(checksum: String?, attributes: [String: String]?) -> String {
+        if let kept = attributes?[etagAttribute], !kept.isEmpty { return "\"" + kept + "\"" }
+        return "\"" + (checksum.map { String($0.split(separator: ":").last ?? "") } ?? "") + "\""
     }
 
-    static let emptyETag = "\"00000000\""
+    static func etag(of file: FileInfo) -> String { etag(checksum: file.checksum, attributes: file.attributes) }
+
+    /// The ETag of an empty object (the MD5 of nothing).
+    static let emptyETag = "\"d41d8cd98f00b204e9800998ecf8427e\""
 
     static func etags(_ header: String, contain etag: String) -> Bool {
         header.split(separator: ",").contains { candidate in
@@ -335,6 +371,7 @@ struct S3Operations {
 
 /// Stored files' bytes as one stream, read a chunk at a time (each chunk verified): the source
 /// of a copy, of a copied part, or of parts copied into an object. Holds one chunk in memory.
+/// Its MD5 (the copy's ETag) is known once it has ended.
 ///
 /// Read by one task at a time (the upload's), which is what makes the unchecked Sendable safe.
 final class FileContentStream: ByteStream, @unchecked Sendable {
@@ -342,6 +379,9 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     /// What is left to read: each file with the bytes of it still to come.
     private var segments: [(file: FileInfo, range: Range<Int64>)]
     private var pending = ByteBuffer()
+    private var md5 = Insecure.MD5()
+    /// The bytes' MD5 in hex, once the stream has ended.
+    private(set) var md5Hex: String?
 
     init(client: TYDFSClient, file: FileInfo, range: Range<Int64>) {
         self.client = client
@@ -355,7 +395,10 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
 
     func read(upTo count: Int) async throws -> ByteBuffer {
         while pending.readableBytes == 0 {
-            guard let (file, range) = segments.first else { return ByteBuffer() }
+            guard let (file, range) = segments.first else {
+                if md5Hex == nil { md5Hex = md5.finalize().map { String(format: "%02x", $0) }.joined() }
+                return ByteBuffer()
+            }
             if range.isEmpty {
                 segments.removeFirst()
                 continue
@@ -365,6 +408,7 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
             let piece = range.lowerBound..<min(range.upperBound, chunkEnd)
             var collected = ByteBuffer()
             try await client.read(file, range: piece) { collected.writeImmutableBuffer($0) }
+            collected.withUnsafeReadableBytes { md5.update(bufferPointer: $0) }
             pending = collected
             segments[0].range = piece.upperBound..<range.upperBound
         }

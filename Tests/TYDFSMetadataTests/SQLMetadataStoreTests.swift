@@ -53,6 +53,33 @@ final class SQLMetadataStoreTests: XCTestCase {
         XCTAssertEqual(namespace.chunks.count, 4)
     }
 
+    func testAttributesReadBackAndADatabaseFromBeforeThemGainsTheColumn() async throws {
+        // A database as TYDFS made it before files had attributes (written by Python's sqlite3).
+        let old = Process()
+        old.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        old.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size_bytes BIGINT NOT NULL, mtime_ms BIGINT NOT NULL, crc32c BIGINT NOT NULL, chunk_size_bytes BIGINT NOT NULL, replication INTEGER NOT NULL)")
+            db.execute("INSERT INTO files VALUES ('/old', 0, 5, 0, 1024, 3)")
+            db.commit()
+            """, folder + "/metadata.sqlite"]
+        try old.run()
+        old.waitUntilExit()
+        XCTAssertEqual(old.terminationStatus, 0)
+        var namespace = try await reopenedNamespace()
+        XCTAssertEqual(namespace.file(at: try RemotePath("/old"))?.attributes, [:])
+
+        var typed = Fixture.file("/typed", chunks: 1)
+        typed.attributes = ["content-type": "text/plain", "s3-etag": "d41d8cd98f00b204e9800998ecf8427e", "x-amz-meta-ü": "ä \"q\""]
+        let store = try await open()
+        try await store.apply([.putFile(typed)])
+        try await store.close()
+        namespace = try await reopenedNamespace()
+        XCTAssertEqual(namespace.file(at: typed.path), typed)
+        XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [nil, typed.attributes], "ls shows a file's attributes, none for others")
+    }
+
     func testMadeDirectoriesReadBackAfterReopeningAndRemovedOnesStayGone() async throws {
         let store = try await open()
         let dir = { (text: String) in try RemotePath(text) }
