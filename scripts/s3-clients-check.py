@@ -8,6 +8,7 @@ Exits 0 when every check passed; prints each failure and exits 1 otherwise. Run 
 Tests/TYDFSIntegrationTests/S3GatewayTests.swift against a fresh cluster.
 """
 import argparse
+import base64
 import hashlib
 import os
 import random
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 
 import boto3
 import botocore
@@ -84,6 +86,20 @@ for _ in range(5):
 per_put = (time.monotonic() - started) / 5
 check(per_put < 0.5, f"a 1 KB put took {per_put:.2f} s; without 100 Continue botocore waits 1 s")
 check(put["ETag"] == '"%s"' % hashlib.md5(data).hexdigest(), f"the ETag is the MD5, as in S3: {put['ETag']}")
+# botocore sends a CRC32 with every put (a header over HTTP, an aws-chunked trailer over HTTPS).
+crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+with_checksum = s3.head_object(Bucket="alpha", Key="small", ChecksumMode="ENABLED")
+check(with_checksum.get("ChecksumCRC32") == crc, f"the CRC32 sent is kept and returned on request: {with_checksum.get('ChecksumCRC32')} vs {crc}")
+check("ChecksumCRC32" not in s3.head_object(Bucket="alpha", Key="small"), "checksums only when asked for")
+check("ContentEncoding" not in with_checksum, "aws-chunked is not kept as the object's Content-Encoding")
+check(error_code(lambda: s3.put_object(Bucket="alpha", Key="bad checksum", Body=b"hello", ChecksumCRC32="AAAAAA==")) == ("BadDigest", 400),
+      "a wrong x-amz-checksum-crc32")
+check(error_code(lambda: s3.head_object(Bucket="alpha", Key="bad checksum"))[1] == 404, "a body that failed its checksum was not stored")
+c64 = s3.put_object(Bucket="alpha", Key="crc64", Body=b"123456789", ChecksumAlgorithm="CRC64NVME")
+check(c64.get("ChecksumCRC64NVME") in (None, base64.b64encode(bytes.fromhex("AE8B14860A799888")).decode()), "CRC64NVME")
+check(s3.head_object(Bucket="alpha", Key="crc64", ChecksumMode="ENABLED").get("ChecksumCRC64NVME") == base64.b64encode(bytes.fromhex("AE8B14860A799888")).decode(),
+      "a CRC64NVME checksum is verified and kept")
+s3.delete_object(Bucket="alpha", Key="crc64")
 got = s3.get_object(Bucket="alpha", Key="small")
 check(got["Body"].read() == data, "GetObject returns the bytes put")
 check(got["ContentLength"] == 1000 and got["ETag"] == put["ETag"], "GetObject's length and ETag")

@@ -110,8 +110,7 @@ extension S3Operations {
             }
             return xml(S3XML.copyPartResult(etag: S3Operations.etag(of: stored.file), lastModifiedMillis: stored.file.mtimeMillis))
         }
-        let stream = RequestBodyStream(
-            body, expectedBytes: try contentLength(), sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"))
+        let stream = try uploadStream()
         let stored = try await caller.client.put(stream: stream, to: path, overwrite: true) {
             [S3Operations.etagAttribute: stream.md5Hex ?? ""]
         }

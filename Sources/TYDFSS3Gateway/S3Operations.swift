@@ -175,18 +175,19 @@ struct S3Operations {
 
     private func putObject(_ bucket: String, _ key: String) async throws -> Response {
         try await requireBucket(bucket)
-        let length = try contentLength()
         // A key ending in "/" with no data is a folder marker (what consoles make): a folder.
-        if key.hasSuffix("/"), length == 0, let folder = try? RemotePath("/" + bucket + "/" + key.dropLast()) {
+        if key.hasSuffix("/"), request.header("content-length") == "0", let folder = try? RemotePath("/" + bucket + "/" + key.dropLast()) {
             try await caller.client.makeDirectory(folder, parents: true)
             return Response(status: .ok, headers: [.eTag: S3Operations.emptyETag, .contentLength: "0"])
         }
         let path = try objectPath(bucket, key)
-        let stream = RequestBodyStream(
-            body, expectedBytes: length, sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"))
+        let stream = try uploadStream()
         let metadata = try objectMetadata()
         let stored = try await caller.client.put(stream: stream, to: path, overwrite: true) {
-            metadata.merging([S3Operations.etagAttribute: stream.md5Hex ?? ""]) { _, etag in etag }
+            var attributes = metadata
+            attributes[S3Operations.etagAttribute] = stream.md5Hex
+            if let checksum = stream.verifiedChecksum { attributes[checksum.name] = checksum.value }
+            return attributes
         }
         return Response(status: .ok, headers: [.eTag: S3Operations.etag(of: stored.file), .contentLength: "0"])
     }
@@ -205,7 +206,10 @@ struct S3Operations {
             .eTag: etag, .lastModified: S3XML.httpDate(millis: info.mtimeMillis), .acceptRanges: "bytes",
             .contentType: "binary/octet-stream",
         ]
+        // Checksums only when asked for (x-amz-checksum-mode: ENABLED), and only of the whole object.
+        let checksums = request.header("x-amz-checksum-mode")?.uppercased() == "ENABLED" && request.header("range") == nil
         for (name, value) in info.attributes ?? [:] where name != S3Operations.etagAttribute {
+            if name.hasPrefix("x-amz-checksum-") && !checksums { continue }
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
         if let unmet = precondition(etag: etag, mtimeMillis: info.mtimeMillis) { return unmet }
@@ -296,11 +300,39 @@ struct S3Operations {
             let name = field.name.canonicalName
             if kept.contains(name) || name.hasPrefix("x-amz-meta-") { metadata[name] = field.value }
         }
+        // aws-chunked is how the body travelled, not what the object is.
+        if let encoding = metadata["content-encoding"] {
+            let kept = encoding.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.lowercased() != "aws-chunked" && !$0.isEmpty }
+            metadata["content-encoding"] = kept.isEmpty ? nil : kept.joined(separator: ",")
+        }
         let userBytes = metadata.filter { $0.key.hasPrefix("x-amz-meta-") }.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         guard userBytes <= 2048 else {
             throw S3Error(code: "MetadataTooLarge", message: "Your metadata headers exceed the maximum allowed metadata size: \(userBytes) of 2048 bytes", httpStatus: 400)
         }
         return metadata
+    }
+
+    /// The upload's body, as the request frames it (plain or aws-chunked) and with the checks
+    /// it asks for (see `RequestBodyStream`).
+    func uploadStream() throws -> RequestBodyStream {
+        let framing: RequestBodyStream.Framing
+        let trailer = request.header("x-amz-trailer").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let mode = caller.streaming {
+            guard let decoded = request.header("x-amz-decoded-content-length").flatMap({ Int64($0) }), decoded >= 0 else {
+                throw S3Error.missingContentLength("an aws-chunked upload gives its size in x-amz-decoded-content-length")
+            }
+            let declared = trailer.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            framing = .awsChunked(AwsChunkedDecoder(mode: mode, declaredTrailers: declared, decodedLength: decoded), decodedLength: decoded)
+        } else {
+            framing = .plain(length: try contentLength())
+        }
+        var checksum: (algorithm: S3ChecksumAlgorithm, expected: String?)?
+        for field in request.headers {
+            if let algorithm = S3ChecksumAlgorithm(headerName: field.name.canonicalName) { checksum = (algorithm, field.value) }
+        }
+        if checksum == nil, let trailer, let algorithm = S3ChecksumAlgorithm(headerName: trailer) { checksum = (algorithm, nil) }
+        return RequestBodyStream(
+            body, framing: framing, sha256: caller.payloadSHA256, contentMD5: request.header("content-md5"), checksum: checksum)
     }
 
     func contentLength() throws -> Int64 {

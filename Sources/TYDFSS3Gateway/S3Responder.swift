@@ -58,11 +58,14 @@ struct S3Responder: HTTPResponder {
             guard let entry = keys.cached(verified.accessKeyID) else { throw S3Error.invalidAccessKeyId() }
             switch verified.payloadHash {
             case SigV4.unsignedPayload:
-                return Caller(client: entry.client, payloadSHA256: nil)
+                return Caller(client: entry.client, payloadSHA256: nil, streaming: nil)
             case let hash where hash.utf8.count == 64 && hash.allSatisfy(\.isHexDigit):
-                return Caller(client: entry.client, payloadSHA256: hash)
+                return Caller(client: entry.client, payloadSHA256: hash, streaming: nil)
             default:
-                throw S3Error.notImplemented("payload mode \(verified.payloadHash.prefix(60)) (aws-chunked uploads) is not supported yet; sign the payload's SHA-256 or send UNSIGNED-PAYLOAD")
+                guard let mode = AwsChunkedDecoder.mode(for: verified) else {
+                    throw S3Error.notImplemented("payload mode \(verified.payloadHash.prefix(60)) is not supported; sign the payload's SHA-256, send UNSIGNED-PAYLOAD or an aws-chunked body")
+                }
+                return Caller(client: entry.client, payloadSHA256: nil, streaming: mode)
             }
         case .failure(let failure):
             throw S3Error(code: failure.s3Code, message: failure.message, httpStatus: failure.httpStatus)
@@ -98,11 +101,13 @@ struct S3Responder: HTTPResponder {
     }
 }
 
-/// Who a request comes from, once checked: a client acting for its key, and the body's SHA-256
-/// its signature covers (nil: `UNSIGNED-PAYLOAD`).
+/// Who a request comes from, once checked: a client acting for its key, the body's SHA-256 its
+/// signature covers (nil: `UNSIGNED-PAYLOAD` or streaming), and for an `aws-chunked` body how
+/// its chunks are signed.
 struct Caller {
     let client: TYDFSClient
     let payloadSHA256: String?
+    let streaming: AwsChunkedDecoder.Mode?
 }
 
 /// Names seen recently; forgotten after `lifetimeSeconds`.

@@ -44,6 +44,22 @@ final class S3GatewayTests: XCTestCase {
         return data
     }
 
+    /// Over HTTPS, botocore sends every upload as aws-chunked with its CRC32 in a trailer.
+    func testBoto3OverTLSWithAwsChunkedUploads() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "8MiB", tls: true)
+        defer { cluster.shutdown() }
+        let endpoint = try cluster.startS3Gateway()
+        XCTAssertTrue(endpoint.hasPrefix("https://"))
+        let (code, output) = try runClients(cluster, endpoint: endpoint, extra: ["--ca-file", cluster.root + "/tls/ca.pem", "--skip-awscli"])
+        XCTAssertEqual(code, 0, output)
+        XCTAssertTrue(output.contains(" checks passed"), output)
+        // The body came aws-chunked, and what was stored is the payload alone, with its checksum.
+        let stored = try cluster.stat("/alpha/small")
+        XCTAssertEqual(stored.sizeBytes, 1000)
+        XCTAssertNotNil(stored.attributes?["x-amz-checksum-crc32"])
+        XCTAssertNil(stored.attributes?["content-encoding"])
+    }
+
     func testAnAbandonedMultipartUploadIsRemoved() throws {
         let cluster = try TestCluster(datakeepers: 3)
         defer { cluster.shutdown() }
