@@ -139,6 +139,13 @@ let package = Package(
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3"]),
+        .testTarget(name: "TYDFSS3GatewayTests", dependencies: [
+            "TYDFSS3Gateway", "TYDFSClient",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TYDFSMetadataTests", dependencies: [
             "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

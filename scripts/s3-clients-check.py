@@ -226,6 +226,63 @@ check(error_code(lambda: s3.put_object(Bucket="alpha", Key="a/../b", Body=b"x"))
 check(error_code(lambda: s3.put_object(Bucket="alpha", Key="k" * 1025, Body=b"x"))[0] == "KeyTooLongError", "a key over 1024 bytes")
 check(error_code(lambda: s3.delete_bucket(Bucket="alpha")) == ("BucketNotEmpty", 409), "deleting a bucket that holds objects")
 
+# Bad input on the wire, signed as botocore signs: each gets an S3 error, never a 5xx.
+def signed(method, path, body=b"", headers=None):
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    request = AWSRequest(method=method, url=args.endpoint + path, data=body, headers=dict(headers or {}, **{"Content-Length": str(len(body))}))
+    S3SigV4Auth(Credentials(args.key, args.secret), "s3", "us-east-1").add_auth(request)
+    return request
+
+
+def send(method, path, body=b"", headers=None, sent=None):
+    """Sends a signed request over a socket of its own, `sent` bytes of the body (default all),
+    then closes its side; returns the status and body of the answer (or None if none came)."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+    request = signed(method, path, body, headers)
+    address = urlsplit(args.endpoint)
+    if address.scheme == "https":
+        connection = http.client.HTTPSConnection(address.hostname, address.port, context=ssl.create_default_context(cafile=args.ca_file), timeout=30)
+    else:
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection.putrequest(method, path, skip_accept_encoding=True)
+    for name, value in request.headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    connection.send(body[: len(body) if sent is None else sent])
+    if sent is not None:
+        connection.sock.shutdown(1)
+    try:
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    except (ConnectionError, http.client.HTTPException):
+        return None, b""
+    finally:
+        connection.close()
+
+
+status, answer = send("POST", "/alpha?delete", b"<Delete><Object><Key>x</Key></Obj")
+check(status == 400 and b"<Code>MalformedXML</Code>" in answer, f"malformed XML: {status} {answer[:200]}")
+status, answer = send("PUT", "/alpha/truncated", b"y" * 100_000, sent=50_000)
+check(status in (None, 400) and status != 500, f"a body cut short: {status} {answer[:200]}")
+check(error_code(lambda: s3.head_object(Bucket="alpha", Key="truncated"))[1] == 404, "a body cut short stores nothing")
+status, answer = send("PUT", "/alpha/wrong-sha", b"abc", headers={"x-amz-meta-a": "1"})
+check(status == 200, f"a signed put on the wire: {status} {answer[:200]}")
+tampered = signed("PUT", "/alpha/wrong-sha", b"abc")
+import http.client
+from urllib.parse import urlsplit
+if urlsplit(args.endpoint).scheme == "http":
+    connection = http.client.HTTPConnection(urlsplit(args.endpoint).hostname, urlsplit(args.endpoint).port, timeout=30)
+    connection.request("PUT", "/alpha/wrong-sha", body=b"abd", headers=dict(tampered.headers.items()))
+    answer = connection.getresponse()
+    check(answer.status == 400 and b"XAmzContentSHA256Mismatch" in answer.read(), "a body that differs from its signed SHA-256")
+    check(s3.get_object(Bucket="alpha", Key="wrong-sha")["Body"].read() == b"abc", "and the object it would replace is untouched")
+status, answer = send("GET", "/alpha/%ZZ")
+check(status == 400, f"a broken %-escape in the path: {status}")
+
 # awscli, as a user runs it.
 if not args.skip_awscli:
     folder = tempfile.mkdtemp(prefix="tydfs-awscli-")

@@ -15,13 +15,14 @@ struct AbandonedUploadSweeper: Service {
     let nowMillis: @Sendable () -> Int64
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        // The first round after one interval: a gateway starts beside its master, which may not
+        // be answering yet.
+        while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) })) != nil {
             do {
                 try await sweep()
             } catch {
                 logger.warning("sweeping abandoned multipart uploads failed; next round later", metadata: ["error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(intervalSeconds * 1e9)) }
         }
     }
 

@@ -65,7 +65,14 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
 
     func read(upTo count: Int) async throws -> ByteBuffer {
         while pending.readableBytes == 0 {
-            guard let wire = try await iterator.next() else {
+            let next: ByteBuffer?
+            do {
+                next = try await iterator.next()
+            } catch {
+                // The connection closed or broke before the body was whole.
+                throw S3Error.incompleteBody("The request body ended after \(payloadBytes) of \(expectedBytes) bytes: \(error)")
+            }
+            guard let wire = next else {
                 try finish()
                 return ByteBuffer()
             }
