@@ -213,12 +213,37 @@ check(urllib.request.urlopen(url, context=context).read() == b"a b/c+d.txt", "a 
 put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "alpha", "Key": "presigned put"}, ExpiresIn=60)
 urllib.request.urlopen(urllib.request.Request(put_url, data=b"via url", method="PUT"), context=context).read()
 check(s3.get_object(Bucket="alpha", Key="presigned put")["Body"].read() == b"via url", "a presigned PUT")
+# A presigned PUT cannot be turned into a copy of another object by an unsigned header.
+smuggle = s3.generate_presigned_url("put_object", Params={"Bucket": "alpha", "Key": "smuggled"}, ExpiresIn=60)
+try:
+    urllib.request.urlopen(urllib.request.Request(smuggle, data=b"", method="PUT", headers={"x-amz-copy-source": "alpha/small"}), context=context)
+    check(False, "an unsigned x-amz-copy-source on a presigned PUT is refused")
+except urllib.error.HTTPError as error:
+    check(error.code == 403 and b"were not signed" in error.read(), "an unsigned x-amz-copy-source on a presigned PUT is refused")
+check(error_code(lambda: s3.head_object(Bucket="alpha", Key="smuggled"))[1] == 404, "and nothing was copied")
 tampered = url.replace("a%20b", "a%20c")
 try:
     urllib.request.urlopen(tampered, context=context)
     check(False, "a tampered presigned URL is refused")
 except urllib.error.HTTPError as error:
     check(error.code == 403 and b"SignatureDoesNotMatch" in error.read(), "a tampered presigned URL gets SignatureDoesNotMatch")
+
+# Conditional writes.
+check(error_code(lambda: s3.put_object(Bucket="alpha", Key="small", Body=b"other", IfNoneMatch="*")) == ("PreconditionFailed", 412),
+      "If-None-Match: * on an existing key")
+s3.put_object(Bucket="alpha", Key="created once", Body=b"1", IfNoneMatch="*")
+check(error_code(lambda: s3.put_object(Bucket="alpha", Key="small", Body=b"other", IfMatch='"0123"')) == ("PreconditionFailed", 412),
+      "If-Match with another ETag on a put")
+check(s3.get_object(Bucket="alpha", Key="small")["Body"].read() == data, "a refused conditional put changed nothing")
+ranged = s3.create_multipart_upload(Bucket="alpha", Key="ranged copy")["UploadId"]
+check(error_code(lambda: s3.upload_part_copy(Bucket="alpha", Key="ranged copy", UploadId=ranged, PartNumber=1,
+                                            CopySource={"Bucket": "alpha", "Key": "small"}, CopySourceRange="bytes=0-5000")) == ("InvalidRange", 416),
+      "a copy range past the end of the source")
+part = s3.upload_part_copy(Bucket="alpha", Key="ranged copy", UploadId=ranged, PartNumber=1, CopySource={"Bucket": "alpha", "Key": "small"},
+                           CopySourceRange="bytes=10-19")
+check(part["CopyPartResult"]["ETag"] == '"%s"' % hashlib.md5(data[10:20]).hexdigest(), "UploadPartCopy of a range")
+s3.abort_multipart_upload(Bucket="alpha", Key="ranged copy", UploadId=ranged)
+check(error_code(lambda: s3.put_object(Bucket="alpha", Key=".tydfs-multipart/x/", Body=b""))[1] == 400, "the uploads folder is not a key")
 
 # Wrong credentials and bad input.
 check(error_code(lambda: client(secret="wrong" * 8).list_buckets()) == ("SignatureDoesNotMatch", 403), "a wrong secret")

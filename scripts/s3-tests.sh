@@ -13,9 +13,12 @@
 #   S3TESTS_VENV     a venv to (make once and) reuse; default: a new one in the temp dir
 #   S3TESTS_ARCHIVE  the suite (default: shared/vendor/ceph-s3-tests-*.tar.gz beside the repo)
 #   S3TESTS_TIMEOUT  seconds allowed per test (default: 120)
+#   S3TESTS_JOBS     pytest-xdist workers (default: 2; 1 runs in one process)
 #   S3TESTS_KEEP=1   keep the temp dir (logs, config, junit.xml) and print its path
 #   S3TESTS_JUNIT    also copy pytest's junit XML here
 set -euo pipefail
+# A relative TYDFS_BIN means relative to where the script was started.
+if [ -n "${TYDFS_BIN:-}" ]; then TYDFS_BIN="$(realpath "$TYDFS_BIN")"; fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"
 
@@ -53,8 +56,14 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tydfs-s3tests.XXXXXX")"
 cluster_pid=""
+pytest_pid=""
 cleanup() {
     local rc=$?
+    if [ -n "$pytest_pid" ]; then
+        # pytest runs in a session of its own (setsid), with its xdist workers: end that group.
+        kill -TERM -- "-$pytest_pid" 2>/dev/null || true
+        wait "$pytest_pid" 2>/dev/null || true
+    fi
     if [ -n "$cluster_pid" ]; then
         kill "$cluster_pid" 2>/dev/null || true
         # Give it 10 s to stop cleanly, then make sure.
@@ -84,10 +93,10 @@ suite="$(echo "$work"/s3-tests*)"
 
 # --- Python environment ---------------------------------------------------------------------
 venv="${S3TESTS_VENV:-$work/venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import boto3, pytest, pytest_timeout, munch' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import boto3, pytest, pytest_timeout, xdist, munch' 2>/dev/null; then
     echo "s3-tests: making the venv in $venv (pip, from PyPI)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$suite/requirements.txt" pytest-timeout \
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$suite/requirements.txt" pytest-timeout pytest-xdist \
         >"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; exit 2; }
 fi
 
@@ -231,8 +240,6 @@ users = [("s3 main", (admin["access-key-id"], admin["secret-access-key"]))] + li
 for n, (section, (key_id, secret)) in enumerate(users):
     print(f"[{section}]\ndisplay_name = user{n}\nuser_id = user{n}\nemail = user{n}@example.com")
     print(f"access_key = {key_id}\nsecret_key = {secret}")
-    if section == "s3 main":
-        print("api_name = default")
     if section == "s3 tenant":
         print("tenant = testx")
     print()
@@ -247,12 +254,17 @@ else
 fi
 echo "s3-tests: tydfs $bin_src; gateway http://127.0.0.1:$s3_port; $([ "$all" = 1 ] && echo "all of test_s3.py" || echo "${#ids[@]} tests from ${subset_file#"$repo"/}")"
 
-set +e
-(cd "$suite" && S3TEST_CONF="$work/s3tests.conf" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-    --timeout "${S3TESTS_TIMEOUT:-120}" -rfE --junitxml="$work/junit.xml" \
-    ${extra[@]+"${extra[@]}"} "${ids[@]}") >"$work/pytest.log" 2>&1
-pytest_rc=$?
-set -e
+jobs=(-n "${S3TESTS_JOBS:-2}")
+if [ "${S3TESTS_JOBS:-2}" = 1 ]; then jobs=(-p no:xdist); fi
+# Each xdist worker draws its own bucket prefix, so their setups and cleanups do not meet.
+# In the background and waited for, so that a signal reaches the traps at once.
+(cd "$suite" && S3TEST_CONF="$work/s3tests.conf" exec setsid "$venv/bin/python" -m pytest -q \
+    -p no:cacheprovider "${jobs[@]}" --timeout "${S3TESTS_TIMEOUT:-120}" -rfE \
+    --junitxml="$work/junit.xml" ${extra[@]+"${extra[@]}"} "${ids[@]}") >"$work/pytest.log" 2>&1 &
+pytest_pid=$!
+pytest_rc=0
+wait "$pytest_pid" || pytest_rc=$?
+pytest_pid=""
 [ -n "${S3TESTS_JUNIT:-}" ] && cp "$work/junit.xml" "$S3TESTS_JUNIT" 2>/dev/null || true
 
 # The summary: pytest's short summary (one line per failure) and its closing line.
@@ -283,6 +295,6 @@ if [ "$all" = 1 ]; then
     exit 0
 fi
 if [ "$pytest_rc" -ne 0 ] || [ "$passed" -ne "$total" ]; then
-    echo "s3-tests: FAILED (pytest exit $pytest_rc); the log: ${S3TESTS_KEEP:+$work/pytest.log}" >&2
+    echo "s3-tests: FAILED (pytest exit $pytest_rc); S3TESTS_KEEP=1 keeps the full log, the gateway's log and the config" >&2
     exit 1
 fi

@@ -225,12 +225,15 @@ extension S3Operations {
             throw S3Error.noSuchKey(resource: bucket + "/" + key)
         }
         guard let rangeHeader else { return (file, 0..<file.sizeBytes) }
-        guard let range = try ByteRange.resolve(rangeHeader, sizeBytes: file.sizeBytes),
-              rangeHeader.hasPrefix("bytes="), !rangeHeader.contains("bytes=-"), range.upperBound <= file.sizeBytes
-        else {
-            throw S3Error.invalidArgument("x-amz-copy-source-range must be bytes=FIRST-LAST within the source, not \(rangeHeader.prefix(100))")
+        // Unlike a GET's Range, a copy range is never cut to the source: past its end is an error.
+        let bounds = rangeHeader.dropFirst("bytes=".count).split(separator: "-", omittingEmptySubsequences: false)
+        guard rangeHeader.hasPrefix("bytes="), bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]), first <= last else {
+            throw S3Error.invalidArgument("x-amz-copy-source-range must be bytes=FIRST-LAST, not \(rangeHeader.prefix(100))")
         }
-        return (file, range)
+        guard last < file.sizeBytes else {
+            throw S3Error.invalidRange("The x-amz-copy-source-range \(rangeHeader.prefix(100)) is past the end of the source, \(file.sizeBytes) bytes")
+        }
+        return (file, first..<(last + 1))
     }
 }
 

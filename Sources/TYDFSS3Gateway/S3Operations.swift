@@ -101,13 +101,15 @@ struct S3Operations {
         return Response(status: .noContent)
     }
 
-    /// Throws `NoSuchBucket` unless `bucket` is a top-level folder.
+    /// Throws `NoSuchBucket` unless `bucket` is a top-level folder. Asked as the cluster, since
+    /// a key limited to a path inside the bucket may not list the bucket itself: existence is
+    /// all this learns, and what the caller may do is checked by the operation that follows.
     func requireBucket(_ bucket: String) async throws {
         if responder.knownBuckets.contains(bucket) { return }
         let path = try bucketPath(bucket)
         let listing: ListResponse
         do {
-            listing = try await caller.client.list(path)
+            listing = try await responder.cluster.list(path)
         } catch let error as TYDFSError where error.code == .notFound {
             throw S3Error.noSuchBucket(resource: bucket)
         }
@@ -167,7 +169,7 @@ struct S3Operations {
 
     func objectPath(_ bucket: String, _ key: String) throws -> RemotePath {
         try S3Naming.validateObjectKey(key)
-        if key.hasPrefix(MultipartUploads.folderName + "/") {
+        if key == MultipartUploads.folderName || key.hasPrefix(MultipartUploads.folderName + "/") {
             throw S3Error.invalidArgument("keys below \(MultipartUploads.folderName)/ are kept for multipart uploads under way")
         }
         return try RemotePath("/" + bucket + "/" + key)
@@ -176,18 +178,31 @@ struct S3Operations {
     private func putObject(_ bucket: String, _ key: String) async throws -> Response {
         try await requireBucket(bucket)
         // A key ending in "/" with no data is a folder marker (what consoles make): a folder.
-        if key.hasSuffix("/"), request.header("content-length") == "0", let folder = try? RemotePath("/" + bucket + "/" + key.dropLast()) {
-            try await caller.client.makeDirectory(folder, parents: true)
+        if key.hasSuffix("/"), key.count > 1, request.header("content-length") == "0" {
+            try await caller.client.makeDirectory(try objectPath(bucket, String(key.dropLast())), parents: true)
             return Response(status: .ok, headers: [.eTag: S3Operations.emptyETag, .contentLength: "0"])
+        }
+        // Conditional writes: If-None-Match: * creates only; If-Match replaces only that version.
+        let createOnly = request.header("if-none-match")?.trimmingCharacters(in: .whitespaces) == "*"
+        if let wanted = request.header("if-match") {
+            let current = try? await caller.client.stat(try objectPath(bucket, key), inspecting: true)
+            guard let current, S3Operations.etags(wanted, contain: S3Operations.etag(of: current)) else {
+                throw S3Error.preconditionFailed()
+            }
         }
         let path = try objectPath(bucket, key)
         let stream = try uploadStream()
         let metadata = try objectMetadata()
-        let stored = try await caller.client.put(stream: stream, to: path, overwrite: true) {
-            var attributes = metadata
+        let stored: PutResult
+        do {
+            stored = try await caller.client.put(stream: stream, to: path, overwrite: !createOnly) {
+                var attributes = metadata
             attributes[S3Operations.etagAttribute] = stream.md5Hex
-            if let checksum = stream.verifiedChecksum { attributes[checksum.name] = checksum.value }
-            return attributes
+                if let checksum = stream.verifiedChecksum { attributes[checksum.name] = checksum.value }
+                return attributes
+            }
+        } catch let error as TYDFSError where createOnly && error.code == .alreadyExists {
+            throw S3Error.preconditionFailed("At least one of the pre-conditions you specified did not hold: the key exists (If-None-Match: *)")
         }
         return Response(status: .ok, headers: [.eTag: S3Operations.etag(of: stored.file), .contentLength: "0"])
     }
@@ -208,9 +223,14 @@ struct S3Operations {
         ]
         // Checksums only when asked for (x-amz-checksum-mode: ENABLED), and only of the whole object.
         let checksums = request.header("x-amz-checksum-mode")?.uppercased() == "ENABLED" && request.header("range") == nil
-        for (name, value) in info.attributes ?? [:] where name != S3Operations.etagAttribute {
-            if name.hasPrefix("x-amz-checksum-") && !checksums { continue }
-            if let field = HTTPField.Name(name) { headers[field] = value }
+        for (name, value) in info.attributes ?? [:] {
+            // Only what the gateway keeps: a file's attributes may also have been set through the
+            // master's own API, and must not become arbitrary response headers.
+            let checksum = S3ChecksumAlgorithm(headerName: name) != nil
+            guard S3Operations.representationHeaders.contains(name) || name.hasPrefix("x-amz-meta-") || (checksum && checksums),
+                  let field = HTTPField.Name(name)
+            else { continue }
+            headers[field] = value
         }
         if let unmet = precondition(etag: etag, mtimeMillis: info.mtimeMillis) { return unmet }
         let range = try ByteRange.resolve(request.header("range"), sizeBytes: info.sizeBytes)
@@ -294,11 +314,10 @@ struct S3Operations {
     /// The headers an object keeps and returns: its content type and other representation
     /// headers, and user metadata (`x-amz-meta-*`, names lower-cased).
     func objectMetadata() throws -> [String: String] {
-        let kept: Set<String> = ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"]
         var metadata: [String: String] = [:]
         for field in request.headers {
             let name = field.name.canonicalName
-            if kept.contains(name) || name.hasPrefix("x-amz-meta-") { metadata[name] = field.value }
+            if S3Operations.representationHeaders.contains(name) || name.hasPrefix("x-amz-meta-") { metadata[name] = field.value }
         }
         // aws-chunked is how the body travelled, not what the object is.
         if let encoding = metadata["content-encoding"] {
@@ -346,6 +365,18 @@ struct S3Operations {
     /// A small request body (XML), checked against the signed SHA-256.
     func collectBody() async throws -> ByteBuffer {
         var collected = ByteBuffer()
+        if caller.streaming != nil {
+            // An aws-chunked XML body: unframed and checked as an upload's is.
+            let stream = try uploadStream()
+            while true {
+                let piece = try await stream.read(upTo: 1 << 20)
+                if piece.readableBytes == 0 { return collected }
+                guard collected.readableBytes + piece.readableBytes <= S3Operations.maxXMLBodyBytes else {
+                    throw S3Error.invalidRequest("the request body is larger than \(S3Operations.maxXMLBodyBytes) bytes")
+                }
+                collected.writeImmutableBuffer(piece)
+            }
+        }
         for try await piece in body {
             guard collected.readableBytes + piece.readableBytes <= S3Operations.maxXMLBodyBytes else {
                 throw S3Error.invalidRequest("the request body is larger than \(S3Operations.maxXMLBodyBytes) bytes")
@@ -367,6 +398,11 @@ struct S3Operations {
         let body = ByteBuffer(string: document)
         return Response(status: .ok, headers: [.contentType: "application/xml"], body: ResponseBody(byteBuffer: body))
     }
+
+    /// The headers an object keeps beside `x-amz-meta-*`, as S3 does.
+    static let representationHeaders: Set<String> = [
+        "content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires",
+    ]
 
     /// The attribute that holds an object's S3 ETag: the MD5 of its bytes, or for a multipart
     /// upload the MD5 of its parts' MD5s and `-N`, as S3 makes them.

@@ -49,13 +49,20 @@ struct S3Responder: HTTPResponder {
         }
         let signed = request.signedParts(authority: authority)
         let now = Int64(Date().timeIntervalSince1970)
-        var result = SigV4.verify(signed, now: now) { keys.cached($0)?.key.secretAccessKey }
-        if case .failure(.unknownAccessKey(let id)) = result, try await keys.fetch(id) != nil {
-            result = SigV4.verify(signed, now: now) { keys.cached($0)?.key.secretAccessKey }
+        // The entry whose secret checked the signature is the one the request then acts with.
+        var entry: AccessKeyCache.Entry?
+        var result = SigV4.verify(signed, now: now) { id in
+            entry = keys.cached(id)
+            return entry?.key.secretAccessKey
+        }
+        if case .failure(.unknownAccessKey(let id)) = result, let fetched = try await keys.fetch(id) {
+            entry = fetched
+            result = SigV4.verify(signed, now: now) { _ in fetched.key.secretAccessKey }
         }
         switch result {
         case .success(let verified):
-            guard let entry = keys.cached(verified.accessKeyID) else { throw S3Error.invalidAccessKeyId() }
+            guard let entry else { throw S3Error.invalidAccessKeyId() }
+            if verified.presigned { try Self.refuseUnsignedAmzHeaders(request) }
             switch verified.payloadHash {
             case SigV4.unsignedPayload:
                 return Caller(client: entry.client, payloadSHA256: nil, streaming: nil)
@@ -69,6 +76,17 @@ struct S3Responder: HTTPResponder {
             }
         case .failure(let failure):
             throw S3Error(code: failure.s3Code, message: failure.message, httpStatus: failure.httpStatus)
+        }
+    }
+
+    /// A presigned URL covers only the headers it names: any other `x-amz-*` header would change
+    /// what the request does (`x-amz-copy-source` turns a PUT into a copy of another object), so
+    /// it is refused, as S3 refuses it.
+    static func refuseUnsignedAmzHeaders(_ request: S3Request) throws {
+        let signed = Set((request.query["X-Amz-SignedHeaders"] ?? "").split(separator: ";").map { $0.lowercased() })
+        let unsigned = request.headers.map(\.name.canonicalName).filter { $0.hasPrefix("x-amz-") && !signed.contains($0) }
+        guard unsigned.isEmpty else {
+            throw S3Error.accessDenied("There were headers present in the request which were not signed: \(Set(unsigned).sorted().joined(separator: ", "))")
         }
     }
 

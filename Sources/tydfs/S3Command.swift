@@ -37,6 +37,9 @@ struct S3Command: AsyncParsableCommand, SettingsCommand {
         configuration.idleTimeoutSeconds = try connections.idleTimeoutSeconds(settings)
         configuration.multipartExpirySeconds = try DurationText.parseSeconds(settings.string("multipart-expiry", multipartExpiry))
         configuration.multipartSweepSeconds = try DurationText.parseSeconds(settings.string("multipart-sweep-interval", multipartSweepInterval))
+        guard configuration.multipartExpirySeconds > 0, configuration.multipartSweepSeconds > 0 else {
+            throw TYDFSError(.invalidArgument, "--multipart-expiry and --multipart-sweep-interval must be longer than 0")
+        }
         return (configuration, try log.logger("tydfs.s3", settings: settings))
     }
 
