@@ -245,6 +245,14 @@ check(part["CopyPartResult"]["ETag"] == '"%s"' % hashlib.md5(data[10:20]).hexdig
 s3.abort_multipart_upload(Bucket="alpha", Key="ranged copy", UploadId=ranged)
 check(error_code(lambda: s3.put_object(Bucket="alpha", Key=".tydfs-multipart/x/", Body=b""))[1] == 400, "the uploads folder is not a key")
 
+# A sub-resource of an object is never the object itself: PUT ?tagging must not overwrite it,
+# DELETE ?tagging must not delete it.
+check(error_code(lambda: s3.put_object_tagging(Bucket="alpha", Key="small", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}))[1] == 501,
+      "PUT ?tagging is not implemented")
+check(error_code(lambda: s3.delete_object_tagging(Bucket="alpha", Key="small"))[1] == 501, "DELETE ?tagging is not implemented")
+check(error_code(lambda: s3.get_object_acl(Bucket="alpha", Key="small"))[1] == 501, "GET ?acl is not implemented")
+check(s3.get_object(Bucket="alpha", Key="small")["Body"].read() == data, "and the object is untouched")
+
 # Wrong credentials and bad input.
 check(error_code(lambda: client(secret="wrong" * 8).list_buckets()) == ("SignatureDoesNotMatch", 403), "a wrong secret")
 check(error_code(lambda: s3.put_object(Bucket="alpha", Key="a/../b", Body=b"x"))[1] == 400, "a key with ..")

@@ -25,7 +25,17 @@ struct S3Operations {
             return try await listBuckets()
         }
         guard let key = request.key else { return try await bucketOperation(bucket) }
+        // An object request that names a sub-resource (?acl, ?tagging, ?retention, …) is about
+        // that, not the object: answered NotImplemented, never as a write or delete of the object.
+        let subresources = Set(request.query.keys).subtracting(S3Operations.signingParameters)
+        let understood: Set<String> = ["uploads", "uploadId", "partNumber", "versionId"]
+        let unknown = subresources.filter { !understood.contains($0) && !$0.hasPrefix("response-") }
+        guard unknown.isEmpty else { throw unsupported(unknown) }
+        if let version = request.query["versionId"], version != "null" {
+            throw S3Error(code: "NoSuchVersion", message: "TYDFS keeps no versions: only versionId=null exists", httpStatus: 404, resource: key)
+        }
         if request.query["uploads"] != nil || request.query["uploadId"] != nil { return try await multipartOperation(bucket, key) }
+        if request.query["partNumber"] != nil { throw unsupported(["partNumber"]) }
         switch request.method {
         case .put:
             if request.header("x-amz-copy-source") != nil { return try await copyObject(bucket, key) }
@@ -398,6 +408,13 @@ struct S3Operations {
         let body = ByteBuffer(string: document)
         return Response(status: .ok, headers: [.contentType: "application/xml"], body: ResponseBody(byteBuffer: body))
     }
+
+    /// Query items that carry a presigned URL's signature (and the operation name some SDKs
+    /// add), not a sub-resource.
+    static let signingParameters: Set<String> = [
+        "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
+        "X-Amz-Security-Token", "x-id",
+    ]
 
     /// The headers an object keeps beside `x-amz-meta-*`, as S3 does.
     static let representationHeaders: Set<String> = [
