@@ -28,7 +28,7 @@ while [ "$#" -gt 0 ]; do
     case "$1" in
         --all) all=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "s3-tests: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -258,7 +258,7 @@ jobs=(-n "${S3TESTS_JOBS:-2}")
 if [ "${S3TESTS_JOBS:-2}" = 1 ]; then jobs=(-p no:xdist); fi
 # Each xdist worker draws its own bucket prefix, so their setups and cleanups do not meet.
 # In the background and waited for, so that a signal reaches the traps at once.
-(cd "$suite" && S3TEST_CONF="$work/s3tests.conf" exec setsid "$venv/bin/python" -m pytest -q \
+(cd "$suite" && COLUMNS=200 S3TEST_CONF="$work/s3tests.conf" exec setsid "$venv/bin/python" -m pytest -q \
     -p no:cacheprovider "${jobs[@]}" --timeout "${S3TESTS_TIMEOUT:-120}" -rfE \
     --junitxml="$work/junit.xml" ${extra[@]+"${extra[@]}"} "${ids[@]}") >"$work/pytest.log" 2>&1 &
 pytest_pid=$!
