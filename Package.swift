@@ -138,7 +138,7 @@ let package = Package(
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
-        .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3"]),
+        .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3", "TYDFSCore"]),
         .testTarget(name: "TYDFSS3GatewayTests", dependencies: [
             "TYDFSS3Gateway", "TYDFSClient",
             .product(name: "Hummingbird", package: "hummingbird"),

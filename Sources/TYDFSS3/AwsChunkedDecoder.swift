@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TYDFSCore
 
 /// An incremental decoder of `Content-Encoding: aws-chunked` request bodies: the framing S3 SDKs
 /// wrap an upload in when they stream it (`x-amz-content-sha256` of
@@ -275,7 +276,7 @@ public struct AwsChunkedDecoder: Sendable {
         }
         var size = 0
         for digit in sizeDigits {
-            guard let value = Self.hexValue(digit) else {
+            guard let value = Hex.digitValue(digit).map(Int.init) else {
                 throw .invalidRequest("aws-chunked chunk \(chunkCount)'s size '\(Self.printable(sizeDigits))' is not hexadecimal.")
             }
             size = size << 4 | value
@@ -290,7 +291,7 @@ public struct AwsChunkedDecoder: Sendable {
                 throw .signatureDoesNotMatch("aws-chunked chunk \(chunkCount) has no chunk-signature, which a STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload must give every chunk.")
             }
             let signature = extensions.dropFirst(Self.chunkSignaturePrefix.count)
-            guard signature.count == 64, signature.allSatisfy({ Self.hexValue($0) != nil }) else {
+            guard signature.count == 64, signature.allSatisfy({ Hex.digitValue($0) != nil }) else {
                 throw .signatureDoesNotMatch("The chunk-signature of aws-chunked chunk \(chunkCount) is not 64 hexadecimal digits.")
             }
             claimedChunkSignature = String(decoding: signature, as: UTF8.self).lowercased()
@@ -316,7 +317,7 @@ public struct AwsChunkedDecoder: Sendable {
     /// A chunk's data is all in: signed, checks its signature.
     private mutating func endChunkData() throws(S3Error) {
         guard case .signed(let signingKey, _, let date, let scope, _) = bodyMode else { return }
-        let dataHash = SigV4.lowercaseHex(chunkHash.function.finalize())
+        let dataHash = Hex.encode(chunkHash.function.finalize())
         let expected = Self.chunkSignature(
             signingKey: signingKey, date: date, scope: scope, previousSignature: previousSignature, chunkSHA256: dataHash)
         guard SigV4.constantTimeEqual(expected, claimedChunkSignature) else {
@@ -347,7 +348,7 @@ public struct AwsChunkedDecoder: Sendable {
             guard case .signed(_, _, _, _, true) = bodyMode else {
                 throw Self.malformedTrailer("x-amz-trailer-signature came, but the request is not STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.")
             }
-            guard value.utf8.count == 64, value.utf8.allSatisfy({ Self.hexValue($0) != nil }) else {
+            guard value.utf8.count == 64, value.utf8.allSatisfy({ Hex.digitValue($0) != nil }) else {
                 throw .signatureDoesNotMatch("The x-amz-trailer-signature is not 64 hexadecimal digits.")
             }
             claimedTrailerSignature = value.lowercased()
@@ -416,7 +417,7 @@ public struct AwsChunkedDecoder: Sendable {
     ) -> String {
         SigV4.signature(signingKey: signingKey, stringToSign: [
             "AWS4-HMAC-SHA256-TRAILER", date, scope, previousSignature,
-            SigV4.lowercaseHex(SHA256.hash(data: Data(canonicalTrailers.utf8))),
+            Hex.encode(SHA256.hash(data: Data(canonicalTrailers.utf8))),
         ].joined(separator: "\n"))
     }
 
@@ -429,15 +430,6 @@ public struct AwsChunkedDecoder: Sendable {
 
     private static let cr = UInt8(ascii: "\r")
     private static let lf = UInt8(ascii: "\n")
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a")) + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A")) + 10
-        default: nil
-        }
-    }
 
     /// The bytes without leading and trailing spaces and tabs, as a string (already checked ASCII).
     private static func trimmed(_ bytes: ArraySlice<UInt8>) -> String {

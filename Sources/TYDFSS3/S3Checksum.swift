@@ -131,29 +131,32 @@ struct SendableHashFunction<Function: HashFunction>: @unchecked Sendable {
     }
 }
 
+/// The eight 256-entry tables of a reflected CRC sliced by 8, one after another: table `k`
+/// (entries `k*256 ..< (k+1)*256`) gives the effect of a byte followed by `k` zero bytes.
+private func slicingBy8Tables<Register: FixedWidthInteger & UnsignedInteger>(polynomial: Register) -> [Register] {
+    var tables = [Register](repeating: 0, count: 8 * 256)
+    for index in 0..<256 {
+        var crc = Register(index)
+        for _ in 0..<8 {
+            crc = crc & 1 != 0 ? (crc >> 1) ^ polynomial : crc >> 1
+        }
+        tables[index] = crc
+    }
+    for slice in 1..<8 {
+        for index in 0..<256 {
+            let previous = tables[(slice - 1) * 256 + index]
+            tables[slice * 256 + index] = (previous >> 8) ^ tables[Int(previous & 0xFF)]
+        }
+    }
+    return tables
+}
+
 /// zlib's CRC-32 (reflected polynomial 0xEDB88320, initial value and final xor all ones), sliced
 /// by 8: eight bytes per step through eight 256-entry tables.
 enum CRC32IEEE {
     static let polynomial: UInt32 = 0xEDB8_8320
 
-    /// Table `k` (entries `k*256 ..< (k+1)*256`) gives the effect of a byte followed by `k` zero bytes.
-    static let tables: [UInt32] = {
-        var tables = [UInt32](repeating: 0, count: 8 * 256)
-        for index in 0..<256 {
-            var crc = UInt32(index)
-            for _ in 0..<8 {
-                crc = crc & 1 != 0 ? (crc >> 1) ^ CRC32IEEE.polynomial : crc >> 1
-            }
-            tables[index] = crc
-        }
-        for slice in 1..<8 {
-            for index in 0..<256 {
-                let previous = tables[(slice - 1) * 256 + index]
-                tables[slice * 256 + index] = (previous >> 8) ^ tables[Int(previous & 0xFF)]
-            }
-        }
-        return tables
-    }()
+    static let tables = slicingBy8Tables(polynomial: polynomial)
 
     /// The CRC of the bytes before and then `bytes`, from the CRC of the bytes before (0 at first).
     static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
@@ -189,23 +192,7 @@ enum CRC32IEEE {
 enum CRC64NVME {
     static let polynomial: UInt64 = 0x9A6C_9329_AC4B_C9B5
 
-    static let tables: [UInt64] = {
-        var tables = [UInt64](repeating: 0, count: 8 * 256)
-        for index in 0..<256 {
-            var crc = UInt64(index)
-            for _ in 0..<8 {
-                crc = crc & 1 != 0 ? (crc >> 1) ^ CRC64NVME.polynomial : crc >> 1
-            }
-            tables[index] = crc
-        }
-        for slice in 1..<8 {
-            for index in 0..<256 {
-                let previous = tables[(slice - 1) * 256 + index]
-                tables[slice * 256 + index] = (previous >> 8) ^ tables[Int(previous & 0xFF)]
-            }
-        }
-        return tables
-    }()
+    static let tables = slicingBy8Tables(polynomial: polynomial)
 
     static func update(_ crc: UInt64, _ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var register = ~crc

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TYDFSCore
 
 /// A request as the S3 gateway received it, before any body byte is read: everything a Signature
 /// Version 4 signature covers, in the form it had on the wire (so the verifier sees what the client
@@ -219,7 +220,7 @@ public enum SigV4 {
     /// The string to sign: the algorithm, the signing time (`yyyyMMdd'T'HHmmss'Z'`), the credential
     /// scope and the SHA-256 of the canonical request, one per line.
     public static func stringToSign(date: String, scope: String, canonicalRequest: String) -> String {
-        [algorithm, date, scope, lowercaseHex(SHA256.hash(data: Data(canonicalRequest.utf8)))].joined(separator: "\n")
+        [algorithm, date, scope, Hex.encode(SHA256.hash(data: Data(canonicalRequest.utf8)))].joined(separator: "\n")
     }
 
     /// The signing key: HMAC-SHA256 chained from `"AWS4" + secret` over the date (`yyyyMMdd`), the
@@ -232,7 +233,7 @@ public enum SigV4 {
 
     /// The signature of `stringToSign` under `signingKey`, as lower-case hex.
     public static func signature(signingKey: [UInt8], stringToSign: String) -> String {
-        lowercaseHex(hmacSHA256(key: signingKey, message: stringToSign))
+        Hex.encode(hmacSHA256(key: signingKey, message: stringToSign))
     }
 
     // MARK: - Reading the claim
@@ -564,7 +565,7 @@ public enum SigV4 {
         var index = 0
         while index < bytes.count {
             if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-               let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+               let high = Hex.digitValue(bytes[index + 1]), let low = Hex.digitValue(bytes[index + 2]) {
                 decoded.append(high << 4 | low)
                 index += 3
             } else {
@@ -617,15 +618,6 @@ public enum SigV4 {
         byte == UInt8(ascii: " ") || (0x09...0x0D).contains(byte)
     }
 
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
-
     /// Byte-wise order of UTF-8, which SigV4's sorting means.
     static func precedes(_ left: String, _ right: String) -> Bool {
         left.utf8.lexicographicallyPrecedes(right.utf8)
@@ -635,16 +627,6 @@ public enum SigV4 {
 
     static func hmacSHA256(key: [UInt8], message: String) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: SymmetricKey(data: key)))
-    }
-
-    static func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
-        let hexDigits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        for byte in bytes {
-            text.append(hexDigits[Int(byte >> 4)])
-            text.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// Whether two signatures are equal, in time that does not depend on where they differ.

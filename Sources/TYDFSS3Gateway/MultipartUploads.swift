@@ -25,14 +25,8 @@ enum MultipartUploads {
 
     /// A multipart object's ETag as S3 makes it: the MD5 of the parts' MD5s, then `-` and the count.
     static func etag(partMD5s: [String]) -> String {
-        var bytes: [UInt8] = []
-        for hex in partMD5s {
-            var digits = hex.utf8.makeIterator()
-            while let high = digits.next(), let low = digits.next() {
-                bytes.append(UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) ?? 0)
-            }
-        }
-        return Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined() + "-\(partMD5s.count)"
+        let bytes = partMD5s.flatMap { Hex.decode($0) ?? [] }
+        return Hex.encode(Insecure.MD5.hash(data: bytes)) + "-\(partMD5s.count)"
     }
 
     static func folder(_ bucket: String, _ uploadID: String) throws -> RemotePath {

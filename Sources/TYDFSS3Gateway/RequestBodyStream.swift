@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TYDFSCore
 import Hummingbird
 import NIOCore
 import TYDFSClient
@@ -110,7 +111,7 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
             throw S3Error.incompleteBody("You did not provide the number of bytes specified by the Content-Length HTTP header: \(payloadBytes) of \(expectedBytes) arrived")
         }
         if let expectedSHA256, let digest = sha256?.finalize() {
-            let actual = digest.map { String(format: "%02x", $0) }.joined()
+            let actual = Hex.encode(digest)
             guard actual == expectedSHA256 else {
                 throw S3Error.contentSHA256Mismatch("The provided 'x-amz-content-sha256' header does not match what was computed: \(actual)")
             }
@@ -119,7 +120,7 @@ final class RequestBodyStream: ByteStream, @unchecked Sendable {
         if let expectedMD5, Data(digest).base64EncodedString() != expectedMD5 {
             throw S3Error.badDigest("The Content-MD5 you specified did not match what we received.")
         }
-        md5Hex = digest.map { String(format: "%02x", $0) }.joined()
+        md5Hex = Hex.encode(digest)
         if let checksum {
             let name = checksum.algorithm.headerName
             guard let expected = expectedChecksum ?? trailers[name] else {

@@ -394,7 +394,7 @@ struct S3Operations {
             collected.writeImmutableBuffer(piece)
         }
         if let expected = caller.payloadSHA256 {
-            let actual = SHA256.hash(data: collected.readableBytesView).map { String(format: "%02x", $0) }.joined()
+            let actual = Hex.encode(SHA256.hash(data: collected.readableBytesView))
             guard actual == expected.lowercased() else { throw S3Error.contentSHA256Mismatch() }
         }
         return collected
@@ -481,7 +481,7 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     func read(upTo count: Int) async throws -> ByteBuffer {
         while pending.readableBytes == 0 {
             guard let (file, range) = segments.first else {
-                if md5Hex == nil { md5Hex = md5.finalize().map { String(format: "%02x", $0) }.joined() }
+                if md5Hex == nil { md5Hex = Hex.encode(md5.finalize()) }
                 return ByteBuffer()
             }
             if range.isEmpty {

@@ -97,37 +97,13 @@ extension Request {
     }
 
     private static func percentDecoded(_ text: Substring.UTF8View, item: String) throws -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.count)
-        var index = text.startIndex
-        while index < text.endIndex {
-            if text[index] == UInt8(ascii: "%") {
-                let high = text.index(after: index)
-                guard high < text.endIndex, text.index(after: high) < text.endIndex,
-                      let upper = hexDigit(text[high]), let lower = hexDigit(text[text.index(after: high)])
-                else { throw TYDFSError(.invalidArgument, "query parameter '\(item)' has a malformed %-escape") }
-                bytes.append(upper << 4 | lower)
-                index = text.index(high, offsetBy: 2)
-            } else {
-                bytes.append(text[index])
-                index = text.index(after: index)
-            }
+        guard let bytes = Hex.percentDecodedBytes(text) else {
+            throw TYDFSError(.invalidArgument, "query parameter '\(item)' has a malformed %-escape")
         }
         guard let decoded = String(validating: bytes, as: UTF8.self) else {
             throw TYDFSError(.invalidArgument, "query parameter '\(item)' is not valid UTF-8")
         }
         return decoded
-    }
-
-    /// The value of one hexadecimal digit (either case), or nil: `UInt8(_:radix:)` would also
-    /// take a sign, so `%+f` would pass for `%0f`.
-    private static func hexDigit(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

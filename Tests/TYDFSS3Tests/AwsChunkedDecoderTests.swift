@@ -1,4 +1,5 @@
 import Foundation
+import TYDFSCore
 import XCTest
 @testable import TYDFSS3
 
@@ -28,7 +29,7 @@ private func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
 private func sha256Hex(_ bytes: [UInt8]) -> String {
     var state = S3ChecksumState(.sha256)
     state.update(bytes)
-    return SigV4.lowercaseHex(state.finalizedDigest())
+    return Hex.encode(state.finalizedDigest())
 }
 
 private func signedMode(seed: String, withTrailer: Bool) -> AwsChunkedDecoder.Mode {

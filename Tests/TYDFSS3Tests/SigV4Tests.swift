@@ -1,4 +1,5 @@
 import Foundation
+import TYDFSCore
 import XCTest
 @testable import TYDFSS3
 
@@ -142,7 +143,7 @@ final class SigV4Tests: XCTestCase {
             """)
         let key = SigV4.signingKey(secret: secretKey, date: "20130524", region: "us-east-1", service: "s3")
         // Python reference (hmac chain over "AWS4" + secret).
-        XCTAssertEqual(SigV4.lowercaseHex(key), "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378")
+        XCTAssertEqual(Hex.encode(key), "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378")
         XCTAssertEqual(SigV4.signature(signingKey: key, stringToSign: stringToSign),
                        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
 
