@@ -18,7 +18,6 @@
 source "$(dirname "$0")/../scripts/lib.sh"
 chunks="${1:-3000000}"
 watch_seconds="${WATCH_SECONDS:-60}"
-ticks="$(getconf CLK_TCK)"
 give_up_seconds=600
 
 started=$(now)
@@ -100,7 +99,6 @@ while left > 0:
 PY
 echo "generated $chunks chunk records in $(elapsed "$started") s: $(ls "$work/dk1/volumes" | wc -l) volume(s), $(du -sh "$work/dk1/volumes" | cut -f1) on disk"
 
-cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
 mib_of() { awk -v k="$2" '$1 == k ":" { printf "%d", $2 / 1024 }' "/proc/${pid_of[$1]}/status"; }
 dk_running() { kill -0 "${pid_of[dk1]}" 2>/dev/null; }
 gone() {

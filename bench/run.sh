@@ -15,19 +15,14 @@
 # TYDFS_BIN=path uses that binary instead of building one (see scripts/lib.sh).
 source "$(dirname "$0")/../scripts/lib.sh"
 size_mib="${1:-1024}"
-ticks="$(getconf CLK_TCK)"
 gib=$(awk -v m="$size_mib" 'BEGIN { print m / 1024 }')
 
 # The master keeps a hung datakeeper "alive" for a minute, so step 5 measures the client's own detection.
 start_master --heartbeat-timeout 60s
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
-servers=(master dk1 dk2 dk3)
 
-cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
-declare -A cpu_before=()
-mark() { local s; for s in "${servers[@]}"; do cpu_before[$s]=$(cpu_of "$s"); done; }
-# cpu_line GIB CLIENT_CPU: CPU-seconds per GiB of the client and each server since `mark`.
+# cpu_line GIB CLIENT_CPU: CPU-seconds per GiB of the client and each server since `servers_mark`.
 cpu_line() {
     local line="client $(awk -v c="$2" -v g="$1" 'BEGIN { printf "%.2f", c / g }')" s
     for s in "${servers[@]}"; do
@@ -68,17 +63,17 @@ sync
 cp "$work/input" "$work/warm"; sync; rm -f "$work/warm"; sync
 reference before
 
-mark; client put "$bin" put "$work/input" /big; put_cpu=$(cpu_line "$gib" "${ccpu[put]}")
+servers_mark; client put "$bin" put "$work/input" /big; put_cpu=$(cpu_line "$gib" "${ccpu[put]}")
 # The put is durable on the datakeepers, but the kernel may still be writing back: start the get
 # from a quiet disk, as the reference starts from one.
 sync
 # A get writes through the page cache like cp, so it is timed with its sync, like the reference.
-mark; client get "$bin" get /big "$work/output"; t=$(now); sync
+servers_mark; client get "$bin" get /big "$work/output"; t=$(now); sync
 get_sync=$(awk -v a="${wall[get]}" -v b="$(elapsed "$t")" 'BEGIN { printf "%.2f", a + b }')
 get_cpu=$(cpu_line "$gib" "${ccpu[get]}")
 cmp "$work/input" "$work/output"
 rm -f "$work/output"; sync
-mark; client cat "$bin" get /big - >/dev/null 2>"$work/cat.err"; cat_cpu=$(cpu_line "$gib" "${ccpu[cat]}")
+servers_mark; client cat "$bin" get /big - >/dev/null 2>"$work/cat.err"; cat_cpu=$(cpu_line "$gib" "${ccpu[cat]}")
 reference after
 
 printf '\n| step | TYDFS s | reference | ref s before / after | ratio before / after |\n|---|---|---|---|---|\n'

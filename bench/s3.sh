@@ -13,7 +13,6 @@
 # Usage: bench/s3.sh [SMALL_OBJECTS]   (default 2000). TYDFS_BIN=path uses that binary.
 source "$(dirname "$0")/../scripts/lib.sh"
 objects="${1:-2000}"
-ticks="$(getconf CLK_TCK)"
 s3_port=$((port + 1))
 
 start_master
@@ -27,30 +26,7 @@ export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1
 AWS_ACCESS_KEY_ID=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['access-key-id'])" "$TYDFS_CONFIG")
 AWS_SECRET_ACCESS_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['secret-access-key'])" "$TYDFS_CONFIG")
 
-cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
-declare -A cpu_before=()
 servers=(s3 master dk1 dk2 dk3)
-servers_mark() { local server; for server in "${servers[@]}"; do cpu_before[$server]=$(cpu_of "$server"); done; }
-servers_used() {
-    local line="" server
-    for server in "${servers[@]}"; do
-        line+="$server $(awk -v a="${cpu_before[$server]}" -v b="$(cpu_of "$server")" 'BEGIN { printf "%.2f", b - a }')  "
-    done
-    echo "$line"
-}
-# timed NAME COMMAND...: runs a client command; prints wall time and CPU seconds; keeps the wall time.
-timed() {
-    local name="$1"; shift
-    servers_mark
-    local t; t=$(now)
-    if ! /usr/bin/time -f "%U %S" -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-        echo "FAILED: $*"; cat "$work/$name.err"; exit 1
-    fi
-    local wall; wall=$(elapsed "$t")
-    local client; client=$(awk 'END { printf "%.2f", $1 + $2 }' "$work/$name.time")
-    printf '%-12s wall %6.2f s   CPU s: client %s  %s\n' "$name" "$wall" "$client" "$(servers_used)"
-    echo "$wall" >"$work/$name.wall"
-}
 wall() { cat "$work/$1.wall"; }
 ratio() { awk -v a="$(wall "$1")" -v b="$(wall "$2")" 'BEGIN { printf "%.2f", a / b }'; }
 reference() {

@@ -17,36 +17,11 @@ source "$(dirname "$0")/../scripts/lib.sh"
 bench_files="${1:-10000}"
 tree_files="${2:-2000}"
 ls_entries="${3:-100000}"
-ticks="$(getconf CLK_TCK)"
 
 start_master
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
 
-# CPU seconds a server has used so far.
-cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
-declare -A cpu_before=()
-servers_mark() { local server; for server in master dk1 dk2 dk3; do cpu_before[$server]=$(cpu_of "$server"); done; }
-servers_used() {
-    local line="" server
-    for server in master dk1 dk2 dk3; do
-        line+="$server $(awk -v a="${cpu_before[$server]}" -v b="$(cpu_of "$server")" 'BEGIN { printf "%.2f", b - a }')  "
-    done
-    echo "$line"
-}
-# timed NAME COMMAND...: runs a client command, keeps its output in $work/NAME.out, prints wall and CPU.
-timed() {
-    local name="$1"; shift
-    servers_mark
-    local t; t=$(now)
-    if ! /usr/bin/time -f "%U %S" -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-        echo "FAILED: $*"; cat "$work/$name.err"; exit 1
-    fi
-    local wall; wall=$(elapsed "$t")
-    local client; client=$(awk 'END { printf "%.2f", $1 + $2 }' "$work/$name.time")
-    printf '%-8s wall %6.2f s   CPU s: client %s  %s\n' "$name" "$wall" "$client" "$(servers_used)"
-    echo "$wall" >"$work/$name.wall"
-}
 reference() {
     rm -rf "$work/cp-copy"; sync
     local t; t=$(now)

@@ -55,3 +55,33 @@ wait_alive() {
         sleep 0.2
     done
 }
+
+# CPU accounting, for the benchmarks: ticks per second, and the CPU seconds (user + system) a
+# server started here has used so far.
+ticks="$(getconf CLK_TCK)"
+cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
+# The servers `timed` reports on (a script may set its own list).
+servers=(master dk1 dk2 dk3)
+declare -A cpu_before=()
+servers_mark() { local server; for server in "${servers[@]}"; do cpu_before[$server]=$(cpu_of "$server"); done; }
+servers_used() {
+    local line="" server
+    for server in "${servers[@]}"; do
+        line+="$server $(awk -v a="${cpu_before[$server]}" -v b="$(cpu_of "$server")" 'BEGIN { printf "%.2f", b - a }')  "
+    done
+    echo "$line"
+}
+# timed NAME COMMAND...: runs a client command, keeps its output in $work/NAME.out and its wall
+# time in $work/NAME.wall, and prints the wall time and the CPU seconds of it and of each server.
+timed() {
+    local name="$1"; shift
+    servers_mark
+    local t; t=$(now)
+    if ! /usr/bin/time -f "%U %S" -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err"; then
+        echo "FAILED: $*"; cat "$work/$name.err"; exit 1
+    fi
+    local wall; wall=$(elapsed "$t")
+    local client; client=$(awk 'END { printf "%.2f", $1 + $2 }' "$work/$name.time")
+    printf '%-12s wall %6.2f s   CPU s: client %s  %s\n' "$name" "$wall" "$client" "$(servers_used)"
+    echo "$wall" >"$work/$name.wall"
+}
