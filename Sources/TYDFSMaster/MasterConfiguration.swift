@@ -31,6 +31,9 @@ public struct MasterConfiguration: Sendable {
     public var deletionGraceSeconds = 30.0
     /// The cluster secret's file; nil means `<data>/cluster.secret`, made on first start.
     public var secretFile: String?
+    /// The file the cluster secret is in: `secretFile`, or the default in the data folder (what
+    /// the master's own datakeepers and gateway are given in `tydfs cluster` and `master --s3`).
+    public var secretFilePath: String { secretFile ?? dataDirectory + "/cluster.secret" }
     /// What a request without credentials may do; nil (the default) refuses it.
     public var anonymousAccess: AccessLevel?
     /// Serve HTTPS with this certificate and key instead of HTTP.

@@ -268,7 +268,7 @@ public enum MasterServer {
             "seconds": "\((ContinuousClock.now - loadStarted).components.seconds)",
         ])
         let committer = GroupCommitter(store: store)
-        let secretFile = configuration.secretFile ?? configuration.dataDirectory + "/cluster.secret"
+        let secretFile = configuration.secretFilePath
         let (secret, madeSecret) = try ClusterSecret.readOrCreate(at: secretFile)
         if madeSecret { logger.notice("cluster secret created: give this file to every datakeeper (--secret-file)", metadata: ["file": "\(secretFile)"]) }
         let keys = try AccessKeyStore(directory: configuration.dataDirectory)

@@ -588,7 +588,7 @@ actor MasterState {
         }
         let exists = namespace.isDirectory(path)
         if exists && !request.parents { throw TYDFSError(.alreadyExists, "\(path) already exists") }
-        if path.isRoot || namespace.madeDirectories(under: path).first?.path == path {
+        if path.isRoot || namespace.isMadeDirectory(path) {
             return DirectoryResponse(path: path.value, created: false)
         }
         // A directory that exists through its files alone is made one of its own: it now stays when they go.

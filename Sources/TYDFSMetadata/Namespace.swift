@@ -115,6 +115,12 @@ public final class Namespace {
         return false
     }
 
+    /// Whether `path` is a directory made by `makeDirectory` (kept while empty).
+    public func isMadeDirectory(_ path: RemotePath) -> Bool {
+        if case .directory(let directory)? = node(at: path) { return directory.isMade }
+        return false
+    }
+
     /// A file at `path` or at an ancestor of it (a file standing where a directory would have to
     /// be), or a file below `path` (`path` is a directory), if there is one.
     public func conflict(for path: RemotePath) -> RemotePath? {

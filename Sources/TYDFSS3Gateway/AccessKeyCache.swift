@@ -19,7 +19,7 @@ final class AccessKeyCache: Sendable {
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
     /// Ids the master said it does not know, and when: asked again only after the lifetime, so
     /// requests signed with made-up keys do not each cost the master a lookup.
-    private let misses = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+    private let misses = RecentlySeen(lifetimeSeconds: AccessKeyCache.lifetimeSeconds)
 
     init(cluster: TYDFSClient) { self.cluster = cluster }
 
@@ -38,16 +38,12 @@ final class AccessKeyCache: Sendable {
     /// Fetches the key `id` from the master; nil when the master knows no such key.
     func fetch(_ id: String) async throws -> Entry? {
         guard AccessKey.isWellFormedID(id) else { return nil }
-        let recentMiss = misses.withLockedValue { misses in
-            misses = misses.filter { ContinuousClock.now - $0.value < .seconds(Self.lifetimeSeconds) }
-            return misses[id] != nil
-        }
-        if recentMiss { return nil }
+        if misses.contains(id) { return nil }
         let key: AccessKey
         do {
             key = try await cluster.accessKey(id)
         } catch let error as TYDFSError where error.code == .notFound {
-            misses.withLockedValue { $0[id] = .now }
+            misses.insert(id)
             return nil
         }
         let entry = Entry(

@@ -128,7 +128,8 @@ struct Caller {
     let streaming: AwsChunkedDecoder.Mode?
 }
 
-/// Names seen recently; forgotten after `lifetimeSeconds`.
+/// Names seen recently; forgotten after `lifetimeSeconds` (expired ones are dropped on every
+/// insert, so names that never come back do not pile up).
 final class RecentlySeen: Sendable {
     private let lifetime: Duration
     private let seen = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
@@ -145,6 +146,12 @@ final class RecentlySeen: Sendable {
         }
     }
 
-    func insert(_ name: String) { seen.withLockedValue { $0[name] = .now } }
+    func insert(_ name: String) {
+        seen.withLockedValue { seen in
+            let now = ContinuousClock.now
+            seen = seen.filter { now - $0.value < lifetime }
+            seen[name] = now
+        }
+    }
     func remove(_ name: String) { seen.withLockedValue { $0[name] = nil } }
 }

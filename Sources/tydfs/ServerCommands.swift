@@ -64,7 +64,7 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
             (gateway.host, gateway.port) = try splitHostPort(address)
             let wildcard = ["0.0.0.0", "::", "[::]", ""].contains(configuration.host)
             gateway.masterURL = "\(configuration.tls == nil ? "http" : "https")://\(wildcard ? "127.0.0.1" : configuration.host):\(configuration.port)"
-            gateway.secretFile = configuration.secretFile ?? configuration.dataDirectory + "/cluster.secret"
+            gateway.secretFile = configuration.secretFilePath
             gateway.tls = configuration.tls
             gateway.caFile = configuration.caFile
             gateway.idleTimeoutSeconds = configuration.idleTimeoutSeconds
@@ -223,7 +223,7 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
                 var keeper = DataKeeperConfiguration()
                 keeper.masterURL = "\(scheme)://127.0.0.1:\(port)"
                 keeper.dataDirectory = "\(data)/dk\(index)"
-                keeper.secretFile = master.secretFile ?? master.dataDirectory + "/cluster.secret"
+                keeper.secretFile = master.secretFilePath
                 keeper.tls = certificates?.server
                 keeper.caFile = certificates?.caFile
                 keeper.id = try DataKeeperID("dk\(index)")
@@ -234,7 +234,7 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
                 var gateway = S3GatewayConfiguration()
                 gateway.port = s3Port
                 gateway.masterURL = "\(scheme)://127.0.0.1:\(port)"
-                gateway.secretFile = master.secretFile ?? master.dataDirectory + "/cluster.secret"
+                gateway.secretFile = master.secretFilePath
                 gateway.tls = certificates?.server
                 gateway.caFile = certificates?.caFile
                 services += try S3Gateway.makeServices(configuration: gateway, logger: logger) { bound in

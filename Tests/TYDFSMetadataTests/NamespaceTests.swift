@@ -99,6 +99,8 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/b"], "parents exist while the made directory does")
         XCTAssertEqual(namespace.list(path("/b/c"))!, [], "an empty directory lists as empty, not as missing")
         XCTAssertTrue(namespace.isDirectory(path("/b/c")))
+        XCTAssertTrue(namespace.isMadeDirectory(path("/b/c")))
+        XCTAssertFalse(namespace.isMadeDirectory(path("/b")), "a parent made along the way exists only through its child")
         XCTAssertEqual(namespace.apply(.makeDirectory(path("/b/c"), mtimeMillis: 10), sequence: 1), [], "made twice changes nothing")
         // A file put and removed below it leaves it in place; the implied parent stays with it.
         namespace.apply(.putFile(Fixture.file("/b/c/f")), sequence: 2)
