@@ -119,6 +119,15 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// libfuse 3 (Debian's libfuse3-dev), for `tydfs mount` (issue 18).
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        /// `tydfs mount`: the cluster as a local file system, through FUSE's low-level API.
+        .target(name: "TYDFSMount", dependencies: [
+            "CFuse", "TYDFSCore", "TYDFSClient", "TYDFSProtocol", "TYDFSFileIO",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// `tydfs bench`: the small-file benchmark, driven through the client library.
         .target(name: "TYDFSBench", dependencies: [
             "TYDFSCore", "TYDFSClient",
@@ -127,7 +136,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity", "TYDFSS3Gateway",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity", "TYDFSS3Gateway", "TYDFSMount",
             .product(name: "Configuration", package: "swift-configuration"),
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -138,6 +147,7 @@ let package = Package(
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
+        .testTarget(name: "TYDFSMountTests", dependencies: ["TYDFSMount", "TYDFSCore"]),
         .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3", "TYDFSCore"]),
         .testTarget(name: "TYDFSS3GatewayTests", dependencies: [
             "TYDFSS3Gateway", "TYDFSClient",

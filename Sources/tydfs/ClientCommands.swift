@@ -58,14 +58,19 @@ struct ClientOptions: ParsableArguments {
         try await withClient(concurrency: { try transfers.resolve($0) }, body)
     }
 
+    /// A client for these options, the environment and the config file; the caller shuts it down.
+    func makeClient(_ settings: Settings, concurrency: Int) throws -> TYDFSClient {
+        let connection = try resolve(settings)
+        return try TYDFSClient(
+            masterURL: connection.masterURL, concurrency: concurrency, signer: connection.signer, caFile: connection.caFile,
+            logger: LogOutput.logger("tydfs.client", level: connection.verbose ? .debug : .error))
+    }
+
     private func withClient(concurrency resolveConcurrency: (Settings) throws -> Int, _ body: (TYDFSClient, Int) async throws -> Void) async throws {
         try await TYDFSCommand.reportingErrors {
             let settings = try await Settings.load(section: ClientSettings.section, configPath: config.path)
-            let connection = try resolve(settings)
             let concurrency = try resolveConcurrency(settings)
-            let client = try TYDFSClient(
-                masterURL: connection.masterURL, concurrency: concurrency, signer: connection.signer, caFile: connection.caFile,
-                logger: LogOutput.logger("tydfs.client", level: connection.verbose ? .debug : .error))
+            let client = try makeClient(settings, concurrency: concurrency)
             do {
                 try await RequestID.$current.withValue(RequestID.make()) {
                     try await Interruption.cancelling { try await body(client, concurrency) }

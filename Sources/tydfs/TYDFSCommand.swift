@@ -16,7 +16,7 @@ struct TYDFSCommand: AsyncParsableCommand {
         subcommands: [
             MasterCommand.self, DataKeeperCommand.self, ClusterCommand.self, PutCommand.self, GetCommand.self,
             ListCommand.self, DiskUsageCommand.self, StatCommand.self, CatCommand.self, MakeDirectoryCommand.self, RemoveDirectoryCommand.self, MoveCommand.self, RemoveCommand.self, NodesCommand.self, DrainCommand.self, FsckCommand.self,
-            ChecksumCommand.self, BenchCommand.self, S3Command.self, ConfigCommand.self, KeygenCommand.self, KeyCommand.self,
+            ChecksumCommand.self, BenchCommand.self, S3Command.self, MountCommand.self, UnmountCommand.self, ConfigCommand.self, KeygenCommand.self, KeyCommand.self,
         ])
 
     /// Runs a command body, turning every failure into one line on stderr and exit code 1.
@@ -46,7 +46,12 @@ struct TYDFSCommand: AsyncParsableCommand {
 /// Prints a line to stdout and flushes it at once, so that scripts and tests reading a pipe or
 /// a log file see it immediately.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    do {
+        try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
+    } catch {
+        // The reader went away (`tydfs ls | head`): end as a program killed by SIGPIPE does.
+        exit(128 + SIGPIPE)
+    }
 }
 
 /// Prints a warning line to stderr.

@@ -1,0 +1,411 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import TYDFSClient
+import TYDFSCore
+import TYDFSProtocol
+
+/// What the mount tells the kernel about one file or directory. Ownership and permission bits
+/// are the mount's own (TYDFS keeps none): files 0644 and directories 0755, owned by whoever
+/// mounted.
+public struct NodeAttributes: Sendable, Equatable {
+    public var isDirectory: Bool
+    public var sizeBytes: Int64
+    public var mtimeMillis: Int64
+}
+
+/// One name in a directory listing.
+public struct DirectoryEntry: Sendable {
+    public var name: String
+    public var isDirectory: Bool
+}
+
+/// The cluster's namespace as the file-system operations a FUSE mount receives, in Swift terms:
+/// inode numbers in, attributes, bytes and errors out. The FUSE session (`FuseSession`) only
+/// translates between this and libfuse.
+///
+/// Semantics (the README's "Mounting" section says the same):
+/// - close-to-open: a file written through the mount is put whole, on every replica, when it is
+///   closed (or fsynced); others see it from then on;
+/// - a file open for writing lives in a local staging file until then, so memory stays small
+///   whatever is copied; opening an existing file for writing copies it there first, so random
+///   writes and truncation work (copy-on-write of the whole file);
+/// - reads stream by verified ranges with read-ahead (`RemoteReader`);
+/// - a failure of the cluster is EIO, never a hang: every call to the master or a datakeeper
+///   has the client library's timeouts.
+public final class MountedFileSystem: Sendable {
+    public typealias Inode = InodeTable.Inode
+
+    let client: TYDFSClient
+    let logger: Logger
+    /// Where staging files live (`tydfs mount --cache-dir`).
+    let stagingFolder: String
+
+    private struct Staging {
+        var file: StagedFile
+        var openHandles: Int
+        /// Written since the last put.
+        var dirty: Bool
+    }
+
+    private enum Handle {
+        case staged(Inode)
+        case remote(RemoteReader)
+        case directory([DirectoryEntry])
+    }
+
+    private struct State {
+        var inodes = InodeTable()
+        var staged: [Inode: Staging] = [:]
+        var handles: [UInt64: Handle] = [:]
+        var nextHandle: UInt64 = 1
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    public init(client: TYDFSClient, stagingFolder: String, logger: Logger) {
+        self.client = client
+        self.stagingFolder = stagingFolder
+        self.logger = logger
+    }
+
+    // MARK: - Names
+
+    /// The path `inode` names, or ENOENT (a number whose file was removed or renamed over).
+    private func path(of inode: Inode) throws -> String {
+        guard let path = state.withLockedValue({ $0.inodes.path(of: inode) }) else {
+            throw MountError(ENOENT, "inode \(inode) names no file any more")
+        }
+        return path
+    }
+
+    private func child(_ name: String, of parent: Inode) throws -> RemotePath {
+        try MountErrno.child(name, of: try path(of: parent))
+    }
+
+    public func lookup(_ name: String, in parent: Inode) async throws -> (Inode, NodeAttributes) {
+        let path = try child(name, of: parent)
+        let attributes = try await attributes(at: path)
+        return (state.withLockedValue { $0.inodes.remember(path.value) }, attributes)
+    }
+
+    public func forget(_ inode: Inode, count: UInt64) {
+        state.withLockedValue { $0.inodes.forget(inode, count: count) }
+    }
+
+    // MARK: - Attributes
+
+    public func attributes(of inode: Inode) async throws -> NodeAttributes {
+        try await attributes(at: try RemotePath(try path(of: inode)))
+    }
+
+    /// A file being written through this mount is described by its staging file; anything else
+    /// by the master (a one-entry listing that names the path itself is a file).
+    private func attributes(at path: RemotePath) async throws -> NodeAttributes {
+        if let staged = state.withLockedValue({ state in state.inodes.inode(of: path.value).flatMap { state.staged[$0] } }) {
+            return NodeAttributes(isDirectory: false, sizeBytes: staged.file.sizeBytes, mtimeMillis: Self.nowMillis())
+        }
+        let listing = try await client.list(path)
+        if listing.entries.count == 1, let only = listing.entries.first, only.path == path.value, !only.isDirectory {
+            return NodeAttributes(isDirectory: false, sizeBytes: only.sizeBytes, mtimeMillis: only.mtimeMillis)
+        }
+        let newest = listing.entries.map(\.mtimeMillis).max() ?? 0
+        return NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: newest)
+    }
+
+    /// `truncate`, `ftruncate` and `open(O_TRUNC)` without an atomic truncate: a file open for
+    /// writing has its staging file cut; any other is fetched, cut and put again (a cut to zero
+    /// is a put of nothing).
+    public func truncate(_ inode: Inode, to sizeBytes: Int64) async throws -> NodeAttributes {
+        guard sizeBytes >= 0 else { throw MountError(EINVAL, "a negative size") }
+        let staged = state.withLockedValue { state -> StagedFile? in
+            guard let staging = state.staged[inode] else { return nil }
+            state.staged[inode]?.dirty = true
+            return staging.file
+        }
+        if let staged {
+            try staged.truncate(to: sizeBytes)
+            return NodeAttributes(isDirectory: false, sizeBytes: sizeBytes, mtimeMillis: Self.nowMillis())
+        }
+        let path = try RemotePath(try path(of: inode))
+        guard try await !attributes(at: path).isDirectory else { throw MountError(EISDIR, "\(path) is a directory") }
+        if sizeBytes == 0 {
+            let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: true)
+            return NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis)
+        }
+        let file = try await download(path)
+        defer { file.discard() }
+        try file.truncate(to: sizeBytes)
+        let put = try await client.put(localPath: file.localPath, to: path, overwrite: true)
+        return NodeAttributes(isDirectory: false, sizeBytes: put.file.sizeBytes, mtimeMillis: put.file.mtimeMillis)
+    }
+
+    // MARK: - Directories
+
+    public func makeDirectory(_ name: String, in parent: Inode) async throws -> (Inode, NodeAttributes) {
+        let path = try child(name, of: parent)
+        try await client.makeDirectory(path)
+        return (state.withLockedValue { $0.inodes.remember(path.value) }, NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: Self.nowMillis()))
+    }
+
+    public func removeDirectory(_ name: String, in parent: Inode) async throws {
+        let path = try child(name, of: parent)
+        try await client.removeDirectory(path)
+        state.withLockedValue { $0.inodes.removed(path.value) }
+    }
+
+    /// Lists the directory once, at open: `readdir` pages through this snapshot. Files being
+    /// written through this mount and not yet put are listed too.
+    public func openDirectory(_ inode: Inode) async throws -> UInt64 {
+        let path = try RemotePath(try path(of: inode))
+        let listing = try await client.list(path)
+        if listing.entries.count == 1, listing.entries[0].path == path.value, !listing.entries[0].isDirectory {
+            throw MountError(ENOTDIR, "\(path) is a file")
+        }
+        var entries = listing.entries.map { DirectoryEntry(name: String($0.path.dropFirst(path.childPrefix.count)), isDirectory: $0.isDirectory) }
+        var names = Set(entries.map(\.name))
+        return state.withLockedValue { state in
+            for (inode, _) in state.staged {
+                guard let stagedPath = state.inodes.path(of: inode), let remote = try? RemotePath(stagedPath) else { continue }
+                let name = remote.name
+                if stagedPath == path.childPrefix + name, names.insert(name).inserted {
+                    entries.append(DirectoryEntry(name: name, isDirectory: false))
+                }
+            }
+            return Self.open(.directory(entries), in: &state)
+        }
+    }
+
+    public func directoryEntries(_ handle: UInt64) throws -> [DirectoryEntry] {
+        guard case .directory(let entries)? = state.withLockedValue({ $0.handles[handle] }) else {
+            throw MountError(EBADF, "no open directory \(handle)")
+        }
+        return entries
+    }
+
+    // MARK: - Files
+
+    /// Removes the file `name`. A file being written through this mount is forgotten with it:
+    /// its bytes are never put.
+    public func remove(_ name: String, in parent: Inode) async throws {
+        let path = try child(name, of: parent)
+        let wasStaged = state.withLockedValue { state -> Bool in
+            let staged = state.inodes.inode(of: path.value).map { state.staged[$0] != nil } ?? false
+            state.inodes.removed(path.value)
+            return staged
+        }
+        do {
+            try await client.remove(path)
+        } catch let error as TYDFSError where error.code == .notFound && wasStaged {
+            // Created through this mount and never put: there was nothing at the master.
+        }
+    }
+
+    /// `rename(2)`: replaces a file, or an empty directory, standing at the target (in two
+    /// steps at the master, so another client can briefly see neither). `RENAME_NOREPLACE`
+    /// refuses to replace; `RENAME_EXCHANGE` is refused with EINVAL.
+    public func rename(_ name: String, in parent: Inode, to newName: String, in newParent: Inode, flags: UInt32) async throws {
+        let noReplace: UInt32 = 1, exchange: UInt32 = 2
+        guard flags & exchange == 0 else { throw MountError(EINVAL, "RENAME_EXCHANGE is not supported") }
+        let source = try child(name, of: parent)
+        let target = try child(newName, of: newParent)
+        if source == target { return }
+        let sourceAttributes = try await attributes(at: source)
+        if !sourceAttributes.isDirectory, let inode = state.withLockedValue({ $0.inodes.inode(of: source.value) }) {
+            try await upload(inode)
+        }
+        let existing: NodeAttributes?
+        do {
+            existing = try await attributes(at: target)
+        } catch let error as TYDFSError where error.code == .notFound {
+            existing = nil
+        }
+        if let existing {
+            guard flags & noReplace == 0 else { throw MountError(EEXIST, "\(target) exists") }
+            switch (sourceAttributes.isDirectory, existing.isDirectory) {
+            case (true, false): throw MountError(ENOTDIR, "\(target) is not a directory")
+            case (false, true): throw MountError(EISDIR, "\(target) is a directory")
+            case (true, true): try await client.removeDirectory(target)
+            case (false, false): try await client.remove(target)
+            }
+        }
+        try await client.rename(source, to: target)
+        state.withLockedValue { $0.inodes.moved(from: source.value, to: target.value) }
+    }
+
+    /// Creates `name` and opens it for writing: it exists in this mount at once, and at the
+    /// master from its first close or fsync.
+    public func create(_ name: String, in parent: Inode) async throws -> (Inode, NodeAttributes, UInt64) {
+        let path = try child(name, of: parent)
+        let file = try StagedFile.create(in: stagingFolder)
+        return state.withLockedValue { state in
+            let inode = state.inodes.remember(path.value)
+            if let old = state.staged[inode] {
+                // Created again while still open: the new, empty file replaces the old bytes.
+                try? old.file.truncate(to: 0)
+                file.discard()
+                state.staged[inode]?.openHandles += 1
+                state.staged[inode]?.dirty = true
+            } else {
+                state.staged[inode] = Staging(file: file, openHandles: 1, dirty: true)
+            }
+            return (inode, NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis()), Self.open(.staged(inode), in: &state))
+        }
+    }
+
+    /// Opens `inode`: for reading, a `RemoteReader` (or the staging file, when this mount is
+    /// writing it); for writing, a staging file, empty with `truncate`, else a copy of the file.
+    public func open(_ inode: Inode, forWriting: Bool, truncate: Bool) async throws -> UInt64 {
+        let joined = state.withLockedValue { state -> UInt64? in
+            guard state.staged[inode] != nil, let file = state.staged[inode]?.file else { return nil }
+            if forWriting && truncate {
+                try? file.truncate(to: 0)
+                state.staged[inode]?.dirty = true
+            }
+            state.staged[inode]?.openHandles += 1
+            return Self.open(.staged(inode), in: &state)
+        }
+        if let joined { return joined }
+        let path = try RemotePath(try path(of: inode))
+        if !forWriting {
+            let info = try await client.stat(path)
+            return state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client)), in: &$0) }
+        }
+        let file = truncate ? try StagedFile.create(in: stagingFolder) : try await download(path)
+        return state.withLockedValue { state in
+            if state.staged[inode] != nil {
+                // Another open staged it meanwhile: share that one.
+                file.discard()
+                state.staged[inode]?.openHandles += 1
+            } else {
+                state.staged[inode] = Staging(file: file, openHandles: 1, dirty: truncate)
+            }
+            return Self.open(.staged(inode), in: &state)
+        }
+    }
+
+    public func read(_ handle: UInt64, count: Int, at offset: Int64) async throws -> ByteBuffer {
+        switch state.withLockedValue({ state -> (Handle, StagedFile?)? in
+            guard let handle = state.handles[handle] else { return nil }
+            if case .staged(let inode) = handle { return (handle, state.staged[inode]?.file) }
+            return (handle, nil)
+        }) {
+        case (.remote(let reader), _)?:
+            return try await reader.read(count: count, at: offset)
+        case (.staged, let file?)?:
+            return ByteBuffer(bytes: try file.read(count: count, at: offset))
+        default:
+            throw MountError(EBADF, "no open file \(handle)")
+        }
+    }
+
+    /// Writes into the staging file, on the caller's thread (the bytes are the kernel's, valid
+    /// only during the call).
+    public func write(_ handle: UInt64, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        let file = state.withLockedValue { state -> StagedFile? in
+            guard case .staged(let inode)? = state.handles[handle] else { return nil }
+            state.staged[inode]?.dirty = true
+            return state.staged[inode]?.file
+        }
+        guard let file else { throw MountError(EBADF, "file \(handle) is not open for writing") }
+        try file.write(bytes, at: offset)
+    }
+
+    /// `close` (each descriptor's) and `fsync`: puts the file if it was written since its last put.
+    public func flush(_ handle: UInt64) async throws {
+        guard case .staged(let inode)? = state.withLockedValue({ $0.handles[handle] }) else { return }
+        try await upload(inode)
+    }
+
+    /// The last reference to an open file is gone: a file still unwritten is put (an error can
+    /// only be logged now), and its staging file removed once no handle uses it.
+    public func release(_ handle: UInt64) async {
+        guard let released = state.withLockedValue({ $0.handles.removeValue(forKey: handle) }) else { return }
+        switch released {
+        case .remote(let reader):
+            await reader.close()
+        case .staged(let inode):
+            do {
+                try await upload(inode)
+            } catch {
+                logger.error("a file closed through the mount could not be stored: \(error)")
+            }
+            let done = state.withLockedValue { state -> StagedFile? in
+                state.staged[inode]?.openHandles -= 1
+                guard let staging = state.staged[inode], staging.openHandles <= 0 else { return nil }
+                state.staged[inode] = nil
+                return staging.file
+            }
+            done?.discard()
+        case .directory:
+            break
+        }
+    }
+
+    /// Sends the staging file of `inode` to the cluster if it changed since its last put.
+    private func upload(_ inode: Inode) async throws {
+        guard let (file, path) = state.withLockedValue({ state -> (StagedFile, String)? in
+            guard let staging = state.staged[inode], staging.dirty, let path = state.inodes.path(of: inode) else { return nil }
+            state.staged[inode]?.dirty = false
+            return (staging.file, path)
+        }) else { return }
+        do {
+            _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true)
+        } catch {
+            state.withLockedValue { $0.staged[inode]?.dirty = true }
+            throw error
+        }
+    }
+
+    /// A local copy of the remote file `path`, as a staging file.
+    private func download(_ path: RemotePath) async throws -> StagedFile {
+        let local = "\(stagingFolder)/copy-\(hex64(UInt64.random(in: .min ... .max)))"
+        try await client.get(path, to: local)
+        return try StagedFile.adopt(local)
+    }
+
+    // MARK: - Whole file system
+
+    /// Raw capacity and free bytes of the live datakeepers (`df`), as HDFS and MooseFS report it.
+    public func capacity() async throws -> (totalBytes: Int64, freeBytes: Int64) {
+        let nodes = try await client.nodes().nodes.filter(\.alive)
+        let total = nodes.reduce(Int64(0)) { $0 + $1.capacityBytes }
+        let used = nodes.reduce(Int64(0)) { $0 + $1.usedBytes }
+        return (total, max(0, total - used))
+    }
+
+    /// Files staged and not yet released, and every handle: what the mount waits for when it
+    /// is unmounted.
+    public var openHandleCount: Int { state.withLockedValue { $0.handles.count } }
+
+    /// Every handle dropped and every staging file removed, after the kernel let go of the mount.
+    public func discardAll() {
+        let files = state.withLockedValue { state -> [StagedFile] in
+            let files = state.staged.values.map(\.file)
+            state.staged = [:]
+            state.handles = [:]
+            return files
+        }
+        for file in files { file.discard() }
+    }
+
+    private static func open(_ handle: Handle, in state: inout State) -> UInt64 {
+        let id = state.nextHandle
+        state.nextHandle += 1
+        state.handles[id] = handle
+        return id
+    }
+
+    public func releaseDirectory(_ handle: UInt64) {
+        _ = state.withLockedValue { $0.handles.removeValue(forKey: handle) }
+    }
+
+    static func nowMillis() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import TYDFSClient
+import TYDFSProtocol
+
+/// Reads of one file open for reading through the mount, served from windows of the file
+/// fetched ahead of the reader.
+///
+/// The kernel asks for 128 KiB–1 MiB at a time; each would cost a round trip to a datakeeper.
+/// Instead the file is fetched in `windowBytes` windows, each a verified range read (the client
+/// reads only the checksum blocks it needs, and falls over to another replica when one fails or
+/// stalls). While the reader moves forward, the next `windowsAhead` windows are already on
+/// their way, each from the replica the client picks for that range, so a sequential read draws
+/// on several datakeepers at once. Memory per open file: at most `windowsAhead + 2` windows.
+actor RemoteReader {
+    static let windowBytes: Int64 = 8 << 20
+    static let windowsAhead: Int64 = 2
+
+    let info: FileInfo
+    private let client: TYDFSClient
+    private var windows: [Int64: Task<ByteBuffer, Error>] = [:]
+    /// Where the last read ended: a read starting there (or in the window it ended in) is
+    /// sequential, and only sequential reads fetch ahead.
+    private var lastEnd: Int64 = 0
+
+    init(info: FileInfo, client: TYDFSClient) {
+        self.info = info
+        self.client = client
+    }
+
+    /// Up to `count` bytes at `offset`; fewer at the end of the file, none past it.
+    func read(count: Int, at offset: Int64) async throws -> ByteBuffer {
+        let end = min(offset + Int64(count), info.sizeBytes)
+        guard offset < end else { return ByteBuffer() }
+        let first = offset / Self.windowBytes
+        let last = (end - 1) / Self.windowBytes
+        let sequential = offset == lastEnd || offset / Self.windowBytes == (lastEnd - 1) / Self.windowBytes
+        lastEnd = end
+        let finalWindow = (info.sizeBytes - 1) / Self.windowBytes
+        for window in first...min(sequential ? last + Self.windowsAhead : last, finalWindow) where windows[window] == nil {
+            windows[window] = fetch(window)
+        }
+        for (window, task) in windows where window < first - 1 || window > last + Self.windowsAhead {
+            task.cancel()
+            windows[window] = nil
+        }
+        var result = ByteBuffer()
+        result.reserveCapacity(Int(end - offset))
+        for window in first...last {
+            let task = windows[window] ?? fetch(window)
+            let bytes: ByteBuffer
+            do {
+                bytes = try await task.value
+            } catch {
+                // A failed window is fetched afresh by the next read that needs it.
+                if windows[window] == task { windows[window] = nil }
+                throw error
+            }
+            let windowStart = window * Self.windowBytes
+            let from = max(offset, windowStart) - windowStart
+            let to = min(end, windowStart + Int64(bytes.readableBytes)) - windowStart
+            if to > from { result.writeImmutableBuffer(bytes.getSlice(at: bytes.readerIndex + Int(from), length: Int(to - from))!) }
+        }
+        return result
+    }
+
+    /// Drops every window (the file was closed).
+    func close() {
+        for task in windows.values { task.cancel() }
+        windows = [:]
+    }
+
+    private func fetch(_ window: Int64) -> Task<ByteBuffer, Error> {
+        let start = window * Self.windowBytes
+        let range = start..<min(start + Self.windowBytes, info.sizeBytes)
+        let info = self.info
+        let client = self.client
+        return Task {
+            var bytes = ByteBuffer()
+            bytes.reserveCapacity(range.count)
+            try await client.read(info, range: range) { piece in bytes.writeImmutableBuffer(piece) }
+            return bytes
+        }
+    }
+}
