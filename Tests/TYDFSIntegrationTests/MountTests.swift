@@ -1,0 +1,227 @@
+import Foundation
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tydfs mount` as programs use it: a real FUSE mount of a real cluster, driven by `cp`,
+/// `rsync`, `diff` and plain system calls, and by `tydfs put`/`get` from outside it.
+final class MountTests: XCTestCase {
+    /// A mount served by a `tydfs mount --foreground` process this test started.
+    private final class Mount {
+        let directory: String
+        let process: Process
+
+        init(_ cluster: TestCluster, extraArguments: [String] = []) throws {
+            directory = cluster.root + "/mnt-" + UUID().uuidString.prefix(6)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            process = try cluster.start(["mount", directory, "--foreground", "--cache-dir", cluster.root + "/mount-cache"] + extraArguments)
+            try cluster.waitUntil("the mount at \(directory)", timeout: 20) {
+                guard process.isRunning else { throw TestClusterError("tydfs mount exited with \(process.terminationStatus)") }
+                return Self.isMounted(directory)
+            }
+        }
+
+        static func isMounted(_ directory: String) -> Bool {
+            let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            return table.split(separator: "\n").contains { $0.contains(" \(directory) ") && $0.contains(" fuse.tydfs ") }
+        }
+
+        /// Unmounts (lazily, so a failed test cannot leave it busy) and waits for the process.
+        func end() {
+            if Self.isMounted(directory) { umount2(directory, Int32(MNT_DETACH)) }
+            TestCluster.end(process)
+        }
+
+        func path(_ relative: String) -> String { directory + "/" + relative }
+    }
+
+    private func shell(_ command: String, in folder: String) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    /// The errno of a system call that failed, 0 if it succeeded: read before anything else runs.
+    private func errorCode(_ call: () -> Int32) -> Int32 {
+        call() == -1 ? Glibc.errno : 0
+    }
+
+    func testFilesAndFoldersRoundTripThroughTheMountAndTheCLI() throws {
+        // 1 MiB chunks: a 9 MiB file crosses chunk boundaries and the reader's 8 MiB windows.
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "1MiB")
+        defer { cluster.shutdown() }
+        let mount = try Mount(cluster)
+        defer { mount.end() }
+        let big = try cluster.makeFile("big", size: 9 * 1024 * 1024 + 12345, seed: 7)
+
+        // cp in: stored on every replica when cp returns, byte for byte, with the size's chunks.
+        XCTAssertEqual(try shell("cp '\(big)' '\(mount.path("big"))'", in: cluster.root).status, 0)
+        let stored = try cluster.stat("/big")
+        XCTAssertEqual(stored.sizeBytes, 9 * 1024 * 1024 + 12345)
+        XCTAssertEqual(stored.chunks.count, 10)
+        XCTAssertFalse(stored.underReplicated)
+        XCTAssertEqual(try cluster.succeed(["get", "/big", "-"]).stdout, try cluster.contents(big))
+        // cp out, and a read at an offset across a window boundary.
+        XCTAssertEqual(try shell("cp '\(mount.path("big"))' '\(cluster.root)/big.out' && cmp '\(big)' '\(cluster.root)/big.out'", in: cluster.root).status, 0)
+        let handle = try XCTUnwrap(FileHandle(forReadingAtPath: mount.path("big")))
+        try handle.seek(toOffset: 8 * 1024 * 1024 - 100)
+        XCTAssertEqual(try handle.read(upToCount: 200), try cluster.contents(big).subdata(in: (8 * 1024 * 1024 - 100)..<(8 * 1024 * 1024 + 100)))
+        try handle.close()
+
+        // A file put with the CLI reads through the mount.
+        let small = try cluster.makeFile("small", size: 70_000, seed: 3)
+        try cluster.succeed(["put", small, "/from-cli/small"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: mount.path("from-cli/small"))), try cluster.contents(small))
+
+        // rsync -a of a tree with nested folders, an empty folder, empty files and unicode names.
+        let tree = cluster.root + "/tree"
+        for folder in ["a/b/c", "empty", "ünï/cödé"] {
+            try FileManager.default.createDirectory(atPath: tree + "/" + folder, withIntermediateDirectories: true)
+        }
+        FileManager.default.createFile(atPath: tree + "/a/b/c/zero", contents: Data())
+        FileManager.default.createFile(atPath: tree + "/ünï/cödé/ñame with spaces.txt", contents: Data("héllo\n".utf8))
+        try FileManager.default.copyItem(atPath: small, toPath: tree + "/a/b/small")
+        let synced = try shell("rsync -a '\(tree)/' '\(mount.path("tree"))/' && diff -r '\(tree)' '\(mount.path("tree"))'", in: cluster.root)
+        XCTAssertEqual(synced.status, 0, synced.output)
+        XCTAssertEqual(try cluster.stat("/tree/a/b/c/zero").sizeBytes, 0)
+        let listed = try cluster.json(ListResponse.self, ["ls", "/tree/ünï/cödé", "--json"]).entries.map(\.path)
+        XCTAssertEqual(listed, ["/tree/ünï/cödé/ñame with spaces.txt"])
+
+        // Renames within and across folders, over an existing file, and of a whole folder.
+        let files = FileManager.default
+        try files.moveItem(atPath: mount.path("from-cli/small"), toPath: mount.path("from-cli/renamed"))
+        try files.moveItem(atPath: mount.path("from-cli/renamed"), toPath: mount.path("tree/a/moved"))
+        XCTAssertEqual(rename(mount.path("tree/a/moved"), mount.path("tree/a/b/small")), 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/tree/a/b/small", "-"]).stdout, try cluster.contents(small))
+        XCTAssertEqual(rename(mount.path("tree/a"), mount.path("tree/z")), 0)
+        XCTAssertEqual(try cluster.stat("/tree/z/b/small").sizeBytes, 70_000)
+        XCTAssertFalse(files.fileExists(atPath: mount.path("tree/a")))
+
+        // mkdir, rmdir (refused while not empty), unlink.
+        XCTAssertEqual(mkdir(mount.path("made"), 0o755), 0)
+        XCTAssertTrue(try cluster.json(ListResponse.self, ["ls", "/made", "--json"]).entries.isEmpty)
+        XCTAssertEqual(errorCode { rmdir(mount.path("tree/z")) }, ENOTEMPTY)
+        XCTAssertEqual(rmdir(mount.path("made")), 0)
+        XCTAssertEqual(unlink(mount.path("tree/z/b/small")), 0)
+        XCTAssertEqual(try cluster.run(["stat", "/tree/z/b/small"]).exitCode, 1)
+
+        // Writes into an existing file: append, overwrite in place, truncate.
+        try Data("hello world".utf8).write(to: URL(fileURLWithPath: mount.path("edit")))
+        let editing = try XCTUnwrap(FileHandle(forUpdatingAtPath: mount.path("edit")))
+        try editing.seek(toOffset: 6)
+        try editing.write(contentsOf: Data("WORLD!!".utf8))
+        try editing.close()
+        XCTAssertEqual(try cluster.succeed(["get", "/edit", "-"]).stdout, Data("hello WORLD!!".utf8))
+        XCTAssertEqual(truncate(mount.path("edit"), 5), 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/edit", "-"]).stdout, Data("hello".utf8))
+        XCTAssertEqual(try shell("printf ' there' >> '\(mount.path("edit"))'", in: cluster.root).status, 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/edit", "-"]).stdout, Data("hello there".utf8))
+
+        // Errors a program can act on.
+        XCTAssertEqual(errorCode { open(mount.path("missing/file"), O_RDONLY) }, ENOENT)
+        XCTAssertEqual(errorCode { mkdir(mount.path(String(repeating: "n", count: 256)), 0o755) }, ENAMETOOLONG)
+        XCTAssertEqual(mkdir(mount.path("made-twice"), 0o755), 0)
+        XCTAssertEqual(errorCode { mkdir(mount.path("made-twice"), 0o755) }, EEXIST)
+        var capacity = statvfs()
+        XCTAssertEqual(statvfs(mount.directory, &capacity), 0)
+        XCTAssertGreaterThan(capacity.f_blocks, 0)
+    }
+
+    func testAReadCompletesWhenADataKeeperIsKilledAndTheMountSurvivesAMasterRestart() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "1MiB")
+        defer { cluster.shutdown() }
+        let mount = try Mount(cluster)
+        defer { mount.end() }
+        let local = try cluster.makeFile("big", size: 40 * 1024 * 1024, seed: 11)
+        try cluster.succeed(["put", local, "/big"])
+
+        // Read the first MiB, kill a datakeeper holding every chunk, read the rest.
+        let reader = try XCTUnwrap(FileHandle(forReadingAtPath: mount.path("big")))
+        var read = try XCTUnwrap(try reader.read(upToCount: 1024 * 1024))
+        cluster.killDataKeeper("dk2")
+        while let more = try reader.read(upToCount: 1024 * 1024), !more.isEmpty { read.append(more) }
+        try reader.close()
+        XCTAssertEqual(read, try cluster.contents(local))
+
+        // The master goes away: the mount answers EIO at once instead of hanging…
+        cluster.killMaster()
+        Thread.sleep(forTimeInterval: 1.2)  // past the kernel's 1 s attribute cache
+        let started = Date()
+        XCTAssertThrowsError(try FileManager.default.contentsOfDirectory(atPath: mount.directory))
+        XCTAssertEqual(open(mount.path("new-file"), O_WRONLY | O_CREAT, 0o644).closingIfOpen(), -1)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 15)
+        // …and works again once it is back.
+        try cluster.startMaster()
+        try cluster.waitUntil("the mount to list again", timeout: 20) {
+            (try? FileManager.default.contentsOfDirectory(atPath: mount.directory)) == ["big"]
+        }
+        try cluster.waitUntil("the two datakeepers left to rejoin", timeout: 20) { try cluster.aliveDataKeepers().count == 2 }
+        try Data("after".utf8).write(to: URL(fileURLWithPath: mount.path("after")))
+        XCTAssertEqual(try cluster.succeed(["get", "/after", "-"]).stdout, Data("after".utf8))
+        XCTAssertTrue(mount.process.isRunning)
+    }
+
+    func testMountInTheBackgroundAndUnmount() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let directory = cluster.root + "/mnt"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+
+        let mounted = try cluster.succeed(["mount", directory, "--cache-dir", cluster.root + "/cache"])
+        let line = String(decoding: mounted.stdout, as: UTF8.self)
+        let pid = try XCTUnwrap(line.split(separator: " ").last.flatMap { Int32($0.dropLast(2)) }, line)
+        defer {
+            if Mount.isMounted(directory) { umount2(directory, Int32(MNT_DETACH)) }
+            kill(pid, SIGKILL)
+        }
+        XCTAssertTrue(Mount.isMounted(directory))
+        let again = try cluster.run(["mount", directory])
+        XCTAssertEqual(again.exitCode, 1)
+        XCTAssertTrue(again.stderr.contains("already a tydfs mount"), again.stderr)
+
+        FileManager.default.createFile(atPath: directory + "/x", contents: Data("x".utf8))
+        // Busy while a program is inside it.
+        let holder = try XCTUnwrap(FileHandle(forReadingAtPath: directory + "/x"))
+        let busy = try cluster.run(["umount", directory], master: false)
+        XCTAssertEqual(busy.exitCode, 1)
+        XCTAssertTrue(busy.stderr.contains("is busy"), busy.stderr)
+        try holder.close()
+
+        let unmounted = try cluster.run(["umount", directory], master: false)
+        XCTAssertEqual(unmounted.exitCode, 0, unmounted.stderr)
+        XCTAssertFalse(Mount.isMounted(directory))
+        // Ended, or a zombie nobody reaps (its parent, the first `tydfs mount`, has exited).
+        try cluster.waitUntil("the mount's process to exit", timeout: 10) {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            return status.isEmpty || status.contains(") Z ")
+        }
+        XCTAssertEqual(try cluster.succeed(["get", "/x", "-"]).stdout, Data("x".utf8))
+
+        let notMounted = try cluster.run(["umount", directory], master: false)
+        XCTAssertEqual(notMounted.exitCode, 1)
+        XCTAssertTrue(notMounted.stderr.contains("is not a tydfs mount"), notMounted.stderr)
+        let missing = try cluster.run(["mount", cluster.root + "/nowhere"])
+        XCTAssertEqual(missing.exitCode, 1)
+        XCTAssertTrue(missing.stderr.contains("no such directory"), missing.stderr)
+    }
+}
+
+private extension Int32 {
+    /// A descriptor `open` returned, closed; -1 stays -1.
+    func closingIfOpen() -> Int32 {
+        if self >= 0 { close(self) }
+        return self
+    }
+}
