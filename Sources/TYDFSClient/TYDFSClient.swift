@@ -134,6 +134,12 @@ public final class TYDFSClient: Sendable {
         try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination))
     }
 
+    /// Sets the modification time of the file `path` (milliseconds since 1970).
+    @discardableResult
+    public func setModificationTime(_ path: RemotePath, millis: Int64) async throws -> FileInfo {
+        try await control(.POST, Route.fileModificationTime, body: SetModificationTimeRequest(path: path, mtimeMillis: millis))
+    }
+
     /// Joins the files `sources` into one at `target` by moving their chunks, and removes them
     /// (see `ConcatenateRequest` for the files this works on).
     public func concatenate(

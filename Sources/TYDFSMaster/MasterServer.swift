@@ -209,6 +209,11 @@ public enum MasterServer {
             try require(.write(body.to))
             return try JSON.response(try await state.rename(body))
         }
+        router.post(RouterPath(Route.fileModificationTime)) { request, _ in
+            let body = try await JSON.decode(SetModificationTimeRequest.self, from: request)
+            try require(.write(body.path))
+            return try JSON.response(try await state.setModificationTime(body))
+        }
         router.post(RouterPath(Route.concatenate)) { request, _ in
             let body = try await JSON.decode(ConcatenateRequest.self, from: request)
             for path in body.sources + [body.target] { try require(.write(path)) }

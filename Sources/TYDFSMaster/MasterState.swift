@@ -530,6 +530,15 @@ actor MasterState {
         return RenameResponse(from: request.from.value, to: plan.target.value, files: files)
     }
 
+    /// Gives the file `request.path` another modification time, in one metadata batch that
+    /// rewrites its row and changes nothing else.
+    func setModificationTime(_ request: SetModificationTimeRequest) async throws -> FileInfo {
+        guard var file = namespace.file(at: request.path) else { throw TYDFSError(.notFound, "\(request.path): no such file") }
+        file.mtimeMillis = request.mtimeMillis
+        try await write([.removeFile(request.path), .putFile(file)])
+        return fileInfo(file)
+    }
+
     /// Joins the files `request.sources` into one at `request.target`, moving their chunks, in
     /// one metadata batch that also removes the sources (see `ConcatenateRequest`).
     func concatenate(_ request: ConcatenateRequest) async throws -> FileInfo {

@@ -183,13 +183,23 @@ public final class FuseSession: @unchecked Sendable {
         operations.setattr = { request, inode, attributes, changes, _ in
             let session = FuseSession.of(request)
             let newSize = changes & FUSE_SET_ATTR_SIZE != 0 ? Int64(attributes!.pointee.st_size) : nil
+            let given = attributes!.pointee.st_mtim
+            let newTime: Int64? = if changes & FUSE_SET_ATTR_MTIME_NOW != 0 {
+                MountedFileSystem.nowMillis()
+            } else if changes & FUSE_SET_ATTR_MTIME != 0 {
+                Int64(given.tv_sec) * 1000 + Int64(given.tv_nsec) / 1_000_000
+            } else {
+                nil
+            }
             session.answer(request) { request in
-                // Mode, owner and times are not kept (see the README); a size is.
-                let result = if let newSize {
+                // A size and a file's modification time are kept; mode, owner and access time are
+                // not (see the README).
+                var result = if let newSize {
                     try await session.fileSystem.truncate(inode, to: newSize)
                 } else {
                     try await session.fileSystem.attributes(of: inode)
                 }
+                if let newTime { result = try await session.fileSystem.setModificationTime(inode, millis: newTime) }
                 var status = session.status(result, inode: inode)
                 fuse_reply_attr(request.raw, &status, FuseSession.cacheSeconds)
             }

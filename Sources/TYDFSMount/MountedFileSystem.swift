@@ -143,6 +143,18 @@ public final class MountedFileSystem: Sendable {
         return NodeAttributes(isDirectory: false, sizeBytes: put.file.sizeBytes, mtimeMillis: put.file.mtimeMillis)
     }
 
+    /// `utimensat`, `touch -d`, `rsync -a`: a file's modification time is kept at the master
+    /// (a file being written is put first, so the time lands on its new bytes). Directories
+    /// have no time of their own to keep; theirs comes from what they hold.
+    public func setModificationTime(_ inode: Inode, millis: Int64) async throws -> NodeAttributes {
+        let path = try RemotePath(try path(of: inode))
+        try await upload(inode)
+        let current = try await attributes(at: path)
+        guard !current.isDirectory else { return current }
+        let file = try await client.setModificationTime(path, millis: millis)
+        return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis)
+    }
+
     // MARK: - Directories
 
     public func makeDirectory(_ name: String, in parent: Inode) async throws -> (Inode, NodeAttributes) {

@@ -428,6 +428,19 @@ public struct ConcatenateRequest: Codable, Sendable {
     }
 }
 
+/// Sets a file's modification time (`utimensat` through `tydfs mount`): its bytes, chunks and
+/// attributes stay as they are.
+public struct SetModificationTimeRequest: Codable, Sendable {
+    public var path: RemotePath
+    /// Milliseconds since 1970-01-01 UTC.
+    public var mtimeMillis: Int64
+
+    public init(path: RemotePath, mtimeMillis: Int64) {
+        self.path = path
+        self.mtimeMillis = mtimeMillis
+    }
+}
+
 /// `tydfs mkdir`: make a directory that exists while empty. Its parents are made as needed;
 /// `parents` (`mkdir -p`) also accepts a directory that already exists.
 public struct MakeDirectoryRequest: Codable, Sendable {

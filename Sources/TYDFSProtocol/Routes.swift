@@ -18,6 +18,8 @@ public enum Route {
     public static let list = "/v1/list"
     /// `POST` a `RenameRequest`: an atomic rename in the namespace.
     public static let rename = "/v1/rename"
+    /// `POST` a `SetModificationTimeRequest`: a file's mtime, as `touch -d` or `rsync -a` sets it.
+    public static let fileModificationTime = "/v1/files/mtime"
     /// `POST` a `ConcatenateRequest`: one file made of others' chunks (S3 multipart completion).
     public static let concatenate = "/v1/concatenate"
     /// `POST` a `MakeDirectoryRequest` (mkdir); `DELETE ?path=` removes an empty directory (rmdir).

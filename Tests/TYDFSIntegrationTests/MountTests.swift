@@ -98,6 +98,14 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(try cluster.stat("/tree/a/b/c/zero").sizeBytes, 0)
         let listed = try cluster.json(ListResponse.self, ["ls", "/tree/ünï/cödé", "--json"]).entries.map(\.path)
         XCTAssertEqual(listed, ["/tree/ünï/cödé/ñame with spaces.txt"])
+        // rsync -a keeps files' modification times, so a second run sends no file again.
+        let sourceTime = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: tree + "/a/b/small")[.modificationDate] as? Date)
+        XCTAssertEqual(try cluster.stat("/tree/a/b/small").mtimeMillis, Int64((sourceTime.timeIntervalSince1970 * 1000).rounded(.down)))
+        let resynced = try shell("rsync -ai '\(tree)/' '\(mount.path("tree"))/'", in: cluster.root)
+        XCTAssertEqual(resynced.status, 0, resynced.output)
+        XCTAssertFalse(resynced.output.split(separator: "\n").contains { $0.hasPrefix(">f") }, resynced.output)
+        XCTAssertEqual(try shell("touch -d @1500000000 '\(mount.path("tree/a/b/small"))'", in: cluster.root).status, 0)
+        XCTAssertEqual(try cluster.stat("/tree/a/b/small").mtimeMillis, 1_500_000_000_000)
 
         // Renames within and across folders, over an existing file, and of a whole folder.
         let files = FileManager.default

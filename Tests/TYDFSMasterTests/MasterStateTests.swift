@@ -196,6 +196,29 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(list.entries.count, 0)
     }
 
+    func testAModificationTimeIsSetDurablyAndNothingElseChanges() async throws {
+        try await joinThree()
+        let chunk = try await put("/t", on: ["dk1", "dk2", "dk3"])
+        let path = try RemotePath("/t")
+        let before = try await state.stat(path)
+        let changed = try await state.setModificationTime(SetModificationTimeRequest(path: path, mtimeMillis: 1_500_000_000_123))
+        XCTAssertEqual(changed.mtimeMillis, 1_500_000_000_123)
+        try await stop()
+        try await start()
+        let after = try await state.stat(path)
+        XCTAssertEqual(after.mtimeMillis, 1_500_000_000_123)
+        XCTAssertEqual(after.chunks.map(\.id), [chunk])
+        XCTAssertEqual(after.chunks.map(\.id), before.chunks.map(\.id))
+        XCTAssertEqual(after.checksum, before.checksum)
+        XCTAssertEqual(after.sizeBytes, before.sizeBytes)
+        do {
+            _ = try await state.setModificationTime(SetModificationTimeRequest(path: try RemotePath("/missing"), mtimeMillis: 1))
+            XCTFail("a missing file was given a time")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .notFound)
+        }
+    }
+
     func testACommitTheStoreCannotWriteIsUndoneInMemory() async throws {
         try await joinThree()
         _ = try await put("/before", on: ["dk1", "dk2", "dk3"])
@@ -414,6 +437,7 @@ final class MasterStateTests: XCTestCase {
             (.post, Route.uploadChunks(id), #"{"exclude": [], "dataBytes": 0}"#, .write("/docs/up")),
             (.post, Route.uploadCommit(id), #"{"sizeBytes": -1, "crc32c": 0, "chunks": []}"#, .write("/docs/up")),
             (.post, Route.rename, #"{"from": "/docs/a", "to": "/team/a"}"#, .write("/docs/a")),
+            (.post, Route.fileModificationTime, #"{"path": "/docs/a", "mtimeMillis": 1}"#, .write("/docs/a")),
             (.delete, Route.files + "?path=%2Fdocs%2Fa", nil, .write("/docs/a")),
             (.post, Route.drain("dk9"), nil, .admin), (.delete, Route.drain("dk9"), nil, .admin),
             (.get, Route.keys, nil, .admin), (.post, Route.keys, #"{"access": "read-only"}"#, .admin),
