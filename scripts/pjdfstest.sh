@@ -39,5 +39,5 @@ for category in "${categories[@]}"; do
 done
 printf '%-10s %5d of %5d passed\n' "all" "$total_passed" "$total_run"
 echo "== failures by call and result (most frequent first)"
-[ -s "$work/failures" ] && sed -E "s/^not ok [0-9]+ - tried '//; s/pjdfstest_[0-9a-f]+/N/g; s/[0-9a-f]{64,}[^ ']*/LONGNAME/g; s/ [0-9]+( |')/ #\1/g; s/^-u # -g # /as another user: /" "$work/failures" \
-    | sed -E "s/(N|LONGNAME)(\/(N|LONGNAME|test))*/PATH/g; s/', expected/: expected/" | sort | uniq -c | sort -rn | head -40
+[ -s "$work/failures" ] && sed -E "s/^not ok [0-9]+ - tried '//; s/pjdfstest_[0-9a-f]+/@/g; s/[0-9a-f]{64,}[^ ']*/@/g; s/@(\/(@|test))*/PATH/g; s/ [0-9]+( |'|$)/ #\1/g; s/^-u # -g # /as another user: /; s/', expected/: expected/" "$work/failures" \
+    | sort | uniq -c | sort -rn | head -40

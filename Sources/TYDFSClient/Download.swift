@@ -437,9 +437,12 @@ final class DownloadFile: ChunkSink {
 final class MemorySink: ChunkSink {
     private let buffer: NIOLockedValueBox<ByteBuffer>
 
+    /// Room for `sizeBytes`, not zeroed: every byte is written by a fetched range (and checked)
+    /// before anyone reads it.
     init(sizeBytes: Int) {
         var bytes = ByteBuffer()
-        bytes.writeRepeatingByte(0, count: sizeBytes)
+        bytes.reserveCapacity(sizeBytes)
+        bytes.moveWriterIndex(forwardBy: sizeBytes)
         buffer = NIOLockedValueBox(bytes)
     }
 

@@ -65,6 +65,7 @@ public final class MountedFileSystem: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let readAhead = ReadAheadBudget()
 
     public init(client: TYDFSClient, stagingFolder: String, logger: Logger) {
         self.client = client
@@ -284,7 +285,7 @@ public final class MountedFileSystem: Sendable {
         let path = try RemotePath(try path(of: inode))
         if !forWriting {
             let info = try await client.stat(path)
-            return state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client)), in: &$0) }
+            return state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
         }
         let file = truncate ? try StagedFile.create(in: stagingFolder) : try await download(path)
         return state.withLockedValue { state in
@@ -388,10 +389,6 @@ public final class MountedFileSystem: Sendable {
         let used = nodes.reduce(Int64(0)) { $0 + $1.usedBytes }
         return (total, max(0, total - used))
     }
-
-    /// Files staged and not yet released, and every handle: what the mount waits for when it
-    /// is unmounted.
-    public var openHandleCount: Int { state.withLockedValue { $0.handles.count } }
 
     /// Every handle dropped and every staging file removed, after the kernel let go of the mount.
     public func discardAll() {

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import TYDFSClient
 import TYDFSProtocol
@@ -10,21 +11,26 @@ import TYDFSProtocol
 /// reads only the checksum blocks it needs, and falls over to another replica when one fails or
 /// stalls). While the reader moves forward, the next `windowsAhead` windows are already on
 /// their way, each from the replica the client picks for that range, so a sequential read draws
-/// on several datakeepers at once. Memory per open file: at most `windowsAhead + 2` windows.
+/// on several datakeepers at once. Memory per open file: at most `windowsAhead + 2` windows, and
+/// windows fetched ahead are shared out of one `ReadAheadBudget` for the whole mount.
 actor RemoteReader {
     static let windowBytes: Int64 = 8 << 20
     static let windowsAhead: Int64 = 2
 
     let info: FileInfo
     private let client: TYDFSClient
-    private var windows: [Int64: Task<ByteBuffer, Error>] = [:]
+    private let budget: ReadAheadBudget
+    private var windows: [Int64: Task<ByteBuffer, Error>] = [:] {
+        didSet { budget.held(by: ObjectIdentifier(self), windows.count) }
+    }
     /// Where the last read ended: a read starting there (or in the window it ended in) is
     /// sequential, and only sequential reads fetch ahead.
     private var lastEnd: Int64 = 0
 
-    init(info: FileInfo, client: TYDFSClient) {
+    init(info: FileInfo, client: TYDFSClient, budget: ReadAheadBudget) {
         self.info = info
         self.client = client
+        self.budget = budget
     }
 
     /// Up to `count` bytes at `offset`; fewer at the end of the file, none past it.
@@ -36,15 +42,22 @@ actor RemoteReader {
         let sequential = offset == lastEnd || offset / Self.windowBytes == (lastEnd - 1) / Self.windowBytes
         lastEnd = end
         let finalWindow = (info.sizeBytes - 1) / Self.windowBytes
-        for window in first...min(sequential ? last + Self.windowsAhead : last, finalWindow) where windows[window] == nil {
+        for window in first...min(last, finalWindow) where windows[window] == nil {
             windows[window] = fetch(window)
+        }
+        if sequential {
+            for window in (last + 1)...(last + Self.windowsAhead) where window <= finalWindow && windows[window] == nil {
+                guard budget.allowsAnother() else { break }
+                windows[window] = fetch(window)
+            }
         }
         for (window, task) in windows where window < first - 1 || window > last + Self.windowsAhead {
             task.cancel()
             windows[window] = nil
         }
+        // A read within one window (almost every read) is a slice of it: no copy.
         var result = ByteBuffer()
-        result.reserveCapacity(Int(end - offset))
+        if first != last { result.reserveCapacity(Int(end - offset)) }
         for window in first...last {
             let task = windows[window] ?? fetch(window)
             let bytes: ByteBuffer
@@ -58,7 +71,10 @@ actor RemoteReader {
             let windowStart = window * Self.windowBytes
             let from = max(offset, windowStart) - windowStart
             let to = min(end, windowStart + Int64(bytes.readableBytes)) - windowStart
-            if to > from { result.writeImmutableBuffer(bytes.getSlice(at: bytes.readerIndex + Int(from), length: Int(to - from))!) }
+            guard to > from else { continue }
+            let piece = bytes.getSlice(at: bytes.readerIndex + Int(from), length: Int(to - from))!
+            if first == last { return piece }
+            result.writeImmutableBuffer(piece)
         }
         return result
     }
@@ -67,6 +83,7 @@ actor RemoteReader {
     func close() {
         for task in windows.values { task.cancel() }
         windows = [:]
+        budget.held(by: ObjectIdentifier(self), nil)
     }
 
     private func fetch(_ window: Int64) -> Task<ByteBuffer, Error> {
@@ -75,10 +92,35 @@ actor RemoteReader {
         let info = self.info
         let client = self.client
         return Task {
+            // A window inside one chunk arrives as one piece, kept as it is; one that spans
+            // chunks is joined.
+            var pieces: [ByteBuffer] = []
+            try await client.read(info, range: range) { pieces.append($0) }
+            guard pieces.count > 1 else { return pieces.first ?? ByteBuffer() }
             var bytes = ByteBuffer()
             bytes.reserveCapacity(range.count)
-            try await client.read(info, range: range) { piece in bytes.writeImmutableBuffer(piece) }
+            for piece in pieces { bytes.writeImmutableBuffer(piece) }
             return bytes
         }
+    }
+}
+
+/// How many read windows the whole mount holds, so that many files read at once do not each
+/// fetch ahead: a window a read needs is always fetched, one ahead of the reader only while the
+/// mount holds fewer than `maximumWindows` (16, 128 MiB). With the staging of writes on disk,
+/// this is what keeps a mount's memory bounded whatever is copied through it.
+final class ReadAheadBudget: Sendable {
+    static let maximumWindows = 16
+    private let counts = NIOLockedValueBox<[ObjectIdentifier: Int]>([:])
+
+    init() {}
+
+    /// `reader` now holds `count` windows (nil: none, it closed).
+    func held(by reader: ObjectIdentifier, _ count: Int?) {
+        counts.withLockedValue { $0[reader] = count }
+    }
+
+    func allowsAnother() -> Bool {
+        counts.withLockedValue { $0.values.reduce(0, +) } < Self.maximumWindows
     }
 }
