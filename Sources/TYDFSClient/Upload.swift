@@ -49,6 +49,14 @@ extension TYDFSClient {
         try await put(.stream(stream), to: remote, overwrite: overwrite, attributes: attributes)
     }
 
+    /// Uploads a local file while another party is still appending to it: each chunk is sent,
+    /// straight from the file, as soon as `file` holds it whole (or has ended), so the caller's
+    /// close waits only for the last one (`tydfs mount` puts files being written this way). An
+    /// error `file` throws aborts the upload: nothing is committed.
+    public func put(growing file: some GrowingFile, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+        try await put(.growing(file), to: remote, overwrite: overwrite)
+    }
+
     /// Uploads `bytes` (at most `Limits.maxInMemoryFileBytes`) to `remote`, exactly as a put of a
     /// local file with the same content: durable on every replica when it returns.
     public func put(
@@ -102,6 +110,17 @@ extension TYDFSClient {
                     index: stored.count, data: .file(spool.file, offset: 0), length: length, session: session,
                     allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))
             }
+        case .growing(let input):
+            stored = []
+            var offset: Int64 = 0
+            while true {
+                let length = try await input.bytesAvailable(from: offset, upTo: session.chunkSizeBytes)
+                if length <= 0 { break }
+                stored.append(try await uploadChunk(
+                    index: stored.count, data: .file(input.file, offset: offset), length: length, session: session,
+                    allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))
+                offset += length
+            }
         case .file, .memory:
             stored = try await uploadInParallel(source, sizeBytes: source.sizeBytes ?? 0, session: session, avoided: avoided)
         }
@@ -141,7 +160,7 @@ extension TYDFSClient {
                 switch source {
                 case .file(let file, _): data = .file(file, offset: offset)
                 case .memory(let bytes): data = .memory(bytes.getSlice(at: bytes.readerIndex + Int(offset), length: Int(length))!)
-                case .stream: preconditionFailure("standard input is uploaded one chunk at a time")
+                case .stream, .growing: preconditionFailure("a stream is uploaded one chunk at a time")
                 }
                 let allocation = index == 0 ? session.firstChunk : nil
                 group.addTask {
@@ -259,15 +278,26 @@ enum UploadSource {
     case stream(any ByteStream)
     /// Bytes in memory.
     case memory(ByteBuffer)
+    /// A local file still being written, sent chunk by chunk as it fills.
+    case growing(any GrowingFile)
 
     /// The whole source's size, when known before it is read.
     var sizeBytes: Int64? {
         switch self {
         case .file(_, let sizeBytes): sizeBytes
-        case .stream: nil
+        case .stream, .growing: nil
         case .memory(let bytes): Int64(bytes.readableBytes)
         }
     }
+}
+
+/// A local file another party appends to while it is put (`put(growing:)`).
+public protocol GrowingFile: Sendable {
+    /// The file, open for reading; bytes below what `bytesAvailable` reported are final.
+    var file: LocalFile { get }
+    /// Waits until the file holds `limit` bytes from `offset`, or has ended; returns how many
+    /// it holds there (0 at the end). Throws to abort the put.
+    func bytesAvailable(from offset: Int64, upTo limit: Int64) async throws -> Int64
 }
 
 /// Bytes read once, piece by piece: standard input, or an HTTP request body.

@@ -49,6 +49,25 @@ public final class MountedFileSystem: Sendable {
         var openHandles: Int
         /// Written since the last put.
         var dirty: Bool
+        /// The put that follows a file written in order while it is written (see
+        /// `GrowingFileStream`); nil once taken by `upload`, or for a file that began as a copy.
+        var streaming: Streaming?
+    }
+
+    private struct Streaming {
+        var stream: GrowingFileStream
+        var put: Task<PutResult, Error>
+    }
+
+    /// Starts putting the (new, empty) staging `file` to `path` as it is written; nil if the
+    /// file cannot be opened again for that (it is then put whole at close).
+    private func streamingPut(of file: StagedFile, to path: RemotePath) -> Streaming? {
+        guard let stream = try? GrowingFileStream(file: file) else { return nil }
+        let client = self.client
+        return Streaming(stream: stream, put: Task {
+            defer { try? stream.file.close() }
+            return try await client.put(growing: stream, to: path, overwrite: true)
+        })
     }
 
     private enum Handle {
@@ -124,6 +143,7 @@ public final class MountedFileSystem: Sendable {
         guard sizeBytes >= 0 else { throw MountError(EINVAL, "a negative size") }
         let staged = state.withLockedValue { state -> StagedFile? in
             guard let staging = state.staged[inode] else { return nil }
+            staging.streaming?.stream.abandon()
             state.staged[inode]?.dirty = true
             return staging.file
         }
@@ -206,9 +226,10 @@ public final class MountedFileSystem: Sendable {
     public func remove(_ name: String, in parent: Inode) async throws {
         let path = try child(name, of: parent)
         let wasStaged = state.withLockedValue { state -> Bool in
-            let staged = state.inodes.inode(of: path.value).map { state.staged[$0] != nil } ?? false
+            let staging = state.inodes.inode(of: path.value).flatMap { state.staged[$0] }
+            staging?.streaming?.stream.abandon()
             state.inodes.removed(path.value)
-            return staged
+            return staging != nil
         }
         do {
             try await client.remove(path)
@@ -229,6 +250,14 @@ public final class MountedFileSystem: Sendable {
         let sourceAttributes = try await attributes(at: source)
         if !sourceAttributes.isDirectory, let inode = state.withLockedValue({ $0.inodes.inode(of: source.value) }) {
             try await upload(inode)
+        }
+        if sourceAttributes.isDirectory {
+            // A put started below the folder would commit under its old name: put those whole.
+            state.withLockedValue { state in
+                for (inode, staging) in state.staged where state.inodes.path(of: inode)?.hasPrefix(source.childPrefix) == true {
+                    staging.streaming?.stream.abandon()
+                }
+            }
         }
         let existing: NodeAttributes?
         do {
@@ -259,11 +288,12 @@ public final class MountedFileSystem: Sendable {
             if let old = state.staged[inode] {
                 // Created again while still open: the new, empty file replaces the old bytes.
                 try? old.file.truncate(to: 0)
+                old.streaming?.stream.abandon()
                 file.discard()
                 state.staged[inode]?.openHandles += 1
                 state.staged[inode]?.dirty = true
             } else {
-                state.staged[inode] = Staging(file: file, openHandles: 1, dirty: true)
+                state.staged[inode] = Staging(file: file, openHandles: 1, dirty: true, streaming: streamingPut(of: file, to: path))
             }
             return (inode, NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis()), Self.open(.staged(inode), in: &state))
         }
@@ -276,6 +306,7 @@ public final class MountedFileSystem: Sendable {
             guard state.staged[inode] != nil, let file = state.staged[inode]?.file else { return nil }
             if forWriting && truncate {
                 try? file.truncate(to: 0)
+                state.staged[inode]?.streaming?.stream.abandon()
                 state.staged[inode]?.dirty = true
             }
             state.staged[inode]?.openHandles += 1
@@ -294,7 +325,8 @@ public final class MountedFileSystem: Sendable {
                 file.discard()
                 state.staged[inode]?.openHandles += 1
             } else {
-                state.staged[inode] = Staging(file: file, openHandles: 1, dirty: truncate)
+                state.staged[inode] = Staging(
+                    file: file, openHandles: 1, dirty: truncate, streaming: truncate ? streamingPut(of: file, to: path) : nil)
             }
             return Self.open(.staged(inode), in: &state)
         }
@@ -318,13 +350,18 @@ public final class MountedFileSystem: Sendable {
     /// Writes into the staging file, on the caller's thread (the bytes are the kernel's, valid
     /// only during the call).
     public func write(_ handle: UInt64, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-        let file = state.withLockedValue { state -> StagedFile? in
+        guard let staging = state.withLockedValue({ state -> Staging? in
             guard case .staged(let inode)? = state.handles[handle] else { return nil }
             state.staged[inode]?.dirty = true
-            return state.staged[inode]?.file
+            return state.staged[inode]
+        }) else { throw MountError(EBADF, "file \(handle) is not open for writing") }
+        do {
+            try staging.file.write(bytes, at: offset)
+        } catch {
+            staging.streaming?.stream.abandon()
+            throw error
         }
-        guard let file else { throw MountError(EBADF, "file \(handle) is not open for writing") }
-        try file.write(bytes, at: offset)
+        staging.streaming?.stream.wrote(at: offset, count: bytes.count)
     }
 
     /// `close` (each descriptor's) and `fsync`: puts the file if it was written since its last put.
@@ -359,12 +396,22 @@ public final class MountedFileSystem: Sendable {
     }
 
     /// Sends the staging file of `inode` to the cluster if it changed since its last put.
+    /// A put that followed the file as it was written is finished (or, abandoned, awaited);
+    /// otherwise the staging file is put whole.
     private func upload(_ inode: Inode) async throws {
-        guard let (file, path) = state.withLockedValue({ state -> (StagedFile, String)? in
-            guard let staging = state.staged[inode], staging.dirty, let path = state.inodes.path(of: inode) else { return nil }
+        let (streaming, pending) = state.withLockedValue { state -> (Streaming?, (file: StagedFile, path: String)?) in
+            guard let staging = state.staged[inode] else { return (nil, nil) }
+            state.staged[inode]?.streaming = nil
+            guard staging.dirty, let path = state.inodes.path(of: inode) else { return (staging.streaming, nil) }
             state.staged[inode]?.dirty = false
-            return (staging.file, path)
-        }) else { return }
+            return (staging.streaming, (staging.file, path))
+        }
+        if let streaming {
+            if pending == nil { streaming.stream.abandon() } else { streaming.stream.end() }
+            let result = await streaming.put.result
+            if case .success = result, !streaming.stream.isAbandoned { return }
+        }
+        guard let (file, path) = pending else { return }
         do {
             _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true)
         } catch {

@@ -137,6 +137,21 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(try shell("printf ' there' >> '\(mount.path("edit"))'", in: cluster.root).status, 0)
         XCTAssertEqual(try cluster.succeed(["get", "/edit", "-"]).stdout, Data("hello there".utf8))
 
+        // A new file written out of order (its streamed put is abandoned) is put whole at close;
+        // one removed while still open is never stored.
+        let scattered = open(mount.path("scattered"), O_CREAT | O_WRONLY, 0o644)
+        XCTAssertGreaterThanOrEqual(scattered, 0)
+        XCTAssertEqual(pwrite(scattered, "aaaa", 4, 0), 4)
+        XCTAssertEqual(pwrite(scattered, "bb", 2, 0), 2)
+        XCTAssertEqual(pwrite(scattered, "cc", 2, 6), 2)
+        XCTAssertEqual(close(scattered), 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/scattered", "-"]).stdout, Data("bbaa\0\0cc".utf8))
+        let doomed = open(mount.path("doomed"), O_CREAT | O_WRONLY, 0o644)
+        XCTAssertEqual(write(doomed, String(repeating: "d", count: 5000), 5000), 5000)
+        XCTAssertEqual(unlink(mount.path("doomed")), 0)
+        XCTAssertEqual(close(doomed), 0)
+        XCTAssertEqual(try cluster.run(["stat", "/doomed"]).exitCode, 1)
+
         // Errors a program can act on.
         XCTAssertEqual(errorCode { open(mount.path("missing/file"), O_RDONLY) }, ENOENT)
         XCTAssertEqual(errorCode { mkdir(mount.path(String(repeating: "n", count: 256)), 0o755) }, ENAMETOOLONG)
