@@ -17,28 +17,8 @@ mib="${1:-1024}"
 start_master
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
-mkdir -p "$work/mnt"
-"$bin" mount "$work/mnt" --foreground --cache-dir "$work/cache" >>"$work/mount.log" 2>&1 &
-pid_of[mount]=$!
-until grep -qs "^mounted" "$work/mount.log"; do
-    kill -0 "${pid_of[mount]}" 2>/dev/null || { echo "FAILED: tydfs mount exited"; cat "$work/mount.log"; exit 1; }
-    sleep 0.1
-done
-unmount() { umount -l "$work/mnt" 2>/dev/null || true; }
-trap 'unmount; cleanup' EXIT
-
+start_mount "$work/mnt"
 servers=(mount master dk1 dk2 dk3)
-wall() { cat "$work/$1.wall"; }
-ratio() { awk -v a="$(wall "$1")" -v b="$(wall "$2")" 'BEGIN { printf "%.2f", a / b }'; }
-reference() {
-    rm -f "$work/copy"; sync
-    local t; t=$(now)
-    cp "$work/big" "$work/copy"; sync
-    local took; took=$(elapsed "$t")
-    echo "reference ($1): cp + sync of $mib MiB: $took s"
-    echo "$took" >"$work/reference-$1.wall"
-    rm -f "$work/copy"
-}
 
 head -c $((mib << 20)) /dev/urandom >"$work/big"
 sync

@@ -27,15 +27,6 @@ AWS_ACCESS_KEY_ID=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1
 AWS_SECRET_ACCESS_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['secret-access-key'])" "$TYDFS_CONFIG")
 
 servers=(s3 master dk1 dk2 dk3)
-wall() { cat "$work/$1.wall"; }
-ratio() { awk -v a="$(wall "$1")" -v b="$(wall "$2")" 'BEGIN { printf "%.2f", a / b }'; }
-reference() {
-    rm -f "$work/copy"; sync
-    local t; t=$(now)
-    cp "$work/big" "$work/copy"; sync
-    echo "reference ($1): cp + sync of 1 GiB: $(elapsed "$t") s"
-    rm -f "$work/copy"
-}
 
 head -c $((1 << 30)) /dev/urandom >"$work/big"
 sync

@@ -9,7 +9,10 @@ fi
 bin="${TYDFS_BIN:-$PWD/.build/release/tydfs}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tydfs-bench.XXXXXX")"
 declare -A pid_of=()
+mounted_at=""
 cleanup() {
+    # A mount first: its server is among the processes ended below.
+    if [ -n "$mounted_at" ]; then umount -l "$mounted_at" 2>/dev/null || true; fi
     # SIGCONT first: a process left stopped (bench/run.sh stops one) acts on SIGTERM only once continued.
     for pid in "${pid_of[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -84,4 +87,32 @@ timed() {
     local client; client=$(awk 'END { printf "%.2f", $1 + $2 }' "$work/$name.time")
     printf '%-12s wall %6.2f s   CPU s: client %s  %s\n' "$name" "$wall" "$client" "$(servers_used)"
     echo "$wall" >"$work/$name.wall"
+}
+
+# wall NAME: the wall time `timed NAME …` took; ratio A B: A's wall time ÷ B's.
+wall() { cat "$work/$1.wall"; }
+ratio() { awk -v a="$(wall "$1")" -v b="$(wall "$2")" 'BEGIN { printf "%.2f", a / b }'; }
+# reference LABEL: the machine's own limit, cp + sync of $work/big, printed and kept in
+# $work/reference-LABEL.wall (run it before and after: the disk here swings 2-4x).
+reference() {
+    rm -f "$work/copy"; sync
+    local t; t=$(now)
+    cp "$work/big" "$work/copy"; sync
+    local took; took=$(elapsed "$t")
+    echo "reference ($1): cp + sync of $(($(stat -c %s "$work/big") >> 20)) MiB: $took s"
+    echo "$took" >"$work/reference-$1.wall"
+    rm -f "$work/copy"
+}
+
+# start_mount DIR: serves `tydfs mount DIR` in the foreground (as server `mount`, ended and
+# lazily unmounted on exit) and waits until it is mounted.
+start_mount() {
+    mkdir -p "$1"
+    "$bin" mount "$1" --foreground --cache-dir "$work/mount-cache" >>"$work/mount.log" 2>&1 &
+    pid_of[mount]=$!
+    until grep -qs "^mounted" "$work/mount.log"; do
+        kill -0 "${pid_of[mount]}" 2>/dev/null || { echo "FAILED: tydfs mount exited"; cat "$work/mount.log"; exit 1; }
+        sleep 0.1
+    done
+    mounted_at="$1"
 }

@@ -18,14 +18,7 @@ tar -xzf "$archive" -C "$work/pjdfstest" --strip-components=1
 start_master
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
-mkdir -p "$work/mnt"
-"$bin" mount "$work/mnt" --foreground --cache-dir "$work/cache" >>"$work/mount.log" 2>&1 &
-pid_of[mount]=$!
-until grep -qs "^mounted" "$work/mount.log"; do
-    kill -0 "${pid_of[mount]}" 2>/dev/null || { echo "FAILED: tydfs mount exited"; cat "$work/mount.log"; exit 1; }
-    sleep 0.1
-done
-trap 'umount -l "$work/mnt" 2>/dev/null || true; cleanup' EXIT
+start_mount "$work/mnt"
 
 mkdir "$work/mnt/run"
 total_passed=0 total_run=0

@@ -28,11 +28,12 @@ public struct DirectoryEntry: Sendable {
 /// translates between this and libfuse.
 ///
 /// Semantics (the README's "Mounting" section says the same):
-/// - close-to-open: a file written through the mount is put whole, on every replica, when it is
+/// - close-to-open: a file written through the mount is committed, on every replica, when it is
 ///   closed (or fsynced); others see it from then on;
 /// - a file open for writing lives in a local staging file until then, so memory stays small
-///   whatever is copied; opening an existing file for writing copies it there first, so random
-///   writes and truncation work (copy-on-write of the whole file);
+///   whatever is copied; a new file written in order is put chunk by chunk while it is written
+///   (`GrowingFileStream`), any other at close; opening an existing file for writing copies it
+///   there first, so random writes and truncation work (copy-on-write of the whole file);
 /// - reads stream by verified ranges with read-ahead (`RemoteReader`);
 /// - a failure of the cluster is EIO, never a hang: every call to the master or a datakeeper
 ///   has the client library's timeouts.
@@ -136,9 +137,9 @@ public final class MountedFileSystem: Sendable {
         return NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: newest)
     }
 
-    /// `truncate`, `ftruncate` and `open(O_TRUNC)` without an atomic truncate: a file open for
-    /// writing has its staging file cut; any other is fetched, cut and put again (a cut to zero
-    /// is a put of nothing).
+    /// `truncate` and `ftruncate` (`open(O_TRUNC)` arrives as an open): a file open for writing
+    /// has its staging file cut; any other is fetched, cut and put again (a cut to zero is a put
+    /// of nothing).
     public func truncate(_ inode: Inode, to sizeBytes: Int64) async throws -> NodeAttributes {
         guard sizeBytes >= 0 else { throw MountError(EINVAL, "a negative size") }
         let staged = state.withLockedValue { state -> StagedFile? in
