@@ -6,7 +6,8 @@
 #      mounted file to /dev/null;
 #   ratios: tydfs time ÷ mount time (issue 18's target: >= 0.8), and the mount against the
 #   machine's own cp + sync (MooseFS's mount measured 0.45x for writes and 0.28-0.35x for reads
-#   here); reference: cp + sync of the 1 GiB file before and after (the disk here swings 2-4x).
+#   here); reference: cp + sync of the 1 GiB file before and after (the disk here swings 2-4x);
+#   3. memory: 6 readers and 3 writers at once (issue 18: a mount stays under 256 MiB).
 # For each step: wall time and CPU seconds (user + system) of the client (for the mount: the
 # copying program), the mount's server, the master and each datakeeper; and the mount's
 # largest resident memory.
@@ -34,6 +35,20 @@ timed mount-read sh -c "cp '$work/mnt/by-cli' '$work/got-mount' && sync"
 timed mount-cat cat "$work/mnt/by-mount"
 cmp "$work/big" "$work/got-cli" && cmp "$work/big" "$work/got-mount" || { echo "FAILED: a copy differs"; exit 1; }
 rm -f "$work/got-cli" "$work/got-mount"
+echo "== memory: 6 readers of the $mib MiB file and 3 writers of $((mib / 4)) MiB at once"
+head -c $((mib << 18)) "$work/big" >"$work/quarter"
+mixed() {
+    local writers=() i status=0
+    for i in 1 2 3 4 5 6; do cat "$work/mnt/by-cli" >/dev/null & done
+    for i in 1 2 3; do cp "$work/quarter" "$work/mnt/quarter-$i" & writers+=($!); done
+    for i in "${writers[@]}"; do wait "$i" || status=1; done
+    wait
+    return $status
+}
+export -f mixed
+export work
+timed mount-mixed bash -c mixed
+for i in 1 2 3; do cmp "$work/quarter" "$work/mnt/quarter-$i" || { echo "FAILED: quarter-$i differs"; exit 1; }; done
 reference after
 peak=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/${pid_of[mount]}/status")
 

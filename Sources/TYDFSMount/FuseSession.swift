@@ -39,6 +39,11 @@ public final class FuseSession: @unchecked Sendable {
     /// `unmount()` on a signal), then waits for the requests still being answered.
     /// `onMounted` runs once the kernel has the mount.
     public func run(allowOther: Bool, onMounted: @Sendable () -> Void) async throws {
+        // Read windows are 8 MiB buffers, allocated and freed all the time. glibc would soon
+        // serve them from its heaps, which keep what is freed; mapped directly, they are returned
+        // at once, so the mount's memory follows what it holds (measured: 270 MiB peak with six
+        // readers and three writers, against a 256 MiB bound).
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
         var options = "fsname=tydfs,subtype=tydfs,default_permissions"
         if allowOther { options += ",allow_other" }
         let arguments: [UnsafeMutablePointer<CChar>?] = ["tydfs", "-o", options].map { (text: String) in strdup(text) }

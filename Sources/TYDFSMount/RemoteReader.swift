@@ -11,7 +11,7 @@ import TYDFSProtocol
 /// reads only the checksum blocks it needs, and falls over to another replica when one fails or
 /// stalls). While the reader moves forward, the next `windowsAhead` windows are already on
 /// their way, each from the replica the client picks for that range, so a sequential read draws
-/// on several datakeepers at once. Memory per open file: at most `windowsAhead + 2` windows, and
+/// on several datakeepers at once. Memory per open file: at most `windowsAhead + 1` windows, and
 /// windows fetched ahead are shared out of one `ReadAheadBudget` for the whole mount.
 actor RemoteReader {
     static let windowBytes: Int64 = 8 << 20
@@ -51,7 +51,7 @@ actor RemoteReader {
                 windows[window] = fetch(window)
             }
         }
-        for (window, task) in windows where window < first - 1 || window > last + Self.windowsAhead {
+        for (window, task) in windows where window < first || window > last + Self.windowsAhead {
             task.cancel()
             windows[window] = nil
         }
@@ -107,10 +107,10 @@ actor RemoteReader {
 
 /// How many read windows the whole mount holds, so that many files read at once do not each
 /// fetch ahead: a window a read needs is always fetched, one ahead of the reader only while the
-/// mount holds fewer than `maximumWindows` (16, 128 MiB). With the staging of writes on disk,
+/// mount holds fewer than `maximumWindows` (8, 64 MiB). With the staging of writes on disk,
 /// this is what keeps a mount's memory bounded whatever is copied through it.
 final class ReadAheadBudget: Sendable {
-    static let maximumWindows = 16
+    static let maximumWindows = 8
     private let counts = NIOLockedValueBox<[ObjectIdentifier: Int]>([:])
 
     init() {}
