@@ -24,8 +24,6 @@ public final class FuseSession: @unchecked Sendable {
     public let mountpoint: String
     let logger: Logger
     private let owner = (uid: getuid(), gid: getgid())
-    /// libfuse's session; set by `run` before the loop starts, never changed after.
-    private var session: OpaquePointer?
     /// Requests being answered in tasks: the session outlives them all.
     private let inFlight = NIOLockedValueBox(0)
 
@@ -35,8 +33,9 @@ public final class FuseSession: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Mounts, serves until the mount is unmounted (`tydfs umount`, `fusermount3 -u`, or
-    /// `unmount()` on a signal), then waits for the requests still being answered.
+    /// Mounts, serves until the kernel ends the session (after `tydfs umount`, `fusermount3 -u`,
+    /// or `unmount()` on a signal, once no program uses the mount), then waits for the requests
+    /// still being answered.
     /// `onMounted` runs once the kernel has the mount.
     public func run(allowOther: Bool, onMounted: @Sendable () -> Void) async throws {
         // Read windows are 8 MiB buffers, allocated and freed all the time. glibc would soon
@@ -57,14 +56,15 @@ public final class FuseSession: @unchecked Sendable {
                 &fuseArguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size, Unmanaged.passUnretained(self).toOpaque())
         }
         guard let created else { throw MountError(EINVAL, "libfuse refused the mount options (\(options))") }
-        session = created
         defer { fuse_session_destroy(created) }
         guard fuse_session_mount(created, mountpoint) == 0 else {
             throw MountError(EIO, "cannot mount on \(mountpoint); see the message above (is /dev/fuse there, and are you root or is fusermount3 installed?)")
         }
         onMounted()
+        // The loop's thread is the session's only other user, and `run` outlives it.
+        let session = UncheckedSession(pointer: created)
         let loopResult: Int32 = await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in continuation.resume(returning: fuse_session_loop(session)) }
+            let thread = Thread { continuation.resume(returning: fuse_session_loop(session.pointer)) }
             thread.name = "fuse"
             thread.start()
         }
@@ -75,9 +75,10 @@ public final class FuseSession: @unchecked Sendable {
         if loopResult < 0 { throw MountError(-loopResult, "the FUSE session ended with \(String(cString: strerror(-loopResult)))") }
     }
 
-    /// Ends the mount (SIGINT or SIGTERM): the kernel lets go of it and `run` returns.
+    /// Ends the mount (SIGINT or SIGTERM) as `umount -l` does: it leaves the directory tree at
+    /// once; programs still using it finish (their files are stored as they close them), then
+    /// the kernel ends the session and `run` returns.
     public func unmount() {
-        if let session { fuse_session_exit(session) }
         Self.detach(mountpoint)
     }
 
@@ -91,6 +92,11 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     // MARK: - Answers
+
+    /// libfuse's session, handed to the thread that runs its loop.
+    private struct UncheckedSession: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
 
     /// A libfuse request, carried into the task that answers it.
     struct Request: @unchecked Sendable {

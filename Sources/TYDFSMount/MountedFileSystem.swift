@@ -48,11 +48,31 @@ public final class MountedFileSystem: Sendable {
     private struct Staging {
         var file: StagedFile
         var openHandles: Int
-        /// Written since the last put.
-        var dirty: Bool
+        /// Counts completed changes (writes, truncations); `stored` is the count the last
+        /// successful put included. Counting, not a flag: a write that lands while a put is under
+        /// way leaves the file changed for the next one.
+        var changes: UInt64
+        var stored: UInt64 = 0
         /// The put that follows a file written in order while it is written (see
         /// `GrowingFileStream`); nil once taken by `upload`, or for a file that began as a copy.
         var streaming: Streaming?
+        /// The put under way, which every other upload of this file waits for: one at a time.
+        var uploading: Task<Void, Error>?
+
+        var isChanged: Bool { changes != stored }
+
+        init(file: StagedFile, changed: Bool, streaming: Streaming?) {
+            self.file = file
+            self.openHandles = 1
+            self.changes = changed ? 1 : 0
+            self.streaming = streaming
+        }
+
+        /// A change that a streamed put cannot follow (out of order, a truncate, an unlink).
+        mutating func changedOutOfOrder() {
+            streaming?.stream.abandon()
+            changes += 1
+        }
     }
 
     private struct Streaming {
@@ -72,7 +92,8 @@ public final class MountedFileSystem: Sendable {
     }
 
     private enum Handle {
-        case staged(Inode)
+        /// `writable`: opened for writing; only such a handle's close or fsync puts the file.
+        case staged(Inode, writable: Bool)
         case remote(RemoteReader)
         case directory([DirectoryEntry])
     }
@@ -82,6 +103,8 @@ public final class MountedFileSystem: Sendable {
         var staged: [Inode: Staging] = [:]
         var handles: [UInt64: Handle] = [:]
         var nextHandle: UInt64 = 1
+        /// Files being removed: no put may start for them meanwhile.
+        var removing: Set<Inode> = []
     }
 
     private let state = NIOLockedValueBox(State())
@@ -126,8 +149,8 @@ public final class MountedFileSystem: Sendable {
     /// A file being written through this mount is described by its staging file; anything else
     /// by the master (a one-entry listing that names the path itself is a file).
     private func attributes(at path: RemotePath) async throws -> NodeAttributes {
-        if let staged = state.withLockedValue({ state in state.inodes.inode(of: path.value).flatMap { state.staged[$0] } }) {
-            return NodeAttributes(isDirectory: false, sizeBytes: staged.file.sizeBytes, mtimeMillis: Self.nowMillis())
+        if let size = state.withLockedValue({ state in state.inodes.inode(of: path.value).flatMap { state.staged[$0]?.file.sizeBytes } }) {
+            return NodeAttributes(isDirectory: false, sizeBytes: size, mtimeMillis: Self.nowMillis())
         }
         let listing = try await client.list(path)
         if listing.entries.count == 1, let only = listing.entries.first, only.path == path.value, !only.isDirectory {
@@ -142,16 +165,14 @@ public final class MountedFileSystem: Sendable {
     /// of nothing).
     public func truncate(_ inode: Inode, to sizeBytes: Int64) async throws -> NodeAttributes {
         guard sizeBytes >= 0 else { throw MountError(EINVAL, "a negative size") }
-        let staged = state.withLockedValue { state -> StagedFile? in
-            guard let staging = state.staged[inode] else { return nil }
-            staging.streaming?.stream.abandon()
-            state.staged[inode]?.dirty = true
-            return staging.file
+        // Under the lock: a staging file is only ever closed after it has left `staged`.
+        let cut = try state.withLockedValue { state -> Bool in
+            guard let staging = state.staged[inode] else { return false }
+            try staging.file.truncate(to: sizeBytes)
+            state.staged[inode]!.changedOutOfOrder()
+            return true
         }
-        if let staged {
-            try staged.truncate(to: sizeBytes)
-            return NodeAttributes(isDirectory: false, sizeBytes: sizeBytes, mtimeMillis: Self.nowMillis())
-        }
+        if cut { return NodeAttributes(isDirectory: false, sizeBytes: sizeBytes, mtimeMillis: Self.nowMillis()) }
         let path = try RemotePath(try path(of: inode))
         guard try await !attributes(at: path).isDirectory else { throw MountError(EISDIR, "\(path) is a directory") }
         if sizeBytes == 0 {
@@ -223,20 +244,24 @@ public final class MountedFileSystem: Sendable {
     // MARK: - Files
 
     /// Removes the file `name`. A file being written through this mount is forgotten with it:
-    /// its bytes are never put.
+    /// its bytes are never put (a put under way is waited for first, so it cannot bring the file
+    /// back after the removal). If the master refuses, the file stays, and is put at close.
     public func remove(_ name: String, in parent: Inode) async throws {
         let path = try child(name, of: parent)
-        let wasStaged = state.withLockedValue { state -> Bool in
-            let staging = state.inodes.inode(of: path.value).flatMap { state.staged[$0] }
-            staging?.streaming?.stream.abandon()
-            state.inodes.removed(path.value)
-            return staging != nil
+        let (inode, running) = state.withLockedValue { state -> (Inode?, Task<Void, Error>?) in
+            guard let inode = state.inodes.inode(of: path.value), let staging = state.staged[inode] else { return (nil, nil) }
+            staging.streaming?.stream.abandon()
+            state.removing.insert(inode)
+            return (inode, staging.uploading)
         }
+        defer { if let inode { state.withLockedValue { _ = $0.removing.remove(inode) } } }
+        _ = await running?.result
         do {
             try await client.remove(path)
-        } catch let error as TYDFSError where error.code == .notFound && wasStaged {
+        } catch let error as TYDFSError where error.code == .notFound && inode != nil {
             // Created through this mount and never put: there was nothing at the master.
         }
+        state.withLockedValue { $0.inodes.removed(path.value) }
     }
 
     /// `rename(2)`: replaces a file, or an empty directory, standing at the target (in two
@@ -253,12 +278,16 @@ public final class MountedFileSystem: Sendable {
             try await upload(inode)
         }
         if sourceAttributes.isDirectory {
-            // A put started below the folder would commit under its old name: put those whole.
-            state.withLockedValue { state in
-                for (inode, staging) in state.staged where state.inodes.path(of: inode)?.hasPrefix(source.childPrefix) == true {
+            // A put started below the folder would commit under its old name: streamed ones are
+            // abandoned (put whole at close, under the new name), others waited for.
+            let running = state.withLockedValue { state -> [Task<Void, Error>] in
+                state.staged.compactMap { inode, staging in
+                    guard state.inodes.path(of: inode)?.hasPrefix(source.childPrefix) == true else { return nil }
                     staging.streaming?.stream.abandon()
+                    return staging.uploading
                 }
             }
+            for task in running { _ = await task.result }
         }
         let existing: NodeAttributes?
         do {
@@ -272,7 +301,12 @@ public final class MountedFileSystem: Sendable {
             case (true, false): throw MountError(ENOTDIR, "\(target) is not a directory")
             case (false, true): throw MountError(EISDIR, "\(target) is a directory")
             case (true, true): try await client.removeDirectory(target)
-            case (false, false): try await client.remove(target)
+            case (false, false):
+                do {
+                    try await client.remove(target)
+                } catch let error as TYDFSError where error.code == .notFound {
+                    // Being written through this mount and not yet put: nothing to replace at the master.
+                }
             }
         }
         try await client.rename(source, to: target)
@@ -289,14 +323,14 @@ public final class MountedFileSystem: Sendable {
             if let old = state.staged[inode] {
                 // Created again while still open: the new, empty file replaces the old bytes.
                 try? old.file.truncate(to: 0)
-                old.streaming?.stream.abandon()
                 file.discard()
                 state.staged[inode]?.openHandles += 1
-                state.staged[inode]?.dirty = true
+                state.staged[inode]?.changedOutOfOrder()
             } else {
-                state.staged[inode] = Staging(file: file, openHandles: 1, dirty: true, streaming: streamingPut(of: file, to: path))
+                state.staged[inode] = Staging(file: file, changed: true, streaming: streamingPut(of: file, to: path))
             }
-            return (inode, NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis()), Self.open(.staged(inode), in: &state))
+            let attributes = NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis())
+            return (inode, attributes, Self.open(.staged(inode, writable: true), in: &state))
         }
     }
 
@@ -307,11 +341,10 @@ public final class MountedFileSystem: Sendable {
             guard state.staged[inode] != nil, let file = state.staged[inode]?.file else { return nil }
             if forWriting && truncate {
                 try? file.truncate(to: 0)
-                state.staged[inode]?.streaming?.stream.abandon()
-                state.staged[inode]?.dirty = true
+                state.staged[inode]?.changedOutOfOrder()
             }
             state.staged[inode]?.openHandles += 1
-            return Self.open(.staged(inode), in: &state)
+            return Self.open(.staged(inode, writable: forWriting), in: &state)
         }
         if let joined { return joined }
         let path = try RemotePath(try path(of: inode))
@@ -326,17 +359,16 @@ public final class MountedFileSystem: Sendable {
                 file.discard()
                 state.staged[inode]?.openHandles += 1
             } else {
-                state.staged[inode] = Staging(
-                    file: file, openHandles: 1, dirty: truncate, streaming: truncate ? streamingPut(of: file, to: path) : nil)
+                state.staged[inode] = Staging(file: file, changed: truncate, streaming: truncate ? streamingPut(of: file, to: path) : nil)
             }
-            return Self.open(.staged(inode), in: &state)
+            return Self.open(.staged(inode, writable: true), in: &state)
         }
     }
 
     public func read(_ handle: UInt64, count: Int, at offset: Int64) async throws -> ByteBuffer {
         switch state.withLockedValue({ state -> (Handle, StagedFile?)? in
             guard let handle = state.handles[handle] else { return nil }
-            if case .staged(let inode) = handle { return (handle, state.staged[inode]?.file) }
+            if case .staged(let inode, _) = handle { return (handle, state.staged[inode]?.file) }
             return (handle, nil)
         }) {
         case (.remote(let reader), _)?:
@@ -351,23 +383,30 @@ public final class MountedFileSystem: Sendable {
     /// Writes into the staging file, on the caller's thread (the bytes are the kernel's, valid
     /// only during the call).
     public func write(_ handle: UInt64, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-        guard let staging = state.withLockedValue({ state -> Staging? in
-            guard case .staged(let inode)? = state.handles[handle] else { return nil }
-            state.staged[inode]?.dirty = true
-            return state.staged[inode]
+        guard let (inode, file) = state.withLockedValue({ state -> (Inode, StagedFile)? in
+            guard case .staged(let inode, writable: true)? = state.handles[handle], let file = state.staged[inode]?.file else { return nil }
+            return (inode, file)
         }) else { throw MountError(EBADF, "file \(handle) is not open for writing") }
         do {
-            try staging.file.write(bytes, at: offset)
+            try file.write(bytes, at: offset)
         } catch {
-            staging.streaming?.stream.abandon()
+            state.withLockedValue { $0.staged[inode]?.changedOutOfOrder() }
             throw error
         }
-        staging.streaming?.stream.wrote(at: offset, count: bytes.count)
+        // Counted once the bytes are in the file, in the same step the streamed put learns of
+        // them: an upload that starts meanwhile either includes them or leaves the file changed.
+        state.withLockedValue { state in
+            guard state.staged[inode] != nil else { return }
+            state.staged[inode]!.changes += 1
+            if state.staged[inode]!.streaming?.stream.wrote(at: offset, count: bytes.count) == false {
+                state.staged[inode]!.streaming?.stream.abandon()
+            }
+        }
     }
 
     /// `close` (each descriptor's) and `fsync`: puts the file if it was written since its last put.
     public func flush(_ handle: UInt64) async throws {
-        guard case .staged(let inode)? = state.withLockedValue({ $0.handles[handle] }) else { return }
+        guard case .staged(let inode, writable: true)? = state.withLockedValue({ $0.handles[handle] }) else { return }
         try await upload(inode)
     }
 
@@ -378,47 +417,93 @@ public final class MountedFileSystem: Sendable {
         switch released {
         case .remote(let reader):
             await reader.close()
-        case .staged(let inode):
-            do {
-                try await upload(inode)
-            } catch {
-                logger.error("a file closed through the mount could not be stored: \(error)")
+        case .staged(let inode, let writable):
+            var failed = false
+            var puts = 0
+            var putNow = writable
+            while true {
+                if putNow {
+                    puts += 1
+                    do {
+                        try await upload(inode)
+                    } catch {
+                        failed = true
+                        logger.error("a file closed through the mount could not be stored: \(error)")
+                    }
+                }
+                let (done, again) = state.withLockedValue { state -> (StagedFile?, Bool) in
+                    guard let staging = state.staged[inode] else { return (nil, false) }
+                    // The last handle, and the file changed since its last put (a truncate by
+                    // path, or a reader closing last): put it once more before letting go.
+                    if staging.openHandles <= 1, staging.isChanged, !failed, puts < 2,
+                       state.inodes.path(of: inode) != nil, !state.removing.contains(inode) {
+                        return (nil, true)
+                    }
+                    state.staged[inode]!.openHandles -= 1
+                    guard state.staged[inode]!.openHandles <= 0 else { return (nil, false) }
+                    state.staged[inode] = nil
+                    return (staging.file, false)
+                }
+                if again {
+                    putNow = true
+                    continue
+                }
+                done?.discard()
+                return
             }
-            let done = state.withLockedValue { state -> StagedFile? in
-                state.staged[inode]?.openHandles -= 1
-                guard let staging = state.staged[inode], staging.openHandles <= 0 else { return nil }
-                state.staged[inode] = nil
-                return staging.file
-            }
-            done?.discard()
         case .directory:
             break
         }
     }
 
-    /// Sends the staging file of `inode` to the cluster if it changed since its last put.
-    /// A put that followed the file as it was written is finished (or, abandoned, awaited);
-    /// otherwise the staging file is put whole.
+    /// Sends the staging file of `inode` to the cluster if it changed since its last put, one
+    /// put at a time: a second caller waits for the put under way, then puts again if that one
+    /// failed or the file changed meanwhile. A put that followed the file as it was written is
+    /// finished (or, abandoned, awaited); otherwise the staging file is put whole.
     private func upload(_ inode: Inode) async throws {
-        let (streaming, pending) = state.withLockedValue { state -> (Streaming?, (file: StagedFile, path: String)?) in
-            guard let staging = state.staged[inode] else { return (nil, nil) }
-            state.staged[inode]?.streaming = nil
-            guard staging.dirty, let path = state.inodes.path(of: inode) else { return (staging.streaming, nil) }
-            state.staged[inode]?.dirty = false
-            return (staging.streaming, (staging.file, path))
+        while true {
+            enum Step { case done, wait(Task<Void, Error>), run(Task<Void, Error>) }
+            let step = state.withLockedValue { state -> Step in
+                guard let staging = state.staged[inode] else { return .done }
+                if let running = staging.uploading { return .wait(running) }
+                guard staging.isChanged else { return .done }
+                let changes = staging.changes
+                let streaming = staging.streaming
+                state.staged[inode]!.streaming = nil
+                // Ended in the same locked step that counted the changes: the streamed put holds
+                // exactly the writes counted so far.
+                if state.inodes.path(of: inode) == nil || state.removing.contains(inode) {
+                    streaming?.stream.abandon()
+                } else {
+                    streaming?.stream.end()
+                }
+                let task = Task { try await self.put(inode, changes: changes, streaming: streaming, file: staging.file) }
+                state.staged[inode]!.uploading = task
+                return .run(task)
+            }
+            switch step {
+            case .done:
+                return
+            case .wait(let running):
+                _ = await running.result
+            case .run(let task):
+                let result = await task.result
+                state.withLockedValue { $0.staged[inode]?.uploading = nil }
+                return try result.get()
+            }
         }
-        if let streaming {
-            if pending == nil { streaming.stream.abandon() } else { streaming.stream.end() }
-            let result = await streaming.put.result
-            if case .success = result, !streaming.stream.isAbandoned { return }
+    }
+
+    private func put(_ inode: Inode, changes: UInt64, streaming: Streaming?, file: StagedFile) async throws {
+        if let streaming, case .success = await streaming.put.result, !streaming.stream.isAbandoned {
+            state.withLockedValue { $0.staged[inode]?.stored = changes }
+            return
         }
-        guard let (file, path) = pending else { return }
-        do {
-            _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true)
-        } catch {
-            state.withLockedValue { $0.staged[inode]?.dirty = true }
-            throw error
-        }
+        // The path as it is now: a file renamed meanwhile goes to its new name, one being
+        // removed (or removed) nowhere.
+        guard let path = state.withLockedValue({ $0.removing.contains(inode) ? nil : $0.inodes.path(of: inode) }) else { return }
+        _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true)
+        state.withLockedValue { $0.staged[inode]?.stored = changes }
     }
 
     /// A local copy of the remote file `path`, as a staging file.

@@ -51,8 +51,8 @@ actor RemoteReader {
                 windows[window] = fetch(window)
             }
         }
-        for (window, task) in windows where window < first || window > last + Self.windowsAhead {
-            task.cancel()
+        // Dropped, not cancelled: another read of this file may be waiting for it.
+        for window in windows.keys where window < first || window > last + Self.windowsAhead {
             windows[window] = nil
         }
         // A read within one window (almost every read) is a slice of it: no copy.

@@ -24,18 +24,20 @@ struct MountCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: "Local directory to mount on.") var mountpoint: String
-    @Flag(help: "Serve in this process until unmounted (SIGINT or SIGTERM unmount).") var foreground = false
+    @Flag(help: "Serve in this process until unmounted (SIGINT or SIGTERM unmount as umount -l does).") var foreground = false
     @Flag(help: "Let other users use the mount (root, or user_allow_other in /etc/fuse.conf).") var allowOther = false
     @Option(help: "Folder for files being written (default: a new folder under $TMPDIR or /tmp, removed at unmount).")
     var cacheDir: String?
     @Option(help: "Log file of a background mount (default: <cache-dir>/mount.log).") var logFile: String?
+    /// Set by a background mount for its server, which then owns the cache folder it was given.
+    @Flag(help: .hidden) var removeCacheDir = false
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         try await TYDFSCommand.reportingErrors {
             let target = try MountTable.checkedMountpoint(mountpoint)
             if MountTable.isTYDFSMount(target) { throw TYDFSError(.alreadyExists, "\(target) is already a tydfs mount") }
-            let ownsCacheFolder = cacheDir == nil
+            let ownsCacheFolder = cacheDir == nil || removeCacheDir
             let cacheFolder = try cacheDir ?? Self.makeCacheFolder()
             try LocalFileSystem.makeDirectories(cacheFolder)
             if foreground {
@@ -82,7 +84,7 @@ struct MountCommand: AsyncParsableCommand {
     private func startInBackground(at target: String, cacheFolder: String) throws {
         let log = logFile ?? "\(cacheFolder)/mount.log"
         var arguments = Array(CommandLine.arguments.dropFirst()) + ["--foreground"]
-        if cacheDir == nil { arguments += ["--cache-dir", cacheFolder] }
+        if cacheDir == nil { arguments += ["--cache-dir", cacheFolder, "--remove-cache-dir"] }
         let pid = try BackgroundProcess.spawn(arguments: arguments, log: log)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {

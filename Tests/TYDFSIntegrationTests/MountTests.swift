@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import TYDFSProtocol
 import TYDFSTestSupport
 import XCTest
@@ -152,6 +153,16 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(close(doomed), 0)
         XCTAssertEqual(try cluster.run(["stat", "/doomed"]).exitCode, 1)
 
+        // A rename over a file still open for writing and not yet stored replaces it; the
+        // writer's later close stores nothing. (No command runs while it is open: a child
+        // process closing its inherited copy of the descriptor would store it, as any close does.)
+        let writer = open(mount.path("in-progress"), O_CREAT | O_WRONLY, 0o644)
+        XCTAssertEqual(write(writer, "first ", 6), 6)
+        try Data("replacement".utf8).write(to: URL(fileURLWithPath: mount.path("replacement")))
+        XCTAssertEqual(rename(mount.path("replacement"), mount.path("in-progress")), 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/in-progress", "-"]).stdout, Data("replacement".utf8))
+        XCTAssertEqual(close(writer), 0)
+
         // Errors a program can act on.
         XCTAssertEqual(errorCode { open(mount.path("missing/file"), O_RDONLY) }, ENOENT)
         XCTAssertEqual(errorCode { mkdir(mount.path(String(repeating: "n", count: 256)), 0o755) }, ENAMETOOLONG)
@@ -176,7 +187,25 @@ final class MountTests: XCTestCase {
         cluster.killDataKeeper("dk2")
         while let more = try reader.read(upToCount: 1024 * 1024), !more.isEmpty { read.append(more) }
         try reader.close()
-        XCTAssertEqual(read, try cluster.contents(local))
+        let expected = try cluster.contents(local)
+        XCTAssertEqual(read, expected)
+
+        // Reads of one descriptor from several threads at once, far apart.
+        let shared = open(mount.path("big"), O_RDONLY)
+        XCTAssertGreaterThanOrEqual(shared, 0)
+        let mismatches = NIOLockedValueBox(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for round in 0..<4 {
+                let offset = ((thread * 4 + round) * 1_234_567) % (expected.count - 300_000)
+                var bytes = [UInt8](repeating: 0, count: 300_000)
+                let count = bytes.withUnsafeMutableBytes { pread(shared, $0.baseAddress, 300_000, off_t(offset)) }
+                if count != 300_000 || Data(bytes) != expected.subdata(in: offset..<(offset + 300_000)) {
+                    mismatches.withLockedValue { $0 += 1 }
+                }
+            }
+        }
+        close(shared)
+        XCTAssertEqual(mismatches.withLockedValue { $0 }, 0, "concurrent reads of one descriptor")
 
         // The master goes away: the mount answers EIO at once instead of hanging…
         cluster.killMaster()
