@@ -477,7 +477,12 @@ public final class MountedFileSystem: Sendable {
                 } else {
                     streaming?.stream.end()
                 }
-                let task = Task { try await self.put(inode, changes: changes, streaming: streaming, file: staging.file) }
+                // The task empties its own slot as it ends (it cannot before: this lock is held
+                // until the slot is set), so whoever sees it finished sees the slot free.
+                let task = Task {
+                    defer { self.state.withLockedValue { $0.staged[inode]?.uploading = nil } }
+                    try await self.put(inode, changes: changes, streaming: streaming, file: staging.file)
+                }
                 state.staged[inode]!.uploading = task
                 return .run(task)
             }
@@ -487,9 +492,7 @@ public final class MountedFileSystem: Sendable {
             case .wait(let running):
                 _ = await running.result
             case .run(let task):
-                let result = await task.result
-                state.withLockedValue { $0.staged[inode]?.uploading = nil }
-                return try result.get()
+                return try await task.value
             }
         }
     }
