@@ -79,15 +79,22 @@ public final class FuseSession: @unchecked Sendable {
     /// once; programs still using it finish (their files are stored as they close them), then
     /// the kernel ends the session and `run` returns.
     public func unmount() {
-        Self.detach(mountpoint)
+        try? Self.unmount(mountpoint, lazy: true)
     }
 
-    /// Unmounts `mountpoint` at once, even while programs still use it (`umount -l`).
-    static func detach(_ mountpoint: String) {
+    /// Unmounts `mountpoint`: `umount2` as root, else through `fusermount3`. With `lazy`, at
+    /// once even while programs still use it (`umount -l`); without, a busy mount is refused
+    /// with EBUSY (as root; `fusermount3` says only that it failed, as EIO).
+    public static func unmount(_ mountpoint: String, lazy: Bool) throws {
         if geteuid() == 0 {
-            _ = umount2(mountpoint, Int32(MNT_DETACH))
+            guard umount2(mountpoint, lazy ? Int32(MNT_DETACH) : 0) == 0 else {
+                let code = errno
+                throw MountError(code, "cannot unmount \(mountpoint): \(String(cString: strerror(code)))")
+            }
         } else {
-            _ = try? Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u", "-z", mountpoint]).waitUntilExit()
+            let process = try Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u"] + (lazy ? ["-z"] : []) + [mountpoint])
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw MountError(EIO, "cannot unmount \(mountpoint) (fusermount3 failed)") }
         }
     }
 

@@ -33,21 +33,18 @@ final class GrowingFileStream: GrowingFile, Sendable {
         file = try LocalFile.openForUpdatingBlocking(staged.localPath)
     }
 
-    /// The program wrote `count` bytes at `offset`. False when that was not the next range in
-    /// order: the stream is then abandoned.
-    @discardableResult
-    func wrote(at offset: Int64, count: Int) -> Bool {
-        let (inOrder, waiter) = state.withLockedValue { state -> (Bool, CheckedContinuation<Void, Never>?) in
-            guard !state.abandoned, !state.ended else { return (false, nil) }
-            guard offset == state.written else {
+    /// The program wrote `count` bytes at `offset`; a range that is not the next one in order
+    /// abandons the stream.
+    func wrote(at offset: Int64, count: Int) {
+        state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard !state.abandoned, !state.ended else { return nil }
+            if offset == state.written {
+                state.written += Int64(count)
+            } else {
                 state.abandoned = true
-                return (false, state.wake())
             }
-            state.written += Int64(count)
-            return (true, state.wake())
-        }
-        waiter?.resume()
-        return inOrder
+            return state.wake()
+        }?.resume()
     }
 
     /// The program closed (or fsynced) the file: the put may commit what was written.

@@ -153,11 +153,18 @@ public final class MountedFileSystem: Sendable {
             return NodeAttributes(isDirectory: false, sizeBytes: size, mtimeMillis: Self.nowMillis())
         }
         let listing = try await client.list(path)
-        if listing.entries.count == 1, let only = listing.entries.first, only.path == path.value, !only.isDirectory {
-            return NodeAttributes(isDirectory: false, sizeBytes: only.sizeBytes, mtimeMillis: only.mtimeMillis)
+        if let file = Self.file(path, in: listing) {
+            return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis)
         }
         let newest = listing.entries.map(\.mtimeMillis).max() ?? 0
         return NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: newest)
+    }
+
+    /// The entry of the file `path` when `listing` (of `path`) says it is one: the master lists
+    /// a file as itself, alone, and a directory as its children.
+    private static func file(_ path: RemotePath, in listing: ListResponse) -> ListEntry? {
+        guard listing.entries.count == 1, let only = listing.entries.first, only.path == path.value, !only.isDirectory else { return nil }
+        return only
     }
 
     /// `truncate` and `ftruncate` (`open(O_TRUNC)` arrives as an open): a file open for writing
@@ -217,9 +224,7 @@ public final class MountedFileSystem: Sendable {
     public func openDirectory(_ inode: Inode) async throws -> UInt64 {
         let path = try RemotePath(try path(of: inode))
         let listing = try await client.list(path)
-        if listing.entries.count == 1, listing.entries[0].path == path.value, !listing.entries[0].isDirectory {
-            throw MountError(ENOTDIR, "\(path) is a file")
-        }
+        if Self.file(path, in: listing) != nil { throw MountError(ENOTDIR, "\(path) is a file") }
         var entries = listing.entries.map { DirectoryEntry(name: String($0.path.dropFirst(path.childPrefix.count)), isDirectory: $0.isDirectory) }
         var names = Set(entries.map(\.name))
         return state.withLockedValue { state in
@@ -398,9 +403,7 @@ public final class MountedFileSystem: Sendable {
         state.withLockedValue { state in
             guard state.staged[inode] != nil else { return }
             state.staged[inode]!.changes += 1
-            if state.staged[inode]!.streaming?.stream.wrote(at: offset, count: bytes.count) == false {
-                state.staged[inode]!.streaming?.stream.abandon()
-            }
+            state.staged[inode]!.streaming?.stream.wrote(at: offset, count: bytes.count)
         }
     }
 

@@ -117,18 +117,13 @@ struct UnmountCommand: AsyncParsableCommand {
         try await TYDFSCommand.reportingErrors {
             let target = try MountTable.checkedMountpoint(mountpoint)
             guard MountTable.isTYDFSMount(target) else { throw TYDFSError(.invalidArgument, "\(target) is not a tydfs mount") }
-            if geteuid() == 0 {
-                guard umount2(target, lazy ? Int32(MNT_DETACH) : 0) == 0 else {
-                    let code = errno
-                    if code == EBUSY {
-                        throw TYDFSError(.unavailable, "\(target) is busy: a program has a file open or its working directory there; close it, or use --lazy")
-                    }
-                    throw TYDFSError(.io, "cannot unmount \(target): \(String(cString: strerror(code)))")
+            do {
+                try FuseSession.unmount(target, lazy: lazy)
+            } catch let error as MountError {
+                if error.errno == EBUSY {
+                    throw TYDFSError(.unavailable, "\(target) is busy: a program has a file open or its working directory there; close it, or use --lazy")
                 }
-            } else {
-                let process = try Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u"] + (lazy ? ["-z"] : []) + [target])
-                process.waitUntilExit()
-                guard process.terminationStatus == 0 else { throw TYDFSError(.io, "cannot unmount \(target) (fusermount3 failed)") }
+                throw TYDFSError(.io, error.message)
             }
         }
     }
