@@ -84,3 +84,23 @@ public func hex32(_ value: UInt32) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: 8 - digits.count) + digits
 }
+
+/// Which leadership term a master acts in (issue 17). Every takeover of the leader lease
+/// raises it by one; the metadata database and the datakeepers refuse anything carrying a lower
+/// one, so a leader that lost the lease (paused, cut off) can change nothing. A plain number on
+/// the wire; 0 is a lone master on SQLite, which never competes.
+public struct LeaderEpoch: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public let value: Int64
+
+    public init(_ value: Int64) { self.value = value }
+
+    public static let solo = LeaderEpoch(0)
+
+    public var description: String { String(value) }
+    public static func < (lhs: LeaderEpoch, rhs: LeaderEpoch) -> Bool { lhs.value < rhs.value }
+    public init(from decoder: Decoder) throws { value = try decoder.singleValueContainer().decode(Int64.self) }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}

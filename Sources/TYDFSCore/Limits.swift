@@ -105,6 +105,9 @@ public enum Limits {
     public static let maxInMemoryFileBytes: Int64 = 64 * 1024 * 1024
     /// Seconds a control request (JSON) may take in all.
     public static let controlRequestTimeoutSeconds: Int64 = 30
+    /// Seconds a client or datakeeper given several masters keeps looking for the leader (the
+    /// leader died, none leads yet) before a request fails: several lease periods.
+    public static let masterFailoverSeconds: Double = 30
     /// Longest duration a flag accepts: far beyond any sensible interval, far below overflow.
     public static let maxDurationSeconds: Double = 30 * 24 * 3600
     /// Largest capacity or usage a heartbeat may report (1 EiB): keeps free-space sums exact.

@@ -19,11 +19,16 @@ actor MasterState {
     struct Upload {
         let path: RemotePath
         let overwrite: Bool
+        /// The client's id for this put (`CreateUploadRequest.commitID`), kept with the file.
+        let commitID: String?
         var allocated: Set<ChunkID> = []
         var lastActivitySeconds: Double
     }
 
     let configuration: MasterConfiguration
+    /// The leadership epoch this state serves in (`.solo` for a lone master on SQLite); carried
+    /// on every heartbeat answer, so datakeepers can ignore the orders of a deposed leader.
+    let epoch: LeaderEpoch
     let namespace: Namespace
     let committer: GroupCommitter
     /// Signs the chunk tokens handed out with allocations, stats and copy orders.
@@ -89,7 +94,11 @@ actor MasterState {
     var events = ClusterEventLog(capacity: Limits.clusterEventsKept)
     let metrics = MasterMetrics()
 
-    init(configuration: MasterConfiguration, namespace: Namespace, committer: GroupCommitter, tokens: ChunkTokenIssuer, logger: Logger) {
+    init(
+        configuration: MasterConfiguration, namespace: Namespace, committer: GroupCommitter, tokens: ChunkTokenIssuer,
+        epoch: LeaderEpoch = .solo, logger: Logger
+    ) {
+        self.epoch = epoch
         self.configuration = configuration
         self.namespace = namespace
         self.committer = committer
@@ -213,7 +222,7 @@ actor MasterState {
         if beat.maintenance == true { startDrain(beat.id, reason: "it runs in maintenance mode") }
         return HeartbeatResponse(
             answerID: nextAnswerID, sendChunkReport: askForReport, deleteChunks: deletions, copyChunks: orders.copies,
-            verifyChunks: orders.verify, drained: retired.contains(beat.id) ? true : nil)
+            verifyChunks: orders.verify, drained: retired.contains(beat.id) ? true : nil, epoch: epoch == .solo ? nil : epoch)
     }
 
     /// Takes one page of a full chunk report; the last page reconciles the replica map with it.
@@ -360,12 +369,19 @@ actor MasterState {
     func createUpload(_ request: CreateUploadRequest) async throws -> UploadSession {
         let now = self.now()
         forgetAbandonedUploads(now: now)
+        if let commitID = request.commitID {
+            guard (1...64).contains(commitID.utf8.count) else { throw TYDFSError(.invalidArgument, "a commit id has 1…64 characters") }
+            // A put retried after a failover: its first try was committed.
+            if let existing = namespace.file(at: request.path), existing.commitID == commitID {
+                return UploadSession(uploadID: "", chunkSizeBytes: existing.chunkSizeBytes, replication: existing.replication, committed: fileInfo(existing))
+            }
+        }
         try checkWritable(request.path, overwrite: request.overwrite)
         guard !registry.alive(now: now).isEmpty else {
             throw TYDFSError(.unavailable, "no live datakeeper: start one with `tydfs datakeeper --master URL`")
         }
         let id = hex64(UInt64.random(in: .min ... .max))
-        uploads[id] = Upload(path: request.path, overwrite: request.overwrite, lastActivitySeconds: now)
+        uploads[id] = Upload(path: request.path, overwrite: request.overwrite, commitID: request.commitID, lastActivitySeconds: now)
         logger.debug("upload started", metadata: ["path": "\(request.path)", "upload": "\(id)"])
         var session = UploadSession(uploadID: id, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication)
         if let first = request.firstChunkBytes, first > 0 {
@@ -438,7 +454,7 @@ actor MasterState {
             crc32c: request.crc32c, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication,
             chunks: request.chunks.map {
                 StoredChunk(index: $0.index, id: $0.id, sizeBytes: $0.sizeBytes, crc32c: $0.crc32c, replicas: $0.replicas)
-            }, attributes: try Self.checked(request.attributes))
+            }, attributes: try Self.checked(request.attributes), commitID: upload.commitID)
         // Checked again: the namespace may have changed since the upload was opened.
         try checkWritable(upload.path, overwrite: upload.overwrite)
         var edits: [MetadataEdit] = []

@@ -30,10 +30,14 @@ public struct StoredFile: Equatable, Sendable {
     /// What the writer said about the file beyond its bytes (the S3 gateway's content type,
     /// user metadata and MD5 ETag); empty for most files.
     public var attributes: [String: String]
+    /// The id the client gave the put that committed the file (`CreateUploadRequest.commitID`),
+    /// so a put retried after a failover is recognised as done.
+    public var commitID: String?
 
     public init(path: RemotePath, sizeBytes: Int64, mtimeMillis: Int64, crc32c: UInt32, chunkSizeBytes: Int64,
-                replication: Int, chunks: [StoredChunk], attributes: [String: String] = [:]) {
+                replication: Int, chunks: [StoredChunk], attributes: [String: String] = [:], commitID: String? = nil) {
         self.attributes = attributes
+        self.commitID = commitID
         self.path = path
         self.sizeBytes = sizeBytes
         self.mtimeMillis = mtimeMillis

@@ -5,50 +5,80 @@ import SQLKit
 import SQLiteKit
 import TYDFSCore
 
-/// `MetadataStore` on SQL, written against SQLKit so that the same queries can later run on
-/// PostgreSQL. Today it opens an SQLite file (`SQLMetadataStore.openSQLite`) in WAL mode with
-/// `synchronous=FULL`: a committed transaction survives `kill -9` and power loss, and each
-/// batch costs one WAL fsync however many edits it holds.
+/// `MetadataStore` on SQL, written against SQLKit so that the same queries run on SQLite and
+/// PostgreSQL.
+/// - `openSQLite`: one file in WAL mode with `synchronous=FULL`: a committed transaction survives
+///   `kill -9` and power loss, and each batch costs one WAL fsync however many edits it holds.
+/// - `openPostgres`: a database several masters share (issue 17). The connection is made again
+///   when it drops (a database restart); a store opened for a leadership epoch refuses to write
+///   once another master holds a later one (`LeaderLease`).
 ///
 /// Statements run on one connection; `mutex` keeps each multi-statement transaction whole.
 /// Unchecked Sendable only because SQLKit does not declare `any SQLDatabase` Sendable: the
 /// store's own fields never change after `init`, and the database serialises its statements.
 public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
-    private let database: any SQLDatabase
+    /// The connection to run the next statements on (PostgreSQL's is made again after it drops).
+    private let connection: @Sendable () async throws -> any SQLDatabase
     private let closeConnection: @Sendable () async throws -> Void
+    /// Opens a write transaction: SQLite takes its write lock at once, PostgreSQL at the first row.
+    private let begin: SQLQueryString
+    /// Runs first in every write transaction; throws to refuse it (a fenced leader's store).
+    private let admit: (@Sendable (any SQLDatabase) async throws -> Void)?
     private let mutex = AsyncMutex()
 
-    private init(database: any SQLDatabase, close: @escaping @Sendable () async throws -> Void) {
-        self.database = database
+    private init(
+        begin: SQLQueryString, admit: (@Sendable (any SQLDatabase) async throws -> Void)? = nil,
+        connection: @escaping @Sendable () async throws -> any SQLDatabase, close: @escaping @Sendable () async throws -> Void
+    ) {
+        self.begin = begin
+        self.admit = admit
+        self.connection = connection
         self.closeConnection = close
     }
 
     /// Opens (creating if needed) the SQLite database at `path`.
     public static func openSQLite(path: String, logger: Logger) async throws -> SQLMetadataStore {
-        let connection: SQLiteConnection
+        let opened: SQLiteConnection
         do {
-            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            opened = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         } catch {
             throw TYDFSError(.io, "cannot open the metadata database \(path): \(error)")
         }
-        let store = SQLMetadataStore(database: connection.sql(queryLogLevel: nil)) {
-            try await connection.close().get()
+        let database = opened.sql(queryLogLevel: nil)
+        let store = SQLMetadataStore(begin: "BEGIN IMMEDIATE", connection: { database }) {
+            try await opened.close().get()
         }
-        try await store.prepare(pragmas: ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"])
+        try await store.prepare(statements: [
+            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000",
+        ] + schema)
+        // Databases made before files had attributes and commit ids gain the columns (NULL: none).
+        let columns = try await database.raw("SELECT name FROM pragma_table_info('files')").all().map { try $0.decode(column: "name", as: String.self) }
+        for column in ["attributes", "commit_id"] where !columns.contains(column) {
+            try await database.raw("ALTER TABLE files ADD COLUMN \(ident: column) TEXT").run()
+        }
         return store
     }
 
-    private func prepare(pragmas: [String]) async throws {
-        for pragma in pragmas {
-            _ = try await database.raw(SQLQueryString(pragma)).all()
+    /// Opens the PostgreSQL database `link` reaches, creating the tables if needed. With
+    /// `epoch`, every write transaction first checks that the leader lease still carries that
+    /// epoch (holding the lease row until it commits, so a takeover waits for it): a master that
+    /// lost the lease, even one paused past it, can change nothing.
+    public static func openPostgres(_ link: PostgresLink, epoch: LeaderEpoch?) async throws -> SQLMetadataStore {
+        var admit: (@Sendable (any SQLDatabase) async throws -> Void)?
+        if let epoch {
+            admit = { @Sendable (database: any SQLDatabase) async throws in try await LeaderLease.admit(epoch, on: database) }
         }
-        for statement in Self.schema {
+        let store = SQLMetadataStore(begin: "BEGIN", admit: admit, connection: { try await link.database() }) {
+            await link.close()
+        }
+        try await store.prepare(statements: schema + LeaderLease.schema)
+        return store
+    }
+
+    private func prepare(statements: [String]) async throws {
+        let database = try await connection()
+        for statement in statements {
             try await database.raw(SQLQueryString(statement)).run()
-        }
-        // Databases made before files had attributes gain the column (NULL: none).
-        let columns = try await database.raw("SELECT name FROM pragma_table_info('files')").all().map { try $0.decode(column: "name", as: String.self) }
-        if !columns.contains("attributes") {
-            try await database.raw("ALTER TABLE files ADD COLUMN attributes TEXT").run()
         }
     }
 
@@ -68,7 +98,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         """
         CREATE TABLE IF NOT EXISTS files (
             path TEXT PRIMARY KEY, size_bytes BIGINT NOT NULL, mtime_ms BIGINT NOT NULL,
-            crc32c BIGINT NOT NULL, chunk_size_bytes BIGINT NOT NULL, replication INTEGER NOT NULL, attributes TEXT)
+            crc32c BIGINT NOT NULL, chunk_size_bytes BIGINT NOT NULL, replication INTEGER NOT NULL, attributes TEXT,
+            commit_id TEXT)
         """,
         """
         CREATE TABLE IF NOT EXISTS chunks (
@@ -101,10 +132,11 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     ) async throws {
         let assembler = FileAssembler(emit: file)
         try await mutex.withLock {
+            let database = try await connection()
             // One pass over files joined with their chunks and replicas, in path and chunk order:
             // each file is complete when the path changes.
             try await database.raw("""
-                SELECT f.path, f.size_bytes, f.mtime_ms, f.crc32c, f.chunk_size_bytes, f.replication, f.attributes,
+                SELECT f.path, f.size_bytes, f.mtime_ms, f.crc32c, f.chunk_size_bytes, f.replication, f.attributes, f.commit_id,
                        c.id, c.idx, c.size_bytes AS chunk_size, c.crc32c AS chunk_crc, r.datakeeper_id
                 FROM files f LEFT JOIN chunks c ON c.path = f.path LEFT JOIN replicas r ON r.chunk_id = c.id
                 ORDER BY f.path, c.idx, r.datakeeper_id
@@ -134,12 +166,20 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func apply(_ edits: [MetadataEdit]) async throws {
         guard !edits.isEmpty else { return }
         try await mutex.withLock {
-            try await database.raw("BEGIN IMMEDIATE").run()
+            let database: any SQLDatabase
             do {
-                for run in Self.runs(of: edits) { try await write(run) }
+                database = try await connection()
+            } catch {
+                throw TYDFSError(.io, "the metadata database could not be reached: \(error)")
+            }
+            try await database.raw(begin).run()
+            do {
+                try await admit?(database)
+                for run in Self.runs(of: edits) { try await write(run, on: database) }
                 try await database.raw("COMMIT").run()
             } catch {
                 try? await database.raw("ROLLBACK").run()
+                if let error = error as? TYDFSError, error.code == .notLeader { throw error }
                 throw TYDFSError(.io, "the metadata database could not be written: \(error)")
             }
         }
@@ -171,14 +211,14 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         }
     }
 
-    private func write(_ run: [MetadataEdit]) async throws {
+    private func write(_ run: [MetadataEdit], on database: any SQLDatabase) async throws {
         var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = [], directories: [SQLQueryString] = []
         var paths: [any Encodable & Sendable] = []
         var pairs: [SQLQueryString] = []
         for edit in run {
             switch edit {
             case .putFile(let file):
-                files.append("(\(bind: file.path.value), \(bind: file.sizeBytes), \(bind: file.mtimeMillis), \(bind: Int64(file.crc32c)), \(bind: file.chunkSizeBytes), \(bind: file.replication), \(bind: Self.encode(attributes: file.attributes)))")
+                files.append("(\(bind: file.path.value), \(bind: file.sizeBytes), \(bind: file.mtimeMillis), \(bind: Int64(file.crc32c)), \(bind: file.chunkSizeBytes), \(bind: file.replication), \(bind: Self.encode(attributes: file.attributes)), \(bind: file.commitID))")
                 for chunk in file.chunks {
                     chunks.append("(\(bind: chunk.id.value), \(bind: file.path.value), \(bind: chunk.index), \(bind: chunk.sizeBytes), \(bind: Int64(chunk.crc32c)))")
                     for replica in chunk.replicas { replicas.append("(\(bind: chunk.id.value), \(bind: replica.value))") }
@@ -195,22 +235,22 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         switch run[0] {
         case .putFile:
             try await database.raw("""
-                INSERT INTO files (path, size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication, attributes) VALUES \(files.joined(separator: ", "))
+                INSERT INTO files (path, size_bytes, mtime_ms, crc32c, chunk_size_bytes, replication, attributes, commit_id) VALUES \(files.joined(separator: ", "))
                 """).run()
             for rows in chunks.chunked(Self.rowsPerStatement) {
                 try await database.raw("INSERT INTO chunks (id, path, idx, size_bytes, crc32c) VALUES \(rows.joined(separator: ", "))").run()
             }
-            for rows in replicas.chunked(Self.rowsPerStatement) { try await insertPairs(into: "replicas", Array(rows)) }
+            for rows in replicas.chunked(Self.rowsPerStatement) { try await insertPairs(into: "replicas", Array(rows), on: database) }
         case .removeFile:
             try await database.raw("""
                 DELETE FROM replicas WHERE chunk_id IN (SELECT id FROM chunks WHERE path IN (\(binds: paths)))
                 """).run()
             try await database.raw("DELETE FROM chunks WHERE path IN (\(binds: paths))").run()
             try await database.raw("DELETE FROM files WHERE path IN (\(binds: paths))").run()
-        case .addReplica: try await insertPairs(into: "replicas", pairs)
-        case .removeReplica: try await deletePairs(from: "replicas", pairs)
-        case .queueDeletion: try await insertPairs(into: "pending_deletions", pairs)
-        case .cancelDeletion: try await deletePairs(from: "pending_deletions", pairs)
+        case .addReplica: try await insertPairs(into: "replicas", pairs, on: database)
+        case .removeReplica: try await deletePairs(from: "replicas", pairs, on: database)
+        case .queueDeletion: try await insertPairs(into: "pending_deletions", pairs, on: database)
+        case .cancelDeletion: try await deletePairs(from: "pending_deletions", pairs, on: database)
         case .makeDirectory:
             try await database.raw("""
                 INSERT INTO directories (path, mtime_ms) VALUES \(directories.joined(separator: ", "))
@@ -224,14 +264,14 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
 
 extension SQLMetadataStore {
     /// Adds (chunk id, datakeeper id) rows to `table` (`replicas` or `pending_deletions`), keeping any already there.
-    private func insertPairs(into table: String, _ pairs: [SQLQueryString]) async throws {
+    private func insertPairs(into table: String, _ pairs: [SQLQueryString], on database: any SQLDatabase) async throws {
         try await database.raw("""
             INSERT INTO \(ident: table) (chunk_id, datakeeper_id) VALUES \(pairs.joined(separator: ", ")) ON CONFLICT DO NOTHING
             """).run()
     }
 
     /// Removes (chunk id, datakeeper id) rows from `table` (`replicas` or `pending_deletions`).
-    private func deletePairs(from table: String, _ pairs: [SQLQueryString]) async throws {
+    private func deletePairs(from table: String, _ pairs: [SQLQueryString], on database: any SQLDatabase) async throws {
         try await database.raw("""
             DELETE FROM \(ident: table) WHERE (chunk_id, datakeeper_id) IN (VALUES \(pairs.joined(separator: ", ")))
             """).run()
@@ -281,7 +321,8 @@ private final class FileAssembler: @unchecked Sendable {
                     crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
                     chunkSizeBytes: try row.decode(column: "chunk_size_bytes", as: Int64.self),
                     replication: try row.decode(column: "replication", as: Int.self), chunks: [],
-                    attributes: try SQLMetadataStore.decode(attributes: try row.decode(column: "attributes", as: String?.self)))
+                    attributes: try SQLMetadataStore.decode(attributes: try row.decode(column: "attributes", as: String?.self)),
+                    commitID: try row.decode(column: "commit_id", as: String?.self))
             }
             guard let id = try row.decode(column: "id", as: String?.self) else { return }
             let chunk = try ChunkID(id)

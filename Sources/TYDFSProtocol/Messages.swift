@@ -15,6 +15,25 @@ public struct ErrorResponse: Codable, Sendable {
     public var tydfsError: TYDFSError { TYDFSError(TYDFSError.Code(rawValue: error.code), error.message) }
 }
 
+/// What `GET /v1/role` answers: one master's view of leadership (`tydfs masters`).
+public struct MasterRole: Codable, Sendable, Equatable {
+    /// The URL this master advertises.
+    public var url: String
+    /// `leader` or `standby` (or `starting`, while a new leader loads the namespace).
+    public var role: String
+    /// The epoch it leads in, or, for a standby, the latest epoch it has seen.
+    public var epoch: LeaderEpoch
+    /// Where the leader is, as this master knows it; nil when none leads.
+    public var leader: String?
+
+    public init(url: String, role: String, epoch: LeaderEpoch, leader: String?) {
+        self.url = url
+        self.role = role
+        self.epoch = epoch
+        self.leader = leader
+    }
+}
+
 /// A datakeeper's heartbeat: who it is, where it listens, how full and busy it is, and what
 /// changed in its holdings since the last heartbeat. Full chunk reports travel separately, in
 /// pages (`Route.chunkReport`), when the master asks for one.
@@ -86,9 +105,13 @@ public struct HeartbeatResponse: Codable, Sendable {
     /// Every chunk this datakeeper holds is at its factor elsewhere: a drained datakeeper may
     /// leave (one in maintenance mode does). Absent means false.
     public var drained: Bool?
+    /// The leadership epoch of the master that answered (absent from a lone SQLite master): a
+    /// datakeeper ignores the orders of an answer below the highest epoch it has seen.
+    public var epoch: LeaderEpoch?
 
     public init(answerID: UInt64, sendChunkReport: Bool, deleteChunks: [ChunkID], copyChunks: [CopyChunkOrder] = [],
-                verifyChunks: [ChunkID] = [], drained: Bool? = nil) {
+                verifyChunks: [ChunkID] = [], drained: Bool? = nil, epoch: LeaderEpoch? = nil) {
+        self.epoch = epoch
         self.drained = drained
         self.answerID = answerID
         self.sendChunkReport = sendChunkReport
@@ -140,11 +163,16 @@ public struct CreateUploadRequest: Codable, Sendable {
     /// allocates the first chunk (cut at its chunk size) in the same call, so a one-chunk file
     /// takes two calls to the master (this one and the commit). Nil or 0: no chunk is allocated now.
     public var firstChunkBytes: Int64?
+    /// Names this put across its retries (a client that lost its master mid-put starts the put
+    /// again on the new leader with the same id). When the file at `path` was committed with it
+    /// already, the answer says so (`UploadSession.committed`) and nothing is written twice.
+    public var commitID: String?
 
-    public init(path: RemotePath, overwrite: Bool, firstChunkBytes: Int64? = nil) {
+    public init(path: RemotePath, overwrite: Bool, firstChunkBytes: Int64? = nil, commitID: String? = nil) {
         self.path = path
         self.overwrite = overwrite
         self.firstChunkBytes = firstChunkBytes
+        self.commitID = commitID
     }
 }
 
@@ -155,8 +183,11 @@ public struct UploadSession: Codable, Sendable {
     public var replication: Int
     /// The first chunk's id and pipeline, when the request gave `firstChunkBytes`.
     public var firstChunk: ChunkAllocation?
+    /// The file, when the request's `commitID` was committed already: the put is done.
+    public var committed: FileInfo?
 
-    public init(uploadID: String, chunkSizeBytes: Int64, replication: Int, firstChunk: ChunkAllocation? = nil) {
+    public init(uploadID: String, chunkSizeBytes: Int64, replication: Int, firstChunk: ChunkAllocation? = nil, committed: FileInfo? = nil) {
+        self.committed = committed
         self.uploadID = uploadID
         self.chunkSizeBytes = chunkSizeBytes
         self.replication = replication

@@ -50,6 +50,9 @@ public enum Route {
     /// `GET` on every component: 200 when it is ready for work (the master has left safe mode;
     /// the datakeeper's last heartbeat was answered), else 503 saying why (readiness).
     public static let readyz = "/readyz"
+    /// `GET` on a master, without credentials: `MasterRole`, whether it leads and in which epoch
+    /// (`tydfs masters`).
+    public static let role = "/v1/role"
     /// `POST` a `BadReplicaReport`.
     public static let badReplicas = "/v1/bad-replicas"
     /// `GET ?path=` — `FsckReport`.
@@ -78,6 +81,8 @@ public enum Query {
 
 /// HTTP header names of the data path.
 public enum Header {
+    /// On a standby master's 307 answer: the URL of the master that leads.
+    public static let leader = "X-TYDFS-Leader"
     /// On every request of one client operation, and on its answers: the operation's
     /// `RequestID`, the de facto standard header name.
     public static let requestID = "X-Request-ID"

@@ -18,7 +18,7 @@ extension TYDFSError: HTTPResponseError {
         case .invalidArgument, .protocolViolation: return .badRequest
         case .notFound: return .notFound
         case .alreadyExists, .directoryNotEmpty: return .conflict
-        case .unavailable, .unreachable: return .serviceUnavailable
+        case .unavailable, .unreachable, .notLeader: return .serviceUnavailable
         case .insufficientSpace: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .checksumMismatch: return .unprocessableContent
         case .unauthenticated: return .unauthorized
@@ -311,6 +311,7 @@ extension HTTPField.Name {
     public static let tydfsReportLastPage = HTTPField.Name(Header.reportLastPage)!
     public static let tydfsReportAnchor = HTTPField.Name(Header.reportAnchor)!
     public static let tydfsChunkToken = HTTPField.Name(Header.chunkToken)!
+    public static let tydfsLeader = HTTPField.Name(Header.leader)!
 }
 
 extension HTTPField.Name {

@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import PostgresKit
+import TYDFSCore
+
+/// One connection to the PostgreSQL server a `postgres://` URL names, made again on first use
+/// after it drops (a database restart, `pg_terminate_backend`). A master keeps two: one for
+/// the metadata store and one for the leader lease, so a renewal never waits behind a batch.
+///
+/// Every session it opens ends a transaction left idle for `idleTransactionSeconds` (a master
+/// paused in the middle of one must not hold the lease row for ever) and waits at most
+/// `lockWaitSeconds` for a lock.
+public final class PostgresLink: Sendable {
+    private let configuration: PostgresConnection.Configuration
+    /// The URL without its password, for messages.
+    public let displayURL: String
+    private let logger: Logger
+    private let current = NIOLockedValueBox<PostgresConnection?>(nil)
+    private let connecting = AsyncMutex()
+    static let idleTransactionSeconds = 5
+    static let lockWaitSeconds = 3
+
+    /// `url` like `postgres://user@host:port/db` (`?sslmode=disable|prefer|require`).
+    public init(url: String, logger: Logger) throws {
+        guard let parsed = URL(string: url), var configuration = try? SQLPostgresConfiguration(url: parsed).coreConfiguration else {
+            throw TYDFSError(.invalidArgument, "'\(Self.redacted(url))' is not a PostgreSQL URL like postgres://user@host:5432/database")
+        }
+        configuration.options.connectTimeout = .seconds(3)
+        self.configuration = configuration
+        self.displayURL = Self.redacted(url)
+        self.logger = logger
+    }
+
+    /// Whether `text` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a folder.
+    public static func isURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    /// `url` with any password replaced by `***`.
+    public static func redacted(_ url: String) -> String {
+        guard var parts = URLComponents(string: url), parts.password != nil else { return url }
+        parts.password = "***"
+        return parts.string ?? url
+    }
+
+    /// The open connection, made (again) if there is none.
+    public func database() async throws -> any SQLDatabase {
+        try await connection().sql(queryLogLevel: nil)
+    }
+
+    private func connection() async throws -> PostgresConnection {
+        if let open = current.withLockedValue({ $0 }), !open.isClosed { return open }
+        return try await connecting.withLock {
+            if let open = current.withLockedValue({ $0 }), !open.isClosed { return open }
+            let made: PostgresConnection
+            do {
+                made = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+                let session = made.sql(queryLogLevel: nil)
+                try await session.raw("SET idle_in_transaction_session_timeout = '\(unsafeRaw: String(Self.idleTransactionSeconds))s'").run()
+                try await session.raw("SET lock_timeout = '\(unsafeRaw: String(Self.lockWaitSeconds))s'").run()
+            } catch {
+                throw TYDFSError(.unreachable, "cannot reach the metadata database \(displayURL): \(String(reflecting: error).prefix(300))")
+            }
+            current.withLockedValue { $0 = made }
+            return made
+        }
+    }
+
+    /// Closes the connection (a later use makes a new one).
+    public func close() async {
+        let open = current.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
+        try? await open?.close()
+    }
+}
