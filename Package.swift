@@ -160,7 +160,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TYDFSMetadataTests", dependencies: [
-            "TYDFSMetadata", "TYDFSCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            "TYDFSMetadata", "TYDFSCore", "TYDFSTestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "TYDFSMasterTests", dependencies: [
             "TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSServerSupport",

@@ -16,7 +16,10 @@ import TYDFSSecurity
 /// frames to and from datakeepers; never holds a whole chunk of a local file in memory (only
 /// `put(bytes:)` and `read`, made for small files, hold the file they are given or return).
 public final class TYDFSClient: Sendable {
-    public let masterURL: String
+    /// The masters given, and the one that leads as far as this client knows.
+    public let masters: MasterDirectory
+    /// The master requests go to now.
+    public var masterURL: String { masters.current }
     let http: HTTPClient
     let logger: Logger
     /// Signs every request to the master; nil sends them unsigned (a master with `--anonymous`).
@@ -28,7 +31,8 @@ public final class TYDFSClient: Sendable {
     /// asked in, and when a read is hedged.
     let replicaLatency = NIOLockedValueBox(ReplicaLatency())
 
-    /// `masterURL` like `http://127.0.0.1:9333`. `concurrency` is how many operations the caller
+    /// `masterURL` like `http://127.0.0.1:9333`, or several masters separated by commas (one
+    /// leads; requests find it and follow it across a failover). `concurrency` is how many operations the caller
     /// runs at once (e.g. `put -r --concurrency 16`): the client keeps enough connections to each
     /// server for every range or chunk those operations may have in flight, so none waits for
     /// another's connection (a wait longer than the connect timeout fails the request).
@@ -40,10 +44,7 @@ public final class TYDFSClient: Sendable {
         masterURL: String, concurrency: Int = 1, signer: RequestSigner? = nil, caFile: String? = nil,
         logger: Logger = Logger(label: "tydfs.client")
     ) throws {
-        guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://"), masterURL.count > 8 else {
-            throw TYDFSError(.invalidArgument, "the master URL must look like http://127.0.0.1:9333, not '\(masterURL)'")
-        }
-        self.masterURL = masterURL.hasSuffix("/") ? String(masterURL.dropLast()) : masterURL
+        self.masters = try MasterDirectory(masterURL)
         self.scheme = masterURL.hasPrefix("https://") ? "https" : "http"
         self.http = try Self.makeHTTPClient(
             readTimeoutSeconds: Limits.idleTransferTimeoutSeconds + 15, retryRefusedConnections: false,
@@ -86,6 +87,8 @@ public final class TYDFSClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = retryRefusedConnections
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connectionsPerServer)
         configuration.decompression = .disabled
+        // A standby master's 307 names the leader: callers follow it themselves and remember it.
+        configuration.redirectConfiguration = .disallow
         // No tracer: with the default (a no-op tracer) every request still builds a span and its
         // attributes, ~5 % of a small-file client's CPU (measured with perf).
         configuration.tracing.tracer = nil
@@ -100,7 +103,7 @@ public final class TYDFSClient: Sendable {
     }
 
     private init(sharing other: TYDFSClient, signer: RequestSigner) {
-        masterURL = other.masterURL
+        masters = other.masters
         http = other.http
         logger = other.logger
         scheme = other.scheme
@@ -166,6 +169,29 @@ public final class TYDFSClient: Sendable {
         try await control(.DELETE, Route.files, query: path)
     }
 
+    /// What each master given says of leadership (`tydfs masters`), asked all at once; a master
+    /// that cannot be reached gives its error.
+    public func masterRoles() async -> [(url: String, role: Result<MasterRole, TYDFSError>)] {
+        await withTaskGroup(of: (Int, Result<MasterRole, TYDFSError>).self) { group in
+            for (position, url) in masters.urls.enumerated() {
+                group.addTask {
+                    do {
+                        let response = try await self.http.execute(HTTPClientRequest(url: url + Route.role), timeout: .seconds(5))
+                        let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+                        return (position, .success(try PeerError.decode(MasterRole.self, status: response.status, payload: payload, peer: url)))
+                    } catch let error as TYDFSError {
+                        return (position, .failure(error))
+                    } catch {
+                        return (position, .failure(TYDFSError(.unreachable, "cannot reach \(url): \(PeerError.describe(error))")))
+                    }
+                }
+            }
+            var answers = [(Int, Result<MasterRole, TYDFSError>)]()
+            for await answer in group { answers.append(answer) }
+            return answers.sorted { $0.0 < $1.0 }.map { (masters.urls[$0.0], $0.1) }
+        }
+    }
+
     public func nodes() async throws -> NodesResponse {
         try await control(.GET, Route.nodes)
     }
@@ -216,26 +242,27 @@ public final class TYDFSClient: Sendable {
     func control<Body: Encodable, Response: Decodable>(
         _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?, extraSeconds: Int64 = 0
     ) async throws -> Response {
-        var url = masterURL + route
+        var target = route
         if let query {
-            url += (route.contains("?") ? "&" : "?") + "path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
+            target += (route.contains("?") ? "&" : "?") + "path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
         }
-        var request = HTTPClientRequest(url: url)
-        request.method = method
-        request.carryRequestID()
         let bytes = try body.map { try JSONEncoder().encode($0) } ?? Data()
-        if body != nil {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: bytes))
-        }
-        if let signer { request.sign(with: signer, target: String(url.dropFirst(masterURL.count)), body: bytes) }
-        let response: HTTPClientResponse
-        let payload: ByteBuffer
-        do {
-            response = try await http.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds + extraSeconds))
-            payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-        } catch {
-            throw TYDFSError(.unreachable, "cannot reach the master at \(masterURL): \(PeerError.describe(error))")
+        // With several masters, a dead leader or a standby is not the end: the request goes to
+        // the leader a standby names, or to the next master, until one leads (a failover takes
+        // a lease period) or `Limits.masterFailoverSeconds` pass.
+        let (response, payload) = try await masters.send(
+            http, timeout: .seconds(Limits.controlRequestTimeoutSeconds + extraSeconds),
+            patienceSeconds: masters.isSeveral ? Limits.masterFailoverSeconds : 0
+        ) { master in
+            var request = HTTPClientRequest(url: master + target)
+            request.method = method
+            request.carryRequestID()
+            if body != nil {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: bytes))
+            }
+            if let signer { request.sign(with: signer, target: target, body: bytes) }
+            return request
         }
         return try PeerError.decode(Response.self, status: response.status, payload: payload, peer: "the master")
     }

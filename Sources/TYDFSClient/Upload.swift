@@ -71,7 +71,30 @@ extension TYDFSClient {
     private func put(
         _ source: UploadSource, to remote: RemotePath, overwrite: Bool, attributes: @Sendable () throws -> [String: String] = { [:] }
     ) async throws -> PutResult {
-        let session = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes)
+        // Names this put on every master it may meet: a leader that died after committing it
+        // leaves the commit in the database, and the retry below finds it there.
+        let commitID = hex64(UInt64.random(in: .min ... .max)) + hex64(UInt64.random(in: .min ... .max))
+        let giveUp = ContinuousClock.now + .seconds(Limits.masterFailoverSeconds)
+        while true {
+            let leader = masters.current
+            do {
+                return try await putOnce(source, to: remote, overwrite: overwrite, commitID: commitID, attributes: attributes)
+            } catch let error as TYDFSError
+                where source.canReplay && (error.code == .notLeader || masters.current != leader) && ContinuousClock.now < giveUp {
+                // The master changed under the put (its upload lived in the old leader's memory).
+                logger.info("the leading master changed during a put; putting again", metadata: [
+                    "path": "\(remote)", "from": "\(leader)", "to": "\(masters.current)", "error": "\(error.message)",
+                ])
+            }
+        }
+    }
+
+    private func putOnce(
+        _ source: UploadSource, to remote: RemotePath, overwrite: Bool, commitID: String,
+        attributes: @Sendable () throws -> [String: String]
+    ) async throws -> PutResult {
+        let session = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes, commitID: commitID)
+        if let committed = session.committed { return PutResult(file: committed, warnings: []) }
         if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
         do {
             return try await upload(from: source, session: session, remote: remote, attributes: attributes)
@@ -85,9 +108,9 @@ extension TYDFSClient {
     /// Opens an upload and, when the source's size is known, has the master allocate the first
     /// chunk in the same call (so a one-chunk file costs two calls to the master: this and the
     /// commit). The master cuts the first chunk at its chunk size.
-    private func openUpload(_ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?) async throws -> UploadSession {
+    private func openUpload(_ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?, commitID: String) async throws -> UploadSession {
         try await control(.POST, Route.uploads, body: CreateUploadRequest(
-            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }))
+            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID))
     }
 
     /// Sends every chunk of `source`, then commits the file. A source of known size (a file,
@@ -280,6 +303,14 @@ enum UploadSource {
     case memory(ByteBuffer)
     /// A local file still being written, sent chunk by chunk as it fills.
     case growing(any GrowingFile)
+
+    /// Whether the source can be read again from its start (a put started again after a failover).
+    var canReplay: Bool {
+        switch self {
+        case .file, .memory: true
+        case .stream, .growing: false
+        }
+    }
 
     /// The whole source's size, when known before it is read.
     var sizeBytes: Int64? {

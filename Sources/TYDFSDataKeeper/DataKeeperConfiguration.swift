@@ -1,9 +1,11 @@
 import TYDFSCore
+import TYDFSClient
 import TYDFSServerSupport
 
 /// Everything a datakeeper needs to start, each field with its default.
 public struct DataKeeperConfiguration: Sendable {
-    /// Base URL of the master, e.g. `http://10.0.0.1:9333`.
+    /// Base URL of the master, e.g. `http://10.0.0.1:9333`, or of several masters separated by
+    /// commas (the datakeeper beats to whichever leads).
     public var masterURL = "http://127.0.0.1:9333"
     /// Interface and port the data service listens on; port 0 picks a free one.
     public var host = "127.0.0.1"
@@ -51,8 +53,8 @@ public struct DataKeeperConfiguration: Sendable {
         guard idleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--idle-timeout must be positive") }
         guard maxConcurrentRepairs > 0 else { throw TYDFSError(.invalidArgument, "--max-repairs must be positive") }
         if let capacityBytes, capacityBytes <= 0 { throw TYDFSError(.invalidArgument, "--capacity must be positive") }
-        guard masterURL.hasPrefix("http://") || masterURL.hasPrefix("https://") else {
-            throw TYDFSError(.invalidArgument, "--master must be a URL like http://127.0.0.1:9333, not '\(masterURL)'")
+        guard (try? MasterDirectory(masterURL)) != nil else {
+            throw TYDFSError(.invalidArgument, "--master must be a URL like http://127.0.0.1:9333 (or several, separated by commas), not '\(masterURL)'")
         }
         if advertisedAddress == nil, host == "0.0.0.0" || host == "::" {
             throw TYDFSError(.invalidArgument, "listening on \(host) needs --advertise HOST:PORT so others know where to connect")

@@ -139,7 +139,7 @@ public enum DataKeeperServer {
         let advertised = configuration.advertisedAddress
         let host = configuration.host
         let heartbeat = HeartbeatSender(
-            id: id, masterURL: configuration.masterURL.hasSuffix("/") ? String(configuration.masterURL.dropLast()) : configuration.masterURL,
+            id: id, masters: try MasterDirectory(configuration.masterURL),
             intervalSeconds: configuration.heartbeatIntervalSeconds, reportIntervalSeconds: configuration.reportIntervalSeconds,
             address: {
                 if let advertised { return advertised }

@@ -18,7 +18,8 @@ import TYDFSSecurity
 /// confirms those done in the next beats, and queues copy and verify orders for the repair worker.
 struct HeartbeatSender: Service {
     let id: DataKeeperID
-    let masterURL: String
+    /// The masters given; beats go to the one that leads (a failed beat moves to the next).
+    let masters: MasterDirectory
     let intervalSeconds: Double
     /// Seconds between full chunk reports (besides the first one and those the master asks for).
     let reportIntervalSeconds: Double
@@ -46,6 +47,8 @@ struct HeartbeatSender: Service {
         var snapshotTaken = false
         var report: Task<Void, Never>?
         let reporting = NIOLockedValueBox(false)
+        // The highest leadership epoch seen: answers below it come from a deposed leader.
+        var epoch: LeaderEpoch?
         defer { report?.cancel() }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let usage = await store.usage()
@@ -61,8 +64,16 @@ struct HeartbeatSender: Service {
                 badChunks: batch.badChunks, copiesDone: batch.copiesDone, copiesFailed: batch.copiesFailed,
                 maintenance: maintenance ? true : nil)
             do {
-                let answer = try await send(beat)
-                if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(masterURL)"]) }
+                let (answer, master) = try await send(beat)
+                if let seen = epoch, let given = answer.epoch, given < seen {
+                    masters.skip(master)
+                    throw TYDFSError(.notLeader, "\(master) answered in epoch \(given), below epoch \(seen): its orders are ignored")
+                }
+                if let given = answer.epoch, given != epoch {
+                    logger.notice("the master leading now", metadata: ["master": "\(master)", "epoch": "\(given)"])
+                    epoch = given
+                }
+                if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(master)"]) }
                 masterReachable = true
                 registered.withLockedValue { $0 = true }
                 if answer.sendChunkReport, !reporting.withLockedValue({ $0 }) {
@@ -90,7 +101,7 @@ struct HeartbeatSender: Service {
                 deletions.restoreDone(deleted)
                 await store.restoreChanges(added: changes.added, removed: changes.removed)
                 if masterReachable {
-                    logger.warning("heartbeat failed", metadata: ["master": "\(masterURL)", "error": "\(error)"])
+                    logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
                 }
                 masterReachable = false
             }
@@ -103,30 +114,35 @@ struct HeartbeatSender: Service {
     /// a master that does not answer finds out by the heartbeat timeout.
     private func leave() async {
         do {
-            var request = HTTPClientRequest(url: masterURL + Route.leave)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
             let payload = try JSONEncoder().encode(LeaveRequest(id: id))
-            request.body = .bytes(ByteBuffer(bytes: payload))
-            request.sign(with: signer, target: Route.leave, body: payload)
-            let response = try await httpClient.execute(request, timeout: .seconds(Limits.connectTimeoutSeconds))
-            let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+            let (response, body) = try await masters.send(httpClient, timeout: .seconds(Limits.connectTimeoutSeconds), patienceSeconds: 0) { master in
+                var request = HTTPClientRequest(url: master + Route.leave)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: payload))
+                request.sign(with: signer, target: Route.leave, body: payload)
+                return request
+            }
             try PeerError.check(status: response.status, payload: body, peer: "the master")
             logger.info("told the master this datakeeper is leaving")
         } catch {
             logger.warning("could not tell the master this datakeeper is leaving", metadata: ["error": "\(PeerError.describe(error))"])
         }
     }
-    private func send(_ beat: HeartbeatRequest) async throws -> HeartbeatResponse {
-        var request = HTTPClientRequest(url: masterURL + Route.heartbeat)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
+    /// Sends `beat` to the leading master; returns its answer and which master gave it.
+    private func send(_ beat: HeartbeatRequest) async throws -> (HeartbeatResponse, String) {
         let payload = try JSONEncoder().encode(beat)
-        request.body = .bytes(ByteBuffer(bytes: payload))
-        request.sign(with: signer, target: Route.heartbeat, body: payload)
-        let response = try await httpClient.execute(request, timeout: .seconds(Limits.controlRequestTimeoutSeconds))
-        let body = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
-        return try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master")
+        var answeredBy = ""
+        let (response, body) = try await masters.send(httpClient, timeout: .seconds(Limits.controlRequestTimeoutSeconds), patienceSeconds: 0) { master in
+            answeredBy = master
+            var request = HTTPClientRequest(url: master + Route.heartbeat)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: payload))
+            request.sign(with: signer, target: Route.heartbeat, body: payload)
+            return request
+        }
+        return (try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master"), answeredBy)
     }
 
     /// Sends a snapshot of every chunk held, page after page. A failure ends the report; the
@@ -136,7 +152,7 @@ struct HeartbeatSender: Service {
         let pages = max(1, (chunks.count + Limits.chunksPerReportPage - 1) / Limits.chunksPerReportPage)
         for page in 0..<pages {
             let slice = chunks[min(chunks.count, page * Limits.chunksPerReportPage)..<min(chunks.count, (page + 1) * Limits.chunksPerReportPage)]
-            var request = HTTPClientRequest(url: masterURL + Route.chunkReport)
+            var request = HTTPClientRequest(url: masters.current + Route.chunkReport)
             request.method = .POST
             request.headers.add(name: Header.dataKeeper, value: id.value)
             request.headers.add(name: Header.reportID, value: reportID)

@@ -1,4 +1,5 @@
 import TYDFSCore
+import TYDFSMetadata
 import TYDFSSecurity
 import TYDFSServerSupport
 
@@ -7,8 +8,24 @@ public struct MasterConfiguration: Sendable {
     /// Interface and port the master listens on.
     public var host = "127.0.0.1"
     public var port = 9333
-    /// Folder of the metadata database (`metadata.sqlite`).
+    /// Folder of the cluster secret, the access keys and, unless `metadata` says otherwise, the
+    /// metadata database (`metadata.sqlite`).
     public var dataDirectory = "./tydfs-data/master"
+    /// Where the metadata lives (`--metadata`): nil for `<data>/metadata.sqlite`, a folder for
+    /// its `metadata.sqlite`, or a `postgres://` URL: a database several masters share, one of
+    /// them leading at a time (issue 17).
+    public var metadata: String?
+    /// The URL clients and datakeepers reach this master at, which the leader lease names for
+    /// the standbys' redirects; nil means http(s)://host:port.
+    public var advertisedURL: String?
+    /// Lease length and renewal pace, with PostgreSQL.
+    public var leaseTiming = LeadershipStateMachine.Timing.standard
+    /// The PostgreSQL URL, when `metadata` is one.
+    public var metadataURL: String? { metadata.flatMap { PostgresLink.isURL($0) ? $0 : nil } }
+    /// The SQLite file, when the metadata is not on PostgreSQL.
+    public var sqlitePath: String { (metadata ?? dataDirectory) + "/metadata.sqlite" }
+    /// Where the metadata is, for logs (no password).
+    public var metadataDisplay: String { metadataURL.map(PostgresLink.redacted) ?? sqlitePath }
     /// Replicas every chunk should have.
     public var replication = 3
     /// Size files are cut at; the last chunk of a file is shorter.
@@ -62,6 +79,9 @@ public struct MasterConfiguration: Sendable {
         guard orphanGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--orphan-grace must not be negative") }
         guard idleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--idle-timeout must be positive") }
         guard uploadIdleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--upload-timeout must be positive") }
+        if let advertisedURL, !(advertisedURL.hasPrefix("http://") || advertisedURL.hasPrefix("https://")) {
+            throw TYDFSError(.invalidArgument, "--advertise must be a URL like http://10.0.0.1:9333, not '\(advertisedURL)'")
+        }
         guard deletionGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--deletion-grace must not be negative") }
     }
 }

@@ -245,43 +245,39 @@ public enum MasterServer {
         configuration: MasterConfiguration, logger: Logger, alongside: () throws -> [any Service] = { [] },
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let services = try await makeServices(configuration: configuration, logger: logger, onListening: onListening)
+        let parts = try await makeServices(configuration: configuration, logger: logger, onListening: onListening)
         let group = ServiceGroup(configuration: .init(
-            services: services.services + (try alongside()), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: parts.services + (try alongside()), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
-            try? await services.store.close()
+            await parts.close()
             throw error
         }
-        try await services.store.close()
+        await parts.close()
     }
 
-    /// The master's services, for a caller that runs them in its own `ServiceGroup` (`tydfs cluster`).
-    /// They must run in the order given: shutdown goes in reverse, so the metadata writer stops last.
+    /// The master's services, for a caller that runs them in its own `ServiceGroup` (`tydfs cluster`),
+    /// and what to call once they have all stopped. They must run in the order given: shutdown
+    /// goes in reverse, so the metadata writer stops last.
+    ///
+    /// With SQLite the master leads from the start (epoch `.solo`). With PostgreSQL it starts
+    /// as a standby and leads only while it holds the lease (`LeadershipService`).
     public static func makeServices(
         configuration: MasterConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
-    ) async throws -> (services: [any Service], store: any MetadataStore) {
+    ) async throws -> (services: [any Service], close: @Sendable () async -> Void) {
         try configuration.validate()
         Telemetry.bootstrap()
         try LocalFileSystem.makeDirectories(configuration.dataDirectory)
-        let store = try await SQLMetadataStore.openSQLite(path: configuration.dataDirectory + "/metadata.sqlite", logger: logger)
-        let loadStarted = ContinuousClock.now
-        let namespace = try await store.loadNamespace()
-        logger.info("namespace loaded", metadata: [
-            "files": "\(namespace.fileCount)", "chunks": "\(namespace.chunks.count)",
-            "seconds": "\((ContinuousClock.now - loadStarted).components.seconds)",
-        ])
-        let committer = GroupCommitter(store: store)
+        if let folder = configuration.metadata, configuration.metadataURL == nil { try LocalFileSystem.makeDirectories(folder) }
         let secretFile = configuration.secretFilePath
         let (secret, madeSecret) = try ClusterSecret.readOrCreate(at: secretFile)
         if madeSecret { logger.notice("cluster secret created: give this file to every datakeeper (--secret-file)", metadata: ["file": "\(secretFile)"]) }
         let keys = try AccessKeyStore(directory: configuration.dataDirectory)
         let adminKey = keys.isEmpty ? try keys.create(access: .admin, prefix: nil) : nil
-        let state = MasterState(
-            configuration: configuration, namespace: namespace, committer: committer, tokens: ChunkTokenIssuer(secret: secret), logger: logger)
         logger.info("master configured", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "data": "\(configuration.dataDirectory)",
+            "metadata": "\(configuration.metadataDisplay)",
             "replication": "\(configuration.replication)", "chunk_size": "\(configuration.chunkSizeBytes)",
             "heartbeat_timeout_s": "\(configuration.heartbeatTimeoutSeconds)",
         ])
@@ -291,9 +287,13 @@ public enum MasterServer {
         let ownURL = { @Sendable (port: Int) in "\(scheme)://\(wildcard ? "127.0.0.1" : configuration.host):\(port)" }
         let reader = try TYDFSClient(
             masterURL: ownURL(configuration.port), signer: RequestSigner(cluster: secret), caFile: configuration.caFile, logger: logger)
-        let access = AccessMiddleware<BasicRequestContext>(secret: secret, keys: keys, anonymous: configuration.anonymousAccess)
+        let shared = LeaderParts(
+            configuration: configuration, tokens: ChunkTokenIssuer(secret: secret), reader: reader,
+            access: AccessMiddleware<BasicRequestContext>(secret: secret, keys: keys, anonymous: configuration.anonymousAccess), logger: logger)
+        let advertised = configuration.advertisedURL ?? ownURL(configuration.port)
+        let board = MasterRoleBoard()
         let app = try HTTPServer.application(
-            responder: router(state: state, reader: reader, access: access).buildResponder(), host: configuration.host, port: configuration.port,
+            responder: MasterResponder(board: board, url: advertised), host: configuration.host, port: configuration.port,
             tls: configuration.tls, idleTimeoutSeconds: configuration.idleTimeoutSeconds, logger: logger, onListening: { port in
                 if let adminKey {
                     // First start: the admin's client config, so the first commands just work.
@@ -307,9 +307,17 @@ public enum MasterServer {
                 }
                 await onListening(port)
             })
-        let writer = MetadataWriter(committer: committer, state: state)
-        let repair = ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger)
-        return ([ClientCloser(client: reader), writer, app, repair, MasterClockTicker(state: state)], store)
+        if let url = configuration.metadataURL {
+            let link = try PostgresLink(url: url, logger: logger)
+            let leadership = LeadershipService(
+                link: link, lease: LeaderLease(link: try PostgresLink(url: url, logger: logger)), url: advertised,
+                timing: configuration.leaseTiming, parts: shared, board: board)
+            return ([ClientCloser(client: reader), leadership, app], { await link.close() })
+        }
+        let store = try await SQLMetadataStore.openSQLite(path: configuration.sqlitePath, logger: logger)
+        let leader = try await shared.lead(store: store, epoch: .solo)
+        board.set(.leading(.solo, leader.responder))
+        return ([ClientCloser(client: reader)] + leader.services.prefix(1) + [app] + leader.services.dropFirst(), { try? await store.close() })
     }
 }
 
@@ -333,10 +341,15 @@ final class DownloadSlot: Sendable {
 struct MetadataWriter: Service {
     let committer: GroupCommitter
     let state: MasterState
+    /// Told of every batch that failed (after the rollback): a refused epoch ends the leadership.
+    var failed: @Sendable (TYDFSError) -> Void = { _ in }
 
     func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {
-            await committer.run { durable, error in await state.rollBack(durable: durable, error: error) }
+            await committer.run { durable, error in
+                await state.rollBack(durable: durable, error: error)
+                failed(error)
+            }
         } onCancelOrGracefulShutdown: {
             committer.stop()
         }

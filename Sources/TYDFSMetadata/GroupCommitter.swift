@@ -23,6 +23,8 @@ public final class GroupCommitter: Sendable {
         var failure: TYDFSError?
         var wakeUp: CheckedContinuation<Void, Never>?
         var stopping = false
+        /// What edits queued after `stop()` are refused with.
+        var refusal = TYDFSError(.unavailable, "the master is shutting down")
     }
 
     private let store: any MetadataStore
@@ -50,7 +52,7 @@ public final class GroupCommitter: Sendable {
     private func enqueue(_ item: Queued) {
         let (refused, wakeUp) = state.withLockedValue { state -> (TYDFSError?, CheckedContinuation<Void, Never>?) in
             if let failure = state.failure { return (failure, nil) }
-            if state.stopping { return (TYDFSError(.unavailable, "the master is shutting down"), nil) }
+            if state.stopping { return (state.refusal, nil) }
             state.queue.append(item)
             defer { state.wakeUp = nil }
             return (nil, state.wakeUp)
@@ -105,10 +107,11 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Ends `run()` once what is queued now is written; later edits are refused.
-    public func stop() {
+    /// Ends `run()` once what is queued now is written; later edits are refused with `refusal`.
+    public func stop(refusing refusal: TYDFSError = TYDFSError(.unavailable, "the master is shutting down")) {
         let wakeUp = state.withLockedValue { state in
             state.stopping = true
+            state.refusal = refusal
             defer { state.wakeUp = nil }
             return state.wakeUp
         }

@@ -68,6 +68,9 @@ public final class LeaderLease: Sendable {
             """).run()
     }
 
+    /// Closes the lease's connection.
+    public func close() async { await link.close() }
+
     /// The lease as it stands.
     public func holder() async throws -> Holder {
         let rows = try await link.database().raw("""

@@ -450,6 +450,52 @@ struct MoveCommand: AsyncParsableCommand {
     }
 }
 
+struct MastersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "masters",
+        abstract: "List the masters given (--master URL1,URL2,...): each one's role (leader or standby) and leadership epoch.",
+        discussion: """
+            --json prints {"masters": [{"url": ..., "role": "leader", "epoch": 7}, ...]} with every master that answered, and             "unreachable" with those that did not. Exit code 0 when at least one master answered, 1 otherwise.
+            """)
+
+    /// The `--json` document.
+    struct Listing: Encodable {
+        struct Entry: Encodable {
+            var url: String
+            var role: String
+            var epoch: LeaderEpoch
+            var leader: String?
+        }
+        var masters: [Entry]
+        var unreachable: [String]
+    }
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.withClient { client in
+            let answers = await client.masterRoles()
+            var listing = Listing(masters: [], unreachable: [])
+            for (url, answer) in answers {
+                switch answer {
+                case .success(let role): listing.masters.append(.init(url: url, role: role.role, epoch: role.epoch, leader: role.leader))
+                case .failure(let error):
+                    listing.unreachable.append(url)
+                    warn("\(url): \(error.message)")
+                }
+            }
+            if output.json {
+                try output.printJSON(listing)
+            } else {
+                let rows = [["URL", "ROLE", "EPOCH", "LEADER"]] + listing.masters.map { [$0.url, $0.role, String($0.epoch.value), $0.leader ?? "-"] }
+                for line in alignedColumns(rows) { say(line) }
+            }
+            guard !listing.masters.isEmpty else { throw TYDFSError(.unreachable, "no master answered") }
+        }
+    }
+}
+
 struct NodesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes",

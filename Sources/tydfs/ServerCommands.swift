@@ -18,7 +18,13 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
         discussion: "Every option can also come from TYDFS_MASTER_<OPTION> or the config file's \"master\" section (see `tydfs config`).")
 
     @Option(help: "host:port to listen on.") var listen = "127.0.0.1:9333"
-    @Option(help: "Folder for the metadata database.") var data = "./tydfs-data/master"
+    @Option(help: "Folder for the cluster secret, the access keys and (unless --metadata says otherwise) the metadata database.")
+    var data = "./tydfs-data/master"
+    @Option(help: ArgumentHelp(
+        "Where the metadata lives: a folder (SQLite, the default: the --data folder) or postgres://user@host:port/db, shared by several masters.",
+        discussion: "Masters on one PostgreSQL database elect a leader among themselves; the others are standbys that redirect to it."))
+    var metadata: String?
+    @Option(help: "URL clients and datakeepers reach this master at (default: http(s)://the --listen address).") var advertise: String?
     @Option(help: "Replicas per chunk.") var replication = 3
     @Option(help: "Chunk size, e.g. 64MiB.") var chunkSize = "64MiB"
     @Option(help: "A datakeeper silent this long is dead, e.g. 5s.") var heartbeatTimeout = "5s"
@@ -47,6 +53,8 @@ struct MasterCommand: AsyncParsableCommand, SettingsCommand {
         configuration.deletionGraceSeconds = try DurationText.parseSeconds(settings.string("deletion-grace", deletionGrace))
         (configuration.host, configuration.port) = try splitHostPort(settings.string("listen", listen))
         configuration.dataDirectory = try settings.string("data", data)
+        configuration.metadata = try settings.optionalString("metadata", metadata)
+        configuration.advertisedURL = try settings.optionalString("advertise", advertise)
         configuration.replication = try settings.int("replication", replication)
         configuration.chunkSizeBytes = try ByteSize.parse(settings.string("chunk-size", chunkSize))
         configuration.heartbeatTimeoutSeconds = try DurationText.parseSeconds(settings.string("heartbeat-timeout", heartbeatTimeout))
@@ -247,11 +255,11 @@ struct ClusterCommand: AsyncParsableCommand, SettingsCommand {
                 try await group.run()
             } catch {
                 try? await httpClient.shutdown()
-                try? await masterParts.store.close()
+                await masterParts.close()
                 throw error
             }
             try await httpClient.shutdown()
-            try await masterParts.store.close()
+            await masterParts.close()
         }
     }
 }

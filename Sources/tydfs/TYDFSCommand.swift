@@ -15,7 +15,7 @@ struct TYDFSCommand: AsyncParsableCommand {
             """,
         subcommands: [
             MasterCommand.self, DataKeeperCommand.self, ClusterCommand.self, PutCommand.self, GetCommand.self,
-            ListCommand.self, DiskUsageCommand.self, StatCommand.self, CatCommand.self, MakeDirectoryCommand.self, RemoveDirectoryCommand.self, MoveCommand.self, RemoveCommand.self, NodesCommand.self, DrainCommand.self, FsckCommand.self,
+            ListCommand.self, DiskUsageCommand.self, StatCommand.self, CatCommand.self, MakeDirectoryCommand.self, RemoveDirectoryCommand.self, MoveCommand.self, RemoveCommand.self, MastersCommand.self, NodesCommand.self, DrainCommand.self, FsckCommand.self,
             ChecksumCommand.self, BenchCommand.self, S3Command.self, MountCommand.self, UnmountCommand.self, ConfigCommand.self, KeygenCommand.self, KeyCommand.self,
         ])
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TYDFSCore
 import TYDFSMetadata
+import TYDFSTestSupport
 import XCTest
 
 /// Builds files for the metadata tests.
@@ -18,21 +19,43 @@ enum Fixture {
     static func dk(_ name: String) -> DataKeeperID { try! DataKeeperID(name) }
 }
 
-/// The metadata store on a real SQLite file: what goes in with `apply` comes back with `load`.
+/// The metadata store on a real SQLite file and on a real PostgreSQL server (one private server
+/// for the class, a fresh database per test): what goes in with `apply` comes back with `load`,
+/// the same on both (store parity, issue 17).
 final class SQLMetadataStoreTests: XCTestCase {
     private var folder = ""
+    /// Opens the store under test (SQLite first, then PostgreSQL, in `onBothStores`).
+    private var open: () async throws -> SQLMetadataStore = { throw TYDFSError(.internal, "no store chosen") }
+    nonisolated(unsafe) private static var postgres: PostgresServer?
 
     override func setUp() {
         folder = NSTemporaryDirectory() + "tydfs-meta-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = folder + "/metadata.sqlite"
+        open = { try await SQLMetadataStore.openSQLite(path: path, logger: Logger(label: "test")) }
     }
 
     override func tearDown() {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    private func open() async throws -> SQLMetadataStore {
-        try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
+    override class func tearDown() {
+        postgres?.stop()
+        postgres = nil
+    }
+
+    /// Runs `body` on a SQLite store, then on a PostgreSQL store in a database of its own.
+    private func onBothStores(_ body: () async throws -> Void) async throws {
+        try await body()
+        if Self.postgres == nil { Self.postgres = try PostgresServer() }
+        let url = try Self.postgres!.createDatabase("t" + UUID().uuidString.prefix(8).lowercased())
+        open = { try await SQLMetadataStore.openPostgres(try PostgresLink(url: url, logger: Logger(label: "test")), epoch: nil) }
+        do {
+            try await body()
+        } catch {
+            XCTFail("on PostgreSQL: \(error)")
+            throw error
+        }
     }
 
     private func reopenedNamespace() async throws -> Namespace {
@@ -43,14 +66,18 @@ final class SQLMetadataStoreTests: XCTestCase {
     }
 
     func testCommittedFilesReadBackWholeAfterReopening() async throws {
-        let files = [Fixture.file("/a/b.txt", chunks: 3), Fixture.file("/empty", chunks: 0), Fixture.file("/a/c", chunks: 1, replicas: [])]
-        let store = try await open()
-        try await store.apply(files.map { .putFile($0) })
-        try await store.close()
-        let namespace = try await reopenedNamespace()
-        for file in files { XCTAssertEqual(namespace.file(at: file.path), file) }
-        XCTAssertEqual(namespace.fileCount, 3)
-        XCTAssertEqual(namespace.chunks.count, 4)
+        try await onBothStores {
+            var committed = Fixture.file("/a/b.txt", chunks: 3)
+            committed.commitID = "5e1f00d2c0ffee"
+            let files = [committed, Fixture.file("/empty", chunks: 0), Fixture.file("/a/c", chunks: 1, replicas: [])]
+            let store = try await open()
+            try await store.apply(files.map { .putFile($0) })
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            for file in files { XCTAssertEqual(namespace.file(at: file.path), file) }
+            XCTAssertEqual(namespace.fileCount, 3)
+            XCTAssertEqual(namespace.chunks.count, 4)
+        }
     }
 
     func testAttributesReadBackAndADatabaseFromBeforeThemGainsTheColumn() async throws {
@@ -81,72 +108,80 @@ final class SQLMetadataStoreTests: XCTestCase {
     }
 
     func testMadeDirectoriesReadBackAfterReopeningAndRemovedOnesStayGone() async throws {
-        let store = try await open()
-        let dir = { (text: String) in try RemotePath(text) }
-        try await store.apply([
-            .makeDirectory(try dir("/bucket"), mtimeMillis: 5), .makeDirectory(try dir("/a/b/c"), mtimeMillis: 6),
-            .makeDirectory(try dir("/gone"), mtimeMillis: 7), .putFile(Fixture.file("/a/x")),
-            // Made twice (an existing directory made its own): the later mtime wins, no error.
-            .makeDirectory(try dir("/bucket"), mtimeMillis: 8),
-        ])
-        try await store.apply([.removeDirectory(try dir("/gone"))])
-        try await store.close()
-        let namespace = try await reopenedNamespace()
-        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.path.value), ["/a/b/c", "/bucket"])
-        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.mtimeMillis), [6, 8])
-        XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/a", "/bucket"])
-        XCTAssertEqual(namespace.list(try dir("/a"))!.map(\.path), ["/a/b", "/a/x"])
-        XCTAssertEqual(namespace.fileCount, 1)
+        try await onBothStores {
+            let store = try await open()
+            let dir = { (text: String) in try RemotePath(text) }
+            try await store.apply([
+                .makeDirectory(try dir("/bucket"), mtimeMillis: 5), .makeDirectory(try dir("/a/b/c"), mtimeMillis: 6),
+                .makeDirectory(try dir("/gone"), mtimeMillis: 7), .putFile(Fixture.file("/a/x")),
+                // Made twice (an existing directory made its own): the later mtime wins, no error.
+                .makeDirectory(try dir("/bucket"), mtimeMillis: 8),
+            ])
+            try await store.apply([.removeDirectory(try dir("/gone"))])
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.path.value), ["/a/b/c", "/bucket"])
+            XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.mtimeMillis), [6, 8])
+            XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/a", "/bucket"])
+            XCTAssertEqual(namespace.list(try dir("/a"))!.map(\.path), ["/a/b", "/a/x"])
+            XCTAssertEqual(namespace.fileCount, 1)
+        }
     }
 
     func testEveryKindOfEditIsStoredInOrder() async throws {
-        let first = Fixture.file("/f", chunks: 2), second = Fixture.file("/f", chunks: 1)
-        let chunk = first.chunks[0].id
-        let store = try await open()
-        try await store.apply([
-            .putFile(first), .removeReplica(chunk, Fixture.dk("dk1")), .addReplica(chunk, Fixture.dk("dk9")),
-            .addReplica(chunk, Fixture.dk("dk9")),
-        ])
-        var afterFirst = try await store.loadNamespace()
-        XCTAssertEqual(afterFirst.chunks[chunk]?.replicas.map(\.value).sorted(), ["dk2", "dk3", "dk9"])
-        // Replaced in one batch: replicas queued for deletion, the old file removed, the new one put.
-        try await store.apply([
-            .queueDeletion(chunk, Fixture.dk("dk9")), .queueDeletion(chunk, Fixture.dk("dk2")), .removeFile(first.path),
-            .putFile(second), .cancelDeletion(chunk, Fixture.dk("dk2")),
-        ])
-        try await store.close()
-        afterFirst = try await reopenedNamespace()
-        XCTAssertEqual(afterFirst.file(at: second.path), second)
-        XCTAssertNil(afterFirst.chunks[chunk], "the replaced file's chunks are gone")
-        XCTAssertEqual(afterFirst.pendingDeletions[Fixture.dk("dk9")]?[chunk], 0)
-        XCTAssertNil(afterFirst.pendingDeletions[Fixture.dk("dk2")], "the cancelled deletion stays cancelled")
+        try await onBothStores {
+            let first = Fixture.file("/f", chunks: 2), second = Fixture.file("/f", chunks: 1)
+            let chunk = first.chunks[0].id
+            let store = try await open()
+            try await store.apply([
+                .putFile(first), .removeReplica(chunk, Fixture.dk("dk1")), .addReplica(chunk, Fixture.dk("dk9")),
+                .addReplica(chunk, Fixture.dk("dk9")),
+            ])
+            var afterFirst = try await store.loadNamespace()
+            XCTAssertEqual(afterFirst.chunks[chunk]?.replicas.map(\.value).sorted(), ["dk2", "dk3", "dk9"])
+            // Replaced in one batch: replicas queued for deletion, the old file removed, the new one put.
+            try await store.apply([
+                .queueDeletion(chunk, Fixture.dk("dk9")), .queueDeletion(chunk, Fixture.dk("dk2")), .removeFile(first.path),
+                .putFile(second), .cancelDeletion(chunk, Fixture.dk("dk2")),
+            ])
+            try await store.close()
+            afterFirst = try await reopenedNamespace()
+            XCTAssertEqual(afterFirst.file(at: second.path), second)
+            XCTAssertNil(afterFirst.chunks[chunk], "the replaced file's chunks are gone")
+            XCTAssertEqual(afterFirst.pendingDeletions[Fixture.dk("dk9")]?[chunk], 0)
+            XCTAssertNil(afterFirst.pendingDeletions[Fixture.dk("dk2")], "the cancelled deletion stays cancelled")
+        }
     }
 
     func testAFailedBatchLeavesNothingOfItselfBehind() async throws {
-        let store = try await open()
-        let taken = Fixture.file("/taken")
-        try await store.apply([.putFile(taken)])
-        do {
-            // The second put of the same path violates the primary key: the whole batch is refused.
-            try await store.apply([.putFile(Fixture.file("/new")), .putFile(Fixture.file("/taken"))])
-            XCTFail("a batch that breaks a constraint must fail")
-        } catch let error as TYDFSError {
-            XCTAssertEqual(error.code, .io)
-            XCTAssertTrue(error.message.contains("metadata database"), error.message)
+        try await onBothStores {
+            let store = try await open()
+            let taken = Fixture.file("/taken")
+            try await store.apply([.putFile(taken)])
+            do {
+                // The second put of the same path violates the primary key: the whole batch is refused.
+                try await store.apply([.putFile(Fixture.file("/new")), .putFile(Fixture.file("/taken"))])
+                XCTFail("a batch that breaks a constraint must fail")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .io)
+                XCTAssertTrue(error.message.contains("metadata database"), error.message)
+            }
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertNil(namespace.file(at: try RemotePath("/new")))
+            XCTAssertEqual(namespace.file(at: taken.path), taken)
         }
-        try await store.close()
-        let namespace = try await reopenedNamespace()
-        XCTAssertNil(namespace.file(at: try RemotePath("/new")))
-        XCTAssertEqual(namespace.file(at: taken.path), taken)
     }
 
     func testALargeBatchIsWrittenInSeveralStatements() async throws {
-        let files = (0..<1500).map { Fixture.file("/many/f\($0)", chunks: 1) }
-        let store = try await open()
-        try await store.apply(files.map { .putFile($0) })
-        try await store.close()
-        let namespace = try await reopenedNamespace()
-        XCTAssertEqual(namespace.fileCount, 1500)
-        XCTAssertEqual(namespace.list(try RemotePath("/many"))?.count, 1500)
+        try await onBothStores {
+            let files = (0..<1500).map { Fixture.file("/many/f\($0)", chunks: 1) }
+            let store = try await open()
+            try await store.apply(files.map { .putFile($0) })
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.fileCount, 1500)
+            XCTAssertEqual(namespace.list(try RemotePath("/many"))?.count, 1500)
+        }
     }
 }

@@ -1,0 +1,230 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import TYDFSClient
+import TYDFSCore
+import TYDFSMetadata
+import TYDFSProtocol
+import TYDFSSecurity
+import TYDFSServerSupport
+
+/// What a master needs to lead, made once per process: a new leadership term builds its state
+/// from the database with these (`lead`).
+struct LeaderParts: Sendable {
+    let configuration: MasterConfiguration
+    let tokens: ChunkTokenIssuer
+    let reader: TYDFSClient
+    let access: AccessMiddleware<BasicRequestContext>
+    let logger: Logger
+
+    /// A leader's state, routes and services for `epoch`, from everything `store` holds.
+    struct Leader: Sendable {
+        let state: MasterState
+        let committer: GroupCommitter
+        let responder: RouterResponder<BasicRequestContext>
+        /// The metadata writer first, then the replication manager and the clock.
+        let services: [any Service]
+    }
+
+    func lead(store: any MetadataStore, epoch: LeaderEpoch, failed: @escaping @Sendable (TYDFSError) -> Void = { _ in }) async throws -> Leader {
+        let loadStarted = ContinuousClock.now
+        let namespace = try await store.loadNamespace()
+        logger.info("namespace loaded", metadata: [
+            "files": "\(namespace.fileCount)", "chunks": "\(namespace.chunks.count)", "epoch": "\(epoch)",
+            "seconds": "\((ContinuousClock.now - loadStarted).components.seconds)",
+        ])
+        let committer = GroupCommitter(store: store)
+        let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, tokens: tokens, epoch: epoch, logger: logger)
+        return Leader(
+            state: state, committer: committer,
+            responder: MasterServer.router(state: state, reader: reader, access: access).buildResponder(),
+            services: [
+                MetadataWriter(committer: committer, state: state, failed: failed),
+                ReplicationManager(state: state, intervalSeconds: configuration.repairIntervalSeconds, logger: logger),
+                MasterClockTicker(state: state),
+            ])
+    }
+}
+
+/// What the master's HTTP listener serves now: the leader's routes, or a standby's answers.
+enum MasterRoleView: Sendable {
+    /// `leader`: the URL the lease names, when its lease is live.
+    case standby(leader: String?, epoch: LeaderEpoch)
+    /// The lease is taken; the namespace is loading.
+    case starting(LeaderEpoch)
+    case leading(LeaderEpoch, RouterResponder<BasicRequestContext>)
+}
+
+/// The current `MasterRoleView`, switched by the leadership service, read by every request.
+final class MasterRoleBoard: Sendable {
+    private let view = NIOLockedValueBox<MasterRoleView>(.standby(leader: nil, epoch: LeaderEpoch(0)))
+
+    var current: MasterRoleView { view.withLockedValue { $0 } }
+    func set(_ new: MasterRoleView) { view.withLockedValue { $0 = new } }
+}
+
+/// The master's one HTTP responder. A leader's requests go to its router. A standby answers
+/// liveness and `Route.role` itself, and everything else with a 307 to the leader (the same
+/// path and query; `Header.leader` names it) or, while no one leads, a 503 `not_leader`.
+struct MasterResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let board: MasterRoleBoard
+    /// The URL this master advertises.
+    let url: String
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let view = board.current
+        if request.uri.path == Route.role { return try JSON.response(role(view)) }
+        if case .leading(_, let responder) = view { return try await responder.respond(to: request, context: context) }
+        switch request.uri.path {
+        case Route.health, Route.healthz:
+            return try JSON.response(["status": "ok"])
+        default:
+            if case .standby(let leader?, _) = view, leader != url {
+                var response = try JSON.response(
+                    ErrorResponse(TYDFSError(.notLeader, "this master is a standby; the leader is \(leader)")), status: .temporaryRedirect)
+                response.headers[.location] = leader + request.uri.description
+                response.headers[.tydfsLeader] = leader
+                return response
+            }
+            let error = TYDFSError(.notLeader, "no master leads yet (a new leader is taking over; it takes a few seconds): try again")
+            return try JSON.response(ErrorResponse(error), status: error.status)
+        }
+    }
+
+    func role(_ view: MasterRoleView) -> MasterRole {
+        switch view {
+        case .standby(let leader, let epoch): MasterRole(url: url, role: "standby", epoch: epoch, leader: leader)
+        case .starting(let epoch): MasterRole(url: url, role: "starting", epoch: epoch, leader: url)
+        case .leading(let epoch, _): MasterRole(url: url, role: "leader", epoch: epoch, leader: url)
+        }
+    }
+}
+
+/// The shell around `LeadershipStateMachine` for masters sharing a PostgreSQL database: asks the
+/// lease table what the machine asks for, and starts and stops leadership terms. A term is the
+/// state loaded for one epoch and its services (writer, replication manager, clock); stepping
+/// down stops them all and drops the state, so nothing of the old term acts again.
+struct LeadershipService: Service {
+    let link: PostgresLink
+    let lease: LeaderLease
+    let url: String
+    let timing: LeadershipStateMachine.Timing
+    let parts: LeaderParts
+    let board: MasterRoleBoard
+    /// This process among all masters, ever: a restarted master is a new holder.
+    let instance = hex64(UInt64.random(in: .min ... .max))
+
+    /// Events the term's writer reports (a refused epoch) while the loop sleeps.
+    private let fencedEpochs = NIOLockedValueBox<[LeaderEpoch]>([])
+
+    init(link: PostgresLink, lease: LeaderLease, url: String, timing: LeadershipStateMachine.Timing, parts: LeaderParts, board: MasterRoleBoard) {
+        self.link = link
+        self.lease = lease
+        self.url = url
+        self.timing = timing
+        self.parts = parts
+        self.board = board
+    }
+
+    /// One running term.
+    private struct Term {
+        let epoch: LeaderEpoch
+        let leader: LeaderParts.Leader
+        let services: Task<Void, Never>
+    }
+
+    func run() async throws {
+        var machine = LeadershipStateMachine(timing: timing)
+        var term: Term?
+        let logger = parts.logger
+        logger.info("master started as a standby; waiting for the leader lease", metadata: ["url": "\(url)", "instance": "\(instance)"])
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let now = MasterState.monotonicSeconds()
+            var actions = fencedEpochs.withLockedValue { epochs in
+                defer { epochs = [] }
+                return epochs
+            }.map { machine.fenced($0) }
+            actions.append(machine.tick(now: now))
+            while let action = actions.first {
+                actions.removeFirst()
+                switch action {
+                case .none:
+                    break
+                case .tryToAcquire:
+                    do {
+                        if let epoch = try await lease.acquire(instance: instance, url: url, seconds: timing.leaseSeconds) {
+                            logger.notice("this master took the leader lease", metadata: ["epoch": "\(epoch)"])
+                            actions.append(machine.acquired(epoch, sentAt: now))
+                        } else {
+                            let holder = try await lease.holder()
+                            board.set(.standby(leader: holder.live ? holder.url : nil, epoch: holder.epoch))
+                            actions.append(machine.acquireFailed())
+                        }
+                    } catch {
+                        board.set(.standby(leader: nil, epoch: LeaderEpoch(0)))
+                        logger.warning("cannot read the leader lease", metadata: ["error": "\(error)"])
+                        actions.append(machine.acquireFailed())
+                    }
+                case .startLeading(let epoch):
+                    board.set(.starting(epoch))
+                    do {
+                        let store = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
+                        let leader = try await parts.lead(store: store, epoch: epoch) { [fencedEpochs] error in
+                            if error.code == .notLeader { fencedEpochs.withLockedValue { $0.append(epoch) } }
+                        }
+                        let services = leader.services
+                        term = Term(epoch: epoch, leader: leader, services: Task {
+                            await withTaskGroup(of: Void.self) { group in
+                                for service in services { group.addTask { try? await service.run() } }
+                            }
+                        })
+                        board.set(.leading(epoch, leader.responder))
+                        logger.notice("leading", metadata: ["epoch": "\(epoch)", "url": "\(url)"])
+                        actions.append(machine.started(epoch))
+                    } catch {
+                        actions.append(machine.startFailed(epoch, reason: "\(error)"))
+                    }
+                case .renew(let epoch):
+                    let sentAt = MasterState.monotonicSeconds()
+                    do {
+                        if try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds) {
+                            actions.append(machine.renewed(epoch, sentAt: sentAt))
+                        } else {
+                            actions.append(machine.renewRefused(epoch))
+                        }
+                    } catch {
+                        logger.warning("cannot renew the leader lease", metadata: ["epoch": "\(epoch)", "error": "\(error)"])
+                        actions.append(machine.renewFailed(epoch))
+                    }
+                case .stepDown(let epoch, let reason):
+                    logger.warning("stepping down: this master no longer leads", metadata: ["epoch": "\(epoch)", "reason": "\(reason)"])
+                    board.set(.standby(leader: nil, epoch: epoch))
+                    await stop(term, refusing: TYDFSError(.notLeader, "this master stopped leading (epoch \(epoch)): \(reason)"))
+                    term = nil
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        // Shutting down: finish the term's writes, then hand the lease on at once.
+        if let term {
+            board.set(.standby(leader: nil, epoch: term.epoch))
+            await stop(term, refusing: TYDFSError(.unavailable, "the master is shutting down"))
+            try? await lease.release(instance: instance, epoch: term.epoch)
+            logger.notice("leader lease released", metadata: ["epoch": "\(term.epoch)"])
+        }
+        await lease.close()
+        await link.close()
+    }
+
+    /// Stops a term's services: its writer writes what is queued (refused by the database if
+    /// the epoch is gone) and later edits are refused with `refusal`.
+    private func stop(_ term: Term?, refusing refusal: TYDFSError) async {
+        guard let term else { return }
+        term.leader.committer.stop(refusing: refusal)
+        term.services.cancel()
+        await term.services.value
+    }
+}
