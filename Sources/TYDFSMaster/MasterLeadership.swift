@@ -141,6 +141,7 @@ struct LeadershipService: Service {
         var term: Term?
         let logger = parts.logger
         logger.info("master started as a standby; waiting for the leader lease", metadata: ["url": "\(url)", "instance": "\(instance)"])
+        var prepared = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let now = MasterState.monotonicSeconds()
             var actions = fencedEpochs.withLockedValue { epochs in
@@ -155,6 +156,10 @@ struct LeadershipService: Service {
                     break
                 case .tryToAcquire:
                     do {
+                        if !prepared {
+                            try await lease.prepare()
+                            prepared = true
+                        }
                         if let epoch = try await lease.acquire(instance: instance, url: url, seconds: timing.leaseSeconds) {
                             logger.notice("this master took the leader lease", metadata: ["epoch": "\(epoch)"])
                             actions.append(machine.acquired(epoch, sentAt: now))
@@ -165,7 +170,7 @@ struct LeadershipService: Service {
                         }
                     } catch {
                         board.set(.standby(leader: nil, epoch: LeaderEpoch(0)))
-                        logger.warning("cannot read the leader lease", metadata: ["error": "\(error)"])
+                        logger.warning("cannot read the leader lease", metadata: ["error": "\(PostgresLink.describe(error))"])
                         actions.append(machine.acquireFailed())
                     }
                 case .startLeading(let epoch):
@@ -185,7 +190,7 @@ struct LeadershipService: Service {
                         logger.notice("leading", metadata: ["epoch": "\(epoch)", "url": "\(url)"])
                         actions.append(machine.started(epoch))
                     } catch {
-                        actions.append(machine.startFailed(epoch, reason: "\(error)"))
+                        actions.append(machine.startFailed(epoch, reason: PostgresLink.describe(error)))
                     }
                 case .renew(let epoch):
                     let sentAt = MasterState.monotonicSeconds()
@@ -196,7 +201,7 @@ struct LeadershipService: Service {
                             actions.append(machine.renewRefused(epoch))
                         }
                     } catch {
-                        logger.warning("cannot renew the leader lease", metadata: ["epoch": "\(epoch)", "error": "\(error)"])
+                        logger.warning("cannot renew the leader lease", metadata: ["epoch": "\(epoch)", "error": "\(PostgresLink.describe(error))"])
                         actions.append(machine.renewFailed(epoch))
                     }
                 case .stepDown(let epoch, let reason):

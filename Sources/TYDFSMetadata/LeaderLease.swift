@@ -17,6 +17,13 @@ public final class LeaderLease: Sendable {
         public var epoch: LeaderEpoch
         /// Whether the lease has not expired yet.
         public var live: Bool
+
+        public init(instance: String, url: String, epoch: LeaderEpoch, live: Bool) {
+            self.instance = instance
+            self.url = url
+            self.epoch = epoch
+            self.live = live
+        }
     }
 
     private let link: PostgresLink

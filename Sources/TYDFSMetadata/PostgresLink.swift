@@ -60,11 +60,24 @@ public final class PostgresLink: Sendable {
                 try await session.raw("SET idle_in_transaction_session_timeout = '\(unsafeRaw: String(Self.idleTransactionSeconds))s'").run()
                 try await session.raw("SET lock_timeout = '\(unsafeRaw: String(Self.lockWaitSeconds))s'").run()
             } catch {
-                throw TYDFSError(.unreachable, "cannot reach the metadata database \(displayURL): \(String(reflecting: error).prefix(300))")
+                throw TYDFSError(.unreachable, "cannot reach the metadata database \(displayURL): \(Self.describe(error))")
             }
             current.withLockedValue { $0 = made }
             return made
         }
+    }
+
+    /// An error in words: PostgresNIO's errors hide their detail from `description` (it may
+    /// quote data); the server's message and code are what an operator needs.
+    public static func describe(_ error: Error) -> String {
+        if let error = error as? TYDFSError { return error.message }
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+            }
+            return "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+        }
+        return "\(error)"
     }
 
     /// Closes the connection (a later use makes a new one).

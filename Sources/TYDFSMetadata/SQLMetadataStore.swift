@@ -170,7 +170,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             do {
                 database = try await connection()
             } catch {
-                throw TYDFSError(.io, "the metadata database could not be reached: \(error)")
+                throw TYDFSError(.io, "the metadata database could not be reached: \(PostgresLink.describe(error))")
             }
             try await database.raw(begin).run()
             do {
@@ -180,7 +180,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             } catch {
                 try? await database.raw("ROLLBACK").run()
                 if let error = error as? TYDFSError, error.code == .notLeader { throw error }
-                throw TYDFSError(.io, "the metadata database could not be written: \(error)")
+                throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
             }
         }
     }
