@@ -250,8 +250,10 @@ public final class TYDFSClient: Sendable {
         // With several masters, a dead leader or a standby is not the end: the request goes to
         // the leader a standby names, or to the next master, until one leads (a failover takes
         // a lease period) or `Limits.masterFailoverSeconds` pass.
+        // With several masters, one that does not answer within `Limits.masterAnswerSeconds`
+        // (paused, hung) is left for the next; a lone master gets the whole control timeout.
         let (response, payload) = try await masters.send(
-            http, timeout: .seconds(Limits.controlRequestTimeoutSeconds + extraSeconds),
+            http, timeout: .seconds((masters.isSeveral ? Limits.masterAnswerSeconds : Limits.controlRequestTimeoutSeconds) + extraSeconds),
             patienceSeconds: masters.isSeveral ? Limits.masterFailoverSeconds : 0
         ) { master in
             var request = HTTPClientRequest(url: master + target)

@@ -80,8 +80,9 @@ extension TYDFSClient {
             do {
                 return try await putOnce(source, to: remote, overwrite: overwrite, commitID: commitID, attributes: attributes)
             } catch let error as TYDFSError
-                where source.canReplay && (error.code == .notLeader || masters.current != leader) && ContinuousClock.now < giveUp {
-                // The master changed under the put (its upload lived in the old leader's memory).
+                where source.canReplay && ContinuousClock.now < giveUp
+                && (error.code == .notLeader || error.code == .uploadUnknown || masters.current != leader) {
+                // The master changed (or restarted) under the put: its upload lived in memory there.
                 logger.info("the leading master changed during a put; putting again", metadata: [
                     "path": "\(remote)", "from": "\(leader)", "to": "\(masters.current)", "error": "\(error.message)",
                 ])

@@ -105,10 +105,11 @@ public enum Limits {
     public static let maxInMemoryFileBytes: Int64 = 64 * 1024 * 1024
     /// Seconds a control request (JSON) may take in all.
     public static let controlRequestTimeoutSeconds: Int64 = 30
-    /// Seconds a datakeeper waits for the answer to a heartbeat. A master silent this long (paused,
-    /// hung) is given up on for this beat, and with several masters the next beat goes to the
-    /// next one: a datakeeper never waits out a long timeout on a frozen leader.
-    public static let heartbeatAnswerSeconds: Int64 = 5
+    /// Seconds a client given several masters waits for one to answer a control request before
+    /// it tries the next (a commit of many chunks gets more), and a datakeeper waits for the
+    /// answer to a heartbeat (the next beat goes to the next master): a paused leader costs
+    /// seconds, not a long timeout.
+    public static let masterAnswerSeconds: Int64 = 5
     /// Seconds a client or datakeeper given several masters keeps looking for the leader (the
     /// leader died, none leads yet) before a request fails: several lease periods.
     public static let masterFailoverSeconds: Double = 30

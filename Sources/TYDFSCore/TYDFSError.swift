@@ -36,6 +36,9 @@ public struct TYDFSError: Error, Equatable, Sendable, CustomStringConvertible {
         /// The credentials are valid but do not allow this (a read-only key writing, a path
         /// outside the key's prefix, a token for another chunk): HTTP 403.
         public static let forbidden = Code(rawValue: "forbidden")
+        /// The master does not know the upload named (it restarted, a new leader took over, or the
+        /// upload was abandoned): the put must start again. HTTP 404.
+        public static let uploadUnknown = Code(rawValue: "upload_unknown")
         /// This master does not lead (a standby, or a leader whose lease another master took):
         /// ask the leader it names. HTTP 307 with the leader's URL, or 503 while none leads.
         public static let notLeader = Code(rawValue: "not_leader")

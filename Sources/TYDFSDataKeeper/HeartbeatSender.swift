@@ -133,7 +133,7 @@ struct HeartbeatSender: Service {
     private func send(_ beat: HeartbeatRequest) async throws -> (HeartbeatResponse, String) {
         let payload = try JSONEncoder().encode(beat)
         var answeredBy = ""
-        let (response, body) = try await masters.send(httpClient, timeout: .seconds(Limits.heartbeatAnswerSeconds), patienceSeconds: 0) { master in
+        let (response, body) = try await masters.send(httpClient, timeout: .seconds(Limits.masterAnswerSeconds), patienceSeconds: 0) { master in
             answeredBy = master
             var request = HTTPClientRequest(url: master + Route.heartbeat)
             request.method = .POST

@@ -79,6 +79,9 @@ public struct MasterConfiguration: Sendable {
         guard orphanGraceSeconds >= 0 else { throw TYDFSError(.invalidArgument, "--orphan-grace must not be negative") }
         guard idleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--idle-timeout must be positive") }
         guard uploadIdleTimeoutSeconds > 0 else { throw TYDFSError(.invalidArgument, "--upload-timeout must be positive") }
+        if metadataURL != nil, port == 0, advertisedURL == nil {
+            throw TYDFSError(.invalidArgument, "masters on PostgreSQL name their URL in the leader lease: give a fixed --listen port or --advertise URL")
+        }
         if let advertisedURL, !(advertisedURL.hasPrefix("http://") || advertisedURL.hasPrefix("https://")) {
             throw TYDFSError(.invalidArgument, "--advertise must be a URL like http://10.0.0.1:9333, not '\(advertisedURL)'")
         }

@@ -52,8 +52,9 @@ struct LeaderParts: Sendable {
 enum MasterRoleView: Sendable {
     /// `leader`: the URL the lease names, when its lease is live.
     case standby(leader: String?, epoch: LeaderEpoch)
-    /// The lease is taken; the namespace is loading.
-    case starting(LeaderEpoch)
+    /// The lease is taken; the namespace is loading (no routes yet), or loaded and the
+    /// datakeepers are checking in: their routes are served, clients wait.
+    case starting(LeaderEpoch, RouterResponder<BasicRequestContext>?)
     case leading(LeaderEpoch, RouterResponder<BasicRequestContext>)
 }
 
@@ -78,6 +79,9 @@ struct MasterResponder: HTTPResponder {
         let view = board.current
         if request.uri.path == Route.role { return try JSON.response(role(view)) }
         if case .leading(_, let responder) = view { return try await responder.respond(to: request, context: context) }
+        if case .starting(_, let responder?) = view, Self.dataKeeperRoutes.contains(request.uri.path) {
+            return try await responder.respond(to: request, context: context)
+        }
         switch request.uri.path {
         case Route.health, Route.healthz:
             return try JSON.response(["status": "ok"])
@@ -94,10 +98,13 @@ struct MasterResponder: HTTPResponder {
         }
     }
 
+    /// What a datakeeper sends a master: served by a new leader before it serves clients.
+    static let dataKeeperRoutes: Set<String> = [Route.heartbeat, Route.chunkReport, Route.leave]
+
     func role(_ view: MasterRoleView) -> MasterRole {
         switch view {
         case .standby(let leader, let epoch): MasterRole(url: url, role: "standby", epoch: epoch, leader: leader)
-        case .starting(let epoch): MasterRole(url: url, role: "starting", epoch: epoch, leader: url)
+        case .starting(let epoch, _): MasterRole(url: url, role: "starting", epoch: epoch, leader: url)
         case .leading(let epoch, _): MasterRole(url: url, role: "leader", epoch: epoch, leader: url)
         }
     }
@@ -134,6 +141,8 @@ struct LeadershipService: Service {
         let epoch: LeaderEpoch
         let leader: LeaderParts.Leader
         let services: Task<Void, Never>
+        /// Whether clients are served yet (see `MasterState.hasHeardFromDataKeepers`).
+        var servesClients = false
     }
 
     func run() async throws {
@@ -174,7 +183,7 @@ struct LeadershipService: Service {
                         actions.append(machine.acquireFailed())
                     }
                 case .startLeading(let epoch):
-                    board.set(.starting(epoch))
+                    board.set(.starting(epoch, nil))
                     do {
                         let store = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
                         let leader = try await parts.lead(store: store, epoch: epoch) { [fencedEpochs] error in
@@ -186,8 +195,8 @@ struct LeadershipService: Service {
                                 for service in services { group.addTask { try? await service.run() } }
                             }
                         })
-                        board.set(.leading(epoch, leader.responder))
-                        logger.notice("leading", metadata: ["epoch": "\(epoch)", "url": "\(url)"])
+                        board.set(.starting(epoch, leader.responder))
+                        logger.notice("leading; waiting for the datakeepers to check in", metadata: ["epoch": "\(epoch)", "url": "\(url)"])
                         actions.append(machine.started(epoch))
                     } catch {
                         actions.append(machine.startFailed(epoch, reason: PostgresLink.describe(error)))
@@ -211,7 +220,13 @@ struct LeadershipService: Service {
                     term = nil
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+            if var current = term, !current.servesClients, await current.leader.state.hasHeardFromDataKeepers() {
+                current.servesClients = true
+                term = current
+                board.set(.leading(current.epoch, current.leader.responder))
+                logger.notice("serving clients", metadata: ["epoch": "\(current.epoch)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
         }
         // Shutting down: finish the term's writes, then hand the lease on at once.
         if let term {

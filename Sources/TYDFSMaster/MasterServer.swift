@@ -308,9 +308,9 @@ public enum MasterServer {
                 await onListening(port)
             })
         if let url = configuration.metadataURL {
-            let link = try PostgresLink(url: url, logger: logger)
+            let link = try PostgresLink(url: url, applicationName: "tydfs master \(advertised)", logger: logger)
             let leadership = LeadershipService(
-                link: link, lease: LeaderLease(link: try PostgresLink(url: url, logger: logger)), url: advertised,
+                link: link, lease: LeaderLease(link: try PostgresLink(url: url, applicationName: "tydfs master \(advertised) lease", logger: logger)), url: advertised,
                 timing: configuration.leaseTiming, parts: shared, board: board)
             return ([ClientCloser(client: reader), leadership, app], { await link.close() })
         }

@@ -15,6 +15,16 @@ extension MasterState {
     /// timeout has passed, for those that will not come back) — the HDFS "safe mode"; and a
     /// datakeeper whose chunk report has not arrived since it (re)joined counts as holding
     /// nothing — its recorded replicas may be gone, so they must not justify trimming others.
+    /// Whether a master that just took over has heard from the datakeepers it needs, so that
+    /// clients can be served: every datakeeper the replica map names is alive (or, in a new
+    /// cluster, at least one), or one heartbeat timeout has passed for those that will not come.
+    func hasHeardFromDataKeepers() -> Bool {
+        let now = self.now()
+        if now - startedSeconds >= configuration.heartbeatTimeoutSeconds { return true }
+        let alive = Set(registry.alive(now: now).map(\.id))
+        return holdersAtStart.isEmpty ? !alive.isEmpty : holdersAtStart.isSubset(of: alive)
+    }
+
     @discardableResult
     func replicationRound() -> ReplicationPlan {
         noticeDeaths()

@@ -509,7 +509,7 @@ actor MasterState {
     }
 
     private static func unknownUpload(_ id: String) -> TYDFSError {
-        TYDFSError(.notFound, "upload \(id) is unknown or expired (the master may have restarted); start the put again")
+        TYDFSError(.uploadUnknown, "upload \(id) is unknown or expired (the master may have restarted, or another master leads now); start the put again")
     }
 
     // MARK: - Namespace

@@ -22,11 +22,13 @@ public final class PostgresLink: Sendable {
     static let lockWaitSeconds = 3
 
     /// `url` like `postgres://user@host:port/db` (`?sslmode=disable|prefer|require`).
-    public init(url: String, logger: Logger) throws {
+    /// `applicationName` names the sessions in `pg_stat_activity` (which master holds which).
+    public init(url: String, applicationName: String = "tydfs", logger: Logger) throws {
         guard let parsed = URL(string: url), var configuration = try? SQLPostgresConfiguration(url: parsed).coreConfiguration else {
             throw TYDFSError(.invalidArgument, "'\(Self.redacted(url))' is not a PostgreSQL URL like postgres://user@host:5432/database")
         }
         configuration.options.connectTimeout = .seconds(3)
+        configuration.options.additionalStartupParameters = [("application_name", String(applicationName.prefix(63)))]
         self.configuration = configuration
         self.displayURL = Self.redacted(url)
         self.logger = logger

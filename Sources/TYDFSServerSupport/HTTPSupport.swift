@@ -16,7 +16,7 @@ extension TYDFSError: HTTPResponseError {
     public var status: HTTPResponse.Status {
         switch code {
         case .invalidArgument, .protocolViolation: return .badRequest
-        case .notFound: return .notFound
+        case .notFound, .uploadUnknown: return .notFound
         case .alreadyExists, .directoryNotEmpty: return .conflict
         case .unavailable, .unreachable, .notLeader: return .serviceUnavailable
         case .insufficientSpace: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")

@@ -21,12 +21,13 @@ final class LeadershipStateMachineTests: XCTestCase {
         var machine = LeadershipStateMachine(timing: timing)
         XCTAssertEqual(machine.role, .standby)
         XCTAssertEqual(machine.tick(now: 10), .tryToAcquire)
-        XCTAssertEqual(machine.tick(now: 12), .none, "the first attempt has not answered")
+        let interval = timing.attemptEverySeconds
+        XCTAssertEqual(machine.tick(now: 10 + 2 * interval), .none, "the first attempt has not answered")
         XCTAssertEqual(machine.acquireFailed(), .none)
-        XCTAssertEqual(machine.tick(now: 12), .tryToAcquire, "answered, and an interval has passed")
+        XCTAssertEqual(machine.tick(now: 10 + 2 * interval), .tryToAcquire, "answered, and an interval has passed")
         XCTAssertEqual(machine.acquireFailed(), .none)
-        XCTAssertEqual(machine.tick(now: 12.5), .none, "within the interval")
-        XCTAssertEqual(machine.tick(now: 13), .tryToAcquire)
+        XCTAssertEqual(machine.tick(now: 10 + 2.5 * interval), .none, "within the interval")
+        XCTAssertEqual(machine.tick(now: 10 + 3 * interval), .tryToAcquire)
         XCTAssertEqual(machine.role, .standby)
     }
 
@@ -35,19 +36,19 @@ final class LeadershipStateMachineTests: XCTestCase {
         _ = machine.tick(now: 0)
         XCTAssertEqual(machine.acquired(one, sentAt: 0), .startLeading(one))
         XCTAssertEqual(machine.role, .starting(one))
-        XCTAssertEqual(machine.tick(now: 1.5), .none, "no renewal while loading")
+        XCTAssertEqual(machine.tick(now: 1.5 * timing.attemptEverySeconds), .none, "no renewal while loading")
         XCTAssertEqual(machine.started(two), .none, "another epoch's start is ignored")
         XCTAssertEqual(machine.role, .starting(one))
         XCTAssertEqual(machine.started(one), .none)
         XCTAssertEqual(machine.role, .leading(one))
-        XCTAssertEqual(machine.tick(now: 1.6), .renew(one))
+        XCTAssertEqual(machine.tick(now: 1.6 * timing.attemptEverySeconds), .renew(one))
     }
 
     func testALoadThatOutlastsTheLeaseOrFailsStepsDown() {
         var slow = LeadershipStateMachine(timing: timing)
         _ = slow.tick(now: 0)
         _ = slow.acquired(one, sentAt: 0)
-        XCTAssertEqual(slow.tick(now: timing.stepDownAfterSeconds), .stepDown(one, reason: "the lease was not renewed for 4.0 s"))
+        XCTAssertEqual(slow.tick(now: timing.stepDownAfterSeconds), .stepDown(one, reason: "the lease was not renewed for \(timing.stepDownAfterSeconds) s"))
         XCTAssertEqual(slow.role, .standby)
         XCTAssertEqual(slow.started(one), .none, "a load that finishes after stepping down does not lead")
         XCTAssertEqual(slow.role, .standby)
@@ -66,7 +67,7 @@ final class LeadershipStateMachineTests: XCTestCase {
         for _ in 0..<20 {
             now += timing.attemptEverySeconds
             XCTAssertEqual(machine.tick(now: now), .renew(one))
-            XCTAssertEqual(machine.tick(now: now + 0.5), .none, "one renewal at a time")
+            XCTAssertEqual(machine.tick(now: now + timing.attemptEverySeconds / 2), .none, "one renewal at a time")
             XCTAssertEqual(machine.renewed(one, sentAt: now), .none)
         }
         XCTAssertEqual(machine.role, .leading(one))
@@ -74,7 +75,7 @@ final class LeadershipStateMachineTests: XCTestCase {
 
     func testALeaderStepsDownWhenItsLeaseIsTakenOrItsWriteIsFenced() {
         var taken = leading(one)
-        XCTAssertEqual(taken.tick(now: 1), .renew(one))
+        XCTAssertEqual(taken.tick(now: timing.attemptEverySeconds), .renew(one))
         XCTAssertEqual(taken.renewRefused(one), .stepDown(one, reason: "another master took the lease"))
         XCTAssertEqual(taken.role, .standby)
 
@@ -86,29 +87,32 @@ final class LeadershipStateMachineTests: XCTestCase {
     }
 
     func testFailedRenewalsKeepTheLeaderOnlyUntilItsOwnViewOfTheLeaseEnds() {
+        let interval = timing.attemptEverySeconds
         var machine = leading(one, at: 100)
-        XCTAssertEqual(machine.tick(now: 101), .renew(one))
-        XCTAssertEqual(machine.renewed(one, sentAt: 101), .none)
-        // The database stops answering: the lease counts from the last renewal *sent* at 101.
-        XCTAssertEqual(machine.tick(now: 102), .renew(one))
-        XCTAssertEqual(machine.renewFailed(one), .none)
-        XCTAssertEqual(machine.tick(now: 103), .renew(one))
-        XCTAssertEqual(machine.renewFailed(one), .none)
-        XCTAssertEqual(machine.role, .leading(one))
-        XCTAssertEqual(machine.tick(now: 101 + timing.stepDownAfterSeconds - 0.01), .renew(one))
-        XCTAssertEqual(machine.renewFailed(one), .none)
-        XCTAssertEqual(machine.tick(now: 101 + timing.stepDownAfterSeconds), .stepDown(one, reason: "the lease was not renewed for 4.0 s"))
+        let renewedAt = 100 + interval
+        XCTAssertEqual(machine.tick(now: renewedAt), .renew(one))
+        XCTAssertEqual(machine.renewed(one, sentAt: renewedAt), .none)
+        // The database stops answering: the lease counts from the last renewal *sent*.
+        var now = renewedAt
+        while now + interval < renewedAt + timing.stepDownAfterSeconds {
+            now += interval
+            XCTAssertEqual(machine.tick(now: now), .renew(one))
+            XCTAssertEqual(machine.renewFailed(one), .none)
+            XCTAssertEqual(machine.role, .leading(one))
+        }
+        XCTAssertEqual(machine.tick(now: renewedAt + timing.stepDownAfterSeconds), .stepDown(one, reason: "the lease was not renewed for \(timing.stepDownAfterSeconds) s"))
         XCTAssertLessThan(timing.stepDownAfterSeconds, timing.leaseSeconds, "the leader gives up before anyone can take its lease")
     }
 
     func testALateRenewalAnswerNeitherExtendsAnOldTermNorMovesTheLeaseBack() {
         var machine = leading(one)
-        XCTAssertEqual(machine.tick(now: 1), .renew(one))
-        XCTAssertEqual(machine.renewed(one, sentAt: 1), .none)
-        XCTAssertEqual(machine.tick(now: 2), .renew(one))
+        let interval = timing.attemptEverySeconds
+        XCTAssertEqual(machine.tick(now: 2 * interval), .renew(one))
+        XCTAssertEqual(machine.renewed(one, sentAt: 2 * interval), .none)
+        XCTAssertEqual(machine.tick(now: 3 * interval), .renew(one))
         // An answer that names an earlier send time does not shorten what was already earned.
-        XCTAssertEqual(machine.renewed(one, sentAt: 0.5), .none)
-        XCTAssertEqual(machine.tick(now: 1 + timing.stepDownAfterSeconds - 0.01), .renew(one))
+        XCTAssertEqual(machine.renewed(one, sentAt: interval), .none)
+        XCTAssertEqual(machine.tick(now: 2 * interval + timing.stepDownAfterSeconds - 0.01), .renew(one))
         // After stepping down, answers of the old term change nothing.
         var down = leading(one)
         _ = down.fenced(one)

@@ -43,7 +43,7 @@ final class MasterResponderTests: XCTestCase {
 
     func testWhileNoOneLeadsEveryRequestGets503NotLeader() async throws {
         let board = MasterRoleBoard()
-        for view in [MasterRoleView.standby(leader: nil, epoch: LeaderEpoch(3)), .starting(LeaderEpoch(4)), .standby(leader: url, epoch: LeaderEpoch(3))] {
+        for view in [MasterRoleView.standby(leader: nil, epoch: LeaderEpoch(3)), MasterRoleView.starting(LeaderEpoch(4), nil), .standby(leader: url, epoch: LeaderEpoch(3))] {
             board.set(view)
             try await Application(responder: MasterResponder(board: board, url: url)).test(.router) { client in
                 try await client.execute(uri: Route.uploads, method: .post, body: ByteBuffer(string: "{}")) { response in
@@ -53,10 +53,28 @@ final class MasterResponderTests: XCTestCase {
                 }
             }
         }
-        board.set(.starting(LeaderEpoch(4)))
+        board.set(.starting(LeaderEpoch(4), nil))
         try await Application(responder: MasterResponder(board: board, url: url)).test(.router) { client in
             try await client.execute(uri: Route.role, method: .get) { response in
                 XCTAssertEqual(try Self.role(response), MasterRole(url: Self.url, role: "starting", epoch: LeaderEpoch(4), leader: Self.url))
+            }
+        }
+    }
+
+    func testANewLeaderServesDataKeepersBeforeClients() async throws {
+        let router = Router()
+        router.post(RouterPath(Route.heartbeat)) { _, _ in "beat taken" }
+        router.get(RouterPath(Route.list)) { _, _ in "listed" }
+        let board = MasterRoleBoard()
+        board.set(.starting(LeaderEpoch(5), router.buildResponder()))
+        try await Application(responder: MasterResponder(board: board, url: url)).test(.router) { client in
+            try await client.execute(uri: Route.heartbeat, method: .post) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(String(buffer: response.body), "beat taken")
+            }
+            try await client.execute(uri: Route.list, method: .get) { response in
+                XCTAssertEqual(response.status, .serviceUnavailable, "clients wait until the datakeepers checked in")
+                XCTAssertEqual(try JSONDecoder().decode(ErrorResponse.self, from: response.body).error.code, "not_leader")
             }
         }
     }

@@ -12,6 +12,12 @@ public struct CommandResult {
     public var stdout: Data
     public var stderr: String
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+
+    public init(exitCode: Int32, stdout: Data, stderr: String) {
+        self.exitCode = exitCode
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// A real TYDFS cluster for tests: a master and datakeeper processes of the built `tydfs`

@@ -1,0 +1,306 @@
+import Foundation
+import NIOConcurrencyHelpers
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Three masters on one private PostgreSQL server, four datakeepers, real processes on loopback
+/// (issue 17): the leader killed, paused past its lease, cut from the database, and the database
+/// restarted, each under a client putting files in a loop.
+final class MasterFailoverTests: XCTestCase {
+    private var postgres: PostgresServer!
+    private var root = ""
+    private var ports: [Int] = []
+    private var masters: [Int: Process] = [:]
+    private var datakeepers: [Process] = []
+    private var sources: [String] = []
+    private var logIndex = 0
+
+    private var urls: [String] { ports.map { "http://127.0.0.1:\($0)" } }
+    private var masterList: String { urls.joined(separator: ",") }
+
+    override func setUpWithError() throws {
+        postgres = try PostgresServer()
+        root = NSTemporaryDirectory() + "tydfs-ha-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
+        ports = try (0..<3).map { _ in try PostgresServer.freePort() }
+        try tydfs(["keygen", "--out", root + "/cluster.secret"], master: false)
+        // The first master makes the admin key; the others are given the same keys file.
+        try startMaster(0)
+        try waitUntil("the admin config", timeout: 20) { FileManager.default.fileExists(atPath: self.root + "/m0/admin-client.conf") }
+        for index in 1..<3 {
+            try FileManager.default.createDirectory(atPath: root + "/m\(index)", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: root + "/m0/access-keys.json", toPath: root + "/m\(index)/access-keys.json")
+            try startMaster(index)
+        }
+        for index in 1...4 {
+            datakeepers.append(try spawn([
+                "datakeeper", "--master", masterList, "--listen", "127.0.0.1:0", "--data", root + "/dk\(index)", "--id", "dk\(index)",
+                "--heartbeat-interval", "200ms", "--secret-file", root + "/cluster.secret",
+            ], name: "dk\(index)"))
+        }
+        try waitUntil("4 datakeepers alive", timeout: 30) {
+            let nodes = try? JSONDecoder().decode(NodesResponse.self, from: self.tydfs(["nodes", "--json"], check: false).stdout)
+            return nodes?.nodes.filter { $0.state == .alive }.count == 4
+        }
+        sources = try (0..<4).map { index in
+            let path = root + "/source\(index)"
+            var generator = SplitMix(seed: UInt64(index + 1))
+            try Data((0..<(50_000 + index * 30_000)).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+    }
+
+    override func tearDown() {
+        for process in datakeepers + Array(masters.values) { TestCluster.end(process, signal: SIGKILL) }
+        datakeepers = []
+        masters = [:]
+        postgres?.stop()
+        if ProcessInfo.processInfo.environment["TYDFS_KEEP_TEST_DATA"] == nil { try? FileManager.default.removeItem(atPath: root) }
+    }
+
+    // MARK: - Tests
+
+    func testKillingTheLeaderHandsOverWithinTenSecondsAndTheLoopLosesNothing() throws {
+        let loop = PutLoop(test: self)
+        loop.start()
+        try waitUntil("puts before the kill", timeout: 30) { loop.acknowledged.count >= 5 }
+        let leader = try leaderIndex()
+        let killedAt = Date()
+        kill(masters[leader]!.processIdentifier, SIGKILL)
+        masters[leader]!.waitUntilExit()
+        masters[leader] = nil
+        var newLeader: Int?
+        try waitUntil("a standby to lead", timeout: 10) {
+            newLeader = try? self.leaderIndex()
+            return newLeader != nil && newLeader != leader
+        }
+        let handover = Date().timeIntervalSince(killedAt)
+        let before = loop.acknowledged.count
+        try waitUntil("puts after the handover", timeout: 30) { loop.acknowledged.count >= before + 5 }
+        loop.stop()
+        print("failover: leader m\(leader) killed; m\(newLeader!) leads \(String(format: "%.1f", handover)) s later")
+        XCTAssertLessThanOrEqual(handover, 10)
+        XCTAssertEqual(loop.failures, [], "every put of the loop succeeded: the client found the new leader and retried")
+        try checkEveryAcknowledgedFile(loop)
+    }
+
+    func testAPausedLeaderIsFencedItsWritesTakeNoEffectAndItStepsDown() throws {
+        let loop = PutLoop(test: self)
+        loop.start()
+        try waitUntil("puts before the pause", timeout: 30) { loop.acknowledged.count >= 3 }
+        let leader = try leaderIndex()
+        let paused = masters[leader]!
+        kill(paused.processIdentifier, SIGSTOP)
+        // A write sent to the paused leader alone: it is answered only once the leader runs again.
+        let write = try spawn(["mkdir", "/written-by-the-paused-leader", "--master", urls[leader]], name: "cli", environment: cliEnvironment())
+        let others = (0..<3).filter { $0 != leader }
+        var newLeader: Int?
+        try waitUntil("a standby to lead", timeout: 15) {
+            newLeader = others.first { (try? self.role(of: $0))?.role == "leader" }
+            return newLeader != nil
+        }
+        let takenEpoch = try role(of: newLeader!).epoch
+        let before = loop.acknowledged.count
+        try waitUntil("puts under the new leader", timeout: 30) { loop.acknowledged.count >= before + 3 }
+        kill(paused.processIdentifier, SIGCONT)
+        write.waitUntilExit()
+        XCTAssertNotEqual(write.terminationStatus, 0, "the deposed leader refused the write")
+        try waitUntil("the old leader to step down", timeout: 10) { (try? self.role(of: leader))?.role == "standby" }
+        let after = loop.acknowledged.count
+        try waitUntil("more puts after the old leader woke", timeout: 30) { loop.acknowledged.count >= after + 3 }
+        loop.stop()
+        XCTAssertEqual(try role(of: newLeader!).role, "leader", "the new leader still leads")
+        XCTAssertEqual(try role(of: newLeader!).epoch, takenEpoch)
+        let listed = try JSONDecoder().decode(ListResponse.self, from: tydfs(["ls", "/", "--json"]).stdout).entries.map(\.path)
+        XCTAssertFalse(listed.contains("/written-by-the-paused-leader"), "the deposed leader's write took no effect: \(listed)")
+        let log = logs(of: "m\(leader)")
+        XCTAssertTrue(log.contains("stepping down"), "the old leader says it stepped down")
+        // Its orders: datakeepers that saw the new epoch ignored any answer of the old one.
+        for index in 1...4 where logs(of: "dk\(index)").contains("its orders are ignored") {
+            print("dk\(index) ignored an answer of the deposed leader")
+        }
+        XCTAssertEqual(loop.failures, [], "the loop's puts all succeeded (the pause only delayed some)")
+        try checkEveryAcknowledgedFile(loop)
+    }
+
+    func testDatabaseFaultsUnderLoadLoseNothingAcknowledged() throws {
+        let loop = PutLoop(test: self)
+        loop.start()
+        try waitUntil("puts before the faults", timeout: 30) { loop.acknowledged.count >= 3 }
+        // The leader's sessions terminated (pg_terminate_backend): it reconnects; the lease is a
+        // row, not a session, so it keeps leading unless it cannot renew for a whole lease.
+        let leader = try leaderIndex()
+        let epoch = try role(of: leader).epoch
+        let terminated = try postgres.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'tydfs master \(urls[leader])%'")
+        XCTAssertGreaterThanOrEqual(Int(terminated.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 1, "the leader had sessions to end")
+        var count = loop.acknowledged.count
+        try waitUntil("puts after the sessions ended", timeout: 30) { loop.acknowledged.count >= count + 3 }
+        let leaders = try (0..<3).map { try role(of: $0) }.filter { $0.role == "leader" }
+        XCTAssertEqual(leaders.count, 1, "one leader")
+        XCTAssertGreaterThanOrEqual(leaders[0].epoch, epoch)
+        // The database restarted under load: writes fail while it is down, then resume.
+        postgres.stop(mode: "fast", keepData: true)
+        Thread.sleep(forTimeInterval: 2)
+        try postgres.start()
+        count = loop.acknowledged.count
+        try waitUntil("puts after the restart", timeout: 40) { loop.acknowledged.count >= count + 5 }
+        loop.stop()
+        print("database faults: \(loop.acknowledged.count) puts acknowledged, \(loop.failures.count) failed while the database was away")
+        try checkEveryAcknowledgedFile(loop)
+    }
+
+    // MARK: - Helpers
+
+    /// A client putting files one after another through the master list, as a user's loop would.
+    final class PutLoop: @unchecked Sendable {
+        private let state = NIOLockedValueBox((acknowledged: [String: String](), failures: [String](), stopping: false))
+        private let done = DispatchSemaphore(value: 0)
+        private unowned let test: MasterFailoverTests
+
+        init(test: MasterFailoverTests) { self.test = test }
+
+        var acknowledged: [String: String] { state.withLockedValue { $0.acknowledged } }
+        var failures: [String] { state.withLockedValue { $0.failures } }
+
+        func start() {
+            let sources = test.sources
+            Thread.detachNewThread { [self] in
+                var round = 0
+                while !state.withLockedValue({ $0.stopping }) {
+                    let remote = "/loop/f\(round)", source = sources[round % sources.count]
+                    let result = try? test.tydfs(["put", source, remote], check: false)
+                    state.withLockedValue { state in
+                        if result?.exitCode == 0 {
+                            state.acknowledged[remote] = source
+                        } else {
+                            state.failures.append("\(remote): \(result?.stderr ?? "did not run")")
+                        }
+                    }
+                    round += 1
+                }
+                done.signal()
+            }
+        }
+
+        func stop() {
+            state.withLockedValue { $0.stopping = true }
+            done.wait()
+        }
+    }
+
+    private func checkEveryAcknowledgedFile(_ loop: PutLoop) throws {
+        let acknowledged = loop.acknowledged
+        XCTAssertGreaterThan(acknowledged.count, 0)
+        for (remote, source) in acknowledged {
+            let out = root + "/out"
+            try? FileManager.default.removeItem(atPath: out)
+            let got = try tydfs(["get", remote, out], check: false)
+            XCTAssertEqual(got.exitCode, 0, "\(remote): \(got.stderr)")
+            XCTAssertEqual(try? Data(contentsOf: URL(fileURLWithPath: out)), try Data(contentsOf: URL(fileURLWithPath: source)), "\(remote) reads back byte-exact")
+        }
+    }
+
+    private func startMaster(_ index: Int) throws {
+        masters[index] = try spawn([
+            "master", "--listen", "127.0.0.1:\(ports[index])", "--data", root + "/m\(index)", "--metadata", postgres.url(),
+            "--secret-file", root + "/cluster.secret", "--replication", "3", "--chunk-size", "64KiB",
+            "--heartbeat-timeout", "2s", "--repair-interval", "300ms",
+        ], name: "m\(index)")
+    }
+
+    func role(of index: Int) throws -> MasterRole {
+        let result = try tydfs(["masters", "--json", "--master", urls[index]], master: false)
+        let listing = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
+        guard let entry = (listing?["masters"] as? [[String: Any]])?.first, let role = entry["role"] as? String,
+              let epoch = entry["epoch"] as? Int64 else { throw TestClusterError("no role in \(result.stdoutText)") }
+        return MasterRole(url: urls[index], role: role, epoch: LeaderEpoch(epoch), leader: entry["leader"] as? String)
+    }
+
+    /// Which master leads now, found as scripts find it: `tydfs masters --json`.
+    private func leaderIndex() throws -> Int {
+        let result = try tydfs(["masters", "--json"], check: false)
+        let listing = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
+        let leaders = (listing?["masters"] as? [[String: Any]] ?? []).filter { $0["role"] as? String == "leader" }.compactMap { $0["url"] as? String }
+        guard leaders.count == 1, let index = urls.firstIndex(of: leaders[0]) else { throw TestClusterError("no single leader: \(result.stdoutText)") }
+        return index
+    }
+
+    private func cliEnvironment() -> [String: String] {
+        ProcessInfo.processInfo.environment.merging(["TYDFS_CONFIG": root + "/m0/admin-client.conf"]) { _, ours in ours }
+    }
+
+    @discardableResult
+    func tydfs(_ arguments: [String], master: Bool = true, check: Bool = true) throws -> CommandResult {
+        let out = root + "/logs/cli-" + UUID().uuidString
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: out + ".err", contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: out)
+            try? FileManager.default.removeItem(atPath: out + ".err")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = arguments + (master && !arguments.contains("--master") ? ["--master", masterList] : [])
+        process.environment = cliEnvironment()
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: out + ".err"))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        let result = CommandResult(
+            exitCode: process.terminationStatus, stdout: (try? Data(contentsOf: URL(fileURLWithPath: out))) ?? Data(),
+            stderr: (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
+        if check, result.exitCode != 0 { throw TestClusterError("tydfs \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
+        return result
+    }
+
+    private func spawn(_ arguments: [String], name: String, environment: [String: String]? = nil) throws -> Process {
+        logIndex += 1
+        let log = "\(root)/logs/\(logIndex)-\(name).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = arguments
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        if let environment { process.environment = environment }
+        try process.run()
+        return process
+    }
+
+    private func logs(of name: String) -> String {
+        let folder = root + "/logs"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix("-\(name).log") }
+            .compactMap { try? String(contentsOfFile: folder + "/" + $0, encoding: .utf8) }.joined()
+    }
+
+    private func waitUntil(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw TestClusterError("timed out after \(timeout) s waiting for \(what)")
+    }
+}
+
+/// A seeded generator, so the loop's files are the same on every run.
+private struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
