@@ -139,7 +139,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "tydfs", dependencies: [
-            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity", "TYDFSS3Gateway", "TYDFSMount",
+            "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSBench", "TYDFSMaster", "TYDFSDataKeeper", "TYDFSFileIO", "TYDFSServerSupport", "TYDFSSecurity", "TYDFSS3Gateway", "TYDFSMount", "TYDFSMetadata",
             .product(name: "Configuration", package: "swift-configuration"),
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -16,7 +16,7 @@ struct TYDFSCommand: AsyncParsableCommand {
         subcommands: [
             MasterCommand.self, DataKeeperCommand.self, ClusterCommand.self, PutCommand.self, GetCommand.self,
             ListCommand.self, DiskUsageCommand.self, StatCommand.self, CatCommand.self, MakeDirectoryCommand.self, RemoveDirectoryCommand.self, MoveCommand.self, RemoveCommand.self, MastersCommand.self, NodesCommand.self, DrainCommand.self, FsckCommand.self,
-            ChecksumCommand.self, BenchCommand.self, S3Command.self, MountCommand.self, UnmountCommand.self, ConfigCommand.self, KeygenCommand.self, KeyCommand.self,
+            ChecksumCommand.self, BenchCommand.self, S3Command.self, MountCommand.self, UnmountCommand.self, ConfigCommand.self, KeygenCommand.self, KeyCommand.self, MetadataCommand.self,
         ])
 
     /// Runs a command body, turning every failure into one line on stderr and exit code 1.

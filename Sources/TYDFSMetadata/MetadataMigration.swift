@@ -1,0 +1,51 @@
+import NIOConcurrencyHelpers
+import TYDFSCore
+
+/// Copies a whole namespace from one store to another (`tydfs metadata migrate`): SQLite to
+/// PostgreSQL when a cluster outgrows one machine's master. The target must be empty and no
+/// master may be leading on it, so nothing is merged and nothing changes under the copy.
+public enum MetadataMigration {
+    /// What was copied.
+    public struct Counts: Sendable, Equatable {
+        public var files = 0
+        public var chunks = 0
+        public var directories = 0
+        public var deletions = 0
+    }
+
+    /// Edits per transaction on the target.
+    static let editsPerBatch = 2000
+
+    public static func copy(from source: any MetadataStore, to target: SQLMetadataStore) async throws -> Counts {
+        let existing = try await target.loadNamespace()
+        guard existing.fileCount == 0, existing.madeDirectories(under: .root).isEmpty else {
+            throw TYDFSError(.alreadyExists, "the target already holds \(existing.fileCount) files: migrate into an empty database")
+        }
+        let collected = NIOLockedValueBox((edits: [MetadataEdit](), counts: Counts()))
+        try await source.load(
+            file: { file in
+                collected.withLockedValue {
+                    $0.edits.append(.putFile(file))
+                    $0.counts.files += 1
+                    $0.counts.chunks += file.chunks.count
+                }
+            },
+            directory: { path, mtime in
+                collected.withLockedValue {
+                    $0.edits.append(.makeDirectory(path, mtimeMillis: mtime))
+                    $0.counts.directories += 1
+                }
+            },
+            deletion: { chunk, datakeeper in
+                collected.withLockedValue {
+                    $0.edits.append(.queueDeletion(chunk, datakeeper))
+                    $0.counts.deletions += 1
+                }
+            })
+        let (edits, counts) = collected.withLockedValue { ($0.edits, $0.counts) }
+        for start in stride(from: 0, to: edits.count, by: editsPerBatch) {
+            try await target.apply(Array(edits[start..<min(edits.count, start + editsPerBatch)]))
+        }
+        return counts
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TYDFSCore
+import TYDFSMetadata
+
+struct MetadataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metadata",
+        abstract: "Work on a master's metadata database directly (masters stopped).",
+        subcommands: [MetadataMigrateCommand.self])
+}
+
+struct MetadataMigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Copy a namespace from a master's SQLite folder into an empty PostgreSQL database.",
+        discussion: """
+            Stop the master first. --from is the folder holding metadata.sqlite (the master's --data, or its --metadata \
+            folder). The target must be empty, and no master may be leading on it. Then start the masters with \
+            --metadata postgres://… and the same --data folder (it keeps the cluster secret and the access keys).
+            """)
+
+    @Option(help: "Folder holding metadata.sqlite.") var from: String
+    @Option(help: "postgres://user@host:port/database to copy into.") var to: String
+
+    func run() async throws {
+        try await TYDFSCommand.reportingErrors {
+            let sqlite = from + "/metadata.sqlite"
+            guard FileManager.default.fileExists(atPath: sqlite) else {
+                throw TYDFSError(.notFound, "\(sqlite) does not exist: --from names the folder a master keeps metadata.sqlite in")
+            }
+            guard PostgresLink.isURL(to) else { throw TYDFSError(.invalidArgument, "--to must be a postgres:// URL, not '\(to)'") }
+            var logger = Logger(label: "tydfs.metadata")
+            logger.logLevel = .warning
+            let link = try PostgresLink(url: to, applicationName: "tydfs metadata migrate", logger: logger)
+            let lease = LeaderLease(link: link)
+            try await lease.prepare()
+            let holder = try await lease.holder()
+            guard !holder.live else {
+                throw TYDFSError(.alreadyExists, "a master (\(holder.url)) leads on \(link.displayURL): stop the masters before migrating")
+            }
+            let source = try await SQLMetadataStore.openSQLite(path: sqlite, logger: logger)
+            let target = try await SQLMetadataStore.openPostgres(link, epoch: nil)
+            let started = ContinuousClock.now
+            do {
+                let counts = try await MetadataMigration.copy(from: source, to: target)
+                say("migrated \(counts.files) files (\(counts.chunks) chunks), \(counts.directories) directories and \(counts.deletions) queued deletions from \(sqlite) to \(link.displayURL) in \(ContinuousClock.now - started)")
+            } catch {
+                try? await source.close()
+                try? await target.close()
+                throw error
+            }
+            try await source.close()
+            try await target.close()
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+
+/// `tydfs metadata migrate`: a namespace that grew up on SQLite moves to PostgreSQL, and a master
+/// started on the database serves the same files (issue 17).
+final class MetadataMigrationTests: XCTestCase {
+    func testAnSQLiteNamespaceMovesToPostgreSQLAndAMasterServesItFromThere() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let postgres = try PostgresServer()
+        defer { postgres.stop() }
+        let small = try cluster.makeFile("small", size: 1000, seed: 3)
+        let large = try cluster.makeFile("large", size: 300_000, seed: 4)
+        try cluster.succeed(["put", small, "/docs/small"])
+        try cluster.succeed(["put", large, "/docs/large"])
+        try cluster.succeed(["mkdir", "/empty/inside"])
+        cluster.killMaster(signal: SIGTERM)
+
+        let url = postgres.url()
+        let migrated = try cluster.run(["metadata", "migrate", "--from", cluster.root + "/master", "--to", url], master: false)
+        XCTAssertEqual(migrated.exitCode, 0, migrated.stderr)
+        XCTAssertTrue(migrated.stdoutText.contains("migrated 2 files (6 chunks), 1 directories"), migrated.stdoutText)
+        let again = try cluster.run(["metadata", "migrate", "--from", cluster.root + "/master", "--to", url], master: false)
+        XCTAssertEqual(again.exitCode, 1)
+        XCTAssertTrue(again.stderr.contains("already holds 2 files"), again.stderr)
+        let missing = try cluster.run(["metadata", "migrate", "--from", cluster.root + "/nowhere", "--to", url], master: false)
+        XCTAssertEqual(missing.exitCode, 1)
+        XCTAssertTrue(missing.stderr.contains("metadata.sqlite does not exist"), missing.stderr)
+
+        // The same data folder (secret, keys) with the metadata on PostgreSQL.
+        try FileManager.default.moveItem(atPath: cluster.root + "/master/metadata.sqlite", toPath: cluster.root + "/old.sqlite")
+        cluster.masterArguments += ["--metadata", url]
+        try cluster.startMaster()
+        try cluster.waitUntil("3 datakeepers alive", timeout: 30) { (try? cluster.aliveDataKeepers().count) == 3 }
+        for (remote, local) in [("/docs/small", small), ("/docs/large", large)] {
+            let out = cluster.root + "/back-" + remote.split(separator: "/").last!
+            try cluster.succeed(["get", remote, out])
+            XCTAssertEqual(try cluster.contents(out), try cluster.contents(local), remote)
+        }
+        let listed = try cluster.json(ListResponse.self, ["ls", "/empty"]).entries.map(\.path)
+        XCTAssertEqual(listed, ["/empty/inside"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.root + "/master/metadata.sqlite"), "the master wrote nothing to SQLite")
+        let roles = try JSONSerialization.jsonObject(with: cluster.succeed(["masters", "--json"]).stdout) as? [String: Any]
+        let entry = (roles?["masters"] as? [[String: Any]])?.first
+        XCTAssertEqual(entry?["role"] as? String, "leader")
+        XCTAssertEqual(entry?["epoch"] as? Int, 1)
+    }
+}
