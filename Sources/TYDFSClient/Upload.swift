@@ -73,7 +73,7 @@ extension TYDFSClient {
     ) async throws -> PutResult {
         // Names this put on every master it may meet: a leader that died after committing it
         // leaves the commit in the database, and the retry below finds it there.
-        let commitID = hex64(UInt64.random(in: .min ... .max)) + hex64(UInt64.random(in: .min ... .max))
+        let commitID = Self.newCommitID()
         let giveUp = ContinuousClock.now + .seconds(Limits.masterFailoverSeconds)
         while true {
             let leader = masters.current
@@ -88,6 +88,13 @@ extension TYDFSClient {
                 ])
             }
         }
+    }
+
+    /// 15 random letters and digits (89 bits): unique among the puts of one path, and short
+    /// enough for Swift to keep inline in the master's namespace.
+    static func newCommitID() -> String {
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        return String((0..<15).map { _ in alphabet.randomElement()! })
     }
 
     private func putOnce(

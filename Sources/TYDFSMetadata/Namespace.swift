@@ -12,6 +12,9 @@ public struct FileRecord: Equatable, Sendable {
     public var chunks: [ChunkID]
     /// Nil when the file has none (most files): no dictionary is kept for them.
     public var attributes: [String: String]?
+    /// The put's commit id (`StoredFile.commitID`); the client's are 15 characters, which Swift
+    /// keeps inline, so they cost no allocation per file.
+    public var commitID: String?
 }
 
 /// One chunk of a committed file as the in-memory namespace keeps it.
@@ -106,7 +109,7 @@ public final class Namespace {
             chunks: record.chunks.map { id in
                 let chunk = chunks[id]!
                 return StoredChunk(index: chunk.index, id: id, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replicas: chunk.replicas)
-            }, attributes: record.attributes ?? [:])
+            }, attributes: record.attributes ?? [:], commitID: record.commitID)
     }
 
     /// Whether `path` is a directory (the root always is).
@@ -356,7 +359,8 @@ public final class Namespace {
         directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
         directory.children[names.last!] = .file(FileRecord(
             sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, crc32c: file.crc32c, replication: file.replication,
-            chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id), attributes: file.attributes.isEmpty ? nil : file.attributes))
+            chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id), attributes: file.attributes.isEmpty ? nil : file.attributes,
+            commitID: file.commitID))
         for chunk in file.chunks {
             chunks[chunk.id] = ChunkRecord(
                 index: chunk.index, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replication: file.replication, replicas: chunk.replicas)

@@ -532,6 +532,32 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(left, ["/docs/a"])
     }
 
+    /// A put retried with the same commit id after its first try was committed (a failover
+    /// lost the answer) is told it is done; nothing is written twice, and other ids put as usual.
+    func testAPutRetriedWithItsCommitIDIsNotCommittedTwice() async throws {
+        try await joinThree()
+        let path = try RemotePath("/once")
+        let first = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, firstChunkBytes: 10, commitID: "put-1"))
+        XCTAssertNil(first.committed)
+        let chunk = try XCTUnwrap(first.firstChunk?.chunkID)
+        let info = try await state.commit(uploadID: first.uploadID, request: CommitUploadRequest(
+            sizeBytes: 10, crc32c: 1, chunks: [CommittedChunk(index: 0, id: chunk, sizeBytes: 10, crc32c: 1, replicas: ["dk1", "dk2", "dk3"].map(dk))]))
+        let retried = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, firstChunkBytes: 10, commitID: "put-1"))
+        XCTAssertEqual(retried.committed?.chunks.map(\.id), info.chunks.map(\.id), "the retry learns its put is done")
+        XCTAssertNil(retried.firstChunk, "and allocates nothing")
+        let openUploads = await state.openUploadChunks()
+        XCTAssertEqual(openUploads, [])
+        let other = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, firstChunkBytes: 10, commitID: "put-2"))
+        XCTAssertNil(other.committed, "another put of the same path is a new put")
+        XCTAssertNotNil(other.firstChunk)
+        do {
+            _ = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, commitID: String(repeating: "x", count: 65)))
+            XCTFail("a commit id over 64 characters is refused")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .invalidArgument)
+        }
+    }
+
     /// The operator routes at Hummingbird's router depth: no socket, the real router and state.
     func testOperatorRoutes() async throws {
         Telemetry.bootstrap()
