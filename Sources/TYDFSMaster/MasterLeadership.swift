@@ -63,6 +63,13 @@ final class MasterRoleBoard: Sendable {
     private let view = NIOLockedValueBox<MasterRoleView>(.standby(leader: nil, epoch: LeaderEpoch(0)))
 
     var current: MasterRoleView { view.withLockedValue { $0 } }
+
+    /// The latest epoch this master has seen, whatever its role.
+    var epoch: LeaderEpoch {
+        switch current {
+        case .standby(_, let epoch), .starting(let epoch, _), .leading(let epoch, _): epoch
+        }
+    }
     func set(_ new: MasterRoleView) { view.withLockedValue { $0 = new } }
 }
 
@@ -151,6 +158,8 @@ struct LeadershipService: Service {
         let logger = parts.logger
         logger.info("master started as a standby; waiting for the leader lease", metadata: ["url": "\(url)", "instance": "\(instance)"])
         var prepared = false
+        // Whether the last attempt to read the lease failed: said once, not twice a second.
+        var leaseUnreadable = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let now = MasterState.monotonicSeconds()
             var actions = fencedEpochs.withLockedValue { epochs in
@@ -177,9 +186,13 @@ struct LeadershipService: Service {
                             board.set(.standby(leader: holder.live ? holder.url : nil, epoch: holder.epoch))
                             actions.append(machine.acquireFailed())
                         }
+                        leaseUnreadable = false
                     } catch {
-                        board.set(.standby(leader: nil, epoch: LeaderEpoch(0)))
-                        logger.warning("cannot read the leader lease", metadata: ["error": "\(PostgresLink.describe(error))"])
+                        board.set(.standby(leader: nil, epoch: board.epoch))
+                        if !leaseUnreadable {
+                            logger.warning("cannot read the leader lease; trying again", metadata: ["error": "\(PostgresLink.describe(error))"])
+                        }
+                        leaseUnreadable = true
                         actions.append(machine.acquireFailed())
                     }
                 case .startLeading(let epoch):

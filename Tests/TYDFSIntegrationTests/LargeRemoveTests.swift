@@ -9,11 +9,12 @@ final class LargeRemoveTests: XCTestCase {
     func testALargeRmDoesNotDelayHeartbeatsAndEveryChunkIsDeleted() throws {
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "4KiB", heartbeatTimeoutSeconds: 5)
         defer { cluster.shutdown() }
-        // 2,500 chunks on each datakeeper: three heartbeat answers' worth of deletion orders each.
-        let local = try cluster.makeFile("big", size: 2500 * 4096)
+        // 1,500 chunks on each datakeeper: more than one heartbeat answer's worth of deletion
+        // orders each (`Limits.deletionsPerHeartbeat`).
+        let local = try cluster.makeFile("big", size: 1500 * 4096)
         try cluster.succeed(["put", local, "/big"])
         let before = try cluster.nodes().nodes.map(\.chunkCount)
-        XCTAssertEqual(before, [2500, 2500, 2500])
+        XCTAssertEqual(before, [1500, 1500, 1500])
         try cluster.succeed(["rm", "/big"])
         var worstSilence = 0.0
         try cluster.waitUntil("every chunk deleted", timeout: 60, interval: 0.05) {

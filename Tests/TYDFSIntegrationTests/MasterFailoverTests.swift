@@ -28,6 +28,8 @@ final class MasterFailoverTests: XCTestCase {
         root = NSTemporaryDirectory() + "tydfs-ha-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
         ports = try (0..<3).map { _ in try PostgresServer.freePort() }
+        // A database user per master, so one master alone can be cut off from the database.
+        try postgres.psql("CREATE ROLE m0 LOGIN SUPERUSER; CREATE ROLE m1 LOGIN SUPERUSER; CREATE ROLE m2 LOGIN SUPERUSER")
         try tydfs(["keygen", "--out", root + "/cluster.secret"], master: false)
         // The first master makes the admin key; the others are given the same keys file.
         try startMaster(0)
@@ -81,7 +83,7 @@ final class MasterFailoverTests: XCTestCase {
         }
         let handover = Date().timeIntervalSince(killedAt)
         let before = loop.acknowledged.count
-        try waitUntil("puts after the handover", timeout: 30) { loop.acknowledged.count >= before + 5 }
+        try waitUntil("puts after the handover", timeout: 30) { loop.acknowledged.count >= before + 3 }
         loop.stop()
         print("failover: leader m\(leader) killed; m\(newLeader!) leads \(String(format: "%.1f", handover)) s later")
         XCTAssertLessThanOrEqual(handover, 10)
@@ -106,13 +108,13 @@ final class MasterFailoverTests: XCTestCase {
         }
         let takenEpoch = try role(of: newLeader!).epoch
         let before = loop.acknowledged.count
-        try waitUntil("puts under the new leader", timeout: 30) { loop.acknowledged.count >= before + 3 }
+        try waitUntil("puts under the new leader", timeout: 30) { loop.acknowledged.count >= before + 1 }
         kill(paused.processIdentifier, SIGCONT)
         write.waitUntilExit()
         XCTAssertNotEqual(write.terminationStatus, 0, "the deposed leader refused the write")
         try waitUntil("the old leader to step down", timeout: 10) { (try? self.role(of: leader))?.role == "standby" }
         let after = loop.acknowledged.count
-        try waitUntil("more puts after the old leader woke", timeout: 30) { loop.acknowledged.count >= after + 3 }
+        try waitUntil("more puts after the old leader woke", timeout: 30) { loop.acknowledged.count >= after + 2 }
         loop.stop()
         XCTAssertEqual(try role(of: newLeader!).role, "leader", "the new leader still leads")
         XCTAssertEqual(try role(of: newLeader!).epoch, takenEpoch)
@@ -132,26 +134,48 @@ final class MasterFailoverTests: XCTestCase {
         let loop = PutLoop(test: self)
         loop.start()
         try waitUntil("puts before the faults", timeout: 30) { loop.acknowledged.count >= 3 }
-        // The leader's sessions terminated (pg_terminate_backend): it reconnects; the lease is a
-        // row, not a session, so it keeps leading unless it cannot renew for a whole lease.
-        let leader = try leaderIndex()
-        let epoch = try role(of: leader).epoch
-        let terminated = try postgres.psql(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'tydfs master \(urls[leader])%'")
+        // 1. The leader's sessions terminated (pg_terminate_backend): it reconnects; the lease is
+        // a row, not a session, so it keeps leading (it can renew within the lease).
+        var leader = try leaderIndex()
+        var epoch = try role(of: leader).epoch
+        let terminated = try postgres.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'm\(leader)'")
         XCTAssertGreaterThanOrEqual(Int(terminated.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 1, "the leader had sessions to end")
         var count = loop.acknowledged.count
         try waitUntil("puts after the sessions ended", timeout: 30) { loop.acknowledged.count >= count + 3 }
-        let leaders = try (0..<3).map { try role(of: $0) }.filter { $0.role == "leader" }
-        XCTAssertEqual(leaders.count, 1, "one leader")
-        XCTAssertGreaterThanOrEqual(leaders[0].epoch, epoch)
-        // The database restarted under load: writes fail while it is down, then resume.
+        XCTAssertEqual(try leaderIndex(), leader, "a dropped session alone moves no leadership")
+
+        // 2. The leader cut off from the database (sessions ended, new ones refused): a standby
+        // takes the lapsed lease, the old leader's writes fail, and it steps down.
+        try postgres.psql("ALTER ROLE m\(leader) NOLOGIN")
+        try postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'm\(leader)'")
+        let write = try tydfs(["mkdir", "/written-while-cut-off", "--master", urls[leader]], check: false)
+        XCTAssertNotEqual(write.exitCode, 0, "a leader cut off from the database writes nothing: \(write.stdoutText)")
+        let others = (0..<3).filter { $0 != leader }
+        var newLeader: Int?
+        try waitUntil("a standby to lead", timeout: 15) {
+            newLeader = others.first { (try? self.role(of: $0))?.role == "leader" }
+            return newLeader != nil
+        }
+        XCTAssertGreaterThan(try role(of: newLeader!).epoch, epoch)
+        try waitUntil("the cut-off leader to step down", timeout: 10) { (try? self.role(of: leader))?.role == "standby" }
+        XCTAssertTrue(logs(of: "m\(leader)").contains("stepping down"))
+        try postgres.psql("ALTER ROLE m\(leader) LOGIN")
+        try waitUntil("the old leader to follow the new one", timeout: 10) { (try? self.role(of: leader))?.leader == self.urls[newLeader!] }
+        count = loop.acknowledged.count
+        try waitUntil("puts under the new leader", timeout: 30) { loop.acknowledged.count >= count + 3 }
+        leader = newLeader!
+        epoch = try role(of: leader).epoch
+
+        // 3. The database restarted under load: writes fail while it is down, then resume.
         postgres.stop(mode: "fast", keepData: true)
         Thread.sleep(forTimeInterval: 2)
         try postgres.start()
         count = loop.acknowledged.count
         try waitUntil("puts after the restart", timeout: 40) { loop.acknowledged.count >= count + 5 }
         loop.stop()
-        print("database faults: \(loop.acknowledged.count) puts acknowledged, \(loop.failures.count) failed while the database was away")
+        let listed = try JSONDecoder().decode(ListResponse.self, from: tydfs(["ls", "/", "--json"]).stdout).entries.map(\.path)
+        XCTAssertFalse(listed.contains("/written-while-cut-off"), "\(listed)")
+        print("database faults: \(loop.acknowledged.count) puts acknowledged, \(loop.failures.count) failed while the leader or the database was away")
         try checkEveryAcknowledgedFile(loop)
     }
 
@@ -208,7 +232,7 @@ final class MasterFailoverTests: XCTestCase {
 
     private func startMaster(_ index: Int) throws {
         masters[index] = try spawn([
-            "master", "--listen", "127.0.0.1:\(ports[index])", "--data", root + "/m\(index)", "--metadata", postgres.url(),
+            "master", "--listen", "127.0.0.1:\(ports[index])", "--data", root + "/m\(index)", "--metadata", postgres.url(user: "m\(index)"),
             "--secret-file", root + "/cluster.secret", "--replication", "3", "--chunk-size", "64KiB",
             "--heartbeat-timeout", "2s", "--repair-interval", "300ms",
         ], name: "m\(index)")

@@ -14,8 +14,10 @@ public final class PostgresServer: @unchecked Sendable {
     private let bin: String
     private var server: Process?
 
-    /// The URL of database `name` (default: the `postgres` database every cluster has).
-    public func url(_ name: String = "postgres") -> String { "postgres://\(Self.user)@127.0.0.1:\(port)/\(name)?sslmode=disable" }
+    /// The URL of database `name` (default: the `postgres` database every cluster has) as `user`.
+    public func url(_ name: String = "postgres", user: String = PostgresServer.user) -> String {
+        "postgres://\(user)@127.0.0.1:\(port)/\(name)?sslmode=disable"
+    }
 
     public init() throws {
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).compactMap { Int($0) }.sorted()
