@@ -17,6 +17,7 @@ runs="${2:-5}"
 # -- a private PostgreSQL server
 pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 pgport=$((port + 10))
+chmod 755 "$work"   # mktemp makes it 0700: the postgres user must reach its folder
 mkdir -p "$work/pg/sockets"
 as_postgres=()
 if [ "$(id -u)" = 0 ]; then
