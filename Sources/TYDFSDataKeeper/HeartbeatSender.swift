@@ -114,15 +114,7 @@ struct HeartbeatSender: Service {
     /// a master that does not answer finds out by the heartbeat timeout.
     private func leave() async {
         do {
-            let payload = try JSONEncoder().encode(LeaveRequest(id: id))
-            let (response, body) = try await masters.send(httpClient, timeout: .seconds(Limits.connectTimeoutSeconds), patienceSeconds: 0) { master in
-                var request = HTTPClientRequest(url: master + Route.leave)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(bytes: payload))
-                request.sign(with: signer, target: Route.leave, body: payload)
-                return request
-            }
+            let (response, body, _) = try await post(LeaveRequest(id: id), to: Route.leave, timeoutSeconds: Limits.connectTimeoutSeconds)
             try PeerError.check(status: response.status, payload: body, peer: "the master")
             logger.info("told the master this datakeeper is leaving")
         } catch {
@@ -131,18 +123,28 @@ struct HeartbeatSender: Service {
     }
     /// Sends `beat` to the leading master; returns its answer and which master gave it.
     private func send(_ beat: HeartbeatRequest) async throws -> (HeartbeatResponse, String) {
-        let payload = try JSONEncoder().encode(beat)
+        let (response, body, master) = try await post(beat, to: Route.heartbeat, timeoutSeconds: Limits.masterAnswerSeconds)
+        return (try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master"), master)
+    }
+
+    /// POSTs `message` as JSON, signed with the cluster secret, to `route` of the leading master
+    /// (one try; the next call starts at the next master if this one fails); returns the answer,
+    /// its body and the master that gave it.
+    private func post(
+        _ message: some Encodable, to route: String, timeoutSeconds: Int64
+    ) async throws -> (HTTPClientResponse, ByteBuffer, String) {
+        let payload = try JSONEncoder().encode(message)
         var answeredBy = ""
-        let (response, body) = try await masters.send(httpClient, timeout: .seconds(Limits.masterAnswerSeconds), patienceSeconds: 0) { master in
+        let (response, body) = try await masters.send(httpClient, timeout: .seconds(timeoutSeconds), patienceSeconds: 0) { master in
             answeredBy = master
-            var request = HTTPClientRequest(url: master + Route.heartbeat)
+            var request = HTTPClientRequest(url: master + route)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: payload))
-            request.sign(with: signer, target: Route.heartbeat, body: payload)
+            request.sign(with: signer, target: route, body: payload)
             return request
         }
-        return (try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master"), answeredBy)
+        return (response, body, answeredBy)
     }
 
     /// Sends a snapshot of every chunk held, page after page. A failure ends the report; the
