@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import TYDFSCore
 import TYDFSProtocol
 
@@ -54,9 +55,12 @@ public final class MasterDirectory: Sendable {
     /// Sends the request `make` builds for a master's URL to the leader, and returns its answer
     /// and body. A standby's redirect is followed (and remembered). With `patienceSeconds`, a
     /// master that cannot be reached, or that answers that no one leads, is followed by the next
-    /// one until the time is up; with 0 the next call starts at the next master.
+    /// one until the time is up; with 0 the next call starts at the next master. A master that
+    /// took the request and then failed to answer (timed out, closed) may have acted on it: the
+    /// request goes to the next one only if it is `repeatable`.
     public func send(
-        _ http: HTTPClient, timeout: TimeAmount, patienceSeconds: Double, _ make: (String) throws -> HTTPClientRequest
+        _ http: HTTPClient, timeout: TimeAmount, patienceSeconds: Double, repeatable: Bool = true,
+        _ make: (String) throws -> HTTPClientRequest
     ) async throws -> (response: HTTPClientResponse, payload: ByteBuffer) {
         let giveUp = ContinuousClock.now + .seconds(patienceSeconds)
         var redirects = 0
@@ -69,6 +73,9 @@ public final class MasterDirectory: Sendable {
                 payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
             } catch {
                 skip(master)
+                guard repeatable || Self.neverReached(error) else {
+                    throw TYDFSError(.unreachable, "the master at \(master) took the request but did not answer (\(PeerError.describe(error))); it may or may not have taken effect")
+                }
                 guard ContinuousClock.now < giveUp else {
                     throw TYDFSError(.unreachable, "cannot reach the master at \(master): \(PeerError.describe(error))")
                 }
@@ -91,5 +98,15 @@ public final class MasterDirectory: Sendable {
             }
             return (response, payload)
         }
+    }
+
+    /// Whether `error` says the request never reached a server (no connection could be made), so
+    /// sending it elsewhere cannot make it happen twice.
+    static func neverReached(_ error: Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { return true }
+        return false
     }
 }

@@ -235,12 +235,16 @@ public final class TYDFSClient: Sendable {
 
     // MARK: - Control requests
 
-    func control<Response: Decodable>(_ method: HTTPMethod, _ route: String, query: RemotePath? = nil) async throws -> Response {
-        try await control(method, route, query: query, body: Optional<String>.none)
+    func control<Response: Decodable>(_ method: HTTPMethod, _ route: String, query: RemotePath? = nil, repeatable: Bool? = nil) async throws -> Response {
+        try await control(method, route, query: query, body: Optional<String>.none, repeatable: repeatable)
     }
 
+    /// One request to the leading master. `repeatable` (default: for GET only) says whether the
+    /// request may be sent again after a master took it and then gave no answer (it may have
+    /// acted on it): a put's steps are (a retried commit is recognised by its commit id), a
+    /// rename or a key creation is not. A request no master received is always sent again.
     func control<Body: Encodable, Response: Decodable>(
-        _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?, extraSeconds: Int64 = 0
+        _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?, extraSeconds: Int64 = 0, repeatable: Bool? = nil
     ) async throws -> Response {
         var target = route
         if let query {
@@ -254,7 +258,7 @@ public final class TYDFSClient: Sendable {
         // (paused, hung) is left for the next; a lone master gets the whole control timeout.
         let (response, payload) = try await masters.send(
             http, timeout: .seconds((masters.isSeveral ? Limits.masterAnswerSeconds : Limits.controlRequestTimeoutSeconds) + extraSeconds),
-            patienceSeconds: masters.isSeveral ? Limits.masterFailoverSeconds : 0
+            patienceSeconds: masters.isSeveral ? Limits.masterFailoverSeconds : 0, repeatable: repeatable ?? (method == .GET)
         ) { master in
             var request = HTTPClientRequest(url: master + target)
             request.method = method

@@ -108,7 +108,7 @@ extension TYDFSClient {
             return try await upload(from: source, session: session, remote: remote, attributes: attributes)
         } catch {
             // In a task of its own: a put cancelled (SIGTERM) still tells the master to forget it.
-            await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID)) }.value
+            await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID), repeatable: true) }.value
             throw error
         }
     }
@@ -118,7 +118,8 @@ extension TYDFSClient {
     /// commit). The master cuts the first chunk at its chunk size.
     private func openUpload(_ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?, commitID: String) async throws -> UploadSession {
         try await control(.POST, Route.uploads, body: CreateUploadRequest(
-            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID))
+            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID),
+            repeatable: true)
     }
 
     /// Sends every chunk of `source`, then commits the file. A source of known size (a file,
@@ -166,7 +167,7 @@ extension TYDFSClient {
         let commit = CommitUploadRequest(sizeBytes: sizeBytes, crc32c: fileCRC, chunks: chunks, attributes: given.isEmpty ? nil : given)
         // A commit writes a few rows per chunk: give huge files the time that takes.
         let file: FileInfo = try await control(
-            .POST, Route.uploadCommit(session.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000))
+            .POST, Route.uploadCommit(session.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000), repeatable: true)
         var warnings = stored.flatMap(\.warnings)
         let fewest = chunks.map(\.replicas.count).min() ?? session.replication
         if fewest < session.replication {
@@ -234,7 +235,8 @@ extension TYDFSClient {
                 given = nil
                 do {
                     allocation = try await control(
-                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length))
+                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length),
+                        repeatable: true)
                 } catch let error as TYDFSError where error.code == .unavailable && (lastError != nil || best != nil) {
                     if let best { return best }
                     throw TYDFSError(.unavailable, "chunk \(index) could not be stored: \(lastError!.message); no other datakeeper is left to try")

@@ -105,10 +105,11 @@ public struct LeadershipStateMachine: Sendable, Equatable {
         return stepDown(epoch, reason: reason)
     }
 
-    /// A renewal of `epoch` sent at `sentAt` succeeded.
+    /// A renewal of `epoch` sent at `sentAt` succeeded (also while starting: the shell renews
+    /// while the namespace loads, which may take longer than a lease).
     public mutating func renewed(_ epoch: LeaderEpoch, sentAt: Double) -> Action {
         waiting = false
-        guard role == .leading(epoch) else { return .none }
+        guard role == .leading(epoch) || role == .starting(epoch) else { return .none }
         leaseFrom = max(leaseFrom, sentAt)
         return .none
     }

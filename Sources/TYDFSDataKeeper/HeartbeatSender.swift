@@ -46,7 +46,6 @@ struct HeartbeatSender: Service {
         // Changes are sent only once a snapshot was taken: before, the coming report covers them.
         var snapshotTaken = false
         var report: Task<Void, Never>?
-        let reporting = NIOLockedValueBox(false)
         // The highest leadership epoch seen: answers below it come from a deposed leader.
         var epoch: LeaderEpoch?
         defer { report?.cancel() }
@@ -76,15 +75,15 @@ struct HeartbeatSender: Service {
                 if !masterReachable { logger.info("master reachable again", metadata: ["master": "\(master)"]) }
                 masterReachable = true
                 registered.withLockedValue { $0 = true }
-                if answer.sendChunkReport, !reporting.withLockedValue({ $0 }) {
+                if answer.sendChunkReport {
+                    // The master asks only when it holds no report of ours under way: a report
+                    // still being sent (stuck on a page while the network was cut) is stale, and
+                    // would keep this one from ever being sent.
+                    report?.cancel()
                     lastReport = ContinuousClock.now
                     let chunks = await store.snapshotForReport()
                     snapshotTaken = true
-                    reporting.withLockedValue { $0 = true }
-                    report = Task {
-                        await sendReport(chunks, anchor: answer.answerID)
-                        reporting.withLockedValue { $0 = false }
-                    }
+                    report = Task { await sendReport(chunks, anchor: answer.answerID) }
                 }
                 deletions.enqueue(answer.deleteChunks)
                 // A copy ordered in the same answer as a deletion of its chunk waits for the
@@ -123,7 +122,12 @@ struct HeartbeatSender: Service {
     }
     /// Sends `beat` to the leading master; returns its answer and which master gave it.
     private func send(_ beat: HeartbeatRequest) async throws -> (HeartbeatResponse, String) {
-        let (response, body, master) = try await post(beat, to: Route.heartbeat, timeoutSeconds: Limits.masterAnswerSeconds)
+        // With several masters a frozen one is left after `masterAnswerSeconds` for the next. A
+        // lone master is waited for as long as any control request: an answer that arrives late
+        // (a network cut healing) may carry the master's request for a chunk report, which it
+        // does not repeat while it waits for that report.
+        let timeout = masters.isSeveral ? Limits.masterAnswerSeconds : Limits.controlRequestTimeoutSeconds
+        let (response, body, master) = try await post(beat, to: Route.heartbeat, timeoutSeconds: timeout)
         return (try PeerError.decode(HeartbeatResponse.self, status: response.status, payload: body, peer: "the master"), master)
     }
 

@@ -175,19 +175,22 @@ struct LeadershipService: Service {
                 case .tryToAcquire:
                     do {
                         if !prepared {
-                            try await lease.prepare()
+                            try await bounded(timing.leaseSeconds) { try await lease.prepare() }
                             prepared = true
                         }
-                        if let epoch = try await lease.acquire(instance: instance, url: url, seconds: timing.leaseSeconds) {
+                        if let epoch = try await bounded(timing.leaseSeconds, { try await lease.acquire(instance: instance, url: url, seconds: timing.leaseSeconds) }) {
                             logger.notice("this master took the leader lease", metadata: ["epoch": "\(epoch)"])
                             actions.append(machine.acquired(epoch, sentAt: now))
                         } else {
-                            let holder = try await lease.holder()
-                            board.set(.standby(leader: holder.live ? holder.url : nil, epoch: holder.epoch))
+                            let holder = try await bounded(timing.leaseSeconds) { try await lease.holder() }
+                            // A live lease with no URL is a migration's (`tydfs metadata migrate`): no leader.
+                            board.set(.standby(leader: holder.live && !holder.url.isEmpty ? holder.url : nil, epoch: holder.epoch))
                             actions.append(machine.acquireFailed())
                         }
                         leaseUnreadable = false
                     } catch {
+                        // A connection that stopped answering is dropped: the next try makes a new one.
+                        await lease.close()
                         board.set(.standby(leader: nil, epoch: board.epoch))
                         if !leaseUnreadable {
                             logger.warning("cannot read the leader lease; trying again", metadata: ["error": "\(PostgresLink.describe(error))"])
@@ -197,32 +200,19 @@ struct LeadershipService: Service {
                     }
                 case .startLeading(let epoch):
                     board.set(.starting(epoch, nil))
-                    do {
-                        let store = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
-                        let leader = try await parts.lead(store: store, epoch: epoch) { [fencedEpochs] error in
-                            if error.code == .notLeader { fencedEpochs.withLockedValue { $0.append(epoch) } }
-                        }
-                        let services = leader.services
-                        term = Term(epoch: epoch, leader: leader, services: Task {
-                            await withTaskGroup(of: Void.self) { group in
-                                for service in services { group.addTask { try? await service.run() } }
-                            }
-                        })
-                        board.set(.starting(epoch, leader.responder))
-                        logger.notice("leading; waiting for the datakeepers to check in", metadata: ["epoch": "\(epoch)", "url": "\(url)"])
-                        actions.append(machine.started(epoch))
-                    } catch {
-                        actions.append(machine.startFailed(epoch, reason: PostgresLink.describe(error)))
-                    }
+                    let (started, next) = await start(epoch, machine: &machine)
+                    term = started
+                    actions += next
                 case .renew(let epoch):
                     let sentAt = MasterState.monotonicSeconds()
                     do {
-                        if try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds) {
+                        if try await bounded(timing.stepDownAfterSeconds / 2, { try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds) }) {
                             actions.append(machine.renewed(epoch, sentAt: sentAt))
                         } else {
                             actions.append(machine.renewRefused(epoch))
                         }
                     } catch {
+                        await lease.close()
                         logger.warning("cannot renew the leader lease", metadata: ["epoch": "\(epoch)", "error": "\(PostgresLink.describe(error))"])
                         actions.append(machine.renewFailed(epoch))
                     }
@@ -245,11 +235,58 @@ struct LeadershipService: Service {
         if let term {
             board.set(.standby(leader: nil, epoch: term.epoch))
             await stop(term, refusing: TYDFSError(.unavailable, "the master is shutting down"))
-            try? await lease.release(instance: instance, epoch: term.epoch)
+            try? await bounded(timing.leaseSeconds) { try await lease.release(instance: instance, epoch: term.epoch) }
             logger.notice("leader lease released", metadata: ["epoch": "\(term.epoch)"])
         }
         await lease.close()
         await link.close()
+    }
+
+    /// Takes over in `epoch`: loads the namespace (renewing the lease meanwhile, however long
+    /// that takes) and starts the term's services; the datakeepers' routes are served at once,
+    /// clients once the datakeepers have checked in. Returns the term, or nil, and what the
+    /// machine says next.
+    private func start(_ epoch: LeaderEpoch, machine: inout LeadershipStateMachine) async -> (Term?, [LeadershipStateMachine.Action]) {
+        let logger = parts.logger
+        let keeper = Task { [lease, instance, timing] in
+            var lastRenewal: Double?
+            while !Task.isCancelled {
+                let sentAt = MasterState.monotonicSeconds()
+                switch try? await bounded(timing.stepDownAfterSeconds / 2, { try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds) }) {
+                case true?: lastRenewal = sentAt
+                case false?: return (lastRenewal, lost: true)
+                case nil: break
+                }
+                try? await Task.sleep(for: .seconds(timing.attemptEverySeconds))
+            }
+            return (lastRenewal, lost: false)
+        }
+        let leader: LeaderParts.Leader
+        let store: SQLMetadataStore
+        do {
+            store = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
+            leader = try await parts.lead(store: store, epoch: epoch) { [fencedEpochs] error in
+                if error.code == .notLeader { fencedEpochs.withLockedValue { $0.append(epoch) } }
+            }
+        } catch {
+            keeper.cancel()
+            return (nil, [machine.startFailed(epoch, reason: PostgresLink.describe(error))])
+        }
+        keeper.cancel()
+        let kept = await keeper.value
+        if kept.lost {
+            return (nil, [machine.startFailed(epoch, reason: "another master took the lease while the namespace loaded")])
+        }
+        if let renewal = kept.0 { _ = machine.renewed(epoch, sentAt: renewal) }
+        let services = leader.services
+        let term = Term(epoch: epoch, leader: leader, services: Task {
+            await withTaskGroup(of: Void.self) { group in
+                for service in services { group.addTask { try? await service.run() } }
+            }
+        })
+        board.set(.starting(epoch, leader.responder))
+        logger.notice("leading; waiting for the datakeepers to check in", metadata: ["epoch": "\(epoch)", "url": "\(url)"])
+        return (term, [machine.started(epoch)])
     }
 
     /// Stops a term's services: its writer writes what is queued (refused by the database if
@@ -259,5 +296,36 @@ struct LeadershipService: Service {
         term.leader.committer.stop(refusing: refusal)
         term.services.cancel()
         await term.services.value
+    }
+}
+
+/// Runs `body`, but gives up after `seconds`: a database that silently stopped answering must
+/// not stop the leadership loop (a leader that cannot renew has to notice, and step down). The
+/// abandoned call is cancelled and left to finish on its own.
+func bounded<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let answered = NIOLockedValueBox(false)
+    // Whoever comes first (the answer or the timer) resumes the caller; the other does nothing.
+    let claim: @Sendable () -> Bool = {
+        answered.withLockedValue { done in
+            defer { done = true }
+            return !done
+        }
+    }
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+        let work = Task {
+            do {
+                let value = try await body()
+                if claim() { continuation.resume(returning: value) }
+            } catch {
+                if claim() { continuation.resume(throwing: error) }
+            }
+        }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            if claim() {
+                work.cancel()
+                continuation.resume(throwing: TYDFSError(.unreachable, "the metadata database did not answer within \(seconds) s"))
+            }
+        }
     }
 }

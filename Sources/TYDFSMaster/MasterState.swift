@@ -99,6 +99,9 @@ actor MasterState {
         epoch: LeaderEpoch = .solo, logger: Logger
     ) {
         self.epoch = epoch
+        // Answer ids (report anchors) of a later term are above every earlier term's, so a report
+        // anchored on a deposed leader's answer is refused by the new one.
+        self.nextAnswerID = UInt64(max(0, epoch.value)) << 40
         self.configuration = configuration
         self.namespace = namespace
         self.committer = committer
@@ -371,9 +374,20 @@ actor MasterState {
         forgetAbandonedUploads(now: now)
         if let commitID = request.commitID {
             guard (1...64).contains(commitID.utf8.count) else { throw TYDFSError(.invalidArgument, "a commit id has 1…64 characters") }
-            // A put retried after a failover: its first try was committed.
-            if let existing = namespace.file(at: request.path), existing.commitID == commitID {
-                return UploadSession(uploadID: "", chunkSizeBytes: existing.chunkSizeBytes, replication: existing.replication, committed: fileInfo(existing))
+            // A put retried after a failover: its first try was committed. Answered once that
+            // commit is durable (memory has it first); if its batch fails, it is put again.
+            if namespace.file(at: request.path)?.commitID == commitID {
+                let applied = sequence
+                let giveUp = ContinuousClock.now + .seconds(Limits.controlRequestTimeoutSeconds)
+                while committer.durableSequence < applied, namespace.file(at: request.path)?.commitID == commitID {
+                    guard ContinuousClock.now < giveUp else {
+                        throw TYDFSError(.unavailable, "the metadata database has not confirmed \(request.path) for \(Limits.controlRequestTimeoutSeconds) s; try again")
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                if let existing = namespace.file(at: request.path), existing.commitID == commitID {
+                    return UploadSession(uploadID: "", chunkSizeBytes: existing.chunkSizeBytes, replication: existing.replication, committed: fileInfo(existing))
+                }
             }
         }
         try checkWritable(request.path, overwrite: request.overwrite)

@@ -107,11 +107,14 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Ends `run()` once what is queued now is written; later edits are refused with `refusal`.
+    /// Ends `run()` once what is queued now is written; later edits are refused with `refusal`
+    /// (that of the first call).
     public func stop(refusing refusal: TYDFSError = TYDFSError(.unavailable, "the master is shutting down")) {
         let wakeUp = state.withLockedValue { state in
+            // The first reason stands: a step-down's `not_leader` is not overwritten by the
+            // cancellation that follows it.
+            if !state.stopping { state.refusal = refusal }
             state.stopping = true
-            state.refusal = refusal
             defer { state.wakeUp = nil }
             return state.wakeUp
         }

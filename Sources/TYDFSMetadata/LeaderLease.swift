@@ -7,6 +7,8 @@ import TYDFSCore
 ///
 /// Taking a lapsed lease raises the epoch; the metadata store of a leader checks, inside each
 /// write transaction, that the row still carries its epoch (`admit`).
+/// Locks: a takeover locks the row `FOR UPDATE`, which waits for every write transaction that
+/// checked the old epoch; a renewal's `UPDATE` only conflicts with other updates.
 public final class LeaderLease: Sendable {
     /// The lease as the database holds it.
     public struct Holder: Sendable, Equatable {
@@ -51,9 +53,10 @@ public final class LeaderLease: Sendable {
     /// returns the new epoch; nil if another master holds it.
     public func acquire(instance: String, url: String, seconds: Double) async throws -> LeaderEpoch? {
         let rows = try await link.database().raw("""
+            WITH locked AS (SELECT id FROM leader_lease WHERE id = 1 FOR UPDATE)
             UPDATE leader_lease SET instance = \(bind: instance), url = \(bind: url), epoch = epoch + 1,
                 expires_at = clock_timestamp() + make_interval(secs => \(bind: seconds))
-            WHERE id = 1 AND expires_at < clock_timestamp() RETURNING epoch
+            FROM locked WHERE leader_lease.id = locked.id AND expires_at < clock_timestamp() RETURNING epoch
             """).all()
         return try rows.first.map { LeaderEpoch(try $0.decode(column: "epoch", as: Int64.self)) }
     }
@@ -90,9 +93,11 @@ public final class LeaderLease: Sendable {
     }
 
     /// Refuses the write transaction under way on `database` unless the lease carries `epoch`.
-    /// The row stays share-locked until the transaction ends, so a takeover waits for it.
+    /// The row stays `FOR KEY SHARE` locked until the transaction ends: a takeover (which locks
+    /// it `FOR UPDATE`) waits for the transaction, a renewal (a plain `UPDATE` of the expiry)
+    /// does not, so a long batch never costs the leader its lease.
     static func admit(_ epoch: LeaderEpoch, on database: any SQLDatabase) async throws {
-        let rows = try await database.raw("SELECT epoch FROM leader_lease WHERE id = 1 FOR SHARE").all()
+        let rows = try await database.raw("SELECT epoch FROM leader_lease WHERE id = 1 FOR KEY SHARE").all()
         let current = try rows.first.map { LeaderEpoch(try $0.decode(column: "epoch", as: Int64.self)) }
         guard current == epoch else {
             throw TYDFSError(.notLeader, "this master led in epoch \(epoch), but the lease is now in epoch \(current.map(String.init(describing:)) ?? "none"): it no longer leads")

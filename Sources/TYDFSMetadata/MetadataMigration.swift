@@ -2,8 +2,9 @@ import NIOConcurrencyHelpers
 import TYDFSCore
 
 /// Copies a whole namespace from one store to another (`tydfs metadata migrate`): SQLite to
-/// PostgreSQL when a cluster outgrows one machine's master. The target must be empty and no
-/// master may be leading on it, so nothing is merged and nothing changes under the copy.
+/// PostgreSQL when a cluster outgrows one machine's master. The target must be empty, and the
+/// copy is one transaction: a migration that fails leaves the target empty. (The command holds
+/// the leader lease meanwhile, so no master can lead on a partial namespace.)
 public enum MetadataMigration {
     /// What was copied.
     public struct Counts: Sendable, Equatable {
@@ -12,9 +13,6 @@ public enum MetadataMigration {
         public var directories = 0
         public var deletions = 0
     }
-
-    /// Edits per transaction on the target.
-    static let editsPerBatch = 2000
 
     public static func copy(from source: any MetadataStore, to target: SQLMetadataStore) async throws -> Counts {
         let existing = try await target.loadNamespace()
@@ -43,9 +41,7 @@ public enum MetadataMigration {
                 }
             })
         let (edits, counts) = collected.withLockedValue { ($0.edits, $0.counts) }
-        for start in stride(from: 0, to: edits.count, by: editsPerBatch) {
-            try await target.apply(Array(edits[start..<min(edits.count, start + editsPerBatch)]))
-        }
+        try await target.apply(edits)
         return counts
     }
 }

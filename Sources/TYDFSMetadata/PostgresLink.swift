@@ -58,11 +58,16 @@ public final class PostgresLink: Sendable {
             let made: PostgresConnection
             do {
                 made = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+            } catch {
+                throw TYDFSError(.unreachable, "cannot reach the metadata database \(displayURL): \(Self.describe(error))")
+            }
+            do {
                 let session = made.sql(queryLogLevel: nil)
                 try await session.raw("SET idle_in_transaction_session_timeout = '\(unsafeRaw: String(Self.idleTransactionSeconds))s'").run()
                 try await session.raw("SET lock_timeout = '\(unsafeRaw: String(Self.lockWaitSeconds))s'").run()
             } catch {
-                throw TYDFSError(.unreachable, "cannot reach the metadata database \(displayURL): \(Self.describe(error))")
+                try? await made.close()
+                throw TYDFSError(.unreachable, "cannot set up a session on the metadata database \(displayURL): \(Self.describe(error))")
             }
             current.withLockedValue { $0 = made }
             return made
@@ -80,6 +85,15 @@ public final class PostgresLink: Sendable {
             return "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
         }
         return "\(error)"
+    }
+
+    deinit {
+        // A connection must be closed before it goes (PostgresNIO asserts it): a link dropped
+        // without `close()` still ends its session.
+        if let open = current.withLockedValue({ $0 }), !open.isClosed {
+            let closing: EventLoopFuture<Void> = open.close()
+            closing.whenComplete { _ in }
+        }
     }
 
     /// Closes the connection (a later use makes a new one).

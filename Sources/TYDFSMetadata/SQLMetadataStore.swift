@@ -176,10 +176,20 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             do {
                 try await admit?(database)
                 for run in Self.runs(of: edits) { try await write(run, on: database) }
-                try await database.raw("COMMIT").run()
             } catch {
                 try? await database.raw("ROLLBACK").run()
                 if let error = error as? TYDFSError, error.code == .notLeader { throw error }
+                throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
+            }
+            do {
+                try await database.raw("COMMIT").run()
+            } catch {
+                // The COMMIT may have reached the server before the connection failed: whether
+                // the batch is stored is unknown. A leader's store (one with `admit`) then ends
+                // its term, so that memory is rebuilt from what the database holds.
+                if admit != nil {
+                    throw TYDFSError(.notLeader, "the metadata database connection failed during COMMIT; whether the batch was written is unknown, so this master stops leading and reloads: \(PostgresLink.describe(error))")
+                }
                 throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
             }
         }

@@ -34,23 +34,38 @@ struct MetadataMigrateCommand: AsyncParsableCommand {
             var logger = Logger(label: "tydfs.metadata")
             logger.logLevel = .warning
             let link = try PostgresLink(url: to, applicationName: "tydfs metadata migrate", logger: logger)
-            let lease = LeaderLease(link: link)
+            // The lease, held for the copy: no master can lead (on a partial namespace) meanwhile.
+            let lease = LeaderLease(link: try PostgresLink(url: to, applicationName: "tydfs metadata migrate lease", logger: logger))
             try await lease.prepare()
-            let holder = try await lease.holder()
-            guard !holder.live else {
+            let instance = "migration-" + hex64(UInt64.random(in: .min ... .max))
+            guard let epoch = try await lease.acquire(instance: instance, url: "", seconds: 24 * 3600) else {
+                let holder = try await lease.holder()
+                await lease.close()
                 throw TYDFSError(.alreadyExists, "a master (\(holder.url)) leads on \(link.displayURL): stop the masters before migrating")
             }
-            let source = try await SQLMetadataStore.openSQLite(path: sqlite, logger: logger)
-            let target = try await SQLMetadataStore.openPostgres(link, epoch: nil)
             let started = ContinuousClock.now
+            let source: SQLMetadataStore, target: SQLMetadataStore
+            do {
+                source = try await SQLMetadataStore.openSQLite(path: sqlite, logger: logger)
+                target = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
+            } catch {
+                try? await lease.release(instance: instance, epoch: epoch)
+                await lease.close()
+                await link.close()
+                throw error
+            }
             do {
                 let counts = try await MetadataMigration.copy(from: source, to: target)
                 say("migrated \(counts.files) files (\(counts.chunks) chunks), \(counts.directories) directories and \(counts.deletions) queued deletions from \(sqlite) to \(link.displayURL) in \(ContinuousClock.now - started)")
             } catch {
+                try? await lease.release(instance: instance, epoch: epoch)
+                await lease.close()
                 try? await source.close()
                 try? await target.close()
                 throw error
             }
+            try await lease.release(instance: instance, epoch: epoch)
+            await lease.close()
             try await source.close()
             try await target.close()
         }

@@ -53,6 +53,15 @@ final class LeadershipStateMachineTests: XCTestCase {
         XCTAssertEqual(slow.started(one), .none, "a load that finishes after stepping down does not lead")
         XCTAssertEqual(slow.role, .standby)
 
+        // Renewals made while loading keep the lease: a load longer than the lease is no failover.
+        var renewing = LeadershipStateMachine(timing: timing)
+        _ = renewing.tick(now: 0)
+        _ = renewing.acquired(one, sentAt: 0)
+        XCTAssertEqual(renewing.renewed(one, sentAt: timing.stepDownAfterSeconds - 0.5), .none)
+        XCTAssertEqual(renewing.tick(now: timing.stepDownAfterSeconds + 1), .none, "renewed while loading: no step-down, no renewal of its own")
+        XCTAssertEqual(renewing.started(one), .none)
+        XCTAssertEqual(renewing.role, .leading(one))
+
         var failing = LeadershipStateMachine(timing: timing)
         _ = failing.tick(now: 0)
         _ = failing.acquired(one, sentAt: 0)

@@ -9,12 +9,12 @@ final class LargeRemoveTests: XCTestCase {
     func testALargeRmDoesNotDelayHeartbeatsAndEveryChunkIsDeleted() throws {
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "4KiB", heartbeatTimeoutSeconds: 5)
         defer { cluster.shutdown() }
-        // 1,500 chunks on each datakeeper: more than one heartbeat answer's worth of deletion
+        // 1,200 chunks on each datakeeper: more than one heartbeat answer's worth of deletion
         // orders each (`Limits.deletionsPerHeartbeat`).
-        let local = try cluster.makeFile("big", size: 1500 * 4096)
+        let local = try cluster.makeFile("big", size: 1200 * 4096)
         try cluster.succeed(["put", local, "/big"])
         let before = try cluster.nodes().nodes.map(\.chunkCount)
-        XCTAssertEqual(before, [1500, 1500, 1500])
+        XCTAssertEqual(before, [1200, 1200, 1200])
         try cluster.succeed(["rm", "/big"])
         var worstSilence = 0.0
         try cluster.waitUntil("every chunk deleted", timeout: 60, interval: 0.05) {

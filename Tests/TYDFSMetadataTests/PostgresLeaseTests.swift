@@ -47,6 +47,35 @@ final class PostgresLeaseTests: XCTestCase {
         await second.close()
     }
 
+    func testARenewalDoesNotWaitForAWriteTransactionButATakeoverDoes() async throws {
+        let holder = try lease(), other = try lease()
+        try await holder.prepare()
+        let acquired = try await holder.acquire(instance: "a", url: "http://a", seconds: 1)
+        let epoch = try XCTUnwrap(acquired)
+        // A leader's write transaction under way, holding the lease row as `admit` does.
+        let writerLink = try PostgresLink(url: postgres.url(), logger: logger)
+        defer { Task { await writerLink.close() } }
+        let writer = try await writerLink.database()
+        try await writer.raw("BEGIN").run()
+        _ = try await writer.raw("SELECT epoch FROM leader_lease WHERE id = 1 FOR KEY SHARE").all()
+        let started = ContinuousClock.now
+        let renewed = try await holder.renew(instance: "a", epoch: epoch, seconds: 1)
+        XCTAssertTrue(renewed)
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), "the renewal did not wait for the write")
+        try await Task.sleep(for: .milliseconds(1200))
+        do {
+            _ = try await other.acquire(instance: "b", url: "http://b", seconds: 5)
+            XCTFail("a takeover must wait for the write transaction that checked the old epoch")
+        } catch {
+            // lock_timeout: the takeover gave up waiting; it is tried again later.
+        }
+        try await writer.raw("COMMIT").run()
+        let taken = try await other.acquire(instance: "b", url: "http://b", seconds: 5)
+        XCTAssertEqual(taken, LeaderEpoch(epoch.value + 1), "once the write ended, the lapsed lease is taken")
+        await holder.close()
+        await other.close()
+    }
+
     func testAStoreOfAnOldEpochWritesNothingOnceAnotherMasterTookTheLease() async throws {
         let url = postgres.url()
         let old = try lease(), new = try lease()
