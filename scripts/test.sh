@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 scratch=(--scratch-path "${TYDFS_BUILD_DIR:-.build}")
 # No debug information (-gnone for Swift, -g0 for C: BoringSSL and SQLite are large C sources):
 # the tests need none, and a cold build is much shorter without it (CI has 30 minutes).
-# --disable-index-store: the tests need no IDE index either.
-swift build --build-tests "${scratch[@]}" --disable-index-store -Xswiftc -gnone -Xcc -g0
+# (Not --disable-index-store: XCTest's test discovery on Linux reads the index.)
+swift build --build-tests "${scratch[@]}" -Xswiftc -gnone -Xcc -g0
 # --disable-swift-testing: all tests are XCTest; this keeps the run's closing line XCTest's.
 swift test --skip-build --disable-swift-testing "${scratch[@]}" "$@"
 # Hostile input from a fuzzer, and 60 s of the seeded chaos loop, against live servers (skipped
