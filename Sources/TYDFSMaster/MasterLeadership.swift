@@ -189,8 +189,6 @@ struct LeadershipService: Service {
                         }
                         leaseUnreadable = false
                     } catch {
-                        // A connection that stopped answering is dropped: the next try makes a new one.
-                        await lease.close()
                         board.set(.standby(leader: nil, epoch: board.epoch))
                         if !leaseUnreadable {
                             logger.warning("cannot read the leader lease; trying again", metadata: ["error": "\(PostgresLink.describe(error))"])
@@ -212,7 +210,6 @@ struct LeadershipService: Service {
                             actions.append(machine.renewRefused(epoch))
                         }
                     } catch {
-                        await lease.close()
                         logger.warning("cannot renew the leader lease", metadata: ["epoch": "\(epoch)", "error": "\(PostgresLink.describe(error))"])
                         actions.append(machine.renewFailed(epoch))
                     }
