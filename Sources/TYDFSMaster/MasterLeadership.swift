@@ -204,7 +204,7 @@ struct LeadershipService: Service {
                 case .renew(let epoch):
                     let sentAt = MasterState.monotonicSeconds()
                     do {
-                        if try await bounded(timing.stepDownAfterSeconds / 2, { try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds) }) {
+                        if try await renew(epoch) {
                             actions.append(machine.renewed(epoch, sentAt: sentAt))
                         } else {
                             actions.append(machine.renewRefused(epoch))
@@ -239,17 +239,25 @@ struct LeadershipService: Service {
         await link.close()
     }
 
+    /// Extends the lease of `epoch`, giving up after half the step-down time; false if another
+    /// master took it.
+    private func renew(_ epoch: LeaderEpoch) async throws -> Bool {
+        try await bounded(timing.stepDownAfterSeconds / 2) { [lease, instance, timing] in
+            try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds)
+        }
+    }
+
     /// Takes over in `epoch`: loads the namespace (renewing the lease meanwhile, however long
     /// that takes) and starts the term's services; the datakeepers' routes are served at once,
     /// clients once the datakeepers have checked in. Returns the term, or nil, and what the
     /// machine says next.
     private func start(_ epoch: LeaderEpoch, machine: inout LeadershipStateMachine) async -> (Term?, [LeadershipStateMachine.Action]) {
         let logger = parts.logger
-        let keeper = Task { [lease, instance, timing] in
+        let keeper = Task { [self] in
             var lastRenewal: Double?
             while !Task.isCancelled {
                 let sentAt = MasterState.monotonicSeconds()
-                switch try? await bounded(timing.stepDownAfterSeconds / 2, { try await lease.renew(instance: instance, epoch: epoch, seconds: timing.leaseSeconds) }) {
+                switch try? await renew(epoch) {
                 case true?: lastRenewal = sentAt
                 case false?: return (lastRenewal, lost: true)
                 case nil: break
