@@ -72,21 +72,23 @@ extension TYDFSClient {
         _ source: UploadSource, to remote: RemotePath, overwrite: Bool, attributes: @Sendable () throws -> [String: String] = { [:] }
     ) async throws -> PutResult {
         // Names this put on every master it may meet: a leader that died after committing it
-        // leaves the commit in the database, and the retry below finds it there.
+        // leaves the commit in the database, and reopening the put finds it there.
         let commitID = Self.newCommitID()
-        let giveUp = ContinuousClock.now + .seconds(Limits.masterFailoverSeconds)
-        while true {
-            let leader = masters.current
-            do {
-                return try await putOnce(source, to: remote, overwrite: overwrite, commitID: commitID, attributes: attributes)
-            } catch let error as TYDFSError
-                where source.canReplay && ContinuousClock.now < giveUp
-                && (error.code == .notLeader || error.code == .uploadUnknown || masters.current != leader) {
-                // The master changed (or restarted) under the put: its upload lived in memory there.
-                logger.info("the leading master changed during a put; putting again", metadata: [
-                    "path": "\(remote)", "from": "\(leader)", "to": "\(masters.current)", "error": "\(error.message)",
-                ])
-            }
+        let first = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes, commitID: commitID)
+        if let committed = first.committed { return PutResult(file: committed, warnings: []) }
+        let upload = ResumableUpload(first) {
+            try await self.openUpload(remote, overwrite: overwrite, sourceBytes: nil, commitID: commitID)
+        }
+        if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
+        do {
+            return try await self.upload(from: source, into: upload, remote: remote, attributes: attributes)
+        } catch let done as PutCommittedBeforeFailover {
+            return PutResult(file: done.file, warnings: [])
+        } catch {
+            let uploadID = await upload.session.uploadID
+            // In a task of its own: a put cancelled (SIGTERM) still tells the master to forget it.
+            await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(uploadID), repeatable: true) }.value
+            throw error
         }
     }
 
@@ -95,22 +97,6 @@ extension TYDFSClient {
     static func newCommitID() -> String {
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
         return String((0..<15).map { _ in alphabet.randomElement()! })
-    }
-
-    private func putOnce(
-        _ source: UploadSource, to remote: RemotePath, overwrite: Bool, commitID: String,
-        attributes: @Sendable () throws -> [String: String]
-    ) async throws -> PutResult {
-        let session = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes, commitID: commitID)
-        if let committed = session.committed { return PutResult(file: committed, warnings: []) }
-        if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
-        do {
-            return try await upload(from: source, session: session, remote: remote, attributes: attributes)
-        } catch {
-            // In a task of its own: a put cancelled (SIGTERM) still tells the master to forget it.
-            await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(session.uploadID), repeatable: true) }.value
-            throw error
-        }
     }
 
     /// Opens an upload and, when the source's size is known, has the master allocate the first
@@ -122,12 +108,40 @@ extension TYDFSClient {
             repeatable: true)
     }
 
+    /// Makes `call` to the master about `upload`. When the leading master changed under the put
+    /// (it died, stepped down, or restarted: its open uploads lived in its memory), the put is
+    /// reopened on the master that leads now and `call` made again there, for up to
+    /// `Limits.masterFailoverSeconds`. Chunks already stored stay where they are.
+    private func callLeader<Answer: Sendable>(
+        about upload: ResumableUpload, _ call: (UploadSession) async throws -> Answer
+    ) async throws -> Answer {
+        let giveUp = ContinuousClock.now + .seconds(Limits.masterFailoverSeconds)
+        var stale: String?
+        while true {
+            let leader = masters.current
+            var session: UploadSession?
+            do {
+                if let stale { try await upload.reopen(after: stale) }
+                session = await upload.session
+                return try await call(session!)
+            } catch let error as TYDFSError
+                where ContinuousClock.now < giveUp
+                && (error.code == .notLeader || error.code == .uploadUnknown || masters.current != leader) {
+                logger.info("the leading master changed during a put; resuming the put there", metadata: [
+                    "from": "\(leader)", "to": "\(masters.current)", "error": "\(error.message)",
+                ])
+                stale = session?.uploadID ?? stale
+            }
+        }
+    }
+
     /// Sends every chunk of `source`, then commits the file. A source of known size (a file,
     /// memory) has `Limits.parallelChunkUploads` chunks in flight at once; standard input is
     /// spooled and sent one chunk at a time. The whole file's CRC32C is combined from the chunks'.
     private func upload(
-        from source: UploadSource, session: UploadSession, remote: RemotePath, attributes: @Sendable () throws -> [String: String]
+        from source: UploadSource, into upload: ResumableUpload, remote: RemotePath, attributes: @Sendable () throws -> [String: String]
     ) async throws -> PutResult {
+        let session = upload.first
         let avoided = FailedDataKeepers()
         var stored: [StoredChunk]
         switch source {
@@ -139,7 +153,7 @@ extension TYDFSClient {
                 let length = try await spool.fill(from: input, upTo: session.chunkSizeBytes)
                 if length <= 0 { break }
                 stored.append(try await uploadChunk(
-                    index: stored.count, data: .file(spool.file, offset: 0), length: length, session: session,
+                    index: stored.count, data: .file(spool.file, offset: 0), length: length, upload: upload,
                     allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))
             }
         case .growing(let input):
@@ -149,12 +163,12 @@ extension TYDFSClient {
                 let length = try await input.bytesAvailable(from: offset, upTo: session.chunkSizeBytes)
                 if length <= 0 { break }
                 stored.append(try await uploadChunk(
-                    index: stored.count, data: .file(input.file, offset: offset), length: length, session: session,
+                    index: stored.count, data: .file(input.file, offset: offset), length: length, upload: upload,
                     allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))
                 offset += length
             }
         case .file, .memory:
-            stored = try await uploadInParallel(source, sizeBytes: source.sizeBytes ?? 0, session: session, avoided: avoided)
+            stored = try await uploadInParallel(source, sizeBytes: source.sizeBytes ?? 0, upload: upload, avoided: avoided)
         }
         if case .file(let file, let sizeBytes) = source, try await file.size() != sizeBytes {
             throw TYDFSError(.io, "the local file changed size while it was uploaded; nothing was stored")
@@ -164,10 +178,13 @@ extension TYDFSClient {
         for chunk in chunks { fileCRC = CRC32C.combine(fileCRC, chunk.crc32c, length2: chunk.sizeBytes) }
         let sizeBytes = chunks.reduce(Int64(0)) { $0 + $1.sizeBytes }
         let given = try attributes()
-        let commit = CommitUploadRequest(sizeBytes: sizeBytes, crc32c: fileCRC, chunks: chunks, attributes: given.isEmpty ? nil : given)
-        // A commit writes a few rows per chunk: give huge files the time that takes.
-        let file: FileInfo = try await control(
-            .POST, Route.uploadCommit(session.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000), repeatable: true)
+        let file: FileInfo = try await callLeader(about: upload) { current in
+            let commit = CommitUploadRequest(
+                sizeBytes: sizeBytes, crc32c: fileCRC, chunks: stored.map { $0.committed(in: current) }, attributes: given.isEmpty ? nil : given)
+            // A commit writes a few rows per chunk: give huge files the time that takes.
+            return try await control(
+                .POST, Route.uploadCommit(current.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000), repeatable: true)
+        }
         var warnings = stored.flatMap(\.warnings)
         let fewest = chunks.map(\.replicas.count).min() ?? session.replication
         if fewest < session.replication {
@@ -179,8 +196,9 @@ extension TYDFSClient {
     /// Uploads the chunks of a source of known size, `Limits.parallelChunkUploads` at once;
     /// returns them in order.
     private func uploadInParallel(
-        _ source: UploadSource, sizeBytes: Int64, session: UploadSession, avoided: FailedDataKeepers
+        _ source: UploadSource, sizeBytes: Int64, upload: ResumableUpload, avoided: FailedDataKeepers
     ) async throws -> [StoredChunk] {
+        let session = upload.first
         let count = Int((sizeBytes + session.chunkSizeBytes - 1) / session.chunkSizeBytes)
         var stored = [StoredChunk?](repeating: nil, count: count)
         try await withThrowingTaskGroup(of: (Int, StoredChunk).self) { group in
@@ -197,7 +215,7 @@ extension TYDFSClient {
                 let allocation = index == 0 ? session.firstChunk : nil
                 group.addTask {
                     (index, try await self.uploadChunk(
-                        index: index, data: data, length: length, session: session, allocation: allocation, avoided: avoided))
+                        index: index, data: data, length: length, upload: upload, allocation: allocation, avoided: avoided))
                 }
             }
             for try await (done, chunk) in group { stored[done] = chunk }
@@ -208,6 +226,17 @@ extension TYDFSClient {
     private struct StoredChunk: Sendable {
         var chunk: CommittedChunk
         var warnings: [String]
+        /// The upload that allocated the chunk, and the write token it came with.
+        var uploadID: String
+        var token: String?
+
+        /// The chunk as the commit of `session` names it: with its token when another upload of
+        /// the put (on a master that no longer leads) allocated it.
+        func committed(in session: UploadSession) -> CommittedChunk {
+            var chunk = chunk
+            if uploadID != session.uploadID { chunk.token = token }
+            return chunk
+        }
     }
 
     /// Sends one chunk down a pipeline and makes sure it ends with the full replication whenever
@@ -219,24 +248,29 @@ extension TYDFSClient {
     /// do not wait on a hung one again. `allocation` is the pipeline the master already gave for
     /// this chunk, if any (the first chunk's, with the upload).
     private func uploadChunk(
-        index: Int, data: ChunkBytes, length: Int64, session: UploadSession, allocation given: ChunkAllocation?,
+        index: Int, data: ChunkBytes, length: Int64, upload: ResumableUpload, allocation given: ChunkAllocation?,
         avoided: FailedDataKeepers
     ) async throws -> StoredChunk {
         var lastError: TYDFSError?
         var best: StoredChunk?
         var given = given
-        for _ in 0..<max(3, session.replication + 1) {
+        for _ in 0..<max(3, upload.first.replication + 1) {
             let allocation: ChunkAllocation
+            let allocatedBy: String
             let avoiding = await avoided.all
             if let preallocated = given, Set(preallocated.targets.map(\.id)).isDisjoint(with: avoiding) {
                 allocation = preallocated
+                allocatedBy = upload.first.uploadID
                 given = nil
             } else {
                 given = nil
                 do {
-                    allocation = try await control(
-                        .POST, Route.uploadChunks(session.uploadID), body: AllocateChunkRequest(exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length),
-                        repeatable: true)
+                    (allocation, allocatedBy) = try await callLeader(about: upload) { session in
+                        let answer: ChunkAllocation = try await control(
+                            .POST, Route.uploadChunks(session.uploadID),
+                            body: AllocateChunkRequest(exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length), repeatable: true)
+                        return (answer, session.uploadID)
+                    }
                 } catch let error as TYDFSError where error.code == .unavailable && (lastError != nil || best != nil) {
                     if let best { return best }
                     throw TYDFSError(.unavailable, "chunk \(index) could not be stored: \(lastError!.message); no other datakeeper is left to try")
@@ -266,7 +300,8 @@ extension TYDFSClient {
             }
             let stored = StoredChunk(
                 chunk: CommittedChunk(index: index, id: allocation.chunkID, sizeBytes: length, crc32c: result.crc32c, replicas: result.stored),
-                warnings: result.failures.map { "chunk \(index): replica not stored on \($0)" })
+                warnings: result.failures.map { "chunk \(index): replica not stored on \($0)" },
+                uploadID: allocatedBy, token: allocation.token)
             guard let failedHop = allocation.targets.first(where: { !result.stored.contains($0.id) }) else { return stored }
             // A hop further down failed: keep this result, and try a whole pipeline without that hop.
             logger.warning("pipeline hop failed, sending the chunk again without it", metadata: [
@@ -314,14 +349,6 @@ enum UploadSource {
     /// A local file still being written, sent chunk by chunk as it fills.
     case growing(any GrowingFile)
 
-    /// Whether the source can be read again from its start (a put started again after a failover).
-    var canReplay: Bool {
-        switch self {
-        case .file, .memory: true
-        case .stream, .growing: false
-        }
-    }
-
     /// The whole source's size, when known before it is read.
     var sizeBytes: Int64? {
         switch self {
@@ -330,6 +357,47 @@ enum UploadSource {
         case .memory(let bytes): Int64(bytes.readableBytes)
         }
     }
+}
+
+/// The upload a put writes into, across changes of the leading master (issue 17). An upload
+/// lives in the memory of the master that opened it, so when that master dies or steps down the
+/// put is reopened on the new leader under the same commit id, and goes on from where it was:
+/// chunks already stored stay on their datakeepers, and the commit names them with the write
+/// tokens they were allocated with, so the new leader adopts them. Nothing is sent twice, and a
+/// source read once (standard input, an S3 request body, a file written through the mount)
+/// survives a failover as a local file does.
+actor ResumableUpload {
+    /// The upload the put opened first: the chunk size, the replication and the first chunk's
+    /// pipeline come from it.
+    nonisolated let first: UploadSession
+    /// The upload the put writes into now.
+    private(set) var session: UploadSession
+    private let open: @Sendable () async throws -> UploadSession
+    private var reopening: Task<UploadSession, Error>?
+
+    /// `open` opens the put again on the leading master (same path, same commit id).
+    init(_ first: UploadSession, open: @escaping @Sendable () async throws -> UploadSession) {
+        self.first = first
+        self.session = first
+        self.open = open
+    }
+
+    /// Opens the put again, unless another chunk's task already replaced upload `stale`. Throws
+    /// `PutCommittedBeforeFailover` when the master that led committed the put before it died.
+    func reopen(after stale: String) async throws {
+        guard session.uploadID == stale else { return }
+        let task = reopening ?? Task { try await open() }
+        reopening = task
+        defer { reopening = nil }
+        let fresh = try await task.value
+        if let file = fresh.committed { throw PutCommittedBeforeFailover(file: file) }
+        session = fresh
+    }
+}
+
+/// A put reopened after a failover found its commit already made: it is done.
+struct PutCommittedBeforeFailover: Error {
+    var file: FileInfo
 }
 
 /// A local file another party appends to while it is put (`put(growing:)`).

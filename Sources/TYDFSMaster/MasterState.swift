@@ -456,13 +456,12 @@ actor MasterState {
                                  chunkBytes: configuration.chunkSizeBytes)
         for (position, chunk) in request.chunks.enumerated() {
             guard chunk.index == position else { throw TYDFSError(.invalidArgument, "chunk \(position) is out of order") }
-            guard upload.allocated.contains(chunk.id) else {
-                throw TYDFSError(.invalidArgument, "chunk \(chunk.id) was not allocated to this upload")
-            }
             guard !chunk.replicas.isEmpty, Set(chunk.replicas).count == chunk.replicas.count else {
                 throw TYDFSError(.invalidArgument, "chunk \(chunk.index) must name at least one datakeeper, each once")
             }
+            if !upload.allocated.contains(chunk.id) { try checkAdoptable(chunk) }
         }
+        let adopted = request.chunks.count { !upload.allocated.contains($0.id) }
         let file = StoredFile(
             path: upload.path, sizeBytes: request.sizeBytes, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
             crc32c: request.crc32c, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication,
@@ -497,9 +496,34 @@ actor MasterState {
         metrics.committed(bytes: file.sizeBytes)
         logger.info("file committed", metadata: [
             "path": "\(file.path)", "size": "\(file.sizeBytes)", "chunks": "\(file.chunks.count)",
-            "under_replicated": "\(info.underReplicated)",
+            "chunks.adopted": "\(adopted)", "under_replicated": "\(info.underReplicated)",
         ])
         return info
+    }
+
+    /// A chunk an earlier upload of the same put stored, possibly under another leader (the put
+    /// was resumed after a failover): taken on the proof of the write token it was allocated
+    /// with, if it went only to hops of that token's pipeline and is no file's chunk, live or
+    /// being deleted.
+    private func checkAdoptable(_ chunk: CommittedChunk) throws {
+        guard chunk.token != nil else {
+            throw TYDFSError(.invalidArgument, "chunk \(chunk.id) was not allocated to this upload, and carries no write token proving it was allocated to the put")
+        }
+        let token: ChunkToken
+        do {
+            token = try tokens.pastWrite(chunk.token, of: chunk.id)
+        } catch let error as TYDFSError {
+            throw TYDFSError(.invalidArgument, "chunk \(chunk.id) was not allocated to this upload: \(error.message)")
+        }
+        let pipeline = Set(token.pipeline.map(\.id))
+        if let stranger = chunk.replicas.first(where: { !pipeline.contains($0.value) }) {
+            throw TYDFSError(.invalidArgument, "chunk \(chunk.id) names datakeeper \(stranger), which is not in the pipeline it was written through")
+        }
+        guard namespace.chunks[chunk.id] == nil,
+              !namespace.pendingDeletions.values.contains(where: { $0[chunk.id] != nil })
+        else {
+            throw TYDFSError(.invalidArgument, "chunk \(chunk.id) belongs to a file, or is being deleted: it cannot be adopted")
+        }
     }
 
     /// Chunks allocated to uploads still open: stored somewhere, not yet referenced, not orphans.

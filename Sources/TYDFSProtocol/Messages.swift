@@ -259,13 +259,17 @@ public struct CommittedChunk: Codable, Sendable {
     public var sizeBytes: Int64
     public var crc32c: UInt32
     public var replicas: [DataKeeperID]
+    /// The write token the chunk was allocated with, for a chunk that another upload of the same
+    /// put allocated: a master that took over during the put adopts it on this proof.
+    public var token: String?
 
-    public init(index: Int, id: ChunkID, sizeBytes: Int64, crc32c: UInt32, replicas: [DataKeeperID]) {
+    public init(index: Int, id: ChunkID, sizeBytes: Int64, crc32c: UInt32, replicas: [DataKeeperID], token: String? = nil) {
         self.index = index
         self.id = id
         self.sizeBytes = sizeBytes
         self.crc32c = crc32c
         self.replicas = replicas
+        self.token = token
     }
 }
 

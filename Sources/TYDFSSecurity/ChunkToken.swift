@@ -57,6 +57,25 @@ public struct ChunkToken: Equatable, Sendable {
     public static func verify(
         _ text: String?, secret: ClusterSecret, chunk: ChunkID, operations: Set<Operation>, now: Int64
     ) throws -> ChunkToken {
+        let token = try authenticated(text, secret: secret)
+        guard now <= token.expiresAt else {
+            throw Self.refusal("the chunk token expired \(now - token.expiresAt) s ago; ask the master again", forbidden: false)
+        }
+        try token.check(chunk: chunk, operations: operations)
+        return token
+    }
+
+    /// Checks `text` for a write of `chunk` that already happened, whatever its age: a master
+    /// that took over during a put adopts the chunks the put stored under the old leader, on the
+    /// proof that a master of this cluster allocated them to the caller. Returns the claims.
+    public static func verifyPastWrite(_ text: String?, secret: ClusterSecret, chunk: ChunkID) throws -> ChunkToken {
+        let token = try authenticated(text, secret: secret)
+        try token.check(chunk: chunk, operations: [.write])
+        return token
+    }
+
+    /// The claims of `text`, once its signature proved the master wrote them.
+    private static func authenticated(_ text: String?, secret: ClusterSecret) throws -> ChunkToken {
         guard let text, !text.isEmpty else {
             throw Self.refusal("a chunk token is needed (the master hands them out with each allocation and stat)", forbidden: false)
         }
@@ -77,18 +96,17 @@ public struct ChunkToken: Equatable, Sendable {
         else {
             throw Self.refusal("the chunk token's claims are malformed", forbidden: false)
         }
-        let token = ChunkToken(chunk: tokenChunk, operation: operation, expiresAt: expiresAt, pipeline: pipeline)
-        guard now <= expiresAt else {
-            throw Self.refusal("the chunk token expired \(now - expiresAt) s ago; ask the master again", forbidden: false)
-        }
-        guard tokenChunk == chunk else {
-            throw Self.refusal("the chunk token is for chunk \(tokenChunk), not \(chunk)", forbidden: true)
+        return ChunkToken(chunk: tokenChunk, operation: operation, expiresAt: expiresAt, pipeline: pipeline)
+    }
+
+    private func check(chunk expected: ChunkID, operations: Set<Operation>) throws {
+        guard chunk == expected else {
+            throw Self.refusal("the chunk token is for chunk \(chunk), not \(expected)", forbidden: true)
         }
         guard operations.contains(operation) else {
             let allowed = operations.map(\.rawValue).sorted().joined(separator: " or ")
             throw Self.refusal("the chunk token allows \(operation.rawValue), not \(allowed)", forbidden: true)
         }
-        return token
     }
 
     /// For a write token checked by hop `me`: the hops after it, which must be exactly the ones

@@ -15,6 +15,12 @@ public struct ChunkTokenIssuer: Sendable {
     public func token(_ operation: ChunkToken.Operation, _ chunk: ChunkID, pipeline: [PipelineHop] = []) -> String {
         ChunkToken(chunk: chunk, operation: operation, expiresAt: UnixClock.now + lifetimeSeconds, pipeline: pipeline).signed(with: secret)
     }
+
+    /// The claims of a write token this cluster's masters signed for `chunk`, at any age: see
+    /// `ChunkToken.verifyPastWrite`.
+    public func pastWrite(_ token: String?, of chunk: ChunkID) throws -> ChunkToken {
+        try ChunkToken.verifyPastWrite(token, secret: secret, chunk: chunk)
+    }
 }
 
 /// Seconds since 1970: what signed requests and tokens are dated with.

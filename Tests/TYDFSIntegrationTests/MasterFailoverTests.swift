@@ -13,7 +13,7 @@ import Glibc
 /// restarted, each under a client putting files in a loop.
 final class MasterFailoverTests: XCTestCase {
     private var postgres: PostgresServer!
-    private var root = ""
+    private(set) var root = ""
     private var ports: [Int] = []
     private var masters: [Int: Process] = [:]
     private var datakeepers: [Process] = []
@@ -21,7 +21,7 @@ final class MasterFailoverTests: XCTestCase {
     private var logIndex = 0
 
     private var urls: [String] { ports.map { "http://127.0.0.1:\($0)" } }
-    private var masterList: String { urls.joined(separator: ",") }
+    var masterList: String { urls.joined(separator: ",") }
 
     override func setUpWithError() throws {
         postgres = try PostgresServer()
@@ -71,6 +71,8 @@ final class MasterFailoverTests: XCTestCase {
         let loop = PutLoop(test: self)
         loop.start()
         try waitUntil("puts before the kill", timeout: 30) { loop.acknowledged.count >= 5 }
+        let stream = try StreamPut(test: self, remote: "/stream/across-the-kill", seed: 11)
+        try stream.sendFirstHalf()
         let leader = try leaderIndex()
         let killedAt = Date()
         kill(masters[leader]!.processIdentifier, SIGKILL)
@@ -89,12 +91,15 @@ final class MasterFailoverTests: XCTestCase {
         XCTAssertLessThanOrEqual(handover, 10)
         XCTAssertEqual(loop.failures, [], "every put of the loop succeeded: the client found the new leader and retried")
         try checkEveryAcknowledgedFile(loop)
+        try stream.finishAndCheck()
     }
 
     func testAPausedLeaderIsFencedItsWritesTakeNoEffectAndItStepsDown() throws {
         let loop = PutLoop(test: self)
         loop.start()
         try waitUntil("puts before the pause", timeout: 30) { loop.acknowledged.count >= 3 }
+        let stream = try StreamPut(test: self, remote: "/stream/across-the-pause", seed: 12)
+        try stream.sendFirstHalf()
         let leader = try leaderIndex()
         let paused = masters[leader]!
         kill(paused.processIdentifier, SIGSTOP)
@@ -109,6 +114,8 @@ final class MasterFailoverTests: XCTestCase {
         let takenEpoch = try role(of: newLeader!).epoch
         let before = loop.acknowledged.count
         try waitUntil("puts under the new leader", timeout: 30) { loop.acknowledged.count >= before + 1 }
+        // The stream's next call goes to the paused leader it knew, which never answers.
+        try stream.finishAndCheck()
         kill(paused.processIdentifier, SIGCONT)
         write.waitUntilExit()
         XCTAssertNotEqual(write.terminationStatus, 0, "the deposed leader refused the write")
@@ -218,6 +225,61 @@ final class MasterFailoverTests: XCTestCase {
         }
     }
 
+    /// A put from standard input, which the client can read only once, spanning a change of
+    /// leader: its first half (10 chunks) is stored before the change, and its input ends only
+    /// after it, so the put must go on on the new leader with the chunks stored under the old.
+    final class StreamPut {
+        private let process: Process
+        private let input = Pipe()
+        private let content: Data
+        private let remote: String
+        private let output: String
+        private unowned let test: MasterFailoverTests
+
+        init(test: MasterFailoverTests, remote: String, seed: UInt64) throws {
+            self.test = test
+            self.remote = remote
+            var generator = SplitMix(seed: seed)
+            content = Data((0..<(20 * 65_536 + 12_345)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            output = test.root + "/logs/stream-" + UUID().uuidString
+            FileManager.default.createFile(atPath: output, contents: nil)
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+            process.arguments = ["put", "-", remote, "--master", test.masterList]
+            process.environment = test.cliEnvironment()
+            process.standardInput = input
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+
+        /// Returns once the client has read all but a pipe's worth of the first half.
+        func sendFirstHalf() throws {
+            try input.fileHandleForWriting.write(contentsOf: content.prefix(10 * 65_536))
+        }
+
+        /// Sends the rest, ends the input, and checks that the put succeeded and reads back.
+        func finishAndCheck() throws {
+            try input.fileHandleForWriting.write(contentsOf: content.dropFirst(10 * 65_536))
+            try input.fileHandleForWriting.close()
+            process.waitUntilExit()
+            let said = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            XCTAssertEqual(process.terminationStatus, 0, "the put from standard input went on under the new leader: \(said)")
+            let out = test.root + "/stream-out"
+            try? FileManager.default.removeItem(atPath: out)
+            let got = try test.tydfs(["get", remote, out], check: false)
+            XCTAssertEqual(got.exitCode, 0, "\(remote): \(got.stderr)")
+            XCTAssertEqual(try? Data(contentsOf: URL(fileURLWithPath: out)), content, "\(remote) reads back byte-exact")
+            // Resumed, not started again: the new leader's commit took the chunks stored before.
+            let commits = (0..<3).flatMap { test.logs(of: "m\($0)").split(separator: "\n") }
+                .filter { $0.contains("file committed") && $0.contains("path=\(remote) ") }
+            XCTAssertEqual(commits.count, 1, "committed once")
+            let adopted = commits.first.flatMap { line in line.firstMatch(of: /chunks\.adopted=(\d+)/).flatMap { Int($0.1) } }
+            XCTAssertGreaterThanOrEqual(adopted ?? 0, 9, "the commit adopted the chunks stored under the old leader: \(commits)")
+        }
+    }
+
     private func checkEveryAcknowledgedFile(_ loop: PutLoop) throws {
         let acknowledged = loop.acknowledged
         XCTAssertGreaterThan(acknowledged.count, 0)
@@ -255,7 +317,7 @@ final class MasterFailoverTests: XCTestCase {
         return index
     }
 
-    private func cliEnvironment() -> [String: String] {
+    func cliEnvironment() -> [String: String] {
         ProcessInfo.processInfo.environment.merging(["TYDFS_CONFIG": root + "/m0/admin-client.conf"]) { _, ours in ours }
     }
 
@@ -300,7 +362,7 @@ final class MasterFailoverTests: XCTestCase {
         return process
     }
 
-    private func logs(of name: String) -> String {
+    func logs(of name: String) -> String {
         let folder = root + "/logs"
         return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix("-\(name).log") }
             .compactMap { try? String(contentsOfFile: folder + "/" + $0, encoding: .utf8) }.joined()

@@ -558,6 +558,70 @@ final class MasterStateTests: XCTestCase {
         }
     }
 
+    /// A put resumed on a master that took over (its first upload died with the old leader):
+    /// the commit of its new upload adopts the chunks the first one stored, on the write tokens
+    /// they were allocated with, whatever their age, and nothing a token does not prove.
+    func testAResumedPutAdoptsItsChunksOnTheirWriteTokensAndNothingElse() async throws {
+        try await joinThree()
+        let path = try RemotePath("/resumed")
+        let lost = try await state.createUpload(CreateUploadRequest(path: path, overwrite: false, firstChunkBytes: 4096, commitID: "put-r"))
+        let first = try XCTUnwrap(lost.firstChunk)
+        await state.abortUpload(uploadID: lost.uploadID)  // as if the master that opened it died
+        let resumed = try await state.createUpload(CreateUploadRequest(path: path, overwrite: false, commitID: "put-r"))
+        XCTAssertNil(resumed.committed)
+        let second = try await state.allocateChunk(uploadID: resumed.uploadID, request: AllocateChunkRequest(exclude: [], dataBytes: 10))
+        let holders = first.targets.map(\.id)
+        func commit(_ adopted: CommittedChunk) async throws -> FileInfo {
+            try await state.commit(uploadID: resumed.uploadID, request: CommitUploadRequest(sizeBytes: 4106, crc32c: 1, chunks: [
+                adopted, CommittedChunk(index: 1, id: second.chunkID, sizeBytes: 10, crc32c: 1, replicas: second.targets.map(\.id)),
+            ]))
+        }
+        func refused(_ adopted: CommittedChunk, saying expected: String) async {
+            do {
+                _ = try await commit(adopted)
+                XCTFail("refused: \(expected)")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .invalidArgument)
+                XCTAssertTrue(error.message.contains(expected), error.message)
+            } catch {
+                XCTFail("\(error)")
+            }
+        }
+        let genuine = CommittedChunk(index: 0, id: first.chunkID, sizeBytes: 4096, crc32c: 1, replicas: holders, token: first.token)
+        var bare = genuine
+        bare.token = nil
+        await refused(bare, saying: "carries no write token")
+        var forged = genuine
+        forged.token = ChunkToken(chunk: first.chunkID, operation: .write, expiresAt: UnixClock.now + 60,
+                                  pipeline: first.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }).signed(with: .generate())
+        await refused(forged, saying: "signature is wrong")
+        var otherChunk = genuine
+        otherChunk.token = second.token
+        await refused(otherChunk, saying: "is for chunk")
+        var reading = genuine
+        reading.token = ChunkToken(chunk: first.chunkID, operation: .read, expiresAt: UnixClock.now + 60).signed(with: secret)
+        await refused(reading, saying: "allows read")
+        var stranger = genuine
+        stranger.replicas = [holders[0], dk("dk9")]
+        await refused(stranger, saying: "not in the pipeline")
+        // A write token for a chunk some file holds proves nothing about this put.
+        let held = try await put("/other", on: ["dk1", "dk2", "dk3"])
+        let heldToken = ChunkToken(chunk: held, operation: .write, expiresAt: UnixClock.now + 60,
+                                   pipeline: holders.map { PipelineHop(id: $0.value, address: "x") }).signed(with: secret)
+        await refused(CommittedChunk(index: 0, id: held, sizeBytes: 4096, crc32c: 1, replicas: holders, token: heldToken), saying: "belongs to a file")
+
+        // Expired long ago and still proof: the write happened while it was valid.
+        var old = genuine
+        old.token = ChunkToken(chunk: first.chunkID, operation: .write, expiresAt: UnixClock.now - 86_400,
+                               pipeline: first.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }).signed(with: secret)
+        let info = try await commit(old)
+        XCTAssertEqual(info.chunks.map(\.id), [first.chunkID, second.chunkID])
+        let adoptedReplicas = await replicas(of: first.chunkID)
+        XCTAssertEqual(adoptedReplicas, holders.map(\.value).sorted())
+        let again = try await state.createUpload(CreateUploadRequest(path: path, overwrite: false, commitID: "put-r"))
+        XCTAssertEqual(again.committed?.chunks.map(\.id), [first.chunkID, second.chunkID], "and the put is done once")
+    }
+
     /// The operator routes at Hummingbird's router depth: no socket, the real router and state.
     func testOperatorRoutes() async throws {
         Telemetry.bootstrap()
