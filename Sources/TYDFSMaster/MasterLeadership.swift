@@ -303,34 +303,3 @@ struct LeadershipService: Service {
         await term.services.value
     }
 }
-
-/// Runs `body`, but gives up after `seconds`: a database that silently stopped answering must
-/// not stop the leadership loop (a leader that cannot renew has to notice, and step down). The
-/// abandoned call is cancelled and left to finish on its own.
-func bounded<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let answered = NIOLockedValueBox(false)
-    // Whoever comes first (the answer or the timer) resumes the caller; the other does nothing.
-    let claim: @Sendable () -> Bool = {
-        answered.withLockedValue { done in
-            defer { done = true }
-            return !done
-        }
-    }
-    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-        let work = Task {
-            do {
-                let value = try await body()
-                if claim() { continuation.resume(returning: value) }
-            } catch {
-                if claim() { continuation.resume(throwing: error) }
-            }
-        }
-        Task {
-            try? await Task.sleep(for: .seconds(seconds))
-            if claim() {
-                work.cancel()
-                continuation.resume(throwing: TYDFSError(.unreachable, "the metadata database did not answer within \(seconds) s"))
-            }
-        }
-    }
-}

@@ -66,7 +66,7 @@ public final class PostgresLink: Sendable {
                 try await session.raw("SET idle_in_transaction_session_timeout = '\(unsafeRaw: String(Self.idleTransactionSeconds))s'").run()
                 try await session.raw("SET lock_timeout = '\(unsafeRaw: String(Self.lockWaitSeconds))s'").run()
             } catch {
-                try? await made.close()
+                await Self.close(made)
                 throw TYDFSError(.unreachable, "cannot set up a session on the metadata database \(displayURL): \(Self.describe(error))")
             }
             current.withLockedValue { $0 = made }
@@ -102,6 +102,23 @@ public final class PostgresLink: Sendable {
             defer { value = nil }
             return value
         }
-        try? await open?.close()
+        if let open { await Self.close(open) }
+    }
+
+    /// How long closing a connection is waited for.
+    static let closeWaitSeconds: Int64 = 2
+
+    /// Starts closing `connection` and waits for it `closeWaitSeconds` at most: closing one the
+    /// server just ended (`pg_terminate_backend` while its session was being set up) can take for
+    /// ever, and a wait on it held the link's lock, so the master never wrote or renewed again.
+    private static func close(_ connection: PostgresConnection) async {
+        let closing: EventLoopFuture<Void> = connection.close()
+        let waited = closing.eventLoop.makePromise(of: Void.self)
+        let timer = closing.eventLoop.scheduleTask(in: .seconds(closeWaitSeconds)) { waited.succeed(()) }
+        closing.whenComplete { _ in
+            timer.cancel()
+            waited.succeed(())  // a second completion of a promise is ignored
+        }
+        try? await waited.futureResult.get()
     }
 }

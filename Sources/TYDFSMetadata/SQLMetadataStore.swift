@@ -24,14 +24,20 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     private let begin: SQLQueryString
     /// Runs first in every write transaction; throws to refuse it (a fenced leader's store).
     private let admit: (@Sendable (any SQLDatabase) async throws -> Void)?
+    /// How long a write transaction of so many edits may take before it is abandoned and its
+    /// connection closed (PostgreSQL: a server or network that stops answering mid-transaction
+    /// must not hold every later write for ever); nil: no limit (SQLite, a local file).
+    private let writeSeconds: (@Sendable (Int) -> Double)?
     private let mutex = AsyncMutex()
 
     private init(
         begin: SQLQueryString, admit: (@Sendable (any SQLDatabase) async throws -> Void)? = nil,
+        writeSeconds: (@Sendable (Int) -> Double)? = nil,
         connection: @escaping @Sendable () async throws -> any SQLDatabase, close: @escaping @Sendable () async throws -> Void
     ) {
         self.begin = begin
         self.admit = admit
+        self.writeSeconds = writeSeconds
         self.connection = connection
         self.closeConnection = close
     }
@@ -62,13 +68,19 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     /// Opens the PostgreSQL database `link` reaches, creating the tables if needed. With
     /// `epoch`, every write transaction first checks that the leader lease still carries that
     /// epoch (holding the lease row until it commits, so a takeover waits for it): a master that
-    /// lost the lease, even one paused past it, can change nothing.
-    public static func openPostgres(_ link: PostgresLink, epoch: LeaderEpoch?) async throws -> SQLMetadataStore {
+    /// lost the lease, even one paused past it, can change nothing. A write transaction is
+    /// abandoned after `writeSeconds` (plus a second per 1,000 edits): see `writeSeconds`.
+    public static func openPostgres(_ link: PostgresLink, epoch: LeaderEpoch?, writeSeconds: Double = 10) async throws -> SQLMetadataStore {
         var admit: (@Sendable (any SQLDatabase) async throws -> Void)?
         if let epoch {
             admit = { @Sendable (database: any SQLDatabase) async throws in try await LeaderLease.admit(epoch, on: database) }
         }
-        let store = SQLMetadataStore(begin: "BEGIN", admit: admit, connection: { try await link.database() }) {
+        // By default far above what a batch takes (thousands of rows a second even on a slow
+        // server), and above the lock wait (3 s) and idle-transaction limit (5 s) that end most stalls.
+        let store = SQLMetadataStore(
+            begin: "BEGIN", admit: admit, writeSeconds: { edits in writeSeconds + Double(edits) / 1000 },
+            connection: { try await link.database() }
+        ) {
             await link.close()
         }
         try await store.prepare(statements: schema + LeaderLease.schema)
@@ -166,32 +178,51 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func apply(_ edits: [MetadataEdit]) async throws {
         guard !edits.isEmpty else { return }
         try await mutex.withLock {
-            let database: any SQLDatabase
+            guard let limit = writeSeconds?(edits.count) else { return try await transaction(edits) }
             do {
-                database = try await connection()
-            } catch {
-                throw TYDFSError(.io, "the metadata database could not be reached: \(PostgresLink.describe(error))")
+                try await bounded(limit, timedOut: WriteTimedOut()) { try await self.transaction(edits) }
+            } catch is WriteTimedOut {
+                // Its connection goes, so nothing more runs in that transaction; a later write
+                // opens a new one.
+                try? await closeConnection()
+                let message = "the metadata database did not finish a write of \(edits.count) edits within \(Int(limit)) s"
+                // Whether it committed is unknown: a leader's store ends its term, so that memory
+                // is rebuilt from what the database holds.
+                if admit != nil { throw TYDFSError(.notLeader, message + "; whether it was written is unknown, so this master stops leading and reloads") }
+                throw TYDFSError(.io, message)
             }
-            try await database.raw(begin).run()
-            do {
-                try await admit?(database)
-                for run in Self.runs(of: edits) { try await write(run, on: database) }
-            } catch {
-                try? await database.raw("ROLLBACK").run()
-                if let error = error as? TYDFSError, error.code == .notLeader { throw error }
-                throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
+        }
+    }
+
+    private struct WriteTimedOut: Error {}
+
+    /// One write transaction holding `edits`, on the store's connection.
+    private func transaction(_ edits: [MetadataEdit]) async throws {
+        let database: any SQLDatabase
+        do {
+            database = try await connection()
+        } catch {
+            throw TYDFSError(.io, "the metadata database could not be reached: \(PostgresLink.describe(error))")
+        }
+        try await database.raw(begin).run()
+        do {
+            try await admit?(database)
+            for run in Self.runs(of: edits) { try await write(run, on: database) }
+        } catch {
+            try? await database.raw("ROLLBACK").run()
+            if let error = error as? TYDFSError, error.code == .notLeader { throw error }
+            throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
+        }
+        do {
+            try await database.raw("COMMIT").run()
+        } catch {
+            // The COMMIT may have reached the server before the connection failed: whether
+            // the batch is stored is unknown. A leader's store (one with `admit`) then ends
+            // its term, so that memory is rebuilt from what the database holds.
+            if admit != nil {
+                throw TYDFSError(.notLeader, "the metadata database connection failed during COMMIT; whether the batch was written is unknown, so this master stops leading and reloads: \(PostgresLink.describe(error))")
             }
-            do {
-                try await database.raw("COMMIT").run()
-            } catch {
-                // The COMMIT may have reached the server before the connection failed: whether
-                // the batch is stored is unknown. A leader's store (one with `admit`) then ends
-                // its term, so that memory is rebuilt from what the database holds.
-                if admit != nil {
-                    throw TYDFSError(.notLeader, "the metadata database connection failed during COMMIT; whether the batch was written is unknown, so this master stops leading and reloads: \(PostgresLink.describe(error))")
-                }
-                throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
-            }
+            throw TYDFSError(.io, "the metadata database could not be written: \(PostgresLink.describe(error))")
         }
     }
 

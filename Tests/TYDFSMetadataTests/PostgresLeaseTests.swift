@@ -4,6 +4,9 @@ import TYDFSCore
 import TYDFSMetadata
 import TYDFSTestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The leader lease and the epoch fence on a real PostgreSQL server (a private one per test):
 /// what makes a deposed master harmless, checked where it is enforced, in the database.
@@ -102,6 +105,40 @@ final class PostgresLeaseTests: XCTestCase {
         try await newStore.close()
         await old.close()
         await new.close()
+    }
+
+    /// A server that stops answering in the middle of a leader's write (its backend stopped with
+    /// SIGSTOP): the write is abandoned after the time limit with `not_leader` (its outcome is
+    /// unknown, so the master must reload), and the next write goes through on a new connection.
+    func testAWriteTheServerStopsAnsweringIsAbandonedAndTheNextGoesThrough() async throws {
+        let holder = try lease()
+        try await holder.prepare()
+        let acquired = try await holder.acquire(instance: "m", url: "http://m", seconds: 60)
+        let epoch = try XCTUnwrap(acquired)
+        let link = try PostgresLink(url: postgres.url(), applicationName: "stalled-writer", logger: logger)
+        let store = try await SQLMetadataStore.openPostgres(link, epoch: epoch, writeSeconds: 1)
+        try await store.apply([.putFile(Fixture.file("/one"))])
+        let backend = try XCTUnwrap(Int32(try postgres.psql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'stalled-writer'").trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(backend, SIGSTOP)
+        let started = ContinuousClock.now
+        do {
+            try await store.apply([.putFile(Fixture.file("/stalled"))])
+            XCTFail("a write the server never answers must fail")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .notLeader, error.message)
+            XCTAssertTrue(error.message.contains("did not finish a write"), error.message)
+        }
+        let waited = ContinuousClock.now - started
+        kill(backend, SIGCONT)
+        XCTAssertLessThan(waited, .seconds(5), "abandoned after its time limit, not left waiting")
+        try await store.apply([.putFile(Fixture.file("/two"))])
+        let namespace = try await store.loadNamespace()
+        XCTAssertNotNil(namespace.file(at: try RemotePath("/one")))
+        XCTAssertNotNil(namespace.file(at: try RemotePath("/two")), "the next write went through on a new connection")
+        XCTAssertNil(namespace.file(at: try RemotePath("/stalled")), "the abandoned transaction never committed")
+        try await store.close()
+        await holder.close()
     }
 
     func testAStoreReconnectsAfterItsConnectionIsTerminatedAndAfterARestart() async throws {
