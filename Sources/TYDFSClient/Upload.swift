@@ -76,8 +76,8 @@ extension TYDFSClient {
         let commitID = Self.newCommitID()
         let first = try await openUpload(remote, overwrite: overwrite, sourceBytes: source.sizeBytes, commitID: commitID)
         if let committed = first.committed { return PutResult(file: committed, warnings: []) }
-        let upload = ResumableUpload(first) {
-            try await self.openUpload(remote, overwrite: overwrite, sourceBytes: nil, commitID: commitID)
+        let upload = ResumableUpload(first) { stored in
+            try await self.openUpload(remote, overwrite: overwrite, sourceBytes: nil, commitID: commitID, adopt: stored)
         }
         if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
         do {
@@ -102,9 +102,13 @@ extension TYDFSClient {
     /// Opens an upload and, when the source's size is known, has the master allocate the first
     /// chunk in the same call (so a one-chunk file costs two calls to the master: this and the
     /// commit). The master cuts the first chunk at its chunk size.
-    private func openUpload(_ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?, commitID: String) async throws -> UploadSession {
+    /// `adopt`: the chunks stored so far, when the put is reopened after a failover.
+    private func openUpload(
+        _ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?, commitID: String, adopt: [CommittedChunk] = []
+    ) async throws -> UploadSession {
         try await control(.POST, Route.uploads, body: CreateUploadRequest(
-            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID),
+            path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID,
+            adopt: adopt.isEmpty ? nil : adopt),
             repeatable: true)
     }
 
@@ -126,7 +130,7 @@ extension TYDFSClient {
                 return try await call(session!)
             } catch let error as TYDFSError
                 where ContinuousClock.now < giveUp
-                && (error.code == .notLeader || error.code == .uploadUnknown || masters.current != leader) {
+                && (error.code == .notLeader || error.code == .uploadUnknown || (error.code == .unreachable && masters.current != leader)) {
                 logger.info("the leading master changed during a put; resuming the put there", metadata: [
                     "from": "\(leader)", "to": "\(masters.current)", "error": "\(error.message)",
                 ])
@@ -223,7 +227,7 @@ extension TYDFSClient {
         return stored.map { $0! }
     }
 
-    private struct StoredChunk: Sendable {
+    struct StoredChunk: Sendable {
         var chunk: CommittedChunk
         var warnings: [String]
         /// The upload that allocated the chunk, and the write token it came with.
@@ -248,6 +252,16 @@ extension TYDFSClient {
     /// do not wait on a hung one again. `allocation` is the pipeline the master already gave for
     /// this chunk, if any (the first chunk's, with the upload).
     private func uploadChunk(
+        index: Int, data: ChunkBytes, length: Int64, upload: ResumableUpload, allocation: ChunkAllocation?,
+        avoided: FailedDataKeepers
+    ) async throws -> StoredChunk {
+        let stored = try await storeChunk(
+            index: index, data: data, length: length, upload: upload, allocation: allocation, avoided: avoided)
+        await upload.record(stored)
+        return stored
+    }
+
+    private func storeChunk(
         index: Int, data: ChunkBytes, length: Int64, upload: ResumableUpload, allocation given: ChunkAllocation?,
         avoided: FailedDataKeepers
     ) async throws -> StoredChunk {
@@ -266,9 +280,13 @@ extension TYDFSClient {
                 given = nil
                 do {
                     (allocation, allocatedBy) = try await callLeader(about: upload) { session in
+                        let adopt = await upload.unadopted(by: session)
                         let answer: ChunkAllocation = try await control(
                             .POST, Route.uploadChunks(session.uploadID),
-                            body: AllocateChunkRequest(exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length), repeatable: true)
+                            body: AllocateChunkRequest(
+                                exclude: avoiding.sorted { $0.value < $1.value }, dataBytes: length, adopt: adopt.isEmpty ? nil : adopt),
+                            repeatable: true)
+                        await upload.adopted(adopt.map(\.id), by: session)
                         return (answer, session.uploadID)
                     }
                 } catch let error as TYDFSError where error.code == .unavailable && (lastError != nil || best != nil) {
@@ -362,36 +380,74 @@ enum UploadSource {
 /// The upload a put writes into, across changes of the leading master (issue 17). An upload
 /// lives in the memory of the master that opened it, so when that master dies or steps down the
 /// put is reopened on the new leader under the same commit id, and goes on from where it was:
-/// chunks already stored stay on their datakeepers, and the commit names them with the write
-/// tokens they were allocated with, so the new leader adopts them. Nothing is sent twice, and a
-/// source read once (standard input, an S3 request body, a file written through the mount)
-/// survives a failover as a local file does.
+/// chunks already stored stay on their datakeepers, and the new upload adopts them on the write
+/// tokens they were allocated with (at the reopen, with the next allocation for chunks that
+/// finish later, or at the latest with the commit). Nothing is sent twice, and a source read once
+/// (standard input, an S3 request body, a file written through the mount) survives a failover as
+/// a local file does.
 actor ResumableUpload {
     /// The upload the put opened first: the chunk size, the replication and the first chunk's
     /// pipeline come from it.
     nonisolated let first: UploadSession
     /// The upload the put writes into now.
     private(set) var session: UploadSession
-    private let open: @Sendable () async throws -> UploadSession
-    private var reopening: Task<UploadSession, Error>?
+    /// Every chunk stored so far, with the write token it was allocated with.
+    private var stored: [ChunkID: CommittedChunk] = [:]
+    /// Chunks stored through an earlier upload that the current one has not adopted yet.
+    private var unadopted: Set<ChunkID> = []
+    private let open: @Sendable ([CommittedChunk]) async throws -> UploadSession
+    /// The reopen under way: the upload it replaces, the chunks it adopts, and the call.
+    private var reopening: (stale: String, sent: Set<ChunkID>, task: Task<UploadSession, Error>)?
 
-    /// `open` opens the put again on the leading master (same path, same commit id).
-    init(_ first: UploadSession, open: @escaping @Sendable () async throws -> UploadSession) {
+    /// `open` opens the put again on the leading master (same path, same commit id), adopting
+    /// the chunks it is given.
+    init(_ first: UploadSession, open: @escaping @Sendable ([CommittedChunk]) async throws -> UploadSession) {
         self.first = first
         self.session = first
         self.open = open
     }
 
-    /// Opens the put again, unless another chunk's task already replaced upload `stale`. Throws
-    /// `PutCommittedBeforeFailover` when the master that led committed the put before it died.
+    /// Notes a chunk stored (through the upload that allocated it).
+    func record(_ chunk: TYDFSClient.StoredChunk) {
+        var committed = chunk.chunk
+        committed.token = chunk.token
+        stored[committed.id] = committed
+        if chunk.uploadID != session.uploadID { unadopted.insert(committed.id) }
+    }
+
+    /// The chunks `session`, if still current, has yet to adopt.
+    func unadopted(by session: UploadSession) -> [CommittedChunk] {
+        guard session.uploadID == self.session.uploadID else { return [] }
+        return unadopted.compactMap { stored[$0] }
+    }
+
+    /// `session` adopted `chunks` (the master accepted them).
+    func adopted(_ chunks: [ChunkID], by session: UploadSession) {
+        guard session.uploadID == self.session.uploadID else { return }
+        unadopted.subtract(chunks)
+    }
+
+    /// Opens the put again, adopting every chunk stored so far, unless another chunk's task
+    /// already replaced upload `stale`. Throws `PutCommittedBeforeFailover` when the master that
+    /// led committed the put before it went.
     func reopen(after stale: String) async throws {
         guard session.uploadID == stale else { return }
-        let task = reopening ?? Task { try await open() }
-        reopening = task
-        defer { reopening = nil }
+        let task: Task<UploadSession, Error>
+        let sent: Set<ChunkID>
+        if let reopening, reopening.stale == stale {
+            (task, sent) = (reopening.task, reopening.sent)
+        } else {
+            sent = Set(stored.keys)
+            task = Task { [open, stored] in try await open(Array(stored.values)) }
+            reopening = (stale, sent, task)
+        }
+        defer { if reopening?.stale == stale { reopening = nil } }
         let fresh = try await task.value
         if let file = fresh.committed { throw PutCommittedBeforeFailover(file: file) }
+        guard session.uploadID == stale else { return }  // a joiner after the first to finish
         session = fresh
+        // Chunks stored while the reopen was under way were not in it.
+        unadopted = Set(stored.keys).subtracting(sent)
     }
 }
 

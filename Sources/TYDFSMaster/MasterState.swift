@@ -22,6 +22,8 @@ actor MasterState {
         /// The client's id for this put (`CreateUploadRequest.commitID`), kept with the file.
         let commitID: String?
         var allocated: Set<ChunkID> = []
+        /// How many of `allocated` an earlier upload of the put stored (see `adopt`).
+        var adopted = 0
         var lastActivitySeconds: Double
     }
 
@@ -36,6 +38,10 @@ actor MasterState {
     let logger: Logger
     var registry: NodeRegistry
     private var uploads: [String: Upload] = [:]
+    /// Uploads forgotten for inactivity in the last day, by id, with when. A client that comes
+    /// back to one is told that its put cannot go on (its chunks may have been deleted as orphans
+    /// since), instead of being asked to reopen it.
+    private var expiredUploads: [String: Double] = [:]
     /// Re-replication copies ordered and not yet reported, by chunk and destination.
     var copiesInFlight: [ChunkID: [DataKeeperID: InFlightCopy]] = [:]
     /// Copy orders waiting for their destination's next heartbeat.
@@ -395,7 +401,9 @@ actor MasterState {
             throw TYDFSError(.unavailable, "no live datakeeper: start one with `tydfs datakeeper --master URL`")
         }
         let id = hex64(UInt64.random(in: .min ... .max))
-        uploads[id] = Upload(path: request.path, overwrite: request.overwrite, commitID: request.commitID, lastActivitySeconds: now)
+        var upload = Upload(path: request.path, overwrite: request.overwrite, commitID: request.commitID, lastActivitySeconds: now)
+        try adopt(request.adopt, into: &upload)
+        uploads[id] = upload
         logger.debug("upload started", metadata: ["path": "\(request.path)", "upload": "\(id)"])
         var session = UploadSession(uploadID: id, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication)
         if let first = request.firstChunkBytes, first > 0 {
@@ -425,10 +433,11 @@ actor MasterState {
     }
 
     func allocateChunk(uploadID: String, request: AllocateChunkRequest) throws -> ChunkAllocation {
-        guard var upload = uploads[uploadID] else { throw Self.unknownUpload(uploadID) }
+        guard var upload = uploads[uploadID] else { throw unknownUpload(uploadID) }
         guard request.dataBytes > 0, request.dataBytes <= configuration.chunkSizeBytes else {
             throw TYDFSError(.invalidArgument, "a chunk holds 1…\(configuration.chunkSizeBytes) bytes, not \(request.dataBytes)")
         }
+        try adopt(request.adopt, into: &upload)
         let now = self.now()
         let targets = registry.chooseTargets(
             count: configuration.replication, chunkBytes: ChunkFrame.frameBytes(dataBytes: request.dataBytes),
@@ -451,17 +460,24 @@ actor MasterState {
     }
 
     func commit(uploadID: String, request: CommitUploadRequest) async throws -> FileInfo {
-        guard let upload = uploads[uploadID] else { throw Self.unknownUpload(uploadID) }
+        guard let upload = uploads[uploadID] else { throw unknownUpload(uploadID) }
         try ChunkLayout.validate(lengths: request.chunks.map(\.sizeBytes), fileBytes: request.sizeBytes,
                                  chunkBytes: configuration.chunkSizeBytes)
+        guard Set(request.chunks.map(\.id)).count == request.chunks.count else {
+            throw TYDFSError(.invalidArgument, "a chunk is named twice")
+        }
         for (position, chunk) in request.chunks.enumerated() {
             guard chunk.index == position else { throw TYDFSError(.invalidArgument, "chunk \(position) is out of order") }
             guard !chunk.replicas.isEmpty, Set(chunk.replicas).count == chunk.replicas.count else {
                 throw TYDFSError(.invalidArgument, "chunk \(chunk.index) must name at least one datakeeper, each once")
             }
+            // Even one allocated here: another upload of the put may have adopted it and committed.
+            guard namespace.chunks[chunk.id] == nil else {
+                throw TYDFSError(.invalidArgument, "chunk \(chunk.id) belongs to a file already")
+            }
             if !upload.allocated.contains(chunk.id) { try checkAdoptable(chunk) }
         }
-        let adopted = request.chunks.count { !upload.allocated.contains($0.id) }
+        let adopted = upload.adopted + request.chunks.count { !upload.allocated.contains($0.id) }
         let file = StoredFile(
             path: upload.path, sizeBytes: request.sizeBytes, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
             crc32c: request.crc32c, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication,
@@ -501,6 +517,16 @@ actor MasterState {
         return info
     }
 
+    /// Makes `chunks`, stored through an earlier upload of the same put, this upload's own (so
+    /// they are not orphans while it stays open), each once `checkAdoptable` allows it.
+    private func adopt(_ chunks: [CommittedChunk]?, into upload: inout Upload) throws {
+        for chunk in chunks ?? [] where !upload.allocated.contains(chunk.id) {
+            try checkAdoptable(chunk)
+            upload.allocated.insert(chunk.id)
+            upload.adopted += 1
+        }
+    }
+
     /// A chunk an earlier upload of the same put stored, possibly under another leader (the put
     /// was resumed after a failover): taken on the proof of the write token it was allocated
     /// with, if it went only to hops of that token's pipeline and is no file's chunk, live or
@@ -533,12 +559,17 @@ actor MasterState {
     }
 
     private func forgetAbandonedUploads(now: Double) {
-        uploads = uploads.filter { now - $0.value.lastActivitySeconds < configuration.uploadIdleTimeoutSeconds }
+        for (id, upload) in uploads where now - upload.lastActivitySeconds >= configuration.uploadIdleTimeoutSeconds {
+            uploads[id] = nil
+            expiredUploads[id] = now
+            logger.info("upload forgotten after a time without activity", metadata: ["upload": "\(id)", "path": "\(upload.path)"])
+        }
+        if !expiredUploads.isEmpty { expiredUploads = expiredUploads.filter { now - $0.value < 86_400 } }
     }
 
     /// The path upload `uploadID` writes: what its caller must be allowed to write.
     func uploadPath(uploadID: String) throws -> RemotePath {
-        guard let upload = uploads[uploadID] else { throw Self.unknownUpload(uploadID) }
+        guard let upload = uploads[uploadID] else { throw unknownUpload(uploadID) }
         return upload.path
     }
 
@@ -546,8 +577,12 @@ actor MasterState {
         uploads[uploadID] = nil
     }
 
-    private static func unknownUpload(_ id: String) -> TYDFSError {
-        TYDFSError(.uploadUnknown, "upload \(id) is unknown or expired (the master may have restarted, or another master leads now); start the put again")
+    private func unknownUpload(_ id: String) -> TYDFSError {
+        if expiredUploads[id] != nil {
+            // Not `upload_unknown`: a client would reopen the put and adopt chunks that may be gone.
+            return TYDFSError(.notFound, "upload \(id) was forgotten after \(Int(configuration.uploadIdleTimeoutSeconds)) s without activity, and its chunks may have been deleted since; start the put again")
+        }
+        return TYDFSError(.uploadUnknown, "upload \(id) is unknown (the master may have restarted, or another master leads now)")
     }
 
     // MARK: - Namespace

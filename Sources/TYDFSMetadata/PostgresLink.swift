@@ -17,6 +17,9 @@ public final class PostgresLink: Sendable {
     public let displayURL: String
     private let logger: Logger
     private let current = NIOLockedValueBox<PostgresConnection?>(nil)
+    /// Raised by every `close()`: a connection made for a caller that was since abandoned (its
+    /// time ran out and the link was closed under it) must not become the link's connection.
+    private let generation = NIOLockedValueBox(0)
     private let connecting = AsyncMutex()
     static let idleTransactionSeconds = 5
     static let lockWaitSeconds = 3
@@ -53,6 +56,7 @@ public final class PostgresLink: Sendable {
 
     private func connection() async throws -> PostgresConnection {
         if let open = current.withLockedValue({ $0 }), !open.isClosed { return open }
+        let asked = generation.withLockedValue { $0 }
         return try await connecting.withLock {
             if let open = current.withLockedValue({ $0 }), !open.isClosed { return open }
             let made: PostgresConnection
@@ -68,6 +72,10 @@ public final class PostgresLink: Sendable {
             } catch {
                 await Self.close(made)
                 throw TYDFSError(.unreachable, "cannot set up a session on the metadata database \(displayURL): \(Self.describe(error))")
+            }
+            guard generation.withLockedValue({ $0 }) == asked, !Task.isCancelled else {
+                await Self.close(made)
+                throw TYDFSError(.unreachable, "the connection to the metadata database was closed while it was being made")
             }
             current.withLockedValue { $0 = made }
             return made
@@ -98,6 +106,7 @@ public final class PostgresLink: Sendable {
 
     /// Closes the connection (a later use makes a new one).
     public func close() async {
+        generation.withLockedValue { $0 += 1 }
         let open = current.withLockedValue { value in
             defer { value = nil }
             return value
@@ -116,6 +125,9 @@ public final class PostgresLink: Sendable {
         let waited = closing.eventLoop.makePromise(of: Void.self)
         let timer = closing.eventLoop.scheduleTask(in: .seconds(closeWaitSeconds)) { waited.succeed(()) }
         closing.whenComplete { _ in
+            // Holds the connection until it is closed: PostgresNIO asserts that one is closed
+            // before it goes, and the wait below may end first.
+            withExtendedLifetime(connection) {}
             timer.cancel()
             waited.succeed(())  // a second completion of a promise is ignored
         }

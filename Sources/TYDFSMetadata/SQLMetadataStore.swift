@@ -24,7 +24,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     private let begin: SQLQueryString
     /// Runs first in every write transaction; throws to refuse it (a fenced leader's store).
     private let admit: (@Sendable (any SQLDatabase) async throws -> Void)?
-    /// How long a write transaction of so many edits may take before it is abandoned and its
+    /// How long a write transaction of so many rows may take before it is abandoned and its
     /// connection closed (PostgreSQL: a server or network that stops answering mid-transaction
     /// must not hold every later write for ever); nil: no limit (SQLite, a local file).
     private let writeSeconds: (@Sendable (Int) -> Double)?
@@ -69,16 +69,19 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     /// `epoch`, every write transaction first checks that the leader lease still carries that
     /// epoch (holding the lease row until it commits, so a takeover waits for it): a master that
     /// lost the lease, even one paused past it, can change nothing. A write transaction is
-    /// abandoned after `writeSeconds` (plus a second per 1,000 edits): see `writeSeconds`.
-    public static func openPostgres(_ link: PostgresLink, epoch: LeaderEpoch?, writeSeconds: Double = 10) async throws -> SQLMetadataStore {
+    /// abandoned after `writeSeconds` (plus a second per 1,000 rows; nil: never): see
+    /// `writeSeconds`.
+    public static func openPostgres(_ link: PostgresLink, epoch: LeaderEpoch?, writeSeconds: Double? = 10) async throws -> SQLMetadataStore {
         var admit: (@Sendable (any SQLDatabase) async throws -> Void)?
         if let epoch {
             admit = { @Sendable (database: any SQLDatabase) async throws in try await LeaderLease.admit(epoch, on: database) }
         }
         // By default far above what a batch takes (thousands of rows a second even on a slow
         // server), and above the lock wait (3 s) and idle-transaction limit (5 s) that end most stalls.
+        var limit: (@Sendable (Int) -> Double)?
+        if let writeSeconds { limit = { rows in writeSeconds + Double(rows) / 1000 } }
         let store = SQLMetadataStore(
-            begin: "BEGIN", admit: admit, writeSeconds: { edits in writeSeconds + Double(edits) / 1000 },
+            begin: "BEGIN", admit: admit, writeSeconds: limit,
             connection: { try await link.database() }
         ) {
             await link.close()
@@ -178,14 +181,14 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func apply(_ edits: [MetadataEdit]) async throws {
         guard !edits.isEmpty else { return }
         try await mutex.withLock {
-            guard let limit = writeSeconds?(edits.count) else { return try await transaction(edits) }
+            guard let limit = writeSeconds?(Self.rows(of: edits)) else { return try await transaction(edits) }
             do {
                 try await bounded(limit, timedOut: WriteTimedOut()) { try await self.transaction(edits) }
             } catch is WriteTimedOut {
                 // Its connection goes, so nothing more runs in that transaction; a later write
                 // opens a new one.
                 try? await closeConnection()
-                let message = "the metadata database did not finish a write of \(edits.count) edits within \(Int(limit)) s"
+                let message = "the metadata database did not finish a write of \(edits.count) changes within \(Int(limit)) s"
                 // Whether it committed is unknown: a leader's store ends its term, so that memory
                 // is rebuilt from what the database holds.
                 if admit != nil { throw TYDFSError(.notLeader, message + "; whether it was written is unknown, so this master stops leading and reloads") }
@@ -195,6 +198,14 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     }
 
     private struct WriteTimedOut: Error {}
+
+    /// About how many rows `edits` write: a file counts its chunks and their replicas.
+    static func rows(of edits: [MetadataEdit]) -> Int {
+        edits.reduce(0) { total, edit in
+            if case .putFile(let file) = edit { return total + 1 + file.chunks.reduce(0) { $0 + 1 + $1.replicas.count } }
+            return total + 1
+        }
+    }
 
     /// One write transaction holding `edits`, on the store's connection.
     private func transaction(_ edits: [MetadataEdit]) async throws {
@@ -208,6 +219,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         do {
             try await admit?(database)
             for run in Self.runs(of: edits) { try await write(run, on: database) }
+            // Abandoned for taking too long (see `apply`): it must not commit after all.
+            try Task.checkCancellation()
         } catch {
             try? await database.raw("ROLLBACK").run()
             if let error = error as? TYDFSError, error.code == .notLeader { throw error }

@@ -167,12 +167,17 @@ public struct CreateUploadRequest: Codable, Sendable {
     /// again on the new leader with the same id). When the file at `path` was committed with it
     /// already, the answer says so (`UploadSession.committed`) and nothing is written twice.
     public var commitID: String?
+    /// Chunks the put stored through an upload it opened earlier (on a master that no longer
+    /// leads), each with the write token it was allocated with: this upload adopts them (see
+    /// `CommittedChunk.token`), so they are not taken for orphans while the put goes on.
+    public var adopt: [CommittedChunk]?
 
-    public init(path: RemotePath, overwrite: Bool, firstChunkBytes: Int64? = nil, commitID: String? = nil) {
+    public init(path: RemotePath, overwrite: Bool, firstChunkBytes: Int64? = nil, commitID: String? = nil, adopt: [CommittedChunk]? = nil) {
         self.path = path
         self.overwrite = overwrite
         self.firstChunkBytes = firstChunkBytes
         self.commitID = commitID
+        self.adopt = adopt
     }
 }
 
@@ -200,10 +205,14 @@ public struct AllocateChunkRequest: Codable, Sendable {
     /// Datakeepers the client failed to reach for this chunk; the master picks others.
     public var exclude: [DataKeeperID]
     public var dataBytes: Int64
+    /// Chunks the put finished storing through an earlier upload since this one opened: adopted
+    /// as `CreateUploadRequest.adopt` are.
+    public var adopt: [CommittedChunk]?
 
-    public init(exclude: [DataKeeperID], dataBytes: Int64) {
+    public init(exclude: [DataKeeperID], dataBytes: Int64, adopt: [CommittedChunk]? = nil) {
         self.exclude = exclude
         self.dataBytes = dataBytes
+        self.adopt = adopt
     }
 }
 

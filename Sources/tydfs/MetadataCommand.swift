@@ -47,7 +47,8 @@ struct MetadataMigrateCommand: AsyncParsableCommand {
             let source: SQLMetadataStore, target: SQLMetadataStore
             do {
                 source = try await SQLMetadataStore.openSQLite(path: sqlite, logger: logger)
-                target = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
+                // One transaction holds the whole namespace: it takes as long as it takes.
+                target = try await SQLMetadataStore.openPostgres(link, epoch: epoch, writeSeconds: nil)
             } catch {
                 try? await lease.release(instance: instance, epoch: epoch)
                 await lease.close()

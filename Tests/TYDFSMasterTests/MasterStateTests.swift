@@ -34,7 +34,7 @@ final class MasterStateTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    private func start(heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0) async throws {
+    private func start(heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0, uploadIdleTimeoutSeconds: Double = 3600) async throws {
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
         let namespace = try await store.loadNamespace()
         committer = GroupCommitter(store: store)
@@ -43,6 +43,7 @@ final class MasterStateTests: XCTestCase {
         configuration.orphanGraceSeconds = 0
         configuration.deletionGraceSeconds = deletionGraceSeconds
         configuration.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
+        configuration.uploadIdleTimeoutSeconds = uploadIdleTimeoutSeconds
         let state = MasterState(
             configuration: configuration, namespace: namespace, committer: committer, tokens: ChunkTokenIssuer(secret: secret), logger: Logger(label: "test"))
         self.state = state
@@ -620,6 +621,66 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(adoptedReplicas, holders.map(\.value).sorted())
         let again = try await state.createUpload(CreateUploadRequest(path: path, overwrite: false, commitID: "put-r"))
         XCTAssertEqual(again.committed?.chunks.map(\.id), [first.chunkID, second.chunkID], "and the put is done once")
+    }
+
+    /// A put reopened after a failover adopts its stored chunks when it reopens, so they are its
+    /// own (never orphans) from then on; and a chunk can be in one file only, however many
+    /// uploads of the put try to commit it.
+    func testAReopenedPutOwnsItsChunksAtOnceAndNoChunkGoesIntoTwoFiles() async throws {
+        try await joinThree()
+        let path = try RemotePath("/reopened")
+        let lost = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, firstChunkBytes: 10, commitID: "put-o"))
+        let first = try XCTUnwrap(lost.firstChunk)
+        let stored = CommittedChunk(index: 0, id: first.chunkID, sizeBytes: 10, crc32c: 1, replicas: first.targets.map(\.id), token: first.token)
+        // The client lost its answer from this master, and opened the put again (here, on the same one).
+        let reopened = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, commitID: "put-o", adopt: [stored]))
+        await state.abortUpload(uploadID: lost.uploadID)
+        let open = await state.openUploadChunks()
+        XCTAssertEqual(open, [first.chunkID], "adopted at the reopen: protected from orphan collection")
+        // A second reopen (say, a retry whose first answer was lost) holds it as its own too.
+        let spare = try await state.createUpload(CreateUploadRequest(path: path, overwrite: true, commitID: "put-o", adopt: [stored]))
+        var bare = stored
+        bare.token = nil
+        _ = try await state.commit(uploadID: reopened.uploadID, request: CommitUploadRequest(sizeBytes: 10, crc32c: 1, chunks: [bare]))
+        do {
+            _ = try await state.commit(uploadID: spare.uploadID, request: CommitUploadRequest(sizeBytes: 10, crc32c: 1, chunks: [bare]))
+            XCTFail("a chunk already in a file is refused, even to an upload that holds it")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .invalidArgument)
+            XCTAssertTrue(error.message.contains("belongs to a file"), error.message)
+        }
+        let info = try await state.stat(path)
+        XCTAssertEqual(info.chunks.map(\.id), [first.chunkID], "the file is untouched")
+        do {
+            _ = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/third"), overwrite: false, adopt: [stored]))
+            XCTFail("adopting a chunk a file holds is refused")
+        } catch let error as TYDFSError {
+            XCTAssertTrue(error.message.contains("belongs to a file"), error.message)
+        }
+    }
+
+    /// An upload forgotten for inactivity is not reopened: its chunks may be deleted as orphans
+    /// by now, so the client is told to put again (`not_found`, which it does not resume on).
+    func testAnUploadForgottenForInactivityCannotBeResumed() async throws {
+        try await stop()
+        try await start(uploadIdleTimeoutSeconds: 0.2)
+        try await joinThree()
+        let idle = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/idle"), overwrite: false, firstChunkBytes: 10))
+        try await Task.sleep(for: .milliseconds(300))
+        _ = await state.openUploadChunks()  // the master looks for abandoned uploads
+        do {
+            _ = try await state.allocateChunk(uploadID: idle.uploadID, request: AllocateChunkRequest(exclude: [], dataBytes: 10))
+            XCTFail("a forgotten upload cannot go on")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .notFound)
+            XCTAssertTrue(error.message.contains("forgotten"), error.message)
+        }
+        do {
+            _ = try await state.allocateChunk(uploadID: "0123456789abcdef", request: AllocateChunkRequest(exclude: [], dataBytes: 10))
+            XCTFail("an unknown upload cannot go on")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .uploadUnknown, "one this master never had may be reopened")
+        }
     }
 
     /// The operator routes at Hummingbird's router depth: no socket, the real router and state.

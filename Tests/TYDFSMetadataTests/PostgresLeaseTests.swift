@@ -121,6 +121,8 @@ final class PostgresLeaseTests: XCTestCase {
         let backend = try XCTUnwrap(Int32(try postgres.psql(
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'stalled-writer'").trimmingCharacters(in: .whitespacesAndNewlines)))
         kill(backend, SIGSTOP)
+        var stopped = true
+        defer { if stopped { kill(backend, SIGCONT) } }
         let started = ContinuousClock.now
         do {
             try await store.apply([.putFile(Fixture.file("/stalled"))])
@@ -131,6 +133,7 @@ final class PostgresLeaseTests: XCTestCase {
         }
         let waited = ContinuousClock.now - started
         kill(backend, SIGCONT)
+        stopped = false
         XCTAssertLessThan(waited, .seconds(5), "abandoned after its time limit, not left waiting")
         try await store.apply([.putFile(Fixture.file("/two"))])
         let namespace = try await store.loadNamespace()
