@@ -80,6 +80,8 @@ extension TYDFSClient {
             try await self.openUpload(remote, overwrite: overwrite, sourceBytes: nil, commitID: commitID, adopt: stored)
         }
         if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
+        let renewing = Task { await renew(upload) }
+        defer { renewing.cancel() }
         do {
             return try await self.upload(from: source, into: upload, remote: remote, attributes: attributes)
         } catch let done as PutCommittedBeforeFailover {
@@ -110,6 +112,21 @@ extension TYDFSClient {
             path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID,
             adopt: adopt.isEmpty ? nil : adopt),
             repeatable: true)
+    }
+
+    /// Renews `upload` every `Limits.uploadRenewSeconds` until cancelled: a put waiting long for
+    /// its source keeps its upload, and learns of a failover (reopening the put on the new leader,
+    /// which adopts its chunks) while they are far from being taken for orphans.
+    private func renew(_ upload: ResumableUpload) async {
+        while (try? await Task.sleep(for: .seconds(Limits.uploadRenewSeconds))) != nil {
+            do {
+                try await callLeader(about: upload) { session in
+                    let _: [String: String] = try await control(.POST, Route.uploadRenew(session.uploadID), repeatable: true)
+                }
+            } catch {
+                logger.debug("renewing the upload failed; trying again later", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Makes `call` to the master about `upload`. When the leading master changed under the put
@@ -441,7 +458,7 @@ actor ResumableUpload {
             task = Task { [open, stored] in try await open(Array(stored.values)) }
             reopening = (stale, sent, task)
         }
-        defer { if reopening?.stale == stale { reopening = nil } }
+        defer { if reopening?.task == task { reopening = nil } }
         let fresh = try await task.value
         if let file = fresh.committed { throw PutCommittedBeforeFailover(file: file) }
         guard session.uploadID == stale else { return }  // a joiner after the first to finish

@@ -113,6 +113,12 @@ public enum Limits {
     /// Seconds a client or datakeeper given several masters keeps looking for the leader (the
     /// leader died, none leads yet) before a request fails: several lease periods.
     public static let masterFailoverSeconds: Double = 30
+    /// How often a client renews the upload of a put that is waiting for its source (standard
+    /// input, a file written through the mount), as HDFS clients renew their write leases: far
+    /// below a master's upload timeout and orphan grace (1 h by default), so an idle put's upload
+    /// stays open, and after a failover it is reopened, and its chunks adopted, long before the
+    /// new leader could take them for orphans.
+    public static let uploadRenewSeconds: Double = 300
     /// Longest duration a flag accepts: far beyond any sensible interval, far below overflow.
     public static let maxDurationSeconds: Double = 30 * 24 * 3600
     /// Largest capacity or usage a heartbeat may report (1 EiB): keeps free-space sums exact.

@@ -188,6 +188,10 @@ public enum MasterServer {
             let body = try await JSON.decode(CommitUploadRequest.self, from: request)
             return try JSON.response(try await state.commit(uploadID: id, request: body))
         }
+        router.post("/v1/uploads/:upload/renew") { _, context in
+            try await state.renewUpload(uploadID: try await uploadID(context))
+            return try JSON.response(["status": "renewed"])
+        }
         router.delete("/v1/uploads/:upload") { _, context in
             await state.abortUpload(uploadID: try await uploadID(context))
             return try JSON.response(["status": "aborted"])

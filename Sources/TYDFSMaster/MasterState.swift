@@ -573,6 +573,12 @@ actor MasterState {
         return upload.path
     }
 
+    /// Counts as activity on upload `uploadID` (a client whose put is waiting for its source).
+    func renewUpload(uploadID: String) throws {
+        guard uploads[uploadID] != nil else { throw unknownUpload(uploadID) }
+        uploads[uploadID]?.lastActivitySeconds = now()
+    }
+
     func abortUpload(uploadID: String) {
         uploads[uploadID] = nil
     }

@@ -16,10 +16,10 @@ public final class PostgresLink: Sendable {
     /// The URL without its password, for messages.
     public let displayURL: String
     private let logger: Logger
-    private let current = NIOLockedValueBox<PostgresConnection?>(nil)
-    /// Raised by every `close()`: a connection made for a caller that was since abandoned (its
-    /// time ran out and the link was closed under it) must not become the link's connection.
-    private let generation = NIOLockedValueBox(0)
+    /// The open connection, if any, and how many times the link was closed. A connection made
+    /// for a caller that was abandoned meanwhile (its time ran out and the link was closed under
+    /// it) must not become the link's connection: it is kept only if no close came since.
+    private let current = NIOLockedValueBox<(connection: PostgresConnection?, closes: Int)>((nil, 0))
     private let connecting = AsyncMutex()
     static let idleTransactionSeconds = 5
     static let lockWaitSeconds = 3
@@ -55,10 +55,10 @@ public final class PostgresLink: Sendable {
     }
 
     private func connection() async throws -> PostgresConnection {
-        if let open = current.withLockedValue({ $0 }), !open.isClosed { return open }
-        let asked = generation.withLockedValue { $0 }
+        if let open = current.withLockedValue({ $0.connection }), !open.isClosed { return open }
         return try await connecting.withLock {
-            if let open = current.withLockedValue({ $0 }), !open.isClosed { return open }
+            let (existing, closes) = current.withLockedValue { ($0.connection, $0.closes) }
+            if let open = existing, !open.isClosed { return open }
             let made: PostgresConnection
             do {
                 made = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
@@ -73,11 +73,15 @@ public final class PostgresLink: Sendable {
                 await Self.close(made)
                 throw TYDFSError(.unreachable, "cannot set up a session on the metadata database \(displayURL): \(Self.describe(error))")
             }
-            guard generation.withLockedValue({ $0 }) == asked, !Task.isCancelled else {
+            let kept = !Task.isCancelled && current.withLockedValue { value in
+                guard value.closes == closes else { return false }
+                value.connection = made
+                return true
+            }
+            guard kept else {
                 await Self.close(made)
                 throw TYDFSError(.unreachable, "the connection to the metadata database was closed while it was being made")
             }
-            current.withLockedValue { $0 = made }
             return made
         }
     }
@@ -98,7 +102,7 @@ public final class PostgresLink: Sendable {
     deinit {
         // A connection must be closed before it goes (PostgresNIO asserts it): a link dropped
         // without `close()` still ends its session.
-        if let open = current.withLockedValue({ $0 }), !open.isClosed {
+        if let open = current.withLockedValue({ $0.connection }), !open.isClosed {
             let closing: EventLoopFuture<Void> = open.close()
             closing.whenComplete { _ in }
         }
@@ -106,10 +110,9 @@ public final class PostgresLink: Sendable {
 
     /// Closes the connection (a later use makes a new one).
     public func close() async {
-        generation.withLockedValue { $0 += 1 }
         let open = current.withLockedValue { value in
-            defer { value = nil }
-            return value
+            defer { value = (nil, value.closes + 1) }
+            return value.connection
         }
         if let open { await Self.close(open) }
     }

@@ -12,6 +12,7 @@ public enum Route {
     public static func uploadChunks(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/chunks" }
     public static func uploadCommit(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/commit" }
     public static func upload(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)" }
+    public static func uploadRenew(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/renew" }
     /// `GET` (stat, with read order), `DELETE` (rm); the path is in the `path` query item.
     public static let files = "/v1/files"
     /// `GET ?path=` — one level of the namespace.

@@ -444,6 +444,7 @@ final class MasterStateTests: XCTestCase {
             (.get, Route.keys, nil, .admin), (.post, Route.keys, #"{"access": "read-only"}"#, .admin),
             (.delete, Route.key("TKNOSUCHKEY000000000"), nil, .admin),
             (.post, Route.heartbeat, "{}", .cluster), (.post, Route.chunkReport, "", .cluster), (.post, Route.leave, #"{"id": "dk9"}"#, .cluster),
+            (.post, Route.uploadRenew(id), nil, .write("/docs/up")),
             (.delete, Route.upload(id), nil, .write("/docs/up")),
         ]
         @Sendable func allowed(_ caller: Caller, _ need: Need) -> Bool {
@@ -663,10 +664,18 @@ final class MasterStateTests: XCTestCase {
     /// by now, so the client is told to put again (`not_found`, which it does not resume on).
     func testAnUploadForgottenForInactivityCannotBeResumed() async throws {
         try await stop()
-        try await start(uploadIdleTimeoutSeconds: 0.2)
+        try await start(uploadIdleTimeoutSeconds: 0.3)
         try await joinThree()
+        // Renewed (a client waiting for its source), an upload stays past the timeout.
+        let renewed = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/renewed"), overwrite: false))
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(150))
+            try await state.renewUpload(uploadID: renewed.uploadID)
+        }
+        _ = await state.openUploadChunks()  // the master looks for abandoned uploads
+        _ = try await state.allocateChunk(uploadID: renewed.uploadID, request: AllocateChunkRequest(exclude: [], dataBytes: 10))
         let idle = try await state.createUpload(CreateUploadRequest(path: try RemotePath("/idle"), overwrite: false, firstChunkBytes: 10))
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(400))
         _ = await state.openUploadChunks()  // the master looks for abandoned uploads
         do {
             _ = try await state.allocateChunk(uploadID: idle.uploadID, request: AllocateChunkRequest(exclude: [], dataBytes: 10))
