@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import TYDFSCore
-import TYDFSMetadata
+@testable import TYDFSMetadata
 import TYDFSTestSupport
 import XCTest
 
@@ -170,6 +170,28 @@ final class SQLMetadataStoreTests: XCTestCase {
             let namespace = try await reopenedNamespace()
             XCTAssertNil(namespace.file(at: try RemotePath("/new")))
             XCTAssertEqual(namespace.file(at: taken.path), taken)
+        }
+    }
+
+    /// A batch of removals (each: its replicas' deletion ordered, then its file removed) is
+    /// written as two runs, not two per file, and every removal takes effect on both stores.
+    func testABatchOfRemovalsIsWrittenInAFewRunsAndAllTakeEffect() async throws {
+        let files = (0..<50).map { Fixture.file("/gone/f\($0)", chunks: 2) }
+        let removals: [MetadataEdit] = files.flatMap { file in
+            file.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(file.path)]
+        }
+        let runs = SQLMetadataStore.runs(of: removals)
+        XCTAssertEqual(runs.map(\.count), [50, 300], "the removals, then the deletion orders (300 = 50 files × 2 chunks × 3 replicas)")
+        XCTAssertEqual(runs[1], removals.filter { if case .queueDeletion = $0 { return true } else { return false } }, "orders keep their order")
+        try await onBothStores {
+            let store = try await open()
+            try await store.apply(files.map { .putFile($0) })
+            try await store.apply(removals)
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.fileCount, 0)
+            XCTAssertEqual(namespace.chunks.count, 0)
+            XCTAssertEqual(namespace.pendingDeletions.values.reduce(0) { $0 + $1.count }, 300)
         }
     }
 
