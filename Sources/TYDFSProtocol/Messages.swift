@@ -163,8 +163,8 @@ public struct CreateUploadRequest: Codable, Sendable {
     /// allocates the first chunk (cut at its chunk size) in the same call, so a one-chunk file
     /// takes two calls to the master (this one and the commit). Nil or 0: no chunk is allocated now.
     public var firstChunkBytes: Int64?
-    /// Names this put across its retries (a client that lost its master mid-put starts the put
-    /// again on the new leader with the same id). When the file at `path` was committed with it
+    /// Names this put across its uploads (a client that lost its master mid-put reopens the put
+    /// on the new leader with the same id). When the file at `path` was committed with it
     /// already, the answer says so (`UploadSession.committed`) and nothing is written twice.
     public var commitID: String?
     /// Chunks the put stored through an upload it opened earlier (on a master that no longer
