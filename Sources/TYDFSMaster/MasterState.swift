@@ -38,10 +38,11 @@ actor MasterState {
     let logger: Logger
     var registry: NodeRegistry
     private var uploads: [String: Upload] = [:]
-    /// Uploads forgotten for inactivity in the last day, by id, with when. A client that comes
-    /// back to one is told that its put cannot go on (its chunks may have been deleted as orphans
-    /// since), instead of being asked to reopen it.
+    /// Uploads forgotten for inactivity, by id, with when (kept for `expiredUploadMemorySeconds`).
+    /// A client that comes back to one is told that its put cannot go on (its chunks may have
+    /// been deleted as orphans since), instead of being asked to reopen it.
     private var expiredUploads: [String: Double] = [:]
+    private static let expiredUploadMemorySeconds = 86_400.0
     /// Re-replication copies ordered and not yet reported, by chunk and destination.
     var copiesInFlight: [ChunkID: [DataKeeperID: InFlightCopy]] = [:]
     /// Copy orders waiting for their destination's next heartbeat.
@@ -559,12 +560,15 @@ actor MasterState {
     }
 
     private func forgetAbandonedUploads(now: Double) {
+        var forgot = false
         for (id, upload) in uploads where now - upload.lastActivitySeconds >= configuration.uploadIdleTimeoutSeconds {
             uploads[id] = nil
             expiredUploads[id] = now
+            forgot = true
             logger.info("upload forgotten after a time without activity", metadata: ["upload": "\(id)", "path": "\(upload.path)"])
         }
-        if !expiredUploads.isEmpty { expiredUploads = expiredUploads.filter { now - $0.value < 86_400 } }
+        // Pruned only when it grows, not on every put (`unknownUpload` checks the age itself).
+        if forgot { expiredUploads = expiredUploads.filter { now - $0.value < Self.expiredUploadMemorySeconds } }
     }
 
     /// The path upload `uploadID` writes: what its caller must be allowed to write.
@@ -584,7 +588,7 @@ actor MasterState {
     }
 
     private func unknownUpload(_ id: String) -> TYDFSError {
-        if expiredUploads[id] != nil {
+        if let forgotten = expiredUploads[id], now() - forgotten < Self.expiredUploadMemorySeconds {
             // Not `upload_unknown`: a client would reopen the put and adopt chunks that may be gone.
             return TYDFSError(.notFound, "upload \(id) was forgotten after \(Int(configuration.uploadIdleTimeoutSeconds)) s without activity, and its chunks may have been deleted since; start the put again")
         }
