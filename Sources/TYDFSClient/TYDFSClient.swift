@@ -78,6 +78,7 @@ public final class TYDFSClient: Sendable {
             }
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .file(caFile)
+            tls.shutdownTimeout = .milliseconds(Int64(Limits.tlsCloseWaitMillis))
             configuration.tlsConfiguration = tls
         }
         configuration.timeout = .init(

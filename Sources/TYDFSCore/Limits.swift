@@ -35,6 +35,8 @@ public enum Limits {
     /// refusal). Peers are on one LAN: a connection that takes longer than this is a peer to
     /// route around, not to wait for.
     public static let connectTimeoutSeconds: Int64 = 2
+    /// How long a TLS connection being closed waits for the peer's close_notify.
+    public static let tlsCloseWaitMillis = 500
     /// Seconds a data transfer may go without progress (no byte received by a server, no byte
     /// sent by a client) before it is abandoned.
     public static let idleTransferTimeoutSeconds: Int64 = 60

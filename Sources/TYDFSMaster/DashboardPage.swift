@@ -181,10 +181,19 @@ function takeKeyFromURL() {
   sessionStorage.setItem("tydfs-key", JSON.stringify({ id: decodeURIComponent(m[1]), secret: decodeURIComponent(m[2]) }));
   history.replaceState(null, "", location.pathname + "#" + (m[3] || "/"));
 }
+// crypto.subtle exists only in secure contexts (https://, or http:// to 127.0.0.1 or localhost):
+// over plain http to any other host the page cannot sign, so it says so and sends nothing.
+const SIGNING_NEEDS_SECURE_CONTEXT = "signing needs HTTPS or localhost: open the dashboard over https:// " +
+  "or through 127.0.0.1 (e.g. ssh -L 9333:127.0.0.1:9333 to the master's host); this page cannot sign requests here";
+function canSign() { return Boolean(window.isSecureContext && window.crypto && window.crypto.subtle); }
 async function signedFetch(url) {
   const key = credentials();
   const headers = {};
-  if (key && crypto.subtle) {
+  if (key && !canSign()) {
+    $("login").hidden = true;
+    throw new Error(SIGNING_NEEDS_SECURE_CONTEXT);
+  }
+  if (key) {
     const date = Math.floor(Date.now() / 1000);
     const digest = hex(await crypto.subtle.digest("SHA-256", new Uint8Array(0)));
     const message = ["TYDFS-HMAC-SHA256", String(date), "GET", url, digest].join("\n");
@@ -195,6 +204,8 @@ async function signedFetch(url) {
   }
   const r = await fetch(url, { cache: "no-store", headers });
   $("login").hidden = r.status !== 401;
+  // Asked for a key where no key could be used: say so before one is typed in.
+  if (r.status === 401 && !canSign()) reportError("signing", new Error(SIGNING_NEEDS_SECURE_CONTEXT));
   return r;
 }
 async function getJSON(url) {

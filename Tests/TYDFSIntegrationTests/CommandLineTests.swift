@@ -23,6 +23,34 @@ final class CommandLineTests: XCTestCase {
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 
+    /// The environment of a user whose home is `home`: no `TYDFS_*` settings and no
+    /// `XDG_CONFIG_HOME`, so the per-user client config is `home/.config/tydfs/config.json`, and
+    /// `tydfs cluster` never writes into the real home.
+    private func userEnvironment(home: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TYDFS_") }
+        environment["XDG_CONFIG_HOME"] = nil
+        environment["HOME"] = home
+        return environment
+    }
+
+    /// A port below the ephemeral range (32768-60999) that nothing on 127.0.0.1 is bound to now.
+    private func freePort() -> Int {
+        for _ in 0..<100 {
+            let port = 20000 + Int.random(in: 0..<12000)
+            let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(probe)
+            if bound { return port }
+        }
+        return 20000 + Int.random(in: 0..<12000)
+    }
+
     func testEveryCommandExplainsItselfAndTheContractFlagsExist() throws {
         let expected: [String: [String]] = [
             "master": ["--listen", "--data", "--replication", "--chunk-size", "--heartbeat-timeout"],
@@ -113,13 +141,16 @@ final class CommandLineTests: XCTestCase {
     func testClusterRunsAMasterAndDataKeepersAndStopsCleanlyOnSigterm() throws {
         let folder = NSTemporaryDirectory() + "tydfs-cluster-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder + "/home", withIntermediateDirectories: true)
+        // The cluster writes its admin key into the per-user config: a home of its own, not the real one.
+        let environment = userEnvironment(home: folder + "/home")
         let port = 20000 + Int.random(in: 0..<12000)  // below the ephemeral range (32768-60999)
         let log = folder + "/cluster.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestCluster.binary)
         process.arguments = ["cluster", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", String(port + 1)]
+        process.environment = environment
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
@@ -130,7 +161,7 @@ final class CommandLineTests: XCTestCase {
         var alive = 0
         while Date() < deadline && alive < 3 {
             Thread.sleep(forTimeInterval: 0.2)
-            let (code, out, _) = try run(["nodes", "--json", "--master", master])
+            let (code, out, _) = try run(["nodes", "--json", "--master", master], environment: environment)
             if code == 0, let nodes = try? JSONDecoder().decode(NodesResponse.self, from: Data(out.utf8)) {
                 alive = nodes.nodes.filter(\.alive).count
             }
@@ -138,8 +169,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(alive, 3, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
         let input = folder + "/in"
         try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) }).write(to: URL(fileURLWithPath: input))
-        XCTAssertEqual(try run(["put", input, "/in", "--master", master]).0, 0)
-        let (code, _, _) = try run(["get", "/in", folder + "/out", "--master", master])
+        XCTAssertEqual(try run(["put", input, "/in", "--master", master], environment: environment).0, 0)
+        let (code, _, _) = try run(["get", "/in", folder + "/out", "--master", master], environment: environment)
         XCTAssertEqual(code, 0)
         XCTAssertEqual(FileManager.default.contents(atPath: folder + "/out"), FileManager.default.contents(atPath: input))
         // Its S3 gateway answers, and refuses a request without credentials in S3's words.
@@ -154,5 +185,74 @@ final class CommandLineTests: XCTestCase {
         if !process.isRunning { XCTAssertEqual(process.terminationStatus, 0) }
         XCTAssertTrue(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("tydfs cluster stopped"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/data/master/metadata.sqlite"))
+    }
+
+    /// `tydfs cluster --tls` as a user runs it: the per-user client config it writes (0600) names
+    /// the https master, the admin key and the throwaway CA, so plain `tydfs put` and `get`, with
+    /// no --config and no --master, work over HTTPS.
+    func testClusterWithTLSWritesAPrivateClientConfigThatPlainCommandsUse() throws {
+        let folder = NSTemporaryDirectory() + "tydfs-cluster-tls-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let home = folder + "/home"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let environment = userEnvironment(home: home)
+        let port = freePort()
+        let log = folder + "/cluster.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = ["cluster", "--tls", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", "0"]
+        process.environment = environment
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        defer { TestCluster.end(process, signal: SIGKILL) }
+        let clusterLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        // The per-user config appears once the master listens; every command below reads it.
+        let config = home + "/.config/tydfs/config.json"
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: config) && process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: config), "no per-user config: \(clusterLog())")
+        var alive = 0
+        while Date() < deadline && alive < 3 && process.isRunning {
+            Thread.sleep(forTimeInterval: 0.2)
+            let (code, out, _) = try run(["nodes", "--json"], environment: environment)
+            if code == 0, let nodes = try? JSONDecoder().decode(NodesResponse.self, from: Data(out.utf8)) {
+                alive = nodes.nodes.filter(\.alive).count
+            }
+        }
+        XCTAssertEqual(alive, 3, clusterLog())
+
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: config)[.posixPermissions] as? Int, 0o600)
+        let settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any])
+        XCTAssertEqual(settings["master-url"] as? String, "https://127.0.0.1:\(port)")
+        XCTAssertEqual((settings["access-key-id"] as? String)?.hasPrefix("TK"), true, "\(settings)")
+        XCTAssertEqual((settings["secret-access-key"] as? String)?.isEmpty, false, "\(settings)")
+        let caFile = try XCTUnwrap(settings["ca-file"] as? String, "\(settings)")
+        XCTAssertEqual(URL(fileURLWithPath: caFile).standardizedFileURL.path, URL(fileURLWithPath: folder + "/data/tls/ca.pem").standardizedFileURL.path)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: caFile), caFile)
+        let adminConfig = folder + "/data/master/admin-client.conf"
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: adminConfig)[.posixPermissions] as? Int, 0o600)
+
+        // Plain commands: the master, the key and the CA all come from the per-user config.
+        let input = folder + "/in"
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 13) }).write(to: URL(fileURLWithPath: input))
+        let (putCode, _, putError) = try run(["put", input, "/in"], environment: environment)
+        XCTAssertEqual(putCode, 0, putError)
+        let (getCode, _, getError) = try run(["get", "/in", folder + "/out"], environment: environment)
+        XCTAssertEqual(getCode, 0, getError)
+        XCTAssertEqual(FileManager.default.contents(atPath: folder + "/out"), FileManager.default.contents(atPath: input))
+        // HTTPS only: the master's port does not answer plain HTTP.
+        let (plainCode, _, _) = try run(["ls", "/", "--master", "http://127.0.0.1:\(port)"], environment: environment)
+        XCTAssertNotEqual(plainCode, 0)
+
+        kill(process.processIdentifier, SIGTERM)
+        let stopDeadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < stopDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(process.isRunning, "cluster stops within 15 s of SIGTERM")
+        if !process.isRunning { XCTAssertEqual(process.terminationStatus, 0) }
+        XCTAssertTrue(clusterLog().contains("tydfs cluster stopped"), clusterLog())
     }
 }

@@ -107,4 +107,61 @@ final class S3GatewayTests: XCTestCase {
         let joined = try cluster.stat("/alpha/mp-even")
         XCTAssertEqual(joined.chunks.map(\.sizeBytes), [5 << 20, 5 << 20, 1 << 20])
     }
+
+    /// S3 credentials carry their key's rights: a read-only key reads but cannot write, and a key
+    /// limited to /team writes into bucket `team` and nowhere else. Each refusal is S3's
+    /// AccessDenied (403), and stores nothing.
+    func testS3KeysKeepTheirReadOnlyRightAndTheirPrefix() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let endpoint = try cluster.startS3Gateway()
+        func key(_ flags: [String]) throws -> (id: String, secret: String) {
+            let made = try XCTUnwrap(JSONSerialization.jsonObject(with: try cluster.succeed(["key", "create", "--json"] + flags).stdout) as? [String: Any])
+            return (try XCTUnwrap(made["accessKeyId"] as? String), try XCTUnwrap(made["secretAccessKey"] as? String))
+        }
+        let admin = try cluster.adminKey()
+        let readOnly = try key(["--read-only"])
+        let team = try key(["--prefix", "/team"])
+        let answers = try python("""
+            import boto3, json
+            from botocore.config import Config
+            from botocore.exceptions import ClientError
+            def client(key, secret):
+                return boto3.client("s3", endpoint_url="\(endpoint)", aws_access_key_id=key, aws_secret_access_key=secret,
+                                    region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+            def attempt(call):
+                try:
+                    call()
+                    return "ok"
+                except ClientError as error:
+                    return "%s %d" % (error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"])
+            admin = client("\(admin.id)", "\(admin.secret)")
+            read_only = client("\(readOnly.id)", "\(readOnly.secret)")
+            team = client("\(team.id)", "\(team.secret)")
+            admin.create_bucket(Bucket="team")
+            admin.create_bucket(Bucket="other")
+            admin.put_object(Bucket="other", Key="seed", Body=b"seed bytes")
+            print(json.dumps({
+                "read-only get": read_only.get_object(Bucket="other", Key="seed")["Body"].read().decode(),
+                "read-only put": attempt(lambda: read_only.put_object(Bucket="other", Key="by-read-only", Body=b"r" * 1000)),
+                "team put": attempt(lambda: team.put_object(Bucket="team", Key="by-team", Body=b"t" * 1000)),
+                "team put elsewhere": attempt(lambda: team.put_object(Bucket="other", Key="by-team", Body=b"o" * 1000)),
+            }))
+            """)
+        let results = try XCTUnwrap(JSONSerialization.jsonObject(with: answers) as? [String: String], String(decoding: answers, as: UTF8.self))
+        XCTAssertEqual(results["read-only get"], "seed bytes", "a read-only key reads")
+        XCTAssertEqual(results["read-only put"], "AccessDenied 403", "a read-only key writing")
+        XCTAssertEqual(results["team put"], "ok", "a /team key writing into bucket team")
+        XCTAssertEqual(results["team put elsewhere"], "AccessDenied 403", "a /team key writing into another bucket")
+        // What the keys may do went through; what they may not left nothing: no file, and no
+        // chunk on any disk but the two stored objects'.
+        XCTAssertEqual(try cluster.succeed(["get", "/team/by-team", "-"]).stdout, Data(repeating: UInt8(ascii: "t"), count: 1000))
+        for refused in ["/other/by-read-only", "/other/by-team"] {
+            XCTAssertNotEqual(try cluster.run(["stat", refused]).exitCode, 0, "\(refused) was stored")
+        }
+        let kept = Set(try ["/other/seed", "/team/by-team"].flatMap { try cluster.stat($0).chunks.map(\.id) })
+        for id in ["dk1", "dk2", "dk3"] {
+            XCTAssertTrue(cluster.storedChunks(on: id).isSubset(of: kept), "\(id) holds chunks of a refused put")
+        }
+    }
 }

@@ -134,6 +134,22 @@ final class SecurityTests: XCTestCase {
             XCTAssertEqual(result.exitCode, 1, "\(name): \(arguments)")
             XCTAssertTrue(result.stderr.contains(message), "\(name): \(result.stderr)")
         }
+        // The master logs every refusal, with the key the request claimed ("-" for none; a refusal
+        // of scope also names it in the reason) and the reason.
+        let refusals = cluster.logs(of: "master").joined().split(separator: "\n").filter { $0.contains("request refused") }
+        XCTAssertGreaterThanOrEqual(refusals.count, attempts.count, refusals.joined(separator: "\n"))
+        let logged: [(String, [String])] = [
+            ("no key", ["key=-", "needs credentials"]),
+            ("a wrong secret", ["key=\(readOnly["accessKeyId"]!)", "signature does not match"]),
+            ("a revoked key", ["key=\(revoked["accessKeyId"]!)", "unknown or revoked"]),
+            ("a read-only key writing", [readOnly["accessKeyId"]!, "is read-only"]),
+            ("a key outside its prefix", [team["accessKeyId"]!, "is limited to /team"]),
+            ("a read-write key managing keys", [team["accessKeyId"]!, "needs an admin key"]),
+        ]
+        for (name, words) in logged {
+            XCTAssertTrue(refusals.contains { line in words.allSatisfy { line.contains($0) } },
+                          "\(name): no refusal logged with \(words) in \(refusals.joined(separator: "\n"))")
+        }
         // What the keys may do, they can.
         XCTAssertEqual(try cluster.run(["get", "/other/f", "-"], environment: environment(readOnly)).stdout, try cluster.contents(local))
         XCTAssertEqual(try cluster.run(["put", local, "/team/g"], environment: environment(team)).exitCode, 0)
@@ -163,6 +179,54 @@ final class SecurityTests: XCTestCase {
                                    environment: ["TYDFS_SECRET_FILE": ""])
         XCTAssertEqual(bare.exitCode, 1)
         XCTAssertTrue(bare.stderr.contains("--secret-file"), bare.stderr)
+    }
+
+    /// Certificates are verified: a client or a datakeeper trusting another CA (a second throwaway
+    /// one) refuses the master's certificate, says so, and gets nothing done.
+    func testAClientOrADataKeeperTrustingAnotherCARefusesTheMaster() throws {
+        let cluster = try TestCluster(datakeepers: 1, replication: 1, tls: true)
+        defer { cluster.shutdown() }
+        let made = try cluster.run(["keygen", "--tls", cluster.root + "/other-tls"], master: false)
+        XCTAssertEqual(made.exitCode, 0, made.stderr)
+        let rightCA = cluster.root + "/tls/ca.pem", wrongCA = cluster.root + "/other-tls/ca.pem"
+        XCTAssertNotEqual(try cluster.contents(wrongCA), try cluster.contents(rightCA), "keygen --tls made the same CA twice")
+        func aboutTheCertificate(_ text: String) -> Bool {
+            let said = text.lowercased()
+            return said.contains("certificate") || said.contains("tls") || said.contains("ssl")
+        }
+        // A client given the other CA on the command line.
+        let listed = try cluster.run(["ls", "/", "--ca-file", wrongCA])
+        XCTAssertEqual(listed.exitCode, 1, listed.stderr)
+        XCTAssertTrue(aboutTheCertificate(listed.stderr), listed.stderr)
+        // A client whose config file names the other CA: its put fails and stores nothing.
+        var settings = try XCTUnwrap(JSONSerialization.jsonObject(with: cluster.contents(cluster.adminConfigFile)) as? [String: Any])
+        XCTAssertNotNil(settings["ca-file"], "the admin config names the cluster's CA")
+        settings["ca-file"] = wrongCA
+        let wrongConfig = cluster.root + "/wrong-ca.conf"
+        try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: wrongConfig))
+        let local = try cluster.makeFile("payload", size: 20_000)
+        let put = try cluster.run(["put", local, "/wrong-ca"], environment: ["TYDFS_CONFIG": wrongConfig])
+        XCTAssertEqual(put.exitCode, 1, put.stderr)
+        XCTAssertTrue(aboutTheCertificate(put.stderr), put.stderr)
+        XCTAssertNotEqual(try cluster.run(["stat", "/wrong-ca"]).exitCode, 0, "a put that could not verify the master stored a file")
+        XCTAssertEqual(cluster.storedChunkCount(), 0, "a put that could not verify the master stored chunks")
+        // With the cluster's own CA the same commands work.
+        XCTAssertEqual(try cluster.run(["ls", "/", "--ca-file", rightCA]).exitCode, 0)
+        try cluster.succeed(["put", local, "/right-ca"])
+        XCTAssertEqual(try cluster.succeed(["get", "/right-ca", "-"]).stdout, try cluster.contents(local))
+
+        // A datakeeper trusting the other CA (the last --ca-file wins) cannot heartbeat, so it
+        // never joins, and its log says why.
+        try cluster.startDataKeeper("wrong-ca", extraArguments: ["--ca-file", wrongCA])
+        try cluster.waitUntil("the datakeeper trusting another CA to log a failed heartbeat", timeout: 15) {
+            XCTAssertFalse(try cluster.nodes().nodes.contains { $0.id.value == "wrong-ca" }, "a datakeeper that cannot verify the master joined")
+            return cluster.logs(of: "wrong-ca").joined().contains("heartbeat failed")
+        }
+        let failures = cluster.logs(of: "wrong-ca").joined().split(separator: "\n").filter { $0.contains("heartbeat failed") }.joined(separator: "\n")
+        XCTAssertTrue(aboutTheCertificate(failures), failures)
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertFalse(try cluster.nodes().nodes.contains { $0.id.value == "wrong-ca" }, "a datakeeper that cannot verify the master joined")
+        XCTAssertEqual(try cluster.aliveDataKeepers(), ["dk1"])
     }
 
     /// Auth and TLS both on: put, get, a repair after a datakeeper dies, a scrub that finds a
