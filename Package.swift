@@ -151,6 +151,9 @@ let package = Package(
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSMountTests", dependencies: ["TYDFSMount", "TYDFSCore"]),
+        .testTarget(name: "TYDFSClientTests", dependencies: [
+            "TYDFSClient", "TYDFSCore", "TYDFSProtocol", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3", "TYDFSCore"]),
         .testTarget(name: "TYDFSS3GatewayTests", dependencies: [
             "TYDFSS3Gateway", "TYDFSClient",

@@ -86,7 +86,9 @@ public enum Bench {
             }
         } path: { paths[$0].value }
         let stat = await phase("stat", present, concurrency: configuration.concurrency, dataBytes: 0, fail: fail) { index in
-            let info = try await client.stat(paths[index])
+            // Looks as `tydfs stat` does: no read tokens, and no datakeeper counted busier for
+            // reads that never come (the get phase stats to read).
+            let info = try await client.stat(paths[index], inspecting: true)
             guard info.sizeBytes == size else {
                 throw TYDFSError(.protocolViolation, "stat says \(info.sizeBytes) bytes, \(size) were put")
             }

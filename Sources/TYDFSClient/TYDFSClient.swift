@@ -30,6 +30,9 @@ public final class TYDFSClient: Sendable {
     /// How quickly each datakeeper has answered this client's reads: the order replicas are
     /// asked in, and when a read is hedged.
     let replicaLatency = NIOLockedValueBox(ReplicaLatency())
+    /// Stats asked at the same time, sent together.
+    let lookups = RequestCoalescer<LookupRequest.Item, FileInfo>(
+        inFlightLimit: Limits.lookupsInFlight, itemsLimit: Limits.maxLookupsPerRequest)
 
     /// `masterURL` like `http://127.0.0.1:9333`, or several masters separated by commas (one
     /// leads; requests find it and follow it across a failover). `concurrency` is how many operations the caller
@@ -123,8 +126,37 @@ public final class TYDFSClient: Sendable {
     // MARK: - Namespace
 
     /// `inspecting`: only to look (`tydfs stat`), not to read the file next.
+    /// Stats asked at the same time go to the master together (`RequestCoalescer`).
     public func stat(_ path: RemotePath, inspecting: Bool = false) async throws -> FileInfo {
-        try await control(.GET, inspecting ? Route.files + "?\(Query.inspect)=true" : Route.files, query: path)
+        try await lookups.ask(LookupRequest.Item(path: path, inspect: inspecting)) { items in
+            var answers: [Result<FileInfo, any Error>]
+            do {
+                let response: LookupResponse = try await self.control(.POST, Route.lookup, body: LookupRequest(items: items), repeatable: true)
+                guard response.answers.count == items.count else {
+                    throw TYDFSError(.protocolViolation, "the master answered \(response.answers.count) of \(items.count) lookups")
+                }
+                answers = response.answers.map { answer in Result { try answer.get() } }
+            } catch let error as TYDFSError where error.code == .notFound {
+                // A master from before lookups: the route itself is missing (a file that is not
+                // found is answered inside a 200). One stat each, as then.
+                answers = items.map { _ in .failure(TYDFSError(.askAlone, "")) }
+            }
+            // Files the master left for a stat of their own (too many chunks for one answer).
+            for (index, answer) in answers.enumerated() {
+                guard case .failure(let error as TYDFSError) = answer, error.code == .askAlone else { continue }
+                do {
+                    answers[index] = .success(try await self.statAlone(items[index]))
+                } catch {
+                    answers[index] = .failure(error)
+                }
+            }
+            return answers
+        }
+    }
+
+    /// One stat, in a request of its own (`GET /v1/files`).
+    private func statAlone(_ item: LookupRequest.Item) async throws -> FileInfo {
+        try await control(.GET, item.inspect == true ? Route.files + "?\(Query.inspect)=true" : Route.files, query: item.path)
     }
 
     public func list(_ path: RemotePath) async throws -> ListResponse {

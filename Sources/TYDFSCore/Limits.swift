@@ -21,6 +21,15 @@ public enum Limits {
     /// Largest JSON control message a server reads into memory. Control messages are small;
     /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
     public static let maxControlMessageBytes = 64 * 1024 * 1024
+    /// Most stats one lookup request carries (`LookupRequest`); a client sends more as several.
+    public static let maxLookupsPerRequest = 256
+    /// Most chunks a lookup's answers describe together (about 25 MB of JSON with tokens, well
+    /// inside `maxControlMessageBytes`); files past it are answered `ask_alone`, and the first
+    /// file is always answered, as a stat of it alone would be.
+    public static let maxChunksPerLookup = 100_000
+    /// Lookup requests a client keeps in flight at once; stats asked meanwhile wait and go
+    /// together in the next one.
+    public static let lookupsInFlight = 2
     /// The most a file's attributes (names and values together) may hold: room for S3's 2 KB
     /// of user metadata, a content type and an ETag, and no more, since the master keeps them in memory.
     public static let maxFileAttributeBytes = 8 * 1024

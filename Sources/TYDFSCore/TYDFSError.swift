@@ -42,6 +42,9 @@ public struct TYDFSError: Error, Equatable, Sendable, CustomStringConvertible {
         /// This master does not lead (a standby, or a leader whose lease another master took):
         /// ask the leader it names. HTTP 307 with the leader's URL, or 503 while none leads.
         public static let notLeader = Code(rawValue: "not_leader")
+        /// Inside a lookup's answers (`POST /v1/files/lookup`): this file was left out, because
+        /// its chunks would make the answer too large; stat it on its own.
+        public static let askAlone = Code(rawValue: "ask_alone")
         /// A bug or an unexpected state; the message carries the detail.
         public static let `internal` = Code(rawValue: "internal")
     }

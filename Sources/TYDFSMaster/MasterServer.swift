@@ -202,6 +202,28 @@ public enum MasterServer {
             let reading = try request.optionalQueryItem(Query.inspect) != "true"
             return try JSON.response(try await state.stat(path, countingReads: reading))
         }
+        router.post(RouterPath(Route.lookup)) { request, context in
+            let body = try await JSON.decode(LookupRequest.self, from: request)
+            guard body.items.count <= Limits.maxLookupsPerRequest else {
+                throw TYDFSError(.invalidArgument, "a lookup asks for at most \(Limits.maxLookupsPerRequest) files, not \(body.items.count)")
+            }
+            // Each path is authorized on its own (the stats of several callers may travel
+            // together), and a refused one is logged as a refused request is.
+            let refusals = body.items.map { item -> TYDFSError? in
+                do {
+                    try require(.read(item.path))
+                    return nil
+                } catch {
+                    let refusal = error as? TYDFSError ?? TYDFSError(.internal, "\(error)")
+                    context.logger.warning("request refused", metadata: [
+                        "method": "POST", "path": "\(Route.lookup)", "file": "\(item.path)", "reason": "\(refusal.message)",
+                    ])
+                    return refusal
+                }
+            }
+            let answers = await state.lookup(body.items, refused: refusals)
+            return try JSON.response(LookupResponse(answers: answers.map(LookupResponse.Answer.init)))
+        }
         router.delete(RouterPath(Route.files)) { request, _ in
             let path = try RemotePath(try request.queryItem("path"))
             try require(.write(path))

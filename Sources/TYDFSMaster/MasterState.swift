@@ -599,8 +599,12 @@ actor MasterState {
 
     /// `countingReads`: the caller is about to read the file, which counts as work for the
     /// datakeeper each chunk will be read from first.
-    func stat(_ path: RemotePath, countingReads: Bool = true) throws -> FileInfo {
+    /// A file of more than `chunkBudget` chunks is refused with `ask_alone` (see `lookup`).
+    func stat(_ path: RemotePath, countingReads: Bool = true, chunkBudget: Int = .max) throws -> FileInfo {
         guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
+        guard file.chunks.count <= chunkBudget else {
+            throw TYDFSError(.askAlone, "\(path) has \(file.chunks.count) chunks, too many to answer beside the other files of this lookup; stat it on its own")
+        }
         var info = fileInfo(file)
         if countingReads {
             // Only a caller about to read gets tokens to read with.
@@ -608,6 +612,28 @@ actor MasterState {
             for chunk in info.chunks { if let first = chunk.replicas.first, first.alive { registry.assign(first.id) } }
         }
         return info
+    }
+
+    /// The stats of a `LookupRequest`, in its order, in one turn of the actor: each the file
+    /// (with read tokens unless it only inspects) or its error. `refused[i]` is the error of an
+    /// item the caller may not read, answered without looking.
+    /// Files past `chunkBudget` chunks in all are answered `ask_alone`.
+    func lookup(
+        _ items: [LookupRequest.Item], refused: [TYDFSError?], chunkBudget: Int = Limits.maxChunksPerLookup
+    ) -> [Result<FileInfo, TYDFSError>] {
+        var chunksLeft = chunkBudget
+        var answeredAny = false
+        return zip(items, refused).map { item, refusal in
+            if let refusal { return .failure(refusal) }
+            do {
+                let info = try stat(item.path, countingReads: item.inspect != true, chunkBudget: answeredAny ? chunksLeft : .max)
+                answeredAny = true
+                chunksLeft -= min(chunksLeft, info.chunks.count)
+                return .success(info)
+            } catch {
+                return .failure(error as? TYDFSError ?? TYDFSError(.internal, "\(error)"))
+            }
+        }
     }
 
     func list(_ path: RemotePath) throws -> ListResponse {

@@ -5,6 +5,8 @@ public struct ErrorResponse: Codable, Sendable {
     public struct Body: Codable, Sendable {
         public var code: String
         public var message: String
+
+        public var tydfsError: TYDFSError { TYDFSError(TYDFSError.Code(rawValue: code), message) }
     }
     public var error: Body
 
@@ -12,7 +14,7 @@ public struct ErrorResponse: Codable, Sendable {
         self.error = Body(code: error.code.rawValue, message: error.message)
     }
 
-    public var tydfsError: TYDFSError { TYDFSError(TYDFSError.Code(rawValue: error.code), error.message) }
+    public var tydfsError: TYDFSError { error.tydfsError }
 }
 
 /// What `GET /v1/role` answers: one master's view of leadership (`tydfs masters`).
@@ -470,6 +472,55 @@ public struct ConcatenateRequest: Codable, Sendable {
         self.target = target
         self.overwrite = overwrite
     }
+}
+
+/// Several stats in one request (`POST /v1/files/lookup`). A client coalesces the stats its
+/// callers make at the same time (its `RequestCoalescer`), so a busy client pays one HTTP exchange
+/// for a batch of lookups instead of one per file, as a master's group commit pays one fsync for
+/// a batch of commits. Each item is answered and authorized on its own.
+public struct LookupRequest: Codable, Sendable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var path: RemotePath
+        /// As `Query.inspect` on a single stat: the caller only looks, so no read tokens.
+        public var inspect: Bool?
+
+        public init(path: RemotePath, inspect: Bool) {
+            self.path = path
+            self.inspect = inspect ? true : nil
+        }
+    }
+
+    /// At most `Limits.maxLookupsPerRequest`.
+    public var items: [Item]
+
+    public init(items: [Item]) { self.items = items }
+}
+
+/// The answers to a `LookupRequest`, in its order: each the file, or the error a single stat of
+/// it would have given (not found, forbidden, …).
+public struct LookupResponse: Codable, Sendable {
+    public struct Answer: Codable, Sendable {
+        public var file: FileInfo?
+        public var error: ErrorResponse.Body?
+
+        public init(_ result: Result<FileInfo, TYDFSError>) {
+            switch result {
+            case .success(let info): file = info
+            case .failure(let failure): error = ErrorResponse(failure).error
+            }
+        }
+
+        /// The answer as a single stat gives it: the file, or its error thrown.
+        public func get() throws -> FileInfo {
+            if let file { return file }
+            if let error { throw error.tydfsError }
+            throw TYDFSError(.protocolViolation, "the master answered a lookup with neither a file nor an error")
+        }
+    }
+
+    public var answers: [Answer]
+
+    public init(answers: [Answer]) { self.answers = answers }
 }
 
 /// Sets a file's modification time (`utimensat` through `tydfs mount`): its bytes, chunks and

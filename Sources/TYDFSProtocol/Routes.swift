@@ -15,6 +15,8 @@ public enum Route {
     public static func uploadRenew(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/renew" }
     /// `GET` (stat, with read order), `DELETE` (rm); the path is in the `path` query item.
     public static let files = "/v1/files"
+    /// `POST` a `LookupRequest`: several stats at once (`LookupResponse`).
+    public static let lookup = "/v1/files/lookup"
     /// `GET ?path=` — one level of the namespace.
     public static let list = "/v1/list"
     /// `POST` a `RenameRequest`: an atomic rename in the namespace.

@@ -425,7 +425,9 @@ final class MasterStateTests: XCTestCase {
             ("admin key", signer(admin), .scoped(.admin, prefix: nil)),
             ("cluster secret", RequestSigner(cluster: secret), .cluster),
         ]
-        enum Need { case open, look, read(String), write(String), admin, cluster }
+        /// `readEach`: a lookup, refused file by file in a 200 answer (a batch of stats may mix
+        /// paths a key may and may not read).
+        enum Need { case open, look, read(String), readEach(String), write(String), admin, cluster }
         let id = upload.uploadID
         let routes: [(HTTPRequest.Method, String, String?, Need)] = [
             (.get, "/", nil, .open), (.get, Route.metrics, nil, .open), (.get, Route.healthz, nil, .open),
@@ -433,6 +435,7 @@ final class MasterStateTests: XCTestCase {
             (.get, Route.cluster, nil, .look), (.get, Route.events, nil, .look), (.get, Route.nodes, nil, .look),
             (.get, Route.drain("dk9"), nil, .look), (.post, Route.badReplicas, "{}", .look),
             (.get, Route.content + "?path=%2Fdocs%2Fnone", nil, .read("/docs/none")), (.get, Route.files + "?path=%2Fdocs%2Fa", nil, .read("/docs/a")),
+            (.post, Route.lookup, #"{"items": [{"path": "/docs/a"}]}"#, .readEach("/docs/a")),
             (.get, Route.list + "?path=%2Fdocs", nil, .read("/docs")), (.get, Route.fsck + "?path=%2Fdocs", nil, .read("/docs")),
             (.post, Route.uploads, #"{"path": "/docs/new", "overwrite": false}"#, .write("/docs/new")),
             (.post, Route.uploadChunks(id), #"{"exclude": [], "dataBytes": 0}"#, .write("/docs/up")),
@@ -446,6 +449,11 @@ final class MasterStateTests: XCTestCase {
             (.post, Route.heartbeat, "{}", .cluster), (.post, Route.chunkReport, "", .cluster), (.post, Route.leave, #"{"id": "dk9"}"#, .cluster),
             (.post, Route.uploadRenew(id), nil, .write("/docs/up")),
             (.delete, Route.upload(id), nil, .write("/docs/up")),
+            (.post, Route.directories, #"{"path": "/docs/d", "parents": true}"#, .write("/docs/d")),
+            (.delete, Route.directories + "?path=%2Fdocs%2Fd", nil, .write("/docs/d")),
+            (.post, Route.concatenate, #"{"sources": ["/docs/up"], "target": "/docs/joined", "overwrite": false}"#, .write("/docs/joined")),
+            // The whole key, secret included: the S3 gateway's, signing with the cluster secret.
+            (.get, Route.key(readOnly.accessKeyID), nil, .cluster),
         ]
         @Sendable func allowed(_ caller: Caller, _ need: Need) -> Bool {
             switch (caller, need) {
@@ -453,7 +461,8 @@ final class MasterStateTests: XCTestCase {
             case (.refused, _), (.scoped, .cluster): return false
             case (.scoped(let level, _), .admin): return level == .admin
             case (.scoped, .look): return true
-            case (.scoped(_, let prefix), .read(let path)): return prefix.map { path.hasPrefix($0 + "/") } ?? true
+            case (.scoped(_, let prefix), .read(let path)), (.scoped(_, let prefix), .readEach(let path)):
+                return prefix.map { path.hasPrefix($0 + "/") } ?? true
             case (.scoped(let level, let prefix), .write(let path)):
                 return level != .readOnly && (prefix.map { path.hasPrefix($0 + "/") } ?? true)
             }
@@ -469,8 +478,15 @@ final class MasterStateTests: XCTestCase {
                 for (name, signer, caller) in callers {
                     let client = SigningTestClient(client: unsigned, signer: signer)
                     for (method, uri, body, need) in routes {
-                        let status = try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { $0.status }
-                        if allowed(caller, need) {
+                        let (status, answer) = try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) {
+                            ($0.status, $0.body)
+                        }
+                        if case .readEach(let path) = need, allowed(caller, .look) {
+                            // Authenticated: answered, and each file refused or not on its own.
+                            XCTAssertEqual(status, .ok, "\(name): \(method) \(uri)")
+                            let error = try JSONDecoder().decode(LookupResponse.self, from: Data(answer.readableBytesView)).answers.first?.error
+                            XCTAssertEqual(error?.code == TYDFSError.Code.forbidden.rawValue, !allowed(caller, need), "\(name): lookup of \(path): \(String(describing: error))")
+                        } else if allowed(caller, need) {
                             XCTAssertFalse([.unauthorized, .forbidden].contains(status), "\(name): \(method) \(uri) refused with \(status.code)")
                         } else {
                             let expected: HTTPResponse.Status = { if case .refused = caller { return .unauthorized }; return .forbidden }()
@@ -502,6 +518,93 @@ final class MasterStateTests: XCTestCase {
             throw error
         }
         try await reader.shutdown()
+    }
+
+    /// A lookup answers each file, in order, as a stat of it would: the file with read tokens,
+    /// the file without them when the caller only inspects, not found, or refused for a path
+    /// outside the key's prefix (that one only: the others are answered). Too many files at
+    /// once are refused whole.
+    func testALookupAnswersEachFileAsItsOwnStat() async throws {
+        try await joinThree()
+        _ = try await put("/docs/a", on: ["dk1", "dk2", "dk3"])
+        _ = try await put("/team/b", on: ["dk1", "dk2", "dk3"])
+        let keys = try AccessKeyStore(directory: folder)
+        let docs = try keys.create(access: .readOnly, prefix: try RemotePath("/docs"))
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: keys, anonymous: nil)))
+        do {
+            try await app.test(.router) { unsigned in
+                let client = SigningTestClient(client: unsigned, signer: RequestSigner(accessKeyID: docs.accessKeyID, secret: docs.secretAccessKey))
+                let items = try [
+                    LookupRequest.Item(path: RemotePath("/docs/a"), inspect: false), LookupRequest.Item(path: RemotePath("/docs/a"), inspect: true),
+                    LookupRequest.Item(path: RemotePath("/docs/none"), inspect: false), LookupRequest.Item(path: RemotePath("/team/b"), inspect: false),
+                ]
+                func body(_ request: LookupRequest) throws -> ByteBuffer { ByteBuffer(bytes: Array(try JSONEncoder().encode(request))) }
+                let answers = try await client.execute(uri: Route.lookup, method: .post, body: try body(LookupRequest(items: items))) { response in
+                    XCTAssertEqual(response.status, .ok)
+                    return try JSONDecoder().decode(LookupResponse.self, from: Data(response.body.readableBytesView)).answers
+                }
+                XCTAssertEqual(answers.count, 4)
+                XCTAssertEqual(answers[0].file?.path.value, "/docs/a")
+                XCTAssertNotNil(answers[0].file?.chunks.first?.token, "a caller about to read gets read tokens")
+                XCTAssertEqual(answers[1].file?.path.value, "/docs/a")
+                XCTAssertNil(answers[1].file?.chunks.first?.token, "a caller that only inspects gets none")
+                XCTAssertEqual(answers[2].error?.code, TYDFSError.Code.notFound.rawValue)
+                XCTAssertThrowsError(try answers[2].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .notFound) }
+                XCTAssertEqual(answers[3].error?.code, TYDFSError.Code.forbidden.rawValue)
+                XCTAssertNil(answers[3].file, "nothing of a file outside the key's prefix")
+                let tooMany = LookupRequest(items: Array(repeating: items[0], count: Limits.maxLookupsPerRequest + 1))
+                try await client.execute(uri: Route.lookup, method: .post, body: try body(tooMany)) { XCTAssertEqual($0.status, .badRequest) }
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
+        // Past the chunk budget, files are left for a stat of their own; the first is always answered.
+        let big = try [RemotePath("/docs/a"), RemotePath("/team/b"), RemotePath("/docs/a")].map { LookupRequest.Item(path: $0, inspect: true) }
+        let budgeted = await state.lookup(big, refused: [nil, nil, nil], chunkBudget: 1)
+        XCTAssertEqual(try budgeted[0].get().path.value, "/docs/a")
+        XCTAssertThrowsError(try budgeted[1].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .askAlone) }
+        XCTAssertThrowsError(try budgeted[2].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .askAlone) }
+        let alone = await state.lookup(Array(big.prefix(1)), refused: [nil], chunkBudget: 0)
+        XCTAssertEqual(try alone[0].get().path.value, "/docs/a", "a file alone is answered whatever its size")
+    }
+
+    /// A client whose master has no lookup route (one from before it) stats file by file with
+    /// `GET /v1/files`, as clients did then: the answers and errors are a stat's.
+    func testAClientStatsFileByFileWithAMasterWithoutLookups() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get(RouterPath(Route.files)) { request, _ in
+            let path = try RemotePath(try request.queryItem("path"))
+            guard path.value == "/old" else { throw TYDFSError(.notFound, "\(path): no such file") }
+            return try JSON.response(FileInfo(
+                path: path, sizeBytes: 7, mtimeMillis: 1, checksum: "crc32c:00000000", chunkSizeBytes: 4096, replication: 3,
+                underReplicated: false, chunks: []))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { live in
+            let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(live.port))")
+            do {
+                async let old = client.stat(try RemotePath("/old"))
+                async let inspected = client.stat(try RemotePath("/old"), inspecting: true)
+                let (first, second) = try await (old, inspected)
+                XCTAssertEqual([first.sizeBytes, second.sizeBytes], [7, 7])
+                do {
+                    _ = try await client.stat(try RemotePath("/none"))
+                    XCTFail("a missing file was found")
+                } catch let error as TYDFSError {
+                    XCTAssertEqual(error.code, .notFound)
+                    XCTAssertEqual(error.message, "/none: no such file")
+                }
+            } catch {
+                try await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+        }
     }
 
     /// `--anonymous read-only`: a request without credentials may read, never write; a request

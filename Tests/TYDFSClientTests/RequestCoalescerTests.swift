@@ -1,0 +1,156 @@
+import NIOConcurrencyHelpers
+import TYDFSCore
+import TYDFSProtocol
+import XCTest
+
+@testable import TYDFSClient
+
+/// The client's request coalescing (stats here), without processes: a fake master whose answers
+/// the test releases, so which stats travel together is certain.
+final class RequestCoalescerTests: XCTestCase {
+    private typealias StatCoalescer = RequestCoalescer<LookupRequest.Item, FileInfo>
+
+    private func makeCoalescer() -> StatCoalescer {
+        StatCoalescer(inFlightLimit: Limits.lookupsInFlight, itemsLimit: Limits.maxLookupsPerRequest)
+    }
+
+    /// The client's send: one lookup request, its answers as results.
+    private func makeSend(to master: HeldMaster) -> StatCoalescer.Send {
+        { items in try await master.send(LookupRequest(items: items)).answers.map { answer in Result { try answer.get() } } }
+    }
+
+    /// A master that holds every lookup request until the test releases it, and answers each
+    /// path ending in "missing" with not found.
+    private final class HeldMaster: Sendable {
+        private let state = NIOLockedValueBox((requests: [[String]](), held: [CheckedContinuation<Void, Never>]()))
+
+        var requests: [[String]] { state.withLockedValue { $0.requests } }
+        var heldCount: Int { state.withLockedValue { $0.held.count } }
+
+        func send(_ request: LookupRequest) async throws -> LookupResponse {
+            await withCheckedContinuation { held in
+                state.withLockedValue {
+                    $0.requests.append(request.items.map(\.path.value))
+                    $0.held.append(held)
+                }
+            }
+            if request.items.contains(where: { $0.path.value == "/fail" }) { throw TYDFSError(.unreachable, "the master went away") }
+            return LookupResponse(answers: request.items.map { item in
+                item.path.value.hasSuffix("missing")
+                    ? .init(.failure(TYDFSError(.notFound, "\(item.path): no such file")))
+                    : .init(.success(FileInfo(
+                        path: item.path, sizeBytes: item.inspect == true ? 1 : 0, mtimeMillis: 0, checksum: "crc32c:00000000",
+                        chunkSizeBytes: 4096, replication: 3, underReplicated: false, chunks: [])))
+            })
+        }
+
+        func releaseAll() {
+            for held in state.withLockedValue({ state in defer { state.held = [] }; return state.held }) { held.resume() }
+        }
+    }
+
+    private func item(_ path: String, inspect: Bool = false) throws -> LookupRequest.Item {
+        LookupRequest.Item(path: try RemotePath(path), inspect: inspect)
+    }
+
+    private func waitUntil(_ condition: @Sendable () async -> Bool) async throws {
+        for _ in 0..<2000 {
+            if await condition() { return }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        XCTFail("timed out")
+    }
+
+    /// Stats asked while `Limits.lookupsInFlight` requests are out wait, then all go in one
+    /// request; each caller gets its own answer, a file or its error.
+    func testStatsAskedWhileRequestsAreOutGoTogetherAndEachGetsItsOwnAnswer() async throws {
+        let coalescer = makeCoalescer()
+        let master = HeldMaster()
+        let send = makeSend(to: master)
+        let firstPaths = (0..<Limits.lookupsInFlight).map { "/first\($0)" }
+        let waitingPaths = (0..<10).map { $0 % 3 == 0 ? "/w\($0)-missing" : "/w\($0)" }
+        try await withThrowingTaskGroup(of: (String, Result<Int64, TYDFSError>).self) { group in
+            func ask(_ path: String, inspect: Bool = false) throws {
+                let item = try item(path, inspect: inspect)
+                group.addTask {
+                    do { return (path, .success(try await coalescer.ask(item, send: send).sizeBytes)) } catch let error as TYDFSError {
+                        return (path, .failure(error))
+                    }
+                }
+            }
+            for path in firstPaths { try ask(path) }
+            try await waitUntil { master.heldCount == Limits.lookupsInFlight }
+            XCTAssertEqual(Set(master.requests), Set(firstPaths.map { [$0] }), "a lone stat goes out at once, by itself")
+            for (index, path) in waitingPaths.enumerated() { try ask(path, inspect: index == 1) }
+            try await waitUntil { await coalescer.waitingCount == waitingPaths.count }
+            XCTAssertEqual(master.requests.count, Limits.lookupsInFlight, "nothing more is sent while requests are out")
+            master.releaseAll()
+            try await waitUntil { master.heldCount == 1 }
+            XCTAssertEqual(master.requests.count, Limits.lookupsInFlight + 1)
+            XCTAssertEqual(Set(master.requests.last!), Set(waitingPaths), "everything that waited goes in one request")
+            master.releaseAll()
+            var answers = [String: Result<Int64, TYDFSError>]()
+            for try await (path, answer) in group { answers[path] = answer }
+            XCTAssertEqual(answers.count, firstPaths.count + waitingPaths.count)
+            for path in firstPaths { XCTAssertEqual(answers[path], .success(0)) }
+            for (index, path) in waitingPaths.enumerated() {
+                if path.hasSuffix("missing") {
+                    XCTAssertEqual(answers[path], .failure(TYDFSError(.notFound, "\(path): no such file")))
+                } else {
+                    XCTAssertEqual(answers[path], .success(index == 1 ? 1 : 0), "\(path): its own answer, inspecting or not")
+                }
+            }
+        }
+        let waiting = await coalescer.waitingCount
+        XCTAssertEqual(waiting, 0)
+    }
+
+    /// A request that fails fails every stat it carried, and only those: the next ones go out.
+    func testAFailedRequestFailsOnlyTheStatsItCarried() async throws {
+        let coalescer = makeCoalescer()
+        let master = HeldMaster()
+        let send = makeSend(to: master)
+        let failing = try item("/fail")
+        let failed = Task { try await coalescer.ask(failing, send: send) }
+        try await waitUntil { master.heldCount == 1 }
+        master.releaseAll()
+        do {
+            _ = try await failed.value
+            XCTFail("the stat of a failed request succeeded")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .unreachable)
+        }
+        let next = try item("/after")
+        let after = Task { try await coalescer.ask(next, send: send) }
+        try await waitUntil { master.heldCount == 1 }
+        master.releaseAll()
+        let info = try await after.value
+        XCTAssertEqual(info.path.value, "/after")
+    }
+
+    /// More stats than one request may carry go in several, none over the limit.
+    func testNoRequestCarriesMoreThanTheLimit() async throws {
+        let coalescer = makeCoalescer()
+        let master = HeldMaster()
+        let send = makeSend(to: master)
+        let count = Limits.lookupsInFlight + Limits.maxLookupsPerRequest + 5
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                let item = try item("/f\(index)")
+                group.addTask { _ = try await coalescer.ask(item, send: send) }
+            }
+            // The first requests are out, and everything else waits: more than one request may carry.
+            try await waitUntil { master.heldCount == Limits.lookupsInFlight }
+            try await waitUntil { await coalescer.waitingCount == count - Limits.lookupsInFlight }
+            while master.requests.map(\.count).reduce(0, +) < count {
+                master.releaseAll()
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            master.releaseAll()
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(master.requests.map(\.count).reduce(0, +), count)
+        XCTAssertLessThanOrEqual(master.requests.map(\.count).max() ?? 0, Limits.maxLookupsPerRequest)
+        XCTAssertEqual(Set(master.requests.joined()).count, count, "every stat sent once")
+    }
+}
