@@ -12,6 +12,7 @@ actor RequestCoalescer<Item: Sendable, Answer: Sendable> {
     typealias Send = @Sendable (_ items: [Item]) async throws -> [Result<Answer, any Error>]
 
     private struct Waiting {
+        let id: Int
         let item: Item
         let answer: CheckedContinuation<Answer, any Error>
     }
@@ -20,6 +21,9 @@ actor RequestCoalescer<Item: Sendable, Answer: Sendable> {
     private let itemsLimit: Int
     private var waiting: [Waiting] = []
     private var inFlight = 0
+    private var nextID = 0
+    /// The callers of the items that requests out carry, by item id.
+    private var carried: [Int: CheckedContinuation<Answer, any Error>] = [:]
 
     init(inFlightLimit: Int, itemsLimit: Int) {
         precondition(inFlightLimit > 0 && itemsLimit > 0)
@@ -30,11 +34,28 @@ actor RequestCoalescer<Item: Sendable, Answer: Sendable> {
     /// Items waiting for a request to carry them.
     var waitingCount: Int { waiting.count }
 
-    /// The answer for `item`, sent with `send` in the next request.
+    /// The answer for `item`, sent with `send` in the next request. A caller cancelled meanwhile
+    /// gets `CancellationError` at once: its item leaves the queue, or, if a request already
+    /// carries it, its answer is dropped when it comes.
     func ask(_ item: Item, send: @escaping Send) async throws -> Answer {
-        try await withCheckedThrowingContinuation { answer in
-            waiting.append(Waiting(item: item, answer: answer))
-            sendWhileFree(send)
+        let id = nextID
+        nextID += 1
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { answer in
+                if Task.isCancelled { return answer.resume(throwing: CancellationError()) }
+                waiting.append(Waiting(id: id, item: item, answer: answer))
+                sendWhileFree(send)
+            }
+        } onCancel: {
+            Task { await self.cancel(id) }
+        }
+    }
+
+    private func cancel(_ id: Int) {
+        if let index = waiting.firstIndex(where: { $0.id == id }) {
+            waiting.remove(at: index).answer.resume(throwing: CancellationError())
+        } else if let sent = carried.removeValue(forKey: id) {
+            sent.resume(throwing: CancellationError())
         }
     }
 
@@ -42,6 +63,7 @@ actor RequestCoalescer<Item: Sendable, Answer: Sendable> {
         while inFlight < inFlightLimit, !waiting.isEmpty {
             let batch = Array(waiting.prefix(itemsLimit))
             waiting.removeFirst(batch.count)
+            for sent in batch { carried[sent.id] = sent.answer }
             inFlight += 1
             Task { await self.carry(batch, send) }
         }
@@ -53,9 +75,9 @@ actor RequestCoalescer<Item: Sendable, Answer: Sendable> {
             guard answers.count == batch.count else {
                 throw TYDFSError(.protocolViolation, "\(answers.count) answers came for \(batch.count) requests")
             }
-            for (waiting, answer) in zip(batch, answers) { waiting.answer.resume(with: answer) }
+            for (sent, answer) in zip(batch, answers) { carried.removeValue(forKey: sent.id)?.resume(with: answer) }
         } catch {
-            for waiting in batch { waiting.answer.resume(throwing: error) }
+            for sent in batch { carried.removeValue(forKey: sent.id)?.resume(throwing: error) }
         }
         inFlight -= 1
         sendWhileFree(send)

@@ -153,4 +153,46 @@ final class RequestCoalescerTests: XCTestCase {
         XCTAssertLessThanOrEqual(master.requests.map(\.count).max() ?? 0, Limits.maxLookupsPerRequest)
         XCTAssertEqual(Set(master.requests.joined()).count, count, "every stat sent once")
     }
+
+    /// A cancelled caller is answered `CancellationError` at once, whether its stat waits or a
+    /// request out already carries it; a cancelled waiting stat never travels, and the other
+    /// callers get their answers.
+    func testACancelledCallerIsAnsweredAtOnceAndTheOthersAreNot() async throws {
+        let coalescer = makeCoalescer()
+        let master = HeldMaster()
+        let send = makeSend(to: master)
+        let (carriedItem, otherItem, waitingItem, staysItem) = (try item("/carried"), try item("/other"), try item("/waiting"), try item("/stays"))
+        // Whether each cancelled caller was answered, and with CancellationError.
+        let cancelledAnswers = NIOLockedValueBox([String: Bool]())
+        @Sendable func askCancellable(_ name: String, _ item: LookupRequest.Item) -> Task<Void, Never> {
+            Task {
+                do {
+                    _ = try await coalescer.ask(item, send: send)
+                    cancelledAnswers.withLockedValue { $0[name] = false }
+                } catch {
+                    cancelledAnswers.withLockedValue { $0[name] = error is CancellationError }
+                }
+            }
+        }
+        let carried = askCancellable("carried", carriedItem)
+        let other = Task { try await coalescer.ask(otherItem, send: send) }
+        try await waitUntil { master.heldCount == 2 }
+        let waiting = askCancellable("waiting", waitingItem)
+        let stays = Task { try await coalescer.ask(staysItem, send: send) }
+        try await waitUntil { await coalescer.waitingCount == 2 }
+        waiting.cancel()
+        carried.cancel()
+        try await waitUntil { cancelledAnswers.withLockedValue { $0.count } == 2 }
+        XCTAssertEqual(cancelledAnswers.withLockedValue { $0 }, ["waiting": true, "carried": true], "both answered CancellationError")
+        let left = await coalescer.waitingCount
+        XCTAssertEqual(left, 1, "the cancelled waiting stat left the queue")
+        XCTAssertEqual(master.heldCount, 2, "answered while the master still held every request")
+        master.releaseAll()
+        try await waitUntil { master.heldCount == 1 }
+        XCTAssertEqual(master.requests.last, ["/stays"], "a cancelled waiting stat never travels")
+        master.releaseAll()
+        let otherInfo = try await other.value
+        let staysInfo = try await stays.value
+        XCTAssertEqual([otherInfo.path.value, staysInfo.path.value], ["/other", "/stays"])
+    }
 }
