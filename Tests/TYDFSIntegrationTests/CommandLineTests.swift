@@ -51,6 +51,48 @@ final class CommandLineTests: XCTestCase {
         return 20000 + Int.random(in: 0..<12000)
     }
 
+    /// Starts `tydfs cluster ARGUMENTS` with `environment`, its output in `<folder>/cluster.log`;
+    /// returns the process and a reader of that log.
+    private func startCluster(
+        _ arguments: [String], folder: String, environment: [String: String]
+    ) throws -> (process: Process, log: () -> String) {
+        let log = folder + "/cluster.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
+        process.arguments = ["cluster"] + arguments
+        process.environment = environment
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return (process, { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" })
+    }
+
+    /// Asks `tydfs nodes --json ARGUMENTS` until it shows 3 live datakeepers, `deadline` passes or
+    /// the cluster exits; returns how many it saw last.
+    private func liveDataKeepers(_ arguments: [String], environment: [String: String], cluster: Process, until deadline: Date) throws -> Int {
+        var alive = 0
+        while Date() < deadline && alive < 3 && cluster.isRunning {
+            Thread.sleep(forTimeInterval: 0.2)
+            let (code, out, _) = try run(["nodes", "--json"] + arguments, environment: environment)
+            if code == 0, let nodes = try? JSONDecoder().decode(NodesResponse.self, from: Data(out.utf8)) {
+                alive = nodes.nodes.filter(\.alive).count
+            }
+        }
+        return alive
+    }
+
+    /// SIGTERM to the cluster: it stops within 15 s, exits 0, and says it stopped.
+    private func stopCluster(_ process: Process, log: () -> String) {
+        kill(process.processIdentifier, SIGTERM)
+        let stopDeadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < stopDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(process.isRunning, "cluster stops within 15 s of SIGTERM")
+        if !process.isRunning { XCTAssertEqual(process.terminationStatus, 0) }
+        XCTAssertTrue(log().contains("tydfs cluster stopped"), log())
+    }
+
     func testEveryCommandExplainsItselfAndTheContractFlagsExist() throws {
         let expected: [String: [String]] = [
             "master": ["--listen", "--data", "--replication", "--chunk-size", "--heartbeat-timeout"],
@@ -145,28 +187,13 @@ final class CommandLineTests: XCTestCase {
         // The cluster writes its admin key into the per-user config: a home of its own, not the real one.
         let environment = userEnvironment(home: folder + "/home")
         let port = 20000 + Int.random(in: 0..<12000)  // below the ephemeral range (32768-60999)
-        let log = folder + "/cluster.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
-        process.arguments = ["cluster", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", String(port + 1)]
-        process.environment = environment
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let (process, log) = try startCluster(
+            ["--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", String(port + 1)],
+            folder: folder, environment: environment)
         defer { TestCluster.end(process, signal: SIGKILL) }
         let master = "http://127.0.0.1:\(port)"
-        let deadline = Date().addingTimeInterval(20)
-        var alive = 0
-        while Date() < deadline && alive < 3 {
-            Thread.sleep(forTimeInterval: 0.2)
-            let (code, out, _) = try run(["nodes", "--json", "--master", master], environment: environment)
-            if code == 0, let nodes = try? JSONDecoder().decode(NodesResponse.self, from: Data(out.utf8)) {
-                alive = nodes.nodes.filter(\.alive).count
-            }
-        }
-        XCTAssertEqual(alive, 3, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        let alive = try liveDataKeepers(["--master", master], environment: environment, cluster: process, until: Date().addingTimeInterval(20))
+        XCTAssertEqual(alive, 3, log())
         let input = folder + "/in"
         try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) }).write(to: URL(fileURLWithPath: input))
         XCTAssertEqual(try run(["put", input, "/in", "--master", master], environment: environment).0, 0)
@@ -178,12 +205,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(s3.status, 403)
         XCTAssertTrue(String(decoding: s3.body, as: UTF8.self).contains("<Code>AccessDenied</Code>"))
 
-        kill(process.processIdentifier, SIGTERM)
-        let stopDeadline = Date().addingTimeInterval(15)
-        while process.isRunning && Date() < stopDeadline { Thread.sleep(forTimeInterval: 0.05) }
-        XCTAssertFalse(process.isRunning, "cluster stops within 15 s of SIGTERM")
-        if !process.isRunning { XCTAssertEqual(process.terminationStatus, 0) }
-        XCTAssertTrue(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("tydfs cluster stopped"))
+        stopCluster(process, log: log)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/data/master/metadata.sqlite"))
     }
 
@@ -197,32 +219,17 @@ final class CommandLineTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let environment = userEnvironment(home: home)
         let port = freePort()
-        let log = folder + "/cluster.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestCluster.binary)
-        process.arguments = ["cluster", "--tls", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", "0"]
-        process.environment = environment
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let (process, clusterLog) = try startCluster(
+            ["--tls", "--datakeepers", "3", "--data", folder + "/data", "--port", String(port), "--s3-port", "0"],
+            folder: folder, environment: environment)
         defer { TestCluster.end(process, signal: SIGKILL) }
-        let clusterLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
         // The per-user config appears once the master listens; every command below reads it.
         let config = home + "/.config/tydfs/config.json"
         let deadline = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: config) && process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: config), "no per-user config: \(clusterLog())")
-        var alive = 0
-        while Date() < deadline && alive < 3 && process.isRunning {
-            Thread.sleep(forTimeInterval: 0.2)
-            let (code, out, _) = try run(["nodes", "--json"], environment: environment)
-            if code == 0, let nodes = try? JSONDecoder().decode(NodesResponse.self, from: Data(out.utf8)) {
-                alive = nodes.nodes.filter(\.alive).count
-            }
-        }
+        let alive = try liveDataKeepers([], environment: environment, cluster: process, until: deadline)
         XCTAssertEqual(alive, 3, clusterLog())
 
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: config)[.posixPermissions] as? Int, 0o600)
@@ -248,11 +255,6 @@ final class CommandLineTests: XCTestCase {
         let (plainCode, _, _) = try run(["ls", "/", "--master", "http://127.0.0.1:\(port)"], environment: environment)
         XCTAssertNotEqual(plainCode, 0)
 
-        kill(process.processIdentifier, SIGTERM)
-        let stopDeadline = Date().addingTimeInterval(15)
-        while process.isRunning && Date() < stopDeadline { Thread.sleep(forTimeInterval: 0.05) }
-        XCTAssertFalse(process.isRunning, "cluster stops within 15 s of SIGTERM")
-        if !process.isRunning { XCTAssertEqual(process.terminationStatus, 0) }
-        XCTAssertTrue(clusterLog().contains("tydfs cluster stopped"), clusterLog())
+        stopCluster(process, log: clusterLog)
     }
 }
