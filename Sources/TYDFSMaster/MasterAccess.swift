@@ -5,6 +5,7 @@ import Logging
 import TYDFSCore
 import TYDFSProtocol
 import TYDFSSecurity
+import TYDFSServerSupport
 
 /// Who the request being handled comes from, set by `AccessMiddleware` for the handler.
 enum RequestPrincipal {
@@ -82,9 +83,8 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             return try await RequestPrincipal.$current.withValue(principal) { try await next(request, context) }
         } catch let error as TYDFSError where error.code == .unauthenticated || error.code == .forbidden {
-            context.logger.warning("request refused", metadata: [
-                "method": "\(request.method)", "path": "\(request.uri.path)", "key": "\(keyID)", "reason": "\(error.message)",
-            ])
+            RefusalLogMiddleware<Context>.log(
+                error, method: "\(request.method)", path: request.uri.path, logger: context.logger, details: ["key": "\(keyID)"])
             throw error
         }
     }

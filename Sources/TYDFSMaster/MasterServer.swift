@@ -215,9 +215,8 @@ public enum MasterServer {
                     return nil
                 } catch {
                     let refusal = error as? TYDFSError ?? TYDFSError(.internal, "\(error)")
-                    context.logger.warning("request refused", metadata: [
-                        "method": "POST", "path": "\(Route.lookup)", "file": "\(item.path)", "reason": "\(refusal.message)",
-                    ])
+                    RefusalLogMiddleware<BasicRequestContext>.log(
+                        refusal, method: "POST", path: Route.lookup, logger: context.logger, details: ["file": "\(item.path)"])
                     return refusal
                 }
             }

@@ -138,11 +138,17 @@ public struct RefusalLogMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as TYDFSError where error.code == .unauthenticated || error.code == .forbidden {
-            context.logger.warning("request refused", metadata: [
-                "method": "\(request.method)", "path": "\(request.uri.path)", "reason": "\(error.message)",
-            ])
+            Self.log(error, method: "\(request.method)", path: request.uri.path, logger: context.logger)
             throw error
         }
+    }
+
+    /// Logs `refusal` as every refused request is logged; `details` say which part of a batched
+    /// request (a lookup's file) was refused on its own.
+    public static func log(_ refusal: TYDFSError, method: String, path: String, logger: Logger, details: Logger.Metadata = [:]) {
+        logger.warning("request refused", metadata: details.merging([
+            "method": "\(method)", "path": "\(path)", "reason": "\(refusal.message)",
+        ]) { _, refusalField in refusalField })
     }
 }
 
