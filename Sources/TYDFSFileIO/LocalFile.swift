@@ -203,6 +203,18 @@ public final class LocalFile: Sendable {
         }
     }
 
+    /// Frees the file's clean cached pages (`posix_fadvise(POSIX_FADV_DONTNEED)`); dirty ones
+    /// stay. A datakeeper calls it once a chunk it wrote is fsynced, as HDFS datanodes can drop
+    /// the cache behind writes and MinIO writes with O_DIRECT: a chunk just written is rarely
+    /// read again soon, and caching it takes memory from everything else. On a shared machine
+    /// that matters for speed too: on this project's virtual machine a page the page cache takes
+    /// beyond the memory in recent use costs ~9 µs to touch (writing a second GiB to keep took
+    /// 2.3 s of system time against 0.2 s for the first, `dd`), and pages freed here are taken
+    /// again warm by the next chunk or by the client's own file. Advice only: it cannot fail.
+    public func dropCachedPages() async {
+        _ = try? await Self.blocking { [descriptor] in _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED) }
+    }
+
     /// Forces the file's data, and the metadata needed to read it back (its size), to stable
     /// storage: `fdatasync`, which skips timestamps and so costs less than `sync()`.
     public func dataSync() async throws {
