@@ -263,9 +263,7 @@ public final class FuseSession: @unchecked Sendable {
             let truncate = given.value.flags & O_TRUNC != 0
             session.answer(request) { request in
                 var opened = given.value
-                let file = try await session.fileSystem.open(inode, forWriting: forWriting, truncate: truncate)
-                opened.fh = file.handle
-                opened.direct_io = file.directIO ? 1 : 0
+                opened.fh = try await session.fileSystem.open(inode, forWriting: forWriting, truncate: truncate)
                 if fuse_reply_open(request.raw, &opened) != 0 { await session.fileSystem.release(opened.fh) }
             }
         }

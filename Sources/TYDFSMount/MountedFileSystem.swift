@@ -339,25 +339,9 @@ public final class MountedFileSystem: Sendable {
         }
     }
 
-    /// An open file's handle, and whether the kernel passes its reads straight to the mount
-    /// (direct I/O) instead of through its page cache.
-    public struct OpenedFile: Sendable {
-        public let handle: UInt64
-        public let directIO: Bool
-    }
-
-    /// Read-only opens of files at least this large bypass the kernel's page cache: the mount's
-    /// read-ahead windows already hold what a sequential reader needs next, while the page cache
-    /// would add a copy of every byte and a fresh page per 4 KiB that nothing reuses (an open
-    /// without `keep_cache` starts with an empty cache anyway). Fresh pages are dear on this
-    /// project's virtual machine (see `LocalFile.dropCachedPages`). Smaller files keep the page
-    /// cache, so any `mmap` of them works; a direct I/O file allows `MAP_PRIVATE` only
-    /// (libfuse 3.14 cannot ask for the kernel's `FUSE_DIRECT_IO_ALLOW_MMAP`).
-    static let directReadMinimumBytes: Int64 = RemoteReader.windowBytes
-
     /// Opens `inode`: for reading, a `RemoteReader` (or the staging file, when this mount is
     /// writing it); for writing, a staging file, empty with `truncate`, else a copy of the file.
-    public func open(_ inode: Inode, forWriting: Bool, truncate: Bool) async throws -> OpenedFile {
+    public func open(_ inode: Inode, forWriting: Bool, truncate: Bool) async throws -> UInt64 {
         let joined = state.withLockedValue { state -> UInt64? in
             guard state.staged[inode] != nil, let file = state.staged[inode]?.file else { return nil }
             if forWriting && truncate {
@@ -367,15 +351,14 @@ public final class MountedFileSystem: Sendable {
             state.staged[inode]?.openHandles += 1
             return Self.open(.staged(inode, writable: forWriting), in: &state)
         }
-        if let joined { return OpenedFile(handle: joined, directIO: false) }
+        if let joined { return joined }
         let path = try RemotePath(try path(of: inode))
         if !forWriting {
             let info = try await client.stat(path)
-            let handle = state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
-            return OpenedFile(handle: handle, directIO: info.sizeBytes >= Self.directReadMinimumBytes)
+            return state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
         }
         let file = truncate ? try StagedFile.create(in: stagingFolder) : try await download(path)
-        let handle = state.withLockedValue { state in
+        return state.withLockedValue { state in
             if state.staged[inode] != nil {
                 // Another open staged it meanwhile: share that one.
                 file.discard()
@@ -385,7 +368,6 @@ public final class MountedFileSystem: Sendable {
             }
             return Self.open(.staged(inode, writable: true), in: &state)
         }
-        return OpenedFile(handle: handle, directIO: false)
     }
 
     public func read(_ handle: UInt64, count: Int, at offset: Int64) async throws -> ByteBuffer {

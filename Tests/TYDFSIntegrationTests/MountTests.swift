@@ -59,20 +59,6 @@ final class MountTests: XCTestCase {
         call() == -1 ? Glibc.errno : 0
     }
 
-    /// The whole of `path` read through a read-only `mmap` with `flags`, or the errno of the
-    /// open or the map that failed.
-    private func mapping(_ path: String, flags: Int32) -> (bytes: Data?, errno: Int32) {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { return (nil, Glibc.errno) }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { return (nil, Glibc.errno) }
-        let size = Int(status.st_size)
-        guard let base = mmap(nil, size, PROT_READ, flags, descriptor, 0), base != MAP_FAILED else { return (nil, Glibc.errno) }
-        defer { munmap(base, size) }
-        return (Data(bytes: base, count: size), 0)
-    }
-
     func testFilesAndFoldersRoundTripThroughTheMountAndTheCLI() throws {
         // 1 MiB chunks: a 9 MiB file crosses chunk boundaries and the reader's 8 MiB windows.
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "1MiB")
@@ -94,18 +80,11 @@ final class MountTests: XCTestCase {
         try handle.seek(toOffset: 8 * 1024 * 1024 - 100)
         XCTAssertEqual(try handle.read(upToCount: 200), try cluster.contents(big).subdata(in: (8 * 1024 * 1024 - 100)..<(8 * 1024 * 1024 + 100)))
         try handle.close()
-        // Read-only opens of files of 8 MiB and more bypass the page cache (direct I/O): a
-        // private map of one still reads the file (as a program loader maps executables); a
-        // shared map is refused with ENODEV, as the README says.
-        XCTAssertEqual(mapping(mount.path("big"), flags: MAP_PRIVATE).bytes, try cluster.contents(big))
-        XCTAssertEqual(mapping(mount.path("big"), flags: MAP_SHARED).errno, ENODEV)
 
-        // A file put with the CLI reads through the mount; a small file keeps the page cache,
-        // so even a shared map of it works.
+        // A file put with the CLI reads through the mount.
         let small = try cluster.makeFile("small", size: 70_000, seed: 3)
         try cluster.succeed(["put", small, "/from-cli/small"])
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: mount.path("from-cli/small"))), try cluster.contents(small))
-        XCTAssertEqual(mapping(mount.path("from-cli/small"), flags: MAP_SHARED).bytes, try cluster.contents(small))
 
         // rsync -a of a tree with nested folders, an empty folder, empty files and unicode names.
         let tree = cluster.root + "/tree"
