@@ -99,8 +99,8 @@ struct ChunkTransfer: Sendable {
             var unused = ByteBuffer()
             let crc = try await receiveFrame(body, dataBytes: dataBytes, into: &unused, writingTo: file, forwarding: forwarding)
             try await file.sync()
-            await file.dropCachedPages()
             try check(crc, expected: expectedCRC)
+            await file.dropCachedPages()
             try await store.commitOwnFile(chunk, temporaryPath: temporaryPath, frameBytes: ChunkFrame.frameBytes(dataBytes: dataBytes))
             return crc
         } catch {
