@@ -2,5 +2,3 @@
 // the include: 35 is the API of libfuse 3.5 and later (Debian 12 ships 3.14).
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
-// mallopt, for the mount's allocation policy (FuseSession.run).
-#include <malloc.h>

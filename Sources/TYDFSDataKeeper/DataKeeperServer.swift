@@ -83,6 +83,7 @@ public enum DataKeeperServer {
     public static func run(
         configuration: DataKeeperConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
+        MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
         // Every upload passing through forwards to the next hop on a connection of its own: allow
         // as many per peer as transfers may run at once, so none waits for a pooled connection
         // (a wait longer than the connect timeout fails the hop; seen with 32 transfers at once).

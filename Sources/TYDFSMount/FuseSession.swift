@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import TYDFSCore
+import TYDFSFileIO
 
 /// The kernel's side of `tydfs mount`: a libfuse low-level session whose callbacks hand each
 /// request to `MountedFileSystem` and send its answer back.
@@ -38,11 +39,9 @@ public final class FuseSession: @unchecked Sendable {
     /// still being answered.
     /// `onMounted` runs once the kernel has the mount.
     public func run(allowOther: Bool, onMounted: @Sendable () -> Void) async throws {
-        // Read windows are 8 MiB buffers, allocated and freed all the time. glibc would soon
-        // serve them from its heaps, which keep what is freed; mapped directly, they are returned
-        // at once, so the mount's memory follows what it holds (measured: 270 MiB peak with six
-        // readers and three writers, against a 256 MiB bound).
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        // Read windows are 8 MiB buffers, allocated and freed all the time (measured with glibc's
+        // default: 270 MiB peak with six readers and three writers, against a 256 MiB bound).
+        MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
         var options = "fsname=tydfs,subtype=tydfs,default_permissions"
         if allowOther { options += ",allow_other" }
         let arguments: [UnsafeMutablePointer<CChar>?] = ["tydfs", "-o", options].map { (text: String) in strdup(text) }
