@@ -290,7 +290,7 @@ struct ChunkTransfer: Sendable {
             @Sendable func readPiece(at offset: Int64) async throws -> ByteBuffer? {
                 let end = range.offset + range.length
                 guard offset < end else { return nil }
-                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), end - offset)), at: offset)
+                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), end - offset)), at: offset, allocator: RecycledIOBuffers.allocator)
                 guard piece.readableBytes > 0 else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
                 return piece
             }
@@ -446,7 +446,7 @@ struct ChunkTransfer: Sendable {
             var reader = ChunkFrameReader(dataBytes: dataBytes)
             var offset: Int64 = 0
             while offset < frameBytes {
-                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset)), at: offset)
+                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset)), at: offset, allocator: RecycledIOBuffers.allocator)
                 guard piece.readableBytes > 0 else { break }
                 try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
                 offset += Int64(piece.readableBytes)

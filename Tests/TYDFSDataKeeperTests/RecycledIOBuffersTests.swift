@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import TYDFSCore
+import TYDFSFileIO
+import XCTest
+
+/// The allocator datakeepers serve chunks with: an I/O buffer freed is handed out again, warm,
+/// up to a bound, and what a read puts in it is all a reader sees.
+final class RecycledIOBuffersTests: XCTestCase {
+    private func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
+        buffer.withVeryUnsafeBytes { $0.baseAddress }
+    }
+
+    func testAFreedIOBufferIsHandedOutAgainAndOtherSizesAreNot() {
+        let allocator = RecycledIOBuffers.allocator
+        var first: ByteBuffer? = allocator.buffer(capacity: Limits.ioBufferBytes)
+        let reused = address(first!)
+        first = nil
+        // Kept for the next I/O buffer, not given back: malloc, asked for as much, gets other memory.
+        let other = malloc(Limits.ioBufferBytes)!
+        defer { free(other) }
+        XCTAssertNotEqual(UnsafeRawPointer(other), reused)
+        let second = allocator.buffer(capacity: Limits.ioBufferBytes)
+        XCTAssertEqual(address(second), reused, "a freed I/O buffer is recycled")
+
+        // Buffers of another size are malloc's: two alive at once never share memory, and a
+        // live recycled buffer is never handed out twice.
+        let small = allocator.buffer(capacity: 4096)
+        let third = allocator.buffer(capacity: Limits.ioBufferBytes)
+        XCTAssertNotEqual(address(third), address(second))
+        XCTAssertNotEqual(address(small), address(second))
+    }
+
+    func testReadsIntoARecycledBufferShowOnlyWhatWasRead() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("recycled-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let full = folder + "/full"
+        let short = folder + "/short"
+        FileManager.default.createFile(atPath: full, contents: Data(repeating: 0xAB, count: Limits.ioBufferBytes))
+        FileManager.default.createFile(atPath: short, contents: Data(repeating: 0x01, count: 1000))
+
+        var file = try await LocalFile.openForReading(full)
+        var first: ByteBuffer? = try await file.read(count: Limits.ioBufferBytes, at: 0, allocator: RecycledIOBuffers.allocator)
+        XCTAssertEqual(first?.readableBytes, Limits.ioBufferBytes)
+        let reused = address(first!)
+        first = nil
+        try file.close()
+
+        // The same memory, now holding a shorter read: the old bytes past it are not readable.
+        file = try await LocalFile.openForReading(short)
+        defer { try? file.close() }
+        let second = try await file.read(count: Limits.ioBufferBytes, at: 0, allocator: RecycledIOBuffers.allocator)
+        XCTAssertEqual(address(second), reused)
+        XCTAssertEqual(Array(second.readableBytesView), [UInt8](repeating: 0x01, count: 1000))
+    }
+}
