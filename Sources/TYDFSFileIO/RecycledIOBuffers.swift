@@ -11,13 +11,14 @@ import TYDFSCore
 /// A datakeeper serving a chunk reads it in I/O buffers, one after another, and frees each once
 /// it is sent. With `MemoryPolicy` each one was a fresh map, and touching its pages cost 0.15
 /// CPU-seconds per GiB served. Freed buffers are kept here for the next read instead (at most
-/// `keptBuffers` of them, which bounds what the recycling adds to the process's memory); every
-/// other size goes straight to `malloc`.
+/// `keptBuffers` of them, which bounds what the recycling adds to the process's memory). Only
+/// storage of exactly `Limits.ioBufferBytes` is recycled: NIO rounds a capacity up to a power of
+/// two, so reads of more than half an I/O buffer qualify; everything else goes to `malloc`.
 public enum RecycledIOBuffers {
     public static let allocator = ByteBufferAllocator(
         allocate: recycledAllocate, reallocate: recycledReallocate, deallocate: recycledDeallocate, copy: recycledCopy)
 
-    /// Free buffers kept for reuse (16 MiB).
+    /// Free buffers kept for reuse (16 I/O buffers: 16 MiB today).
     static let keptBuffers = 16
 }
 

@@ -7,7 +7,7 @@ import TYDFSFileIO
 import XCTest
 
 /// The allocator datakeepers serve chunks with: an I/O buffer freed is handed out again, warm,
-/// up to a bound, and what a read puts in it is all a reader sees.
+/// and what a read puts in it is all a reader sees.
 final class RecycledIOBuffersTests: XCTestCase {
     private func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
         buffer.withVeryUnsafeBytes { $0.baseAddress }
