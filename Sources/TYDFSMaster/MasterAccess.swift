@@ -83,8 +83,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             return try await RequestPrincipal.$current.withValue(principal) { try await next(request, context) }
         } catch let error as TYDFSError where error.code == .unauthenticated || error.code == .forbidden {
-            RefusalLogMiddleware<Context>.log(
-                error, method: "\(request.method)", path: request.uri.path, logger: context.logger, details: ["key": "\(keyID)"])
+            context.logger.requestRefused(error, method: "\(request.method)", path: request.uri.path, details: ["key": "\(keyID)"])
             throw error
         }
     }

@@ -215,8 +215,7 @@ public enum MasterServer {
                     return nil
                 } catch {
                     let refusal = error as? TYDFSError ?? TYDFSError(.internal, "\(error)")
-                    RefusalLogMiddleware<BasicRequestContext>.log(
-                        refusal, method: "POST", path: Route.lookup, logger: context.logger, details: ["file": "\(item.path)"])
+                    context.logger.requestRefused(refusal, method: "POST", path: Route.lookup, details: ["file": "\(item.path)"])
                     return refusal
                 }
             }

@@ -138,15 +138,18 @@ public struct RefusalLogMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as TYDFSError where error.code == .unauthenticated || error.code == .forbidden {
-            Self.log(error, method: "\(request.method)", path: request.uri.path, logger: context.logger)
+            context.logger.requestRefused(error, method: "\(request.method)", path: request.uri.path)
             throw error
         }
     }
+}
 
-    /// Logs `refusal` as every refused request is logged; `details` say which part of a batched
-    /// request (a lookup's file) was refused on its own.
-    public static func log(_ refusal: TYDFSError, method: String, path: String, logger: Logger, details: Logger.Metadata = [:]) {
-        logger.warning("request refused", metadata: details.merging([
+extension Logger {
+    /// Logs `refusal` as every refused request is logged (`RefusalLogMiddleware`, the master's
+    /// access checks); `details` say which part of a batched request (a lookup's file) was
+    /// refused on its own.
+    public func requestRefused(_ refusal: TYDFSError, method: String, path: String, details: Logger.Metadata = [:]) {
+        warning("request refused", metadata: details.merging([
             "method": "\(method)", "path": "\(path)", "reason": "\(refusal.message)",
         ]) { _, refusalField in refusalField })
     }
