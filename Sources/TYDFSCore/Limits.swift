@@ -166,6 +166,11 @@ public enum Limits {
     /// Ranges a client fetches at once for one file (across its chunks and replicas): measured
     /// best for 6 parallel range requests on this kind of machine (shared/notes/data-path-facts.md).
     public static let parallelRangeDownloads = 6
+    /// I/O buffers a datakeeper's chunk reads may hold at once, across every range it serves and
+    /// its scrubs, until NIO has sent them (48 MiB; `RecycledIOBuffers`). Measured with 32
+    /// transfers at once (16 gets, 16 puts): without a bound, one datakeeper's serving buffers
+    /// reached 120 MiB, of the 256 MiB it may use in all.
+    public static let servingIOBuffers = 48
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the
     /// file-per-chunk costs (two fsyncs, a rename, an inode) dominate the data's own write, and

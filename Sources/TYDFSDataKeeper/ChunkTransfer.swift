@@ -260,8 +260,10 @@ struct ChunkTransfer: Sendable {
     }
 
     /// Streams a range of a chunk in its own file: the range's checksums are read first, then
-    /// the data in I/O-buffer pieces, each read while the previous one is being sent (read-ahead)
-    /// and checked block by block before it goes out; the checksums follow the data.
+    /// the data in I/O-buffer pieces, each checked block by block before it goes out; the
+    /// checksums follow the data. The next piece is read while NIO sends the previous one, in a
+    /// buffer of `RecycledIOBuffers`, whose bound makes the ranges served at once share its
+    /// buffers instead of each holding its own.
     private func serveOwnFile(_ chunk: ChunkID, path: String, range requested: (offset: Int64, length: Int64)?) async throws -> Response {
         guard let frameBytes = LocalFileSystem.fileSize(path) else {
             throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
@@ -287,16 +289,14 @@ struct ChunkTransfer: Sendable {
             let trailer = try await file.read(count: Int(trailerBytes), at: dataBytes + 4 * range.firstBlock)
             let expected = trailer.readableBytesView
             guard expected.count == Int(trailerBytes) else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
-            @Sendable func readPiece(at offset: Int64) async throws -> ByteBuffer? {
-                let end = range.offset + range.length
-                guard offset < end else { return nil }
-                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), end - offset)), at: offset, allocator: RecycledIOBuffers.allocator)
-                guard piece.readableBytes > 0 else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
-                return piece
-            }
+            let end = range.offset + range.length
             var offset = range.offset
-            var next = try await readPiece(at: offset)
-            while let piece = next {
+            while offset < end {
+                let count = Int(min(Int64(Limits.ioBufferBytes), end - offset))
+                let piece = try await RecycledIOBuffers.read {
+                    try await file.read(count: count, at: offset, allocator: RecycledIOBuffers.allocator)
+                }
+                guard piece.readableBytes > 0 else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
                 var checksums = BlockChecksums()
                 piece.withUnsafeReadableBytes { checksums.update($0) }
                 let firstBlock = Int((offset - range.offset) / ChunkFrame.blockBytes)
@@ -307,10 +307,8 @@ struct ChunkTransfer: Sendable {
                     throw TYDFSError(.checksumMismatch, "chunk \(chunk) block \(block) does not match its checksum")
                 }
                 offset += Int64(piece.readableBytes)
-                let nextOffset = offset
-                async let following = readPiece(at: nextOffset)
+                // Returns once NIO takes the piece: the next one is read while this one goes out.
                 try await writer.write(piece)
-                next = try await following
             }
             try await writer.write(trailer)
             try await writer.finish(nil)
@@ -446,7 +444,10 @@ struct ChunkTransfer: Sendable {
             var reader = ChunkFrameReader(dataBytes: dataBytes)
             var offset: Int64 = 0
             while offset < frameBytes {
-                let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset)), at: offset, allocator: RecycledIOBuffers.allocator)
+                let count = Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset))
+                let piece = try await RecycledIOBuffers.read {
+                    try await file.read(count: count, at: offset, allocator: RecycledIOBuffers.allocator)
+                }
                 guard piece.readableBytes > 0 else { break }
                 try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
                 offset += Int64(piece.readableBytes)

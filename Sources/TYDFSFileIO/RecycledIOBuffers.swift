@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 import TYDFSCore
 
 /// A `ByteBufferAllocator` that recycles I/O buffers (`Limits.ioBufferBytes`) instead of
-/// returning them to the system.
+/// returning them to the system, and bounds how many of its buffers are alive at once.
 ///
 /// A datakeeper serving a chunk reads it in I/O buffers, one after another, and frees each once
 /// it is sent. With `MemoryPolicy` each one was a fresh map, and touching its pages cost 0.15
@@ -14,49 +14,112 @@ import TYDFSCore
 /// `keptBuffers` of them, which bounds what the recycling adds to the process's memory). Only
 /// storage of exactly `Limits.ioBufferBytes` is recycled: NIO rounds a capacity up to a power of
 /// two, so reads of more than half an I/O buffer qualify; everything else goes to `malloc`.
+///
+/// Readers that go through `read(_:)` also wait for room: at most `liveBuffers` buffers of this
+/// allocator are alive or being read into at once (`BufferAdmission`). A buffer counts until it
+/// is freed, which for a piece being served is when NIO has sent it, however late that is:
+/// NIO's writer accepts the next piece before its event loop has even queued the previous one,
+/// so counting pieces handed to it was not a bound (one datakeeper held 120 buffers).
 public enum RecycledIOBuffers {
     public static let allocator = ByteBufferAllocator(
         allocate: recycledAllocate, reallocate: recycledReallocate, deallocate: recycledDeallocate, copy: recycledCopy)
 
     /// Free buffers kept for reuse (16 I/O buffers: 16 MiB today).
     static let keptBuffers = 16
+
+    /// Most buffers of this allocator alive at once, as far as readers use `read(_:)`.
+    public static let liveBuffers = Limits.servingIOBuffers
+
+    /// Runs `read`, which allocates one buffer from `allocator` (or none), once there is room
+    /// for it: waits, in turn, while `liveBuffers` are alive or being read into. Throws
+    /// `CancellationError` when the task is cancelled while it waits.
+    public static func read<T>(_ read: () async throws -> T) async throws -> T {
+        try await admission()
+        defer { resume(recycling.withLockedValue { $0.admission.readFinished() }) }
+        return try await read()
+    }
+
+    /// Buffers of this allocator alive now, and readers waiting for room.
+    public static var counts: (live: Int, waiting: Int) {
+        recycling.withLockedValue { ($0.admission.live, $0.admission.waiting) }
+    }
+
+    private static func admission() async throws {
+        let waiterID: Int? = recycling.withLockedValue { state in
+            if state.admission.admit() { return nil }
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        guard let waiterID else { return }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                let cancelled = recycling.withLockedValue { state -> Bool in
+                    if Task.isCancelled { return true }
+                    state.admission.enqueue(waiterID, continuation)
+                    return false
+                }
+                if cancelled { continuation.resume(throwing: CancellationError()) }
+            }
+        } onCancel: {
+            recycling.withLockedValue { $0.admission.withdraw(waiterID) }?.resume(throwing: CancellationError())
+        }
+    }
+
+    fileprivate static func resume(_ admitted: [CheckedContinuation<Void, Error>]) {
+        for waiter in admitted { waiter.resume() }
+    }
 }
 
-/// The buffers this allocator made that are alive or kept, and the kept ones (addresses as
+/// The buffers this allocator made: those it may recycle (alive or kept) and the kept ones, the
+/// ones alive that count against the bound, and the readers waiting for room (addresses as
 /// integers, which may cross threads).
 private struct Recycling {
     var made: Set<UInt> = []
     var kept: [UInt] = []
+    var counted: Set<UInt> = []
+    var admission = BufferAdmission<CheckedContinuation<Void, Error>>(limit: RecycledIOBuffers.liveBuffers)
+    var nextWaiterID = 0
 }
 
 private let recycling = NIOLockedValueBox(Recycling())
 
 private func recycledAllocate(_ size: Int) -> UnsafeMutableRawPointer? {
-    guard size == Limits.ioBufferBytes else { return malloc(size) }
-    if let kept = recycling.withLockedValue({ $0.kept.popLast() }) { return UnsafeMutableRawPointer(bitPattern: kept) }
-    guard let buffer = malloc(size) else { return nil }
-    recycling.withLockedValue { _ = $0.made.insert(UInt(bitPattern: buffer)) }
+    let recycled: UnsafeMutableRawPointer? = size == Limits.ioBufferBytes
+        ? recycling.withLockedValue { $0.kept.popLast() }.flatMap { UnsafeMutableRawPointer(bitPattern: $0) } : nil
+    guard let buffer = recycled ?? malloc(size) else { return nil }
+    recycling.withLockedValue { state in
+        if recycled == nil, size == Limits.ioBufferBytes { state.made.insert(UInt(bitPattern: buffer)) }
+        state.counted.insert(UInt(bitPattern: buffer))
+        state.admission.bufferAllocated()
+    }
     return buffer
 }
 
 private func recycledDeallocate(_ pointer: UnsafeMutableRawPointer) {
     let address = UInt(bitPattern: pointer)
-    let keep = recycling.withLockedValue { state -> Bool in
-        guard state.made.contains(address) else { return false }
+    let (keep, admitted) = recycling.withLockedValue { state -> (Bool, [CheckedContinuation<Void, Error>]) in
+        let admitted = state.counted.remove(address) == nil ? [] : state.admission.bufferFreed()
+        guard state.made.contains(address) else { return (false, admitted) }
         if state.kept.count < RecycledIOBuffers.keptBuffers {
             state.kept.append(address)
-            return true
+            return (true, admitted)
         }
         state.made.remove(address)
-        return false
+        return (false, admitted)
     }
     if !keep { free(pointer) }
+    RecycledIOBuffers.resume(admitted)
 }
 
-/// A recycled buffer that grows leaves the recycling: it is `malloc`'s again.
+/// A recycled buffer that grows leaves the recycling: it is `malloc`'s again, and still counts.
 private func recycledReallocate(_ pointer: UnsafeMutableRawPointer?, _ oldSize: Int, _ newSize: Int) -> UnsafeMutableRawPointer? {
-    if let pointer { recycling.withLockedValue { _ = $0.made.remove(UInt(bitPattern: pointer)) } }
-    return realloc(pointer, newSize)
+    guard let pointer else { return recycledAllocate(newSize) }
+    recycling.withLockedValue { _ = $0.made.remove(UInt(bitPattern: pointer)) }
+    guard let moved = realloc(pointer, newSize) else { return nil }
+    recycling.withLockedValue { state in
+        if state.counted.remove(UInt(bitPattern: pointer)) != nil { state.counted.insert(UInt(bitPattern: moved)) }
+    }
+    return moved
 }
 
 private func recycledCopy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ count: Int) {

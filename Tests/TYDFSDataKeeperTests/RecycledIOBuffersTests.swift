@@ -56,4 +56,49 @@ final class RecycledIOBuffersTests: XCTestCase {
         XCTAssertEqual(address(second), reused)
         XCTAssertEqual(Array(second.readableBytesView), [UInt8](repeating: 0x01, count: 1000))
     }
+
+    func testReadersWaitWhileAllTheBuffersAreAliveAndGoOnOnceOneIsFreed() async throws {
+        let allocator = RecycledIOBuffers.allocator
+        // Buffers other tests' servers still hold count too.
+        let before = RecycledIOBuffers.counts.live
+        var alive: [ByteBuffer] = []
+        for _ in before..<RecycledIOBuffers.liveBuffers {
+            alive.append(try await RecycledIOBuffers.read { allocator.buffer(capacity: Limits.ioBufferBytes) })
+        }
+        XCTAssertEqual(RecycledIOBuffers.counts.live, RecycledIOBuffers.liveBuffers)
+        let waiter = Task { try await RecycledIOBuffers.read { allocator.buffer(capacity: 4096).capacity } }
+        try await waitForOneWaiter()
+        try await Task.sleep(nanoseconds: 50_000_000)
+        XCTAssertEqual(RecycledIOBuffers.counts.waiting, 1, "the next read still waits for room")
+
+        // A buffer freed (NIO done sending it) lets the waiting read in.
+        alive.removeLast()
+        let capacity = try await waiter.value
+        XCTAssertGreaterThanOrEqual(capacity, 4096)
+        XCTAssertEqual(RecycledIOBuffers.counts.live, RecycledIOBuffers.liveBuffers - 1, "the waiter's buffer was freed when it returned")
+
+        // A read cancelled while it waits holds nothing and lets the others on.
+        alive.append(try await RecycledIOBuffers.read { allocator.buffer(capacity: Limits.ioBufferBytes) })
+        let cancelled = Task { try await RecycledIOBuffers.read { allocator.buffer(capacity: Limits.ioBufferBytes) } }
+        try await waitForOneWaiter()
+        cancelled.cancel()
+        do {
+            _ = try await cancelled.value
+            XCTFail("a read cancelled while waiting returned a buffer")
+        } catch is CancellationError {}
+        XCTAssertEqual(RecycledIOBuffers.counts.waiting, 0)
+        alive.removeAll()
+        XCTAssertEqual(RecycledIOBuffers.counts.live, before)
+        let after = try await RecycledIOBuffers.read { allocator.buffer(capacity: Limits.ioBufferBytes) }
+        XCTAssertEqual(after.capacity, Limits.ioBufferBytes)
+    }
+
+    /// Waits (at most 5 s) until a read waits for room.
+    private func waitForOneWaiter() async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while RecycledIOBuffers.counts.waiting == 0 {
+            guard ContinuousClock.now < deadline else { return XCTFail("no read waits for room, with every buffer alive") }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+    }
 }
