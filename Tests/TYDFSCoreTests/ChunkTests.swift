@@ -13,10 +13,16 @@ final class CRC32CTests: XCTestCase {
 
     func testHardwareAndTablePathsAgreeAndStreamingEqualsOneShot() {
         var generator = SystemRandomNumberGenerator()
-        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4096, 100_003] {
+        // Lengths around the three-way stretches of the hardware path (3 × 256 and 3 × 8192
+        // bytes) and a block of 64 KiB, unaligned as well, so every stretch and join is crossed.
+        let threeWay = [767, 768, 769, 1543, 24_575, 24_576, 24_577, 25_343, 49_152 + 768 + 5, 65_536, 65_537]
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4096, 100_003] + threeWay {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let oneShot = CRC32C.checksum(bytes)
             XCTAssertEqual(CRC32C.portableChecksum(bytes), oneShot, "length \(length)")
+            if length > 3 {
+                XCTAssertEqual(CRC32C.checksum(bytes[3...]), CRC32C.portableChecksum(Array(bytes[3...])), "length \(length), unaligned")
+            }
             var streaming = CRC32C()
             var start = 0
             while start < length {
