@@ -171,6 +171,10 @@ public enum Limits {
     /// transfers at once (16 gets, 16 puts): without a bound, one datakeeper's serving buffers
     /// reached 120 MiB, of the 256 MiB it may use in all.
     public static let servingIOBuffers = 48
+    /// Freed memory each of a datakeeper's heaps keeps at its top for reuse rather than giving it
+    /// back (16 MiB), and how many heaps it has (2; `MemoryPolicy`).
+    public static let keptFreedHeapBytes = 16 * 1024 * 1024
+    public static let datakeeperHeaps = 2
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the
     /// file-per-chunk costs (two fsyncs, a rename, an inode) dominate the data's own write, and

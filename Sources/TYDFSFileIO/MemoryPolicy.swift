@@ -17,11 +17,33 @@ public enum MemoryPolicy {
     /// (`mallopt(M_MMAP_THRESHOLD)`). Looked up by name, as `sync_file_range` is, since Swift's
     /// Glibc module does not declare it; where it is missing, nothing changes.
     public static func mapAllocations(ofAtLeast bytes: Int) {
-        guard let symbol = dlsym(nil, "mallopt") else { return }
-        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-        _ = mallopt(mmapThresholdOption, Int32(bytes))
+        setOption(mmapThresholdOption, to: bytes)
     }
 
-    /// `M_MMAP_THRESHOLD` in glibc's malloc.h.
+    /// Has glibc keep up to `bytes` of freed memory at the top of a heap instead of giving it
+    /// back at once (`mallopt(M_TRIM_THRESHOLD)`; 128 KiB once the map threshold is set). A
+    /// datakeeper receiving a put frees and allocates its 64–256 KiB read buffers all the time:
+    /// each time a heap shrank and grew back, the new pages were faulted in again, and on this
+    /// machine a page the guest has not touched lately is dear (see `RecycledIOBuffers`).
+    public static func keepFreedMemory(upTo bytes: Int) {
+        setOption(trimThresholdOption, to: bytes)
+    }
+
+    /// Has glibc use at most `count` heaps (`mallopt(M_ARENA_MAX)`; 8 per core otherwise). Each
+    /// heap keeps its own freed memory, so with many of them what a busy process holds is the
+    /// sum of each heap's own peak rather than its peak overall.
+    public static func limitHeaps(to count: Int) {
+        setOption(arenaMaxOption, to: count)
+    }
+
+    private static func setOption(_ option: Int32, to value: Int) {
+        guard let symbol = dlsym(nil, "mallopt") else { return }
+        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+        _ = mallopt(option, Int32(value))
+    }
+
+    /// `M_TRIM_THRESHOLD`, `M_MMAP_THRESHOLD` and `M_ARENA_MAX` in glibc's malloc.h.
+    private static let trimThresholdOption: Int32 = -1
     private static let mmapThresholdOption: Int32 = -3
+    private static let arenaMaxOption: Int32 = -8
 }
