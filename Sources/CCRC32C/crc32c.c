@@ -1,12 +1,14 @@
 #include "crc32c.h"
 
+#include <pthread.h>
 #include <string.h>
 
 /* Reflected Castagnoli polynomial. */
 #define CRC32C_POLY 0x82F63B78u
 
 static uint32_t crc32c_table[8][256];
-static int crc32c_table_ready = 0;
+/* Built once, by whichever thread checksums first: pthread_once makes the others wait for it. */
+static pthread_once_t crc32c_table_once = PTHREAD_ONCE_INIT;
 
 static void crc32c_init_table(void) {
     for (uint32_t n = 0; n < 256; n++) {
@@ -21,11 +23,10 @@ static void crc32c_init_table(void) {
             crc32c_table[k][n] = crc;
         }
     }
-    __atomic_store_n(&crc32c_table_ready, 1, __ATOMIC_RELEASE);
 }
 
 static uint32_t crc32c_software(uint32_t crc, const unsigned char *p, size_t len) {
-    if (!__atomic_load_n(&crc32c_table_ready, __ATOMIC_ACQUIRE)) crc32c_init_table();
+    pthread_once(&crc32c_table_once, crc32c_init_table);
     while (len >= 8) {
         uint64_t word;
         memcpy(&word, p, 8);
@@ -55,7 +56,7 @@ static uint32_t crc32c_software(uint32_t crc, const unsigned char *p, size_t len
 
 static uint32_t crc32c_shift_long[4][256];
 static uint32_t crc32c_shift_short[4][256];
-static int crc32c_shift_ready = 0;
+static pthread_once_t crc32c_shift_once = PTHREAD_ONCE_INIT;
 
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_zeros(uint32_t crc, size_t length) {
@@ -82,7 +83,6 @@ static void crc32c_make_shift(uint32_t table[4][256], size_t length) {
 static void crc32c_init_shift(void) {
     crc32c_make_shift(crc32c_shift_long, CRC32C_LONG);
     crc32c_make_shift(crc32c_shift_short, CRC32C_SHORT);
-    __atomic_store_n(&crc32c_shift_ready, 1, __ATOMIC_RELEASE);
 }
 
 static uint32_t crc32c_shift(uint32_t table[4][256], uint32_t crc) {
@@ -113,7 +113,7 @@ static uint64_t crc32c_three_ways(uint64_t c0, const unsigned char **cursor, siz
 
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_hardware(uint32_t crc, const unsigned char *p, size_t len) {
-    if (!__atomic_load_n(&crc32c_shift_ready, __ATOMIC_ACQUIRE)) crc32c_init_shift();
+    pthread_once(&crc32c_shift_once, crc32c_init_shift);
     uint64_t c = crc;
     while (len >= 3 * CRC32C_LONG) {
         c = crc32c_three_ways(c, &p, CRC32C_LONG, crc32c_shift_long);

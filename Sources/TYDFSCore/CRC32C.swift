@@ -3,7 +3,7 @@ import CCRC32C
 /// A running CRC32C (Castagnoli), the checksum of every chunk on disk and on the wire.
 ///
 /// CRC32C rather than SHA-256: it detects the accidental corruption a storage system must catch
-/// (bit rot, torn writes, truncation) at ≈ 9 GB/s per core with SSE4.2, against ≈ 1.7 GB/s for
+/// (bit rot, torn writes, truncation) at ≈ 26 GB/s per core with SSE4.2, against ≈ 1.7 GB/s for
 /// SHA-256 — and every byte is checksummed at every hop. It is not a defence against tampering;
 /// that is authentication's job.
 public struct CRC32C: Sendable, Equatable {

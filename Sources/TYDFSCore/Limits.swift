@@ -172,8 +172,9 @@ public enum Limits {
     /// reached 120 MiB, of the 256 MiB it may use in all.
     public static let servingIOBuffers = 48
     /// Freed memory each of a datakeeper's heaps keeps at its top for reuse rather than giving it
-    /// back (16 MiB), and how many heaps it has (2; `MemoryPolicy`).
+    /// back (16 MiB; `MemoryPolicy.keepFreedMemory`).
     public static let keptFreedHeapBytes = 16 * 1024 * 1024
+    /// Heaps a datakeeper's allocator makes (2, one per core here; `MemoryPolicy.limitHeaps`).
     public static let datakeeperHeaps = 2
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the

@@ -445,12 +445,17 @@ struct ChunkTransfer: Sendable {
             var offset: Int64 = 0
             while offset < frameBytes {
                 let count = Int(min(Int64(Limits.ioBufferBytes), frameBytes - offset))
-                let piece = try await RecycledIOBuffers.read {
-                    try await file.read(count: count, at: offset, allocator: RecycledIOBuffers.allocator)
+                // The buffer goes back before the pause below: a paced scrub holds none while idle.
+                var read = 0
+                do {
+                    let piece = try await RecycledIOBuffers.read {
+                        try await file.read(count: count, at: offset, allocator: RecycledIOBuffers.allocator)
+                    }
+                    try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
+                    read = piece.readableBytes
                 }
-                guard piece.readableBytes > 0 else { break }
-                try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
-                offset += Int64(piece.readableBytes)
+                guard read > 0 else { break }
+                offset += Int64(read)
                 if bytesPerSecond.isFinite {
                     let due = Double(offset) / bytesPerSecond
                     let spent = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

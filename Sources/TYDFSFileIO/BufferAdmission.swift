@@ -19,16 +19,22 @@ struct BufferAdmission<Waiter> {
     var waiting: Int { waiters.count }
 
     /// A reader asks to read now: true when it may (its read then counts), false when it must
-    /// wait (`enqueue`).
+    /// wait (`admitOrEnqueue`).
     mutating func admit() -> Bool {
         guard waiters.isEmpty, live + reading < limit else { return false }
         reading += 1
         return true
     }
 
-    /// A reader that was not admitted waits, behind those already waiting.
-    mutating func enqueue(_ id: Int, _ waiter: Waiter) {
+    /// A reader that was refused asks again, in the same step in which it would start to wait:
+    /// true when there is room now (its read then counts), else it waits behind those already
+    /// waiting. Between the refusal and this step, buffers may have been freed with no one
+    /// waiting to take their place; without asking again, the reader would wait for a wake-up
+    /// that may never come.
+    mutating func admitOrEnqueue(_ id: Int, _ waiter: Waiter) -> Bool {
+        if admit() { return true }
         waiters.append((id, waiter))
+        return false
     }
 
     /// A waiting reader gave up (cancelled): its waiter, if it still waited.

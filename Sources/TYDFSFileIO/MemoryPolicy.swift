@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// How the process's allocator treats big buffers.
+/// How the process's allocator (glibc's malloc) treats big buffers, freed memory and its heaps.
 ///
 /// The data path allocates and frees 1 MiB I/O buffers (the mount, 8 MiB read windows) all the
 /// time. glibc soon serves them from its heaps, which keep what is freed, so a busy server's
@@ -29,9 +29,10 @@ public enum MemoryPolicy {
         setOption(trimThresholdOption, to: bytes)
     }
 
-    /// Has glibc use at most `count` heaps (`mallopt(M_ARENA_MAX)`; 8 per core otherwise). Each
-    /// heap keeps its own freed memory, so with many of them what a busy process holds is the
-    /// sum of each heap's own peak rather than its peak overall.
+    /// Has glibc make no more heaps once it has `count` (`mallopt(M_ARENA_MAX)`; 8 per core
+    /// otherwise; heaps made before the call stay, so call it first). Each heap keeps its own
+    /// freed memory, so with many of them what a busy process holds is the sum of each heap's
+    /// own peak rather than its peak overall.
     public static func limitHeaps(to count: Int) {
         setOption(arenaMaxOption, to: count)
     }

@@ -53,12 +53,16 @@ public enum RecycledIOBuffers {
         guard let waiterID else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                let cancelled = recycling.withLockedValue { state -> Bool in
-                    if Task.isCancelled { return true }
-                    state.admission.enqueue(waiterID, continuation)
-                    return false
+                enum Outcome { case cancelled, admitted, waiting }
+                let outcome = recycling.withLockedValue { state -> Outcome in
+                    if Task.isCancelled { return .cancelled }
+                    return state.admission.admitOrEnqueue(waiterID, continuation) ? .admitted : .waiting
                 }
-                if cancelled { continuation.resume(throwing: CancellationError()) }
+                switch outcome {
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .admitted: continuation.resume()
+                case .waiting: break
+                }
             }
         } onCancel: {
             recycling.withLockedValue { $0.admission.withdraw(waiterID) }?.resume(throwing: CancellationError())
@@ -112,14 +116,17 @@ private func recycledDeallocate(_ pointer: UnsafeMutableRawPointer) {
 }
 
 /// A recycled buffer that grows leaves the recycling: it is `malloc`'s again, and still counts.
+/// Under the lock throughout: once `realloc` has freed the old address, another thread's
+/// allocation may get it, and its bookkeeping must not meet this buffer's.
 private func recycledReallocate(_ pointer: UnsafeMutableRawPointer?, _ oldSize: Int, _ newSize: Int) -> UnsafeMutableRawPointer? {
     guard let pointer else { return recycledAllocate(newSize) }
-    recycling.withLockedValue { _ = $0.made.remove(UInt(bitPattern: pointer)) }
-    guard let moved = realloc(pointer, newSize) else { return nil }
-    recycling.withLockedValue { state in
-        if state.counted.remove(UInt(bitPattern: pointer)) != nil { state.counted.insert(UInt(bitPattern: moved)) }
+    return recycling.withLockedValue { state in
+        let old = UInt(bitPattern: pointer)
+        guard let moved = realloc(pointer, newSize) else { return nil }
+        state.made.remove(old)
+        if state.counted.remove(old) != nil { state.counted.insert(UInt(bitPattern: moved)) }
+        return moved
     }
-    return moved
 }
 
 private func recycledCopy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ count: Int) {

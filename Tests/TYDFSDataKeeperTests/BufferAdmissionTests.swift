@@ -30,9 +30,9 @@ final class BufferAdmissionTests: XCTestCase {
             XCTAssertEqual(admission.readFinished(), [])
         }
         XCTAssertFalse(admission.admit())
-        admission.enqueue(1, "first")
-        admission.enqueue(2, "second")
-        admission.enqueue(3, "third")
+        XCTAssertFalse(admission.admitOrEnqueue(1, "first"))
+        XCTAssertFalse(admission.admitOrEnqueue(2, "second"))
+        XCTAssertFalse(admission.admitOrEnqueue(3, "third"))
         XCTAssertEqual(admission.waiting, 3)
         XCTAssertEqual(admission.bufferFreed(), ["first"])
         // The one let in now reads: the next freed buffer goes to the second, not to a newcomer.
@@ -51,7 +51,7 @@ final class BufferAdmissionTests: XCTestCase {
     func testAReadThatEndsWithoutABufferLetsTheNextWaiterIn() {
         var admission = BufferAdmission<String>(limit: 1)
         XCTAssertTrue(admission.admit())
-        admission.enqueue(1, "waiting")
+        XCTAssertFalse(admission.admitOrEnqueue(1, "waiting"))
         XCTAssertEqual(admission.readFinished(), ["waiting"])
         XCTAssertEqual(admission.reading, 1)
     }
@@ -63,7 +63,7 @@ final class BufferAdmissionTests: XCTestCase {
             admission.bufferAllocated()
             _ = admission.readFinished()
         }
-        for id in 1...3 { admission.enqueue(id, id) }
+        for id in 1...3 { XCTAssertFalse(admission.admitOrEnqueue(id, id)) }
         XCTAssertEqual(admission.bufferFreed(), [1])
         XCTAssertEqual(admission.bufferFreed(), [2])
         // The two let in ended without buffers: room for the third and one more.
@@ -77,11 +77,25 @@ final class BufferAdmissionTests: XCTestCase {
         XCTAssertTrue(admission.admit())
         admission.bufferAllocated()
         _ = admission.readFinished()
-        admission.enqueue(1, "gone")
-        admission.enqueue(2, "stays")
+        XCTAssertFalse(admission.admitOrEnqueue(1, "gone"))
+        XCTAssertFalse(admission.admitOrEnqueue(2, "stays"))
         XCTAssertEqual(admission.withdraw(1), "gone")
         XCTAssertNil(admission.withdraw(1), "withdrawn once")
         XCTAssertEqual(admission.bufferFreed(), ["stays"])
         XCTAssertNil(admission.withdraw(2), "already let in")
+    }
+
+    func testAReaderRefusedJustBeforeABufferIsFreedIsLetInWhenItGoesToWait() {
+        var admission = BufferAdmission<String>(limit: 1)
+        XCTAssertTrue(admission.admit())
+        admission.bufferAllocated()
+        _ = admission.readFinished()
+        // Refused while the one buffer is alive; the buffer is freed before the reader queues,
+        // with nobody waiting to be woken.
+        XCTAssertFalse(admission.admit())
+        XCTAssertEqual(admission.bufferFreed(), [])
+        XCTAssertTrue(admission.admitOrEnqueue(1, "late"), "room now: admitted, not left waiting for a wake-up")
+        XCTAssertEqual(admission.waiting, 0)
+        XCTAssertEqual(admission.reading, 1)
     }
 }
