@@ -293,9 +293,7 @@ struct ChunkTransfer: Sendable {
             var offset = range.offset
             while offset < end {
                 let count = Int(min(Int64(Limits.ioBufferBytes), end - offset))
-                let piece = try await RecycledIOBuffers.read {
-                    try await file.read(count: count, at: offset, allocator: RecycledIOBuffers.allocator)
-                }
+                let piece = try await RecycledIOBuffers.read(count: count, at: offset, from: file)
                 guard piece.readableBytes > 0 else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
                 var checksums = BlockChecksums()
                 piece.withUnsafeReadableBytes { checksums.update($0) }
@@ -448,9 +446,7 @@ struct ChunkTransfer: Sendable {
                 // The buffer goes back before the pause below: a paced scrub holds none while idle.
                 var read = 0
                 do {
-                    let piece = try await RecycledIOBuffers.read {
-                        try await file.read(count: count, at: offset, allocator: RecycledIOBuffers.allocator)
-                    }
+                    let piece = try await RecycledIOBuffers.read(count: count, at: offset, from: file)
                     try piece.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
                     read = piece.readableBytes
                 }

@@ -39,6 +39,12 @@ public enum RecycledIOBuffers {
         return try await read()
     }
 
+    /// Reads up to `count` bytes of `file` at `offset` into a buffer of this allocator, once
+    /// there is room for it (`read(_:)`).
+    public static func read(count: Int, at offset: Int64, from file: LocalFile) async throws -> ByteBuffer {
+        try await read { try await file.read(count: count, at: offset, allocator: allocator) }
+    }
+
     /// Buffers of this allocator alive now, and readers waiting for room.
     public static var counts: (live: Int, waiting: Int) {
         recycling.withLockedValue { ($0.admission.live, $0.admission.waiting) }

@@ -43,7 +43,7 @@ final class RecycledIOBuffersTests: XCTestCase {
         FileManager.default.createFile(atPath: short, contents: Data(repeating: 0x01, count: 1000))
 
         var file = try await LocalFile.openForReading(full)
-        var first: ByteBuffer? = try await file.read(count: Limits.ioBufferBytes, at: 0, allocator: RecycledIOBuffers.allocator)
+        var first: ByteBuffer? = try await RecycledIOBuffers.read(count: Limits.ioBufferBytes, at: 0, from: file)
         XCTAssertEqual(first?.readableBytes, Limits.ioBufferBytes)
         let reused = address(first!)
         first = nil
@@ -52,7 +52,7 @@ final class RecycledIOBuffersTests: XCTestCase {
         // The same memory, now holding a shorter read: the old bytes past it are not readable.
         file = try await LocalFile.openForReading(short)
         defer { try? file.close() }
-        let second = try await file.read(count: Limits.ioBufferBytes, at: 0, allocator: RecycledIOBuffers.allocator)
+        let second = try await RecycledIOBuffers.read(count: Limits.ioBufferBytes, at: 0, from: file)
         XCTAssertEqual(address(second), reused)
         XCTAssertEqual(Array(second.readableBytesView), [UInt8](repeating: 0x01, count: 1000))
     }
