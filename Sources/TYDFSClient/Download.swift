@@ -80,8 +80,12 @@ extension TYDFSClient {
     /// verified in memory before `deliver` gets it: a chunk the range covers whole is read and
     /// checked as `read(_:chunkByChunk:)` does; of a chunk it covers in part, only the
     /// checksum blocks holding the range are read, each checked against its block checksum
-    /// (an S3 ranged GET of 8 MiB reads 8 MiB, not the whole chunk).
-    public func read(_ info: FileInfo, range: Range<Int64>, chunkByChunk deliver: (ByteBuffer) async throws -> Void) async throws {
+    /// (an S3 ranged GET of 8 MiB reads 8 MiB, not the whole chunk). Each piece is a buffer of
+    /// `allocator`.
+    public func read(
+        _ info: FileInfo, range: Range<Int64>, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        chunkByChunk deliver: (ByteBuffer) async throws -> Void
+    ) async throws {
         let failed = FailedDataKeepers()
         let block = ChunkFrame.blockBytes
         for chunk in info.chunks {
@@ -89,14 +93,14 @@ extension TYDFSClient {
             let overlap = range.clamped(to: start..<(start + chunk.sizeBytes))
             if overlap.isEmpty { continue }
             if overlap.count == chunk.sizeBytes {
-                let memory = MemorySink(sizeBytes: Int(chunk.sizeBytes))
+                let memory = MemorySink(sizeBytes: Int(chunk.sizeBytes), allocator: allocator)
                 try await fetch([chunk], into: memory, at: { _ in 0 }, failed: failed)
                 try await deliver(memory.bytes)
                 continue
             }
             let from = (overlap.lowerBound - start) / block * block
             let to = min((overlap.upperBound - start + block - 1) / block * block, chunk.sizeBytes)
-            let memory = MemorySink(sizeBytes: Int(to - from))
+            let memory = MemorySink(sizeBytes: Int(to - from), allocator: allocator)
             _ = try await fetch(
                 ChunkRange(offset: from, length: to - from), of: chunk, firstChoice: Int(from / block), into: memory, at: 0, failed: failed)
             try await deliver(memory.bytes.getSlice(at: Int(overlap.lowerBound - start - from), length: Int(overlap.count))!)
@@ -439,9 +443,8 @@ final class MemorySink: ChunkSink {
 
     /// Room for `sizeBytes`, not zeroed: every byte is written by a fetched range (and checked)
     /// before anyone reads it.
-    init(sizeBytes: Int) {
-        var bytes = ByteBuffer()
-        bytes.reserveCapacity(sizeBytes)
+    init(sizeBytes: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        var bytes = allocator.buffer(capacity: sizeBytes)
         bytes.moveWriterIndex(forwardBy: sizeBytes)
         buffer = NIOLockedValueBox(bytes)
     }

@@ -171,6 +171,8 @@ public enum Limits {
     /// transfers at once (16 gets, 16 puts): without a bound, one datakeeper's serving buffers
     /// reached 120 MiB, of the 256 MiB it may use in all.
     public static let servingIOBuffers = 48
+    /// A mount's read window: what it fetches of a file at a time, ahead of the reader (8 MiB).
+    public static let readWindowBytes = 8 * 1024 * 1024
     /// Freed memory each of a datakeeper's heaps keeps at its top for reuse rather than giving it
     /// back (16 MiB; `MemoryPolicy.keepFreedMemory`).
     public static let keptFreedHeapBytes = 16 * 1024 * 1024

@@ -11,7 +11,8 @@ import Glibc
 /// transfers at once (16 gets, 16 puts): datakeepers peaked at 218–290 MiB RSS with glibc's
 /// default and at 133–239 MiB with buffers of 1 MiB and more mapped. A fresh map's page faults
 /// cost 0.15 CPU-seconds per GiB a datakeeper serves, which `RecycledIOBuffers` gives back for
-/// its chunk reads; the mount's read windows and upload buffers still pay them.
+/// its chunk reads and for the mount's read windows; other big buffers (the mount's uploads)
+/// still pay them.
 public enum MemoryPolicy {
     /// Has glibc map every allocation of at least `bytes` on its own and unmap it when freed
     /// (`mallopt(M_MMAP_THRESHOLD)`). Looked up by name, as `sync_file_range` is, since Swift's

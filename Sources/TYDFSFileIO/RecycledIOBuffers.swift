@@ -5,15 +5,18 @@ import NIOConcurrencyHelpers
 @_spi(CustomByteBufferAllocator) import NIOCore
 import TYDFSCore
 
-/// A `ByteBufferAllocator` that recycles I/O buffers (`Limits.ioBufferBytes`) instead of
-/// returning them to the system, and bounds how many of its buffers are alive at once.
+/// A `ByteBufferAllocator` that recycles I/O buffers (`Limits.ioBufferBytes`) and read windows
+/// (`Limits.readWindowBytes`) instead of returning them to the system, and bounds how many of
+/// its buffers are alive at once.
 ///
 /// A datakeeper serving a chunk reads it in I/O buffers, one after another, and frees each once
-/// it is sent. With `MemoryPolicy` each one was a fresh map, and touching its pages cost 0.15
-/// CPU-seconds per GiB served. Freed buffers are kept here for the next read instead (at most
-/// `keptBuffers` of them, which bounds what the recycling adds to the process's memory). Only
-/// storage of exactly `Limits.ioBufferBytes` is recycled: NIO rounds a capacity up to a power of
-/// two, so reads of more than half an I/O buffer qualify; everything else goes to `malloc`.
+/// it is sent; a mount reading a file sequentially fetches it in windows, and frees each once
+/// the reader is past it. With `MemoryPolicy` each one was a fresh map, and touching its pages
+/// cost a datakeeper 0.15 CPU-seconds per GiB served, and a mount's server a quarter of its CPU
+/// (clearing and faulting in pages, perf). Freed buffers are kept here for the next read
+/// instead (at most `keptBuffers` I/O buffers and `keptWindows` windows, which bounds what the
+/// recycling adds to the process's memory). Only storage of exactly those sizes is recycled;
+/// everything else goes to `malloc`.
 ///
 /// Readers that go through `read(_:)` also wait for room: at most `liveBuffers` buffers of this
 /// allocator are alive or being read into at once (`BufferAdmission`). A buffer counts until it
@@ -24,10 +27,16 @@ public enum RecycledIOBuffers {
     public static let allocator = ByteBufferAllocator(
         allocate: recycledAllocate, reallocate: recycledReallocate, deallocate: recycledDeallocate, copy: recycledCopy)
 
-    /// Free buffers kept for reuse (16 I/O buffers: 16 MiB today).
+    /// Free buffers kept for reuse: 16 I/O buffers (16 MiB today) and 4 read windows (32 MiB),
+    /// a reader's current window and the two it fetches ahead, and one more.
     static let keptBuffers = 16
+    static let keptWindows = 4
 
-    /// Most buffers of this allocator alive at once, as far as readers use `read(_:)`.
+    /// How many buffers of each recycled size are kept.
+    fileprivate static let kept = [Limits.ioBufferBytes: keptBuffers, Limits.readWindowBytes: keptWindows]
+
+    /// Most buffers of this allocator alive at once, as far as readers use `read(_:)` (the
+    /// datakeepers' chunk reads; a mount's windows count too, but nothing in a mount waits).
     public static let liveBuffers = Limits.servingIOBuffers
 
     /// Runs `read`, which allocates one buffer from `allocator` (or none), once there is room
@@ -80,12 +89,12 @@ public enum RecycledIOBuffers {
     }
 }
 
-/// The buffers this allocator made: those it may recycle (alive or kept) and the kept ones, the
-/// ones alive that count against the bound, and the readers waiting for room (addresses as
-/// integers, which may cross threads).
+/// The buffers this allocator made: those it may recycle (alive or kept, with their size) and
+/// the kept ones by size, the ones alive that count against the bound, and the readers waiting
+/// for room (addresses as integers, which may cross threads).
 private struct Recycling {
-    var made: Set<UInt> = []
-    var kept: [UInt] = []
+    var made: [UInt: Int] = [:]
+    var kept: [Int: [UInt]] = [:]
     var counted: Set<UInt> = []
     var admission = BufferAdmission<CheckedContinuation<Void, Error>>(limit: RecycledIOBuffers.liveBuffers)
     var nextWaiterID = 0
@@ -94,11 +103,12 @@ private struct Recycling {
 private let recycling = NIOLockedValueBox(Recycling())
 
 private func recycledAllocate(_ size: Int) -> UnsafeMutableRawPointer? {
-    let recycled: UnsafeMutableRawPointer? = size == Limits.ioBufferBytes
-        ? recycling.withLockedValue { $0.kept.popLast() }.flatMap { UnsafeMutableRawPointer(bitPattern: $0) } : nil
+    let recyclable = RecycledIOBuffers.kept[size] != nil
+    let recycled: UnsafeMutableRawPointer? = recyclable
+        ? recycling.withLockedValue { $0.kept[size]?.popLast() }.flatMap { UnsafeMutableRawPointer(bitPattern: $0) } : nil
     guard let buffer = recycled ?? malloc(size) else { return nil }
     recycling.withLockedValue { state in
-        if recycled == nil, size == Limits.ioBufferBytes { state.made.insert(UInt(bitPattern: buffer)) }
+        if recycled == nil, recyclable { state.made[UInt(bitPattern: buffer)] = size }
         state.counted.insert(UInt(bitPattern: buffer))
         state.admission.bufferAllocated()
     }
@@ -109,12 +119,12 @@ private func recycledDeallocate(_ pointer: UnsafeMutableRawPointer) {
     let address = UInt(bitPattern: pointer)
     let (keep, admitted) = recycling.withLockedValue { state -> (Bool, [CheckedContinuation<Void, Error>]) in
         let admitted = state.counted.remove(address) == nil ? [] : state.admission.bufferFreed()
-        guard state.made.contains(address) else { return (false, admitted) }
-        if state.kept.count < RecycledIOBuffers.keptBuffers {
-            state.kept.append(address)
+        guard let size = state.made[address] else { return (false, admitted) }
+        if state.kept[size, default: []].count < RecycledIOBuffers.kept[size, default: 0] {
+            state.kept[size, default: []].append(address)
             return (true, admitted)
         }
-        state.made.remove(address)
+        state.made[address] = nil
         return (false, admitted)
     }
     if !keep { free(pointer) }
@@ -129,7 +139,7 @@ private func recycledReallocate(_ pointer: UnsafeMutableRawPointer?, _ oldSize: 
     return recycling.withLockedValue { state in
         let old = UInt(bitPattern: pointer)
         guard let moved = realloc(pointer, newSize) else { return nil }
-        state.made.remove(old)
+        state.made[old] = nil
         if state.counted.remove(old) != nil { state.counted.insert(UInt(bitPattern: moved)) }
         return moved
     }

@@ -39,8 +39,9 @@ public final class FuseSession: @unchecked Sendable {
     /// still being answered.
     /// `onMounted` runs once the kernel has the mount.
     public func run(allowOther: Bool, onMounted: @Sendable () -> Void) async throws {
-        // Read windows are 8 MiB buffers, allocated and freed all the time (measured with glibc's
-        // default: 270 MiB peak with six readers and three writers, against a 256 MiB bound).
+        // Read windows (8 MiB, recycled by `RecycledIOBuffers`) and upload buffers are big
+        // buffers allocated and freed all the time (measured with glibc's default: 270 MiB peak
+        // with six readers and three writers, against a 256 MiB bound).
         MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
         var options = "fsname=tydfs,subtype=tydfs,default_permissions"
         if allowOther { options += ",allow_other" }

@@ -1,6 +1,8 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import TYDFSClient
+import TYDFSCore
+import TYDFSFileIO
 import TYDFSProtocol
 
 /// Reads of one file open for reading through the mount, served from windows of the file
@@ -14,7 +16,7 @@ import TYDFSProtocol
 /// on several datakeepers at once. Memory per open file: at most `windowsAhead + 1` windows, and
 /// windows fetched ahead are shared out of one `ReadAheadBudget` for the whole mount.
 actor RemoteReader {
-    static let windowBytes: Int64 = 8 << 20
+    static let windowBytes = Int64(Limits.readWindowBytes)
     static let windowsAhead: Int64 = 2
 
     let info: FileInfo
@@ -95,7 +97,7 @@ actor RemoteReader {
             // A window inside one chunk arrives as one piece, kept as it is; one that spans
             // chunks is joined.
             var pieces: [ByteBuffer] = []
-            try await client.read(info, range: range) { pieces.append($0) }
+            try await client.read(info, range: range, allocator: RecycledIOBuffers.allocator) { pieces.append($0) }
             guard pieces.count > 1 else { return pieces.first ?? ByteBuffer() }
             var bytes = ByteBuffer()
             bytes.reserveCapacity(range.count)

@@ -33,6 +33,20 @@ final class RecycledIOBuffersTests: XCTestCase {
         XCTAssertNotEqual(address(small), address(second))
     }
 
+    func testAFreedReadWindowIsHandedOutAgain() {
+        let allocator = RecycledIOBuffers.allocator
+        var first: ByteBuffer? = allocator.buffer(capacity: Limits.readWindowBytes)
+        let reused = address(first!)
+        first = nil
+        let other = malloc(Limits.readWindowBytes)!
+        defer { free(other) }
+        XCTAssertNotEqual(UnsafeRawPointer(other), reused)
+        let second = allocator.buffer(capacity: Limits.readWindowBytes)
+        XCTAssertEqual(address(second), reused, "a freed read window is recycled")
+        let third = allocator.buffer(capacity: Limits.readWindowBytes)
+        XCTAssertNotEqual(address(third), address(second), "a live window is never handed out twice")
+    }
+
     func testReadsIntoARecycledBufferShowOnlyWhatWasRead() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("recycled-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
