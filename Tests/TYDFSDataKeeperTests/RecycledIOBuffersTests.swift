@@ -13,38 +13,33 @@ final class RecycledIOBuffersTests: XCTestCase {
         buffer.withVeryUnsafeBytes { $0.baseAddress }
     }
 
-    func testAFreedIOBufferIsHandedOutAgainAndOtherSizesAreNot() {
+    /// Frees a buffer of `capacity` and checks that the next one of that size gets its memory
+    /// (kept, not given back: malloc, asked for as much meanwhile, gets other memory), and that
+    /// a buffer still alive is never handed out twice. Returns the recycled buffer.
+    private func checkAFreedBufferIsHandedOutAgain(capacity: Int, _ what: String) -> ByteBuffer {
         let allocator = RecycledIOBuffers.allocator
-        var first: ByteBuffer? = allocator.buffer(capacity: Limits.ioBufferBytes)
+        var first: ByteBuffer? = allocator.buffer(capacity: capacity)
         let reused = address(first!)
         first = nil
-        // Kept for the next I/O buffer, not given back: malloc, asked for as much, gets other memory.
-        let other = malloc(Limits.ioBufferBytes)!
+        let other = malloc(capacity)!
         defer { free(other) }
         XCTAssertNotEqual(UnsafeRawPointer(other), reused)
-        let second = allocator.buffer(capacity: Limits.ioBufferBytes)
-        XCTAssertEqual(address(second), reused, "a freed I/O buffer is recycled")
+        let second = allocator.buffer(capacity: capacity)
+        XCTAssertEqual(address(second), reused, "a freed \(what) is recycled")
+        let third = allocator.buffer(capacity: capacity)
+        XCTAssertNotEqual(address(third), address(second), "a live \(what) is never handed out twice")
+        return second
+    }
 
-        // Buffers of another size are malloc's: two alive at once never share memory, and a
-        // live recycled buffer is never handed out twice.
-        let small = allocator.buffer(capacity: 4096)
-        let third = allocator.buffer(capacity: Limits.ioBufferBytes)
-        XCTAssertNotEqual(address(third), address(second))
-        XCTAssertNotEqual(address(small), address(second))
+    func testAFreedIOBufferIsHandedOutAgainAndOtherSizesAreNot() {
+        let recycled = checkAFreedBufferIsHandedOutAgain(capacity: Limits.ioBufferBytes, "I/O buffer")
+        // Buffers of another size are malloc's: two alive at once never share memory.
+        let small = RecycledIOBuffers.allocator.buffer(capacity: 4096)
+        XCTAssertNotEqual(address(small), address(recycled))
     }
 
     func testAFreedReadWindowIsHandedOutAgain() {
-        let allocator = RecycledIOBuffers.allocator
-        var first: ByteBuffer? = allocator.buffer(capacity: Limits.readWindowBytes)
-        let reused = address(first!)
-        first = nil
-        let other = malloc(Limits.readWindowBytes)!
-        defer { free(other) }
-        XCTAssertNotEqual(UnsafeRawPointer(other), reused)
-        let second = allocator.buffer(capacity: Limits.readWindowBytes)
-        XCTAssertEqual(address(second), reused, "a freed read window is recycled")
-        let third = allocator.buffer(capacity: Limits.readWindowBytes)
-        XCTAssertNotEqual(address(third), address(second), "a live window is never handed out twice")
+        _ = checkAFreedBufferIsHandedOutAgain(capacity: Limits.readWindowBytes, "read window")
     }
 
     func testReadsIntoARecycledBufferShowOnlyWhatWasRead() async throws {
