@@ -55,7 +55,15 @@ final class RecycledIOBuffersTests: XCTestCase {
         var first: ByteBuffer? = try await RecycledIOBuffers.read(count: Limits.ioBufferBytes, at: 0, from: file)
         XCTAssertEqual(first?.readableBytes, Limits.ioBufferBytes)
         let reused = address(first!)
+        let alive = RecycledIOBuffers.counts.live
         first = nil
+        // The thread-pool thread that read it may drop its own reference a moment after this
+        // task resumed: the buffer is back only once it is no longer counted alive.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while RecycledIOBuffers.counts.live >= alive {
+            guard ContinuousClock.now < deadline else { return XCTFail("the first buffer was never freed") }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
         try file.close()
 
         // The same memory, now holding a shorter read: the old bytes past it are not readable.
