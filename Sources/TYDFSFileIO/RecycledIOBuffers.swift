@@ -14,9 +14,8 @@ import TYDFSCore
 /// the reader is past it. With `MemoryPolicy` each one was a fresh map, and touching its pages
 /// cost a datakeeper 0.15 CPU-seconds per GiB served, and a mount's server a quarter of its CPU
 /// (clearing and faulting in pages, perf). Freed buffers are kept here for the next read
-/// instead (at most `keptBuffers` I/O buffers and `keptWindows` windows, which bounds what the
-/// recycling adds to the process's memory). Only storage of exactly those sizes is recycled;
-/// everything else goes to `malloc`.
+/// instead (at most `kept` of each size, which bounds what the recycling adds to the process's
+/// memory). Only storage of exactly those sizes is recycled; everything else goes to `malloc`.
 ///
 /// Readers that go through `read(_:)` also wait for room: at most `liveBuffers` buffers of this
 /// allocator are alive or being read into at once (`BufferAdmission`). A buffer counts until it
@@ -27,13 +26,9 @@ public enum RecycledIOBuffers {
     public static let allocator = ByteBufferAllocator(
         allocate: recycledAllocate, reallocate: recycledReallocate, deallocate: recycledDeallocate, copy: recycledCopy)
 
-    /// Free buffers kept for reuse: 16 I/O buffers (16 MiB today) and 4 read windows (32 MiB),
-    /// a reader's current window and the two it fetches ahead, and one more.
-    static let keptBuffers = 16
-    static let keptWindows = 4
-
-    /// How many buffers of each recycled size are kept.
-    fileprivate static let kept = [Limits.ioBufferBytes: keptBuffers, Limits.readWindowBytes: keptWindows]
+    /// Free buffers kept for reuse, by size: 16 I/O buffers (16 MiB today) and 4 read windows
+    /// (32 MiB: a reader's current window, the two it fetches ahead, and one more).
+    fileprivate static let kept = [Limits.ioBufferBytes: 16, Limits.readWindowBytes: 4]
 
     /// Most buffers of this allocator alive at once, as far as readers use `read(_:)` (the
     /// datakeepers' chunk reads; a mount's windows count too, but nothing in a mount waits).
