@@ -173,11 +173,12 @@ public enum Limits {
     public static let servingIOBuffers = 48
     /// A mount's read window: what it fetches of a file at a time, ahead of the reader (8 MiB).
     public static let readWindowBytes = 8 * 1024 * 1024
-    /// Freed memory each of a datakeeper's heaps keeps at its top for reuse rather than giving it
-    /// back (16 MiB; `MemoryPolicy.keepFreedMemory`).
+    /// Freed memory each heap of a datakeeper or a client command keeps at its top for reuse
+    /// rather than giving it back (16 MiB; `MemoryPolicy.keepFreedMemory`).
     public static let keptFreedHeapBytes = 16 * 1024 * 1024
-    /// Heaps a datakeeper's allocator makes (2, one per core here; `MemoryPolicy.limitHeaps`).
-    public static let datakeeperHeaps = 2
+    /// Heaps the allocator of a datakeeper or a client command makes (2, one per core here;
+    /// `MemoryPolicy.limitHeaps`).
+    public static let allocatorHeaps = 2
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the
     /// file-per-chunk costs (two fsyncs, a rename, an inode) dominate the data's own write, and

@@ -88,7 +88,7 @@ public enum DataKeeperServer {
         // their peak RSS stayed at 152-182 MiB. Keeping 64 MiB in every heap instead peaked at 326.
         MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
         MemoryPolicy.keepFreedMemory(upTo: Limits.keptFreedHeapBytes)
-        MemoryPolicy.limitHeaps(to: Limits.datakeeperHeaps)
+        MemoryPolicy.limitHeaps(to: Limits.allocatorHeaps)
         // Every upload passing through forwards to the next hop on a connection of its own: allow
         // as many per peer as transfers may run at once, so none waits for a pooled connection
         // (a wait longer than the connect timeout fails the hop; seen with 32 transfers at once).
