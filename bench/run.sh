@@ -71,6 +71,7 @@ sync
 servers_mark; client get "$bin" get /big "$work/output"; t=$(now); sync
 get_sync=$(awk -v a="${wall[get]}" -v b="$(elapsed "$t")" 'BEGIN { printf "%.2f", a + b }')
 get_cpu=$(cpu_line "$gib" "${ccpu[get]}")
+get_reads=$(datakeepers_disk_reads)
 cmp "$work/input" "$work/output"
 rm -f "$work/output"; sync
 servers_mark; client cat "$bin" get /big - >/dev/null 2>"$work/cat.err"; cat_cpu=$(cpu_line "$gib" "${ccpu[cat]}")
@@ -90,6 +91,7 @@ echo "CPU-seconds per GiB:"
 echo "  put:              $put_cpu"
 echo "  get to a file:    $get_cpu"
 echo "  get to /dev/null: $cat_cpu"
+echo "datakeepers' disk reads during the get to a file (MiB, of $size_mib): $get_reads"
 echo "peak RSS (MiB) so far: client put $((crss[put] / 1024)), get $((crss[get] / 1024)); master $(peak_mib master), dk1 $(peak_mib dk1), dk2 $(peak_mib dk2), dk3 $(peak_mib dk3)"
 
 # 4. 32 transfers at once.

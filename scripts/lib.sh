@@ -65,8 +65,22 @@ ticks="$(getconf CLK_TCK)"
 cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_of[$1]}/stat"; }
 # The servers `timed` reports on (a script may set its own list).
 servers=(master dk1 dk2 dk3)
-declare -A cpu_before=()
-servers_mark() { local server; for server in "${servers[@]}"; do cpu_before[$server]=$(cpu_of "$server"); done; }
+declare -A cpu_before=() disk_before=()
+# disk_read_of NAME: bytes the process NAME has had read from the disk (not the page cache).
+disk_read_of() { awk '/^read_bytes/ { print $2 }' "/proc/${pid_of[$1]}/io"; }
+servers_mark() {
+    local server
+    for server in "${servers[@]}"; do cpu_before[$server]=$(cpu_of "$server"); disk_before[$server]=$(disk_read_of "$server"); done
+}
+# datakeepers_disk_reads: MiB each datakeeper among the servers read from the disk since `servers_mark`.
+datakeepers_disk_reads() {
+    local line="" server
+    for server in "${servers[@]}"; do
+        [[ $server == dk* ]] || continue
+        line+="$server $(( ($(disk_read_of "$server") - disk_before[$server]) >> 20 ))  "
+    done
+    echo "$line"
+}
 servers_used() {
     local line="" server
     for server in "${servers[@]}"; do
@@ -85,7 +99,7 @@ timed() {
     fi
     local wall; wall=$(elapsed "$t")
     local client; client=$(awk 'END { printf "%.2f", $1 + $2 }' "$work/$name.time")
-    printf '%-12s wall %6.2f s   CPU s: client %s  %s\n' "$name" "$wall" "$client" "$(servers_used)"
+    printf '%-12s wall %6.2f s   CPU s: client %s  %s  disk reads MiB: %s\n' "$name" "$wall" "$client" "$(servers_used)" "$(datakeepers_disk_reads)"
     echo "$wall" >"$work/$name.wall"
 }
 

@@ -286,6 +286,7 @@ struct ChunkTransfer: Sendable {
                 try? file.close()
                 counters.end()
             }
+            await file.willRead(only: range.offset, count: range.length)
             let trailer = try await file.read(count: Int(trailerBytes), at: dataBytes + 4 * range.firstBlock)
             let expected = trailer.readableBytesView
             guard expected.count == Int(trailerBytes) else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }

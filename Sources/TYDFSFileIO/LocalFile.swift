@@ -215,6 +215,26 @@ public final class LocalFile: Sendable {
         _ = try? await Self.blocking { [descriptor] in _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED) }
     }
 
+    /// Tells the kernel that only bytes `offset..<offset + count` will be read through this
+    /// descriptor: reading ahead past what is asked is switched off for it
+    /// (`POSIX_FADV_RANDOM`), and the range is asked of the disk at once, in I/O-buffer steps
+    /// (`POSIX_FADV_WILLNEED`; the kernel caps each call at its read-ahead size). A datakeeper
+    /// serves a range of a chunk, and the next range is served by another replica: the kernel's
+    /// read-ahead (8 MiB here) read past every range for nothing. A mount reading 1 GiB in
+    /// 8 MiB windows from three datakeepers made them read 2.5 GiB from the disk. Advice only:
+    /// it cannot fail.
+    public func willRead(only offset: Int64, count: Int64) async {
+        _ = try? await Self.blocking { [descriptor] in
+            _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_RANDOM)
+            var start = offset
+            while start < offset + count {
+                let step = min(Int64(Limits.ioBufferBytes), offset + count - start)
+                _ = posix_fadvise(descriptor, off_t(start), off_t(step), POSIX_FADV_WILLNEED)
+                start += step
+            }
+        }
+    }
+
     /// Forces the file's data, and the metadata needed to read it back (its size), to stable
     /// storage: `fdatasync`, which skips timestamps and so costs less than `sync()`.
     public func dataSync() async throws {
