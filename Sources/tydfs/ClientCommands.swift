@@ -70,9 +70,9 @@ struct ClientOptions: ParsableArguments {
         try await TYDFSCommand.reportingErrors {
             // A get receives into buffers it frees as soon as they are written. With glibc's
             // default the heap gave that memory back and faulted it in again: 14,000-29,000 page
-            // faults per GiB got, 4,300-4,700 this way. In 8 alternating gets of 1 GiB + sync
-            // (/tmp/prof/ab-get7.sh), 6 were faster, 1 as fast, 1 slower: 1.02 -> 0.98 s on
-            // average, the client's CPU 1.22 -> 1.18 seconds.
+            // faults per GiB got, 4,300-4,700 this way. In 8 gets of 1 GiB + sync alternating
+            // with the old build on one cluster, 6 were faster, 1 as fast, 1 slower: 1.02 ->
+            // 0.98 s on average, the client's CPU 1.22 -> 1.18 seconds.
             MemoryPolicy.keepFreedMemory(upTo: Limits.keptFreedHeapBytes)
             MemoryPolicy.limitHeaps(to: Limits.allocatorHeaps)
             let settings = try await Settings.load(section: ClientSettings.section, configPath: config.path)
