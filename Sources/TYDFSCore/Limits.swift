@@ -179,6 +179,10 @@ public enum Limits {
     /// Heaps the allocator of a datakeeper or a client command makes (2, one per core here;
     /// `MemoryPolicy.limitHeaps`).
     public static let allocatorHeaps = 2
+    /// Allocations a client command maps on their own rather than taking from its heaps (32 MiB
+    /// and more; `MemoryPolicy.mapAllocations`): where glibc's own sliding threshold ends up,
+    /// fixed from the start, since keeping freed memory stops it sliding.
+    public static let clientMappedAllocationBytes = 32 * 1024 * 1024
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the
     /// file-per-chunk costs (two fsyncs, a rename, an inode) dominate the data's own write, and
