@@ -66,20 +66,27 @@ cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/${pid_o
 # The servers `timed` reports on (a script may set its own list).
 servers=(master dk1 dk2 dk3)
 declare -A cpu_before=() disk_before=()
-# disk_read_of NAME: bytes the process NAME has had read from the disk (not the page cache).
-disk_read_of() { awk '/^read_bytes/ { print $2 }' "/proc/${pid_of[$1]}/io"; }
+# disk_read_of NAME: bytes the process NAME has had read from the disk (not the page cache);
+# 0 where the kernel does not count them.
+disk_read_of() { awk '/^read_bytes/ { print $2 }' "/proc/${pid_of[$1]}/io" 2>/dev/null || echo 0; }
 servers_mark() {
     local server
-    for server in "${servers[@]}"; do cpu_before[$server]=$(cpu_of "$server"); disk_before[$server]=$(disk_read_of "$server"); done
+    for server in "${servers[@]}"; do
+        cpu_before[$server]=$(cpu_of "$server")
+        [[ $server == dk* ]] && disk_before[$server]=$(disk_read_of "$server")
+    done
+    return 0
 }
-# datakeepers_disk_reads: MiB each datakeeper among the servers read from the disk since `servers_mark`.
+# datakeepers_disk_reads: MiB each datakeeper among the servers read from the disk since
+# `servers_mark` ("none" without datakeepers).
 datakeepers_disk_reads() {
-    local line="" server
+    local line="" server now
     for server in "${servers[@]}"; do
         [[ $server == dk* ]] || continue
-        line+="$server $(( ($(disk_read_of "$server") - disk_before[$server]) >> 20 ))  "
+        now=$(disk_read_of "$server")
+        line+="$server $(( (${now:-0} - ${disk_before[$server]:-0}) >> 20 ))  "
     done
-    echo "$line"
+    echo "${line:-none}"
 }
 servers_used() {
     local line="" server

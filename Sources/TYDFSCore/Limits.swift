@@ -171,6 +171,9 @@ public enum Limits {
     /// transfers at once (16 gets, 16 puts): without a bound, one datakeeper's serving buffers
     /// reached 120 MiB, of the 256 MiB it may use in all.
     public static let servingIOBuffers = 48
+    /// How far ahead of the piece it sends a datakeeper asks the disk for the range it serves
+    /// (2 MiB; never past the range: `RangeReader`).
+    public static let servingReadAheadBytes = 2 * 1024 * 1024
     /// A mount's read window: what it fetches of a file at a time, ahead of the reader (8 MiB).
     public static let readWindowBytes = 8 * 1024 * 1024
     /// Freed memory each heap of a datakeeper or a client command keeps at its top for reuse
@@ -180,8 +183,9 @@ public enum Limits {
     /// `MemoryPolicy.limitHeaps`).
     public static let allocatorHeaps = 2
     /// Allocations a client command maps on their own rather than taking from its heaps (32 MiB
-    /// and more; `MemoryPolicy.mapAllocations`): where glibc's own sliding threshold ends up,
-    /// fixed from the start, since keeping freed memory stops it sliding.
+    /// and more; `MemoryPolicy.mapAllocations`): the most glibc's own sliding threshold may
+    /// reach, fixed from the start, since keeping freed memory stops it sliding. Buffers of 1–32
+    /// MiB (a put's reads, a small file read into memory) then come from the heaps.
     public static let clientMappedAllocationBytes = 32 * 1024 * 1024
 
     /// Largest frame stored in a volume rather than in a file of its own: 1 MiB. Below it, the

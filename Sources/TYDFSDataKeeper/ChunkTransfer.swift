@@ -260,7 +260,8 @@ struct ChunkTransfer: Sendable {
     }
 
     /// Streams a range of a chunk in its own file: the range's checksums are read first, then
-    /// the data in I/O-buffer pieces, each checked block by block before it goes out; the
+    /// the data in I/O-buffer pieces (`RangeReader`: the disk is asked for the range and nothing
+    /// past it), each checked block by block before it goes out; the
     /// checksums follow the data. The next piece is read while NIO sends the previous one, in a
     /// buffer of `RecycledIOBuffers`, whose bound makes the ranges served at once share its
     /// buffers instead of each holding its own.
@@ -286,15 +287,14 @@ struct ChunkTransfer: Sendable {
                 try? file.close()
                 counters.end()
             }
-            await file.willRead(only: range.offset, count: range.length)
             let trailer = try await file.read(count: Int(trailerBytes), at: dataBytes + 4 * range.firstBlock)
             let expected = trailer.readableBytesView
             guard expected.count == Int(trailerBytes) else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
-            let end = range.offset + range.length
-            var offset = range.offset
-            while offset < end {
-                let count = Int(min(Int64(Limits.ioBufferBytes), end - offset))
-                let piece = try await RecycledIOBuffers.read(count: count, at: offset, from: file)
+            var reader = await RangeReader.start(
+                file, range: range.offset..<(range.offset + range.length), aheadBytes: Int64(Limits.servingReadAheadBytes))
+            while true {
+                let offset = reader.position
+                guard let piece = try await reader.next() else { break }
                 guard piece.readableBytes > 0 else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
                 var checksums = BlockChecksums()
                 piece.withUnsafeReadableBytes { checksums.update($0) }
@@ -305,7 +305,6 @@ struct ChunkTransfer: Sendable {
                     await reportBad(chunk)
                     throw TYDFSError(.checksumMismatch, "chunk \(chunk) block \(block) does not match its checksum")
                 }
-                offset += Int64(piece.readableBytes)
                 // Returns once NIO takes the piece: the next one is read while this one goes out.
                 try await writer.write(piece)
             }

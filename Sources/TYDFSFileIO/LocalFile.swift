@@ -97,8 +97,13 @@ public final class LocalFile: Sendable {
 
     /// Reads up to `count` bytes at `offset` (or, with nil, from the current position).
     /// Returns fewer only at end of file; an empty buffer means end of file.
-    public func read(count: Int, at offset: Int64?, allocator: ByteBufferAllocator = ByteBufferAllocator()) async throws -> ByteBuffer {
+    /// With `prefetching`, the disk is first asked for that range too, without waiting for it
+    /// (see `prefetch`), in the same trip to the thread pool.
+    public func read(
+        count: Int, at offset: Int64?, allocator: ByteBufferAllocator = ByteBufferAllocator(), prefetching ahead: Range<Int64>? = nil
+    ) async throws -> ByteBuffer {
         try await Self.blocking { [descriptor, path] in
+            if let ahead { Self.prefetchBlocking(ahead, descriptor: descriptor) }
             var buffer = allocator.buffer(capacity: count)
             var total = 0
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
@@ -215,23 +220,26 @@ public final class LocalFile: Sendable {
         _ = try? await Self.blocking { [descriptor] in _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED) }
     }
 
-    /// Tells the kernel that only bytes `offset..<offset + count` will be read through this
-    /// descriptor: reading ahead past what is asked is switched off for it
-    /// (`POSIX_FADV_RANDOM`), and the range is asked of the disk at once, in I/O-buffer steps
-    /// (`POSIX_FADV_WILLNEED`; the kernel caps each call at its read-ahead size). A datakeeper
-    /// serves a range of a chunk, and the next range is served by another replica: the kernel's
-    /// read-ahead (8 MiB here) read past every range for nothing. A mount reading 1 GiB in
-    /// 8 MiB windows from three datakeepers made them read 2.5 GiB from the disk. Advice only:
-    /// it cannot fail.
-    public func willRead(only offset: Int64, count: Int64) async {
+    /// Switches the kernel's read-ahead off for this descriptor (`POSIX_FADV_RANDOM`): a read
+    /// then takes from the disk only what it asks for (see `RangeReader`); and asks the disk for
+    /// `ahead` now (see `prefetch`). Advice only: it cannot fail.
+    public func readOnlyWhatIsAsked(prefetching ahead: Range<Int64>) async {
         _ = try? await Self.blocking { [descriptor] in
             _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_RANDOM)
-            var start = offset
-            while start < offset + count {
-                let step = min(Int64(Limits.ioBufferBytes), offset + count - start)
-                _ = posix_fadvise(descriptor, off_t(start), off_t(step), POSIX_FADV_WILLNEED)
-                start += step
-            }
+            Self.prefetchBlocking(ahead, descriptor: descriptor)
+        }
+    }
+
+    /// Asks the disk for `range` of the file now, without waiting for it
+    /// (`POSIX_FADV_WILLNEED`), an I/O buffer per call. The kernel caps each call at the larger
+    /// of the disk's largest request and its read-ahead size (1.25 MiB here; on a disk whose
+    /// both are smaller, the rest of the buffer is read when asked for). Advice only.
+    private static func prefetchBlocking(_ range: Range<Int64>, descriptor: Int32) {
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let count = min(Int64(Limits.ioBufferBytes), range.upperBound - start)
+            _ = posix_fadvise(descriptor, off_t(start), off_t(count), POSIX_FADV_WILLNEED)
+            start += count
         }
     }
 
