@@ -40,11 +40,8 @@ public struct RangeReader {
         // What enters the window ahead of the reader with this piece, asked for in the same
         // trip to the thread pool as the piece.
         let (from, to) = (max(position + aheadBytes, position + count), min(end, position + count + aheadBytes))
-        let (file, position) = (self.file, self.position)
-        let piece = try await RecycledIOBuffers.read {
-            try await file.read(count: Int(count), at: position, allocator: RecycledIOBuffers.allocator, prefetching: from < to ? from..<to : nil)
-        }
-        self.position += Int64(piece.readableBytes)
+        let piece = try await RecycledIOBuffers.read(count: Int(count), at: position, from: file, prefetching: from < to ? from..<to : nil)
+        position += Int64(piece.readableBytes)
         return piece
     }
 }

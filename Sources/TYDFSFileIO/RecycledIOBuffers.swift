@@ -44,9 +44,10 @@ public enum RecycledIOBuffers {
     }
 
     /// Reads up to `count` bytes of `file` at `offset` into a buffer of this allocator, once
-    /// there is room for it (`read(_:)`).
-    public static func read(count: Int, at offset: Int64, from file: LocalFile) async throws -> ByteBuffer {
-        try await read { try await file.read(count: count, at: offset, allocator: allocator) }
+    /// there is room for it (`read(_:)`); with `prefetching`, asks the disk for that range too
+    /// (`LocalFile.read`).
+    public static func read(count: Int, at offset: Int64, from file: LocalFile, prefetching ahead: Range<Int64>? = nil) async throws -> ByteBuffer {
+        try await read { try await file.read(count: count, at: offset, allocator: allocator, prefetching: ahead) }
     }
 
     /// Buffers of this allocator alive now, and readers waiting for room.
