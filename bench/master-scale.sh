@@ -23,7 +23,7 @@ def rows():
         yield name, os.urandom(16).hex()
 batch_files, batch_chunks, batch_replicas = [], [], []
 def flush():
-    db.executemany("INSERT INTO files VALUES (?, 4096, 1764000000000, 12345, 67108864, 3)", batch_files)
+    db.executemany("INSERT INTO files VALUES (?, 4096, 1764000000000, 12345, 67108864, 3, NULL, NULL)", batch_files)
     db.executemany("INSERT INTO chunks VALUES (?, ?, 0, 4096, 12345)", batch_chunks)
     db.executemany("INSERT INTO replicas VALUES (?, ?)", batch_replicas)
     batch_files.clear(); batch_chunks.clear(); batch_replicas.clear()

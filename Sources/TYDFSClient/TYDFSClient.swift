@@ -33,6 +33,12 @@ public final class TYDFSClient: Sendable {
     /// Stats asked at the same time, sent together.
     let lookups = RequestCoalescer<LookupRequest.Item, FileInfo>(
         inFlightLimit: Limits.lookupsInFlight, itemsLimit: Limits.maxLookupsPerRequest)
+    /// Puts opened at the same time, sent together (`Route.openUploads`).
+    let uploadOpens = RequestCoalescer<CreateUploadRequest, UploadSession>(
+        inFlightLimit: Limits.uploadBatchesInFlight, itemsLimit: Limits.maxUploadsPerBatch)
+    /// One-chunk puts committed at the same time, sent together (`Route.commitUploads`).
+    let uploadCommits = RequestCoalescer<UploadCommit, FileInfo>(
+        inFlightLimit: Limits.uploadBatchesInFlight, itemsLimit: Limits.maxUploadsPerBatch)
 
     /// `masterURL` like `http://127.0.0.1:9333`, or several masters separated by commas (one
     /// leads; requests find it and follow it across a failover). `concurrency` is how many operations the caller

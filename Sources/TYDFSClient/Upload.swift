@@ -108,10 +108,51 @@ extension TYDFSClient {
     private func openUpload(
         _ remote: RemotePath, overwrite: Bool, sourceBytes: Int64?, commitID: String, adopt: [CommittedChunk] = []
     ) async throws -> UploadSession {
-        try await control(.POST, Route.uploads, body: CreateUploadRequest(
+        let request = CreateUploadRequest(
             path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID,
-            adopt: adopt.isEmpty ? nil : adopt),
-            repeatable: true)
+            adopt: adopt.isEmpty ? nil : adopt)
+        return try await uploadOpens.ask(request) { items in
+            try await self.sendBatch(items, to: Route.openUploads) {
+                try await self.control(.POST, Route.uploads, body: $0, repeatable: true)
+            }
+        }
+    }
+
+    /// Commits a put of at most one chunk together with the others committed at the same time
+    /// (`Route.commitUploads`); a bigger one alone, with time for its rows.
+    private func commit(_ commit: CommitUploadRequest, of uploadID: String) async throws -> FileInfo {
+        guard commit.chunks.count <= 1 else {
+            // A commit writes a few rows per chunk: give huge files the time that takes.
+            return try await control(
+                .POST, Route.uploadCommit(uploadID), body: commit, extraSeconds: Int64(commit.chunks.count / 1000), repeatable: true)
+        }
+        return try await uploadCommits.ask(UploadCommit(uploadID: uploadID, commit: commit)) { items in
+            try await self.sendBatch(items, to: Route.commitUploads) {
+                try await self.control(.POST, Route.uploadCommit($0.uploadID), body: $0.commit, repeatable: true)
+            }
+        }
+    }
+
+    /// Sends `items` in one batched request and returns each one's answer, in order. A master
+    /// without the route (one from before batches) answers 404 to the whole request; each item
+    /// is then sent on its own with `alone`, as then.
+    private func sendBatch<Item: Codable & Sendable, Answer: Codable & Sendable>(
+        _ items: [Item], to route: String, alone: (Item) async throws -> Answer
+    ) async throws -> [Result<Answer, any Error>] {
+        let response: BatchResponse<Answer>
+        do {
+            response = try await control(.POST, route, body: BatchRequest(items: items), repeatable: true)
+        } catch let error as TYDFSError where error.code == .notFound {
+            var results: [Result<Answer, any Error>] = []
+            for item in items {
+                do { results.append(.success(try await alone(item))) } catch { results.append(.failure(error)) }
+            }
+            return results
+        }
+        guard response.answers.count == items.count else {
+            throw TYDFSError(.protocolViolation, "the master answered \(response.answers.count) of \(items.count) items of a batch")
+        }
+        return response.answers.map { answer in Result { try answer.get() } }
     }
 
     /// Renews `upload` every `Limits.uploadRenewSeconds` until cancelled: a put waiting long for
@@ -200,11 +241,9 @@ extension TYDFSClient {
         let sizeBytes = chunks.reduce(Int64(0)) { $0 + $1.sizeBytes }
         let given = try attributes()
         let file: FileInfo = try await callLeader(about: upload) { current in
-            let commit = CommitUploadRequest(
-                sizeBytes: sizeBytes, crc32c: fileCRC, chunks: stored.map { $0.committed(in: current) }, attributes: given.isEmpty ? nil : given)
-            // A commit writes a few rows per chunk: give huge files the time that takes.
-            return try await control(
-                .POST, Route.uploadCommit(current.uploadID), body: commit, extraSeconds: Int64(chunks.count / 1000), repeatable: true)
+            try await commit(CommitUploadRequest(
+                sizeBytes: sizeBytes, crc32c: fileCRC, chunks: stored.map { $0.committed(in: current) }, attributes: given.isEmpty ? nil : given),
+                of: current.uploadID)
         }
         var warnings = stored.flatMap(\.warnings)
         let fewest = chunks.map(\.replicas.count).min() ?? session.replication

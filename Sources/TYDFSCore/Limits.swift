@@ -30,6 +30,11 @@ public enum Limits {
     /// Lookup requests a client keeps in flight at once; stats asked meanwhile wait and go
     /// together in the next one.
     public static let lookupsInFlight = 2
+    /// Most puts one batched open or commit carries (`OpenUploadsRequest`, `CommitUploadsRequest`).
+    public static let maxUploadsPerBatch = 64
+    /// Batched opens (and, apart, batched commits) a client keeps in flight at once; puts that
+    /// open or commit meanwhile wait and go together in the next one.
+    public static let uploadBatchesInFlight = 1
     /// The most a file's attributes (names and values together) may hold: room for S3's 2 KB
     /// of user metadata, a content type and an ETag, and no more, since the master keeps them in memory.
     public static let maxFileAttributeBytes = 8 * 1024

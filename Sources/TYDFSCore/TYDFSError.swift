@@ -58,4 +58,9 @@ public struct TYDFSError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// `error` itself when it is a `TYDFSError`, else an internal error carrying its description.
+    public static func from(_ error: any Error) -> TYDFSError {
+        error as? TYDFSError ?? TYDFSError(.internal, "\(error)")
+    }
 }

@@ -24,6 +24,23 @@ public enum MasterServer {
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: access)
         let require = RequestPrincipal.require
+        /// Why one item of a batched request may not go on (nil: it may), logged as a refused
+        /// request is: the items of several callers travel together, and each is authorized alone.
+        @Sendable func refusal(of need: Principal.Need, file: RemotePath, route: String, _ context: BasicRequestContext) -> TYDFSError? {
+            do {
+                try require(need)
+                return nil
+            } catch {
+                let refusal = TYDFSError.from(error)
+                context.logger.requestRefused(refusal, method: "POST", path: route, details: ["file": "\(file)"])
+                return refusal
+            }
+        }
+        @Sendable func checkBatch(_ count: Int) throws {
+            guard count <= Limits.maxUploadsPerBatch else {
+                throw TYDFSError(.invalidArgument, "a batch carries at most \(Limits.maxUploadsPerBatch) puts, not \(count)")
+            }
+        }
         let keys = access.keys
         router.get(RouterPath(Route.dashboard)) { _, _ in
             Response(
@@ -196,6 +213,47 @@ public enum MasterServer {
             await state.abortUpload(uploadID: try await uploadID(context))
             return try JSON.response(["status": "aborted"])
         }
+        router.post(RouterPath(Route.openUploads)) { request, context in
+            let body = try await JSON.decode(OpenUploadsRequest.self, from: request)
+            try checkBatch(body.items.count)
+            var answers: [BatchAnswer<UploadSession>] = []
+            for item in body.items {
+                if let refused = refusal(of: .write(item.path), file: item.path, route: Route.openUploads, context) {
+                    answers.append(BatchAnswer(.failure(refused)))
+                    continue
+                }
+                do {
+                    answers.append(BatchAnswer(.success(try await state.createUpload(item))))
+                } catch {
+                    answers.append(BatchAnswer(.failure(TYDFSError.from(error))))
+                }
+            }
+            return try JSON.response(OpenUploadsResponse(answers: answers))
+        }
+        router.post(RouterPath(Route.commitUploads)) { request, context in
+            let body = try await JSON.decode(CommitUploadsRequest.self, from: request)
+            try checkBatch(body.items.count)
+            // All at once: their edits join one group commit (one transaction, one fsync).
+            let answers = await withTaskGroup(of: (Int, BatchAnswer<FileInfo>).self) { group in
+                for (index, item) in body.items.enumerated() {
+                    group.addTask {
+                        do {
+                            let path = try await state.uploadPath(uploadID: item.uploadID)
+                            if let refused = refusal(of: .write(path), file: path, route: Route.commitUploads, context) {
+                                return (index, BatchAnswer(.failure(refused)))
+                            }
+                            return (index, BatchAnswer(.success(try await state.commit(uploadID: item.uploadID, request: item.commit))))
+                        } catch {
+                            return (index, BatchAnswer(.failure(TYDFSError.from(error))))
+                        }
+                    }
+                }
+                var answers = [BatchAnswer<FileInfo>?](repeating: nil, count: body.items.count)
+                for await (index, answer) in group { answers[index] = answer }
+                return answers.map { $0! }
+            }
+            return try JSON.response(CommitUploadsResponse(answers: answers))
+        }
         router.get(RouterPath(Route.files)) { request, _ in
             let path = try RemotePath(try request.queryItem("path"))
             try require(.read(path))
@@ -209,16 +267,7 @@ public enum MasterServer {
             }
             // Each path is authorized on its own (the stats of several callers may travel
             // together), and a refused one is logged as a refused request is.
-            let refusals = body.items.map { item -> TYDFSError? in
-                do {
-                    try require(.read(item.path))
-                    return nil
-                } catch {
-                    let refusal = error as? TYDFSError ?? TYDFSError(.internal, "\(error)")
-                    context.logger.requestRefused(refusal, method: "POST", path: Route.lookup, details: ["file": "\(item.path)"])
-                    return refusal
-                }
-            }
+            let refusals = body.items.map { item in refusal(of: .read(item.path), file: item.path, route: Route.lookup, context) }
             let answers = await state.lookup(body.items, refused: refusals)
             return try JSON.response(LookupResponse(answers: answers.map(LookupResponse.Answer.init)))
         }

@@ -631,7 +631,7 @@ actor MasterState {
                 chunksLeft -= min(chunksLeft, info.chunks.count)
                 return .success(info)
             } catch {
-                return .failure(error as? TYDFSError ?? TYDFSError(.internal, "\(error)"))
+                return .failure(TYDFSError.from(error))
             }
         }
     }

@@ -523,6 +523,65 @@ public struct LookupResponse: Codable, Sendable {
     public init(answers: [Answer]) { self.answers = answers }
 }
 
+/// One item's answer in a batched call (`OpenUploadsResponse`, `CommitUploadsResponse`): what
+/// the call for that item alone would have returned, or the error it would have given.
+public struct BatchAnswer<Value: Codable & Sendable>: Codable, Sendable {
+    public var value: Value?
+    public var error: ErrorResponse.Body?
+
+    public init(_ result: Result<Value, TYDFSError>) {
+        switch result {
+        case .success(let value): self.value = value
+        case .failure(let failure): error = ErrorResponse(failure).error
+        }
+    }
+
+    /// The answer as the single call gives it: the value, or its error thrown.
+    public func get() throws -> Value {
+        if let value { return value }
+        if let error { throw error.tydfsError }
+        throw TYDFSError(.protocolViolation, "the master answered an item of a batch with neither a value nor an error")
+    }
+}
+
+/// A batched call: the items of several callers made at the same time, sent together as stats
+/// share a lookup (`tydfs bench`, `put -r` and the S3 gateway make many puts at once). Each item
+/// is authorized and answered on its own (`BatchResponse`, in the same order). At most
+/// `Limits.maxUploadsPerBatch` items.
+public struct BatchRequest<Item: Codable & Sendable>: Codable, Sendable {
+    public var items: [Item]
+
+    public init(items: [Item]) { self.items = items }
+}
+
+/// The answers to a `BatchRequest`, one per item, in order.
+public struct BatchResponse<Value: Codable & Sendable>: Codable, Sendable {
+    public var answers: [BatchAnswer<Value>]
+
+    public init(answers: [BatchAnswer<Value>]) { self.answers = answers }
+}
+
+/// `POST` `Route.openUploads`: each item is the `CreateUploadRequest` its put would have sent
+/// alone (`POST /v1/uploads`).
+public typealias OpenUploadsRequest = BatchRequest<CreateUploadRequest>
+public typealias OpenUploadsResponse = BatchResponse<UploadSession>
+
+/// One commit of a `CommitUploadsRequest`: what `POST /v1/uploads/ID/commit` would have sent.
+public struct UploadCommit: Codable, Sendable {
+    public var uploadID: String
+    public var commit: CommitUploadRequest
+
+    public init(uploadID: String, commit: CommitUploadRequest) {
+        self.uploadID = uploadID
+        self.commit = commit
+    }
+}
+
+/// `POST` `Route.commitUploads`: the commits share the master's group commit, and each is
+/// answered once durable, or with its own error.
+public typealias CommitUploadsRequest = BatchRequest<UploadCommit>
+public typealias CommitUploadsResponse = BatchResponse<FileInfo>
+
 /// Sets a file's modification time (`utimensat` through `tydfs mount`): its bytes, chunks and
 /// attributes stay as they are.
 public struct SetModificationTimeRequest: Codable, Sendable {

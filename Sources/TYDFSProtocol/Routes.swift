@@ -12,6 +12,10 @@ public enum Route {
     public static func uploadChunks(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/chunks" }
     public static func uploadCommit(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/commit" }
     public static func upload(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)" }
+    /// `POST` an `OpenUploadsRequest`: several puts opened at once (`OpenUploadsResponse`).
+    public static let openUploads = "/v1/batch/uploads"
+    /// `POST` a `CommitUploadsRequest`: several uploads committed at once (`CommitUploadsResponse`).
+    public static let commitUploads = "/v1/batch/commits"
     public static func uploadRenew(_ uploadID: String) -> String { "/v1/uploads/\(uploadID)/renew" }
     /// `GET` (stat, with read order), `DELETE` (rm); the path is in the `path` query item.
     public static let files = "/v1/files"

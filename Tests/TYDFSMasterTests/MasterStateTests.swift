@@ -413,6 +413,11 @@ final class MasterStateTests: XCTestCase {
         XCTAssertTrue(try keys.revoke(revoked.accessKeyID))
 
         enum Caller { case refused, scoped(AccessLevel, prefix: String?), cluster }
+        /// The errors of a batch's answers, whatever the batch (lookup, opens, commits).
+        struct BatchErrors: Decodable {
+            struct Answer: Decodable { var error: ErrorResponse.Body? }
+            var answers: [Answer]
+        }
         let callers: [(String, RequestSigner?, Caller)] = [
             ("no credentials", nil, .refused),
             ("wrong secret", RequestSigner(accessKeyID: admin.accessKeyID, secret: "not-the-secret"), .refused),
@@ -425,9 +430,18 @@ final class MasterStateTests: XCTestCase {
             ("admin key", signer(admin), .scoped(.admin, prefix: nil)),
             ("cluster secret", RequestSigner(cluster: secret), .cluster),
         ]
-        /// `readEach`: a lookup, refused file by file in a 200 answer (a batch of stats may mix
-        /// paths a key may and may not read).
-        enum Need { case open, look, read(String), readEach(String), write(String), admin, cluster }
+        /// `readEach`, `writeEach`: a batch (a lookup, opens, commits), refused item by item in a
+        /// 200 answer (the items of several callers may mix paths a key may and may not use).
+        enum Need {
+            case open, look, read(String), readEach(String), write(String), writeEach(String), admin, cluster
+
+            var eachPath: String? {
+                switch self {
+                case .readEach(let path), .writeEach(let path): return path
+                default: return nil
+                }
+            }
+        }
         let id = upload.uploadID
         let routes: [(HTTPRequest.Method, String, String?, Need)] = [
             (.get, "/", nil, .open), (.get, Route.metrics, nil, .open), (.get, Route.healthz, nil, .open),
@@ -440,6 +454,9 @@ final class MasterStateTests: XCTestCase {
             (.post, Route.uploads, #"{"path": "/docs/new", "overwrite": false}"#, .write("/docs/new")),
             (.post, Route.uploadChunks(id), #"{"exclude": [], "dataBytes": 0}"#, .write("/docs/up")),
             (.post, Route.uploadCommit(id), #"{"sizeBytes": -1, "crc32c": 0, "chunks": []}"#, .write("/docs/up")),
+            (.post, Route.openUploads, #"{"items": [{"path": "/docs/new", "overwrite": false}]}"#, .writeEach("/docs/new")),
+            (.post, Route.commitUploads, #"{"items": [{"uploadID": "\#(id)", "commit": {"sizeBytes": -1, "crc32c": 0, "chunks": []}}]}"#,
+             .writeEach("/docs/up")),
             (.post, Route.rename, #"{"from": "/docs/a", "to": "/team/a"}"#, .write("/docs/a")),
             (.post, Route.fileModificationTime, #"{"path": "/docs/a", "mtimeMillis": 1}"#, .write("/docs/a")),
             (.delete, Route.files + "?path=%2Fdocs%2Fa", nil, .write("/docs/a")),
@@ -463,7 +480,7 @@ final class MasterStateTests: XCTestCase {
             case (.scoped, .look): return true
             case (.scoped(_, let prefix), .read(let path)), (.scoped(_, let prefix), .readEach(let path)):
                 return prefix.map { path.hasPrefix($0 + "/") } ?? true
-            case (.scoped(let level, let prefix), .write(let path)):
+            case (.scoped(let level, let prefix), .write(let path)), (.scoped(let level, let prefix), .writeEach(let path)):
                 return level != .readOnly && (prefix.map { path.hasPrefix($0 + "/") } ?? true)
             }
         }
@@ -481,11 +498,11 @@ final class MasterStateTests: XCTestCase {
                         let (status, answer) = try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) {
                             ($0.status, $0.body)
                         }
-                        if case .readEach(let path) = need, allowed(caller, .look) {
-                            // Authenticated: answered, and each file refused or not on its own.
+                        if let path = need.eachPath, allowed(caller, .look) {
+                            // Authenticated: answered, and each item refused or not on its own.
                             XCTAssertEqual(status, .ok, "\(name): \(method) \(uri)")
-                            let error = try JSONDecoder().decode(LookupResponse.self, from: Data(answer.readableBytesView)).answers.first?.error
-                            XCTAssertEqual(error?.code == TYDFSError.Code.forbidden.rawValue, !allowed(caller, need), "\(name): lookup of \(path): \(String(describing: error))")
+                            let error = try JSONDecoder().decode(BatchErrors.self, from: Data(answer.readableBytesView)).answers.first?.error
+                            XCTAssertEqual(error?.code == TYDFSError.Code.forbidden.rawValue, !allowed(caller, need), "\(name): \(uri) of \(path): \(String(describing: error))")
                         } else if allowed(caller, need) {
                             XCTAssertFalse([.unauthorized, .forbidden].contains(status), "\(name): \(method) \(uri) refused with \(status.code)")
                         } else {
@@ -570,6 +587,132 @@ final class MasterStateTests: XCTestCase {
         XCTAssertThrowsError(try budgeted[2].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .askAlone) }
         let alone = await state.lookup(Array(big.prefix(1)), refused: [nil], chunkBudget: 0)
         XCTAssertEqual(try alone[0].get().path.value, "/docs/a", "a file alone is answered whatever its size")
+    }
+
+    /// Batched opens and commits answer each put as its own call would: a session with its
+    /// first chunk, or the error (refused outside the key's prefix, an invalid commit id, an unknown
+    /// upload, a bad commit), without stopping the others; committed files are in the namespace
+    /// and the store when the answer comes. Too many puts at once are refused whole.
+    func testBatchedOpensAndCommitsAnswerEachPutAsItsOwnCall() async throws {
+        try await joinThree()
+        let keys = try AccessKeyStore(directory: folder)
+        let team = try keys.create(access: .readWrite, prefix: try RemotePath("/team"))
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: keys, anonymous: nil)))
+        let (state, store) = (self.state!, self.store!)
+        do {
+            try await app.test(.router) { unsigned in
+                let client = SigningTestClient(client: unsigned, signer: RequestSigner(accessKeyID: team.accessKeyID, secret: team.secretAccessKey))
+                func body(_ request: some Encodable) throws -> ByteBuffer { ByteBuffer(bytes: Array(try JSONEncoder().encode(request))) }
+                let opens = try [
+                    CreateUploadRequest(path: RemotePath("/team/a"), overwrite: false, firstChunkBytes: 10, commitID: "a"),
+                    CreateUploadRequest(path: RemotePath("/team/b"), overwrite: false, firstChunkBytes: 10),
+                    CreateUploadRequest(path: RemotePath("/docs/c"), overwrite: false, firstChunkBytes: 10),
+                    CreateUploadRequest(path: RemotePath("/team/e"), overwrite: false, firstChunkBytes: 10, commitID: String(repeating: "x", count: 65)),
+                    CreateUploadRequest(path: RemotePath("/team/d"), overwrite: false, firstChunkBytes: 10),
+                ]
+                let sessions = try await client.execute(uri: Route.openUploads, method: .post, body: try body(OpenUploadsRequest(items: opens))) { response in
+                    XCTAssertEqual(response.status, .ok)
+                    return try JSONDecoder().decode(OpenUploadsResponse.self, from: Data(response.body.readableBytesView)).answers
+                }
+                XCTAssertEqual(sessions.count, 5)
+                let a = try sessions[0].get(), b = try sessions[1].get(), d = try sessions[4].get()
+                XCTAssertEqual(Set([a.uploadID, b.uploadID, d.uploadID]).count, 3, "each put has its own upload")
+                XCTAssertEqual(a.firstChunk?.targets.count, 3, "with its first chunk allocated")
+                XCTAssertEqual(sessions[2].error?.code, TYDFSError.Code.forbidden.rawValue, "outside the key's prefix")
+                XCTAssertNil(sessions[2].value)
+                XCTAssertEqual(sessions[3].error?.code, TYDFSError.Code.invalidArgument.rawValue, "a commit id of 65 characters")
+                let openChunks = await state.openUploadChunks()
+                XCTAssertEqual(Set(openChunks), Set([a, b, d].compactMap(\.firstChunk?.chunkID)), "nothing allocated for the refused ones")
+
+                func committed(_ session: UploadSession) throws -> CommitUploadRequest {
+                    let chunk = try XCTUnwrap(session.firstChunk)
+                    return CommitUploadRequest(sizeBytes: 10, crc32c: 1, chunks: [
+                        CommittedChunk(index: 0, id: chunk.chunkID, sizeBytes: 10, crc32c: 1, replicas: chunk.targets.map(\.id)),
+                    ])
+                }
+                let commits = try [
+                    UploadCommit(uploadID: a.uploadID, commit: committed(a)),
+                    UploadCommit(uploadID: b.uploadID, commit: CommitUploadRequest(sizeBytes: -1, crc32c: 0, chunks: [])),
+                    UploadCommit(uploadID: "no-such-upload", commit: committed(d)),
+                    UploadCommit(uploadID: d.uploadID, commit: committed(d)),
+                ]
+                let files = try await client.execute(uri: Route.commitUploads, method: .post, body: try body(CommitUploadsRequest(items: commits))) { response in
+                    XCTAssertEqual(response.status, .ok)
+                    return try JSONDecoder().decode(CommitUploadsResponse.self, from: Data(response.body.readableBytesView)).answers
+                }
+                XCTAssertEqual(files.count, 4)
+                XCTAssertEqual(try files[0].get().path.value, "/team/a")
+                XCTAssertEqual(files[1].error?.code, TYDFSError.Code.invalidArgument.rawValue, "a bad commit fails alone")
+                XCTAssertEqual(files[2].error?.code, TYDFSError.Code.uploadUnknown.rawValue)
+                XCTAssertEqual(try files[3].get().path.value, "/team/d")
+                let listed = try await state.list(try RemotePath("/team")).entries.map(\.path)
+                XCTAssertEqual(listed, ["/team/a", "/team/d"])
+                // Answered only once durable: the store has them.
+                let stored = try await store.loadNamespace()
+                XCTAssertNotNil(stored.file(at: try RemotePath("/team/a")))
+                XCTAssertNotNil(stored.file(at: try RemotePath("/team/d")))
+                XCTAssertNil(stored.file(at: try RemotePath("/team/b")))
+                // The retry of a committed put learns it is done, inside a batch as alone.
+                let retried = try await client.execute(uri: Route.openUploads, method: .post, body: try body(OpenUploadsRequest(items: [opens[0]]))) { response in
+                    try JSONDecoder().decode(OpenUploadsResponse.self, from: Data(response.body.readableBytesView)).answers
+                }
+                XCTAssertEqual(try retried[0].get().committed?.path.value, "/team/a")
+
+                let tooMany = OpenUploadsRequest(items: Array(repeating: opens[1], count: Limits.maxUploadsPerBatch + 1))
+                try await client.execute(uri: Route.openUploads, method: .post, body: try body(tooMany)) { XCTAssertEqual($0.status, .badRequest) }
+                let tooManyCommits = CommitUploadsRequest(items: Array(repeating: commits[1], count: Limits.maxUploadsPerBatch + 1))
+                try await client.execute(uri: Route.commitUploads, method: .post, body: try body(tooManyCommits)) { XCTAssertEqual($0.status, .badRequest) }
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
+    }
+
+    /// A client whose master has no batch routes (one from before them) opens each put with
+    /// `POST /v1/uploads`, as clients did then: puts made together all get their answers.
+    func testAClientOpensPutsOneByOneWithAMasterWithoutBatches() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        let opened = OpenedPaths()
+        router.post(RouterPath(Route.uploads)) { request, context in
+            let open = try await JSON.decode(CreateUploadRequest.self, from: request)
+            await opened.add(open.path.value)
+            guard open.path.value != "/refused" else { throw TYDFSError(.forbidden, "not this one") }
+            // As a master answers the retry of a put it committed already: nothing left to send.
+            return try JSON.response(UploadSession(uploadID: "", chunkSizeBytes: 4096, replication: 3, committed: FileInfo(
+                path: open.path, sizeBytes: 3, mtimeMillis: 1, checksum: "crc32c:00000000", chunkSizeBytes: 4096, replication: 3,
+                underReplicated: false, chunks: [])))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { live in
+            let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(live.port))")
+            let results = await withTaskGroup(of: (String, Result<String, TYDFSError>).self) { group in
+                for name in ["/a", "/b", "/c", "/refused"] {
+                    group.addTask {
+                        do {
+                            let put = try await client.put(bytes: ByteBuffer(string: "abc"), to: try RemotePath(name), overwrite: false)
+                            return (name, .success(put.file.path.value))
+                        } catch {
+                            return (name, .failure(TYDFSError.from(error)))
+                        }
+                    }
+                }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            for name in ["/a", "/b", "/c"] { XCTAssertEqual(try results[name]?.get(), name) }
+            if case .failure(let refused) = results["/refused"] {
+                XCTAssertEqual(refused.code, .forbidden, "its own error, not the others'")
+            } else {
+                XCTFail("a refused put succeeded")
+            }
+            let asked = await opened.paths
+            XCTAssertEqual(Set(asked), ["/a", "/b", "/c", "/refused"])
+            try await client.shutdown()
+        }
     }
 
     /// A client whose master has no lookup route (one from before it) stats file by file with
@@ -866,6 +1009,12 @@ extension MasterState {
 }
 
 /// Signs every request as the CLI does, at router depth.
+/// The paths a fake master was asked to open, in order.
+private actor OpenedPaths {
+    var paths: [String] = []
+    func add(_ path: String) { paths.append(path) }
+}
+
 struct SigningTestClient {
     let client: any TestClientProtocol
     let signer: RequestSigner?
