@@ -78,7 +78,7 @@ public enum StallGuard {
         }
     }
 
-    private static func formatSeconds(_ seconds: Double) -> String { String(format: "%.0f", seconds) }
+    static func formatSeconds(_ seconds: Double) -> String { String(format: "%.0f", seconds) }
 }
 
 /// A body stream that tells `progress` about every buffer that arrives, so a copy pulled from a

@@ -33,6 +33,8 @@ public final class TYDFSClient: Sendable {
     /// Stats asked at the same time, sent together.
     let lookups = RequestCoalescer<LookupRequest.Item, FileInfo>(
         inFlightLimit: Limits.lookupsInFlight, itemsLimit: Limits.maxLookupsPerRequest)
+    /// Small chunks written at the same time down the same pipeline, sent together (`Route.chunkBatch`).
+    let chunkBatches = ChunkBatches()
     /// Puts opened at the same time, sent together (`Route.openUploads`).
     let uploadOpens = RequestCoalescer<CreateUploadRequest, UploadSession>(
         inFlightLimit: Limits.uploadBatchesInFlight, itemsLimit: Limits.maxUploadsPerBatch)

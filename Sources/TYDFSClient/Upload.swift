@@ -359,7 +359,18 @@ extension TYDFSClient {
             let result: ChunkWriteResult
             do {
                 result = try await StallGuard.run(progress) {
-                    try await self.send(producer, length: length, through: allocation)
+                    if length <= Limits.batchedChunkMaxBytes, let token = allocation.token,
+                       let batch = self.chunkBatches.coalescer(for: allocation.targets) {
+                        do {
+                            return try await self.sendInBatch(producer, length: length, token: token, through: allocation, with: batch)
+                        } catch let error as TYDFSError where error.code == .notFound && producer.localError == nil {
+                            // A datakeeper from before chunk batches: this chunk, and every later one, alone.
+                            self.chunkBatches.lacksRoute(first.address)
+                            let alone = ChunkFrameProducer(data: data, length: length, progress: progress)
+                            return try await self.send(alone, length: length, through: allocation)
+                        }
+                    }
+                    return try await self.send(producer, length: length, through: allocation)
                 }
             } catch {
                 if let local = producer.localError { throw local }
@@ -409,6 +420,99 @@ extension TYDFSClient {
         let response = try await http.execute(request, timeout: .seconds(deadline))
         let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
         return try PeerError.decode(ChunkWriteResult.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)")
+    }
+}
+
+extension TYDFSClient {
+    /// One attempt for a small chunk: its frame, made in memory, goes with the other small
+    /// chunks written down the same pipeline meanwhile, in one chunk batch (`Route.chunkBatch`),
+    /// and is answered on its own.
+    fileprivate func sendInBatch(
+        _ producer: ChunkFrameProducer, length: Int64, token: String, through allocation: ChunkAllocation,
+        with batch: RequestCoalescer<ChunkInBatch, ChunkWriteResult>
+    ) async throws -> ChunkWriteResult {
+        var frame = ByteBuffer()
+        frame.reserveCapacity(Int(ChunkFrame.frameBytes(dataBytes: length)))
+        while var piece = try await producer.next() { frame.writeBuffer(&piece) }
+        let pipeline = allocation.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }
+        let chunk = ChunkInBatch(chunk: BatchedChunk(chunk: allocation.chunkID, dataBytes: length, token: token), frame: frame)
+        return try await batch.ask(chunk) { chunks in try await self.sendChunkBatch(chunks, through: pipeline) }
+    }
+
+    /// Sends `chunks` in one `PUT` of `Route.chunkBatch` to the first datakeeper of `pipeline`.
+    private func sendChunkBatch(_ chunks: [ChunkInBatch], through pipeline: [PipelineHop]) async throws -> [Result<ChunkWriteResult, any Error>] {
+        var frames = ByteBuffer()
+        frames.reserveCapacity(chunks.reduce(0) { $0 + $1.frame.readableBytes })
+        for chunk in chunks { frames.writeImmutableBuffer(chunk.frame) }
+        let answers = try await Self.sendChunkBatch(chunks.map(\.chunk), frames: frames, down: pipeline, scheme: scheme, with: http)
+        return answers.map { answer in Result { try answer.get() } }
+    }
+
+    /// One `PUT` of `Route.chunkBatch` to the first datakeeper of `pipeline`, naming the rest:
+    /// the answer for each of `chunks`, whose frames `frames` holds one after another. Used by
+    /// clients and by datakeepers forwarding a batch. A batch is small: the whole exchange gets
+    /// the time a single chunk may stall (`Limits.writeStallSeconds(hops:)`, less for each hop
+    /// further down, so the hop above a hung one reports it in time) and its fsync allowance.
+    public static func sendChunkBatch(
+        _ chunks: [BatchedChunk], frames: ByteBuffer, down pipeline: [PipelineHop], scheme: String, with http: HTTPClient
+    ) async throws -> [BatchAnswer<ChunkWriteResult>] {
+        let first = pipeline[0]
+        var request = HTTPClientRequest(url: "\(scheme)://\(first.address)\(Route.chunkBatch)")
+        request.method = .PUT
+        request.carryRequestID()
+        request.headers.add(name: Header.chunks, value: BatchedChunk.encode(chunks))
+        request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(pipeline.dropFirst())))
+        request.body = .bytes(frames)
+        let seconds = Limits.writeStallSeconds(hops: pipeline.count) + Limits.syncAllowanceSeconds(frameBytes: Int64(frames.readableBytes))
+        let response: HTTPClientResponse
+        let payload: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .milliseconds(Int64(seconds * 1000)))
+            payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            // As a single chunk's stall is told (`StallGuard`): a batch this small that takes this long is hung.
+            throw TYDFSError(.unreachable, "made no progress for \(StallGuard.formatSeconds(seconds)) s (hung?); abandoned it")
+        }
+        let answers = try PeerError.decode(BatchResponse<ChunkWriteResult>.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)").answers
+        guard answers.count == chunks.count else {
+            throw TYDFSError(.protocolViolation, "datakeeper \(first.id) answered \(answers.count) of \(chunks.count) chunks of a batch")
+        }
+        return answers
+    }
+}
+
+/// A small chunk waiting to go in a chunk batch: its header entry and its whole frame.
+struct ChunkInBatch: Sendable {
+    var chunk: BatchedChunk
+    var frame: ByteBuffer
+}
+
+/// A client's chunk batches: one coalescer per pipeline (chunks go together only down the same
+/// datakeepers, in the same order), and the datakeepers found to have no batch route (from
+/// before it), whose chunks go alone.
+final class ChunkBatches: Sendable {
+    private struct State {
+        var coalescers: [String: RequestCoalescer<ChunkInBatch, ChunkWriteResult>] = [:]
+        var withoutRoute: Set<String> = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// The coalescer for chunks going down `targets`; nil when its first datakeeper takes no batches.
+    func coalescer(for targets: [DataKeeperAddress]) -> RequestCoalescer<ChunkInBatch, ChunkWriteResult>? {
+        let key = PipelineHop.encode(targets.map { PipelineHop(id: $0.id.value, address: $0.address) })
+        return state.withLockedValue { state in
+            guard let first = targets.first, !state.withoutRoute.contains(first.address) else { return nil }
+            if let existing = state.coalescers[key] { return existing }
+            let created = RequestCoalescer<ChunkInBatch, ChunkWriteResult>(
+                inFlightLimit: Limits.chunkBatchesInFlight, itemsLimit: Limits.maxChunksPerBatch)
+            state.coalescers[key] = created
+            return created
+        }
+    }
+
+    func lacksRoute(_ address: String) {
+        state.withLockedValue { _ = $0.withoutRoute.insert(address) }
     }
 }
 

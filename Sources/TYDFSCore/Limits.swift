@@ -30,6 +30,14 @@ public enum Limits {
     /// Lookup requests a client keeps in flight at once; stats asked meanwhile wait and go
     /// together in the next one.
     public static let lookupsInFlight = 2
+    /// Largest chunk a client sends in a chunk batch (`Route.chunkBatch`) rather than alone.
+    public static let batchedChunkMaxBytes: Int64 = 64 * 1024
+    /// Most chunks one chunk batch carries: its body is then at most 2 MiB, and its header
+    /// (a write token per chunk) about 8 KB.
+    public static let maxChunksPerBatch = 32
+    /// Chunk batches a client keeps in flight per pipeline; small chunks for that pipeline
+    /// written meanwhile wait and go together in the next one.
+    public static let chunkBatchesInFlight = 1
     /// Most puts one batched open or commit carries (`OpenUploadsRequest`, `CommitUploadsRequest`).
     public static let maxUploadsPerBatch = 64
     /// Batched opens (and, apart, batched commits) a client keeps in flight at once; puts that

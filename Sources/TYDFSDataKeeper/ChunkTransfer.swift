@@ -51,6 +51,49 @@ struct ChunkTransfer: Sendable {
         return ChunkWriteResult(stored: [id] + next.stored, dataBytes: dataBytes, crc32c: crc, failures: next.failures)
     }
 
+    /// Stores the small chunks of a batch, whose frames arrive one after another in `body`, and
+    /// forwards the whole batch to `downstream`. The frames are stored at once, so they share one
+    /// `fdatasync`. Each chunk is answered on its own: stored here and further down, or the
+    /// error that kept it from being stored here (the client sends that one again elsewhere).
+    func receive(_ chunks: [BatchedChunk], body: RequestBody, downstream: [PipelineHop]) async throws -> BatchResponse<ChunkWriteResult> {
+        let frameBytes = chunks.map { Int(ChunkFrame.frameBytes(dataBytes: $0.dataBytes)) }
+        let total = frameBytes.reduce(0, +)
+        let frames = try await body.collect(upTo: total)
+        guard frames.readableBytes == total else {
+            throw TYDFSError(.invalidArgument, "the batch's body holds \(frames.readableBytes) bytes; its chunks' frames make \(total)")
+        }
+        counters.begin()
+        defer { counters.end() }
+        async let downstreamResults = forward(chunks, frames: frames, to: downstream)
+        let stored = await withTaskGroup(of: (Int, Result<UInt32, TYDFSError>).self) { group in
+            var offset = frames.readerIndex
+            for (index, chunk) in chunks.enumerated() {
+                let frame = frames.getSlice(at: offset, length: frameBytes[index])!
+                offset += frameBytes[index]
+                group.addTask {
+                    do {
+                        try await store.reserve(chunk.chunk, frameBytes: Int64(frame.readableBytes))
+                        return (index, .success(try await storeInVolume(chunk.chunk, dataBytes: chunk.dataBytes, from: [frame].async, forwarding: nil, expectedCRC: nil)))
+                    } catch {
+                        return (index, .failure(TYDFSError.from(error)))
+                    }
+                }
+            }
+            var stored = [Result<UInt32, TYDFSError>?](repeating: nil, count: chunks.count)
+            for await (index, result) in group { stored[index] = result }
+            return stored.map { $0! }
+        }
+        let next = await downstreamResults
+        return BatchResponse(answers: zip(chunks, zip(stored, next)).map { chunk, outcome in
+            let (here, below) = outcome
+            return BatchAnswer(here.map { crc in
+                counters.received(dataBytes: chunk.dataBytes)
+                logger.debug("chunk stored", metadata: ["chunk.id": "\(chunk.chunk)", "bytes": "\(chunk.dataBytes)", "batch": "\(chunks.count)"])
+                return ChunkWriteResult(stored: [id] + below.stored, dataBytes: chunk.dataBytes, crc32c: crc, failures: below.failures)
+            })
+        })
+    }
+
     /// Receives a reserved chunk's frame from `body`, verifies it (and its CRC32C against
     /// `expectedCRC`, when given) and stores it durably: a small chunk in a volume, a large one
     /// in a file of its own. Every buffer is also handed to `forwarding`, concurrently with the
@@ -187,6 +230,30 @@ struct ChunkTransfer: Sendable {
             let message = PeerError.describe(error)
             logger.warning("forwarding failed", metadata: ["chunk.id": "\(chunk)", "datakeeper.address": "\(next.address)", "error": "\(message)"])
             return DownstreamResult(failures: ["\(next.id) (\(next.address)): \(message)"] + hops.dropFirst().map { "\($0.id): not reached" })
+        }
+    }
+
+    /// Sends a chunk batch to the next datakeeper of the pipeline, which forwards it further.
+    /// Never throws: a failure down the pipeline is reported for each chunk it concerns.
+    private func forward(_ chunks: [BatchedChunk], frames: ByteBuffer, to hops: [PipelineHop]) async -> [DownstreamResult] {
+        guard let next = hops.first else { return chunks.map { _ in DownstreamResult() } }
+        let unreached = hops.dropFirst().map { "\($0.id): not reached" }
+        do {
+            let answers = try await TYDFSClient.sendChunkBatch(chunks, frames: frames, down: hops, scheme: scheme, with: httpClient)
+            return answers.map { answer in
+                do {
+                    let result = try answer.get()
+                    return DownstreamResult(stored: result.stored, failures: result.failures)
+                } catch {
+                    return DownstreamResult(failures: ["\(next.id) (\(next.address)): \(PeerError.describe(error))"] + unreached)
+                }
+            }
+        } catch {
+            let message = PeerError.describe(error)
+            logger.warning("forwarding a chunk batch failed", metadata: [
+                "chunks": "\(chunks.count)", "datakeeper.address": "\(next.address)", "error": "\(message)",
+            ])
+            return chunks.map { _ in DownstreamResult(failures: ["\(next.id) (\(next.address)): \(message)"] + unreached) }
         }
     }
 

@@ -61,6 +61,25 @@ public enum DataKeeperServer {
             }
             return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops, token: token))
         }
+        router.put(RouterPath(Route.chunkBatch)) { request, _ in
+            guard let chunks = BatchedChunk.decode(request.headers[.tydfsChunks] ?? ""),
+                  (1...Limits.maxChunksPerBatch).contains(chunks.count), Set(chunks.map(\.chunk)).count == chunks.count,
+                  chunks.allSatisfy({ (0...Limits.batchedChunkMaxBytes).contains($0.dataBytes) })
+            else {
+                throw TYDFSError(.invalidArgument, "header \(Header.chunks) must list 1…\(Limits.maxChunksPerBatch) distinct chunks as id:dataBytes:token, each of at most \(Limits.batchedChunkMaxBytes) bytes")
+            }
+            guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
+                throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
+            }
+            // Each chunk is allowed on its own, and every token must name the same hops after this one.
+            for chunk in chunks {
+                let claims = try ChunkToken.verify(chunk.token, secret: transfer.secret, chunk: chunk.chunk, operations: [.write], now: UnixClock.now)
+                guard try claims.downstream(of: transfer.id) == hops else {
+                    throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for chunk \(chunk.chunk)")
+                }
+            }
+            return try JSON.response(try await transfer.receive(chunks, body: request.body, downstream: hops))
+        }
         router.get("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
             _ = try token(request, chunk, [.read, .replicate])

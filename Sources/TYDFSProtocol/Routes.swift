@@ -69,6 +69,11 @@ public enum Route {
     /// `PUT` a chunk's frame (see `ChunkFrame`); `GET` it, or with `Query.rangeOffset` and
     /// `Query.rangeLength` the frame of a block-aligned range of it.
     public static func chunk(_ id: String) -> String { "/v1/chunks/\(id)" }
+    /// `PUT` the frames of several small chunks going down the same pipeline, one after another
+    /// (`Header.chunks` lists them, `Header.forward` as for one chunk): the small files of a
+    /// `put -r` or `bench` share one request per hop. Answered with a
+    /// `BatchResponse<ChunkWriteResult>`, each chunk on its own.
+    public static let chunkBatch = "/v1/chunk-batch"
     /// `GET` the frame of `range` of chunk `id`.
     public static func chunk(_ id: String, range: ChunkRange) -> String {
         "/v1/chunks/\(id)?\(Query.rangeOffset)=\(range.offset)&\(Query.rangeLength)=\(range.length)"
@@ -96,6 +101,8 @@ public enum Header {
     /// On a chunk `PUT`: the datakeepers still to receive the chunk after this one, in order,
     /// as `id=host:port` separated by commas (the HDFS-style write pipeline).
     public static let forward = "X-TYDFS-Forward"
+    /// On a chunk batch `PUT`: its chunks, in the order of their frames (`BatchedChunk.encode`).
+    public static let chunks = "X-TYDFS-Chunks"
     /// On a chunk `PUT` and `GET`: the master's `ChunkToken` allowing it.
     public static let chunkToken = "X-TYDFS-Token"
     /// On a chunk `PUT` and a chunk `GET`'s answer: the number of data bytes in the frame
@@ -170,5 +177,35 @@ public struct PipelineHop: Equatable, Sendable {
             hops.append(PipelineHop(id: String(pieces[0]), address: String(pieces[1])))
         }
         return hops
+    }
+}
+
+/// One chunk of a chunk batch (`Route.chunkBatch`): its id, its data size, and the master's
+/// write token for it (each chunk of a batch is allowed on its own).
+public struct BatchedChunk: Equatable, Sendable {
+    public var chunk: ChunkID
+    public var dataBytes: Int64
+    public var token: String
+
+    public init(chunk: ChunkID, dataBytes: Int64, token: String) {
+        self.chunk = chunk
+        self.dataBytes = dataBytes
+        self.token = token
+    }
+
+    /// `id:dataBytes:token,id:dataBytes:token` — the value of `Header.chunks` (tokens hold
+    /// neither `:` nor `,`).
+    public static func encode(_ chunks: [BatchedChunk]) -> String {
+        chunks.map { "\($0.chunk.value):\($0.dataBytes):\($0.token)" }.joined(separator: ",")
+    }
+
+    public static func decode(_ text: String) -> [BatchedChunk]? {
+        var chunks: [BatchedChunk] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+            guard pieces.count == 3, let chunk = try? ChunkID(String(pieces[0])), let dataBytes = Int64(pieces[1]) else { return nil }
+            chunks.append(BatchedChunk(chunk: chunk, dataBytes: dataBytes, token: String(pieces[2])))
+        }
+        return chunks
     }
 }

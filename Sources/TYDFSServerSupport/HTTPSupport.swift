@@ -326,6 +326,7 @@ extension HTTPField.Name {
     public static let tydfsReportLastPage = HTTPField.Name(Header.reportLastPage)!
     public static let tydfsReportAnchor = HTTPField.Name(Header.reportAnchor)!
     public static let tydfsChunkToken = HTTPField.Name(Header.chunkToken)!
+    public static let tydfsChunks = HTTPField.Name(Header.chunks)!
     public static let tydfsLeader = HTTPField.Name(Header.leader)!
 }
 

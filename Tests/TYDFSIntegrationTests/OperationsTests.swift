@@ -45,7 +45,7 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(TestCluster.metricSample("tydfs_master_datakeepers", labels: "state=\"alive\"", in: master), 3)
         XCTAssertEqual(TestCluster.metricSample("tydfs_master_datakeepers", labels: "state=\"dead\"", in: master), 0)
         XCTAssertEqual(TestCluster.metricSample("tydfs_master_under_replicated_chunks", in: master), 0)
-        XCTAssertTrue(master.contains("tydfs_http_requests_total{http_route=\"/v1/uploads\",http_request_method=\"POST\",http_response_status_code=\"200\"}"), master)
+        XCTAssertTrue(master.contains("tydfs_http_requests_total{http_route=\"\(Route.openUploads)\",http_request_method=\"POST\",http_response_status_code=\"200\"}"), master)
         XCTAssertTrue(master.contains("tydfs_http_request_duration_seconds_bucket"), master)
 
         // A dead datakeeper shows in the gauges at the next scrape.

@@ -1,0 +1,127 @@
+import Foundation
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSSecurity
+import TYDFSTestSupport
+import XCTest
+
+/// Chunk batches (`PUT /v1/chunk-batch`) on real datakeepers: each chunk of a batch is allowed,
+/// verified, stored and answered on its own, the batch goes down the whole pipeline, and a bad
+/// request stores nothing. Small-file puts made together travel in batches.
+final class ChunkBatchTests: XCTestCase {
+    private struct Hop {
+        var id: String
+        var address: String
+        var pipelineHop: PipelineHop { PipelineHop(id: id, address: address) }
+    }
+
+    private func hops(_ cluster: TestCluster) throws -> [Hop] {
+        try cluster.nodes().nodes.sorted { $0.id.value < $1.id.value }.map { Hop(id: $0.id.value, address: $0.address) }
+    }
+
+    /// Sends `frames` as one batch to the first of `pipeline`, listing `chunks` (tokens made for `pipeline`).
+    private func sendBatch(
+        _ cluster: TestCluster, _ chunks: [(ChunkID, Int64)], frames: [UInt8], pipeline: [PipelineHop], header: String? = nil
+    ) throws -> HTTP.Answer {
+        let listed = try chunks.map { BatchedChunk(chunk: $0.0, dataBytes: $0.1, token: try cluster.token(.write, $0.0, pipeline: pipeline)) }
+        return try HTTP.request("PUT", "http://\(pipeline[0].address)\(Route.chunkBatch)", bodyData: Data(frames), headers: [
+            Header.chunks: header ?? BatchedChunk.encode(listed), Header.forward: PipelineHop.encode(Array(pipeline.dropFirst())),
+        ])
+    }
+
+    private func data(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) } }
+
+    func testEachChunkOfABatchIsStoredOnTheWholePipelineOrAnsweredWithItsOwnError() throws {
+        // The chunks sent here belong to no file: a long orphan grace keeps them while they are looked at.
+        let cluster = try TestCluster(datakeepers: 3, masterArguments: ["--orphan-grace", "1h"])
+        defer { cluster.shutdown() }
+        let hops = try hops(cluster)
+        let pipeline = hops.map(\.pipelineHop)
+
+        // Three good chunks of different sizes around a fourth whose data does not match its checksums.
+        let sizes: [Int64] = [1, 4096, 60_000, Limits.batchedChunkMaxBytes]
+        let chunks = sizes.map { (ChunkID.random(), $0) }
+        var frames: [[UInt8]] = sizes.enumerated().map { ChunkFrame.frame(data(Int($0.element), seed: UInt8($0.offset))) }
+        frames[1][10] ^= 0xff
+        let answer = try sendBatch(cluster, chunks, frames: frames.flatMap { $0 }, pipeline: pipeline)
+        XCTAssertEqual(answer.status, 200, String(decoding: answer.body, as: UTF8.self))
+        let answers = try JSONDecoder().decode(BatchResponse<ChunkWriteResult>.self, from: answer.body).answers
+        XCTAssertEqual(answers.count, 4)
+        for index in [0, 2, 3] {
+            let result = try answers[index].get()
+            XCTAssertEqual(result.stored.map(\.value), hops.map(\.id), "chunk \(index) on the whole pipeline, in order")
+            XCTAssertEqual(result.failures, [])
+            XCTAssertEqual(result.dataBytes, sizes[index])
+            XCTAssertEqual(result.crc32c, CRC32C.checksum(data(Int(sizes[index]), seed: UInt8(index))))
+            for hop in hops { XCTAssertTrue(cluster.isIntact(chunks[index].0, on: hop.id), "chunk \(index) on \(hop.id)") }
+        }
+        XCTAssertEqual(answers[1].error?.code, TYDFSError.Code.checksumMismatch.rawValue)
+        for hop in hops { XCTAssertFalse(cluster.holds(chunks[1].0, on: hop.id), "a corrupt chunk is stored nowhere") }
+
+        // The same chunk again: already stored, refused on its own; a new one beside it is stored.
+        let fresh = (ChunkID.random(), Int64(100))
+        let again = try sendBatch(cluster, [chunks[0], fresh], frames: ChunkFrame.frame(data(1, seed: 0)) + ChunkFrame.frame(data(100, seed: 9)), pipeline: pipeline)
+        let againAnswers = try JSONDecoder().decode(BatchResponse<ChunkWriteResult>.self, from: again.body).answers
+        XCTAssertEqual(againAnswers[0].error?.code, TYDFSError.Code.alreadyExists.rawValue)
+        XCTAssertEqual(try againAnswers[1].get().stored.count, 3)
+
+        // A next hop that cannot be reached: this hop stores each chunk and says which hops failed.
+        let dead = PipelineHop(id: "dk9", address: "127.0.0.1:1")
+        let cut = (ChunkID.random(), Int64(10))
+        let cutAnswer = try sendBatch(cluster, [cut], frames: ChunkFrame.frame(data(10, seed: 3)), pipeline: [pipeline[0], dead, pipeline[1]])
+        let cutResult = try JSONDecoder().decode(BatchResponse<ChunkWriteResult>.self, from: cutAnswer.body).answers[0].get()
+        XCTAssertEqual(cutResult.stored.map(\.value), [hops[0].id])
+        XCTAssertEqual(cutResult.failures.count, 2, "\(cutResult.failures)")
+        XCTAssertTrue(cutResult.failures[0].hasPrefix("dk9 (127.0.0.1:1)"), "\(cutResult.failures)")
+        XCTAssertTrue(cluster.holds(cut.0, on: hops[0].id))
+        XCTAssertFalse(cluster.holds(cut.0, on: hops[1].id))
+
+        // Bad requests store nothing at all.
+        let refused = (ChunkID.random(), Int64(10))
+        let frame = ChunkFrame.frame(data(10, seed: 4))
+        let malformed = try sendBatch(cluster, [refused], frames: frame, pipeline: pipeline, header: "not-a-chunk-list")
+        XCTAssertEqual(malformed.status, 400)
+        let short = try sendBatch(cluster, [refused, (ChunkID.random(), 10)], frames: frame, pipeline: pipeline)
+        XCTAssertEqual(short.status, 400, "a body shorter than the frames listed")
+        let tooBig = try sendBatch(cluster, [(refused.0, Limits.batchedChunkMaxBytes + 1)], frames: frame, pipeline: pipeline)
+        XCTAssertEqual(tooBig.status, 400, "a chunk too large for a batch")
+        let stolen = try BatchedChunk(chunk: refused.0, dataBytes: 10, token: try cluster.token(.write, ChunkID.random(), pipeline: pipeline))
+        let wrongToken = try sendBatch(cluster, [refused], frames: frame, pipeline: pipeline, header: BatchedChunk.encode([stolen]))
+        XCTAssertEqual(wrongToken.status, 403, "a token for another chunk")
+        let otherHops = try sendBatch(cluster, [refused], frames: frame, pipeline: [pipeline[0], pipeline[2], pipeline[1]], header: BatchedChunk.encode([
+            BatchedChunk(chunk: refused.0, dataBytes: 10, token: try cluster.token(.write, refused.0, pipeline: pipeline)),
+        ]))
+        XCTAssertEqual(otherHops.status, 403, "hops other than the token's")
+        let unsigned = try sendBatch(cluster, [refused], frames: frame, pipeline: pipeline, header: "\(refused.0.value):10:")
+        XCTAssertEqual(unsigned.status, 401, "no token")
+        for hop in hops { XCTAssertFalse(cluster.holds(refused.0, on: hop.id)) }
+        XCTAssertEqual(try cluster.aliveDataKeepers().count, 3)
+    }
+
+    /// `put -r` of small files: their chunks go down their pipelines in batches, and every file
+    /// reads back byte for byte.
+    func testSmallFilesPutTogetherTravelInBatches() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let folder = cluster.root + "/small"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let files = 48
+        for index in 0..<files {
+            try Data(data(100 + index * 997, seed: UInt8(index))).write(to: URL(fileURLWithPath: "\(folder)/f\(index)"))
+        }
+        try cluster.succeed(["put", "-r", folder, "/small", "--concurrency", "16"])
+        try cluster.succeed(["get", "-r", "/small", cluster.root + "/back", "--concurrency", "16"])
+        for index in 0..<files {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(cluster.root)/back/f\(index)")), Data(data(100 + index * 997, seed: UInt8(index))))
+        }
+        // Every batch reaches all 3 datakeepers; fewer batches than files means some carried several.
+        var batches = 0.0
+        for hop in try hops(cluster) {
+            let page = String(decoding: try HTTP.request("GET", "http://\(hop.address)\(Route.metrics)").body, as: UTF8.self)
+            batches += TestCluster.metricSample(
+                "tydfs_http_requests_total", labels: "http_route=\"\(Route.chunkBatch)\",http_request_method=\"PUT\",http_response_status_code=\"200\"", in: page) ?? 0
+        }
+        XCTAssertGreaterThan(batches, 0, "small chunks went in batches")
+        XCTAssertLessThan(batches, Double(3 * files), "some batch carried several chunks")
+    }
+}
