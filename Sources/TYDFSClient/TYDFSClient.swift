@@ -35,6 +35,8 @@ public final class TYDFSClient: Sendable {
         inFlightLimit: Limits.lookupsInFlight, itemsLimit: Limits.maxLookupsPerRequest)
     /// Small chunks written at the same time down the same pipeline, sent together (`Route.chunkBatch`).
     let chunkBatches = ChunkBatches()
+    /// Masters found without the batched open and commit routes (from before them).
+    let batchlessMasters = MissingRoutes()
     /// Puts opened at the same time, sent together (`Route.openUploads`).
     let uploadOpens = RequestCoalescer<CreateUploadRequest, UploadSession>(
         inFlightLimit: Limits.uploadBatchesInFlight, itemsLimit: Limits.maxUploadsPerBatch)

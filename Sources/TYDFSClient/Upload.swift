@@ -111,6 +111,9 @@ extension TYDFSClient {
         let request = CreateUploadRequest(
             path: remote, overwrite: overwrite, firstChunkBytes: sourceBytes.flatMap { $0 > 0 ? $0 : nil }, commitID: commitID,
             adopt: adopt.isEmpty ? nil : adopt)
+        if batchlessMasters.isMissing(at: masters.current) {
+            return try await control(.POST, Route.uploads, body: request, repeatable: true)
+        }
         return try await uploadOpens.ask(request) { items in
             try await self.sendBatch(items, to: Route.openUploads) {
                 try await self.control(.POST, Route.uploads, body: $0, repeatable: true)
@@ -121,7 +124,7 @@ extension TYDFSClient {
     /// Commits a put of at most one chunk together with the others committed at the same time
     /// (`Route.commitUploads`); a bigger one alone, with time for its rows.
     private func commit(_ commit: CommitUploadRequest, of uploadID: String) async throws -> FileInfo {
-        guard commit.chunks.count <= 1 else {
+        guard commit.chunks.count <= 1, !batchlessMasters.isMissing(at: masters.current) else {
             // A commit writes a few rows per chunk: give huge files the time that takes.
             return try await control(
                 .POST, Route.uploadCommit(uploadID), body: commit, extraSeconds: Int64(commit.chunks.count / 1000), repeatable: true)
@@ -134,20 +137,20 @@ extension TYDFSClient {
     }
 
     /// Sends `items` in one batched request and returns each one's answer, in order. A master
-    /// without the route (one from before batches) answers 404 to the whole request; each item
-    /// is then sent on its own with `alone`, as then.
+    /// without the route (one from before batches) answers 404 to the whole request; the items
+    /// are then sent each on its own with `alone`, all at once, as are the next ones for a while
+    /// (`batchlessMasters`).
     private func sendBatch<Item: Codable & Sendable, Answer: Codable & Sendable>(
-        _ items: [Item], to route: String, alone: (Item) async throws -> Answer
+        _ items: [Item], to route: String, alone: @escaping @Sendable (Item) async throws -> Answer
     ) async throws -> [Result<Answer, any Error>] {
         let response: BatchResponse<Answer>
         do {
             response = try await control(.POST, route, body: BatchRequest(items: items), repeatable: true)
         } catch let error as TYDFSError where error.code == .notFound {
-            var results: [Result<Answer, any Error>] = []
-            for item in items {
-                do { results.append(.success(try await alone(item))) } catch { results.append(.failure(error)) }
+            batchlessMasters.missing(at: masters.current)
+            return await items.concurrentMap { item in
+                do { return .success(try await alone(item)) } catch { return .failure(error) }
             }
-            return results
         }
         guard response.answers.count == items.count else {
             throw TYDFSError(.protocolViolation, "the master answered \(response.answers.count) of \(items.count) items of a batch")
@@ -365,9 +368,8 @@ extension TYDFSClient {
                             return try await self.sendInBatch(producer, length: length, token: token, through: allocation, with: batch)
                         } catch let error as TYDFSError where error.code == .notFound && producer.localError == nil {
                             // A datakeeper from before chunk batches: this chunk, and every later one, alone.
-                            self.chunkBatches.lacksRoute(first.address)
-                            let alone = ChunkFrameProducer(data: data, length: length, progress: progress)
-                            return try await self.send(alone, length: length, through: allocation)
+                            self.chunkBatches.withoutRoute.missing(at: first.address)
+                            return try await self.send(producer.again(), length: length, through: allocation)
                         }
                     }
                     return try await self.send(producer, length: length, through: allocation)
@@ -434,6 +436,9 @@ extension TYDFSClient {
         var frame = ByteBuffer()
         frame.reserveCapacity(Int(ChunkFrame.frameBytes(dataBytes: length)))
         while var piece = try await producer.next() { frame.writeBuffer(&piece) }
+        // From here the batch's own deadline bounds the wait (`Limits.chunkBatchSeconds`): time
+        // spent queued behind the batch in flight is not this datakeeper's stall.
+        producer.pauseStallClock()
         let pipeline = allocation.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }
         let chunk = ChunkInBatch(chunk: BatchedChunk(chunk: allocation.chunkID, dataBytes: length, token: token), frame: frame)
         return try await batch.ask(chunk) { chunks in try await self.sendChunkBatch(chunks, through: pipeline) }
@@ -451,8 +456,8 @@ extension TYDFSClient {
     /// One `PUT` of `Route.chunkBatch` to the first datakeeper of `pipeline`, naming the rest:
     /// the answer for each of `chunks`, whose frames `frames` holds one after another. Used by
     /// clients and by datakeepers forwarding a batch. A batch is small: the whole exchange gets
-    /// the time a single chunk may stall (`Limits.writeStallSeconds(hops:)`, less for each hop
-    /// further down, so the hop above a hung one reports it in time) and its fsync allowance.
+    /// `Limits.chunkBatchSeconds`, less for each hop further down, so the hop above a hung one
+    /// reports it in time.
     public static func sendChunkBatch(
         _ chunks: [BatchedChunk], frames: ByteBuffer, down pipeline: [PipelineHop], scheme: String, with http: HTTPClient
     ) async throws -> [BatchAnswer<ChunkWriteResult>] {
@@ -463,15 +468,14 @@ extension TYDFSClient {
         request.headers.add(name: Header.chunks, value: BatchedChunk.encode(chunks))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(pipeline.dropFirst())))
         request.body = .bytes(frames)
-        let seconds = Limits.writeStallSeconds(hops: pipeline.count) + Limits.syncAllowanceSeconds(frameBytes: Int64(frames.readableBytes))
+        let seconds = Limits.chunkBatchSeconds(frameBytes: Int64(frames.readableBytes), hops: pipeline.count)
         let response: HTTPClientResponse
         let payload: ByteBuffer
         do {
             response = try await http.execute(request, timeout: .milliseconds(Int64(seconds * 1000)))
             payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            // As a single chunk's stall is told (`StallGuard`): a batch this small that takes this long is hung.
-            throw TYDFSError(.unreachable, "made no progress for \(StallGuard.formatSeconds(seconds)) s (hung?); abandoned it")
+            throw TYDFSError(.unreachable, "did not answer a chunk batch within \(StallGuard.formatSeconds(seconds)) s (hung?); abandoned it")
         }
         let answers = try PeerError.decode(BatchResponse<ChunkWriteResult>.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)").answers
         guard answers.count == chunks.count else {
@@ -489,30 +493,49 @@ struct ChunkInBatch: Sendable {
 
 /// A client's chunk batches: one coalescer per pipeline (chunks go together only down the same
 /// datakeepers, in the same order), and the datakeepers found to have no batch route (from
-/// before it), whose chunks go alone.
+/// before it), whose chunks go alone for a while.
 final class ChunkBatches: Sendable {
-    private struct State {
-        var coalescers: [String: RequestCoalescer<ChunkInBatch, ChunkWriteResult>] = [:]
-        var withoutRoute: Set<String> = []
-    }
-
-    private let state = NIOLockedValueBox(State())
+    /// Pipelines remembered at most: past it they are all forgotten (a batch in flight still
+    /// ends; the next chunk starts a new coalescer), so a long-lived client cannot grow without bound.
+    private static let pipelinesKept = 256
+    private let coalescers = NIOLockedValueBox<[String: RequestCoalescer<ChunkInBatch, ChunkWriteResult>]>([:])
+    /// Datakeepers (by address) that answered a batch with 404.
+    let withoutRoute = MissingRoutes()
 
     /// The coalescer for chunks going down `targets`; nil when its first datakeeper takes no batches.
     func coalescer(for targets: [DataKeeperAddress]) -> RequestCoalescer<ChunkInBatch, ChunkWriteResult>? {
+        guard let first = targets.first, !withoutRoute.isMissing(at: first.address) else { return nil }
         let key = PipelineHop.encode(targets.map { PipelineHop(id: $0.id.value, address: $0.address) })
-        return state.withLockedValue { state in
-            guard let first = targets.first, !state.withoutRoute.contains(first.address) else { return nil }
-            if let existing = state.coalescers[key] { return existing }
+        return coalescers.withLockedValue { coalescers in
+            if let existing = coalescers[key] { return existing }
+            if coalescers.count >= Self.pipelinesKept { coalescers.removeAll() }
             let created = RequestCoalescer<ChunkInBatch, ChunkWriteResult>(
                 inFlightLimit: Limits.chunkBatchesInFlight, itemsLimit: Limits.maxChunksPerBatch)
-            state.coalescers[key] = created
+            coalescers[key] = created
             return created
         }
     }
+}
 
-    func lacksRoute(_ address: String) {
-        state.withLockedValue { _ = $0.withoutRoute.insert(address) }
+/// Servers found without a route added since (a datakeeper's chunk batches, a master's batched
+/// opens and commits): asked the older way for `Limits.routeCheckSeconds`, then the route is
+/// tried again, so a rolling upgrade reaches it without a restart.
+final class MissingRoutes: Sendable {
+    private let since = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+
+    func isMissing(at server: String) -> Bool {
+        let now = ContinuousClock.now
+        return since.withLockedValue { since in
+            guard let found = since[server] else { return false }
+            if now - found < .seconds(Limits.routeCheckSeconds) { return true }
+            since[server] = nil
+            return false
+        }
+    }
+
+    func missing(at server: String) {
+        let now = ContinuousClock.now
+        since.withLockedValue { $0[server] = now }
     }
 }
 
@@ -657,7 +680,7 @@ final class ChunkFrameProducer: @unchecked Sendable {
     private var checksums = BlockChecksums()
     /// A failure reading the local file, told apart from network failures (no retry helps it).
     /// Locked: an abandoned attempt's body stream may still be running when the caller looks.
-    private let localFailure = NIOLockedValueBox<TYDFSError?>(nil)
+    private let localFailure: NIOLockedValueBox<TYDFSError?>
     var localError: TYDFSError? { localFailure.withLockedValue { $0 } }
     /// Told when the HTTP client takes the next piece (the datakeeper accepted the last one),
     /// and given the fsync allowance once the whole frame is out.
@@ -666,11 +689,25 @@ final class ChunkFrameProducer: @unchecked Sendable {
     /// The operation's meter, taken here: the HTTP client pulls `next()` from tasks of its own.
     private let meter = TransferMeter.current
 
-    init(data: ChunkBytes, length: Int64, progress: TransferProgress) {
+    convenience init(data: ChunkBytes, length: Int64, progress: TransferProgress) {
+        self.init(data: data, length: length, progress: progress, localFailure: NIOLockedValueBox(nil))
+    }
+
+    private init(data: ChunkBytes, length: Int64, progress: TransferProgress, localFailure: NIOLockedValueBox<TYDFSError?>) {
         self.data = data
         self.length = length
         self.progress = progress
+        self.localFailure = localFailure
     }
+
+    /// A producer of the same frame from its start, for another attempt; a local read failure
+    /// of either shows in both (`localError`).
+    func again() -> ChunkFrameProducer {
+        ChunkFrameProducer(data: data, length: length, progress: progress, localFailure: localFailure)
+    }
+
+    /// Stops the stall clock of the transfer (see `TransferProgress.pause`).
+    func pauseStallClock() { progress.pause() }
 
     /// The CRC32C of the chunk's data, once all of it was produced.
     var chunkCRC: UInt32 { checksums.whole }

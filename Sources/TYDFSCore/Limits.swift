@@ -35,6 +35,18 @@ public enum Limits {
     /// Most chunks one chunk batch carries: its body is then at most 2 MiB, and its header
     /// (a write token per chunk) about 8 KB.
     public static let maxChunksPerBatch = 32
+    /// Seconds a chunk batch of `frameBytes` through `hops` datakeepers may take in all: a
+    /// chunk's stall allowance (`writeStallSeconds(hops:)`, less for each hop further down),
+    /// its fsync allowance, and the body's transfer at the slowest rate allowed at every hop
+    /// (each hop receives the whole batch before it forwards it).
+    public static func chunkBatchSeconds(frameBytes: Int64, hops: Int) -> Double {
+        writeStallSeconds(hops: hops) + syncAllowanceSeconds(frameBytes: frameBytes)
+            + Double(frameBytes) * Double(max(1, hops)) / Double(minimumTransferBytesPerSecond)
+    }
+    /// Seconds a client remembers that a server lacks a route added since (a datakeeper's chunk
+    /// batches, a master's batched opens and commits) before it tries the route again: a
+    /// rolling upgrade then reaches the new route without a restart.
+    public static let routeCheckSeconds: Int64 = 600
     /// Chunk batches a client keeps in flight per pipeline; small chunks for that pipeline
     /// written meanwhile wait and go together in the next one.
     public static let chunkBatchesInFlight = 1

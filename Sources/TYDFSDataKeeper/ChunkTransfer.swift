@@ -52,46 +52,62 @@ struct ChunkTransfer: Sendable {
     }
 
     /// Stores the small chunks of a batch, whose frames arrive one after another in `body`, and
-    /// forwards the whole batch to `downstream`. The frames are stored at once, so they share one
-    /// `fdatasync`. Each chunk is answered on its own: stored here and further down, or the
-    /// error that kept it from being stored here (the client sends that one again elsewhere).
-    func receive(_ chunks: [BatchedChunk], body: RequestBody, downstream: [PipelineHop]) async throws -> BatchResponse<ChunkWriteResult> {
+    /// forwards the ones it takes to `downstream`. A chunk is taken when it is allowed (`refused`
+    /// holds why not), has room here and an intact frame; the others are answered with their
+    /// error and go no further. The chunks taken are stored at once, so they share one
+    /// `fdatasync`, and each is answered on its own: stored here and further down, or the error
+    /// that kept it from being stored here (the client then sends it again elsewhere).
+    func receive(
+        _ chunks: [BatchedChunk], refused: [TYDFSError?], body: RequestBody, downstream: [PipelineHop]
+    ) async throws -> BatchResponse<ChunkWriteResult> {
         let frameBytes = chunks.map { Int(ChunkFrame.frameBytes(dataBytes: $0.dataBytes)) }
         let total = frameBytes.reduce(0, +)
-        let frames = try await body.collect(upTo: total)
-        guard frames.readableBytes == total else {
-            throw TYDFSError(.invalidArgument, "the batch's body holds \(frames.readableBytes) bytes; its chunks' frames make \(total)")
+        let body = try await body.collect(upTo: total)
+        guard body.readableBytes == total else {
+            throw TYDFSError(.invalidArgument, "the batch's body holds \(body.readableBytes) bytes; its chunks' frames make \(total)")
         }
         counters.begin()
         defer { counters.end() }
-        async let downstreamResults = forward(chunks, frames: frames, to: downstream)
-        let stored = await withTaskGroup(of: (Int, Result<UInt32, TYDFSError>).self) { group in
-            var offset = frames.readerIndex
-            for (index, chunk) in chunks.enumerated() {
-                let frame = frames.getSlice(at: offset, length: frameBytes[index])!
-                offset += frameBytes[index]
-                group.addTask {
-                    do {
-                        try await store.reserve(chunk.chunk, frameBytes: Int64(frame.readableBytes))
-                        return (index, .success(try await storeInVolume(chunk.chunk, dataBytes: chunk.dataBytes, from: [frame].async, forwarding: nil, expectedCRC: nil)))
-                    } catch {
-                        return (index, .failure(TYDFSError.from(error)))
-                    }
-                }
-            }
-            var stored = [Result<UInt32, TYDFSError>?](repeating: nil, count: chunks.count)
-            for await (index, result) in group { stored[index] = result }
-            return stored.map { $0! }
+        var frames: [ByteBuffer] = []
+        var offset = body.readerIndex
+        for bytes in frameBytes {
+            frames.append(body.getSlice(at: offset, length: bytes)!)
+            offset += bytes
         }
-        let next = await downstreamResults
-        return BatchResponse(answers: zip(chunks, zip(stored, next)).map { chunk, outcome in
-            let (here, below) = outcome
-            return BatchAnswer(here.map { crc in
+        var outcomes = [Result<ChunkWriteResult, TYDFSError>?](repeating: nil, count: chunks.count)
+        var taken: [(index: Int, crc: UInt32)] = []
+        for (index, chunk) in chunks.enumerated() {
+            do {
+                if let refusal = refused[index] { throw refusal }
+                let crc = try Self.verifyFrame(frames[index]).crc
+                try await store.reserve(chunk.chunk, frameBytes: Int64(frameBytes[index]))
+                taken.append((index, crc))
+            } catch {
+                outcomes[index] = .failure(TYDFSError.from(error))
+            }
+        }
+        var forwarded = ByteBuffer()
+        forwarded.reserveCapacity(taken.reduce(0) { $0 + frameBytes[$1.index] })
+        for (index, _) in taken { forwarded.writeImmutableBuffer(frames[index]) }
+        let forwardedChunks = taken.map { chunks[$0.index] }, forwardedFrames = forwarded
+        async let downstreamResults = forward(forwardedChunks, frames: forwardedFrames, to: downstream)
+        let stored = await taken.map { (chunks[$0.index], frames[$0.index], $0.crc) }.concurrentMap { chunk, frame, crc -> Result<UInt32, TYDFSError> in
+            do {
+                return .success(try await storeInVolume(chunk.chunk, dataBytes: chunk.dataBytes, from: [frame].async, forwarding: nil, expectedCRC: crc))
+            } catch {
+                return .failure(TYDFSError.from(error))
+            }
+        }
+        let below = await downstreamResults
+        for (position, (index, _)) in taken.enumerated() {
+            let chunk = chunks[index]
+            outcomes[index] = stored[position].map { crc in
                 counters.received(dataBytes: chunk.dataBytes)
                 logger.debug("chunk stored", metadata: ["chunk.id": "\(chunk.chunk)", "bytes": "\(chunk.dataBytes)", "batch": "\(chunks.count)"])
-                return ChunkWriteResult(stored: [id] + below.stored, dataBytes: chunk.dataBytes, crc32c: crc, failures: below.failures)
-            })
-        })
+                return ChunkWriteResult(stored: [id] + below[position].stored, dataBytes: chunk.dataBytes, crc32c: crc, failures: below[position].failures)
+            }
+        }
+        return BatchResponse(answers: outcomes.map { BatchAnswer($0!) })
     }
 
     /// Receives a reserved chunk's frame from `body`, verifies it (and its CRC32C against
@@ -234,9 +250,10 @@ struct ChunkTransfer: Sendable {
     }
 
     /// Sends a chunk batch to the next datakeeper of the pipeline, which forwards it further.
-    /// Never throws: a failure down the pipeline is reported for each chunk it concerns.
+    /// Never throws: a failure down the pipeline is reported for each chunk it concerns. A next
+    /// hop without the batch route (one from before it) gets the chunks one by one.
     private func forward(_ chunks: [BatchedChunk], frames: ByteBuffer, to hops: [PipelineHop]) async -> [DownstreamResult] {
-        guard let next = hops.first else { return chunks.map { _ in DownstreamResult() } }
+        guard let next = hops.first, !chunks.isEmpty else { return chunks.map { _ in DownstreamResult() } }
         let unreached = hops.dropFirst().map { "\($0.id): not reached" }
         do {
             let answers = try await TYDFSClient.sendChunkBatch(chunks, frames: frames, down: hops, scheme: scheme, with: httpClient)
@@ -248,12 +265,31 @@ struct ChunkTransfer: Sendable {
                     return DownstreamResult(failures: ["\(next.id) (\(next.address)): \(PeerError.describe(error))"] + unreached)
                 }
             }
+        } catch let error as TYDFSError where error.code == .notFound {
+            return await forwardOneByOne(chunks, frames: frames, to: hops)
         } catch {
             let message = PeerError.describe(error)
             logger.warning("forwarding a chunk batch failed", metadata: [
                 "chunks": "\(chunks.count)", "datakeeper.address": "\(next.address)", "error": "\(message)",
             ])
             return chunks.map { _ in DownstreamResult(failures: ["\(next.id) (\(next.address)): \(message)"] + unreached) }
+        }
+    }
+
+    /// The chunks of a batch forwarded each in a request of its own, all at once.
+    private func forwardOneByOne(_ chunks: [BatchedChunk], frames: ByteBuffer, to hops: [PipelineHop]) async -> [DownstreamResult] {
+        var offset = frames.readerIndex
+        let framed = chunks.map { chunk in
+            let frameBytes = Int(ChunkFrame.frameBytes(dataBytes: chunk.dataBytes))
+            defer { offset += frameBytes }
+            return (chunk, frames.getSlice(at: offset, length: frameBytes)!)
+        }
+        return await framed.concurrentMap { chunk, frame in
+            let forwarding = PipelineForwarding(frameBytes: Int64(frame.readableBytes), downstreamHops: hops.count)
+            async let result = forward(chunk.chunk, dataBytes: chunk.dataBytes, from: forwarding, to: hops, token: chunk.token)
+            await forwarding.send(frame)
+            forwarding.finish()
+            return await result
         }
     }
 

@@ -71,14 +71,21 @@ public enum DataKeeperServer {
             guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
                 throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
             }
-            // Each chunk is allowed on its own, and every token must name the same hops after this one.
-            for chunk in chunks {
-                let claims = try ChunkToken.verify(chunk.token, secret: transfer.secret, chunk: chunk.chunk, operations: [.write], now: UnixClock.now)
-                guard try claims.downstream(of: transfer.id) == hops else {
-                    throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for chunk \(chunk.chunk)")
+            // Each chunk is allowed on its own: its token, and the hops it names after this one.
+            let refusals = chunks.map { chunk -> TYDFSError? in
+                do {
+                    let claims = try ChunkToken.verify(chunk.token, secret: transfer.secret, chunk: chunk.chunk, operations: [.write], now: UnixClock.now)
+                    guard try claims.downstream(of: transfer.id) == hops else {
+                        throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for chunk \(chunk.chunk)")
+                    }
+                    return nil
+                } catch {
+                    return TYDFSError.from(error)
                 }
             }
-            return try JSON.response(try await transfer.receive(chunks, body: request.body, downstream: hops))
+            // Nothing allowed: refused whole, before its body is read.
+            if refusals.allSatisfy({ $0 != nil }) { throw refusals[0]! }
+            return try JSON.response(try await transfer.receive(chunks, refused: refusals, body: request.body, downstream: hops))
         }
         router.get("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))

@@ -36,6 +36,14 @@ public enum MasterServer {
                 return refusal
             }
         }
+        /// Answers every item of a batch with `answer`, all at once, each with its value or its own error.
+        @Sendable func answeringEach<Item: Sendable, Value: Codable & Sendable>(
+            _ items: [Item], _ answer: @escaping @Sendable (Item) async throws -> Value
+        ) async -> [BatchAnswer<Value>] {
+            await items.concurrentMap { item in
+                do { return BatchAnswer(.success(try await answer(item))) } catch { return BatchAnswer(.failure(TYDFSError.from(error))) }
+            }
+        }
         @Sendable func checkBatch(_ count: Int) throws {
             guard count <= Limits.maxUploadsPerBatch else {
                 throw TYDFSError(.invalidArgument, "a batch carries at most \(Limits.maxUploadsPerBatch) puts, not \(count)")
@@ -216,17 +224,10 @@ public enum MasterServer {
         router.post(RouterPath(Route.openUploads)) { request, context in
             let body = try await JSON.decode(OpenUploadsRequest.self, from: request)
             try checkBatch(body.items.count)
-            var answers: [BatchAnswer<UploadSession>] = []
-            for item in body.items {
-                if let refused = refusal(of: .write(item.path), file: item.path, route: Route.openUploads, context) {
-                    answers.append(BatchAnswer(.failure(refused)))
-                    continue
-                }
-                do {
-                    answers.append(BatchAnswer(.success(try await state.createUpload(item))))
-                } catch {
-                    answers.append(BatchAnswer(.failure(TYDFSError.from(error))))
-                }
+            // All at once: one that waits (a retried put's commit becoming durable) holds up no other.
+            let answers = await answeringEach(body.items) { item in
+                if let refused = refusal(of: .write(item.path), file: item.path, route: Route.openUploads, context) { throw refused }
+                return try await state.createUpload(item)
             }
             return try JSON.response(OpenUploadsResponse(answers: answers))
         }
@@ -234,23 +235,10 @@ public enum MasterServer {
             let body = try await JSON.decode(CommitUploadsRequest.self, from: request)
             try checkBatch(body.items.count)
             // All at once: their edits join one group commit (one transaction, one fsync).
-            let answers = await withTaskGroup(of: (Int, BatchAnswer<FileInfo>).self) { group in
-                for (index, item) in body.items.enumerated() {
-                    group.addTask {
-                        do {
-                            let path = try await state.uploadPath(uploadID: item.uploadID)
-                            if let refused = refusal(of: .write(path), file: path, route: Route.commitUploads, context) {
-                                return (index, BatchAnswer(.failure(refused)))
-                            }
-                            return (index, BatchAnswer(.success(try await state.commit(uploadID: item.uploadID, request: item.commit))))
-                        } catch {
-                            return (index, BatchAnswer(.failure(TYDFSError.from(error))))
-                        }
-                    }
-                }
-                var answers = [BatchAnswer<FileInfo>?](repeating: nil, count: body.items.count)
-                for await (index, answer) in group { answers[index] = answer }
-                return answers.map { $0! }
+            let answers = await answeringEach(body.items) { item in
+                let path = try await state.uploadPath(uploadID: item.uploadID)
+                if let refused = refusal(of: .write(path), file: path, route: Route.commitUploads, context) { throw refused }
+                return try await state.commit(uploadID: item.uploadID, request: item.commit)
             }
             return try JSON.response(CommitUploadsResponse(answers: answers))
         }

@@ -85,17 +85,89 @@ final class ChunkBatchTests: XCTestCase {
         XCTAssertEqual(short.status, 400, "a body shorter than the frames listed")
         let tooBig = try sendBatch(cluster, [(refused.0, Limits.batchedChunkMaxBytes + 1)], frames: frame, pipeline: pipeline)
         XCTAssertEqual(tooBig.status, 400, "a chunk too large for a batch")
-        let stolen = try BatchedChunk(chunk: refused.0, dataBytes: 10, token: try cluster.token(.write, ChunkID.random(), pipeline: pipeline))
-        let wrongToken = try sendBatch(cluster, [refused], frames: frame, pipeline: pipeline, header: BatchedChunk.encode([stolen]))
-        XCTAssertEqual(wrongToken.status, 403, "a token for another chunk")
-        let otherHops = try sendBatch(cluster, [refused], frames: frame, pipeline: [pipeline[0], pipeline[2], pipeline[1]], header: BatchedChunk.encode([
-            BatchedChunk(chunk: refused.0, dataBytes: 10, token: try cluster.token(.write, refused.0, pipeline: pipeline)),
-        ]))
-        XCTAssertEqual(otherHops.status, 403, "hops other than the token's")
-        let unsigned = try sendBatch(cluster, [refused], frames: frame, pipeline: pipeline, header: "\(refused.0.value):10:")
-        XCTAssertEqual(unsigned.status, 401, "no token")
+        // Chunks refused at the first hop go no further, and do not stop the others: a token
+        // for another chunk, a token naming other hops, no token.
+        let allowed = (ChunkID.random(), Int64(10)), otherHops = (ChunkID.random(), Int64(10)), unsigned = (ChunkID.random(), Int64(10))
+        let mixed = try [
+            BatchedChunk(chunk: allowed.0, dataBytes: 10, token: try cluster.token(.write, allowed.0, pipeline: pipeline)),
+            BatchedChunk(chunk: refused.0, dataBytes: 10, token: try cluster.token(.write, ChunkID.random(), pipeline: pipeline)),
+            BatchedChunk(chunk: otherHops.0, dataBytes: 10, token: try cluster.token(.write, otherHops.0, pipeline: [pipeline[0], pipeline[2], pipeline[1]])),
+            BatchedChunk(chunk: unsigned.0, dataBytes: 10, token: ""),
+        ]
+        let mixedAnswer = try sendBatch(cluster, [], frames: Array(repeating: frame, count: 4).flatMap { $0 }, pipeline: pipeline, header: BatchedChunk.encode(mixed))
+        XCTAssertEqual(mixedAnswer.status, 200, String(decoding: mixedAnswer.body, as: UTF8.self))
+        let mixedAnswers = try JSONDecoder().decode(BatchResponse<ChunkWriteResult>.self, from: mixedAnswer.body).answers
+        XCTAssertEqual(try mixedAnswers[0].get().stored.count, 3)
+        XCTAssertEqual(mixedAnswers.dropFirst().map(\.error?.code), [TYDFSError.Code.forbidden, .forbidden, .unauthenticated].map(\.rawValue))
+        for hop in hops {
+            XCTAssertTrue(cluster.holds(allowed.0, on: hop.id))
+            for chunk in [refused.0, otherHops.0, unsigned.0] { XCTAssertFalse(cluster.holds(chunk, on: hop.id), "a refused chunk on \(hop.id)") }
+        }
+        // Nothing allowed at all: refused whole, as a single chunk would be.
+        let noneAllowed = try sendBatch(cluster, [refused], frames: frame, pipeline: pipeline, header: "\(refused.0.value):10:")
+        XCTAssertEqual(noneAllowed.status, 401, "no token")
         for hop in hops { XCTAssertFalse(cluster.holds(refused.0, on: hop.id)) }
         XCTAssertEqual(try cluster.aliveDataKeepers().count, 3)
+    }
+
+    /// A next hop from before chunk batches answers the batch route 404, as any server without a
+    /// route does; it then gets each chunk of the batch in a request of its own, and stores them.
+    func testABatchIsForwardedChunkByChunkToADataKeeperWithoutTheRoute() throws {
+        let cluster = try TestCluster(datakeepers: 1, masterArguments: ["--orphan-grace", "1h"])
+        defer { cluster.shutdown() }
+        let first = try XCTUnwrap(try hops(cluster).first)
+        // The old datakeeper: a chunk PUT is stored (and logged); any other route is missing.
+        let script = """
+            import http.server, json, sys
+            class Old(http.server.BaseHTTPRequestHandler):
+                def do_PUT(self):
+                    body = self.rfile.read(int(self.headers['Content-Length']))
+                    if self.path.startswith('/v1/chunks/'):
+                        status, answer = 200, {"stored": ["old"], "dataBytes": int(self.headers['\(Header.dataBytes)']), "crc32c": 0, "failures": []}
+                        print("single", self.path.split('/')[-1], len(body), flush=True)
+                    else:
+                        status, answer = 404, {"error": {"code": "not_found", "message": "no route " + self.path}}
+                    data = json.dumps(answer).encode()
+                    self.send_response(status)
+                    self.send_header('Content-Type', 'application/json')
+                    self.send_header('Content-Length', str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                def log_message(self, *arguments): pass
+            server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Old)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        let old = Process()
+        old.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        old.arguments = ["python3", "-c", script]
+        let output = Pipe()
+        old.standardOutput = output
+        try old.run()
+        defer { old.terminate(); old.waitUntilExit() }
+        var printed = ""
+        while !printed.contains("\n") {
+            let more = output.fileHandleForReading.availableData
+            XCTAssertFalse(more.isEmpty, "the old datakeeper did not start")
+            if more.isEmpty { return }
+            printed += String(decoding: more, as: UTF8.self)
+        }
+        let port = try XCTUnwrap(Int(printed.split(separator: "\n")[0]))
+        let pipeline = [first.pipelineHop, PipelineHop(id: "old", address: "127.0.0.1:\(port)")]
+
+        let chunks = [(ChunkID.random(), Int64(10)), (ChunkID.random(), Int64(5000))]
+        let frames = ChunkFrame.frame(data(10, seed: 1)) + ChunkFrame.frame(data(5000, seed: 2))
+        let answer = try sendBatch(cluster, chunks, frames: frames, pipeline: pipeline)
+        XCTAssertEqual(answer.status, 200, String(decoding: answer.body, as: UTF8.self))
+        let results = try JSONDecoder().decode(BatchResponse<ChunkWriteResult>.self, from: answer.body).answers.map { try $0.get() }
+        XCTAssertEqual(results.map(\.stored), [[first.id, "old"], [first.id, "old"]].map { $0.map { try! DataKeeperID($0) } })
+        XCTAssertEqual(results.map(\.failures), [[], []])
+        for chunk in chunks { XCTAssertTrue(cluster.holds(chunk.0, on: first.id)) }
+        old.terminate()
+        old.waitUntilExit()
+        let singles = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").filter { $0.hasPrefix("single ") }.map(String.init).sorted()
+        XCTAssertEqual(singles, chunks.map { "single \($0.0.value) \(ChunkFrame.frameBytes(dataBytes: $0.1))" }.sorted())
     }
 
     /// `put -r` of small files: their chunks go down their pipelines in batches, and every file
@@ -113,6 +185,10 @@ final class ChunkBatchTests: XCTestCase {
         try cluster.succeed(["get", "-r", "/small", cluster.root + "/back", "--concurrency", "16"])
         for index in 0..<files {
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(cluster.root)/back/f\(index)")), Data(data(100 + index * 997, seed: UInt8(index))))
+        }
+        for index in 0..<files {
+            let info = try cluster.stat("/small/f\(index)")
+            for chunk in info.chunks { XCTAssertEqual(chunk.replicas.count, 3, "f\(index) chunk \(chunk.index): \(chunk.replicas.map(\.id))") }
         }
         // Every batch reaches all 3 datakeepers; fewer batches than files means some carried several.
         var batches = 0.0

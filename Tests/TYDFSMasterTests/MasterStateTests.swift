@@ -1008,13 +1008,13 @@ extension MasterState {
     func inspect<T: Sendable>(_ look: @Sendable (Namespace) -> T) -> T { look(namespace) }
 }
 
-/// Signs every request as the CLI does, at router depth.
 /// The paths a fake master was asked to open, in order.
 private actor OpenedPaths {
     var paths: [String] = []
     func add(_ path: String) { paths.append(path) }
 }
 
+/// Signs every request as the CLI does, at router depth.
 struct SigningTestClient {
     let client: any TestClientProtocol
     let signer: RequestSigner?
