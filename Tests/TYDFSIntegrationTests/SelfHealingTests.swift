@@ -108,6 +108,8 @@ final class SelfHealingTests: XCTestCase {
         cluster.killMaster(signal: SIGTERM)
         try cluster.startMaster()
         defer { cluster.shutdown() }
+        // The restarted master knows no datakeeper until each heartbeats again.
+        try cluster.waitUntil("4 datakeepers alive", timeout: 20) { try cluster.aliveDataKeepers().count == 4 }
         let local = try cluster.makeFile("many", size: 24 * 64 * 1024, seed: 17)
         try cluster.succeed(["put", local, "/many"])
         cluster.killDataKeeper("dk1", signal: SIGKILL)
