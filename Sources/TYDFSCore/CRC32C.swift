@@ -38,7 +38,10 @@ extension CRC32C {
     /// `crc32_combine`, for the Castagnoli polynomial. Lets chunks, ranges and blocks be
     /// checksummed apart (in parallel, or once per block) and still be checked as a whole.
     public static func combine(_ crcA: UInt32, _ crcB: UInt32, length2 lengthB: Int64) -> UInt32 {
-        Shift(bytes: lengthB).apply(crcA) ^ crcB
+        // The shift is linear: it maps 0 to 0. A file's first chunk starts from 0, and building
+        // the shift for its length cost 2.7 % of a small-file put's client CPU.
+        guard crcA != 0 else { return crcB }
+        return Shift(bytes: lengthB).apply(crcA) ^ crcB
     }
 
     /// What appending `bytes` bytes does to a CRC32C, as a 32×32 matrix over GF(2): build it
