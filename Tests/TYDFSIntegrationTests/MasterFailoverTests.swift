@@ -18,6 +18,8 @@ final class MasterFailoverTests: XCTestCase {
     private var masters: [Int: Process] = [:]
     private var datakeepers: [Process] = []
     private var sources: [String] = []
+    /// The put loops of the running test, reported on if it fails.
+    private var loops: [PutLoop] = []
     private var logIndex = 0
 
     private var urls: [String] { ports.map { "http://127.0.0.1:\($0)" } }
@@ -58,8 +60,12 @@ final class MasterFailoverTests: XCTestCase {
     }
 
     override func tearDown() {
+        reportOnFailure()
+        // A test that failed midway left its loop running: stopped while the servers still run.
+        for loop in loops { loop.stop() }
         for process in datakeepers + Array(masters.values) { TestCluster.end(process, signal: SIGKILL) }
         datakeepers = []
+        loops = []
         masters = [:]
         postgres?.stop()
         if ProcessInfo.processInfo.environment["TYDFS_KEEP_TEST_DATA"] == nil { try? FileManager.default.removeItem(atPath: root) }
@@ -190,16 +196,20 @@ final class MasterFailoverTests: XCTestCase {
 
     /// A client putting files one after another through the master list, as a user's loop would.
     final class PutLoop: @unchecked Sendable {
-        private let state = NIOLockedValueBox((acknowledged: [String: String](), failures: [String](), stopping: false))
+        private let state = NIOLockedValueBox((acknowledged: [String: String](), failures: [String](), started: false, stopping: false))
         private let done = DispatchSemaphore(value: 0)
         private unowned let test: MasterFailoverTests
 
-        init(test: MasterFailoverTests) { self.test = test }
+        init(test: MasterFailoverTests) {
+            self.test = test
+            test.loops.append(self)
+        }
 
         var acknowledged: [String: String] { state.withLockedValue { $0.acknowledged } }
         var failures: [String] { state.withLockedValue { $0.failures } }
 
         func start() {
+            state.withLockedValue { $0.started = true }
             let sources = test.sources
             Thread.detachNewThread { [self] in
                 var round = 0
@@ -219,9 +229,13 @@ final class MasterFailoverTests: XCTestCase {
             }
         }
 
+        /// Stops the loop after its current put; again, does nothing.
         func stop() {
-            state.withLockedValue { $0.stopping = true }
-            done.wait()
+            let running = state.withLockedValue { state in
+                defer { state.stopping = true }
+                return state.started && !state.stopping
+            }
+            if running { done.wait() }
         }
     }
 
@@ -365,6 +379,18 @@ final class MasterFailoverTests: XCTestCase {
         if let environment { process.environment = environment }
         try process.run()
         return process
+    }
+
+    /// After a failed test: what the put loops saw fail, and the end of every server's log (the
+    /// folder is removed afterwards), so that a failure in CI can be read from its output.
+    private func reportOnFailure() {
+        guard let run = testRun, run.totalFailureCount > 0 else { return }
+        for loop in loops { print("put loop: \(loop.acknowledged.count) acknowledged; failures:\n" + loop.failures.joined(separator: "\n")) }
+        let folder = root + "/logs"
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() where name.hasSuffix(".log") {
+            let lines = ((try? String(contentsOfFile: folder + "/" + name, encoding: .utf8)) ?? "").split(separator: "\n").suffix(40)
+            print("--- the last \(lines.count) lines of \(name):\n" + lines.joined(separator: "\n"))
+        }
     }
 
     func logs(of name: String) -> String {
