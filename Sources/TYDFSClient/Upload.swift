@@ -446,29 +446,29 @@ extension TYDFSClient {
 
     /// Sends `chunks` in one `PUT` of `Route.chunkBatch` to the first datakeeper of `pipeline`.
     private func sendChunkBatch(_ chunks: [ChunkInBatch], through pipeline: [PipelineHop]) async throws -> [Result<ChunkWriteResult, any Error>] {
-        var frames = ByteBuffer()
-        frames.reserveCapacity(chunks.reduce(0) { $0 + $1.frame.readableBytes })
-        for chunk in chunks { frames.writeImmutableBuffer(chunk.frame) }
-        let answers = try await Self.sendChunkBatch(chunks.map(\.chunk), frames: frames, down: pipeline, scheme: scheme, with: http)
+        let answers = try await Self.sendChunkBatch(chunks.map(\.chunk), frames: chunks.map(\.frame), down: pipeline, scheme: scheme, with: http)
         return answers.map { answer in Result { try answer.get() } }
     }
 
     /// One `PUT` of `Route.chunkBatch` to the first datakeeper of `pipeline`, naming the rest:
-    /// the answer for each of `chunks`, whose frames `frames` holds one after another. Used by
+    /// the answer for each of `chunks`, whose frames `frames` holds in the same order. Used by
     /// clients and by datakeepers forwarding a batch. A batch is small: the whole exchange gets
     /// `Limits.chunkBatchSeconds`, less for each hop further down, so the hop above a hung one
     /// reports it in time.
     public static func sendChunkBatch(
-        _ chunks: [BatchedChunk], frames: ByteBuffer, down pipeline: [PipelineHop], scheme: String, with http: HTTPClient
+        _ chunks: [BatchedChunk], frames: [ByteBuffer], down pipeline: [PipelineHop], scheme: String, with http: HTTPClient
     ) async throws -> [BatchAnswer<ChunkWriteResult>] {
         let first = pipeline[0]
+        var body = ByteBuffer()
+        body.reserveCapacity(frames.reduce(0) { $0 + $1.readableBytes })
+        for frame in frames { body.writeImmutableBuffer(frame) }
         var request = HTTPClientRequest(url: "\(scheme)://\(first.address)\(Route.chunkBatch)")
         request.method = .PUT
         request.carryRequestID()
         request.headers.add(name: Header.chunks, value: BatchedChunk.encode(chunks))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(pipeline.dropFirst())))
-        request.body = .bytes(frames)
-        let seconds = Limits.chunkBatchSeconds(frameBytes: Int64(frames.readableBytes), hops: pipeline.count)
+        request.body = .bytes(body)
+        let seconds = Limits.chunkBatchSeconds(frameBytes: Int64(body.readableBytes), hops: pipeline.count)
         let response: HTTPClientResponse
         let payload: ByteBuffer
         do {

@@ -86,10 +86,7 @@ struct ChunkTransfer: Sendable {
                 outcomes[index] = .failure(TYDFSError.from(error))
             }
         }
-        var forwarded = ByteBuffer()
-        forwarded.reserveCapacity(taken.reduce(0) { $0 + frameBytes[$1.index] })
-        for (index, _) in taken { forwarded.writeImmutableBuffer(frames[index]) }
-        let forwardedChunks = taken.map { chunks[$0.index] }, forwardedFrames = forwarded
+        let forwardedChunks = taken.map { chunks[$0.index] }, forwardedFrames = taken.map { frames[$0.index] }
         async let downstreamResults = forward(forwardedChunks, frames: forwardedFrames, to: downstream)
         let stored = await taken.map { (chunks[$0.index], frames[$0.index], $0.crc) }.concurrentMap { chunk, frame, crc -> Result<UInt32, TYDFSError> in
             do {
@@ -252,7 +249,7 @@ struct ChunkTransfer: Sendable {
     /// Sends a chunk batch to the next datakeeper of the pipeline, which forwards it further.
     /// Never throws: a failure down the pipeline is reported for each chunk it concerns. A next
     /// hop without the batch route (one from before it) gets the chunks one by one.
-    private func forward(_ chunks: [BatchedChunk], frames: ByteBuffer, to hops: [PipelineHop]) async -> [DownstreamResult] {
+    private func forward(_ chunks: [BatchedChunk], frames: [ByteBuffer], to hops: [PipelineHop]) async -> [DownstreamResult] {
         guard let next = hops.first, !chunks.isEmpty else { return chunks.map { _ in DownstreamResult() } }
         let unreached = hops.dropFirst().map { "\($0.id): not reached" }
         do {
@@ -277,14 +274,8 @@ struct ChunkTransfer: Sendable {
     }
 
     /// The chunks of a batch forwarded each in a request of its own, all at once.
-    private func forwardOneByOne(_ chunks: [BatchedChunk], frames: ByteBuffer, to hops: [PipelineHop]) async -> [DownstreamResult] {
-        var offset = frames.readerIndex
-        let framed = chunks.map { chunk in
-            let frameBytes = Int(ChunkFrame.frameBytes(dataBytes: chunk.dataBytes))
-            defer { offset += frameBytes }
-            return (chunk, frames.getSlice(at: offset, length: frameBytes)!)
-        }
-        return await framed.concurrentMap { chunk, frame in
+    private func forwardOneByOne(_ chunks: [BatchedChunk], frames: [ByteBuffer], to hops: [PipelineHop]) async -> [DownstreamResult] {
+        await Array(zip(chunks, frames)).concurrentMap { chunk, frame in
             let forwarding = PipelineForwarding(frameBytes: Int64(frame.readableBytes), downstreamHops: hops.count)
             async let result = forward(chunk.chunk, dataBytes: chunk.dataBytes, from: forwarding, to: hops, token: chunk.token)
             await forwarding.send(frame)

@@ -43,6 +43,20 @@ public enum DataKeeperServer {
             let text = request.headers[.tydfsChunkToken]
             return (try ChunkToken.verify(text, secret: transfer.secret, chunk: chunk, operations: operations, now: UnixClock.now), text ?? "")
         }
+        /// The hops of `Header.forward` (400 if malformed).
+        @Sendable func forwardHops(_ request: Request) throws -> [PipelineHop] {
+            guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
+                throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
+            }
+            return hops
+        }
+        /// Forward only to the hops the master chose: what the write token `claims` of `chunk`
+        /// names after this datakeeper (403 if not).
+        @Sendable func checkHops(_ hops: [PipelineHop], of chunk: ChunkID, against claims: ChunkToken) throws {
+            guard try claims.downstream(of: transfer.id) == hops else {
+                throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for chunk \(chunk)")
+            }
+        }
         router.put("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
             let (claims, token) = try token(request, chunk, [.write])
@@ -51,14 +65,8 @@ public enum DataKeeperServer {
             else {
                 throw TYDFSError(.invalidArgument, "header \(Header.dataBytes) must give the chunk's data size (0…\(Limits.maxChunkSizeBytes))")
             }
-            guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
-                throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
-            }
-            // Forward only to the hops the master chose: what the token names after this one.
-            let chosen = try claims.downstream(of: transfer.id)
-            guard hops == chosen else {
-                throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for this chunk")
-            }
+            let hops = try forwardHops(request)
+            try checkHops(hops, of: chunk, against: claims)
             return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops, token: token))
         }
         router.put(RouterPath(Route.chunkBatch)) { request, _ in
@@ -68,16 +76,12 @@ public enum DataKeeperServer {
             else {
                 throw TYDFSError(.invalidArgument, "header \(Header.chunks) must list 1…\(Limits.maxChunksPerBatch) distinct chunks as id:dataBytes:token, each of at most \(Limits.batchedChunkMaxBytes) bytes")
             }
-            guard let hops = PipelineHop.decode(request.headers[.tydfsForward] ?? "") else {
-                throw TYDFSError(.invalidArgument, "header \(Header.forward) must be id=host:port,… ")
-            }
+            let hops = try forwardHops(request)
             // Each chunk is allowed on its own: its token, and the hops it names after this one.
             let refusals = chunks.map { chunk -> TYDFSError? in
                 do {
                     let claims = try ChunkToken.verify(chunk.token, secret: transfer.secret, chunk: chunk.chunk, operations: [.write], now: UnixClock.now)
-                    guard try claims.downstream(of: transfer.id) == hops else {
-                        throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for chunk \(chunk.chunk)")
-                    }
+                    try checkHops(hops, of: chunk.chunk, against: claims)
                     return nil
                 } catch {
                     return TYDFSError.from(error)
