@@ -167,6 +167,7 @@ let package = Package(
         ]),
         .testTarget(name: "TYDFSMasterTests", dependencies: [
             "TYDFSMaster", "TYDFSMetadata", "TYDFSCore", "TYDFSProtocol", "TYDFSClient", "TYDFSServerSupport",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

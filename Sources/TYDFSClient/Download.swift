@@ -126,19 +126,26 @@ extension TYDFSClient {
             parts.enumerated().map { (chunk: position, part: $0.offset, range: $0.element) }
         }
         var rangeCRCs: [[Int: UInt32]] = Array(repeating: [:], count: chunks.count)
-        try await withThrowingTaskGroup(of: (chunk: Int, part: Int, crc: UInt32).self) { group in
-            for (started, piece) in pieces.enumerated() {
-                if started >= Limits.parallelRangeDownloads, let done = try await group.next() {
-                    rangeCRCs[done.chunk][done.part] = done.crc
+        if pieces.count == 1, let piece = pieces.first {
+            // A small file's one range: read in this task, without a task group around it.
+            let chunk = chunks[piece.chunk]
+            rangeCRCs[piece.chunk][piece.part] = try await fetch(
+                piece.range, of: chunk, firstChoice: piece.part, into: output, at: offset(chunk) + piece.range.offset, failed: failed)
+        } else {
+            try await withThrowingTaskGroup(of: (chunk: Int, part: Int, crc: UInt32).self) { group in
+                for (started, piece) in pieces.enumerated() {
+                    if started >= Limits.parallelRangeDownloads, let done = try await group.next() {
+                        rangeCRCs[done.chunk][done.part] = done.crc
+                    }
+                    let chunk = chunks[piece.chunk]
+                    group.addTask {
+                        let crc = try await self.fetch(
+                            piece.range, of: chunk, firstChoice: piece.part, into: output, at: offset(chunk) + piece.range.offset, failed: failed)
+                        return (piece.chunk, piece.part, crc)
+                    }
                 }
-                let chunk = chunks[piece.chunk]
-                group.addTask {
-                    let crc = try await self.fetch(
-                        piece.range, of: chunk, firstChoice: piece.part, into: output, at: offset(chunk) + piece.range.offset, failed: failed)
-                    return (piece.chunk, piece.part, crc)
-                }
+                for try await done in group { rangeCRCs[done.chunk][done.part] = done.crc }
             }
-            for try await done in group { rangeCRCs[done.chunk][done.part] = done.crc }
         }
         // Each range was verified block by block; together they must also be the chunk the file
         // names. If not (a replica holding a self-consistent but different chunk), the chunk is
@@ -219,15 +226,15 @@ extension TYDFSClient {
     private func openFirst(
         _ range: ChunkRange, of chunk: ChunkInfo, among candidates: [DataKeeperAddress], failures: inout [String],
         refused: inout Set<DataKeeperID>, failed: FailedDataKeepers
-    ) async throws -> (replica: DataKeeperAddress, response: HTTPClientResponse)? {
+    ) async throws -> (replica: DataKeeperAddress, response: RangeAnswer)? {
         enum Event: Sendable {
-            case answered(Int, HTTPClientResponse, seconds: Double)
+            case answered(Int, RangeAnswer, seconds: Double)
             case failed(Int, any Error)
             /// The hedge timer armed as the `generation`-th fired.
             case hedgeTimerFired(generation: Int)
         }
         let latency = replicaLatency
-        typealias Opened = (replica: DataKeeperAddress, response: HTTPClientResponse)
+        typealias Opened = (replica: DataKeeperAddress, response: RangeAnswer)
         typealias Outcome = (winner: Opened?, attemptsFailed: [(index: Int, error: any Error)])
         let (winner, attemptsFailed) = await withTaskGroup(of: Event.self, returning: Outcome.self) { group -> Outcome in
             var askedAt: [ContinuousClock.Instant] = []
@@ -335,7 +342,7 @@ extension TYDFSClient {
     /// Receives `response` (see `receive`), abandoning it when `replica` sends nothing for
     /// `Limits.readStallSeconds`.
     private func receiveWatched(
-        _ response: HTTPClientResponse, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64
+        _ response: RangeAnswer, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64
     ) async throws -> UInt32 {
         let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
         return try await StallGuard.run(progress) {
@@ -343,10 +350,32 @@ extension TYDFSClient {
         }
     }
 
-    /// Asks `replica` for `range` of `chunk` and returns its 200 response, whose body is the
-    /// range's frame; fails when it answers otherwise or sends no answer for
-    /// `Limits.readStallSeconds`.
-    private func open(_ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress) async throws -> HTTPClientResponse {
+    /// Asks `replica` for `range` of `chunk` and returns its answer: the range's frame still
+    /// streaming in, or, for a small chunk read whole, the frame itself. Fails when the replica
+    /// answers otherwise or sends no answer for `Limits.readStallSeconds`.
+    ///
+    /// A small chunk read whole waits while a batched read to the same datakeeper is out, and
+    /// goes with the others in the next (`GET` of `Route.chunkBatch`). A chunk that batch does
+    /// not serve is asked for alone, so its answer is the datakeeper's own, as without batches.
+    private func open(_ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress) async throws -> RangeAnswer {
+        if range.offset == 0, range.length == chunk.sizeBytes, range.length <= Limits.batchedChunkMaxBytes, let token = chunk.token,
+           let batch = chunkReadBatches.coalescer(for: replica.address, at: replica.address) {
+            do {
+                let item = BatchedChunk(chunk: chunk.id, dataBytes: range.length, token: token)
+                return .whole(try await batch.ask(item) { items in try await self.readBatch(items, from: replica) })
+            } catch is ChunkNotInBatch {
+                // Asked alone below.
+            } catch let error as TYDFSError where error.code == .notFound {
+                // A datakeeper from before batched reads: this chunk, and every later one, alone.
+                chunkReadBatches.withoutRoute.missing(at: replica.address)
+            }
+        }
+        return .streaming(try await openAlone(range, of: chunk, from: replica))
+    }
+
+    /// Asks `replica` for `range` of `chunk` alone and returns its 200 response, whose body is the
+    /// range's frame.
+    private func openAlone(_ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress) async throws -> HTTPClientResponse {
         let whole = range.offset == 0 && range.length == chunk.sizeBytes
         var request = HTTPClientRequest(url: "\(scheme)://\(replica.address)" + (whole ? Route.chunk(chunk.id.value) : Route.chunk(chunk.id.value, range: range)))
         request.method = .GET
@@ -365,14 +394,58 @@ extension TYDFSClient {
         }
     }
 
+    /// One batched read of the whole small chunks `items` from `replica`: each one's frame, or
+    /// `ChunkNotInBatch` for one it did not serve. The whole exchange gets the stall allowance
+    /// of a single read and the deadline of a single read of all the frames.
+    private func readBatch(_ items: [BatchedChunk], from replica: DataKeeperAddress) async throws -> [Result<ByteBuffer, any Error>] {
+        var request = HTTPClientRequest(url: "\(scheme)://\(replica.address)\(Route.chunkBatch)")
+        request.method = .GET
+        request.carryRequestID()
+        request.headers.add(name: Header.chunks, value: BatchedChunk.encode(items))
+        let frameBytes = items.map { ChunkFrame.frameBytes(dataBytes: $0.dataBytes) }
+        let deadline = Limits.transferDeadlineSeconds(frameBytes: frameBytes.reduce(0, +), hops: 1)
+        let peer = "datakeeper \(replica.id)"
+        let (http, prepared) = (self.http, request)
+        let (statuses, body) = try await StallGuard.run(TransferProgress(stallSeconds: Limits.readStallSeconds)) {
+            let response = try await http.execute(prepared, timeout: .seconds(deadline))
+            let body = try await response.body.collect(upTo: Int(frameBytes.reduce(0, +)) + Limits.maxControlMessageBytes)
+            try PeerError.check(status: response.status, payload: body, peer: peer)
+            guard let statuses = response.headers.first(name: Header.chunkStatuses).flatMap(ChunkStatusList.decode), statuses.count == items.count else {
+                throw TYDFSError(.protocolViolation, "\(peer) answered a batched read of \(items.count) chunks without a status for each")
+            }
+            return (statuses, body)
+        }
+        let served = zip(statuses, frameBytes).filter { $0.0 == 200 }.reduce(Int64(0)) { $0 + $1.1 }
+        guard Int64(body.readableBytes) == served else {
+            throw TYDFSError(.protocolViolation, "\(peer) sent \(body.readableBytes) bytes for a batched read, not the \(served) of the chunks it served")
+        }
+        var offset = body.readerIndex
+        return zip(statuses, frameBytes).map { status, bytes in
+            guard status == 200 else { return .failure(ChunkNotInBatch()) }
+            defer { offset += Int(bytes) }
+            return .success(body.getSlice(at: offset, length: Int(bytes))!)
+        }
+    }
+
     /// Receives the frame of `range` that `replica` answered with, telling `progress` about every
     /// piece (its clock stops while the local disk is written), writes its data at `offset`, and
     /// returns the range's CRC32C.
     private func receive(
-        _ response: HTTPClientResponse, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink,
+        _ answer: RangeAnswer, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink,
         at offset: Int64, progress: TransferProgress
     ) async throws -> UInt32 {
         var reader = ChunkFrameReader(dataBytes: range.length)
+        let response: HTTPClientResponse
+        switch answer {
+        case .streaming(let streaming):
+            response = streaming
+        case .whole(let frame):
+            try frame.withUnsafeReadableBytes { try reader.consume($0) { _ in } }
+            let crc = try reader.finish()
+            let data = frame.getSlice(at: frame.readerIndex, length: Int(range.length))!
+            try await LocalWriteFailure.wrap { try await output.write([data], at: offset) }
+            return crc
+        }
         // The data part of each piece, kept as slices (no copy) until an I/O buffer's worth is
         // written in one go.
         var pending: [ByteBuffer] = []
@@ -403,6 +476,17 @@ extension TYDFSClient {
         return crc
     }
 }
+
+/// A replica's answer to a range read: the range's frame still streaming in, or a small chunk's
+/// whole frame, read in a batch with others.
+enum RangeAnswer: Sendable {
+    case streaming(HTTPClientResponse)
+    case whole(ByteBuffer)
+}
+
+/// A chunk a batched read did not serve (it answered its own status for it): it is then asked
+/// for alone, whose answer says why.
+struct ChunkNotInBatch: Error {}
 
 /// Where a download's verified chunk data goes: a local file or memory. Ranges arrive in
 /// parallel, each at its own offset, as runs of buffers received from the network.

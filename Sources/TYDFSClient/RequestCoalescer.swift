@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import TYDFSCore
 
 /// Joins the requests a client's callers make at the same time into one, as a group commit
@@ -81,5 +82,52 @@ actor RequestCoalescer<Item: Sendable, Answer: Sendable> {
         }
         inFlight -= 1
         sendWhileFree(send)
+    }
+}
+
+/// A client's batches to datakeepers: one coalescer per key (chunk writes go together only down
+/// the same pipeline, chunk reads only to the same datakeeper), and the datakeepers found to
+/// have no batch route (from before it), which are asked one chunk at a time for a while.
+final class ChunkBatches<Item: Sendable, Answer: Sendable>: Sendable {
+    /// Keys remembered at most: past it they are all forgotten (a batch in flight still ends;
+    /// the next item starts a new coalescer), so a long-lived client cannot grow without bound.
+    private static var keysKept: Int { 256 }
+    private let coalescers = NIOLockedValueBox<[String: RequestCoalescer<Item, Answer>]>([:])
+    /// Datakeepers (by address) that answered a batch with 404.
+    let withoutRoute = MissingRoutes()
+
+    /// The coalescer for items under `key`, sent to the datakeeper at `address`; nil when that
+    /// datakeeper takes no batches.
+    func coalescer(for key: String, at address: String) -> RequestCoalescer<Item, Answer>? {
+        guard !withoutRoute.isMissing(at: address) else { return nil }
+        return coalescers.withLockedValue { coalescers in
+            if let existing = coalescers[key] { return existing }
+            if coalescers.count >= Self.keysKept { coalescers.removeAll() }
+            let created = RequestCoalescer<Item, Answer>(inFlightLimit: Limits.chunkBatchesInFlight, itemsLimit: Limits.maxChunksPerBatch)
+            coalescers[key] = created
+            return created
+        }
+    }
+}
+
+/// Servers found without a route added since (a datakeeper's chunk batches, a master's batched
+/// opens and commits): asked the older way for `Limits.routeCheckSeconds`, then the route is
+/// tried again, so a rolling upgrade reaches it without a restart.
+final class MissingRoutes: Sendable {
+    private let since = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+
+    func isMissing(at server: String) -> Bool {
+        let now = ContinuousClock.now
+        return since.withLockedValue { since in
+            guard let found = since[server] else { return false }
+            if now - found < .seconds(Limits.routeCheckSeconds) { return true }
+            since[server] = nil
+            return false
+        }
+    }
+
+    func missing(at server: String) {
+        let now = ContinuousClock.now
+        since.withLockedValue { $0[server] = now }
     }
 }

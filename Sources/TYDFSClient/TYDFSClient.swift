@@ -34,7 +34,10 @@ public final class TYDFSClient: Sendable {
     let lookups = RequestCoalescer<LookupRequest.Item, FileInfo>(
         inFlightLimit: Limits.lookupsInFlight, itemsLimit: Limits.maxLookupsPerRequest)
     /// Small chunks written at the same time down the same pipeline, sent together (`Route.chunkBatch`).
-    let chunkBatches = ChunkBatches()
+    let chunkBatches = ChunkBatches<ChunkInBatch, ChunkWriteResult>()
+    /// Small chunks read whole at the same time from the same datakeeper, asked for together
+    /// (`GET` of `Route.chunkBatch`); the answer for each is its frame.
+    let chunkReadBatches = ChunkBatches<BatchedChunk, ByteBuffer>()
     /// Masters found without the batched open and commit routes (from before them).
     let batchlessMasters = MissingRoutes()
     /// Puts opened at the same time, sent together (`Route.openUploads`).
@@ -141,7 +144,7 @@ public final class TYDFSClient: Sendable {
         try await lookups.ask(LookupRequest.Item(path: path, inspect: inspecting)) { items in
             var answers: [Result<FileInfo, any Error>]
             do {
-                let response: LookupResponse = try await self.control(.POST, Route.lookup, body: LookupRequest(items: items), repeatable: true)
+                let response: LookupResponse = try await self.controlCompact(.POST, Route.lookup, body: LookupRequest(items: items), repeatable: true)
                 guard response.answers.count == items.count else {
                     throw TYDFSError(.protocolViolation, "the master answered \(response.answers.count) of \(items.count) lookups")
                 }
@@ -289,6 +292,24 @@ public final class TYDFSClient: Sendable {
     func control<Body: Encodable, Response: Decodable>(
         _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?, extraSeconds: Int64 = 0, repeatable: Bool? = nil
     ) async throws -> Response {
+        let (response, payload) = try await exchange(method, route, query: query, body: body, accept: nil, extraSeconds: extraSeconds, repeatable: repeatable)
+        return try PeerError.decode(Response.self, status: response.status, payload: payload, peer: "the master")
+    }
+
+    /// As `control`, for an answer the master may send in the compact form (`CompactCodec`): it
+    /// is asked for, and read in whichever form it comes (a master from before it sends JSON).
+    func controlCompact<Body: Encodable, Response: Decodable & CompactCodable>(
+        _ method: HTTPMethod, _ route: String, body: Body, repeatable: Bool? = nil
+    ) async throws -> Response {
+        let (response, payload) = try await exchange(
+            method, route, query: nil, body: body, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)
+        return try PeerError.decode(Response.self, from: response, payload: payload, peer: "the master")
+    }
+
+    /// One exchange with the leading master (see `control`): its answer, not yet read.
+    private func exchange<Body: Encodable>(
+        _ method: HTTPMethod, _ route: String, query: RemotePath?, body: Body?, accept: String?, extraSeconds: Int64, repeatable: Bool?
+    ) async throws -> (response: HTTPClientResponse, payload: ByteBuffer) {
         var target = route
         if let query {
             target += (route.contains("?") ? "&" : "?") + "path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
@@ -299,7 +320,7 @@ public final class TYDFSClient: Sendable {
         // a lease period) or `Limits.masterFailoverSeconds` pass.
         // With several masters, one that does not answer within `Limits.masterAnswerSeconds`
         // (paused, hung) is left for the next; a lone master gets the whole control timeout.
-        let (response, payload) = try await masters.send(
+        return try await masters.send(
             http, timeout: .seconds((masters.isSeveral ? Limits.masterAnswerSeconds : Limits.controlRequestTimeoutSeconds) + extraSeconds),
             patienceSeconds: masters.isSeveral ? Limits.masterFailoverSeconds : 0, repeatable: repeatable ?? (method == .GET)
         ) { master in
@@ -310,10 +331,10 @@ public final class TYDFSClient: Sendable {
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(bytes: bytes))
             }
+            if let accept { request.headers.add(name: "Accept", value: accept) }
             if let signer { request.sign(with: signer, target: target, body: bytes) }
             return request
         }
-        return try PeerError.decode(Response.self, status: response.status, payload: payload, peer: "the master")
     }
 }
 
@@ -334,6 +355,21 @@ public enum PeerError {
             return try JSONDecoder().decode(T.self, from: Data(payload.readableBytesView))
         } catch {
             throw TYDFSError(.protocolViolation, "\(peer) sent a malformed \(T.self): \(error)")
+        }
+    }
+
+    /// As `decode(_:status:payload:peer:)`, for an answer asked for in the compact form
+    /// (`CompactCodec`): read in the form its `Content-Type` names.
+    public static func decode<T: Decodable & CompactCodable>(
+        _ type: T.Type, from response: HTTPClientResponse, payload: ByteBuffer, peer: String
+    ) throws -> T {
+        guard response.status == .ok, response.headers.first(name: "Content-Type") == CompactCodec.contentType else {
+            return try decode(type, status: response.status, payload: payload, peer: peer)
+        }
+        do {
+            return try payload.withUnsafeReadableBytes { try CompactCodec.decode(T.self, from: $0) }
+        } catch let error as TYDFSError {
+            throw TYDFSError(.protocolViolation, "\(peer) sent a malformed \(T.self): \(error.message)")
         }
     }
 

@@ -140,12 +140,12 @@ extension TYDFSClient {
     /// without the route (one from before batches) answers 404 to the whole request; the items
     /// are then sent each on its own with `alone`, all at once, as are the next ones for a while
     /// (`batchlessMasters`).
-    private func sendBatch<Item: Codable & Sendable, Answer: Codable & Sendable>(
+    private func sendBatch<Item: Codable & Sendable, Answer: Codable & Sendable & CompactCodable>(
         _ items: [Item], to route: String, alone: @escaping @Sendable (Item) async throws -> Answer
     ) async throws -> [Result<Answer, any Error>] {
         let response: BatchResponse<Answer>
         do {
-            response = try await control(.POST, route, body: BatchRequest(items: items), repeatable: true)
+            response = try await controlCompact(.POST, route, body: BatchRequest(items: items), repeatable: true)
         } catch let error as TYDFSError where error.code == .notFound {
             batchlessMasters.missing(at: masters.current)
             return await items.concurrentMap { item in
@@ -363,7 +363,9 @@ extension TYDFSClient {
             do {
                 result = try await StallGuard.run(progress) {
                     if length <= Limits.batchedChunkMaxBytes, let token = allocation.token,
-                       let batch = self.chunkBatches.coalescer(for: allocation.targets) {
+                       let batch = self.chunkBatches.coalescer(
+                           for: PipelineHop.encode(allocation.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }),
+                           at: first.address) {
                         do {
                             return try await self.sendInBatch(producer, length: length, token: token, through: allocation, with: batch)
                         } catch let error as TYDFSError where error.code == .notFound && producer.localError == nil {
@@ -467,6 +469,7 @@ extension TYDFSClient {
         request.carryRequestID()
         request.headers.add(name: Header.chunks, value: BatchedChunk.encode(chunks))
         request.headers.add(name: Header.forward, value: PipelineHop.encode(Array(pipeline.dropFirst())))
+        request.headers.add(name: "Accept", value: CompactCodec.contentType)
         request.body = .bytes(body)
         let seconds = Limits.chunkBatchSeconds(frameBytes: Int64(body.readableBytes), hops: pipeline.count)
         let response: HTTPClientResponse
@@ -477,7 +480,7 @@ extension TYDFSClient {
         } catch let error as HTTPClientError where error == .deadlineExceeded {
             throw TYDFSError(.unreachable, "did not answer a chunk batch within \(StallGuard.formatSeconds(seconds)) s (hung?); abandoned it")
         }
-        let answers = try PeerError.decode(BatchResponse<ChunkWriteResult>.self, status: response.status, payload: payload, peer: "datakeeper \(first.id)").answers
+        let answers = try PeerError.decode(BatchResponse<ChunkWriteResult>.self, from: response, payload: payload, peer: "datakeeper \(first.id)").answers
         guard answers.count == chunks.count else {
             throw TYDFSError(.protocolViolation, "datakeeper \(first.id) answered \(answers.count) of \(chunks.count) chunks of a batch")
         }
@@ -489,54 +492,6 @@ extension TYDFSClient {
 struct ChunkInBatch: Sendable {
     var chunk: BatchedChunk
     var frame: ByteBuffer
-}
-
-/// A client's chunk batches: one coalescer per pipeline (chunks go together only down the same
-/// datakeepers, in the same order), and the datakeepers found to have no batch route (from
-/// before it), whose chunks go alone for a while.
-final class ChunkBatches: Sendable {
-    /// Pipelines remembered at most: past it they are all forgotten (a batch in flight still
-    /// ends; the next chunk starts a new coalescer), so a long-lived client cannot grow without bound.
-    private static let pipelinesKept = 256
-    private let coalescers = NIOLockedValueBox<[String: RequestCoalescer<ChunkInBatch, ChunkWriteResult>]>([:])
-    /// Datakeepers (by address) that answered a batch with 404.
-    let withoutRoute = MissingRoutes()
-
-    /// The coalescer for chunks going down `targets`; nil when its first datakeeper takes no batches.
-    func coalescer(for targets: [DataKeeperAddress]) -> RequestCoalescer<ChunkInBatch, ChunkWriteResult>? {
-        guard let first = targets.first, !withoutRoute.isMissing(at: first.address) else { return nil }
-        let key = PipelineHop.encode(targets.map { PipelineHop(id: $0.id.value, address: $0.address) })
-        return coalescers.withLockedValue { coalescers in
-            if let existing = coalescers[key] { return existing }
-            if coalescers.count >= Self.pipelinesKept { coalescers.removeAll() }
-            let created = RequestCoalescer<ChunkInBatch, ChunkWriteResult>(
-                inFlightLimit: Limits.chunkBatchesInFlight, itemsLimit: Limits.maxChunksPerBatch)
-            coalescers[key] = created
-            return created
-        }
-    }
-}
-
-/// Servers found without a route added since (a datakeeper's chunk batches, a master's batched
-/// opens and commits): asked the older way for `Limits.routeCheckSeconds`, then the route is
-/// tried again, so a rolling upgrade reaches it without a restart.
-final class MissingRoutes: Sendable {
-    private let since = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
-
-    func isMissing(at server: String) -> Bool {
-        let now = ContinuousClock.now
-        return since.withLockedValue { since in
-            guard let found = since[server] else { return false }
-            if now - found < .seconds(Limits.routeCheckSeconds) { return true }
-            since[server] = nil
-            return false
-        }
-    }
-
-    func missing(at server: String) {
-        let now = ContinuousClock.now
-        since.withLockedValue { $0[server] = now }
-    }
 }
 
 /// Where the bytes of a put come from.

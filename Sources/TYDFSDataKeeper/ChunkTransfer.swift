@@ -331,6 +331,63 @@ struct ChunkTransfer: Sendable {
         return Response(status: .ok, headers: chunkHeaders(dataBytes: range.length), body: response)
     }
 
+    /// The whole frames of the small chunks of a batched read (`Route.chunkBatch`), each read
+    /// and verified on its own, at once: a frame, or the error a single read of that chunk would
+    /// have answered. `dataBytes` is the size the caller expects; a chunk held at another size
+    /// is not served. A corrupt chunk is taken out of service and reported, as on a single read.
+    func serveWhole(_ chunks: [(chunk: ChunkID, dataBytes: Int64)]) async -> [Result<ByteBuffer, TYDFSError>] {
+        counters.begin()
+        defer { counters.end() }
+        return await chunks.concurrentMap { chunk, dataBytes in
+            do {
+                let frame = try await self.readWholeFrame(chunk)
+                let held = try Self.verifyFrame(frame).dataBytes
+                guard held == dataBytes else {
+                    return .failure(TYDFSError(.invalidArgument, "chunk \(chunk) holds \(held) bytes here, not \(dataBytes)"))
+                }
+                self.counters.served(dataBytes: held)
+                return .success(frame)
+            } catch {
+                let failure = TYDFSError.from(error)
+                if failure.code == .checksumMismatch || failure.code == .protocolViolation {
+                    self.logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(failure)"])
+                    await self.reportBad(chunk)
+                }
+                return .failure(failure)
+            }
+        }
+    }
+
+    /// A small chunk's whole frame, from its volume or its own file (at most
+    /// `Limits.batchedChunkMaxBytes` of data is read: a larger one is refused).
+    private func readWholeFrame(_ chunk: ChunkID) async throws -> ByteBuffer {
+        let frameLimit = ChunkFrame.frameBytes(dataBytes: Limits.batchedChunkMaxBytes)
+        switch await store.placement(of: chunk) {
+        case nil:
+            throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+        case .volume(let frameBytes):
+            guard frameBytes <= frameLimit else {
+                throw TYDFSError(.invalidArgument, "chunk \(chunk) is larger than a batched read takes; read it alone")
+            }
+            guard let frame = try await store.readVolumeFrame(chunk) else {
+                throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+            }
+            return frame
+        case .ownFile(let path):
+            guard let frameBytes = LocalFileSystem.fileSize(path) else {
+                throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
+            }
+            guard frameBytes <= frameLimit else {
+                throw TYDFSError(.invalidArgument, "chunk \(chunk) is larger than a batched read takes; read it alone")
+            }
+            let file = try await LocalFile.openForReading(path)
+            defer { try? file.close() }
+            let frame = try await file.read(count: Int(frameBytes), at: 0)
+            guard frame.readableBytes == Int(frameBytes) else { throw TYDFSError(.io, "chunk \(chunk) shrank while being read") }
+            return frame
+        }
+    }
+
     private static func range(_ requested: (offset: Int64, length: Int64)?, dataBytes: Int64) throws -> ChunkRange {
         guard let requested else { return ChunkRange(offset: 0, length: dataBytes) }
         return try ChunkRange.validated(offset: requested.offset, length: requested.length, dataBytes: dataBytes)

@@ -57,6 +57,16 @@ public enum DataKeeperServer {
                 throw TYDFSError(.forbidden, "header \(Header.forward) names hops the master did not choose for chunk \(chunk)")
             }
         }
+        /// The chunks `Header.chunks` lists on a chunk batch (400 if malformed).
+        @Sendable func batchedChunks(_ request: Request) throws -> [BatchedChunk] {
+            guard let chunks = BatchedChunk.decode(request.headers[.tydfsChunks] ?? ""),
+                  (1...Limits.maxChunksPerBatch).contains(chunks.count), Set(chunks.map(\.chunk)).count == chunks.count,
+                  chunks.allSatisfy({ (0...Limits.batchedChunkMaxBytes).contains($0.dataBytes) })
+            else {
+                throw TYDFSError(.invalidArgument, "header \(Header.chunks) must list 1…\(Limits.maxChunksPerBatch) distinct chunks as id:dataBytes:token, each of at most \(Limits.batchedChunkMaxBytes) bytes")
+            }
+            return chunks
+        }
         router.put("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))
             let (claims, token) = try token(request, chunk, [.write])
@@ -70,12 +80,7 @@ public enum DataKeeperServer {
             return try JSON.response(try await transfer.receive(chunk, dataBytes: dataBytes, body: request.body, downstream: hops, token: token))
         }
         router.put(RouterPath(Route.chunkBatch)) { request, _ in
-            guard let chunks = BatchedChunk.decode(request.headers[.tydfsChunks] ?? ""),
-                  (1...Limits.maxChunksPerBatch).contains(chunks.count), Set(chunks.map(\.chunk)).count == chunks.count,
-                  chunks.allSatisfy({ (0...Limits.batchedChunkMaxBytes).contains($0.dataBytes) })
-            else {
-                throw TYDFSError(.invalidArgument, "header \(Header.chunks) must list 1…\(Limits.maxChunksPerBatch) distinct chunks as id:dataBytes:token, each of at most \(Limits.batchedChunkMaxBytes) bytes")
-            }
+            let chunks = try batchedChunks(request)
             let hops = try forwardHops(request)
             // Each chunk is allowed on its own: its token, and the hops it names after this one.
             let refusals = chunks.map { chunk -> TYDFSError? in
@@ -89,7 +94,32 @@ public enum DataKeeperServer {
             }
             // Nothing allowed: refused whole, before its body is read.
             if refusals.allSatisfy({ $0 != nil }) { throw refusals[0]! }
-            return try JSON.response(try await transfer.receive(chunks, refused: refusals, body: request.body, downstream: hops))
+            return try JSON.responseJSONOrCompact(try await transfer.receive(chunks, refused: refusals, body: request.body, downstream: hops), to: request)
+        }
+        router.get(RouterPath(Route.chunkBatch)) { request, _ in
+            let chunks = try batchedChunks(request)
+            // Each chunk is allowed on its own, and answered as a GET of it alone would be.
+            var statuses = chunks.map { chunk -> Int in
+                do {
+                    _ = try ChunkToken.verify(chunk.token, secret: transfer.secret, chunk: chunk.chunk, operations: [.read, .replicate], now: UnixClock.now)
+                    return 200
+                } catch {
+                    return Int(TYDFSError.from(error).status.code)
+                }
+            }
+            let allowed = chunks.indices.filter { statuses[$0] == 200 }
+            let frames = await transfer.serveWhole(allowed.map { (chunks[$0].chunk, chunks[$0].dataBytes) })
+            var body = ByteBuffer()
+            for (index, frame) in zip(allowed, frames) {
+                switch frame {
+                case .success(var frame): body.writeBuffer(&frame)
+                case .failure(let error): statuses[index] = Int(error.status.code)
+                }
+            }
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            headers[.tydfsChunkStatuses] = ChunkStatusList.encode(statuses)
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
         }
         router.get("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))

@@ -229,7 +229,7 @@ public enum MasterServer {
                 if let refused = refusal(of: .write(item.path), file: item.path, route: Route.openUploads, context) { throw refused }
                 return try await state.createUpload(item)
             }
-            return try JSON.response(OpenUploadsResponse(answers: answers))
+            return try JSON.responseJSONOrCompact(OpenUploadsResponse(answers: answers), to: request)
         }
         router.post(RouterPath(Route.commitUploads)) { request, context in
             let body = try await JSON.decode(CommitUploadsRequest.self, from: request)
@@ -240,7 +240,7 @@ public enum MasterServer {
                 if let refused = refusal(of: .write(path), file: path, route: Route.commitUploads, context) { throw refused }
                 return try await state.commit(uploadID: item.uploadID, request: item.commit)
             }
-            return try JSON.response(CommitUploadsResponse(answers: answers))
+            return try JSON.responseJSONOrCompact(CommitUploadsResponse(answers: answers), to: request)
         }
         router.get(RouterPath(Route.files)) { request, _ in
             let path = try RemotePath(try request.queryItem("path"))
@@ -257,7 +257,7 @@ public enum MasterServer {
             // together), and a refused one is logged as a refused request is.
             let refusals = body.items.map { item in refusal(of: .read(item.path), file: item.path, route: Route.lookup, context) }
             let answers = await state.lookup(body.items, refused: refusals)
-            return try JSON.response(LookupResponse(answers: answers.map(LookupResponse.Answer.init)))
+            return try JSON.responseJSONOrCompact(LookupResponse(answers: answers.map(LookupResponse.Answer.init)), to: request)
         }
         router.delete(RouterPath(Route.files)) { request, _ in
             let path = try RemotePath(try request.queryItem("path"))

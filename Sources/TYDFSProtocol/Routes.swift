@@ -72,7 +72,10 @@ public enum Route {
     /// `PUT` the frames of several small chunks going down the same pipeline, one after another
     /// (`Header.chunks` lists them, `Header.forward` as for one chunk): the small files of a
     /// `put -r` or `bench` share one request per hop. Answered with a
-    /// `BatchResponse<ChunkWriteResult>`, each chunk on its own.
+    /// `BatchResponse<ChunkWriteResult>`, each chunk on its own. `GET` several small chunks
+    /// whole (`Header.chunks` lists them with their read tokens and the sizes the caller
+    /// expects): a `get` of many small files reads them in one request per datakeeper. Answered
+    /// 200 with `Header.chunkStatuses` and, one after another, the frames of the chunks served.
     public static let chunkBatch = "/v1/chunk-batch"
     /// `GET` the frame of `range` of chunk `id`.
     public static func chunk(_ id: String, range: ChunkRange) -> String {
@@ -101,8 +104,13 @@ public enum Header {
     /// On a chunk `PUT`: the datakeepers still to receive the chunk after this one, in order,
     /// as `id=host:port` separated by commas (the HDFS-style write pipeline).
     public static let forward = "X-TYDFS-Forward"
-    /// On a chunk batch `PUT`: its chunks, in the order of their frames (`BatchedChunk.encode`).
+    /// On a chunk batch `PUT`: its chunks, in the order of their frames (`BatchedChunk.encode`);
+    /// on a chunk batch `GET`: the chunks to read, with their read tokens.
     public static let chunks = "X-TYDFS-Chunks"
+    /// On a chunk batch `GET`'s answer: for each chunk asked, in order, the HTTP status a `GET`
+    /// of it alone would have had (`ChunkStatusList`); the body holds the frame of each one
+    /// answered 200, in the same order.
+    public static let chunkStatuses = "X-TYDFS-Chunk-Statuses"
     /// On a chunk `PUT` and `GET`: the master's `ChunkToken` allowing it.
     public static let chunkToken = "X-TYDFS-Token"
     /// On a chunk `PUT` and a chunk `GET`'s answer: the number of data bytes in the frame
@@ -118,6 +126,20 @@ public enum Header {
     public static let reportLastPage = "X-TYDFS-Report-Last"
     /// On a chunk report page: the id of the heartbeat answer after which the snapshot was taken.
     public static let reportAnchor = "X-TYDFS-Report-Anchor"
+}
+
+/// The value of `Header.chunkStatuses`: HTTP status codes separated by commas.
+public enum ChunkStatusList {
+    public static func encode(_ statuses: [Int]) -> String { statuses.map(String.init).joined(separator: ",") }
+
+    public static func decode(_ text: String) -> [Int]? {
+        var statuses: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let status = Int(part), (100...599).contains(status) else { return nil }
+            statuses.append(status)
+        }
+        return statuses
+    }
 }
 
 /// Chunk ids as bytes, 16 per id (the high then the low 64 bits, big-endian): a page of a full
@@ -181,7 +203,8 @@ public struct PipelineHop: Equatable, Sendable {
 }
 
 /// One chunk of a chunk batch (`Route.chunkBatch`): its id, its data size, and the master's
-/// write token for it (each chunk of a batch is allowed on its own).
+/// token for it (each chunk of a batch is allowed on its own): a write token on a `PUT`, a read
+/// token on a `GET`.
 public struct BatchedChunk: Equatable, Sendable {
     public var chunk: ChunkID
     public var dataBytes: Int64

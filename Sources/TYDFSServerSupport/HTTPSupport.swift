@@ -45,12 +45,27 @@ public enum JSON {
 
     /// Reads and decodes a request body of at most `Limits.maxControlMessageBytes`.
     public static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
-        let body: ByteBuffer
+        try decode(type, body: try await collectBody(of: request))
+    }
+
+    /// `value` in the compact form when `request` accepts it (`Accept: CompactCodec.contentType`),
+    /// else in JSON.
+    public static func responseJSONOrCompact(_ value: some Encodable & CompactCodable, to request: Request) throws -> Response {
+        guard request.headers[.accept] == CompactCodec.contentType else { return try response(value) }
+        return Response(
+            status: .ok, headers: [.contentType: CompactCodec.contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: CompactCodec.encode(value))))
+    }
+
+    private static func collectBody(of request: Request) async throws -> ByteBuffer {
         do {
-            body = try await request.body.collect(upTo: Limits.maxControlMessageBytes)
+            return try await request.body.collect(upTo: Limits.maxControlMessageBytes)
         } catch {
             throw TYDFSError(.protocolViolation, "request body is larger than \(Limits.maxControlMessageBytes) bytes or was cut off")
         }
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, body: ByteBuffer) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
         } catch let error as TYDFSError {
@@ -327,6 +342,7 @@ extension HTTPField.Name {
     public static let tydfsReportAnchor = HTTPField.Name(Header.reportAnchor)!
     public static let tydfsChunkToken = HTTPField.Name(Header.chunkToken)!
     public static let tydfsChunks = HTTPField.Name(Header.chunks)!
+    public static let tydfsChunkStatuses = HTTPField.Name(Header.chunkStatuses)!
     public static let tydfsLeader = HTTPField.Name(Header.leader)!
 }
 

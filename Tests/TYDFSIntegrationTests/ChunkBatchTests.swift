@@ -170,6 +170,69 @@ final class ChunkBatchTests: XCTestCase {
         XCTAssertEqual(singles, chunks.map { "single \($0.0.value) \(ChunkFrame.frameBytes(dataBytes: $0.1))" }.sorted())
     }
 
+    /// A batched read (`GET /v1/chunk-batch`) answers each chunk as a read of it alone would: its
+    /// frame, or its own status (not held, a token for another chunk or for writing, no token,
+    /// another size than held, a corrupt frame, which is then taken out of service). The frames
+    /// served come one after another, in the order asked. A malformed list is refused whole.
+    func testABatchedReadAnswersEachChunkAsItsOwnRead() throws {
+        let cluster = try TestCluster(datakeepers: 1, masterArguments: ["--orphan-grace", "1h"])
+        defer { cluster.shutdown() }
+        let hop = try XCTUnwrap(try hops(cluster).first)
+        let sizes: [Int64] = [4096, Limits.batchedChunkMaxBytes, 10, 20, 30, 40, 50]
+        let stored = sizes.map { (ChunkID.random(), $0) }
+        let frames = sizes.enumerated().map { ChunkFrame.frame(data(Int($0.element), seed: UInt8($0.offset))) }
+        XCTAssertEqual(try sendBatch(cluster, stored, frames: frames.flatMap { $0 }, pipeline: [hop.pipelineHop]).status, 200)
+        try cluster.flipByte(of: stored[5].0, on: hop.id, at: 3)
+
+        func read(_ header: String) throws -> HTTP.Answer {
+            try HTTP.request("GET", "http://\(hop.address)\(Route.chunkBatch)", headers: [Header.chunks: header])
+        }
+        func reading(_ chunk: (ChunkID, Int64), dataBytes: Int64? = nil, token: String? = nil) throws -> BatchedChunk {
+            BatchedChunk(chunk: chunk.0, dataBytes: dataBytes ?? chunk.1, token: try token ?? cluster.token(.read, chunk.0))
+        }
+        let asked = try [
+            reading(stored[0]), reading((ChunkID.random(), 10)), reading(stored[1]),
+            reading(stored[2], token: try cluster.token(.read, stored[3].0)), reading(stored[3], dataBytes: 21),
+            reading(stored[4], token: ""), reading(stored[5]),
+            reading(stored[6], token: try cluster.token(.write, stored[6].0, pipeline: [hop.pipelineHop])),
+        ]
+        let answer = try read(BatchedChunk.encode(asked))
+        XCTAssertEqual(answer.status, 200, String(decoding: answer.body, as: UTF8.self))
+        XCTAssertEqual(answer.header(Header.chunkStatuses), "200,404,200,403,400,401,422,403")
+        XCTAssertEqual([UInt8](answer.body), frames[0] + frames[1], "the frames of the chunks served, in order")
+        try cluster.waitUntil("the corrupt chunk is taken out of service", timeout: 10) { !cluster.holds(stored[5].0, on: hop.id) }
+        XCTAssertTrue(cluster.isIntact(stored[0].0, on: hop.id))
+
+        let many = try (0...Limits.maxChunksPerBatch).map { _ in try reading((ChunkID.random(), 10)) }
+        for header in [
+            "", "not-a-chunk-list", BatchedChunk.encode([asked[0], asked[0]]), BatchedChunk.encode(many),
+            BatchedChunk.encode([try reading(stored[1], dataBytes: Limits.batchedChunkMaxBytes + 1)]),
+        ] {
+            XCTAssertEqual(try read(header).status, 400, header)
+        }
+        XCTAssertEqual(try cluster.aliveDataKeepers().count, 1)
+    }
+
+    /// `get` of a small file whose chunk is corrupt on two of its three datakeepers: whichever
+    /// replica a batched read asks first, a chunk it does not serve is asked for alone, then
+    /// from the next replica, and the file reads back intact; the corrupt replicas are reported.
+    func testAChunkABatchedReadDoesNotServeIsReadFromAnotherReplica() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("small", size: 3000)
+        try cluster.succeed(["put", local, "/small"])
+        let chunk = try XCTUnwrap(try cluster.stat("/small").chunks.first)
+        let holders = chunk.replicas.map(\.id.value).sorted()
+        XCTAssertEqual(holders.count, 3)
+        for holder in holders.prefix(2) { try cluster.flipByte(of: chunk.id, on: holder, at: 100) }
+        try cluster.succeed(["get", "/small", cluster.root + "/back"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/back")), try Data(contentsOf: URL(fileURLWithPath: local)))
+        try cluster.succeed(["get", "/small", cluster.root + "/again"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/again")), try Data(contentsOf: URL(fileURLWithPath: local)))
+        // Whichever was asked is out of service; the good one still holds the chunk.
+        XCTAssertTrue(cluster.isIntact(chunk.id, on: holders[2]))
+    }
+
     /// `put -r` of small files: their chunks go down their pipelines in batches, and every file
     /// reads back byte for byte.
     func testSmallFilesPutTogetherTravelInBatches() throws {
@@ -199,5 +262,14 @@ final class ChunkBatchTests: XCTestCase {
         }
         XCTAssertGreaterThan(batches, 0, "small chunks went in batches")
         XCTAssertLessThan(batches, Double(3 * files), "some batch carried several chunks")
+        // The get -r read them in batches too, each from one replica.
+        var reads = 0.0
+        for hop in try hops(cluster) {
+            let page = String(decoding: try HTTP.request("GET", "http://\(hop.address)\(Route.metrics)").body, as: UTF8.self)
+            reads += TestCluster.metricSample(
+                "tydfs_http_requests_total", labels: "http_route=\"\(Route.chunkBatch)\",http_request_method=\"GET\",http_response_status_code=\"200\"", in: page) ?? 0
+        }
+        XCTAssertGreaterThan(reads, 0, "small chunks were read in batches")
+        XCTAssertLessThan(reads, Double(files), "some batched read carried several chunks")
     }
 }

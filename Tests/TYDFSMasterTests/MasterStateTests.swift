@@ -3,6 +3,7 @@ import Hummingbird
 import HTTPTypes
 import HummingbirdTesting
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import TYDFSClient
 import TYDFSServerSupport
@@ -571,6 +572,26 @@ final class MasterStateTests: XCTestCase {
                 XCTAssertThrowsError(try answers[2].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .notFound) }
                 XCTAssertEqual(answers[3].error?.code, TYDFSError.Code.forbidden.rawValue)
                 XCTAssertNil(answers[3].file, "nothing of a file outside the key's prefix")
+                // Asked for in the compact form, the same answers come in it; other callers get JSON.
+                let compact = try await client.execute(
+                    uri: Route.lookup, method: .post, headers: [.accept: CompactCodec.contentType], body: try body(LookupRequest(items: items))
+                ) { response in
+                    XCTAssertEqual(response.status, .ok)
+                    XCTAssertEqual(response.headers[.contentType], CompactCodec.contentType)
+                    return try response.body.withUnsafeReadableBytes { try CompactCodec.decode(LookupResponse.self, from: $0) }.answers
+                }
+                XCTAssertEqual(compact.map(\.file?.path.value), answers.map(\.file?.path.value))
+                XCTAssertEqual(compact.map(\.file?.sizeBytes), answers.map(\.file?.sizeBytes))
+                XCTAssertEqual(compact.map { $0.file?.chunks.map(\.id) }, answers.map { $0.file?.chunks.map(\.id) })
+                // (Each answer lists the replicas in its own order, the least busy first.)
+                XCTAssertEqual(
+                    compact.map { $0.file?.chunks.map { $0.replicas.map(\.id).sorted() } }, answers.map { $0.file?.chunks.map { $0.replicas.map(\.id).sorted() } })
+                XCTAssertEqual(compact.map { $0.file?.chunks.map { $0.token != nil } }, [[true], [false], nil, nil])
+                XCTAssertEqual(compact.map(\.error?.code), answers.map(\.error?.code))
+                XCTAssertEqual(compact.map(\.error?.message), answers.map(\.error?.message))
+                try await client.execute(uri: Route.lookup, method: .post, headers: [.accept: "application/json"], body: try body(LookupRequest(items: items))) {
+                    XCTAssertEqual($0.headers[.contentType], "application/json")
+                }
                 let tooMany = LookupRequest(items: Array(repeating: items[0], count: Limits.maxLookupsPerRequest + 1))
                 try await client.execute(uri: Route.lookup, method: .post, body: try body(tooMany)) { XCTAssertEqual($0.status, .badRequest) }
             }
@@ -747,6 +768,71 @@ final class MasterStateTests: XCTestCase {
                 throw error
             }
             try await client.shutdown()
+        }
+    }
+
+    /// A client reading from a master and a datakeeper from before compact answers and batched
+    /// reads: the master ignores `Accept` and answers the lookup in JSON, which the client reads;
+    /// the datakeeper answers the batch route 404, so the chunk is read alone, and later chunks
+    /// from it go alone at once.
+    func testAClientReadsFromAMasterAndADataKeeperFromBeforeCompactAnswersAndBatchedReads() async throws {
+        let data = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let frame = ChunkFrame.frame(data)
+        let chunk = ChunkID(high: 1, low: 2)
+        let asked = NIOLockedValueBox<[String]>([])
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestLog(asked: asked))
+        router.add(middleware: ErrorMiddleware())
+        let port = NIOLockedValueBox(0)
+        router.post(RouterPath(Route.lookup)) { request, _ in
+            let items = try await JSON.decode(LookupRequest.self, from: request).items
+            let replica = DataKeeperAddress(id: try DataKeeperID("old"), address: "127.0.0.1:\(port.withLockedValue { $0 })", alive: true)
+            let file = FileInfo(
+                path: items[0].path, sizeBytes: Int64(data.count), mtimeMillis: 1, checksum: "crc32c:" + hex32(CRC32C.checksum(data)),
+                chunkSizeBytes: 1 << 20, replication: 1, underReplicated: false,
+                chunks: [ChunkInfo(index: 0, id: chunk, sizeBytes: Int64(data.count), crc32c: hex32(CRC32C.checksum(data)), replicas: [replica], token: "any")])
+            return try JSON.response(LookupResponse(answers: items.map { _ in LookupResponse.Answer(.success(file)) }))
+        }
+        router.get("/v1/chunks/:chunk") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: frame)))
+        }
+        // Any other route, as a server from before it answers: 404.
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { live in
+            port.withLockedValue { $0 = live.port! }
+            let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(live.port))")
+            do {
+                for _ in 0..<2 {
+                    let read = try await client.read(try RemotePath("/old"))
+                    XCTAssertEqual(Array(read.readableBytesView), data)
+                }
+            } catch {
+                try await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+        }
+        XCTAssertEqual(asked.withLockedValue { $0 }, [
+            "POST \(Route.lookup)", "GET \(Route.chunkBatch) 404", "GET \(Route.chunk(chunk.value)) 200",
+            "POST \(Route.lookup)", "GET \(Route.chunk(chunk.value)) 200",
+        ])
+    }
+
+    /// Notes every request an old server below gets, with the status of its data-path answers.
+    private struct RequestLog: RouterMiddleware {
+        let asked: NIOLockedValueBox<[String]>
+
+        func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+            let response: Response
+            do {
+                response = try await next(request, context)
+            } catch let error as any HTTPResponseError {
+                asked.withLockedValue { $0.append("\(request.method) \(request.uri.path) \(error.status.code)") }
+                throw error
+            }
+            let status = request.method == .get ? " \(response.status.code)" : ""
+            asked.withLockedValue { $0.append("\(request.method) \(request.uri.path)\(status)") }
+            return response
         }
     }
 

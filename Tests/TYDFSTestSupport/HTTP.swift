@@ -13,6 +13,13 @@ public enum HTTP {
     public struct Answer: Sendable {
         public var status: Int
         public var body: Data
+        /// The response's headers, names as the server sent them.
+        public var headers: [String: String] = [:]
+
+        /// The value of header `name`, whatever its case.
+        public func header(_ name: String) -> String? {
+            headers.first { $0.key.caseInsensitiveCompare(name) == .orderedSame }?.value
+        }
     }
 
     /// `signer`: sign the request as the CLI (an access key) or a datakeeper (the cluster secret) does.
@@ -35,7 +42,9 @@ public enum HTTP {
         let done = DispatchSemaphore(value: 0)
         let outcome = NIOLockedValueBox<Result<Answer, Error>?>(nil)
         URLSession.shared.dataTask(with: request) { data, response, error in
-            let answer = Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data())
+            let http = response as? HTTPURLResponse
+            let headers = (http?.allHeaderFields ?? [:]).reduce(into: [String: String]()) { $0["\($1.key)"] = "\($1.value)" }
+            let answer = Answer(status: http?.statusCode ?? 0, body: data ?? Data(), headers: headers)
             outcome.withLockedValue { $0 = error.map { .failure($0) } ?? .success(answer) }
             done.signal()
         }.resume()
