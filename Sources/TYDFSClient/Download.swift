@@ -345,6 +345,8 @@ extension TYDFSClient {
         _ response: RangeAnswer, range: ChunkRange, from replica: DataKeeperAddress, into output: some ChunkSink, at offset: Int64
     ) async throws -> UInt32 {
         let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
+        // A frame already in memory waits on no peer.
+        if case .whole = response { return try await receive(response, range: range, from: replica, into: output, at: offset, progress: progress) }
         return try await StallGuard.run(progress) {
             try await self.receive(response, range: range, from: replica, into: output, at: offset, progress: progress)
         }

@@ -13,11 +13,19 @@ public struct ChunkID: Hashable, Sendable, Comparable, CustomStringConvertible, 
     }
 
     public init(_ text: String) throws {
-        let utf8 = text.utf8
-        guard utf8.count == 32, utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
-              let high = UInt64(text.prefix(16), radix: 16), let low = UInt64(text.suffix(16), radix: 16)
-        else {
-            throw TYDFSError(.invalidArgument, "'\(text.prefix(80))' is not a chunk id (32 lowercase hex digits)")
+        // Read byte by byte: ids arrive in every chunk request, header and token.
+        func invalid() -> TYDFSError { TYDFSError(.invalidArgument, "'\(text.prefix(80))' is not a chunk id (32 lowercase hex digits)") }
+        guard text.utf8.count == 32 else { throw invalid() }
+        var high: UInt64 = 0, low: UInt64 = 0, digits = 0
+        for byte in text.utf8 {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            default: throw invalid()
+            }
+            if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
+            digits += 1
         }
         self.high = high
         self.low = low
@@ -54,10 +62,16 @@ public struct DataKeeperID: Hashable, Sendable, Comparable, CustomStringConverti
     public let value: String
 
     public init(_ text: String) throws {
-        let allowed = text.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || ".-_".unicodeScalars.contains(scalar))
+        let allowed = text.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                return true
+            default:
+                return false
+            }
         }
-        guard !text.isEmpty, text.count <= 64, allowed else {
+        guard !text.isEmpty, text.utf8.count <= 64, allowed else {
             throw TYDFSError(.invalidArgument, "'\(text.prefix(80))' is not a datakeeper id: use 1–64 of A–Z a–z 0–9 . _ -")
         }
         value = text

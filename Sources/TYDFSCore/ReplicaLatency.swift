@@ -53,14 +53,24 @@ public struct ReplicaLatency: Sendable, Equatable {
 
     /// Whether `id` usually answers later than a read would wait before hedging.
     public func isSlow(_ id: DataKeeperID, now: Double) -> Bool {
+        isSlow(id, now: now, hedgeDelaySeconds: hedgeDelaySeconds(now: now))
+    }
+
+    private func isSlow(_ id: DataKeeperID, now: Double, hedgeDelaySeconds: Double) -> Bool {
         guard let mine = seconds(id, now: now) else { return false }
-        return mine > hedgeDelaySeconds(now: now)
+        return mine > hedgeDelaySeconds
     }
 
     /// `replicas` with the slow ones moved to the end, each part in its given order (the caller's
     /// order spreads ranges over replicas; this only keeps the slow ones from being asked first).
+    /// Every small-file read ranks its replicas: the hedge delay is worked out once per call.
     public func ranked<Replica>(_ replicas: [Replica], id: (Replica) -> DataKeeperID, now: Double) -> [Replica] {
-        let slow = replicas.map { isSlow(id($0), now: now) }
-        return zip(replicas, slow).filter { !$0.1 }.map(\.0) + zip(replicas, slow).filter { $0.1 }.map(\.0)
+        guard !timings.isEmpty else { return replicas }
+        let delay = hedgeDelaySeconds(now: now)
+        var quick: [Replica] = [], slow: [Replica] = []
+        for replica in replicas {
+            if isSlow(id(replica), now: now, hedgeDelaySeconds: delay) { slow.append(replica) } else { quick.append(replica) }
+        }
+        return slow.isEmpty ? replicas : quick + slow
     }
 }

@@ -96,7 +96,34 @@ public struct CompactReader {
     }
 }
 
+extension CompactReader {
+    /// One item's answer in a batch: its value, or the error it would have had alone.
+    mutating func answer<Value: CompactCodable>(_ type: Value.Type) throws -> Result<Value, TYDFSError> {
+        switch try byte() {
+        case 0:
+            return .success(try Value(compact: &self))
+        case 1:
+            let code = try string()
+            return .failure(TYDFSError(TYDFSError.Code(rawValue: code), try string()))
+        case let other:
+            throw TYDFSError(.protocolViolation, "a compact answer of kind \(other)")
+        }
+    }
+}
+
 extension Array where Element == UInt8 {
+    /// One item's answer in a batch (see `CompactReader.answer`): `value`, or else `error`.
+    mutating func appendCompactAnswer(_ value: (some CompactCodable)?, error: ErrorResponse.Body?) {
+        if let value {
+            append(0)
+            value.encodeCompact(into: &self)
+        } else {
+            append(1)
+            appendCompact(error?.code ?? TYDFSError.Code.protocolViolation.rawValue)
+            appendCompact(error?.message ?? "an item of a batch was answered with neither a value nor an error")
+        }
+    }
+
     mutating func appendCompact(_ value: UInt64) {
         for shift in stride(from: 56, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
@@ -120,34 +147,14 @@ extension Array where Element == UInt8 {
 extension LookupResponse: CompactCodable {
     public func encodeCompact(into bytes: inout [UInt8]) {
         bytes.appendCompact(count: answers.count)
-        for answer in answers {
-            if let file = answer.file {
-                bytes.append(0)
-                file.encodeCompact(into: &bytes)
-            } else {
-                bytes.append(1)
-                bytes.appendCompact(answer.error?.code ?? TYDFSError.Code.protocolViolation.rawValue)
-                bytes.appendCompact(answer.error?.message ?? "the master answered a lookup with neither a file nor an error")
-            }
-        }
+        for answer in answers { bytes.appendCompactAnswer(answer.file, error: answer.error) }
     }
 
     public init(compact reader: inout CompactReader) throws {
-        let count = try reader.count(ofItemsOfAtLeast: 9)
+        let count = try reader.count(ofItemsOfAtLeast: 1)
         var answers: [Answer] = []
         answers.reserveCapacity(count)
-        for _ in 0..<count {
-            switch try reader.byte() {
-            case 0:
-                answers.append(Answer(.success(try FileInfo(compact: &reader))))
-            case 1:
-                let code = try reader.string()
-                let message = try reader.string()
-                answers.append(Answer(.failure(TYDFSError(TYDFSError.Code(rawValue: code), message))))
-            case let other:
-                throw TYDFSError(.protocolViolation, "a compact lookup answer of kind \(other)")
-            }
-        }
+        for _ in 0..<count { answers.append(Answer(try reader.answer(FileInfo.self))) }
         self.init(answers: answers)
     }
 }
@@ -225,33 +232,14 @@ extension FileInfo: CompactCodable {
 extension BatchResponse: CompactCodable where Value: CompactCodable {
     public func encodeCompact(into bytes: inout [UInt8]) {
         bytes.appendCompact(count: answers.count)
-        for answer in answers {
-            if let value = answer.value {
-                bytes.append(0)
-                value.encodeCompact(into: &bytes)
-            } else {
-                bytes.append(1)
-                bytes.appendCompact(answer.error?.code ?? TYDFSError.Code.protocolViolation.rawValue)
-                bytes.appendCompact(answer.error?.message ?? "an item of a batch was answered with neither a value nor an error")
-            }
-        }
+        for answer in answers { bytes.appendCompactAnswer(answer.value, error: answer.error) }
     }
 
     public init(compact reader: inout CompactReader) throws {
         let count = try reader.count(ofItemsOfAtLeast: 1)
         var answers: [BatchAnswer<Value>] = []
         answers.reserveCapacity(count)
-        for _ in 0..<count {
-            switch try reader.byte() {
-            case 0:
-                answers.append(BatchAnswer(.success(try Value(compact: &reader))))
-            case 1:
-                let code = try reader.string()
-                answers.append(BatchAnswer(.failure(TYDFSError(TYDFSError.Code(rawValue: code), try reader.string()))))
-            case let other:
-                throw TYDFSError(.protocolViolation, "a compact batch answer of kind \(other)")
-            }
-        }
+        for _ in 0..<count { answers.append(BatchAnswer(try reader.answer(Value.self))) }
         self.init(answers: answers)
     }
 }

@@ -193,10 +193,10 @@ public struct PipelineHop: Equatable, Sendable {
     public static func decode(_ text: String) -> [PipelineHop]? {
         if text.isEmpty { return [] }
         var hops: [PipelineHop] = []
-        for part in text.split(separator: ",") {
-            let pieces = part.split(separator: "=", maxSplits: 1)
+        for part in text.utf8.split(separator: UInt8(ascii: ",")) {
+            let pieces = part.split(separator: UInt8(ascii: "="), maxSplits: 1)
             guard pieces.count == 2, !pieces[0].isEmpty, !pieces[1].isEmpty else { return nil }
-            hops.append(PipelineHop(id: String(pieces[0]), address: String(pieces[1])))
+            hops.append(PipelineHop(id: String(Substring(pieces[0])), address: String(Substring(pieces[1]))))
         }
         return hops
     }
@@ -224,10 +224,10 @@ public struct BatchedChunk: Equatable, Sendable {
 
     public static func decode(_ text: String) -> [BatchedChunk]? {
         var chunks: [BatchedChunk] = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
-            guard pieces.count == 3, let chunk = try? ChunkID(String(pieces[0])), let dataBytes = Int64(pieces[1]) else { return nil }
-            chunks.append(BatchedChunk(chunk: chunk, dataBytes: dataBytes, token: String(pieces[2])))
+        for part in text.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            let pieces = part.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+            guard pieces.count == 3, let chunk = try? ChunkID(String(Substring(pieces[0]))), let dataBytes = Int64(Substring(pieces[1])) else { return nil }
+            chunks.append(BatchedChunk(chunk: chunk, dataBytes: dataBytes, token: String(Substring(pieces[2]))))
         }
         return chunks
     }

@@ -79,7 +79,7 @@ public struct ChunkToken: Equatable, Sendable {
         guard let text, !text.isEmpty else {
             throw Self.refusal("a chunk token is needed (the master hands them out with each allocation and stat)", forbidden: false)
         }
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map(Substring.init)
         guard parts.count == 3, parts[0] == version, text.utf8.count <= 8192,
               let claimBytes = Base64URL.decode(parts[1]), let mac = Base64URL.decode(parts[2]),
               let claims = String(validating: claimBytes, as: UTF8.self)
@@ -89,7 +89,7 @@ public struct ChunkToken: Equatable, Sendable {
         guard secret.isValid(mac, for: claims) else {
             throw Self.refusal("the chunk token's signature is wrong (forged, or signed with another cluster's secret)", forbidden: false)
         }
-        let fields = claims.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let fields = claims.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(Substring($0)) }
         guard fields.count == 5, fields[0] == version, let operation = Operation(rawValue: fields[1]),
               let tokenChunk = try? ChunkID(fields[2]), let expiresAt = Int64(fields[3]),
               let pipeline = PipelineHop.decode(fields[4])

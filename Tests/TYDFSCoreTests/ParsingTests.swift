@@ -89,8 +89,12 @@ final class IdentifierTests: XCTestCase {
         XCTAssertNotEqual(a, b)
         XCTAssertEqual(a.value.count, 32)
         XCTAssertEqual(try ChunkID(a.value), a)
-        for bad in ["", "xyz", String(repeating: "A", count: 32), String(repeating: "a", count: 31), "../" + String(repeating: "a", count: 29)] {
-            XCTAssertThrowsError(try ChunkID(bad), bad)
+        XCTAssertEqual(try ChunkID("0123456789abcdeffedcba9876543210"), ChunkID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210))
+        for bad in [
+            "", "xyz", String(repeating: "A", count: 32), String(repeating: "a", count: 31), String(repeating: "a", count: 33),
+            "../" + String(repeating: "a", count: 29), String(repeating: "a", count: 30) + "é", String(repeating: "a", count: 31) + "g",
+        ] {
+            XCTAssertThrowsError(try ChunkID(bad), bad) { XCTAssertEqual(($0 as? TYDFSError)?.code, .invalidArgument) }
         }
     }
 

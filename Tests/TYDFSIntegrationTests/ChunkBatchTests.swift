@@ -253,22 +253,22 @@ final class ChunkBatchTests: XCTestCase {
             let info = try cluster.stat("/small/f\(index)")
             for chunk in info.chunks { XCTAssertEqual(chunk.replicas.count, 3, "f\(index) chunk \(chunk.index): \(chunk.replicas.map(\.id))") }
         }
+        /// Chunk batches answered 200 by all datakeepers together, for `method`.
+        func batches(_ method: String) throws -> Double {
+            var count = 0.0
+            for hop in try hops(cluster) {
+                let page = String(decoding: try HTTP.request("GET", "http://\(hop.address)\(Route.metrics)").body, as: UTF8.self)
+                count += TestCluster.metricSample(
+                    "tydfs_http_requests_total", labels: "http_route=\"\(Route.chunkBatch)\",http_request_method=\"\(method)\",http_response_status_code=\"200\"", in: page) ?? 0
+            }
+            return count
+        }
         // Every batch reaches all 3 datakeepers; fewer batches than files means some carried several.
-        var batches = 0.0
-        for hop in try hops(cluster) {
-            let page = String(decoding: try HTTP.request("GET", "http://\(hop.address)\(Route.metrics)").body, as: UTF8.self)
-            batches += TestCluster.metricSample(
-                "tydfs_http_requests_total", labels: "http_route=\"\(Route.chunkBatch)\",http_request_method=\"PUT\",http_response_status_code=\"200\"", in: page) ?? 0
-        }
-        XCTAssertGreaterThan(batches, 0, "small chunks went in batches")
-        XCTAssertLessThan(batches, Double(3 * files), "some batch carried several chunks")
+        let writes = try batches("PUT")
+        XCTAssertGreaterThan(writes, 0, "small chunks went in batches")
+        XCTAssertLessThan(writes, Double(3 * files), "some batch carried several chunks")
         // The get -r read them in batches too, each from one replica.
-        var reads = 0.0
-        for hop in try hops(cluster) {
-            let page = String(decoding: try HTTP.request("GET", "http://\(hop.address)\(Route.metrics)").body, as: UTF8.self)
-            reads += TestCluster.metricSample(
-                "tydfs_http_requests_total", labels: "http_route=\"\(Route.chunkBatch)\",http_request_method=\"GET\",http_response_status_code=\"200\"", in: page) ?? 0
-        }
+        let reads = try batches("GET")
         XCTAssertGreaterThan(reads, 0, "small chunks were read in batches")
         XCTAssertLessThan(reads, Double(files), "some batched read carried several chunks")
     }
