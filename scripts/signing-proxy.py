@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A reverse proxy for fuzzing a locked TYDFS server: it signs every request it forwards the way
 the CLI does (TYDFS-HMAC-SHA256 with the cluster secret, which may use every route), and on a
-datakeeper's chunk routes adds a chunk token the master would have issued, so the fuzzer's
-requests reach the handlers instead of stopping at the front door.
+datakeeper's chunk routes adds a chunk token the master would have issued (to each chunk with a
+well-formed id that a chunk batch lists, too), so the fuzzer's requests reach the handlers
+instead of stopping at the front door.
 
 Usage: signing-proxy.py LISTEN_PORT TARGET_HOST:PORT SECRET_FILE [DATAKEEPER_ID]
 (with DATAKEEPER_ID, the target is that datakeeper and chunk requests get tokens)."""
@@ -45,6 +46,17 @@ class Proxy(BaseHTTPRequestHandler):
                 headers["X-TYDFS-Token"] = chunk_token("write", match.group(1), f"{datakeeper}={target}")
             else:
                 headers["X-TYDFS-Token"] = chunk_token("read", match.group(1))
+        chunks = next((v for k, v in self.headers.items() if k.lower() == "x-tydfs-chunks"), None)
+        if datakeeper and self.path.split("?")[0] == "/v1/chunk-batch" and chunks is not None:
+            # Each listed chunk with a well-formed id gets a genuine token for the batch's method.
+            def with_token(item):
+                parts = item.split(":")
+                if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{32}", parts[0]):
+                    return item
+                token = chunk_token("write", parts[0], f"{datakeeper}={target}") if self.command == "PUT" else chunk_token("read", parts[0])
+                return f"{parts[0]}:{parts[1]}:{token}"
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-tydfs-chunks"}
+            headers["X-TYDFS-Chunks"] = ",".join(with_token(item) for item in chunks.split(","))
         connection = http.client.HTTPConnection(target, timeout=30)
         try:
             connection.request(self.command, self.path, body=body, headers=headers)
