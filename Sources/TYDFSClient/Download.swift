@@ -397,36 +397,57 @@ extension TYDFSClient {
     }
 
     /// One batched read of the whole small chunks `items` from `replica`: each one's frame, or
-    /// `ChunkNotInBatch` for one it did not serve. The whole exchange gets the stall allowance
-    /// of a single read and the deadline of a single read of all the frames.
+    /// `ChunkNotInBatch` for one it did not serve. A chunk several callers read at once is asked
+    /// for once, and each gets its frame. The exchange gets a single read's stall allowance
+    /// (renewed by every piece of the body that arrives) and the deadline of a single read of
+    /// all the frames; the body is read up to the frames' size and no further.
     private func readBatch(_ items: [BatchedChunk], from replica: DataKeeperAddress) async throws -> [Result<ByteBuffer, any Error>] {
+        var asked: [BatchedChunk] = []
+        var position: [ChunkID: Int] = [:]
+        for item in items where position[item.chunk] == nil {
+            position[item.chunk] = asked.count
+            asked.append(item)
+        }
         var request = HTTPClientRequest(url: "\(scheme)://\(replica.address)\(Route.chunkBatch)")
         request.method = .GET
         request.carryRequestID()
-        request.headers.add(name: Header.chunks, value: BatchedChunk.encode(items))
-        let frameBytes = items.map { ChunkFrame.frameBytes(dataBytes: $0.dataBytes) }
+        request.headers.add(name: Header.chunks, value: BatchedChunk.encode(asked))
+        let frameBytes = asked.map { ChunkFrame.frameBytes(dataBytes: $0.dataBytes) }
         let deadline = Limits.transferDeadlineSeconds(frameBytes: frameBytes.reduce(0, +), hops: 1)
         let peer = "datakeeper \(replica.id)"
-        let (http, prepared) = (self.http, request)
-        let (statuses, body) = try await StallGuard.run(TransferProgress(stallSeconds: Limits.readStallSeconds)) {
+        let (http, prepared, count) = (self.http, request, asked.count)
+        let progress = TransferProgress(stallSeconds: Limits.readStallSeconds)
+        let (statuses, body) = try await StallGuard.run(progress) {
             let response = try await http.execute(prepared, timeout: .seconds(deadline))
-            let body = try await response.body.collect(upTo: Int(frameBytes.reduce(0, +)) + Limits.maxControlMessageBytes)
-            try PeerError.check(status: response.status, payload: body, peer: peer)
-            guard let statuses = response.headers.first(name: Header.chunkStatuses).flatMap(ChunkStatusList.decode), statuses.count == items.count else {
-                throw TYDFSError(.protocolViolation, "\(peer) answered a batched read of \(items.count) chunks without a status for each")
+            guard response.status == .ok else {
+                let payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+                try PeerError.check(status: response.status, payload: payload, peer: peer)
+                throw TYDFSError(.protocolViolation, "\(peer) answered HTTP \(response.status.code)")
+            }
+            guard let statuses = response.headers.first(name: Header.chunkStatuses).flatMap(ChunkStatusList.decode), statuses.count == count else {
+                throw TYDFSError(.protocolViolation, "\(peer) answered a batched read of \(count) chunks without a status for each")
+            }
+            let served = Int(zip(statuses, frameBytes).filter { $0.0 == 200 }.reduce(Int64(0)) { $0 + $1.1 })
+            var body = ByteBuffer()
+            body.reserveCapacity(served)
+            for try await var piece in ProgressReportingSequence(response.body, progress: progress) {
+                guard body.readableBytes + piece.readableBytes <= served else {
+                    throw TYDFSError(.protocolViolation, "\(peer) sent more than the \(served) bytes of the chunks it served in a batched read")
+                }
+                body.writeBuffer(&piece)
+            }
+            guard body.readableBytes == served else {
+                throw TYDFSError(.protocolViolation, "\(peer) sent \(body.readableBytes) bytes for a batched read, not the \(served) of the chunks it served")
             }
             return (statuses, body)
         }
-        let served = zip(statuses, frameBytes).filter { $0.0 == 200 }.reduce(Int64(0)) { $0 + $1.1 }
-        guard Int64(body.readableBytes) == served else {
-            throw TYDFSError(.protocolViolation, "\(peer) sent \(body.readableBytes) bytes for a batched read, not the \(served) of the chunks it served")
-        }
         var offset = body.readerIndex
-        return zip(statuses, frameBytes).map { status, bytes in
+        let frames: [Result<ByteBuffer, any Error>] = zip(statuses, frameBytes).map { status, bytes in
             guard status == 200 else { return .failure(ChunkNotInBatch()) }
             defer { offset += Int(bytes) }
             return .success(body.getSlice(at: offset, length: Int(bytes))!)
         }
+        return items.map { frames[position[$0.chunk]!] }
     }
 
     /// Receives the frame of `range` that `replica` answered with, telling `progress` about every

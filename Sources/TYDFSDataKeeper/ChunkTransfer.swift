@@ -331,31 +331,54 @@ struct ChunkTransfer: Sendable {
         return Response(status: .ok, headers: chunkHeaders(dataBytes: range.length), body: response)
     }
 
-    /// The whole frames of the small chunks of a batched read (`Route.chunkBatch`), each read
-    /// and verified on its own, at once: a frame, or the error a single read of that chunk would
-    /// have answered. `dataBytes` is the size the caller expects; a chunk held at another size
-    /// is not served. A corrupt chunk is taken out of service and reported, as on a single read.
-    func serveWhole(_ chunks: [(chunk: ChunkID, dataBytes: Int64)]) async -> [Result<ByteBuffer, TYDFSError>] {
-        counters.begin()
-        defer { counters.end() }
-        return await chunks.concurrentMap { chunk, dataBytes in
+    /// The answer to a batched read (`GET` of `Route.chunkBatch`): each of `chunks` read whole
+    /// and verified on its own, all at once, then answered with its own status
+    /// (`Header.chunkStatuses`): 200 and its frame in the body, or why not — `refused` (why it
+    /// may not be read, nil when allowed), the error a read of it alone would have had, or 400
+    /// when it is held at another size than the caller expects (or is too large for a batch).
+    /// A corrupt chunk is taken out of service and reported, as on a single read.
+    func serveWhole(_ chunks: [BatchedChunk], refused: [TYDFSError?]) async -> Response {
+        var statuses = refused.map { $0.map { Int($0.status.code) } ?? 200 }
+        let allowed = chunks.indices.filter { refused[$0] == nil }
+        let read = await allowed.map { chunks[$0] }.concurrentMap { chunk -> Result<ByteBuffer, TYDFSError> in
             do {
-                let frame = try await self.readWholeFrame(chunk)
+                let frame = try await self.readWholeFrame(chunk.chunk)
                 let held = try Self.verifyFrame(frame).dataBytes
-                guard held == dataBytes else {
-                    return .failure(TYDFSError(.invalidArgument, "chunk \(chunk) holds \(held) bytes here, not \(dataBytes)"))
+                guard held == chunk.dataBytes else {
+                    return .failure(TYDFSError(.invalidArgument, "chunk \(chunk.chunk) holds \(held) bytes here, not \(chunk.dataBytes)"))
                 }
-                self.counters.served(dataBytes: held)
                 return .success(frame)
             } catch {
                 let failure = TYDFSError.from(error)
                 if failure.code == .checksumMismatch || failure.code == .protocolViolation {
-                    self.logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(failure)"])
-                    await self.reportBad(chunk)
+                    self.logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk.chunk)", "error": "\(failure)"])
+                    await self.reportBad(chunk.chunk)
                 }
                 return .failure(failure)
             }
         }
+        var served: [(frame: ByteBuffer, dataBytes: Int64)] = []
+        for (index, result) in zip(allowed, read) {
+            switch result {
+            case .success(let frame): served.append((frame, chunks[index].dataBytes))
+            case .failure(let error): statuses[index] = Int(error.status.code)
+            }
+        }
+        let counters = self.counters
+        // Each frame goes out as it is (no copy into one buffer), counted as a transfer while it does.
+        let body = ResponseBody(contentLength: served.reduce(0) { $0 + $1.frame.readableBytes }) { [served] writer in
+            for (frame, dataBytes) in served {
+                counters.begin()
+                defer { counters.end() }
+                try await writer.write(frame)
+                counters.served(dataBytes: dataBytes)
+            }
+            try await writer.finish(nil)
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.tydfsChunkStatuses] = ChunkStatusList.encode(statuses)
+        return Response(status: .ok, headers: headers, body: body)
     }
 
     /// A small chunk's whole frame, from its volume or its own file (at most

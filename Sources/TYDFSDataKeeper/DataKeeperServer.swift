@@ -98,28 +98,16 @@ public enum DataKeeperServer {
         }
         router.get(RouterPath(Route.chunkBatch)) { request, _ in
             let chunks = try batchedChunks(request)
-            // Each chunk is allowed on its own, and answered as a GET of it alone would be.
-            var statuses = chunks.map { chunk -> Int in
+            // Each chunk is allowed on its own, and answered with its own status.
+            let refusals = chunks.map { chunk -> TYDFSError? in
                 do {
                     _ = try ChunkToken.verify(chunk.token, secret: transfer.secret, chunk: chunk.chunk, operations: [.read, .replicate], now: UnixClock.now)
-                    return 200
+                    return nil
                 } catch {
-                    return Int(TYDFSError.from(error).status.code)
+                    return TYDFSError.from(error)
                 }
             }
-            let allowed = chunks.indices.filter { statuses[$0] == 200 }
-            let frames = await transfer.serveWhole(allowed.map { (chunks[$0].chunk, chunks[$0].dataBytes) })
-            var body = ByteBuffer()
-            for (index, frame) in zip(allowed, frames) {
-                switch frame {
-                case .success(var frame): body.writeBuffer(&frame)
-                case .failure(let error): statuses[index] = Int(error.status.code)
-                }
-            }
-            var headers = HTTPFields()
-            headers[.contentType] = "application/octet-stream"
-            headers[.tydfsChunkStatuses] = ChunkStatusList.encode(statuses)
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
+            return await transfer.serveWhole(chunks, refused: refusals)
         }
         router.get("/v1/chunks/:chunk") { request, context in
             let chunk = try ChunkID(try context.parameters.require("chunk"))

@@ -77,7 +77,7 @@ public struct CompactReader {
     }
 
     /// A count of items that each take at least `minimumBytes`: never more than the bytes left
-    /// could hold, so a malformed count cannot make the reader reserve much memory.
+    /// could hold, so a malformed count fails at once instead of being read item by item.
     public mutating func count(ofItemsOfAtLeast minimumBytes: Int) throws -> Int {
         let count = Int(try uint32())
         guard count <= (bytes.count - position) / max(1, minimumBytes) else {
@@ -85,6 +85,10 @@ public struct CompactReader {
         }
         return count
     }
+
+    /// Room to reserve for `count` items read: what a count can make the reader allocate before
+    /// the items themselves prove to be there is bounded, whatever the message claims.
+    static func reserved(_ count: Int) -> Int { min(count, 1024) }
 
     public mutating func string() throws -> String {
         let length = Int(try uint32())
@@ -151,9 +155,9 @@ extension LookupResponse: CompactCodable {
     }
 
     public init(compact reader: inout CompactReader) throws {
-        let count = try reader.count(ofItemsOfAtLeast: 1)
+        let count = try reader.count(ofItemsOfAtLeast: 9)
         var answers: [Answer] = []
-        answers.reserveCapacity(count)
+        answers.reserveCapacity(CompactReader.reserved(count))
         for _ in 0..<count { answers.append(Answer(try reader.answer(FileInfo.self))) }
         self.init(answers: answers)
     }
@@ -198,9 +202,9 @@ extension FileInfo: CompactCodable {
         let chunkSizeBytes = try reader.int64()
         let replication = Int(try reader.int64())
         let underReplicated = try reader.bool()
-        let chunkCount = try reader.count(ofItemsOfAtLeast: 42)
+        let chunkCount = try reader.count(ofItemsOfAtLeast: 41)
         var chunks: [ChunkInfo] = []
-        chunks.reserveCapacity(chunkCount)
+        chunks.reserveCapacity(CompactReader.reserved(chunkCount))
         for _ in 0..<chunkCount {
             let index = Int(try reader.int64())
             let id = ChunkID(high: try reader.uint64(), low: try reader.uint64())
@@ -208,7 +212,7 @@ extension FileInfo: CompactCodable {
             let crc32c = try reader.string()
             let replicaCount = try reader.count(ofItemsOfAtLeast: 9)
             var replicas: [DataKeeperAddress] = []
-            replicas.reserveCapacity(replicaCount)
+            replicas.reserveCapacity(CompactReader.reserved(replicaCount))
             for _ in 0..<replicaCount { replicas.append(try DataKeeperAddress(compact: &reader)) }
             let token = try reader.bool() ? try reader.string() : nil
             chunks.append(ChunkInfo(index: index, id: id, sizeBytes: size, crc32c: crc32c, replicas: replicas, token: token))
@@ -236,9 +240,9 @@ extension BatchResponse: CompactCodable where Value: CompactCodable {
     }
 
     public init(compact reader: inout CompactReader) throws {
-        let count = try reader.count(ofItemsOfAtLeast: 1)
+        let count = try reader.count(ofItemsOfAtLeast: 9)
         var answers: [BatchAnswer<Value>] = []
-        answers.reserveCapacity(count)
+        answers.reserveCapacity(CompactReader.reserved(count))
         for _ in 0..<count { answers.append(BatchAnswer(try reader.answer(Value.self))) }
         self.init(answers: answers)
     }
@@ -272,7 +276,7 @@ extension UploadSession: CompactCodable {
             let chunkID = ChunkID(high: try reader.uint64(), low: try reader.uint64())
             let count = try reader.count(ofItemsOfAtLeast: 9)
             var targets: [DataKeeperAddress] = []
-            targets.reserveCapacity(count)
+            targets.reserveCapacity(CompactReader.reserved(count))
             for _ in 0..<count { targets.append(try DataKeeperAddress(compact: &reader)) }
             let allocationReplication = Int(try reader.int64())
             let token = try reader.bool() ? try reader.string() : nil
@@ -309,13 +313,13 @@ extension ChunkWriteResult: CompactCodable {
     public init(compact reader: inout CompactReader) throws {
         let storedCount = try reader.count(ofItemsOfAtLeast: 4)
         var stored: [DataKeeperID] = []
-        stored.reserveCapacity(storedCount)
+        stored.reserveCapacity(CompactReader.reserved(storedCount))
         for _ in 0..<storedCount { stored.append(try DataKeeperID(try reader.string())) }
         let dataBytes = try reader.int64()
         let crc32c = try reader.uint32()
         let failureCount = try reader.count(ofItemsOfAtLeast: 4)
         var failures: [String] = []
-        failures.reserveCapacity(failureCount)
+        failures.reserveCapacity(CompactReader.reserved(failureCount))
         for _ in 0..<failureCount { failures.append(try reader.string()) }
         self.init(stored: stored, dataBytes: dataBytes, crc32c: crc32c, failures: failures)
     }

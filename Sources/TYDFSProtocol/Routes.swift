@@ -107,8 +107,9 @@ public enum Header {
     /// On a chunk batch `PUT`: its chunks, in the order of their frames (`BatchedChunk.encode`);
     /// on a chunk batch `GET`: the chunks to read, with their read tokens.
     public static let chunks = "X-TYDFS-Chunks"
-    /// On a chunk batch `GET`'s answer: for each chunk asked, in order, the HTTP status a `GET`
-    /// of it alone would have had (`ChunkStatusList`); the body holds the frame of each one
+    /// On a chunk batch `GET`'s answer: for each chunk asked, in order, its own HTTP status
+    /// (`ChunkStatusList`): 200 when served, else the error a `GET` of it alone would have had,
+    /// or 400 when it is held at another size than asked; the body holds the frame of each one
     /// answered 200, in the same order.
     public static let chunkStatuses = "X-TYDFS-Chunk-Statuses"
     /// On a chunk `PUT` and `GET`: the master's `ChunkToken` allowing it.

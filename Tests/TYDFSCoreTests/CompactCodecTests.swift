@@ -3,9 +3,10 @@ import TYDFSCore
 import TYDFSProtocol
 import XCTest
 
-/// The compact form of lookup answers carries exactly what the JSON form does, and anything
-/// malformed (cut off, padded, of another version, counting more items than fit, not UTF-8) is a
-/// `protocolViolation`, never a crash or a wrong answer.
+/// The compact form of lookup and batch answers carries exactly what the JSON form does, and
+/// anything malformed (cut off, padded, of another version, counting more items than fit, not
+/// UTF-8) is a `protocolViolation`, never a crash or a wrong answer; a value its type refuses (a
+/// relative path) is refused as that type refuses it.
 final class CompactCodecTests: XCTestCase {
     private func sample() throws -> LookupResponse {
         let replicas = try [
@@ -88,7 +89,7 @@ final class CompactCodecTests: XCTestCase {
         assertRefused([2] + bytes.dropFirst(), "another version")
         // A count of answers far beyond what the bytes hold.
         assertRefused([1, 0xff, 0xff, 0xff, 0xff], "4 billion answers")
-        assertRefused([1, 0, 0, 0, 1, 7], "an answer of an unknown kind")
+        assertRefused([1, 0, 0, 0, 1, 7] + [UInt8](repeating: 0, count: 8), "an answer of an unknown kind")
         // An error answer whose code is not UTF-8.
         assertRefused([1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0xff, 0, 0, 0, 0], "a string that is not UTF-8")
         // A boolean that is neither 0 nor 1 (the first file's `underReplicated`).

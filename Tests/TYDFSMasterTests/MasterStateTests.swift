@@ -818,6 +818,81 @@ final class MasterStateTests: XCTestCase {
         ])
     }
 
+    /// Batched reads against scripted datakeepers: datakeeper A answers the file's chunk 404 in
+    /// every batch, B serves it (its first batch slowly, so reads queue behind it). Three reads
+    /// of the same file at once all read it: each asks A in a batch, then A alone (the batch
+    /// did not serve it), then B; and no batch lists the chunk twice, as a datakeeper refuses
+    /// that (400) — the reads waiting together behind B's slow batch share one entry.
+    func testABatchedReadNotServedFallsBackReplicaByReplicaAndAsksForEachChunkOnce() async throws {
+        let data = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let frame = ChunkFrame.frame(data)
+        let chunk = ChunkID(high: 3, low: 4)
+        let asked = NIOLockedValueBox<[String]>([])
+        let ports = NIOLockedValueBox<[String: Int]>([:])
+        func datakeeper(_ name: String, serves: Bool) -> Router<BasicRequestContext> {
+            let router = Router(context: BasicRequestContext.self)
+            router.add(middleware: ErrorMiddleware())
+            let batches = NIOLockedValueBox(0)
+            router.get(RouterPath(Route.chunkBatch)) { request, _ in
+                let listed = try XCTUnwrap(BatchedChunk.decode(request.headers[.tydfsChunks] ?? ""))
+                asked.withLockedValue { $0.append("\(name) batch of \(listed.count)") }
+                guard Set(listed.map(\.chunk)).count == listed.count else { throw TYDFSError(.invalidArgument, "a chunk listed twice") }
+                if serves, batches.withLockedValue({ $0 += 1; return $0 }) == 1 { try await Task.sleep(for: .milliseconds(400)) }
+                var headers = HTTPFields()
+                headers[.tydfsChunkStatuses] = ChunkStatusList.encode(listed.map { _ in serves ? 200 : 404 })
+                let body = serves ? listed.flatMap { _ in frame } : []
+                return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            }
+            router.get("/v1/chunks/:chunk") { _, _ in
+                asked.withLockedValue { $0.append("\(name) alone") }
+                guard serves else { throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper") }
+                return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(bytes: frame)))
+            }
+            return router
+        }
+        let master = Router(context: BasicRequestContext.self)
+        master.add(middleware: ErrorMiddleware())
+        master.post(RouterPath(Route.lookup)) { request, _ in
+            let items = try await JSON.decode(LookupRequest.self, from: request).items
+            let replicas = try ports.withLockedValue { ports in
+                try ["A", "B"].map { DataKeeperAddress(id: try DataKeeperID($0), address: "127.0.0.1:\(ports[$0]!)", alive: true) }
+            }
+            let file = FileInfo(
+                path: items[0].path, sizeBytes: Int64(data.count), mtimeMillis: 1, checksum: "crc32c:" + hex32(CRC32C.checksum(data)),
+                chunkSizeBytes: 1 << 20, replication: 2, underReplicated: false,
+                chunks: [ChunkInfo(index: 0, id: chunk, sizeBytes: Int64(data.count), crc32c: hex32(CRC32C.checksum(data)), replicas: replicas, token: "any")])
+            return try JSON.response(LookupResponse(answers: items.map { _ in LookupResponse.Answer(.success(file)) }))
+        }
+        let live = ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0))
+        // Each is started inside the one before, and only used there.
+        nonisolated(unsafe) let datakeeperB = Application(router: datakeeper("B", serves: true), configuration: live)
+        nonisolated(unsafe) let masterApp = Application(router: master, configuration: live)
+        try await Application(router: datakeeper("A", serves: false), configuration: live).test(.live) { a in
+            try await datakeeperB.test(.live) { b in
+                try await masterApp.test(.live) { m in
+                    ports.withLockedValue { $0 = ["A": a.port!, "B": b.port!] }
+                    let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(m.port))", concurrency: 3)
+                    do {
+                        let path = try RemotePath("/shared")
+                        async let first = client.read(path)
+                        async let second = client.read(path)
+                        async let third = client.read(path)
+                        for read in try await [first, second, third] { XCTAssertEqual(Array(read.readableBytesView), data) }
+                    } catch {
+                        try await client.shutdown()
+                        throw error
+                    }
+                    try await client.shutdown()
+                }
+            }
+        }
+        let log = asked.withLockedValue { $0 }
+        XCTAssertTrue(log.allSatisfy { !$0.hasSuffix("batch of 2") && !$0.hasSuffix("batch of 3") }, "\(log)")
+        XCTAssertGreaterThanOrEqual(log.filter { $0 == "A alone" }.count, 1, "a chunk A's batch did not serve was asked alone: \(log)")
+        XCTAssertFalse(log.contains("B alone"), "B served every read in a batch: \(log)")
+        XCTAssertLessThan(log.filter { $0.hasPrefix("B batch") }.count, 3, "reads waiting behind B's slow batch went together: \(log)")
+    }
+
     /// Notes every request an old server below gets, with the status of its data-path answers.
     private struct RequestLog: RouterMiddleware {
         let asked: NIOLockedValueBox<[String]>
