@@ -447,7 +447,12 @@ extension TYDFSClient {
             defer { offset += Int(bytes) }
             return .success(body.getSlice(at: offset, length: Int(bytes))!)
         }
-        return items.map { frames[position[$0.chunk]!] }
+        // An item that names its chunk at another size than the entry listed (metadata that
+        // disagrees with itself) is read alone, never handed a frame of the other size.
+        return items.map { item in
+            let entry = position[item.chunk]!
+            return asked[entry].dataBytes == item.dataBytes ? frames[entry] : .failure(ChunkNotInBatch())
+        }
     }
 
     /// Receives the frame of `range` that `replica` answered with, telling `progress` about every

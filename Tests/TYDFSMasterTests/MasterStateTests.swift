@@ -837,7 +837,8 @@ final class MasterStateTests: XCTestCase {
                 let listed = try XCTUnwrap(BatchedChunk.decode(request.headers[.tydfsChunks] ?? ""))
                 asked.withLockedValue { $0.append("\(name) batch of \(listed.count)") }
                 guard Set(listed.map(\.chunk)).count == listed.count else { throw TYDFSError(.invalidArgument, "a chunk listed twice") }
-                if serves, batches.withLockedValue({ $0 += 1; return $0 }) == 1 { try await Task.sleep(for: .milliseconds(400)) }
+                // Long enough for the other reads to get here under load, well within the stall allowance.
+                if serves, batches.withLockedValue({ $0 += 1; return $0 }) == 1 { try await Task.sleep(for: .milliseconds(1500)) }
                 var headers = HTTPFields()
                 headers[.tydfsChunkStatuses] = ChunkStatusList.encode(listed.map { _ in serves ? 200 : 404 })
                 let body = serves ? listed.flatMap { _ in frame } : []
@@ -864,9 +865,9 @@ final class MasterStateTests: XCTestCase {
             return try JSON.response(LookupResponse(answers: items.map { _ in LookupResponse.Answer(.success(file)) }))
         }
         let live = ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0))
-        // Each is started inside the one before, and only used there.
-        nonisolated(unsafe) let datakeeperB = Application(router: datakeeper("B", serves: true), configuration: live)
-        nonisolated(unsafe) let masterApp = Application(router: master, configuration: live)
+        // Each is started inside the one before.
+        let datakeeperB = Application(router: datakeeper("B", serves: true), configuration: live)
+        let masterApp = Application(router: master, configuration: live)
         try await Application(router: datakeeper("A", serves: false), configuration: live).test(.live) { a in
             try await datakeeperB.test(.live) { b in
                 try await masterApp.test(.live) { m in
