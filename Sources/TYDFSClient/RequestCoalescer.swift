@@ -110,9 +110,10 @@ final class ChunkBatches<Item: Sendable, Answer: Sendable>: Sendable {
     }
 }
 
-/// Servers found without a route added since (a datakeeper's chunk batches, a master's batched
-/// opens and commits): asked the older way for `Limits.routeCheckSeconds`, then the route is
-/// tried again, so a rolling upgrade reaches it without a restart.
+/// Servers found without something added since (a datakeeper's chunk batches, a master's batched
+/// opens and commits, a master reading compact bodies): asked the older way for
+/// `Limits.routeCheckSeconds`, then the new way is tried again, so a rolling upgrade reaches it
+/// without a restart.
 final class MissingRoutes: Sendable {
     private let since = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
 

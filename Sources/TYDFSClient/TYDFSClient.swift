@@ -40,6 +40,8 @@ public final class TYDFSClient: Sendable {
     let chunkReadBatches = ChunkBatches<BatchedChunk, ByteBuffer>()
     /// Masters found without the batched open and commit routes (from before them).
     let batchlessMasters = MissingRoutes()
+    /// Masters that refused a body in the compact form (from before it): sent JSON for a while.
+    let mastersReadingJSONOnly = MissingRoutes()
     /// Puts opened at the same time, sent together (`Route.openUploads`).
     let uploadOpens = RequestCoalescer<CreateUploadRequest, UploadSession>(
         inFlightLimit: Limits.uploadBatchesInFlight, itemsLimit: Limits.maxUploadsPerBatch)
@@ -292,42 +294,71 @@ public final class TYDFSClient: Sendable {
     func control<Body: Encodable, Response: Decodable>(
         _ method: HTTPMethod, _ route: String, query: RemotePath? = nil, body: Body?, extraSeconds: Int64 = 0, repeatable: Bool? = nil
     ) async throws -> Response {
-        let (response, payload) = try await exchange(method, route, query: query, body: body, accept: nil, extraSeconds: extraSeconds, repeatable: repeatable)
+        let (response, payload, _) = try await exchange(
+            method, route, query: query, body: body, compactBody: nil, accept: nil, extraSeconds: extraSeconds, repeatable: repeatable)
         return try PeerError.decode(Response.self, status: response.status, payload: payload, peer: "the master")
     }
 
-    /// As `control`, for an answer the master may send in the compact form (`CompactCodec`): it
-    /// is asked for, and read in whichever form it comes (a master from before it sends JSON).
-    func controlCompact<Body: Encodable, Response: Decodable & CompactCodable>(
+    /// As `control`, in the compact form (`CompactCodec`) both ways: the body is sent in it and the
+    /// answer asked for in it, and read in whichever form it comes. A master from before the form
+    /// answers JSON, and refuses a compact body (400, having read it as malformed JSON): the
+    /// request is then sent again in JSON, as are the next ones to that master for a while
+    /// (`mastersReadingJSONOnly`).
+    func controlCompact<Body: Encodable & CompactCodable, Response: Decodable & CompactCodable>(
         _ method: HTTPMethod, _ route: String, body: Body, repeatable: Bool? = nil
     ) async throws -> Response {
-        let (response, payload) = try await exchange(
-            method, route, query: nil, body: body, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)
+        let compactBody = CompactCodec.encode(body)
+        var (response, payload, compactSentTo) = try await exchange(
+            method, route, query: nil, body: body, compactBody: compactBody, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)
+        if response.status == .badRequest, let master = compactSentTo {
+            mastersReadingJSONOnly.missing(at: master)
+            (response, payload, _) = try await exchange(
+                method, route, query: nil, body: body, compactBody: nil, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)
+        }
         return try PeerError.decode(Response.self, from: response, payload: payload, peer: "the master")
     }
 
-    /// One exchange with the leading master (see `control`): its answer, not yet read.
+    /// One exchange with the leading master (see `control`): its answer, not yet read, and the
+    /// master the body went to in the compact form, if it did. `compactBody` goes instead of
+    /// `body`'s JSON to a master not known to read JSON only.
     private func exchange<Body: Encodable>(
-        _ method: HTTPMethod, _ route: String, query: RemotePath?, body: Body?, accept: String?, extraSeconds: Int64, repeatable: Bool?
-    ) async throws -> (response: HTTPClientResponse, payload: ByteBuffer) {
+        _ method: HTTPMethod, _ route: String, query: RemotePath?, body: Body?, compactBody: [UInt8]?, accept: String?, extraSeconds: Int64,
+        repeatable: Bool?
+    ) async throws -> (response: HTTPClientResponse, payload: ByteBuffer, compactSentTo: String?) {
         var target = route
         if let query {
             target += (route.contains("?") ? "&" : "?") + "path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
         }
-        let bytes = try body.map { try JSONEncoder().encode($0) } ?? Data()
+        // JSON only when some master is sent it.
+        var json: [UInt8]?
+        func jsonBytes() throws -> [UInt8] {
+            if let json { return json }
+            let encoded = try body.map { Array(try JSONEncoder().encode($0)) } ?? []
+            json = encoded
+            return encoded
+        }
+        var compactSentTo: String?
         // With several masters, a dead leader or a standby is not the end: the request goes to
         // the leader a standby names, or to the next master, until one leads (a failover takes
         // a lease period) or `Limits.masterFailoverSeconds` pass.
         // With several masters, one that does not answer within `Limits.masterAnswerSeconds`
         // (paused, hung) is left for the next; a lone master gets the whole control timeout.
-        return try await masters.send(
+        let (response, payload) = try await masters.send(
             http, timeout: .seconds((masters.isSeveral ? Limits.masterAnswerSeconds : Limits.controlRequestTimeoutSeconds) + extraSeconds),
             patienceSeconds: masters.isSeveral ? Limits.masterFailoverSeconds : 0, repeatable: repeatable ?? (method == .GET)
         ) { master in
             var request = HTTPClientRequest(url: master + target)
             request.method = method
             request.carryRequestID()
-            if body != nil {
+            var bytes: [UInt8] = []
+            compactSentTo = nil
+            if let compactBody, !mastersReadingJSONOnly.isMissing(at: master) {
+                bytes = compactBody
+                compactSentTo = master
+                request.headers.add(name: "Content-Type", value: CompactCodec.contentType)
+                request.body = .bytes(ByteBuffer(bytes: bytes))
+            } else if body != nil {
+                bytes = try jsonBytes()
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(bytes: bytes))
             }
@@ -335,6 +366,7 @@ public final class TYDFSClient: Sendable {
             if let signer { request.sign(with: signer, target: target, body: bytes) }
             return request
         }
+        return (response, payload, compactSentTo)
     }
 }
 

@@ -140,7 +140,7 @@ extension TYDFSClient {
     /// without the route (one from before batches) answers 404 to the whole request; the items
     /// are then sent each on its own with `alone`, all at once, as are the next ones for a while
     /// (`batchlessMasters`).
-    private func sendBatch<Item: Codable & Sendable, Answer: Codable & Sendable & CompactCodable>(
+    private func sendBatch<Item: Codable & Sendable & CompactCodable, Answer: Codable & Sendable & CompactCodable>(
         _ items: [Item], to route: String, alone: @escaping @Sendable (Item) async throws -> Answer
     ) async throws -> [Result<Answer, any Error>] {
         let response: BatchResponse<Answer>

@@ -222,7 +222,7 @@ public enum MasterServer {
             return try JSON.response(["status": "aborted"])
         }
         router.post(RouterPath(Route.openUploads)) { request, context in
-            let body = try await JSON.decode(OpenUploadsRequest.self, from: request)
+            let body = try await JSON.decodeJSONOrCompact(OpenUploadsRequest.self, from: request)
             try checkBatch(body.items.count)
             // All at once: one that waits (a retried put's commit becoming durable) holds up no other.
             let answers = await answeringEach(body.items) { item in
@@ -232,7 +232,7 @@ public enum MasterServer {
             return try JSON.responseJSONOrCompact(OpenUploadsResponse(answers: answers), to: request)
         }
         router.post(RouterPath(Route.commitUploads)) { request, context in
-            let body = try await JSON.decode(CommitUploadsRequest.self, from: request)
+            let body = try await JSON.decodeJSONOrCompact(CommitUploadsRequest.self, from: request)
             try checkBatch(body.items.count)
             // All at once: their edits join one group commit (one transaction, one fsync).
             let answers = await answeringEach(body.items) { item in
@@ -249,7 +249,7 @@ public enum MasterServer {
             return try JSON.response(try await state.stat(path, countingReads: reading))
         }
         router.post(RouterPath(Route.lookup)) { request, context in
-            let body = try await JSON.decode(LookupRequest.self, from: request)
+            let body = try await JSON.decodeJSONOrCompact(LookupRequest.self, from: request)
             guard body.items.count <= Limits.maxLookupsPerRequest else {
                 throw TYDFSError(.invalidArgument, "a lookup asks for at most \(Limits.maxLookupsPerRequest) files, not \(body.items.count)")
             }

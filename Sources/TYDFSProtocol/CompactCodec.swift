@@ -184,14 +184,7 @@ extension FileInfo: CompactCodable {
             bytes.appendCompact(chunk.token != nil)
             if let token = chunk.token { bytes.appendCompact(token) }
         }
-        bytes.appendCompact(attributes != nil)
-        if let attributes {
-            bytes.appendCompact(count: attributes.count)
-            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
-                bytes.appendCompact(key)
-                bytes.appendCompact(value)
-            }
-        }
+        bytes.appendCompactAttributes(attributes)
     }
 
     public init(compact reader: inout CompactReader) throws {
@@ -217,16 +210,7 @@ extension FileInfo: CompactCodable {
             let token = try reader.bool() ? try reader.string() : nil
             chunks.append(ChunkInfo(index: index, id: id, sizeBytes: size, crc32c: crc32c, replicas: replicas, token: token))
         }
-        var attributes: [String: String]?
-        if try reader.bool() {
-            let count = try reader.count(ofItemsOfAtLeast: 8)
-            var read: [String: String] = [:]
-            for _ in 0..<count {
-                let key = try reader.string()
-                read[key] = try reader.string()
-            }
-            attributes = read
-        }
+        let attributes = try reader.attributes()
         self.init(
             path: path, sizeBytes: sizeBytes, mtimeMillis: mtimeMillis, checksum: checksum, chunkSizeBytes: chunkSizeBytes,
             replication: replication, underReplicated: underReplicated, chunks: chunks, attributes: attributes)
@@ -322,5 +306,148 @@ extension ChunkWriteResult: CompactCodable {
         failures.reserveCapacity(CompactReader.reserved(failureCount))
         for _ in 0..<failureCount { failures.append(try reader.string()) }
         self.init(stored: stored, dataBytes: dataBytes, crc32c: crc32c, failures: failures)
+    }
+}
+
+// MARK: - Requests (sent in the compact form only to a master that has not refused it)
+
+extension LookupRequest: CompactCodable {
+    public func encodeCompact(into bytes: inout [UInt8]) {
+        bytes.appendCompact(count: items.count)
+        for item in items {
+            bytes.appendCompact(item.path.value)
+            bytes.appendCompact(item.inspect ?? false)
+        }
+    }
+
+    public init(compact reader: inout CompactReader) throws {
+        let count = try reader.count(ofItemsOfAtLeast: 5)
+        var items: [Item] = []
+        items.reserveCapacity(CompactReader.reserved(count))
+        for _ in 0..<count {
+            let path = try RemotePath(try reader.string())
+            items.append(Item(path: path, inspect: try reader.bool()))
+        }
+        self.init(items: items)
+    }
+}
+
+extension BatchRequest: CompactCodable where Item: CompactCodable {
+    public func encodeCompact(into bytes: inout [UInt8]) {
+        bytes.appendCompact(count: items.count)
+        for item in items { item.encodeCompact(into: &bytes) }
+    }
+
+    public init(compact reader: inout CompactReader) throws {
+        let count = try reader.count(ofItemsOfAtLeast: 4)
+        var items: [Item] = []
+        items.reserveCapacity(CompactReader.reserved(count))
+        for _ in 0..<count { items.append(try Item(compact: &reader)) }
+        self.init(items: items)
+    }
+}
+
+extension CreateUploadRequest: CompactCodable {
+    public func encodeCompact(into bytes: inout [UInt8]) {
+        bytes.appendCompact(path.value)
+        bytes.appendCompact(overwrite)
+        bytes.appendCompact(firstChunkBytes != nil)
+        if let firstChunkBytes { bytes.appendCompact(firstChunkBytes) }
+        bytes.appendCompact(commitID != nil)
+        if let commitID { bytes.appendCompact(commitID) }
+        bytes.appendCompactChunks(adopt)
+    }
+
+    public init(compact reader: inout CompactReader) throws {
+        let path = try RemotePath(try reader.string())
+        let overwrite = try reader.bool()
+        let firstChunkBytes = try reader.bool() ? try reader.int64() : nil
+        let commitID = try reader.bool() ? try reader.string() : nil
+        self.init(path: path, overwrite: overwrite, firstChunkBytes: firstChunkBytes, commitID: commitID, adopt: try reader.chunks())
+    }
+}
+
+extension UploadCommit: CompactCodable {
+    public func encodeCompact(into bytes: inout [UInt8]) {
+        bytes.appendCompact(uploadID)
+        bytes.appendCompact(commit.sizeBytes)
+        bytes.appendCompact(commit.crc32c)
+        bytes.appendCompactChunks(commit.chunks)
+        bytes.appendCompactAttributes(commit.attributes)
+    }
+
+    public init(compact reader: inout CompactReader) throws {
+        let uploadID = try reader.string()
+        let sizeBytes = try reader.int64()
+        let crc32c = try reader.uint32()
+        let chunks = try reader.chunks() ?? []
+        let attributes = try reader.attributes()
+        self.init(uploadID: uploadID, commit: CommitUploadRequest(sizeBytes: sizeBytes, crc32c: crc32c, chunks: chunks, attributes: attributes))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// A file's attributes (see `FileInfo.attributes`), or their absence (nil) told apart from none.
+    mutating func appendCompactAttributes(_ attributes: [String: String]?) {
+        appendCompact(attributes != nil)
+        guard let attributes else { return }
+        appendCompact(count: attributes.count)
+        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
+            appendCompact(key)
+            appendCompact(value)
+        }
+    }
+
+    /// Committed chunks, or their absence (nil) told apart from none.
+    mutating func appendCompactChunks(_ chunks: [CommittedChunk]?) {
+        appendCompact(chunks != nil)
+        guard let chunks else { return }
+        appendCompact(count: chunks.count)
+        for chunk in chunks {
+            appendCompact(Int64(chunk.index))
+            appendCompact(chunk.id.high)
+            appendCompact(chunk.id.low)
+            appendCompact(chunk.sizeBytes)
+            appendCompact(chunk.crc32c)
+            appendCompact(count: chunk.replicas.count)
+            for replica in chunk.replicas { appendCompact(replica.value) }
+            appendCompact(chunk.token != nil)
+            if let token = chunk.token { appendCompact(token) }
+        }
+    }
+}
+
+extension CompactReader {
+    /// See `appendCompactAttributes`.
+    mutating func attributes() throws -> [String: String]? {
+        guard try bool() else { return nil }
+        let count = try count(ofItemsOfAtLeast: 8)
+        var attributes: [String: String] = [:]
+        for _ in 0..<count {
+            let key = try string()
+            attributes[key] = try string()
+        }
+        return attributes
+    }
+
+    /// See `appendCompactChunks`.
+    mutating func chunks() throws -> [CommittedChunk]? {
+        guard try bool() else { return nil }
+        let count = try count(ofItemsOfAtLeast: 41)
+        var chunks: [CommittedChunk] = []
+        chunks.reserveCapacity(CompactReader.reserved(count))
+        for _ in 0..<count {
+            let index = Int(try int64())
+            let id = ChunkID(high: try uint64(), low: try uint64())
+            let sizeBytes = try int64()
+            let crc32c = try uint32()
+            let replicaCount = try self.count(ofItemsOfAtLeast: 4)
+            var replicas: [DataKeeperID] = []
+            replicas.reserveCapacity(CompactReader.reserved(replicaCount))
+            for _ in 0..<replicaCount { replicas.append(try DataKeeperID(try string())) }
+            let token = try bool() ? try string() : nil
+            chunks.append(CommittedChunk(index: index, id: id, sizeBytes: sizeBytes, crc32c: crc32c, replicas: replicas, token: token))
+        }
+        return chunks
     }
 }

@@ -48,6 +48,20 @@ public enum JSON {
         try decode(type, body: try await collectBody(of: request))
     }
 
+    /// As `decode(_:from:)`, but a body sent with `Content-Type: CompactCodec.contentType` is read
+    /// in that form.
+    public static func decodeJSONOrCompact<T: Decodable & CompactCodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let body = try await collectBody(of: request)
+        guard request.headers[.contentType] == CompactCodec.contentType else { return try decode(type, body: body) }
+        return try body.withUnsafeReadableBytes { bytes in
+            do {
+                return try CompactCodec.decode(type, from: bytes)
+            } catch let error as TYDFSError {
+                throw TYDFSError(.protocolViolation, "malformed compact \(T.self) request: \(error.message)")
+            }
+        }
+    }
+
     /// `value` in the compact form when `request` accepts it (`Accept: CompactCodec.contentType`),
     /// else in JSON.
     public static func responseJSONOrCompact(_ value: some Encodable & CompactCodable, to request: Request) throws -> Response {

@@ -78,6 +78,30 @@ final class CompactCodecTests: XCTestCase {
         }
     }
 
+    func testLookupOpenAndCommitRequestsReadBackAsTheirJSONWould() throws {
+        let lookup = LookupRequest(items: try [LookupRequest.Item(path: RemotePath("/a b/ü"), inspect: true), LookupRequest.Item(path: RemotePath("/c"), inspect: false)])
+        XCTAssertEqual(try json(try roundTrip(lookup)), try json(lookup))
+        let adopted = try [
+            CommittedChunk(index: 0, id: ChunkID(high: 1, low: 2), sizeBytes: 5, crc32c: 7, replicas: [DataKeeperID("dk1"), DataKeeperID("dk2")], token: "w.x"),
+            CommittedChunk(index: 3, id: ChunkID(high: .max, low: 0), sizeBytes: 0, crc32c: .max, replicas: []),
+        ]
+        let opens = OpenUploadsRequest(items: try [
+            CreateUploadRequest(path: RemotePath("/f"), overwrite: true, firstChunkBytes: 4096, commitID: "c1", adopt: adopted),
+            CreateUploadRequest(path: RemotePath("/g"), overwrite: false),
+            CreateUploadRequest(path: RemotePath("/h"), overwrite: false, firstChunkBytes: nil, commitID: nil, adopt: []),
+        ])
+        XCTAssertEqual(try json(try roundTrip(opens)), try json(opens))
+        let commits = CommitUploadsRequest(items: [
+            UploadCommit(uploadID: "u1", commit: CommitUploadRequest(sizeBytes: 5, crc32c: 9, chunks: adopted, attributes: ["content-type": "a/b", "x": ""])),
+            UploadCommit(uploadID: "u2", commit: CommitUploadRequest(sizeBytes: 0, crc32c: 0, chunks: [])),
+        ])
+        XCTAssertEqual(try json(try roundTrip(commits)), try json(commits))
+        let bytes = CompactCodec.encode(commits)
+        for length in 0..<bytes.count {
+            XCTAssertThrowsError(try Array(bytes.prefix(length)).withUnsafeBytes { try CompactCodec.decode(CommitUploadsRequest.self, from: $0) })
+        }
+    }
+
     func testAnythingMalformedIsAProtocolViolation() throws {
         let bytes = CompactCodec.encode(try sample())
         func assertRefused(_ bytes: [UInt8], _ what: String) {

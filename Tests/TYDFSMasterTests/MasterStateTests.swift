@@ -592,6 +592,19 @@ final class MasterStateTests: XCTestCase {
                 try await client.execute(uri: Route.lookup, method: .post, headers: [.accept: "application/json"], body: try body(LookupRequest(items: items))) {
                     XCTAssertEqual($0.headers[.contentType], "application/json")
                 }
+                // A body in the compact form is read as the JSON one; a malformed one is a 400.
+                let compactBody = try await client.execute(
+                    uri: Route.lookup, method: .post, headers: [.contentType: CompactCodec.contentType],
+                    body: ByteBuffer(bytes: CompactCodec.encode(LookupRequest(items: items)))
+                ) { response in
+                    XCTAssertEqual(response.status, .ok)
+                    return try JSONDecoder().decode(LookupResponse.self, from: Data(response.body.readableBytesView)).answers
+                }
+                XCTAssertEqual(compactBody.map(\.file?.path.value), answers.map(\.file?.path.value))
+                XCTAssertEqual(compactBody.map(\.error?.code), answers.map(\.error?.code))
+                try await client.execute(
+                    uri: Route.lookup, method: .post, headers: [.contentType: CompactCodec.contentType], body: ByteBuffer(bytes: [1, 0, 0, 0, 9])
+                ) { XCTAssertEqual($0.status, .badRequest) }
                 let tooMany = LookupRequest(items: Array(repeating: items[0], count: Limits.maxLookupsPerRequest + 1))
                 try await client.execute(uri: Route.lookup, method: .post, body: try body(tooMany)) { XCTAssertEqual($0.status, .badRequest) }
             }
@@ -772,7 +785,8 @@ final class MasterStateTests: XCTestCase {
     }
 
     /// A client reading from a master and a datakeeper from before compact answers and batched
-    /// reads: the master ignores `Accept` and answers the lookup in JSON, which the client reads;
+    /// reads: the master refuses the lookup's compact body (400), so the client sends it again in
+    /// JSON, as the next ones; it ignores `Accept` and answers in JSON, which the client reads;
     /// the datakeeper answers the batch route 404, so the chunk is read alone, and later chunks
     /// from it go alone at once.
     func testAClientReadsFromAMasterAndADataKeeperFromBeforeCompactAnswersAndBatchedReads() async throws {
@@ -812,8 +826,10 @@ final class MasterStateTests: XCTestCase {
             }
             try await client.shutdown()
         }
+        // The first lookup's compact body is refused (read as malformed JSON) and sent again in
+        // JSON; the second read's lookup goes in JSON at once.
         XCTAssertEqual(asked.withLockedValue { $0 }, [
-            "POST \(Route.lookup)", "GET \(Route.chunkBatch) 404", "GET \(Route.chunk(chunk.value)) 200",
+            "POST \(Route.lookup) 400", "POST \(Route.lookup)", "GET \(Route.chunkBatch) 404", "GET \(Route.chunk(chunk.value)) 200",
             "POST \(Route.lookup)", "GET \(Route.chunk(chunk.value)) 200",
         ])
     }
