@@ -301,16 +301,21 @@ public final class TYDFSClient: Sendable {
 
     /// As `control`, in the compact form (`CompactCodec`) both ways: the body is sent in it and the
     /// answer asked for in it, and read in whichever form it comes. A master from before the form
-    /// answers JSON, and refuses a compact body (400, having read it as malformed JSON): the
-    /// request is then sent again in JSON, as are the next ones to that master for a while
-    /// (`mastersReadingJSONOnly`).
+    /// answers JSON, and refuses a compact body (400, having read it as a malformed JSON request;
+    /// no route acts before its body is read): the request is then sent again in JSON, as are the
+    /// next ones to that master for a while (`mastersReadingJSONOnly`). Any other 400 stands.
     func controlCompact<Body: Encodable & CompactCodable, Response: Decodable & CompactCodable>(
         _ method: HTTPMethod, _ route: String, body: Body, repeatable: Bool? = nil
     ) async throws -> Response {
         let compactBody = CompactCodec.encode(body)
         var (response, payload, compactSentTo) = try await exchange(
             method, route, query: nil, body: body, compactBody: compactBody, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)
-        if response.status == .badRequest, let master = compactSentTo {
+        if response.status == .badRequest, let master = compactSentTo,
+           let refusal = try? JSONDecoder().decode(ErrorResponse.self, from: Data(payload.readableBytesView)).tydfsError,
+           refusal.code == .protocolViolation, refusal.message.hasPrefix("malformed "), !refusal.message.hasPrefix("malformed compact") {
+            // Read as malformed JSON: a master from before the form (one that reads it says
+            // "malformed compact" of a body it cannot read, and that error stands).
+            logger.info("master does not read compact bodies, sending JSON", metadata: ["master": "\(master)"])
             mastersReadingJSONOnly.missing(at: master)
             (response, payload, _) = try await exchange(
                 method, route, query: nil, body: body, compactBody: nil, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)

@@ -380,7 +380,7 @@ extension UploadCommit: CompactCodable {
         let uploadID = try reader.string()
         let sizeBytes = try reader.int64()
         let crc32c = try reader.uint32()
-        let chunks = try reader.chunks() ?? []
+        guard let chunks = try reader.chunks() else { throw TYDFSError(.protocolViolation, "a compact commit without its list of chunks") }
         let attributes = try reader.attributes()
         self.init(uploadID: uploadID, commit: CommitUploadRequest(sizeBytes: sizeBytes, crc32c: crc32c, chunks: chunks, attributes: attributes))
     }

@@ -834,6 +834,32 @@ final class MasterStateTests: XCTestCase {
         ])
     }
 
+    /// A master that reads compact bodies and refuses one (400, "malformed compact …") is
+    /// believed: the client does not send the request again in JSON, and reports the refusal.
+    func testACompactBodyRefusedByAMasterThatReadsTheFormIsNotSentAgain() async throws {
+        let posts = NIOLockedValueBox(0)
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.post(RouterPath(Route.lookup)) { request, _ -> Response in
+            posts.withLockedValue { $0 += 1 }
+            XCTAssertEqual(request.headers[.contentType], CompactCodec.contentType)
+            throw TYDFSError(.protocolViolation, "malformed compact LookupRequest request: a test refuses it")
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { live in
+            let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(live.port))")
+            do {
+                _ = try await client.stat(try RemotePath("/any"))
+                XCTFail("a refused lookup was answered")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .protocolViolation)
+                XCTAssertTrue(error.message.hasPrefix("malformed compact"), error.message)
+            }
+            try await client.shutdown()
+        }
+        XCTAssertEqual(posts.withLockedValue { $0 }, 1)
+    }
+
     /// Batched reads against scripted datakeepers: datakeeper A answers the file's chunk 404 in
     /// every batch, B serves it (its first batch slowly, so reads queue behind it). Three reads
     /// of the same file at once all read it: each asks A in a batch, then A alone (the batch
