@@ -312,9 +312,10 @@ public final class TYDFSClient: Sendable {
             method, route, query: nil, body: body, compactBody: compactBody, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: repeatable)
         if response.status == .badRequest, let master = compactSentTo,
            let refusal = try? JSONDecoder().decode(ErrorResponse.self, from: Data(payload.readableBytesView)).tydfsError,
-           refusal.code == .protocolViolation, refusal.message.hasPrefix("malformed "), !refusal.message.hasPrefix("malformed compact") {
-            // Read as malformed JSON: a master from before the form (one that reads it says
-            // "malformed compact" of a body it cannot read, and that error stands).
+           refusal.code == .protocolViolation, refusal.message.hasPrefix(CompactCodec.malformedJSONRequestPrefix),
+           !refusal.message.hasPrefix(CompactCodec.malformedCompactRequestPrefix) {
+            // Read as malformed JSON: a master from before the form (one that reads it refuses a
+            // body it cannot read as malformed compact, and that error stands).
             logger.info("master does not read compact bodies, sending JSON", metadata: ["master": "\(master)"])
             mastersReadingJSONOnly.missing(at: master)
             (response, payload, _) = try await exchange(

@@ -301,18 +301,11 @@ struct ChunkTransfer: Sendable {
     /// A chunk from a volume is small: read whole and verified before anything is sent, so a
     /// corrupt one is refused with an error rather than cut off.
     private func serveFromVolume(_ chunk: ChunkID, range requested: (offset: Int64, length: Int64)?) async throws -> Response {
-        let frame: ByteBuffer
-        let dataBytes: Int64
-        do {
+        let (frame, dataBytes) = try await outOfServiceIfCorrupt(chunk) {
             guard let read = try await store.readVolumeFrame(chunk) else {
                 throw TYDFSError(.notFound, "chunk \(chunk) is not on this datakeeper")
             }
-            dataBytes = try Self.verifyFrame(read).dataBytes
-            frame = read
-        } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
-            logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
-            await reportBad(chunk)
-            throw error
+            return (read, try Self.verifyFrame(read).dataBytes)
         }
         let range = try Self.range(requested, dataBytes: dataBytes)
         var body = frame.getSlice(at: frame.readerIndex + Int(range.offset), length: Int(range.length))!
@@ -342,19 +335,16 @@ struct ChunkTransfer: Sendable {
         let allowed = chunks.indices.filter { refused[$0] == nil }
         let read = await allowed.map { chunks[$0] }.concurrentMap { chunk -> Result<ByteBuffer, TYDFSError> in
             do {
-                let frame = try await self.readWholeFrame(chunk.chunk)
-                let held = try Self.verifyFrame(frame).dataBytes
+                let (frame, held) = try await self.outOfServiceIfCorrupt(chunk.chunk) {
+                    let frame = try await self.readWholeFrame(chunk.chunk)
+                    return (frame, try Self.verifyFrame(frame).dataBytes)
+                }
                 guard held == chunk.dataBytes else {
                     return .failure(TYDFSError(.invalidArgument, "chunk \(chunk.chunk) holds \(held) bytes here, not \(chunk.dataBytes)"))
                 }
                 return .success(frame)
             } catch {
-                let failure = TYDFSError.from(error)
-                if failure.code == .checksumMismatch || failure.code == .protocolViolation {
-                    self.logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk.chunk)", "error": "\(failure)"])
-                    await self.reportBad(chunk.chunk)
-                }
-                return .failure(failure)
+                return .failure(TYDFSError.from(error))
             }
         }
         var served: [(frame: ByteBuffer, dataBytes: Int64)] = []
@@ -379,6 +369,18 @@ struct ChunkTransfer: Sendable {
         headers[.contentType] = "application/octet-stream"
         headers[.tydfsChunkStatuses] = ChunkStatusList.encode(statuses)
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// Runs `read`, which reads and verifies `chunk`'s frame; a frame that proves corrupt is not
+    /// served: it is logged, the chunk is taken out of service and reported, and the error stands.
+    private func outOfServiceIfCorrupt<Read>(_ chunk: ChunkID, _ read: () async throws -> Read) async throws -> Read {
+        do {
+            return try await read()
+        } catch let error as TYDFSError where error.code == .checksumMismatch || error.code == .protocolViolation {
+            logger.error("corrupt chunk not served", metadata: ["chunk.id": "\(chunk)", "error": "\(error)"])
+            await reportBad(chunk)
+            throw error
+        }
     }
 
     /// A small chunk's whole frame, from its volume or its own file (at most

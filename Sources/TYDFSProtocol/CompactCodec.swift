@@ -18,6 +18,12 @@ public protocol CompactCodable {
 public enum CompactCodec {
     /// The media type of every message in the compact form (version 1 is its first byte).
     public static let contentType = "application/x-tydfs-compact"
+    /// How a master begins the message of its 400 for a request body it cannot read as JSON:
+    /// what a master from before the form answers to a compact body.
+    public static let malformedJSONRequestPrefix = "malformed "
+    /// How a master that reads the form begins the message of its 400 for a compact body it
+    /// cannot read: that refusal stands (the body is not sent again in JSON).
+    public static let malformedCompactRequestPrefix = "malformed compact "
     static let version: UInt8 = 1
 
     public static func encode(_ message: some CompactCodable) -> [UInt8] {

@@ -57,7 +57,7 @@ public enum JSON {
             do {
                 return try CompactCodec.decode(type, from: bytes)
             } catch let error as TYDFSError {
-                throw TYDFSError(.protocolViolation, "malformed compact \(T.self) request: \(error.message)")
+                throw TYDFSError(.protocolViolation, CompactCodec.malformedCompactRequestPrefix + "\(T.self) request: \(error.message)")
             }
         }
     }
@@ -85,7 +85,7 @@ public enum JSON {
         } catch let error as TYDFSError {
             throw error
         } catch {
-            throw TYDFSError(.protocolViolation, "malformed \(T.self) request: \(Self.describe(error))")
+            throw TYDFSError(.protocolViolation, CompactCodec.malformedJSONRequestPrefix + "\(T.self) request: \(Self.describe(error))")
         }
     }
 
