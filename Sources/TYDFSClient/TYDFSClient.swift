@@ -48,6 +48,8 @@ public final class TYDFSClient: Sendable {
     /// One-chunk puts committed at the same time, sent together (`Route.commitUploads`).
     let uploadCommits = RequestCoalescer<UploadCommit, FileInfo>(
         inFlightLimit: Limits.uploadBatchesInFlight, itemsLimit: Limits.maxUploadsPerBatch)
+    /// The uploads of the puts under way, renewed by one loop.
+    let uploadRenewals = UploadRenewals()
 
     /// `masterURL` like `http://127.0.0.1:9333`, or several masters separated by commas (one
     /// leads; requests find it and follow it across a failover). `concurrency` is how many operations the caller
@@ -135,6 +137,7 @@ public final class TYDFSClient: Sendable {
     }
 
     public func shutdown() async throws {
+        uploadRenewals.stop()
         try await http.shutdown()
     }
 

@@ -80,8 +80,8 @@ extension TYDFSClient {
             try await self.openUpload(remote, overwrite: overwrite, sourceBytes: nil, commitID: commitID, adopt: stored)
         }
         if let sizeBytes = source.sizeBytes { TransferMeter.current?.expect(sizeBytes) }
-        let renewing = Task { await renew(upload) }
-        defer { renewing.cancel() }
+        let renewal = uploadRenewals.add { await self.renew(upload) }
+        defer { uploadRenewals.remove(renewal) }
         do {
             return try await self.upload(from: source, into: upload, remote: remote, attributes: attributes)
         } catch let done as PutCommittedBeforeFailover {
@@ -158,18 +158,16 @@ extension TYDFSClient {
         return response.answers.map { answer in Result { try answer.get() } }
     }
 
-    /// Renews `upload` every `Limits.uploadRenewSeconds` until cancelled: a put waiting long for
-    /// its source keeps its upload, and learns of a failover (reopening the put on the new leader,
-    /// which adopts its chunks) while they are far from being taken for orphans.
+    /// Renews `upload` once (`uploadRenewals` calls it every `Limits.uploadRenewSeconds`): a put
+    /// waiting long for its source keeps its upload, and learns of a failover (reopening the put
+    /// on the new leader, which adopts its chunks) while they are far from being taken for orphans.
     private func renew(_ upload: ResumableUpload) async {
-        while (try? await Task.sleep(for: .seconds(Limits.uploadRenewSeconds))) != nil {
-            do {
-                try await callLeader(about: upload) { session in
-                    let _: [String: String] = try await control(.POST, Route.uploadRenew(session.uploadID), repeatable: true)
-                }
-            } catch {
-                logger.debug("renewing the upload failed; trying again later", metadata: ["error": "\(error)"])
+        do {
+            try await callLeader(about: upload) { session in
+                let _: [String: String] = try await control(.POST, Route.uploadRenew(session.uploadID), repeatable: true)
             }
+        } catch {
+            logger.debug("renewing the upload failed; trying again later", metadata: ["error": "\(error)"])
         }
     }
 
@@ -263,23 +261,26 @@ extension TYDFSClient {
     ) async throws -> [StoredChunk] {
         let session = upload.first
         let count = Int((sizeBytes + session.chunkSizeBytes - 1) / session.chunkSizeBytes)
+        func send(chunk index: Int) async throws -> StoredChunk {
+            let offset = Int64(index) * session.chunkSizeBytes
+            let length = min(session.chunkSizeBytes, sizeBytes - offset)
+            let data: ChunkBytes
+            switch source {
+            case .file(let file, _): data = .file(file, offset: offset)
+            case .memory(let bytes): data = .memory(bytes.getSlice(at: bytes.readerIndex + Int(offset), length: Int(length))!)
+            case .stream, .growing: preconditionFailure("a stream is uploaded one chunk at a time")
+            }
+            return try await uploadChunk(
+                index: index, data: data, length: length, upload: upload, allocation: index == 0 ? session.firstChunk : nil,
+                avoided: avoided)
+        }
+        // Most files are one chunk: no task group for them.
+        if count == 1 { return [try await send(chunk: 0)] }
         var stored = [StoredChunk?](repeating: nil, count: count)
         try await withThrowingTaskGroup(of: (Int, StoredChunk).self) { group in
             for index in 0..<count {
                 if index >= Limits.parallelChunkUploads, let (done, chunk) = try await group.next() { stored[done] = chunk }
-                let offset = Int64(index) * session.chunkSizeBytes
-                let length = min(session.chunkSizeBytes, sizeBytes - offset)
-                let data: ChunkBytes
-                switch source {
-                case .file(let file, _): data = .file(file, offset: offset)
-                case .memory(let bytes): data = .memory(bytes.getSlice(at: bytes.readerIndex + Int(offset), length: Int(length))!)
-                case .stream, .growing: preconditionFailure("a stream is uploaded one chunk at a time")
-                }
-                let allocation = index == 0 ? session.firstChunk : nil
-                group.addTask {
-                    (index, try await self.uploadChunk(
-                        index: index, data: data, length: length, upload: upload, allocation: allocation, avoided: avoided))
-                }
+                group.addTask { (index, try await send(chunk: index)) }
             }
             for try await (done, chunk) in group { stored[done] = chunk }
         }
@@ -361,20 +362,23 @@ extension TYDFSClient {
             let producer = ChunkFrameProducer(data: data, length: length, progress: progress)
             let result: ChunkWriteResult
             do {
-                result = try await StallGuard.run(progress) {
-                    if length <= Limits.batchedChunkMaxBytes, let token = allocation.token,
-                       let batch = self.chunkBatches.coalescer(
-                           for: PipelineHop.encode(allocation.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }),
-                           at: first.address) {
-                        do {
-                            return try await self.sendInBatch(producer, length: length, token: token, through: allocation, with: batch)
-                        } catch let error as TYDFSError where error.code == .notFound && producer.localError == nil {
-                            // A datakeeper from before chunk batches: this chunk, and every later one, alone.
-                            self.chunkBatches.withoutRoute.missing(at: first.address)
-                            return try await self.send(producer.again(), length: length, through: allocation)
-                        }
+                if length <= Limits.batchedChunkMaxBytes, let token = allocation.token,
+                   let batch = self.chunkBatches.coalescer(
+                       for: PipelineHop.encode(allocation.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }),
+                       at: first.address) {
+                    do {
+                        // No stall guard: the frame is made from the local source, and the batch's
+                        // own deadline (`Limits.chunkBatchSeconds`) bounds the rest.
+                        result = try await self.sendInBatch(producer, length: length, token: token, through: allocation, with: batch)
+                    } catch let error as TYDFSError where error.code == .notFound && producer.localError == nil {
+                        // A datakeeper from before chunk batches: this chunk, and every later one, alone.
+                        self.chunkBatches.withoutRoute.missing(at: first.address)
+                        let again = producer.again()
+                        progress.advance()  // the time the batch took is not this attempt's stall
+                        result = try await StallGuard.run(progress) { try await self.send(again, length: length, through: allocation) }
                     }
-                    return try await self.send(producer, length: length, through: allocation)
+                } else {
+                    result = try await StallGuard.run(progress) { try await self.send(producer, length: length, through: allocation) }
                 }
             } catch {
                 if let local = producer.localError { throw local }
@@ -438,9 +442,6 @@ extension TYDFSClient {
         var frame = ByteBuffer()
         frame.reserveCapacity(Int(ChunkFrame.frameBytes(dataBytes: length)))
         while var piece = try await producer.next() { frame.writeBuffer(&piece) }
-        // From here the batch's own deadline bounds the wait (`Limits.chunkBatchSeconds`): time
-        // spent queued behind the batch in flight is not this datakeeper's stall.
-        producer.pauseStallClock()
         let pipeline = allocation.targets.map { PipelineHop(id: $0.id.value, address: $0.address) }
         let chunk = ChunkInBatch(chunk: BatchedChunk(chunk: allocation.chunkID, dataBytes: length, token: token), frame: frame)
         return try await batch.ask(chunk) { chunks in try await self.sendChunkBatch(chunks, through: pipeline) }
@@ -660,9 +661,6 @@ final class ChunkFrameProducer: @unchecked Sendable {
     func again() -> ChunkFrameProducer {
         ChunkFrameProducer(data: data, length: length, progress: progress, localFailure: localFailure)
     }
-
-    /// Stops the stall clock of the transfer (see `TransferProgress.pause`).
-    func pauseStallClock() { progress.pause() }
 
     /// The CRC32C of the chunk's data, once all of it was produced.
     var chunkCRC: UInt32 { checksums.whole }

@@ -1,0 +1,100 @@
+import NIOConcurrencyHelpers
+import TYDFSCore
+
+/// Keeps a client's open uploads alive: a put that waits long for its source (standard input,
+/// a file being written through the mount) renews its upload before the master's upload timeout
+/// and orphan grace run out, and learns of a failover while its chunks are far from being taken
+/// for orphans.
+///
+/// One loop serves every put of the client, and runs only while some put is open: a put costs
+/// an entry in a table, not a task and a timer of its own (a `tydfs bench` makes a thousand or
+/// more puts a second). Each tick renews the uploads that were already open at the tick before,
+/// so an upload is renewed between one and two periods after it opened, and every period after.
+final class UploadRenewals: Sendable {
+    /// Renews one upload (errors are its own to log: the next tick tries again).
+    typealias Renew = @Sendable () async -> Void
+
+    private struct Entry {
+        var renew: Renew
+        var ticksSeen = 0
+        /// The renewal under way, cancelled when the put ends: a put done (committed or given
+        /// up) is not renewed, nor reopened on a new leader.
+        var running: Task<Void, Never>?
+    }
+
+    private struct State {
+        var open: [Int: Entry] = [:]
+        var nextID = 0
+        var loop: Task<Void, Never>?
+        var stopped = false
+    }
+
+    private let periodSeconds: Double
+    private let state = NIOLockedValueBox(State())
+
+    init(periodSeconds: Double = Limits.uploadRenewSeconds) {
+        self.periodSeconds = periodSeconds
+    }
+
+    /// Calls `renew` every `periodSeconds` once a whole period has passed, until `remove` is
+    /// called with the id returned.
+    func add(_ renew: @escaping Renew) -> Int {
+        state.withLockedValue { state in
+            let id = state.nextID
+            state.nextID += 1
+            state.open[id] = Entry(renew: renew)
+            if state.loop == nil && !state.stopped {
+                state.loop = Task { await self.run() }
+            }
+            return id
+        }
+    }
+
+    /// Stops renewing an upload, cancelling its renewal if one is under way.
+    func remove(_ id: Int) {
+        state.withLockedValue { $0.open.removeValue(forKey: id) }?.running?.cancel()
+    }
+
+    /// How many uploads are renewed now, and whether the loop runs (for tests).
+    var status: (open: Int, looping: Bool) {
+        state.withLockedValue { ($0.open.count, $0.loop != nil) }
+    }
+
+    /// Ends the loop and every renewal under way (the client is shutting down); later puts are
+    /// not renewed.
+    func stop() {
+        let (loop, running) = state.withLockedValue { state in
+            state.stopped = true
+            defer { state.loop = nil }
+            return (state.loop, state.open.values.compactMap(\.running))
+        }
+        loop?.cancel()
+        for renewal in running { renewal.cancel() }
+    }
+
+    private func run() async {
+        while (try? await Task.sleep(for: .seconds(periodSeconds))) != nil {
+            let started: [(id: Int, renewal: Task<Void, Never>)]? = state.withLockedValue { state in
+                if state.open.isEmpty || state.stopped {
+                    // Decided under the lock: the next `add` starts a new loop.
+                    if !state.stopped { state.loop = nil }
+                    return nil
+                }
+                var started: [(id: Int, renewal: Task<Void, Never>)] = []
+                for (id, entry) in state.open {
+                    state.open[id]!.ticksSeen += 1
+                    guard entry.ticksSeen > 0 else { continue }
+                    let renewal = Task { await entry.renew() }
+                    state.open[id]!.running = renewal
+                    started.append((id, renewal))
+                }
+                return started
+            }
+            guard let started else { return }
+            for (_, renewal) in started { await renewal.value }
+            state.withLockedValue { state in
+                for (id, _) in started { state.open[id]?.running = nil }
+            }
+        }
+    }
+}

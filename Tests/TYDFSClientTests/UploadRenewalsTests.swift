@@ -1,0 +1,81 @@
+import NIOConcurrencyHelpers
+import XCTest
+
+@testable import TYDFSClient
+
+/// The one loop that renews a client's open uploads, without processes: renewals are counted
+/// closures, and the period is 50 ms instead of 5 minutes.
+final class UploadRenewalsTests: XCTestCase {
+    private let period = 0.05
+
+    /// Counts each upload's renewals.
+    private final class Counts: Sendable {
+        private let counts = NIOLockedValueBox([String: Int]())
+        func renewed(_ name: String) { counts.withLockedValue { $0[name, default: 0] += 1 } }
+        subscript(_ name: String) -> Int { counts.withLockedValue { $0[name, default: 0] } }
+    }
+
+    /// Waits up to 10 s (a loaded machine) for `condition`.
+    private func eventually(_ what: String, _ condition: () -> Bool) async throws {
+        let giveUp = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < giveUp else { return XCTFail("never happened: \(what)") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    func testAnUploadOpenForAWholePeriodIsRenewedEveryPeriodUntilRemoved() async throws {
+        let renewals = UploadRenewals(periodSeconds: period)
+        let counts = Counts()
+        XCTAssertFalse(renewals.status.looping, "no loop before the first put")
+        let long = renewals.add { counts.renewed("long") }
+        XCTAssertTrue(renewals.status.looping)
+        // A put done at once is never renewed.
+        renewals.remove(renewals.add { counts.renewed("short") })
+        try await eventually("the long upload renewed 3 times") { counts["long"] >= 3 }
+        XCTAssertEqual(counts["short"], 0)
+        XCTAssertEqual(renewals.status.open, 1)
+
+        renewals.remove(long)
+        let renewedWhenRemoved = counts["long"]
+        try await eventually("the loop ends once no upload is open") { !renewals.status.looping }
+        XCTAssertLessThanOrEqual(counts["long"], renewedWhenRemoved + 1, "a removed upload is no longer renewed")
+
+        // The next put starts the loop again.
+        let next = renewals.add { counts.renewed("next") }
+        XCTAssertTrue(renewals.status.looping)
+        try await eventually("the next upload renewed") { counts["next"] >= 1 }
+        renewals.remove(next)
+        renewals.stop()
+    }
+
+    func testRemovingAnUploadCancelsItsRenewalUnderWay() async throws {
+        let renewals = UploadRenewals(periodSeconds: period)
+        let state = NIOLockedValueBox((started: false, cancelled: false))
+        let hung = renewals.add {
+            state.withLockedValue { $0.started = true }
+            // A renewal stuck on an unreachable master, say.
+            try? await Task.sleep(for: .seconds(60))
+            if Task.isCancelled { state.withLockedValue { $0.cancelled = true } }
+        }
+        try await eventually("the renewal started") { state.withLockedValue { $0.started } }
+        renewals.remove(hung)
+        try await eventually("the renewal was cancelled") { state.withLockedValue { $0.cancelled } }
+        renewals.stop()
+    }
+
+    func testStopEndsTheLoopAndRenewsNothingMore() async throws {
+        let renewals = UploadRenewals(periodSeconds: period)
+        let counts = Counts()
+        _ = renewals.add { counts.renewed("open") }
+        try await eventually("renewed once") { counts["open"] >= 1 }
+        renewals.stop()
+        XCTAssertFalse(renewals.status.looping)
+        let renewedAtStop = counts["open"]
+        _ = renewals.add { counts.renewed("after") }
+        XCTAssertFalse(renewals.status.looping, "a stopped client starts no loop")
+        try await Task.sleep(for: .seconds(period * 6))
+        XCTAssertEqual(counts["open"], renewedAtStop)
+        XCTAssertEqual(counts["after"], 0)
+    }
+}
