@@ -264,10 +264,36 @@ actor ChunkStore {
         let frameBytes = Int64(record.readableBytes - VolumeRecord.headerBytes)
         precondition(frameBytes <= Limits.volumeChunkMaxBytes, "a large chunk cannot go into a volume")
         let location = try await append(record)
-        release(id)
-        inVolumes[id] = VolumeLocation(volume: location.volume, recordOffset: location.recordOffset, frameBytes: UInt32(frameBytes))
-        usedBytes += frameBytes
-        changes.added(id)
+        hold([(id, frameBytes)], from: location)
+    }
+
+    /// Appends the records of several verified small chunks (a chunk batch's) to the active
+    /// volume one after another, in one write made durable by one `fdatasync`, and returns once
+    /// they are durable; the chunks now exist. Written one by one, the first would start a sync
+    /// of its own and the others wait for the next.
+    func commitToVolume(frames: [(id: ChunkID, frame: ByteBuffer)]) async throws {
+        guard !frames.isEmpty else { return }
+        var records = ByteBuffer()
+        records.reserveCapacity(frames.reduce(0) { $0 + VolumeRecord.headerBytes + $1.frame.readableBytes })
+        for (id, frame) in frames {
+            precondition(Int64(frame.readableBytes) <= Limits.volumeChunkMaxBytes, "a large chunk cannot go into a volume")
+            records.writeBytes(VolumeRecord.chunkHeader(id, frameBytes: Int64(frame.readableBytes)))
+            records.writeImmutableBuffer(frame)
+        }
+        let location = try await append(records)
+        hold(frames.map { ($0.id, Int64($0.frame.readableBytes)) }, from: location)
+    }
+
+    /// Records chunks whose records lie one after another from `location` as held.
+    private func hold(_ chunks: [(id: ChunkID, frameBytes: Int64)], from location: (volume: UInt32, recordOffset: UInt32)) {
+        var offset = location.recordOffset
+        for (id, frameBytes) in chunks {
+            release(id)
+            inVolumes[id] = VolumeLocation(volume: location.volume, recordOffset: offset, frameBytes: UInt32(frameBytes))
+            usedBytes += frameBytes
+            changes.added(id)
+            offset += UInt32(VolumeRecord.headerBytes) + UInt32(frameBytes)
+        }
     }
 
     /// Gives up a reservation and removes the partial file, if any.

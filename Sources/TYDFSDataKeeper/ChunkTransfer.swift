@@ -88,17 +88,19 @@ struct ChunkTransfer: Sendable {
         }
         let forwardedChunks = taken.map { chunks[$0.index] }, forwardedFrames = taken.map { frames[$0.index] }
         async let downstreamResults = forward(forwardedChunks, frames: forwardedFrames, to: downstream)
-        let stored = await taken.map { (chunks[$0.index], frames[$0.index], $0.crc) }.concurrentMap { chunk, frame, crc -> Result<UInt32, TYDFSError> in
-            do {
-                return .success(try await storeInVolume(chunk.chunk, dataBytes: chunk.dataBytes, from: [frame].async, forwarding: nil, expectedCRC: crc))
-            } catch {
-                return .failure(TYDFSError.from(error))
-            }
+        // Verified above: written together, in one write and one fdatasync.
+        let stored: Result<Void, TYDFSError>
+        do {
+            try await store.commitToVolume(frames: taken.map { (chunks[$0.index].chunk, frames[$0.index]) })
+            stored = .success(())
+        } catch {
+            for (index, _) in taken { await store.abandon(chunks[index].chunk, temporaryPath: nil) }
+            stored = .failure(TYDFSError.from(error))
         }
         let below = await downstreamResults
-        for (position, (index, _)) in taken.enumerated() {
+        for (position, (index, crc)) in taken.enumerated() {
             let chunk = chunks[index]
-            outcomes[index] = stored[position].map { crc in
+            outcomes[index] = stored.map {
                 counters.received(dataBytes: chunk.dataBytes)
                 logger.debug("chunk stored", metadata: ["chunk.id": "\(chunk.chunk)", "bytes": "\(chunk.dataBytes)", "batch": "\(chunks.count)"])
                 return ChunkWriteResult(stored: [id] + below[position].stored, dataBytes: chunk.dataBytes, crc32c: crc, failures: below[position].failures)

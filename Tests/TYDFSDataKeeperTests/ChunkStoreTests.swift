@@ -78,6 +78,72 @@ final class ChunkStoreTests: XCTestCase {
         try await fixture.tearDown()
     }
 
+    func testTheChunksOfABatchAreWrittenTogetherAndMadeDurableByOneSync() async throws {
+        let ledger = SyncLedger()
+        let fixture = try StoreFixture(syncVolume: { try await ledger.sync($0) })
+        try await fixture.put(ChunkID(high: 8, low: 100), StoreFixture.data(300, seed: 100))
+        let syncsBefore = ledger.syncs
+        let chunks = (0..<8).map { ChunkID(high: 8, low: UInt64($0)) }
+        let data = chunks.indices.map { StoreFixture.data(1000 + 700 * $0, seed: UInt64($0)) }
+        var frames: [(id: ChunkID, frame: ByteBuffer)] = []
+        for (chunk, bytes) in zip(chunks, data) {
+            let frame = StoreFixture.frame(bytes)
+            try await fixture.store.reserve(chunk, frameBytes: Int64(frame.count))
+            frames.append((chunk, ByteBuffer(bytes: frame)))
+        }
+        try await fixture.store.commitToVolume(frames: frames)
+        XCTAssertEqual(ledger.syncs - syncsBefore, 1, "one fdatasync for the whole batch")
+        var expectedOffset: Int64?
+        for (index, (chunk, frame)) in frames.enumerated() {
+            let stored = await fixture.store.volumeLocation(of: chunk)
+            let location = try XCTUnwrap(stored, "chunk \(index) held")
+            if let expectedOffset { XCTAssertEqual(Int64(location.recordOffset), expectedOffset, "records one after another") }
+            expectedOffset = Int64(location.recordOffset) + Int64(VolumeRecord.headerBytes) + Int64(frame.readableBytes)
+            XCTAssertGreaterThanOrEqual(ledger.coveredBytes(of: fixture.volumePath(location)), expectedOffset!, "acknowledged after a sync covered it")
+            let intact = try await fixture.holdsIntact(chunk, data[index])
+            XCTAssertTrue(intact, "chunk \(index)")
+        }
+        try fixture.reopen()
+        for (index, chunk) in chunks.enumerated() {
+            let intact = try await fixture.holdsIntact(chunk, data[index])
+            XCTAssertTrue(intact, "chunk \(index) after a restart")
+        }
+        let held = await fixture.store.usage().chunkCount
+        XCTAssertEqual(held, chunks.count + 1)
+        try await fixture.tearDown()
+    }
+
+    func testABatchWhoseSyncFailsHoldsNoneOfItsChunks() async throws {
+        let failNext = NIOLockedValueBox(true)
+        let fixture = try StoreFixture(syncVolume: { file in
+            if failNext.withLockedValue({ fail in defer { fail = false }; return fail }) {
+                throw TYDFSError(.io, "fdatasync failed: Input/output error")
+            }
+            try await file.dataSync()
+        })
+        let chunks = (0..<3).map { ChunkID(high: 9, low: UInt64($0)) }
+        let frames = chunks.map { ($0, ByteBuffer(bytes: StoreFixture.frame(StoreFixture.data(2000, seed: $0.low)))) }
+        for (chunk, frame) in frames { try await fixture.store.reserve(chunk, frameBytes: Int64(frame.readableBytes)) }
+        do {
+            try await fixture.store.commitToVolume(frames: frames)
+            XCTFail("a batch was acknowledged although its sync failed")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .io)
+        }
+        for chunk in chunks {
+            let held = await fixture.store.contains(chunk)
+            XCTAssertFalse(held, "chunk \(chunk) is not held after a failed sync")
+            await fixture.store.abandon(chunk, temporaryPath: nil)
+        }
+        // The reservations were given back: the client's retry stores them.
+        for chunk in chunks { try await fixture.put(chunk, StoreFixture.data(2000, seed: chunk.low)) }
+        for chunk in chunks {
+            let intact = try await fixture.holdsIntact(chunk, StoreFixture.data(2000, seed: chunk.low))
+            XCTAssertTrue(intact)
+        }
+        try await fixture.tearDown()
+    }
+
     func testAVolumeIsCreatedOnceAndRecordsAreAppendedWithoutRenames() async throws {
         let fixture = try StoreFixture()
         for index in 0..<20 { try await fixture.put(ChunkID(high: 1, low: UInt64(index)), StoreFixture.data(4096, seed: UInt64(index))) }
