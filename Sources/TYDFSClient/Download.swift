@@ -192,7 +192,15 @@ extension TYDFSClient {
         var failures: [String] = []
         let live = chunk.replicas.filter(\.alive)
         let shift = live.isEmpty ? 0 : firstChoice % live.count
-        let spread = replicaLatency.withLockedValue { $0.ranked(Array(live[shift...] + live[..<shift]), id: \.id, now: Self.monotonicSeconds()) }
+        let now = Self.monotonicSeconds()
+        var spread = replicaLatency.withLockedValue { $0.ranked(Array(live[shift...] + live[..<shift]), id: \.id, now: now) }
+        if Self.isBatchedRead(range, of: chunk) {
+            // A small chunk joins the batch forming at a quick replica, if one is: fewer, fuller
+            // batches cost the datakeepers and this client less than one request per chunk.
+            spread = replicaLatency.withLockedValue { latency in
+                chunkReadBatches.busiestFirst(spread, address: \.address) { !latency.isSlow($0.id, now: now) }
+            }
+        }
         let ranked = spread + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
         let known = await failed.all
         var candidates = ranked.filter { !known.contains($0.id) } + ranked.filter { known.contains($0.id) }
@@ -359,12 +367,20 @@ extension TYDFSClient {
     /// A small chunk read whole waits while a batched read to the same datakeeper is out, and
     /// goes with the others in the next (`GET` of `Route.chunkBatch`). A chunk that batch does
     /// not serve is asked for alone, so its answer is the datakeeper's own, as without batches.
+    /// Whether reading `range` of `chunk` goes in a batched read (`Route.chunkBatch`): a small
+    /// chunk read whole.
+    private static func isBatchedRead(_ range: ChunkRange, of chunk: ChunkInfo) -> Bool {
+        range.offset == 0 && range.length == chunk.sizeBytes && range.length <= Limits.batchedChunkMaxBytes
+    }
+
     private func open(_ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress) async throws -> RangeAnswer {
-        if range.offset == 0, range.length == chunk.sizeBytes, range.length <= Limits.batchedChunkMaxBytes, let token = chunk.token,
+        if Self.isBatchedRead(range, of: chunk), let token = chunk.token,
            let batch = chunkReadBatches.coalescer(for: replica.address, at: replica.address) {
             do {
                 let item = BatchedChunk(chunk: chunk.id, dataBytes: range.length, token: token)
-                return .whole(try await batch.ask(item) { items in try await self.readBatch(items, from: replica) })
+                return .whole(try await chunkReadBatches.ask(item, of: batch, at: replica.address) { items in
+                    try await self.readBatch(items, from: replica)
+                })
             } catch is ChunkNotInBatch {
                 // Asked alone below.
             } catch let error as TYDFSError where error.code == .notFound {

@@ -95,6 +95,41 @@ final class ChunkBatches<Item: Sendable, Answer: Sendable>: Sendable {
     private let coalescers = NIOLockedValueBox<[String: RequestCoalescer<Item, Answer>]>([:])
     /// Datakeepers (by address) that answered a batch with 404.
     let withoutRoute = MissingRoutes()
+    /// Items asked and not yet answered, by datakeeper address.
+    private let underWay = NIOLockedValueBox<[String: Int]>([:])
+
+    /// Asks `item` of `coalescer`, counted as under way at `address` until answered.
+    func ask(
+        _ item: Item, of coalescer: RequestCoalescer<Item, Answer>, at address: String,
+        send: @escaping RequestCoalescer<Item, Answer>.Send
+    ) async throws -> Answer {
+        underWay.withLockedValue { $0[address, default: 0] += 1 }
+        defer {
+            underWay.withLockedValue { counts in
+                counts[address]! -= 1
+                if counts[address] == 0 { counts[address] = nil }
+            }
+        }
+        return try await coalescer.ask(item, send: send)
+    }
+
+    /// `candidates` with the first of them among `quick` that has the most items under way
+    /// moved to the front (the rest keep their order): an item that could go to several
+    /// datakeepers joins the batch forming at one of them, instead of going alone to another.
+    /// Unchanged when none has items under way, so the caller's order (which spreads work)
+    /// decides then.
+    func busiestFirst<Candidate>(_ candidates: [Candidate], address: (Candidate) -> String, quick: (Candidate) -> Bool) -> [Candidate] {
+        let counts = underWay.withLockedValue { $0 }
+        var best: (index: Int, count: Int)?
+        for (index, candidate) in candidates.enumerated() where quick(candidate) {
+            let count = counts[address(candidate)] ?? 0
+            if count > (best?.count ?? 0) { best = (index, count) }
+        }
+        guard let best, best.index > 0 else { return candidates }
+        var reordered = candidates
+        reordered.insert(reordered.remove(at: best.index), at: 0)
+        return reordered
+    }
 
     /// The coalescer for items under `key`, sent to the datakeeper at `address`; nil when that
     /// datakeeper takes no batches.

@@ -195,4 +195,40 @@ final class RequestCoalescerTests: XCTestCase {
         let staysInfo = try await stays.value
         XCTAssertEqual([otherInfo.path.value, staysInfo.path.value], ["/other", "/stays"])
     }
+    /// A small read that several replicas could serve joins the batch forming at a quick one,
+    /// and the caller's order stands when no batch is forming or only at a slow replica.
+    func testAnItemJoinsTheBusiestQuickDatakeeper() async throws {
+        let batches = ChunkBatches<Int, Int>()
+        let replicas = ["a", "b", "c"]
+        let allQuick: (String) -> Bool = { _ in true }
+        XCTAssertEqual(batches.busiestFirst(replicas, address: { $0 }, quick: allQuick), replicas, "nothing under way: the caller's order")
+        let held = NIOLockedValueBox([CheckedContinuation<Void, Never>]())
+        let send: RequestCoalescer<Int, Int>.Send = { items in
+            await withCheckedContinuation { continuation in held.withLockedValue { $0.append(continuation) } }
+            return items.map { .success($0 * 10) }
+        }
+        func ask(_ item: Int, at address: String) -> Task<Int, Error> {
+            Task { try await batches.ask(item, of: batches.coalescer(for: address, at: address)!, at: address, send: send) }
+        }
+        // Two reads under way at c (one carried, one waiting for the next batch), one at b.
+        let reads = [ask(1, at: "c"), ask(2, at: "c"), ask(3, at: "b")]
+        try await waitUntil { held.withLockedValue { $0.count } == 2 }
+        try await waitUntil { await batches.coalescer(for: "c", at: "c")!.waitingCount == 1 }
+        XCTAssertEqual(batches.busiestFirst(replicas, address: { $0 }, quick: allQuick), ["c", "a", "b"])
+        XCTAssertEqual(batches.busiestFirst(replicas, address: { $0 }, quick: { $0 != "c" }), ["b", "a", "c"], "a slow replica attracts nothing")
+        XCTAssertEqual(batches.busiestFirst(replicas, address: { $0 }, quick: { $0 == "a" }), replicas, "none quick is busy: the caller's order")
+        // Every request answered: nothing under way any more.
+        let collected = Task { () -> [Int] in
+            var answers: [Int] = []
+            for read in reads { answers.append(try await read.value) }
+            return answers
+        }
+        try await waitUntil {
+            for continuation in held.withLockedValue({ list in defer { list = [] }; return list }) { continuation.resume() }
+            return batches.busiestFirst(replicas, address: { $0 }, quick: { _ in true }) == replicas
+        }
+        let answers = try await collected.value
+        XCTAssertEqual(answers, [10, 20, 30])
+        XCTAssertEqual(batches.busiestFirst(replicas, address: { $0 }, quick: allQuick), replicas, "all answered: the caller's order again")
+    }
 }
