@@ -196,9 +196,13 @@ extension TYDFSClient {
         var spread = replicaLatency.withLockedValue { $0.ranked(Array(live[shift...] + live[..<shift]), id: \.id, now: now) }
         if Self.isBatchedRead(range, of: chunk) {
             // A small chunk joins the batch forming at a quick replica, if one is: fewer, fuller
-            // batches cost the datakeepers and this client less than one request per chunk.
+            // batches cost the datakeepers and this client less than one request per chunk. Only
+            // while every replica has been timed recently: reads gathered on one datakeeper
+            // leave the others untimed, and a replica is known slow only beside quicker ones, so
+            // once their timings lapse the spread order stands until they are timed again.
             spread = replicaLatency.withLockedValue { latency in
-                chunkReadBatches.busiestFirst(spread, address: \.address) { !latency.isSlow($0.id, now: now) }
+                guard live.allSatisfy({ latency.seconds($0.id, now: now) != nil }) else { return spread }
+                return chunkReadBatches.busiestFirst(spread, address: \.address) { !latency.isSlow($0.id, now: now) }
             }
         }
         let ranked = spread + chunk.replicas.filter { !$0.alive && !$0.address.isEmpty }
@@ -360,6 +364,12 @@ extension TYDFSClient {
         }
     }
 
+    /// Whether reading `range` of `chunk` goes in a batched read (`Route.chunkBatch`): a small
+    /// chunk read whole.
+    private static func isBatchedRead(_ range: ChunkRange, of chunk: ChunkInfo) -> Bool {
+        range.offset == 0 && range.length == chunk.sizeBytes && range.length <= Limits.batchedChunkMaxBytes
+    }
+
     /// Asks `replica` for `range` of `chunk` and returns its answer: the range's frame still
     /// streaming in, or, for a small chunk read whole, the frame itself. Fails when the replica
     /// answers otherwise or sends no answer for `Limits.readStallSeconds`.
@@ -367,12 +377,6 @@ extension TYDFSClient {
     /// A small chunk read whole waits while a batched read to the same datakeeper is out, and
     /// goes with the others in the next (`GET` of `Route.chunkBatch`). A chunk that batch does
     /// not serve is asked for alone, so its answer is the datakeeper's own, as without batches.
-    /// Whether reading `range` of `chunk` goes in a batched read (`Route.chunkBatch`): a small
-    /// chunk read whole.
-    private static func isBatchedRead(_ range: ChunkRange, of chunk: ChunkInfo) -> Bool {
-        range.offset == 0 && range.length == chunk.sizeBytes && range.length <= Limits.batchedChunkMaxBytes
-    }
-
     private func open(_ range: ChunkRange, of chunk: ChunkInfo, from replica: DataKeeperAddress) async throws -> RangeAnswer {
         if Self.isBatchedRead(range, of: chunk), let token = chunk.token,
            let batch = chunkReadBatches.coalescer(for: replica.address, at: replica.address) {

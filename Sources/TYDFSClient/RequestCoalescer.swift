@@ -117,12 +117,15 @@ final class ChunkBatches<Item: Sendable, Answer: Sendable>: Sendable {
     /// moved to the front (the rest keep their order): an item that could go to several
     /// datakeepers joins the batch forming at one of them, instead of going alone to another.
     /// Unchanged when none has items under way, so the caller's order (which spreads work)
-    /// decides then.
+    /// decides then. A datakeeper with a full batch out and another full one waiting attracts
+    /// nothing more.
     func busiestFirst<Candidate>(_ candidates: [Candidate], address: (Candidate) -> String, quick: (Candidate) -> Bool) -> [Candidate] {
         let counts = underWay.withLockedValue { $0 }
+        let full = (Limits.chunkBatchesInFlight + 1) * Limits.maxChunksPerBatch
         var best: (index: Int, count: Int)?
         for (index, candidate) in candidates.enumerated() where quick(candidate) {
             let count = counts[address(candidate)] ?? 0
+            if count >= full { continue }
             if count > (best?.count ?? 0) { best = (index, count) }
         }
         guard let best, best.index > 0 else { return candidates }

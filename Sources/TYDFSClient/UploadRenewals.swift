@@ -8,15 +8,16 @@ import TYDFSCore
 ///
 /// One loop serves every put of the client, and runs only while some put is open: a put costs
 /// an entry in a table, not a task and a timer of its own (a `tydfs bench` makes a thousand or
-/// more puts a second). Each tick renews the uploads that were already open at the tick before,
-/// so an upload is renewed between one and two periods after it opened, and every period after.
+/// more puts a second). The loop looks every half period and renews each upload not renewed
+/// (or opened) for a whole period, so an upload is renewed every period to period and a half.
 final class UploadRenewals: Sendable {
-    /// Renews one upload (errors are its own to log: the next tick tries again).
+    /// Renews one upload (errors are its own to log: the next period tries again).
     typealias Renew = @Sendable () async -> Void
 
     private struct Entry {
         var renew: Renew
-        var ticksSeen = 0
+        /// When the upload was opened or last renewed.
+        var since: ContinuousClock.Instant
         /// The renewal under way, cancelled when the put ends: a put done (committed or given
         /// up) is not renewed, nor reopened on a new leader.
         var running: Task<Void, Never>?
@@ -36,15 +37,17 @@ final class UploadRenewals: Sendable {
         self.periodSeconds = periodSeconds
     }
 
-    /// Calls `renew` every `periodSeconds` once a whole period has passed, until `remove` is
-    /// called with the id returned.
+    /// Calls `renew` each time a whole `periodSeconds` has passed since the upload was opened or
+    /// last renewed, until `remove` is called with the id returned.
     func add(_ renew: @escaping Renew) -> Int {
-        state.withLockedValue { state in
+        let now = ContinuousClock.now
+        return state.withLockedValue { state in
             let id = state.nextID
             state.nextID += 1
-            state.open[id] = Entry(renew: renew)
+            state.open[id] = Entry(renew: renew, since: now)
             if state.loop == nil && !state.stopped {
-                state.loop = Task { await self.run() }
+                // Detached: the loop serves every put, and carries none's task-locals (request id).
+                state.loop = Task.detached { await self.run() }
             }
             return id
         }
@@ -73,28 +76,25 @@ final class UploadRenewals: Sendable {
     }
 
     private func run() async {
-        while (try? await Task.sleep(for: .seconds(periodSeconds))) != nil {
-            let started: [(id: Int, renewal: Task<Void, Never>)]? = state.withLockedValue { state in
+        while (try? await Task.sleep(for: .seconds(periodSeconds / 2))) != nil {
+            let now = ContinuousClock.now
+            let more = state.withLockedValue { state -> Bool in
                 if state.open.isEmpty || state.stopped {
                     // Decided under the lock: the next `add` starts a new loop.
                     if !state.stopped { state.loop = nil }
-                    return nil
+                    return false
                 }
-                var started: [(id: Int, renewal: Task<Void, Never>)] = []
-                for (id, entry) in state.open {
-                    state.open[id]!.ticksSeen += 1
-                    guard entry.ticksSeen > 0 else { continue }
-                    let renewal = Task { await entry.renew() }
-                    state.open[id]!.running = renewal
-                    started.append((id, renewal))
+                for (id, entry) in state.open where entry.running == nil && now - entry.since >= .seconds(periodSeconds) {
+                    state.open[id]!.since = now
+                    // Not awaited: a renewal stuck on an unreachable master holds up no other.
+                    state.open[id]!.running = Task {
+                        await entry.renew()
+                        self.state.withLockedValue { $0.open[id]?.running = nil }
+                    }
                 }
-                return started
+                return true
             }
-            guard let started else { return }
-            for (_, renewal) in started { await renewal.value }
-            state.withLockedValue { state in
-                for (id, _) in started { state.open[id]?.running = nil }
-            }
+            guard more else { return }
         }
     }
 }

@@ -267,10 +267,11 @@ actor ChunkStore {
         hold([(id, frameBytes)], from: location)
     }
 
-    /// Appends the records of several verified small chunks (a chunk batch's) to the active
-    /// volume one after another, in one write made durable by one `fdatasync`, and returns once
-    /// they are durable; the chunks now exist. Written one by one, the first would start a sync
-    /// of its own and the others wait for the next.
+    /// Appends the records of several verified, reserved small chunks (a chunk batch's) to the
+    /// active volume one after another, in one write made durable by one `fdatasync`, and
+    /// returns once they are durable; the chunks now exist. Written one by one, the first would
+    /// start a sync of its own and the others wait for the next. On failure none is held and
+    /// their reservations are given back.
     func commitToVolume(frames: [(id: ChunkID, frame: ByteBuffer)]) async throws {
         guard !frames.isEmpty else { return }
         var records = ByteBuffer()
@@ -280,7 +281,13 @@ actor ChunkStore {
             records.writeBytes(VolumeRecord.chunkHeader(id, frameBytes: Int64(frame.readableBytes)))
             records.writeImmutableBuffer(frame)
         }
-        let location = try await append(records)
+        let location: (volume: UInt32, recordOffset: UInt32)
+        do {
+            location = try await append(records)
+        } catch {
+            for (id, _) in frames { release(id) }
+            throw error
+        }
         hold(frames.map { ($0.id, Int64($0.frame.readableBytes)) }, from: location)
     }
 

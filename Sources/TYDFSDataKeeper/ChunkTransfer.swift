@@ -94,7 +94,6 @@ struct ChunkTransfer: Sendable {
             try await store.commitToVolume(frames: taken.map { (chunks[$0.index].chunk, frames[$0.index]) })
             stored = .success(())
         } catch {
-            for (index, _) in taken { await store.abandon(chunks[index].chunk, temporaryPath: nil) }
             stored = .failure(TYDFSError.from(error))
         }
         let below = await downstreamResults

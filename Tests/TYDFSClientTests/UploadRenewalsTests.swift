@@ -4,9 +4,9 @@ import XCTest
 @testable import TYDFSClient
 
 /// The one loop that renews a client's open uploads, without processes: renewals are counted
-/// closures, and the period is 50 ms instead of 5 minutes.
+/// closures, and the period is 100 ms instead of 5 minutes.
 final class UploadRenewalsTests: XCTestCase {
-    private let period = 0.05
+    private let period = 0.1
 
     /// Counts each upload's renewals.
     private final class Counts: Sendable {
@@ -28,11 +28,17 @@ final class UploadRenewalsTests: XCTestCase {
         let renewals = UploadRenewals(periodSeconds: period)
         let counts = Counts()
         XCTAssertFalse(renewals.status.looping, "no loop before the first put")
+        let opened = ContinuousClock.now
         let long = renewals.add { counts.renewed("long") }
         XCTAssertTrue(renewals.status.looping)
         // A put done at once is never renewed.
         renewals.remove(renewals.add { counts.renewed("short") })
+        // Nothing is renewed before a whole period has passed since it opened (the loop looks
+        // every half period).
+        try await Task.sleep(for: .seconds(period * 0.7))
+        if ContinuousClock.now - opened < .seconds(period) { XCTAssertEqual(counts["long"], 0, "renewed before a whole period") }
         try await eventually("the long upload renewed 3 times") { counts["long"] >= 3 }
+        XCTAssertGreaterThanOrEqual(ContinuousClock.now - opened, .seconds(period * 3), "at most once a period")
         XCTAssertEqual(counts["short"], 0)
         XCTAssertEqual(renewals.status.open, 1)
 
