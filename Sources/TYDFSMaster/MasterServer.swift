@@ -234,11 +234,19 @@ public enum MasterServer {
         router.post(RouterPath(Route.commitUploads)) { request, context in
             let body = try await JSON.decodeJSONOrCompact(CommitUploadsRequest.self, from: request)
             try checkBatch(body.items.count)
-            // All at once: their edits join one group commit (one transaction, one fsync).
-            let answers = await answeringEach(body.items) { item in
-                let path = try await state.uploadPath(uploadID: item.uploadID)
-                if let refused = refusal(of: .write(path), file: path, route: Route.commitUploads, context) { throw refused }
-                return try await state.commit(uploadID: item.uploadID, request: item.commit)
+            // Each authorized on its own, then all committed together: one transaction, one fsync.
+            var refusals: [TYDFSError?] = []
+            for item in body.items {
+                do {
+                    let path = try await state.uploadPath(uploadID: item.uploadID)
+                    refusals.append(refusal(of: .write(path), file: path, route: Route.commitUploads, context))
+                } catch {
+                    refusals.append(TYDFSError.from(error))
+                }
+            }
+            var committed = await state.commit(zip(body.items, refusals).compactMap { $1 == nil ? $0 : nil }).makeIterator()
+            let answers = refusals.map { refused in
+                BatchAnswer<FileInfo>(refused.map { .failure($0) } ?? committed.next()!.mapError(TYDFSError.from))
             }
             return try JSON.responseJSONOrCompact(CommitUploadsResponse(answers: answers), to: request)
         }

@@ -461,6 +461,59 @@ actor MasterState {
     }
 
     func commit(uploadID: String, request: CommitUploadRequest) async throws -> FileInfo {
+        let staged = try stageCommit(uploadID: uploadID, request: request)
+        do {
+            try await write(staged.edits)
+        } catch {
+            uploads[uploadID] = staged.upload
+            throw error
+        }
+        return finishCommit(staged)
+    }
+
+    /// Commits several puts at once (a client's batched commit): each is checked and applied in
+    /// memory in turn, exactly as alone (so a later one sees the earlier ones), and the edits of
+    /// all that pass go to the store together, sharing one transaction and one fsync. (Committed
+    /// one by one, the first would start a transaction of its own and the others wait for the
+    /// next.) Each gets its own answer.
+    func commit(_ items: [UploadCommit]) async -> [Result<FileInfo, any Error>] {
+        var answers = [Result<FileInfo, any Error>?](repeating: nil, count: items.count)
+        var staged: [(index: Int, commit: StagedCommit)] = []
+        var last: UInt64?
+        for (index, item) in items.enumerated() {
+            do {
+                let commit = try stageCommit(uploadID: item.uploadID, request: item.commit)
+                last = apply(commit.edits)
+                staged.append((index, commit))
+            } catch {
+                answers[index] = .failure(error)
+            }
+        }
+        do {
+            if let last { try await committer.commit(staged.flatMap(\.commit.edits), sequence: last) }
+            for (index, commit) in staged { answers[index] = .success(finishCommit(commit)) }
+        } catch {
+            for (index, commit) in staged {
+                uploads[commit.uploadID] = commit.upload
+                answers[index] = .failure(error)
+            }
+        }
+        return answers.map { $0! }
+    }
+
+    /// A commit checked and ready to write: the upload it closes (given back if the write
+    /// fails), the file it makes, and the edits.
+    private struct StagedCommit {
+        var uploadID: String
+        var upload: Upload
+        var file: StoredFile
+        var adopted: Int
+        var edits: [MetadataEdit]
+    }
+
+    /// Checks a commit of upload `uploadID` and builds its edits; the upload is taken (a second
+    /// commit of it, a retry racing the first, finds no session).
+    private func stageCommit(uploadID: String, request: CommitUploadRequest) throws -> StagedCommit {
         guard let upload = uploads[uploadID] else { throw unknownUpload(uploadID) }
         try ChunkLayout.validate(lengths: request.chunks.map(\.sizeBytes), fileBytes: request.sizeBytes,
                                  chunkBytes: configuration.chunkSizeBytes)
@@ -500,15 +553,14 @@ actor MasterState {
             if counted.count != file.replication { attention.insert(chunk.id) }
             for replica in chunk.replicas { replicaRecorded(chunk.id, on: replica) }
         }
-        // Taken before the await: a second commit of the same upload (a retry racing the first)
+        // Taken before the write: a second commit of the same upload (a retry racing the first)
         // finds no session instead of replacing the file with itself and deleting its chunks.
         uploads[uploadID] = nil
-        do {
-            try await write(edits)
-        } catch {
-            uploads[uploadID] = upload
-            throw error
-        }
+        return StagedCommit(uploadID: uploadID, upload: upload, file: file, adopted: adopted, edits: edits)
+    }
+
+    private func finishCommit(_ staged: StagedCommit) -> FileInfo {
+        let (file, adopted) = (staged.file, staged.adopted)
         let info = fileInfo(file)
         metrics.committed(bytes: file.sizeBytes)
         logger.info("file committed", metadata: [

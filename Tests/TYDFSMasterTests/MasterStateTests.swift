@@ -20,6 +20,7 @@ final class MasterStateTests: XCTestCase {
     private var folder = ""
     private var store: SQLMetadataStore!
     private var committer: GroupCommitter!
+    private var counting: CountingStore!
     private var writer: Task<Void, Never>!
     private var state: MasterState!
     private let secret = ClusterSecret.generate()
@@ -38,7 +39,8 @@ final class MasterStateTests: XCTestCase {
     private func start(heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0, uploadIdleTimeoutSeconds: Double = 3600) async throws {
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
         let namespace = try await store.loadNamespace()
-        committer = GroupCommitter(store: store)
+        counting = CountingStore(store)
+        committer = GroupCommitter(store: counting)
         var configuration = MasterConfiguration()
         configuration.chunkSizeBytes = 4096
         configuration.orphanGraceSeconds = 0
@@ -627,6 +629,55 @@ final class MasterStateTests: XCTestCase {
     /// first chunk, or the error (refused outside the key's prefix, an invalid commit id, an unknown
     /// upload, a bad commit), without stopping the others; committed files are in the namespace
     /// and the store when the answer comes. Too many puts at once are refused whole.
+    /// The store under the committer, counting its transactions.
+    private final class CountingStore: MetadataStore {
+        let inner: SQLMetadataStore
+        private let count = NIOLockedValueBox(0)
+        var transactions: Int { count.withLockedValue { $0 } }
+        init(_ inner: SQLMetadataStore) { self.inner = inner }
+        func load(
+            file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+            deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
+        ) async throws {
+            try await inner.load(file: file, directory: directory, deletion: deletion)
+        }
+        func apply(_ edits: [MetadataEdit]) async throws {
+            try await inner.apply(edits)
+            count.withLockedValue { $0 += 1 }
+        }
+        func close() async throws { try await inner.close() }
+    }
+
+    func testTheCommitsOfABatchShareOneTransactionAndEachSeesTheOnesBefore() async throws {
+        try await joinThree()
+        func open(_ path: String) async throws -> UploadSession {
+            try await state.createUpload(CreateUploadRequest(path: try RemotePath(path), overwrite: true, firstChunkBytes: 10))
+        }
+        func commit(_ session: UploadSession) throws -> UploadCommit {
+            let chunk = try XCTUnwrap(session.firstChunk)
+            return UploadCommit(uploadID: session.uploadID, commit: CommitUploadRequest(sizeBytes: 10, crc32c: 1, chunks: [
+                CommittedChunk(index: 0, id: chunk.chunkID, sizeBytes: 10, crc32c: 1, replicas: chunk.targets.map(\.id)),
+            ]))
+        }
+        // Two puts of one path (the second replaces the first, as one after the other would),
+        // a put elsewhere, and one that fails on its own.
+        let first = try await open("/same"), second = try await open("/same"), other = try await open("/other")
+        let before = counting.transactions
+        let answers = await state.commit([
+            try commit(first), try commit(second), UploadCommit(uploadID: "no-such-upload", commit: try commit(other).commit), try commit(other),
+        ])
+        XCTAssertEqual(counting.transactions - before, 1, "one transaction for the whole batch")
+        XCTAssertEqual(try answers[0].get().path.value, "/same")
+        XCTAssertEqual(try answers[1].get().path.value, "/same")
+        XCTAssertThrowsError(try answers[2].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .uploadUnknown) }
+        XCTAssertEqual(try answers[3].get().path.value, "/other")
+        let secondChunk = try XCTUnwrap(second.firstChunk?.chunkID), firstChunk = try XCTUnwrap(first.firstChunk?.chunkID)
+        let stored = try await store.loadNamespace()
+        XCTAssertEqual(stored.file(at: try RemotePath("/same"))?.chunks.map(\.id), [secondChunk], "the later put of the path stands")
+        XCTAssertNil(stored.chunks[firstChunk], "the replaced file's chunk is gone from the store")
+        XCTAssertNotNil(stored.file(at: try RemotePath("/other")))
+    }
+
     func testBatchedOpensAndCommitsAnswerEachPutAsItsOwnCall() async throws {
         try await joinThree()
         let keys = try AccessKeyStore(directory: folder)
