@@ -7,6 +7,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import TYDFSClient
 import TYDFSServerSupport
+import TYDFSTestSupport
 @testable import TYDFSMaster
 import TYDFSCore
 import TYDFSMetadata
@@ -20,7 +21,7 @@ final class MasterStateTests: XCTestCase {
     private var folder = ""
     private var store: SQLMetadataStore!
     private var committer: GroupCommitter!
-    private var counting: CountingStore!
+    private var counting: CountingMetadataStore!
     private var writer: Task<Void, Never>!
     private var state: MasterState!
     private let secret = ClusterSecret.generate()
@@ -39,7 +40,7 @@ final class MasterStateTests: XCTestCase {
     private func start(heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0, uploadIdleTimeoutSeconds: Double = 3600) async throws {
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
         let namespace = try await store.loadNamespace()
-        counting = CountingStore(store)
+        counting = CountingMetadataStore(store)
         committer = GroupCommitter(store: counting)
         var configuration = MasterConfiguration()
         configuration.chunkSizeBytes = 4096
@@ -629,25 +630,6 @@ final class MasterStateTests: XCTestCase {
     /// first chunk, or the error (refused outside the key's prefix, an invalid commit id, an unknown
     /// upload, a bad commit), without stopping the others; committed files are in the namespace
     /// and the store when the answer comes. Too many puts at once are refused whole.
-    /// The store under the committer, counting its transactions.
-    private final class CountingStore: MetadataStore {
-        let inner: SQLMetadataStore
-        private let count = NIOLockedValueBox(0)
-        var transactions: Int { count.withLockedValue { $0 } }
-        init(_ inner: SQLMetadataStore) { self.inner = inner }
-        func load(
-            file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
-            deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
-        ) async throws {
-            try await inner.load(file: file, directory: directory, deletion: deletion)
-        }
-        func apply(_ edits: [MetadataEdit]) async throws {
-            try await inner.apply(edits)
-            count.withLockedValue { $0 += 1 }
-        }
-        func close() async throws { try await inner.close() }
-    }
-
     func testTheCommitsOfABatchShareOneTransactionAndEachSeesTheOnesBefore() async throws {
         try await joinThree()
         func open(_ path: String) async throws -> UploadSession {
@@ -662,11 +644,11 @@ final class MasterStateTests: XCTestCase {
         // Two puts of one path (the second replaces the first, as one after the other would),
         // a put elsewhere, and one that fails on its own.
         let first = try await open("/same"), second = try await open("/same"), other = try await open("/other")
-        let before = counting.transactions
+        let before = counting.batches
         let answers = await state.commit([
             try commit(first), try commit(second), UploadCommit(uploadID: "no-such-upload", commit: try commit(other).commit), try commit(other),
         ])
-        XCTAssertEqual(counting.transactions - before, 1, "one transaction for the whole batch")
+        XCTAssertEqual(counting.batches - before, 1, "one transaction for the whole batch")
         XCTAssertEqual(try answers[0].get().path.value, "/same")
         XCTAssertEqual(try answers[1].get().path.value, "/same")
         XCTAssertThrowsError(try answers[2].get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .uploadUnknown) }

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import TYDFSCore
 import TYDFSMetadata
+import TYDFSTestSupport
 import XCTest
 
 /// Group commit on a real SQLite file: concurrent commits share batches, each is answered once
@@ -19,27 +20,8 @@ final class GroupCommitterTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    /// Counts the batches a store is asked to write, passing them on to SQLite. Unchecked as
-    /// `SQLMetadataStore` is; its own counter is locked.
-    private final class CountingStore: MetadataStore, @unchecked Sendable {
-        let inner: SQLMetadataStore
-        let batches = NIOLockedValueBox(0)
-        init(_ inner: SQLMetadataStore) { self.inner = inner }
-        func load(
-            file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
-            deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
-        ) async throws {
-            try await inner.load(file: file, directory: directory, deletion: deletion)
-        }
-        func apply(_ edits: [MetadataEdit]) async throws {
-            batches.withLockedValue { $0 += 1 }
-            try await inner.apply(edits)
-        }
-        func close() async throws { try await inner.close() }
-    }
-
     func testConcurrentCommitsShareBatchesAndAreAllDurable() async throws {
-        let store = CountingStore(try await SQLMetadataStore.openSQLite(path: folder + "/m.sqlite", logger: Logger(label: "test")))
+        let store = CountingMetadataStore(try await SQLMetadataStore.openSQLite(path: folder + "/m.sqlite", logger: Logger(label: "test")))
         let committer = GroupCommitter(store: store)
         let writer = Task { await committer.run { _, error in XCTFail("no batch should fail: \(error)") } }
         let count = 64
@@ -49,7 +31,7 @@ final class GroupCommitterTests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        let batches = store.batches.withLockedValue { $0 }
+        let batches = store.batches
         XCTAssertLessThan(batches, count, "commits waiting behind a write share the next batch")
         XCTAssertGreaterThanOrEqual(committer.durableSequence, 1)
         committer.stop()
