@@ -117,8 +117,8 @@ final class ChunkBatches<Item: Sendable, Answer: Sendable>: Sendable {
     /// moved to the front (the rest keep their order): an item that could go to several
     /// datakeepers joins the batch forming at one of them, instead of going alone to another.
     /// Unchanged when none has items under way, so the caller's order (which spreads work)
-    /// decides then. A datakeeper with a full batch out and another full one waiting attracts
-    /// nothing more.
+    /// decides then. A datakeeper with a full batch out and another full one waiting is not
+    /// moved forward for being busy (it keeps its place in the caller's order).
     func busiestFirst<Candidate>(_ candidates: [Candidate], address: (Candidate) -> String, quick: (Candidate) -> Bool) -> [Candidate] {
         let counts = underWay.withLockedValue { $0 }
         let full = (Limits.chunkBatchesInFlight + 1) * Limits.maxChunksPerBatch

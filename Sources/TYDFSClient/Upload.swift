@@ -88,7 +88,7 @@ extension TYDFSClient {
             return PutResult(file: done.file, warnings: [])
         } catch {
             // Before the upload goes: a renewal that found it gone would reopen the put.
-            uploadRenewals.remove(renewal)
+            await uploadRenewals.remove(renewal)?.value
             let uploadID = await upload.session.uploadID
             // In a task of its own: a put cancelled (SIGTERM) still tells the master to forget it.
             await Task { let _: [String: String]? = try? await control(.DELETE, Route.upload(uploadID), repeatable: true) }.value

@@ -53,9 +53,13 @@ final class UploadRenewals: Sendable {
         }
     }
 
-    /// Stops renewing an upload, cancelling its renewal if one is under way.
-    func remove(_ id: Int) {
-        state.withLockedValue { $0.open.removeValue(forKey: id) }?.running?.cancel()
+    /// Stops renewing an upload, cancelling its renewal if one is under way; returns that
+    /// renewal, for a caller that must wait until it has ended.
+    @discardableResult
+    func remove(_ id: Int) -> Task<Void, Never>? {
+        let running = state.withLockedValue { $0.open.removeValue(forKey: id) }?.running
+        running?.cancel()
+        return running
     }
 
     /// How many uploads are renewed now, and whether the loop runs (for tests).

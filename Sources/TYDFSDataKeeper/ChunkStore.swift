@@ -259,12 +259,12 @@ actor ChunkStore {
     }
 
     /// Appends a verified small chunk's record (its header, then its frame) to the active volume
-    /// and returns once it is durable; the chunk now exists.
+    /// and returns once it is durable; the chunk now exists. On failure it is not held and its
+    /// reservation is given back.
     func commitToVolume(_ id: ChunkID, record: ByteBuffer) async throws {
         let frameBytes = Int64(record.readableBytes - VolumeRecord.headerBytes)
         precondition(frameBytes <= Limits.volumeChunkMaxBytes, "a large chunk cannot go into a volume")
-        let location = try await append(record)
-        hold([(id, frameBytes)], from: location)
+        hold([(id, frameBytes)], from: try await appendReleasing([id], record))
     }
 
     /// Appends the records of several verified, reserved small chunks (a chunk batch's) to the
@@ -281,14 +281,17 @@ actor ChunkStore {
             records.writeBytes(VolumeRecord.chunkHeader(id, frameBytes: Int64(frame.readableBytes)))
             records.writeImmutableBuffer(frame)
         }
-        let location: (volume: UInt32, recordOffset: UInt32)
+        hold(frames.map { ($0.id, Int64($0.frame.readableBytes)) }, from: try await appendReleasing(frames.map(\.id), records))
+    }
+
+    /// `append`, giving back the reservations of `chunks` if it fails: none of them is held.
+    private func appendReleasing(_ chunks: [ChunkID], _ records: ByteBuffer) async throws -> (volume: UInt32, recordOffset: UInt32) {
         do {
-            location = try await append(records)
+            return try await append(records)
         } catch {
-            for (id, _) in frames { release(id) }
+            for id in chunks { release(id) }
             throw error
         }
-        hold(frames.map { ($0.id, Int64($0.frame.readableBytes)) }, from: location)
     }
 
     /// Records chunks whose records lie one after another from `location` as held.

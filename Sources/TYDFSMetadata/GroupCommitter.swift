@@ -38,8 +38,15 @@ public final class GroupCommitter: Sendable {
     public var durableSequence: UInt64 { state.withLockedValue { $0.durableSequence } }
 
     /// Queues `edits` and returns once they are durable; throws if their batch failed.
-    public func commit(_ edits: [MetadataEdit], sequence: UInt64) async throws {
-        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
+    ///
+    /// Runs on the caller's actor (`isolation`) up to the queueing: the master queues its edits
+    /// in the order of their sequence numbers only if nothing of its own runs between applying
+    /// them and queueing them. Were this call to leave the actor first, a later edit queued
+    /// meanwhile (`commitInBackground`) could be written, and counted durable, before this one.
+    public func commit(
+        _ edits: [MetadataEdit], sequence: UInt64, isolation: isolated (any Actor)? = #isolation
+    ) async throws {
+        try await withCheckedThrowingContinuation(isolation: isolation) { (waiter: CheckedContinuation<Void, Error>) in
             enqueue(Queued(sequence: sequence, edits: edits, waiter: waiter))
         }
     }

@@ -57,14 +57,17 @@ final class UploadRenewalsTests: XCTestCase {
 
     func testRemovingAnUploadCancelsItsRenewalUnderWay() async throws {
         let renewals = UploadRenewals(periodSeconds: period)
-        let state = NIOLockedValueBox((started: false, cancelled: false))
+        let state = NIOLockedValueBox((started: 0, cancelled: false))
         let hung = renewals.add {
-            state.withLockedValue { $0.started = true }
+            state.withLockedValue { $0.started += 1 }
             // A renewal stuck on an unreachable master, say.
             try? await Task.sleep(for: .seconds(60))
             if Task.isCancelled { state.withLockedValue { $0.cancelled = true } }
         }
-        try await eventually("the renewal started") { state.withLockedValue { $0.started } }
+        try await eventually("the renewal started") { state.withLockedValue { $0.started } > 0 }
+        // No second renewal of the upload while the first is under way.
+        try await Task.sleep(for: .seconds(period * 4))
+        XCTAssertEqual(state.withLockedValue { $0.started }, 1)
         renewals.remove(hung)
         try await eventually("the renewal was cancelled") { state.withLockedValue { $0.cancelled } }
         renewals.stop()

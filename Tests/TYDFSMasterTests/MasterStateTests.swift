@@ -80,6 +80,19 @@ final class MasterStateTests: XCTestCase {
         return chunk
     }
 
+    /// Opens a put of `path` (overwriting) with its one chunk allocated.
+    private func openOverwriting(_ path: String) async throws -> UploadSession {
+        try await state.createUpload(CreateUploadRequest(path: try RemotePath(path), overwrite: true, firstChunkBytes: 10))
+    }
+
+    /// The batched-commit item that commits `session`'s one chunk on its allocated pipeline.
+    private func commitOfFirstChunk(_ session: UploadSession) throws -> UploadCommit {
+        let chunk = try XCTUnwrap(session.firstChunk)
+        return UploadCommit(uploadID: session.uploadID, commit: CommitUploadRequest(sizeBytes: 10, crc32c: 1, chunks: [
+            CommittedChunk(index: 0, id: chunk.chunkID, sizeBytes: 10, crc32c: 1, replicas: chunk.targets.map(\.id)),
+        ]))
+    }
+
     private func replicas(of chunk: ChunkID) async -> [String] {
         await state.inspect { $0.chunks[chunk]?.replicas.map(\.value).sorted() ?? [] }
     }
@@ -238,6 +251,27 @@ final class MasterStateTests: XCTestCase {
         try await waitUntil { await self.state.inspect { $0.file(at: try! RemotePath("/after")) == nil } }
         let before = await state.inspect { $0.file(at: try! RemotePath("/before")) != nil }
         XCTAssertTrue(before)
+        store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
+    }
+
+    func testABatchedCommitTheStoreCannotWriteFailsEveryPutAndIsUndoneInMemory() async throws {
+        try await joinThree()
+        let oldChunk = try await put("/same", on: ["dk1", "dk2", "dk3"])
+        let replacing = try await openOverwriting("/same"), new = try await openOverwriting("/new")
+        // Close the database under the committer: the batch fails for real.
+        try await store.close()
+        let answers = await state.commit([try commitOfFirstChunk(replacing), try commitOfFirstChunk(new)])
+        for answer in answers {
+            XCTAssertThrowsError(try answer.get()) { XCTAssertEqual(($0 as? TYDFSError)?.code, .io) }
+        }
+        // Both puts undone in memory: the old file is back whole, the new one absent, and each
+        // upload is open again (its client may commit it again).
+        try await waitUntil { await self.state.inspect { $0.file(at: try! RemotePath("/new")) == nil } }
+        let same = await state.inspect { $0.file(at: try! RemotePath("/same"))?.chunks.map(\.id) }
+        XCTAssertEqual(same, [oldChunk])
+        let replacingPath = try await state.uploadPath(uploadID: replacing.uploadID)
+        let newPath = try await state.uploadPath(uploadID: new.uploadID)
+        XCTAssertEqual([replacingPath.value, newPath.value], ["/same", "/new"])
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
     }
 
@@ -626,27 +660,15 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(try alone[0].get().path.value, "/docs/a", "a file alone is answered whatever its size")
     }
 
-    /// Batched opens and commits answer each put as its own call would: a session with its
-    /// first chunk, or the error (refused outside the key's prefix, an invalid commit id, an unknown
-    /// upload, a bad commit), without stopping the others; committed files are in the namespace
-    /// and the store when the answer comes. Too many puts at once are refused whole.
     func testTheCommitsOfABatchShareOneTransactionAndEachSeesTheOnesBefore() async throws {
         try await joinThree()
-        func open(_ path: String) async throws -> UploadSession {
-            try await state.createUpload(CreateUploadRequest(path: try RemotePath(path), overwrite: true, firstChunkBytes: 10))
-        }
-        func commit(_ session: UploadSession) throws -> UploadCommit {
-            let chunk = try XCTUnwrap(session.firstChunk)
-            return UploadCommit(uploadID: session.uploadID, commit: CommitUploadRequest(sizeBytes: 10, crc32c: 1, chunks: [
-                CommittedChunk(index: 0, id: chunk.chunkID, sizeBytes: 10, crc32c: 1, replicas: chunk.targets.map(\.id)),
-            ]))
-        }
         // Two puts of one path (the second replaces the first, as one after the other would),
         // a put elsewhere, and one that fails on its own.
-        let first = try await open("/same"), second = try await open("/same"), other = try await open("/other")
+        let first = try await openOverwriting("/same"), second = try await openOverwriting("/same"), other = try await openOverwriting("/other")
         let before = counting.batches
         let answers = await state.commit([
-            try commit(first), try commit(second), UploadCommit(uploadID: "no-such-upload", commit: try commit(other).commit), try commit(other),
+            try commitOfFirstChunk(first), try commitOfFirstChunk(second),
+            UploadCommit(uploadID: "no-such-upload", commit: try commitOfFirstChunk(other).commit), try commitOfFirstChunk(other),
         ])
         XCTAssertEqual(counting.batches - before, 1, "one transaction for the whole batch")
         XCTAssertEqual(try answers[0].get().path.value, "/same")
@@ -660,6 +682,10 @@ final class MasterStateTests: XCTestCase {
         XCTAssertNotNil(stored.file(at: try RemotePath("/other")))
     }
 
+    /// Batched opens and commits answer each put as its own call would: a session with its
+    /// first chunk, or the error (refused outside the key's prefix, an invalid commit id, an unknown
+    /// upload, a bad commit), without stopping the others; committed files are in the namespace
+    /// and the store when the answer comes. Too many puts at once are refused whole.
     func testBatchedOpensAndCommitsAnswerEachPutAsItsOwnCall() async throws {
         try await joinThree()
         let keys = try AccessKeyStore(directory: folder)
