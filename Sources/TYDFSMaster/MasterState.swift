@@ -461,14 +461,7 @@ actor MasterState {
     }
 
     func commit(uploadID: String, request: CommitUploadRequest) async throws -> FileInfo {
-        let staged = try stageCommit(uploadID: uploadID, request: request)
-        do {
-            try await write(staged.edits)
-        } catch {
-            uploads[uploadID] = staged.upload
-            throw error
-        }
-        return finishCommit(staged)
+        try await commit([UploadCommit(uploadID: uploadID, commit: request)])[0].get()
     }
 
     /// Commits several puts at once (a client's batched commit): each is checked and applied in
