@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSMountTests", dependencies: ["TYDFSMount", "TYDFSCore"]),
         .testTarget(name: "TYDFSClientTests", dependencies: [
-            "TYDFSClient", "TYDFSCore", "TYDFSProtocol", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            "TYDFSClient", "TYDFSCore", "TYDFSProtocol", "TYDFSTestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3", "TYDFSCore"]),
         .testTarget(name: "TYDFSS3GatewayTests", dependencies: [
@@ -173,7 +173,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .testTarget(name: "TYDFSDataKeeperTests", dependencies: [
-            "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO", "TYDFSSecurity",
+            "TYDFSDataKeeper", "TYDFSCore", "TYDFSFileIO", "TYDFSSecurity", "TYDFSTestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import TYDFSTestSupport
 import XCTest
 
 @testable import TYDFSClient
@@ -15,15 +16,6 @@ final class UploadRenewalsTests: XCTestCase {
         subscript(_ name: String) -> Int { counts.withLockedValue { $0[name, default: 0] } }
     }
 
-    /// Waits up to 10 s (a loaded machine) for `condition`.
-    private func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let giveUp = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < giveUp else { return XCTFail("never happened: \(what)") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-    }
-
     func testAnUploadOpenForAWholePeriodIsRenewedEveryPeriodUntilRemoved() async throws {
         let renewals = UploadRenewals(periodSeconds: period)
         let counts = Counts()
@@ -37,20 +29,20 @@ final class UploadRenewalsTests: XCTestCase {
         // every half period).
         try await Task.sleep(for: .seconds(period * 0.7))
         if ContinuousClock.now - opened < .seconds(period) { XCTAssertEqual(counts["long"], 0, "renewed before a whole period") }
-        try await eventually("the long upload renewed 3 times") { counts["long"] >= 3 }
+        try await waitUntil("the long upload renewed 3 times") { counts["long"] >= 3 }
         XCTAssertGreaterThanOrEqual(ContinuousClock.now - opened, .seconds(period * 3), "at most once a period")
         XCTAssertEqual(counts["short"], 0)
         XCTAssertEqual(renewals.status.open, 1)
 
         renewals.remove(long)
         let renewedWhenRemoved = counts["long"]
-        try await eventually("the loop ends once no upload is open") { !renewals.status.looping }
+        try await waitUntil("the loop ends once no upload is open") { !renewals.status.looping }
         XCTAssertLessThanOrEqual(counts["long"], renewedWhenRemoved + 1, "a removed upload is no longer renewed")
 
         // The next put starts the loop again.
         let next = renewals.add { counts.renewed("next") }
         XCTAssertTrue(renewals.status.looping)
-        try await eventually("the next upload renewed") { counts["next"] >= 1 }
+        try await waitUntil("the next upload renewed") { counts["next"] >= 1 }
         renewals.remove(next)
         renewals.stop()
     }
@@ -64,12 +56,12 @@ final class UploadRenewalsTests: XCTestCase {
             try? await Task.sleep(for: .seconds(60))
             if Task.isCancelled { state.withLockedValue { $0.cancelled = true } }
         }
-        try await eventually("the renewal started") { state.withLockedValue { $0.started } > 0 }
+        try await waitUntil("the renewal started") { state.withLockedValue { $0.started } > 0 }
         // No second renewal of the upload while the first is under way.
         try await Task.sleep(for: .seconds(period * 4))
         XCTAssertEqual(state.withLockedValue { $0.started }, 1)
         renewals.remove(hung)
-        try await eventually("the renewal was cancelled") { state.withLockedValue { $0.cancelled } }
+        try await waitUntil("the renewal was cancelled") { state.withLockedValue { $0.cancelled } }
         renewals.stop()
     }
 
@@ -77,7 +69,7 @@ final class UploadRenewalsTests: XCTestCase {
         let renewals = UploadRenewals(periodSeconds: period)
         let counts = Counts()
         _ = renewals.add { counts.renewed("open") }
-        try await eventually("renewed once") { counts["open"] >= 1 }
+        try await waitUntil("renewed once") { counts["open"] >= 1 }
         renewals.stop()
         XCTAssertFalse(renewals.status.looping)
         let renewedAtStop = counts["open"]

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 @testable import TYDFSDataKeeper
 import TYDFSCore
+import TYDFSTestSupport
 import XCTest
 
 /// The deletion queue never makes the heartbeat wait, holds no more than its bound, skips
@@ -20,14 +21,6 @@ final class DeletionWorkerTests: XCTestCase {
             while !open.withLockedValue({ $0 }) { try await Task.sleep(for: .milliseconds(2)) }
             if chunk.low == 13 { throw TYDFSError(.io, "disk said no") }
             return true
-        }
-    }
-
-    private func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { return XCTFail("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(5))
         }
     }
 
