@@ -125,11 +125,11 @@ reference() {
     rm -f "$work/copy"
 }
 
-# start_mount DIR: serves `tydfs mount DIR` in the foreground (as server `mount`, ended and
-# lazily unmounted on exit) and waits until it is mounted.
+# start_mount DIR [FLAGS...]: serves `tydfs mount DIR` in the foreground (as server `mount`, ended
+# and lazily unmounted on exit) and waits until it is mounted.
 start_mount() {
     mkdir -p "$1"
-    "$bin" mount "$1" --foreground --cache-dir "$work/mount-cache" >>"$work/mount.log" 2>&1 &
+    "$bin" mount "$1" --foreground --cache-dir "$work/mount-cache" "${@:2}" >>"$work/mount.log" 2>&1 &
     pid_of[mount]=$!
     until grep -qs "^mounted" "$work/mount.log"; do
         kill -0 "${pid_of[mount]}" 2>/dev/null || { echo "FAILED: tydfs mount exited"; cat "$work/mount.log"; exit 1; }

@@ -18,7 +18,8 @@ tar -xzf "$archive" -C "$work/pjdfstest" --strip-components=1
 start_master
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
-start_mount "$work/mnt"
+# --allow-other: the tests switch to other users, whom a mount refuses without it.
+start_mount "$work/mnt" --allow-other
 
 mkdir "$work/mnt/run"
 total_passed=0 total_run=0

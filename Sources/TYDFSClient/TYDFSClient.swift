@@ -188,10 +188,12 @@ public final class TYDFSClient: Sendable {
         try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination))
     }
 
-    /// Sets the modification time of the file `path` (milliseconds since 1970).
+    /// Sets the modification time of the file `path` (milliseconds since 1970; nil keeps it)
+    /// and lays `attributes` over those it keeps (an empty value removes one); `path` may also
+    /// be a directory, which keeps attributes but no time of its own. Answers what `path` is now.
     @discardableResult
-    public func setModificationTime(_ path: RemotePath, millis: Int64) async throws -> FileInfo {
-        try await control(.POST, Route.fileModificationTime, body: SetModificationTimeRequest(path: path, mtimeMillis: millis))
+    public func setAttributes(_ path: RemotePath, mtimeMillis: Int64? = nil, attributes: [String: String] = [:]) async throws -> ListEntry {
+        try await control(.POST, Route.attributes, body: SetAttributesRequest(path: path, mtimeMillis: mtimeMillis, attributes: attributes))
     }
 
     /// Joins the files `sources` into one at `target` by moving their chunks, and removes them
@@ -205,8 +207,8 @@ public final class TYDFSClient: Sendable {
 
     /// Makes a directory that exists while empty; with `parents`, one that exists already is fine.
     @discardableResult
-    public func makeDirectory(_ path: RemotePath, parents: Bool = false) async throws -> DirectoryResponse {
-        try await control(.POST, Route.directories, body: MakeDirectoryRequest(path: path, parents: parents))
+    public func makeDirectory(_ path: RemotePath, parents: Bool = false, attributes: [String: String]? = nil) async throws -> DirectoryResponse {
+        try await control(.POST, Route.directories, body: MakeDirectoryRequest(path: path, parents: parents, attributes: attributes))
     }
 
     /// Removes the empty directory at `path`.

@@ -21,9 +21,10 @@ extension TYDFSClient {
     /// every chunk is fsynced on the datakeepers that acknowledged it and the file is committed.
     /// Standard input is spooled one chunk at a time to a temporary file, so a chunk can be
     /// retried on other datakeepers without holding it in memory.
-    public func put(localPath: String, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
+    /// `attributes` are kept with the file.
+    public func put(localPath: String, to remote: RemotePath, overwrite: Bool, attributes: [String: String] = [:]) async throws -> PutResult {
         if localPath == "-" {
-            return try await put(.stream(LocalFile.standardStream(0, name: "standard input")), to: remote, overwrite: overwrite)
+            return try await put(.stream(LocalFile.standardStream(0, name: "standard input")), to: remote, overwrite: overwrite, attributes: { attributes })
         }
         let file: LocalFile
         do {
@@ -35,7 +36,7 @@ extension TYDFSClient {
         guard try await file.isRegularFile() else {
             throw TYDFSError(.invalidArgument, "\(localPath) is not a regular file")
         }
-        return try await put(.file(file, sizeBytes: try await file.size()), to: remote, overwrite: overwrite)
+        return try await put(.file(file, sizeBytes: try await file.size()), to: remote, overwrite: overwrite, attributes: { attributes })
     }
 
     /// Uploads what `stream` yields until it ends, spooled one chunk at a time as standard input
@@ -52,9 +53,12 @@ extension TYDFSClient {
     /// Uploads a local file while another party is still appending to it: each chunk is sent,
     /// straight from the file, as soon as `file` holds it whole (or has ended), so the caller's
     /// close waits only for the last one (`tydfs mount` puts files being written this way). An
-    /// error `file` throws aborts the upload: nothing is committed.
-    public func put(growing file: some GrowingFile, to remote: RemotePath, overwrite: Bool) async throws -> PutResult {
-        try await put(.growing(file), to: remote, overwrite: overwrite)
+    /// error `file` throws aborts the upload: nothing is committed. `attributes` is asked once
+    /// the file has ended and is kept with it.
+    public func put(
+        growing file: some GrowingFile, to remote: RemotePath, overwrite: Bool, attributes: @Sendable () throws -> [String: String] = { [:] }
+    ) async throws -> PutResult {
+        try await put(.growing(file), to: remote, overwrite: overwrite, attributes: attributes)
     }
 
     /// Uploads `bytes` (at most `Limits.maxInMemoryFileBytes`) to `remote`, exactly as a put of a

@@ -278,10 +278,10 @@ public enum MasterServer {
             try require(.write(body.to))
             return try JSON.response(try await state.rename(body))
         }
-        router.post(RouterPath(Route.fileModificationTime)) { request, _ in
-            let body = try await JSON.decode(SetModificationTimeRequest.self, from: request)
+        router.post(RouterPath(Route.attributes)) { request, _ in
+            let body = try await JSON.decode(SetAttributesRequest.self, from: request)
             try require(.write(body.path))
-            return try JSON.response(try await state.setModificationTime(body))
+            return try JSON.response(try await state.setAttributes(body))
         }
         router.post(RouterPath(Route.concatenate)) { request, _ in
             let body = try await JSON.decode(ConcatenateRequest.self, from: request)

@@ -683,11 +683,13 @@ actor MasterState {
 
     func list(_ path: RemotePath) throws -> ListResponse {
         guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        return ListResponse(path: path.value, entries: entries.map {
-            ListEntry(
-                path: $0.path, isDirectory: $0.isDirectory, sizeBytes: $0.sizeBytes, mtimeMillis: $0.mtimeMillis,
-                checksum: $0.crc32c.map { "crc32c:" + hex32($0) }, attributes: $0.attributes)
-        })
+        return ListResponse(path: path.value, entries: entries.map(Self.listEntry), attributes: namespace.directoryAttributes(path))
+    }
+
+    private static func listEntry(_ entry: NamespaceEntry) -> ListEntry {
+        ListEntry(
+            path: entry.path, isDirectory: entry.isDirectory, sizeBytes: entry.sizeBytes, mtimeMillis: entry.mtimeMillis,
+            checksum: entry.crc32c.map { "crc32c:" + hex32($0) }, attributes: entry.attributes)
     }
 
     /// Renames a file or a directory in one metadata batch: other clients see every file under
@@ -700,13 +702,27 @@ actor MasterState {
         return RenameResponse(from: request.from.value, to: plan.target.value, files: files)
     }
 
-    /// Gives the file `request.path` another modification time, in one metadata batch that
-    /// rewrites its row and changes nothing else.
-    func setModificationTime(_ request: SetModificationTimeRequest) async throws -> FileInfo {
-        guard var file = namespace.file(at: request.path) else { throw TYDFSError(.notFound, "\(request.path): no such file") }
-        file.mtimeMillis = request.mtimeMillis
-        try await write([.removeFile(request.path), .putFile(file)])
-        return fileInfo(file)
+    /// Gives the file or directory `request.path` another modification time (files only) and
+    /// attributes, in one metadata batch that rewrites its row and changes nothing else. A
+    /// directory that existed only through its files is made one of its own, so it keeps them.
+    func setAttributes(_ request: SetAttributesRequest) async throws -> ListEntry {
+        let path = request.path
+        let changes = request.attributes ?? [:]
+        func laid(_ kept: [String: String]) throws -> [String: String] {
+            try Self.checked(kept.merging(changes) { _, new in new }.filter { !$0.value.isEmpty })
+        }
+        if var file = namespace.file(at: path) {
+            if let mtimeMillis = request.mtimeMillis { file.mtimeMillis = mtimeMillis }
+            file.attributes = try laid(file.attributes)
+            try await write([.removeFile(path), .putFile(file)])
+        } else if namespace.isDirectory(path) {
+            guard !path.isRoot else { throw TYDFSError(.invalidArgument, "the root / keeps no attributes") }
+            let attributes = try laid(namespace.directoryAttributes(path) ?? [:])
+            try await write([.makeDirectory(path, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000), attributes: attributes)])
+        } else {
+            throw TYDFSError(.notFound, "\(path): no such file or directory")
+        }
+        return Self.listEntry(namespace.entry(at: path)!)
     }
 
     /// Joins the files `request.sources` into one at `request.target`, moving their chunks, in
@@ -771,7 +787,7 @@ actor MasterState {
             return DirectoryResponse(path: path.value, created: false)
         }
         // A directory that exists through its files alone is made one of its own: it now stays when they go.
-        try await write([.makeDirectory(path, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000))])
+        try await write([.makeDirectory(path, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000), attributes: try Self.checked(request.attributes))])
         return DirectoryResponse(path: path.value, created: !exists)
     }
 

@@ -28,9 +28,9 @@ public enum MetadataMigration {
                     $0.counts.chunks += file.chunks.count
                 }
             },
-            directory: { path, mtime in
+            directory: { directory in
                 collected.withLockedValue {
-                    $0.edits.append(.makeDirectory(path, mtimeMillis: mtime))
+                    $0.edits.append(.makeDirectory(directory.path, mtimeMillis: directory.mtimeMillis, attributes: directory.attributes))
                     $0.counts.directories += 1
                 }
             },

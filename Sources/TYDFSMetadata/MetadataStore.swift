@@ -48,6 +48,20 @@ public struct StoredFile: Equatable, Sendable {
     }
 }
 
+/// A directory made on its own (`mkdir`, an S3 bucket), as a store holds it.
+public struct MadeDirectory: Sendable, Equatable {
+    public var path: RemotePath
+    public var mtimeMillis: Int64
+    /// Empty when it has none.
+    public var attributes: [String: String]
+
+    public init(path: RemotePath, mtimeMillis: Int64, attributes: [String: String]) {
+        self.path = path
+        self.mtimeMillis = mtimeMillis
+        self.attributes = attributes
+    }
+}
+
 /// The master's durable metadata: the namespace, each file's chunks, where the replicas are,
 /// and which replicas still have to be deleted. The master keeps all of it in memory (`Namespace`)
 /// and uses the store as its durable record: loaded once at start, then written in batches.
@@ -57,10 +71,10 @@ public struct StoredFile: Equatable, Sendable {
 /// SQLite and, later, PostgreSQL behave the same.
 public protocol MetadataStore: Sendable {
     /// Feeds every stored file (with its chunks and replicas), every directory made on its own
-    /// (with its mtime) and every queued deletion to the callbacks, one at a time, in no
+    /// (with its mtime and attributes) and every queued deletion to the callbacks, one at a time, in no
     /// particular order.
     func load(
-        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (MadeDirectory) -> Void,
         deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
     ) async throws
     /// Writes `edits`, in order, in one transaction, and returns once it is durable.
@@ -73,7 +87,7 @@ extension MetadataStore {
     public func loadNamespace() async throws -> Namespace {
         let loader = NamespaceLoader()
         try await load(
-            file: { loader.add(.putFile($0)) }, directory: { loader.add(.makeDirectory($0, mtimeMillis: $1)) },
+            file: { loader.add(.putFile($0)) }, directory: { loader.add(.makeDirectory($0.path, mtimeMillis: $0.mtimeMillis, attributes: $0.attributes)) },
             deletion: { loader.add(.queueDeletion($0, $1)) })
         return loader.namespace
     }

@@ -44,7 +44,8 @@ public enum MetadataEdit: Equatable, Sendable {
     case cancelDeletion(ChunkID, DataKeeperID)
     /// Makes the directory at `path` an entry of its own (`mkdir`, an S3 bucket): it stays while
     /// empty, until `removeDirectory`. No file stands at the path or above it (checked by the caller).
-    case makeDirectory(RemotePath, mtimeMillis: Int64)
+    /// Made again, a made directory takes the new `attributes` (`chmod` through a mount).
+    case makeDirectory(RemotePath, mtimeMillis: Int64, attributes: [String: String] = [:])
     /// Undoes `makeDirectory`: the directory then exists only while files lie below it.
     case removeDirectory(RemotePath)
 }
@@ -59,7 +60,7 @@ public struct NamespaceEntry: Equatable, Sendable {
     public var mtimeMillis: Int64
     /// A file's checksum; nil for a directory.
     public var crc32c: UInt32?
-    /// A file's attributes, when it has any.
+    /// A file's or a made directory's attributes, when it has any.
     public var attributes: [String: String]? = nil
 }
 
@@ -79,6 +80,8 @@ public final class Namespace {
         var mtimeMillis: Int64 = 0
         /// Made by `makeDirectory`: kept when empty.
         var isMade = false
+        /// A made directory's attributes; nil when it has none.
+        var attributes: [String: String]?
     }
 
     enum Node {
@@ -118,6 +121,12 @@ public final class Namespace {
         return false
     }
 
+    /// The attributes of the directory at `path`: nil when it has none, or is no directory.
+    public func directoryAttributes(_ path: RemotePath) -> [String: String]? {
+        if case .directory(let directory)? = node(at: path) { return directory.attributes }
+        return nil
+    }
+
     /// Whether `path` is a directory made by `makeDirectory` (kept while empty).
     public func isMadeDirectory(_ path: RemotePath) -> Bool {
         if case .directory(let directory)? = node(at: path) { return directory.isMade }
@@ -154,21 +163,28 @@ public final class Namespace {
         case nil:
             return nil
         case .file(let record)?:
-            return [NamespaceEntry(
-                path: path.value, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c,
-                attributes: record.attributes)]
+            return [Self.entry(path.value, .file(record))]
         case .directory(let directory)?:
             let prefix = path.childPrefix
-            return directory.children.keys.sorted().map { name in
-                switch directory.children[name]! {
-                case .file(let record):
-                    return NamespaceEntry(
-                        path: prefix + name, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c,
-                        attributes: record.attributes)
-                case .directory(let child):
-                    return NamespaceEntry(path: prefix + name, isDirectory: true, sizeBytes: child.sizeBytes, mtimeMillis: child.mtimeMillis, crc32c: nil)
-                }
-            }
+            return directory.children.keys.sorted().map { name in Self.entry(prefix + name, directory.children[name]!) }
+        }
+    }
+
+    /// The file or directory at `path` as a line of its parent's listing; nil when nothing is there.
+    public func entry(at path: RemotePath) -> NamespaceEntry? {
+        node(at: path).map { Self.entry(path.value, $0) }
+    }
+
+    private static func entry(_ path: String, _ node: Node) -> NamespaceEntry {
+        switch node {
+        case .file(let record):
+            NamespaceEntry(
+                path: path, isDirectory: false, sizeBytes: record.sizeBytes, mtimeMillis: record.mtimeMillis, crc32c: record.crc32c,
+                attributes: record.attributes)
+        case .directory(let directory):
+            NamespaceEntry(
+                path: path, isDirectory: true, sizeBytes: directory.sizeBytes, mtimeMillis: directory.mtimeMillis, crc32c: nil,
+                attributes: directory.attributes)
         }
     }
 
@@ -217,17 +233,22 @@ public final class Namespace {
         }
         let made = madeDirectories(under: source)
         let remade = try made.map { directory in
-            MetadataEdit.makeDirectory(try RemotePath(target.value + directory.path.value.dropFirst(source.value.count)), mtimeMillis: directory.mtimeMillis)
+            MetadataEdit.makeDirectory(
+                try RemotePath(target.value + directory.path.value.dropFirst(source.value.count)), mtimeMillis: directory.mtimeMillis,
+                attributes: directory.attributes)
         }
         // All removals, then all puts: the store writes each run of one kind in a few statements.
         return (target, moving.map { .removeFile($0.path) } + made.map { .removeDirectory($0.path) } + remade + moved)
     }
 
-    /// Every directory made by `makeDirectory` at or below `path`, parents first, with its mtime.
-    public func madeDirectories(under path: RemotePath) -> [(path: RemotePath, mtimeMillis: Int64)] {
-        var result: [(path: RemotePath, mtimeMillis: Int64)] = []
+    /// Every directory made by `makeDirectory` at or below `path`, parents first, with its mtime
+    /// and attributes.
+    public func madeDirectories(under path: RemotePath) -> [MadeDirectory] {
+        var result: [MadeDirectory] = []
         func walk(_ directory: Directory, _ directoryPath: String) {
-            if directory.isMade, let remote = try? RemotePath(directoryPath) { result.append((remote, directory.mtimeMillis)) }
+            if directory.isMade, let remote = try? RemotePath(directoryPath) {
+                result.append(MadeDirectory(path: remote, mtimeMillis: directory.mtimeMillis, attributes: directory.attributes ?? [:]))
+            }
             let prefix = directoryPath == "/" ? "/" : directoryPath + "/"
             for name in directory.children.keys.sorted() {
                 if case .directory(let child) = directory.children[name]! { walk(child, prefix + name) }
@@ -300,7 +321,7 @@ public final class Namespace {
             if pendingDeletions[datakeeper]?.isEmpty == true { pendingDeletions[datakeeper] = nil }
             // Restored only by a rollback, which restores durable state: sequence 0 is durable.
             return [.queueDeletion(chunk, datakeeper)]
-        case .makeDirectory(let path, let mtimeMillis):
+        case .makeDirectory(let path, let mtimeMillis, let attributes):
             guard !path.isRoot else { return [] }
             var trail = [root]
             for name in Self.names(path) {
@@ -313,8 +334,16 @@ public final class Namespace {
                     trail.append(next)
                 }
             }
-            guard !trail.last!.isMade else { return [] }
-            trail.last!.isMade = true
+            let directory = trail.last!
+            let kept = attributes.isEmpty ? nil : attributes
+            if directory.isMade {
+                guard directory.attributes != kept else { return [] }
+                let before = directory.attributes ?? [:]
+                directory.attributes = kept
+                return [.makeDirectory(path, mtimeMillis: directory.mtimeMillis, attributes: before)]
+            }
+            directory.isMade = true
+            directory.attributes = kept
             for directory in trail { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
             return [.removeDirectory(path)]
         case .removeDirectory(let path):
@@ -325,9 +354,11 @@ public final class Namespace {
                 trail.append(next)
             }
             guard trail.count > 1, trail.last!.isMade else { return [] }
+            let attributes = trail.last!.attributes ?? [:]
             trail.last!.isMade = false
+            trail.last!.attributes = nil
             pruneEmpty(trail, names)
-            return [.makeDirectory(path, mtimeMillis: trail.last!.mtimeMillis)]
+            return [.makeDirectory(path, mtimeMillis: trail.last!.mtimeMillis, attributes: attributes)]
         }
     }
 

@@ -57,10 +57,13 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         try await store.prepare(statements: [
             "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000",
         ] + schema)
-        // Databases made before files had attributes and commit ids gain the columns (NULL: none).
-        let columns = try await database.raw("SELECT name FROM pragma_table_info('files')").all().map { try $0.decode(column: "name", as: String.self) }
-        for column in ["attributes", "commit_id"] where !columns.contains(column) {
-            try await database.raw("ALTER TABLE files ADD COLUMN \(ident: column) TEXT").run()
+        // Databases made before files had attributes and commit ids, or directories attributes,
+        // gain the columns (NULL: none).
+        for (table, added) in [("files", ["attributes", "commit_id"]), ("directories", ["attributes"])] {
+            let columns = try await database.raw("SELECT name FROM pragma_table_info(\(bind: table))").all().map { try $0.decode(column: "name", as: String.self) }
+            for column in added where !columns.contains(column) {
+                try await database.raw("ALTER TABLE \(ident: table) ADD COLUMN \(ident: column) TEXT").run()
+            }
         }
         return store
     }
@@ -86,7 +89,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         ) {
             await link.close()
         }
-        try await store.prepare(statements: schema + LeaderLease.schema)
+        // Databases made before directories had attributes gain the column (NULL: none).
+        try await store.prepare(statements: schema + LeaderLease.schema + ["ALTER TABLE directories ADD COLUMN IF NOT EXISTS attributes TEXT"])
         return store
     }
 
@@ -132,7 +136,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             chunk_id TEXT NOT NULL, datakeeper_id TEXT NOT NULL, PRIMARY KEY (chunk_id, datakeeper_id))
         """,
         // Directories made on their own (mkdir, S3 buckets); others exist only through their files.
-        "CREATE TABLE IF NOT EXISTS directories (path TEXT PRIMARY KEY, mtime_ms BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS directories (path TEXT PRIMARY KEY, mtime_ms BIGINT NOT NULL, attributes TEXT)",
     ]
 
     public func close() async throws {
@@ -142,7 +146,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     // MARK: - Loading
 
     public func load(
-        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (MadeDirectory) -> Void,
         deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
     ) async throws {
         let assembler = FileAssembler(emit: file)
@@ -164,9 +168,11 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                              try DataKeeperID(row.decode(column: "datakeeper_id", as: String.self)))
                 }
             }
-            try await database.raw("SELECT path, mtime_ms FROM directories").run { row in
+            try await database.raw("SELECT path, mtime_ms, attributes FROM directories").run { row in
                 failure.capture {
-                    directory(try RemotePath(row.decode(column: "path", as: String.self)), try row.decode(column: "mtime_ms", as: Int64.self))
+                    directory(MadeDirectory(
+                        path: try RemotePath(row.decode(column: "path", as: String.self)), mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self),
+                        attributes: try Self.decode(attributes: row.decode(column: "attributes", as: String?.self))))
                 }
             }
             try failure.check()
@@ -293,8 +299,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                 }
             case .removeFile(let path), .removeDirectory(let path):
                 paths.append(path.value)
-            case .makeDirectory(let path, let mtimeMillis):
-                directories.append("(\(bind: path.value), \(bind: mtimeMillis))")
+            case .makeDirectory(let path, let mtimeMillis, let attributes):
+                directories.append("(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))")
             case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
                  .queueDeletion(let chunk, let datakeeper), .cancelDeletion(let chunk, let datakeeper):
                 pairs.append("(\(bind: chunk.value), \(bind: datakeeper.value))")
@@ -321,8 +327,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         case .cancelDeletion: try await deletePairs(from: "pending_deletions", pairs, on: database)
         case .makeDirectory:
             try await database.raw("""
-                INSERT INTO directories (path, mtime_ms) VALUES \(directories.joined(separator: ", "))
-                ON CONFLICT (path) DO UPDATE SET mtime_ms = excluded.mtime_ms
+                INSERT INTO directories (path, mtime_ms, attributes) VALUES \(directories.joined(separator: ", "))
+                ON CONFLICT (path) DO UPDATE SET mtime_ms = excluded.mtime_ms, attributes = excluded.attributes
                 """).run()
         case .removeDirectory:
             try await database.raw("DELETE FROM directories WHERE path IN (\(binds: paths))").run()

@@ -136,11 +136,14 @@ public final class FuseSession: @unchecked Sendable {
     func status(_ attributes: NodeAttributes, inode: UInt64) -> stat {
         var status = stat()
         status.st_ino = __ino_t(inode)
-        status.st_mode = attributes.isDirectory ? (S_IFDIR | 0o755) : (S_IFREG | 0o644)
+        let posix = attributes.posix
+        status.st_mode = posix.statusMode(isDirectory: attributes.isDirectory)
         status.st_nlink = attributes.isDirectory ? 2 : 1
-        status.st_uid = owner.uid
-        status.st_gid = owner.gid
-        status.st_size = off_t(attributes.sizeBytes)
+        status.st_uid = posix.uid ?? owner.uid
+        status.st_gid = posix.gid ?? owner.gid
+        status.st_rdev = __dev_t(posix.deviceNumber ?? 0)
+        // A symbolic link's size is its target's length, as `readlink` callers expect.
+        status.st_size = off_t(posix.isSymbolicLink ? posix.linkTarget?.utf8.count ?? 0 : Int(attributes.sizeBytes))
         status.st_blksize = 1 << 20
         status.st_blocks = blkcnt_t((attributes.sizeBytes + 511) / 512)
         let time = timespec(tv_sec: Int(attributes.mtimeMillis / 1000), tv_nsec: Int(attributes.mtimeMillis % 1000) * 1_000_000)
@@ -165,6 +168,13 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     private static func name(_ pointer: UnsafePointer<CChar>?) -> String { String(cString: pointer!) }
+
+    /// What a new file or directory keeps: `mode` (type and permission bits, the caller's umask
+    /// already applied by the kernel) and, as owner and group, the calling process's.
+    private static func made(by request: fuse_req_t?, mode: mode_t, deviceNumber: dev_t? = nil, linkTarget: String? = nil) -> PosixAttributes {
+        let caller = fuse_req_ctx(request)!.pointee
+        return PosixAttributes(mode: mode, uid: caller.uid, gid: caller.gid, deviceNumber: deviceNumber.map(UInt64.init), linkTarget: linkTarget)
+    }
 
     // MARK: - The operations table
 
@@ -201,6 +211,9 @@ public final class FuseSession: @unchecked Sendable {
         operations.setattr = { request, inode, attributes, changes, _ in
             let session = FuseSession.of(request)
             let newSize = changes & FUSE_SET_ATTR_SIZE != 0 ? Int64(attributes!.pointee.st_size) : nil
+            let newMode = changes & FUSE_SET_ATTR_MODE != 0 ? attributes!.pointee.st_mode : nil
+            let newOwner = changes & FUSE_SET_ATTR_UID != 0 ? attributes!.pointee.st_uid : nil
+            let newGroup = changes & FUSE_SET_ATTR_GID != 0 ? attributes!.pointee.st_gid : nil
             let given = attributes!.pointee.st_mtim
             let newTime: Int64? = if changes & FUSE_SET_ATTR_MTIME_NOW != 0 {
                 MountedFileSystem.nowMillis()
@@ -210,25 +223,56 @@ public final class FuseSession: @unchecked Sendable {
                 nil
             }
             session.answer(request) { request in
-                // A size and a file's modification time are kept; mode, owner and access time are
-                // not (see the README).
+                // A size, a file's modification time, mode, owner and group are kept; the access
+                // time is not (see the README).
                 var result = if let newSize {
                     try await session.fileSystem.truncate(inode, to: newSize)
                 } else {
                     try await session.fileSystem.attributes(of: inode)
                 }
-                if let newTime { result = try await session.fileSystem.setModificationTime(inode, millis: newTime) }
+                if newTime != nil || newMode != nil || newOwner != nil || newGroup != nil {
+                    result = try await session.fileSystem.change(inode, mtimeMillis: newTime, mode: newMode, uid: newOwner, gid: newGroup)
+                }
                 var status = session.status(result, inode: inode)
                 fuse_reply_attr(request.raw, &status, FuseSession.cacheSeconds)
             }
         }
-        operations.mkdir = { request, parent, name, _ in
+        operations.mkdir = { request, parent, name, mode in
             let session = FuseSession.of(request)
             let name = FuseSession.name(name)
+            let posix = FuseSession.made(by: request, mode: S_IFDIR | mode)
             session.answer(request) { request in
-                let (inode, attributes) = try await session.fileSystem.makeDirectory(name, in: parent)
+                let (inode, attributes) = try await session.fileSystem.makeDirectory(name, in: parent, posix: posix)
                 var entry = session.entry(inode, attributes)
                 fuse_reply_entry(request.raw, &entry)
+            }
+        }
+        operations.mknod = { request, parent, name, mode, device in
+            let session = FuseSession.of(request)
+            let name = FuseSession.name(name)
+            let posix = FuseSession.made(by: request, mode: mode, deviceNumber: mode & S_IFMT == S_IFCHR || mode & S_IFMT == S_IFBLK ? device : nil)
+            session.answer(request) { request in
+                guard PosixAttributes.fileTypes.contains(mode & S_IFMT) else { throw MountError(EINVAL, "mknod of an unknown file type (mode \(String(mode, radix: 8)))") }
+                let (inode, attributes) = try await session.fileSystem.makeNode(name, in: parent, posix: posix)
+                var entry = session.entry(inode, attributes)
+                fuse_reply_entry(request.raw, &entry)
+            }
+        }
+        operations.symlink = { request, target, parent, name in
+            let session = FuseSession.of(request)
+            let name = FuseSession.name(name)
+            let posix = FuseSession.made(by: request, mode: S_IFLNK | 0o777, linkTarget: FuseSession.name(target))
+            session.answer(request) { request in
+                let (inode, attributes) = try await session.fileSystem.makeNode(name, in: parent, posix: posix)
+                var entry = session.entry(inode, attributes)
+                fuse_reply_entry(request.raw, &entry)
+            }
+        }
+        operations.readlink = { request, inode in
+            let session = FuseSession.of(request)
+            session.answer(request) { request in
+                let target = try await session.fileSystem.linkTarget(of: inode)
+                fuse_reply_readlink(request.raw, target)
             }
         }
         operations.unlink = { request, parent, name in
@@ -267,13 +311,14 @@ public final class FuseSession: @unchecked Sendable {
                 if fuse_reply_open(request.raw, &opened) != 0 { await session.fileSystem.release(opened.fh) }
             }
         }
-        operations.create = { request, parent, name, _, info in
+        operations.create = { request, parent, name, mode, info in
             let session = FuseSession.of(request)
             let name = FuseSession.name(name)
             let given = FileInfo(info!.pointee)
+            let posix = FuseSession.made(by: request, mode: S_IFREG | mode & ~S_IFMT)
             session.answer(request) { request in
                 var opened = given.value
-                let (inode, attributes, handle) = try await session.fileSystem.create(name, in: parent)
+                let (inode, attributes, handle) = try await session.fileSystem.create(name, in: parent, posix: posix)
                 opened.fh = handle
                 var entry = session.entry(inode, attributes)
                 if fuse_reply_create(request.raw, &entry, &opened) != 0 { await session.fileSystem.release(handle) }
@@ -332,7 +377,7 @@ public final class FuseSession: @unchecked Sendable {
         operations.readdir = { request, inode, size, offset, info in
             let session = FuseSession.of(request)
             do {
-                let entries = [DirectoryEntry(name: ".", isDirectory: true), DirectoryEntry(name: "..", isDirectory: true)]
+                let entries = [DirectoryEntry(name: ".", type: S_IFDIR), DirectoryEntry(name: "..", type: S_IFDIR)]
                     + (try session.fileSystem.directoryEntries(info!.pointee.fh))
                 var page = [CChar](repeating: 0, count: size)
                 var used = 0
@@ -340,7 +385,7 @@ public final class FuseSession: @unchecked Sendable {
                 while index < entries.count {
                     var status = stat()
                     status.st_ino = __ino_t(index == 0 ? inode : 0xffff_ffff)
-                    status.st_mode = entries[index].isDirectory ? S_IFDIR : S_IFREG
+                    status.st_mode = entries[index].type
                     let needed = page.withUnsafeMutableBufferPointer { buffer in
                         fuse_add_direntry(request, buffer.baseAddress! + used, size - used, entries[index].name, &status, off_t(index + 1))
                     }

@@ -8,19 +8,20 @@ import TYDFSClient
 import TYDFSCore
 import TYDFSProtocol
 
-/// What the mount tells the kernel about one file or directory. Ownership and permission bits
-/// are the mount's own (TYDFS keeps none): files 0644 and directories 0755, owned by whoever
-/// mounted.
+/// What the mount tells the kernel about one file or directory. Type, permission bits and
+/// owner are those kept with it (`PosixAttributes`), else the mount's defaults.
 public struct NodeAttributes: Sendable, Equatable {
     public var isDirectory: Bool
     public var sizeBytes: Int64
     public var mtimeMillis: Int64
+    public var posix = PosixAttributes()
 }
 
-/// One name in a directory listing.
+/// One name in a directory listing, with its file type (the `S_IFMT` bits of its mode), which
+/// `find -type` and `ls` take from the listing without a stat.
 public struct DirectoryEntry: Sendable {
     public var name: String
-    public var isDirectory: Bool
+    public var type: mode_t
 }
 
 /// The cluster's namespace as the file-system operations a FUSE mount receives, in Swift terms:
@@ -47,6 +48,8 @@ public final class MountedFileSystem: Sendable {
 
     private struct Staging {
         var file: StagedFile
+        /// Kept with the file at every put (`PosixAttributes.kept`).
+        var posix: [String: String]
         var openHandles: Int
         /// Counts completed changes (writes, truncations); `stored` is the count the last
         /// successful put included. Counting, not a flag: a write that lands while a put is under
@@ -61,8 +64,9 @@ public final class MountedFileSystem: Sendable {
 
         var isChanged: Bool { changes != stored }
 
-        init(file: StagedFile, changed: Bool, streaming: Streaming?) {
+        init(file: StagedFile, posix: [String: String], changed: Bool, streaming: Streaming?) {
             self.file = file
+            self.posix = posix
             self.openHandles = 1
             self.changes = changed ? 1 : 0
             self.streaming = streaming
@@ -80,14 +84,16 @@ public final class MountedFileSystem: Sendable {
         var put: Task<PutResult, Error>
     }
 
-    /// Starts putting the (new, empty) staging `file` to `path` as it is written; nil if the
-    /// file cannot be opened again for that (it is then put whole at close).
-    private func streamingPut(of file: StagedFile, to path: RemotePath) -> Streaming? {
+    /// Starts putting the (new, empty) staging `file` of `inode` to `path` as it is written; nil
+    /// if the file cannot be opened again for that (it is then put whole at close).
+    private func streamingPut(of file: StagedFile, inode: Inode, to path: RemotePath) -> Streaming? {
         guard let stream = try? GrowingFileStream(file: file) else { return nil }
         let client = self.client
         return Streaming(stream: stream, put: Task {
             defer { try? stream.file.close() }
-            return try await client.put(growing: stream, to: path, overwrite: true)
+            return try await client.put(growing: stream, to: path, overwrite: true) { [state] in
+                state.withLockedValue { $0.staged[inode]?.posix ?? [:] }
+            }
         })
     }
 
@@ -149,15 +155,16 @@ public final class MountedFileSystem: Sendable {
     /// A file being written through this mount is described by its staging file; anything else
     /// by the master (a one-entry listing that names the path itself is a file).
     private func attributes(at path: RemotePath) async throws -> NodeAttributes {
-        if let size = state.withLockedValue({ state in state.inodes.inode(of: path.value).flatMap { state.staged[$0]?.file.sizeBytes } }) {
-            return NodeAttributes(isDirectory: false, sizeBytes: size, mtimeMillis: Self.nowMillis())
+        if let staged = state.withLockedValue({ state in state.inodes.inode(of: path.value).flatMap { state.staged[$0] } }) {
+            return NodeAttributes(
+                isDirectory: false, sizeBytes: staged.file.sizeBytes, mtimeMillis: Self.nowMillis(), posix: PosixAttributes(kept: staged.posix))
         }
         let listing = try await client.list(path)
         if let file = Self.file(path, in: listing) {
-            return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis)
+            return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
         }
         let newest = listing.entries.map(\.mtimeMillis).max() ?? 0
-        return NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: newest)
+        return NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: newest, posix: PosixAttributes(kept: listing.attributes))
     }
 
     /// The entry of the file `path` when `listing` (of `path`) says it is one: the master lists
@@ -179,38 +186,73 @@ public final class MountedFileSystem: Sendable {
             state.staged[inode]!.changedOutOfOrder()
             return true
         }
-        if cut { return NodeAttributes(isDirectory: false, sizeBytes: sizeBytes, mtimeMillis: Self.nowMillis()) }
+        if cut { return try await attributes(of: inode) }
         let path = try RemotePath(try path(of: inode))
-        guard try await !attributes(at: path).isDirectory else { throw MountError(EISDIR, "\(path) is a directory") }
+        let current = try await attributes(at: path)
+        guard !current.isDirectory else { throw MountError(EISDIR, "\(path) is a directory") }
+        let posix = current.posix.kept
         if sizeBytes == 0 {
-            let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: true)
-            return NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis)
+            let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: true, attributes: posix)
+            return NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis, posix: current.posix)
         }
         let file = try await download(path)
         defer { file.discard() }
         try file.truncate(to: sizeBytes)
-        let put = try await client.put(localPath: file.localPath, to: path, overwrite: true)
-        return NodeAttributes(isDirectory: false, sizeBytes: put.file.sizeBytes, mtimeMillis: put.file.mtimeMillis)
+        let put = try await client.put(localPath: file.localPath, to: path, overwrite: true, attributes: posix)
+        return NodeAttributes(isDirectory: false, sizeBytes: put.file.sizeBytes, mtimeMillis: put.file.mtimeMillis, posix: current.posix)
     }
 
-    /// `utimensat`, `touch -d`, `rsync -a`: a file's modification time is kept at the master
-    /// (a file being written is put first, so the time lands on its new bytes). Directories
-    /// have no time of their own to keep; theirs comes from what they hold.
-    public func setModificationTime(_ inode: Inode, millis: Int64) async throws -> NodeAttributes {
+    /// `utimensat` (`touch -d`, `rsync -a`), `chmod` and `chown`: a file's modification time,
+    /// and the permission bits (`mode`, whose type bits are ignored), owner and group of a file
+    /// or directory, kept at the master (a file being written is put first, so they land on its
+    /// new bytes). Directories have no time of their own to keep; theirs comes from what they
+    /// hold. The mount's root keeps nothing: it shows the defaults.
+    public func change(_ inode: Inode, mtimeMillis: Int64?, mode: UInt32?, uid: UInt32?, gid: UInt32?) async throws -> NodeAttributes {
         let path = try RemotePath(try path(of: inode))
         try await upload(inode)
         let current = try await attributes(at: path)
-        guard !current.isDirectory else { return current }
-        let file = try await client.setModificationTime(path, millis: millis)
-        return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis)
+        var posix = current.posix
+        if let mode { posix.mode = posix.statusMode(isDirectory: current.isDirectory) & S_IFMT | mode & ~S_IFMT }
+        if let uid { posix.uid = uid }
+        if let gid { posix.gid = gid }
+        let changed = posix != current.posix
+        let timed = mtimeMillis != nil && !current.isDirectory
+        guard !path.isRoot, changed || timed else { return current }
+        let entry = try await client.setAttributes(path, mtimeMillis: current.isDirectory ? nil : mtimeMillis, attributes: changed ? posix.kept : [:])
+        state.withLockedValue { state in
+            if let inode = state.inodes.inode(of: path.value), state.staged[inode] != nil { state.staged[inode]!.posix = posix.kept }
+        }
+        return NodeAttributes(
+            isDirectory: entry.isDirectory, sizeBytes: entry.isDirectory ? 0 : entry.sizeBytes, mtimeMillis: entry.mtimeMillis,
+            posix: PosixAttributes(kept: entry.attributes))
+    }
+
+    /// `symlink`, and `mknod` of a FIFO, socket, device or empty regular file: an empty file at
+    /// the master that keeps its type, mode, owner, device number or target (`posix`).
+    public func makeNode(_ name: String, in parent: Inode, posix: PosixAttributes) async throws -> (Inode, NodeAttributes) {
+        let path = try child(name, of: parent)
+        let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: false, attributes: posix.kept)
+        let attributes = NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis, posix: posix)
+        return (state.withLockedValue { $0.inodes.remember(path.value) }, attributes)
+    }
+
+    /// `readlink`: the target a symbolic link keeps.
+    public func linkTarget(of inode: Inode) async throws -> String {
+        let attributes = try await attributes(of: inode)
+        guard attributes.posix.isSymbolicLink, let target = attributes.posix.linkTarget else {
+            throw MountError(EINVAL, "\(try path(of: inode)) is not a symbolic link")
+        }
+        return target
     }
 
     // MARK: - Directories
 
-    public func makeDirectory(_ name: String, in parent: Inode) async throws -> (Inode, NodeAttributes) {
+    /// `mkdir`: the directory keeps `posix` (its mode, owner and group).
+    public func makeDirectory(_ name: String, in parent: Inode, posix: PosixAttributes = PosixAttributes()) async throws -> (Inode, NodeAttributes) {
         let path = try child(name, of: parent)
-        try await client.makeDirectory(path)
-        return (state.withLockedValue { $0.inodes.remember(path.value) }, NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: Self.nowMillis()))
+        try await client.makeDirectory(path, attributes: posix.kept)
+        let attributes = NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: Self.nowMillis(), posix: posix)
+        return (state.withLockedValue { $0.inodes.remember(path.value) }, attributes)
     }
 
     public func removeDirectory(_ name: String, in parent: Inode) async throws {
@@ -225,14 +267,18 @@ public final class MountedFileSystem: Sendable {
         let path = try RemotePath(try path(of: inode))
         let listing = try await client.list(path)
         if Self.file(path, in: listing) != nil { throw MountError(ENOTDIR, "\(path) is a file") }
-        var entries = listing.entries.map { DirectoryEntry(name: String($0.path.dropFirst(path.childPrefix.count)), isDirectory: $0.isDirectory) }
+        var entries = listing.entries.map { entry in
+            DirectoryEntry(
+                name: String(entry.path.dropFirst(path.childPrefix.count)),
+                type: PosixAttributes(kept: entry.attributes).statusMode(isDirectory: entry.isDirectory) & S_IFMT)
+        }
         var names = Set(entries.map(\.name))
         return state.withLockedValue { state in
             for (inode, _) in state.staged {
                 guard let stagedPath = state.inodes.path(of: inode), let remote = try? RemotePath(stagedPath) else { continue }
                 let name = remote.name
                 if stagedPath == path.childPrefix + name, names.insert(name).inserted {
-                    entries.append(DirectoryEntry(name: name, isDirectory: false))
+                    entries.append(DirectoryEntry(name: name, type: S_IFREG))
                 }
             }
             return Self.open(.directory(entries), in: &state)
@@ -319,8 +365,8 @@ public final class MountedFileSystem: Sendable {
     }
 
     /// Creates `name` and opens it for writing: it exists in this mount at once, and at the
-    /// master from its first close or fsync.
-    public func create(_ name: String, in parent: Inode) async throws -> (Inode, NodeAttributes, UInt64) {
+    /// master from its first close or fsync, keeping `posix` (its mode, owner and group).
+    public func create(_ name: String, in parent: Inode, posix: PosixAttributes = PosixAttributes()) async throws -> (Inode, NodeAttributes, UInt64) {
         let path = try child(name, of: parent)
         let file = try StagedFile.create(in: stagingFolder)
         return state.withLockedValue { state in
@@ -332,9 +378,10 @@ public final class MountedFileSystem: Sendable {
                 state.staged[inode]?.openHandles += 1
                 state.staged[inode]?.changedOutOfOrder()
             } else {
-                state.staged[inode] = Staging(file: file, changed: true, streaming: streamingPut(of: file, to: path))
+                state.staged[inode] = Staging(file: file, posix: posix.kept, changed: true, streaming: streamingPut(of: file, inode: inode, to: path))
             }
-            let attributes = NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis())
+            let attributes = NodeAttributes(
+                isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis(), posix: PosixAttributes(kept: state.staged[inode]!.posix))
             return (inode, attributes, Self.open(.staged(inode, writable: true), in: &state))
         }
     }
@@ -357,6 +404,8 @@ public final class MountedFileSystem: Sendable {
             let info = try await client.stat(path)
             return state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
         }
+        // Its mode, owner and group stay with the new bytes.
+        let posix = try await attributes(at: path).posix.kept
         let file = truncate ? try StagedFile.create(in: stagingFolder) : try await download(path)
         return state.withLockedValue { state in
             if state.staged[inode] != nil {
@@ -364,7 +413,8 @@ public final class MountedFileSystem: Sendable {
                 file.discard()
                 state.staged[inode]?.openHandles += 1
             } else {
-                state.staged[inode] = Staging(file: file, changed: truncate, streaming: truncate ? streamingPut(of: file, to: path) : nil)
+                state.staged[inode] = Staging(
+                    file: file, posix: posix, changed: truncate, streaming: truncate ? streamingPut(of: file, inode: inode, to: path) : nil)
             }
             return Self.open(.staged(inode, writable: true), in: &state)
         }
@@ -507,8 +557,10 @@ public final class MountedFileSystem: Sendable {
         }
         // The path as it is now: a file renamed meanwhile goes to its new name, one being
         // removed (or removed) nowhere.
-        guard let path = state.withLockedValue({ $0.removing.contains(inode) ? nil : $0.inodes.path(of: inode) }) else { return }
-        _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true)
+        guard let (path, posix) = state.withLockedValue({ state in
+            state.removing.contains(inode) ? nil : state.inodes.path(of: inode).map { ($0, state.staged[inode]?.posix ?? [:]) }
+        }) else { return }
+        _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true, attributes: posix)
         state.withLockedValue { $0.staged[inode]?.stored = changes }
     }
 

@@ -360,7 +360,8 @@ public struct ListEntry: Codable, Sendable {
     /// A file's checksum, as `FileInfo.checksum` (`crc32c:` and 8 hex digits); absent for a
     /// directory. The S3 gateway's ETags come from it.
     public var checksum: String?
-    /// A file's attributes, when it has any (see `FileInfo.attributes`).
+    /// A file's attributes (see `FileInfo.attributes`), or a directory's (see
+    /// `SetAttributesRequest`), when it has any.
     public var attributes: [String: String]?
 
     public init(
@@ -379,10 +380,13 @@ public struct ListEntry: Codable, Sendable {
 public struct ListResponse: Codable, Sendable {
     public var path: String
     public var entries: [ListEntry]
+    /// The listed directory's own attributes, when it has any (see `SetAttributesRequest`).
+    public var attributes: [String: String]?
 
-    public init(path: String, entries: [ListEntry]) {
+    public init(path: String, entries: [ListEntry], attributes: [String: String]? = nil) {
         self.path = path
         self.entries = entries
+        self.attributes = attributes
     }
 }
 
@@ -582,16 +586,20 @@ public struct UploadCommit: Codable, Sendable {
 public typealias CommitUploadsRequest = BatchRequest<UploadCommit>
 public typealias CommitUploadsResponse = BatchResponse<FileInfo>
 
-/// Sets a file's modification time (`utimensat` through `tydfs mount`): its bytes, chunks and
-/// attributes stay as they are.
-public struct SetModificationTimeRequest: Codable, Sendable {
+/// Changes what is kept about a file or a directory beside its bytes (`utimensat`, `chmod` and
+/// `chown` through `tydfs mount`): a file's bytes and chunks stay as they are.
+public struct SetAttributesRequest: Codable, Sendable {
     public var path: RemotePath
-    /// Milliseconds since 1970-01-01 UTC.
-    public var mtimeMillis: Int64
+    /// A file's new modification time (milliseconds since 1970-01-01 UTC); nil keeps it. A
+    /// directory's time is that of its newest entry, and this does not change it.
+    public var mtimeMillis: Int64?
+    /// Attributes to keep, laid over those kept already; an empty value removes that one.
+    public var attributes: [String: String]?
 
-    public init(path: RemotePath, mtimeMillis: Int64) {
+    public init(path: RemotePath, mtimeMillis: Int64? = nil, attributes: [String: String]? = nil) {
         self.path = path
         self.mtimeMillis = mtimeMillis
+        self.attributes = attributes
     }
 }
 
@@ -600,10 +608,13 @@ public struct SetModificationTimeRequest: Codable, Sendable {
 public struct MakeDirectoryRequest: Codable, Sendable {
     public var path: RemotePath
     public var parents: Bool
+    /// Kept with a directory this makes (`mkdir` through a mount keeps its mode and owner here).
+    public var attributes: [String: String]?
 
-    public init(path: RemotePath, parents: Bool) {
+    public init(path: RemotePath, parents: Bool, attributes: [String: String]? = nil) {
         self.path = path
         self.parents = parents
+        self.attributes = attributes
     }
 }
 

@@ -25,8 +25,9 @@ public enum Route {
     public static let list = "/v1/list"
     /// `POST` a `RenameRequest`: an atomic rename in the namespace.
     public static let rename = "/v1/rename"
-    /// `POST` a `SetModificationTimeRequest`: a file's mtime, as `touch -d` or `rsync -a` sets it.
-    public static let fileModificationTime = "/v1/files/mtime"
+    /// `POST` a `SetAttributesRequest`: a file's mtime, as `touch -d` or `rsync -a` sets it, and
+    /// the attributes of a file or directory (a mount's mode and owner); answered with its `ListEntry`.
+    public static let attributes = "/v1/attributes"
     /// `POST` a `ConcatenateRequest`: one file made of others' chunks (S3 multipart completion).
     public static let concatenate = "/v1/concatenate"
     /// `POST` a `MakeDirectoryRequest` (mkdir); `DELETE ?path=` removes an empty directory (rmdir).

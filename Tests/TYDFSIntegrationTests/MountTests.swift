@@ -173,6 +173,82 @@ final class MountTests: XCTestCase {
         XCTAssertGreaterThan(capacity.f_blocks, 0)
     }
 
+    func testModesOwnersLinksAndSpecialFilesAreKeptAtTheMasterAndEnforced() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        // Other users may enter the mount (and the test's folder above it), as `--allow-other` allows.
+        XCTAssertEqual(chmod(cluster.root, 0o755), 0)
+        let mount = try Mount(cluster, extraArguments: ["--allow-other"])
+        defer { mount.end() }
+        let previousMask = umask(0)
+        defer { umask(previousMask) }
+        func status(_ relative: String) throws -> stat {
+            var status = stat()
+            guard lstat(mount.path(relative), &status) == 0 else { throw TestClusterError("lstat \(relative): errno \(Glibc.errno)") }
+            return status
+        }
+        func kept(_ path: String) throws -> [String: String]? {
+            try cluster.json(ListResponse.self, ["ls", (path as NSString).deletingLastPathComponent, "--json"]).entries.first { $0.path == path }?.attributes
+        }
+
+        // Made with a mode, by whoever calls: kept at the master, shown back.
+        XCTAssertEqual(mkdir(mount.path("private"), 0o700), 0)
+        XCTAssertEqual(try status("private").st_mode, S_IFDIR | 0o700)
+        let created = open(mount.path("private/f"), O_CREAT | O_WRONLY, 0o640)
+        XCTAssertEqual(write(created, "secret", 6), 6)
+        XCTAssertEqual(close(created), 0)
+        XCTAssertEqual(try status("private/f").st_mode, S_IFREG | 0o640)
+        XCTAssertEqual(try kept("/private/f")?["posix-mode"], "100640")
+        // chmod and chown of files and directories; a rewrite through the mount keeps them.
+        XCTAssertEqual(chmod(mount.path("private/f"), 0o600), 0)
+        XCTAssertEqual(chown(mount.path("private/f"), 65534, 65533), 0)
+        XCTAssertEqual(chmod(mount.path("private"), 0o711), 0)
+        XCTAssertEqual(try shell("printf ' more' >> '\(mount.path("private/f"))'", in: cluster.root).status, 0)
+        XCTAssertEqual(try cluster.succeed(["get", "/private/f", "-"]).stdout, Data("secret more".utf8))
+        XCTAssertEqual(try kept("/private/f"), ["posix-mode": "100600", "posix-uid": "65534", "posix-gid": "65533"])
+        XCTAssertEqual(try kept("/private")?["posix-mode"], "40711")
+        // A symbolic link, a FIFO and a device file.
+        XCTAssertEqual(symlink("../ünï target", mount.path("private/link")), 0)
+        var target = [CChar](repeating: 0, count: 64)
+        XCTAssertEqual(readlink(mount.path("private/link"), &target, 64), "../ünï target".utf8.count)
+        XCTAssertEqual(String(decoding: target.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), "../ünï target")
+        XCTAssertEqual(try status("private/link").st_mode & S_IFMT, S_IFLNK)
+        XCTAssertEqual(mkfifo(mount.path("private/fifo"), 0o620), 0)
+        XCTAssertEqual(try status("private/fifo").st_mode, S_IFIFO | 0o620)
+        let device: dev_t = 1 << 8 | 3  // makedev(1, 3), /dev/null's number
+        XCTAssertEqual(mknod(mount.path("private/device"), S_IFCHR | 0o600, device), 0)
+        XCTAssertEqual(try status("private/device").st_rdev, device)
+        XCTAssertEqual(errorCode { symlink("x", mount.path("private/link")) }, EEXIST)
+        // Their types show in the listing itself, where `find -type` looks.
+        let found = try shell("find '\(mount.path("private"))' -mindepth 1 -printf '%y %f\\n' | sort", in: cluster.root)
+        XCTAssertEqual(found.output, "c device\nf f\nl link\np fifo\n")
+        XCTAssertEqual(errorCode { readlink(mount.path("private/f"), &target, 64) == -1 ? -1 : 0 }, EINVAL)
+
+        // A rename carries them; a second mount (nothing cached) shows the same.
+        XCTAssertEqual(rename(mount.path("private"), mount.path("moved")), 0)
+        let second = try Mount(cluster, extraArguments: ["--allow-other"])
+        defer { second.end() }
+        for (relative, mode) in [("moved", S_IFDIR | 0o711), ("moved/f", S_IFREG | 0o600), ("moved/fifo", S_IFIFO | 0o620), ("moved/link", S_IFLNK | 0o777)] {
+            var status = stat()
+            XCTAssertEqual(lstat(second.path(relative), &status), 0, relative)
+            XCTAssertEqual(status.st_mode, mode, relative)
+        }
+        var owned = stat()
+        XCTAssertEqual(lstat(second.path("moved/f"), &owned), 0)
+        XCTAssertEqual([owned.st_uid, owned.st_gid], [65534, 65533])
+
+        // The kernel enforces them: the owner reads its 0600 file, another user may not.
+        let asOwner = try shell("setpriv --reuid=65534 --regid=65533 --clear-groups cat '\(second.path("moved/f"))'", in: cluster.root)
+        XCTAssertEqual(asOwner.status, 0, asOwner.output)
+        XCTAssertEqual(asOwner.output, "secret more")
+        let asOther = try shell("setpriv --reuid=65532 --regid=65532 --clear-groups cat '\(second.path("moved/f"))'", in: cluster.root)
+        XCTAssertNotEqual(asOther.status, 0)
+        XCTAssertTrue(asOther.output.contains("Permission denied"), asOther.output)
+        // The mount's root keeps nothing: a chmod of it (as `rsync -a` into it does) changes nothing and fails nothing.
+        XCTAssertEqual(chmod(mount.directory, 0o700), 0)
+        XCTAssertEqual(try status("").st_mode, S_IFDIR | 0o755)
+    }
+
     func testAReadCompletesWhenADataKeeperIsKilledAndTheMountSurvivesAMasterRestart() throws {
         let cluster = try TestCluster(datakeepers: 3, chunkSize: "1MiB")
         defer { cluster.shutdown() }

@@ -219,7 +219,7 @@ final class MasterStateTests: XCTestCase {
         let chunk = try await put("/t", on: ["dk1", "dk2", "dk3"])
         let path = try RemotePath("/t")
         let before = try await state.stat(path)
-        let changed = try await state.setModificationTime(SetModificationTimeRequest(path: path, mtimeMillis: 1_500_000_000_123))
+        let changed = try await state.setAttributes(SetAttributesRequest(path: path, mtimeMillis: 1_500_000_000_123))
         XCTAssertEqual(changed.mtimeMillis, 1_500_000_000_123)
         try await stop()
         try await start()
@@ -230,10 +230,45 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(after.checksum, before.checksum)
         XCTAssertEqual(after.sizeBytes, before.sizeBytes)
         do {
-            _ = try await state.setModificationTime(SetModificationTimeRequest(path: try RemotePath("/missing"), mtimeMillis: 1))
+            _ = try await state.setAttributes(SetAttributesRequest(path: try RemotePath("/missing"), mtimeMillis: 1))
             XCTFail("a missing file was given a time")
         } catch let error as TYDFSError {
             XCTAssertEqual(error.code, .notFound)
+        }
+    }
+
+    func testAttributesOfFilesAndDirectoriesAreLaidOverTheKeptOnesDurably() async throws {
+        try await joinThree()
+        _ = try await put("/d/t", on: ["dk1", "dk2", "dk3"])
+        let file = try RemotePath("/d/t"), directory = try RemotePath("/d")
+        let before = try await state.stat(file)
+        _ = try await state.setAttributes(SetAttributesRequest(path: file, attributes: ["posix-mode": "100600", "posix-uid": "7"]))
+        let changed = try await state.setAttributes(SetAttributesRequest(path: file, attributes: ["posix-mode": "100640", "posix-uid": ""]))
+        XCTAssertEqual(changed.attributes, ["posix-mode": "100640"], "laid over the kept ones; an empty value removes one")
+        XCTAssertEqual(changed.mtimeMillis, before.mtimeMillis, "no time given, none changed")
+        // A directory that existed through its file alone is made one, and keeps them.
+        let made = try await state.setAttributes(SetAttributesRequest(path: directory, mtimeMillis: 1, attributes: ["posix-mode": "40700"]))
+        XCTAssertTrue(made.isDirectory)
+        XCTAssertEqual(made.attributes, ["posix-mode": "40700"])
+        try await stop()
+        try await start()
+        let after = try await state.stat(file)
+        XCTAssertEqual(after.attributes, ["posix-mode": "100640"])
+        XCTAssertEqual(after.chunks.map(\.id), before.chunks.map(\.id))
+        let root = try await state.list(.root)
+        XCTAssertEqual(root.entries.map(\.attributes), [["posix-mode": "40700"]])
+        let listed = try await state.list(directory)
+        XCTAssertEqual(listed.attributes, ["posix-mode": "40700"], "a listing carries the directory's own")
+        _ = try await state.remove(file)
+        let emptied = try await state.list(directory)
+        XCTAssertEqual(emptied.entries.count, 0, "made, it stays when emptied")
+        for (path, code) in [("/", TYDFSError.Code.invalidArgument), ("/missing", .notFound)] {
+            do {
+                _ = try await state.setAttributes(SetAttributesRequest(path: try RemotePath(path), attributes: ["posix-mode": "40700"]))
+                XCTFail("\(path) was given attributes")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, code)
+            }
         }
     }
 
@@ -496,7 +531,7 @@ final class MasterStateTests: XCTestCase {
             (.post, Route.commitUploads, #"{"items": [{"uploadID": "\#(id)", "commit": {"sizeBytes": -1, "crc32c": 0, "chunks": []}}]}"#,
              .writeEach("/docs/up")),
             (.post, Route.rename, #"{"from": "/docs/a", "to": "/team/a"}"#, .write("/docs/a")),
-            (.post, Route.fileModificationTime, #"{"path": "/docs/a", "mtimeMillis": 1}"#, .write("/docs/a")),
+            (.post, Route.attributes, #"{"path": "/docs/a", "mtimeMillis": 1}"#, .write("/docs/a")),
             (.delete, Route.files + "?path=%2Fdocs%2Fa", nil, .write("/docs/a")),
             (.post, Route.drain("dk9"), nil, .admin), (.delete, Route.drain("dk9"), nil, .admin),
             (.get, Route.keys, nil, .admin), (.post, Route.keys, #"{"access": "read-only"}"#, .admin),

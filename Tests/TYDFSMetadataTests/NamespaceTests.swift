@@ -127,6 +127,35 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(namespace.madeDirectories(under: .root).count, 0)
     }
 
+    func testADirectoryKeepsItsAttributesUntilMadeAgainWithOthersAndRenameCarriesThem() throws {
+        let namespace = Namespace()
+        let mode700 = ["posix-mode": "40700"]
+        XCTAssertEqual(namespace.apply(.makeDirectory(path("/d"), mtimeMillis: 1, attributes: mode700), sequence: 1), [.removeDirectory(path("/d"))])
+        XCTAssertEqual(namespace.directoryAttributes(path("/d")), mode700)
+        XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [mode700], "a parent's listing shows them")
+        XCTAssertEqual(namespace.entry(at: path("/d"))?.attributes, mode700)
+        XCTAssertEqual(namespace.apply(.makeDirectory(path("/d"), mtimeMillis: 2, attributes: mode700), sequence: 2), [], "the same again changes nothing")
+        // Made again with others: they replace the old, and the undo brings the old back.
+        let undo = namespace.apply(.makeDirectory(path("/d"), mtimeMillis: 3, attributes: ["posix-mode": "40755"]), sequence: 3)
+        XCTAssertEqual(undo, [.makeDirectory(path("/d"), mtimeMillis: 1, attributes: mode700)])
+        XCTAssertEqual(namespace.directoryAttributes(path("/d")), ["posix-mode": "40755"])
+        for edit in undo { namespace.apply(edit, sequence: 4) }
+        XCTAssertEqual(namespace.directoryAttributes(path("/d")), mode700)
+        // A rename moves them, files' attributes too.
+        var file = Fixture.file("/d/f")
+        file.attributes = ["posix-mode": "100600"]
+        namespace.apply(.putFile(file), sequence: 5)
+        for edit in try namespace.renameEdits(from: path("/d"), to: path("/e")).edits { namespace.apply(edit, sequence: 6) }
+        XCTAssertNil(namespace.directoryAttributes(path("/d")))
+        XCTAssertEqual(namespace.directoryAttributes(path("/e")), mode700)
+        XCTAssertEqual(namespace.file(at: path("/e/f"))?.attributes, ["posix-mode": "100600"])
+        // Removed, the directory's attributes go with it; its undo restores them.
+        namespace.apply(.removeFile(path("/e/f")), sequence: 7)
+        XCTAssertEqual(namespace.apply(.removeDirectory(path("/e")), sequence: 8), [.makeDirectory(path("/e"), mtimeMillis: 1234, attributes: mode700)])
+        XCTAssertNil(namespace.entry(at: path("/e")))
+        XCTAssertNil(namespace.directoryAttributes(.root), "the root keeps none")
+    }
+
     func testRenameCarriesMadeDirectoriesEmptyOrNot() throws {
         let namespace = Namespace()
         namespace.apply(.makeDirectory(path("/src/empty"), mtimeMillis: 3), sequence: 1)
@@ -154,6 +183,7 @@ final class NamespaceTests: XCTestCase {
             .removeReplica(chunk, Fixture.dk("dk9")), .queueDeletion(chunk, Fixture.dk("dk1")), .queueDeletion(chunk, Fixture.dk("dk4")),
             .cancelDeletion(chunk, Fixture.dk("dk4")), .cancelDeletion(chunk, Fixture.dk("dk5")), .removeFile(path("/u/v")),
             .makeDirectory(path("/m/n"), mtimeMillis: 3), .makeDirectory(path("/u"), mtimeMillis: 4), .makeDirectory(path("/m/n"), mtimeMillis: 5),
+            .makeDirectory(path("/m/n"), mtimeMillis: 6, attributes: ["posix-mode": "40700"]), .makeDirectory(path("/a"), mtimeMillis: 7, attributes: ["k": "v"]),
             .removeDirectory(path("/made")), .removeDirectory(path("/u")), .removeFile(path("/u/w")), .removeDirectory(path("/nope")),
         ]
         for count in 1...edits.count {

@@ -89,6 +89,8 @@ final class SQLMetadataStoreTests: XCTestCase {
             db = sqlite3.connect(sys.argv[1])
             db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size_bytes BIGINT NOT NULL, mtime_ms BIGINT NOT NULL, crc32c BIGINT NOT NULL, chunk_size_bytes BIGINT NOT NULL, replication INTEGER NOT NULL)")
             db.execute("INSERT INTO files VALUES ('/old', 0, 5, 0, 1024, 3)")
+            db.execute("CREATE TABLE directories (path TEXT PRIMARY KEY, mtime_ms BIGINT NOT NULL)")
+            db.execute("INSERT INTO directories VALUES ('/old-dir', 6)")
             db.commit()
             """, folder + "/metadata.sqlite"]
         try old.run()
@@ -96,6 +98,7 @@ final class SQLMetadataStoreTests: XCTestCase {
         XCTAssertEqual(old.terminationStatus, 0)
         var namespace = try await reopenedNamespace()
         XCTAssertEqual(namespace.file(at: try RemotePath("/old"))?.attributes, [:])
+        XCTAssertEqual(namespace.madeDirectories(under: .root), [MadeDirectory(path: try RemotePath("/old-dir"), mtimeMillis: 6, attributes: [:])])
 
         var typed = Fixture.file("/typed", chunks: 1)
         typed.attributes = ["content-type": "text/plain", "s3-etag": "d41d8cd98f00b204e9800998ecf8427e", "x-amz-meta-ü": "ä \"q\""]
@@ -104,7 +107,23 @@ final class SQLMetadataStoreTests: XCTestCase {
         try await store.close()
         namespace = try await reopenedNamespace()
         XCTAssertEqual(namespace.file(at: typed.path), typed)
-        XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [nil, typed.attributes], "ls shows a file's attributes, none for others")
+        XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/old", "/old-dir", "/typed"])
+        XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [nil, nil, typed.attributes], "ls shows a file's attributes, none for others")
+    }
+
+    func testDirectoryAttributesReadBackAndAMadeDirectoryMadeAgainTakesNewOnes() async throws {
+        try await onBothStores {
+            let store = try await open()
+            let dir = try RemotePath("/d")
+            try await store.apply([
+                .makeDirectory(dir, mtimeMillis: 5, attributes: ["posix-mode": "40700"]), .makeDirectory(try RemotePath("/plain"), mtimeMillis: 6),
+            ])
+            try await store.apply([.makeDirectory(dir, mtimeMillis: 5, attributes: ["posix-mode": "40751", "posix-uid": "7"])])
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.attributes), [["posix-mode": "40751", "posix-uid": "7"], [:]])
+            XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [["posix-mode": "40751", "posix-uid": "7"], nil])
+        }
     }
 
     func testMadeDirectoriesReadBackAfterReopeningAndRemovedOnesStayGone() async throws {

@@ -15,7 +15,7 @@ public final class CountingMetadataStore: MetadataStore, @unchecked Sendable {
     public init(_ inner: SQLMetadataStore) { self.inner = inner }
 
     public func load(
-        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (RemotePath, Int64) -> Void,
+        file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (MadeDirectory) -> Void,
         deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
     ) async throws {
         try await inner.load(file: file, directory: directory, deletion: deletion)
