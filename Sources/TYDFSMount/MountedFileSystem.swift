@@ -15,6 +15,8 @@ public struct NodeAttributes: Sendable, Equatable {
     public var sizeBytes: Int64
     public var mtimeMillis: Int64
     public var posix = PosixAttributes()
+    /// Removed while a descriptor still holds it: no name links it any more.
+    public var isUnlinked = false
 }
 
 /// One name in a directory listing, with its file type (the `S_IFMT` bits of its mode), which
@@ -100,7 +102,7 @@ public final class MountedFileSystem: Sendable {
     private enum Handle {
         /// `writable`: opened for writing; only such a handle's close or fsync puts the file.
         case staged(Inode, writable: Bool)
-        case remote(RemoteReader)
+        case remote(Inode, RemoteReader)
         case directory([DirectoryEntry])
     }
 
@@ -148,8 +150,31 @@ public final class MountedFileSystem: Sendable {
 
     // MARK: - Attributes
 
+    /// What the kernel is told of `inode`. A file removed while a descriptor still holds it
+    /// (`fstat`, or the kernel checking a file it reads through one) is described by what the
+    /// descriptor holds, its staging file or the file as it was opened, with no link left: a
+    /// program keeps using a file it removed, as POSIX allows.
     public func attributes(of inode: Inode) async throws -> NodeAttributes {
-        try await attributes(at: try RemotePath(try path(of: inode)))
+        let (path, held) = state.withLockedValue { state in
+            state.inodes.path(of: inode).map { ($0, nil) } ?? (nil, Self.held(inode, in: state))
+        }
+        if let path { return try await attributes(at: try RemotePath(path)) }
+        guard let held else { throw MountError(ENOENT, "inode \(inode) names no file any more") }
+        return held
+    }
+
+    private static func held(_ inode: Inode, in state: State) -> NodeAttributes? {
+        if let staging = state.staged[inode] {
+            return NodeAttributes(
+                isDirectory: false, sizeBytes: staging.file.sizeBytes, mtimeMillis: nowMillis(), posix: PosixAttributes(kept: staging.posix),
+                isUnlinked: true)
+        }
+        for case .remote(inode, let reader) in state.handles.values {
+            return NodeAttributes(
+                isDirectory: false, sizeBytes: reader.info.sizeBytes, mtimeMillis: reader.info.mtimeMillis,
+                posix: PosixAttributes(kept: reader.info.attributes), isUnlinked: true)
+        }
+        return nil
     }
 
     /// A file being written through this mount is described by its staging file; anything else
@@ -402,7 +427,7 @@ public final class MountedFileSystem: Sendable {
         let path = try RemotePath(try path(of: inode))
         if !forWriting {
             let info = try await client.stat(path)
-            return state.withLockedValue { Self.open(.remote(RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
+            return state.withLockedValue { Self.open(.remote(inode, RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
         }
         // Its mode, owner and group stay with the new bytes.
         let posix = try await attributes(at: path).posix.kept
@@ -426,7 +451,7 @@ public final class MountedFileSystem: Sendable {
             if case .staged(let inode, _) = handle { return (handle, state.staged[inode]?.file) }
             return (handle, nil)
         }) {
-        case (.remote(let reader), _)?:
+        case (.remote(_, let reader), _)?:
             return try await reader.read(count: count, at: offset)
         case (.staged, let file?)?:
             return ByteBuffer(bytes: try file.read(count: count, at: offset))
@@ -468,7 +493,7 @@ public final class MountedFileSystem: Sendable {
     public func release(_ handle: UInt64) async {
         guard let released = state.withLockedValue({ $0.handles.removeValue(forKey: handle) }) else { return }
         switch released {
-        case .remote(let reader):
+        case .remote(_, let reader):
             await reader.close()
         case .staged(let inode, let writable):
             var failed = false

@@ -174,7 +174,8 @@ final class MountTests: XCTestCase {
     }
 
     func testModesOwnersLinksAndSpecialFilesAreKeptAtTheMasterAndEnforced() throws {
-        let cluster = try TestCluster(datakeepers: 3)
+        // The default deletion grace: a removed file's chunks stay 30 s (tests usually drop them at once).
+        let cluster = try TestCluster(datakeepers: 3, masterArguments: ["--deletion-grace", "30s"])
         defer { cluster.shutdown() }
         // Other users may enter the mount (and the test's folder above it), as `--allow-other` allows.
         XCTAssertEqual(chmod(cluster.root, 0o755), 0)
@@ -244,6 +245,25 @@ final class MountTests: XCTestCase {
         let asOther = try shell("setpriv --reuid=65532 --regid=65532 --clear-groups cat '\(second.path("moved/f"))'", in: cluster.root)
         XCTAssertNotEqual(asOther.status, 0)
         XCTAssertTrue(asOther.output.contains("Permission denied"), asOther.output)
+        // A file removed while open stays usable through its descriptor, with no link left:
+        // one being written (from its staging file), and one only read (as it was opened).
+        let scratch = open(mount.path("scratch"), O_CREAT | O_RDWR, 0o600)
+        XCTAssertEqual(write(scratch, "temporary", 9), 9)
+        XCTAssertEqual(unlink(mount.path("scratch")), 0)
+        let reader = open(second.path("moved/f"), O_RDONLY)
+        XCTAssertEqual(unlink(second.path("moved/f")), 0)
+        Thread.sleep(forTimeInterval: 1.2)  // past the kernel's 1 s attribute cache
+        for (descriptor, expected) in [(scratch, "temporary"), (reader, "secret more")] {
+            var held = stat()
+            XCTAssertEqual(fstat(descriptor, &held), 0)
+            XCTAssertEqual(held.st_nlink, 0)
+            XCTAssertEqual(held.st_size, off_t(expected.utf8.count))
+            var bytes = [UInt8](repeating: 0, count: 32)
+            XCTAssertEqual(pread(descriptor, &bytes, 32, 0), expected.utf8.count)
+            XCTAssertEqual(String(decoding: bytes.prefix(expected.utf8.count), as: UTF8.self), expected)
+            XCTAssertEqual(close(descriptor), 0)
+        }
+        XCTAssertEqual(try cluster.run(["stat", "/scratch"]).exitCode, 1, "removed before its close, it is never stored")
         // The mount's root keeps nothing: a chmod of it (as `rsync -a` into it does) changes nothing and fails nothing.
         XCTAssertEqual(chmod(mount.directory, 0o700), 0)
         XCTAssertEqual(try status("").st_mode, S_IFDIR | 0o755)
