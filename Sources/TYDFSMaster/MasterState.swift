@@ -525,7 +525,7 @@ actor MasterState {
             if !upload.allocated.contains(chunk.id) { try checkAdoptable(chunk) }
         }
         let adopted = upload.adopted + request.chunks.count { !upload.allocated.contains($0.id) }
-        let file = StoredFile(
+        var file = StoredFile(
             path: upload.path, sizeBytes: request.sizeBytes, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
             crc32c: request.crc32c, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication,
             chunks: request.chunks.map {
@@ -537,6 +537,7 @@ actor MasterState {
         if let replaced = namespace.file(at: upload.path) {
             edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
             edits.append(.removeFile(upload.path))
+            file.attributes = IdentityAttributes.carried(from: replaced.attributes, into: file.attributes)
         }
         edits.append(.putFile(file))
         let now = self.now()
@@ -703,26 +704,30 @@ actor MasterState {
     }
 
     /// Gives the file or directory `request.path` another modification time (files only) and
-    /// attributes, in one metadata batch that rewrites its row and changes nothing else. A
-    /// directory that existed only through its files is made one of its own, so it keeps them.
+    /// attributes, in one metadata batch that rewrites its row and changes nothing else (a
+    /// directory keeps its time). A directory that existed only through its files is made one of
+    /// its own, so it keeps them. Answers the entry as this batch left it.
     func setAttributes(_ request: SetAttributesRequest) async throws -> ListEntry {
         let path = request.path
         let changes = request.attributes ?? [:]
         func laid(_ kept: [String: String]) throws -> [String: String] {
             try Self.checked(kept.merging(changes) { _, new in new }.filter { !$0.value.isEmpty })
         }
+        guard var entry = namespace.entry(at: path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
         if var file = namespace.file(at: path) {
             if let mtimeMillis = request.mtimeMillis { file.mtimeMillis = mtimeMillis }
             file.attributes = try laid(file.attributes)
+            entry.mtimeMillis = file.mtimeMillis
+            entry.attributes = file.attributes.isEmpty ? nil : file.attributes
             try await write([.removeFile(path), .putFile(file)])
-        } else if namespace.isDirectory(path) {
-            guard !path.isRoot else { throw TYDFSError(.invalidArgument, "the root / keeps no attributes") }
-            let attributes = try laid(namespace.directoryAttributes(path) ?? [:])
-            try await write([.makeDirectory(path, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000), attributes: attributes)])
         } else {
-            throw TYDFSError(.notFound, "\(path): no such file or directory")
+            guard !path.isRoot else { throw TYDFSError(.invalidArgument, "the root / keeps no attributes") }
+            let attributes = try laid(entry.attributes ?? [:])
+            entry.attributes = attributes.isEmpty ? nil : attributes
+            try await write([.makeDirectory(path, mtimeMillis: entry.mtimeMillis, attributes: attributes)])
         }
-        return Self.listEntry(namespace.entry(at: path)!)
+        // Built before the write: others may change the path while it becomes durable.
+        return Self.listEntry(entry)
     }
 
     /// Joins the files `request.sources` into one at `request.target`, moving their chunks, in
@@ -765,7 +770,8 @@ actor MasterState {
         return fileInfo(joined)
     }
 
-    /// `attributes` if within bounds: at most `Limits.maxFileAttributeBytes` in all.
+    /// `attributes` (a file's or a directory's) if within bounds: at most
+    /// `Limits.maxFileAttributeBytes` in all.
     static func checked(_ attributes: [String: String]?) throws -> [String: String] {
         guard let attributes else { return [:] }
         let bytes = attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }

@@ -89,8 +89,14 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         ) {
             await link.close()
         }
-        // Databases made before directories had attributes gain the column (NULL: none).
-        try await store.prepare(statements: schema + LeaderLease.schema + ["ALTER TABLE directories ADD COLUMN IF NOT EXISTS attributes TEXT"])
+        try await store.prepare(statements: schema + LeaderLease.schema)
+        // Databases made before directories had attributes gain the column (NULL: none). Asked
+        // first: the change would lock the table at every takeover.
+        let database = try await link.database()
+        let found = try await database.raw("""
+            SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'directories' AND column_name = 'attributes'
+            """).all()
+        if found.isEmpty { try await database.raw("ALTER TABLE directories ADD COLUMN attributes TEXT").run() }
         return store
     }
 
@@ -286,7 +292,10 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     }
 
     private func write(_ run: [MetadataEdit], on database: any SQLDatabase) async throws {
-        var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = [], directories: [SQLQueryString] = []
+        var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = []
+        // One row per directory: a directory made twice in one run (its attributes changed twice)
+        // takes the later, as PostgreSQL's upsert cannot touch a row twice in one statement.
+        var directories: [String: SQLQueryString] = [:]
         var paths: [any Encodable & Sendable] = []
         var pairs: [SQLQueryString] = []
         for edit in run {
@@ -300,7 +309,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             case .removeFile(let path), .removeDirectory(let path):
                 paths.append(path.value)
             case .makeDirectory(let path, let mtimeMillis, let attributes):
-                directories.append("(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))")
+                directories[path.value] = "(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))"
             case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
                  .queueDeletion(let chunk, let datakeeper), .cancelDeletion(let chunk, let datakeeper):
                 pairs.append("(\(bind: chunk.value), \(bind: datakeeper.value))")
@@ -327,7 +336,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         case .cancelDeletion: try await deletePairs(from: "pending_deletions", pairs, on: database)
         case .makeDirectory:
             try await database.raw("""
-                INSERT INTO directories (path, mtime_ms, attributes) VALUES \(directories.joined(separator: ", "))
+                INSERT INTO directories (path, mtime_ms, attributes) VALUES \(directories.values.joined(separator: ", "))
                 ON CONFLICT (path) DO UPDATE SET mtime_ms = excluded.mtime_ms, attributes = excluded.attributes
                 """).run()
         case .removeDirectory:

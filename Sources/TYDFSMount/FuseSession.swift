@@ -43,7 +43,9 @@ public final class FuseSession: @unchecked Sendable {
         // buffers allocated and freed all the time (measured with glibc's default: 270 MiB peak
         // with six readers and three writers, against a 256 MiB bound).
         MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
-        var options = "fsname=tydfs,subtype=tydfs,default_permissions"
+        // nosuid, nodev: modes and device numbers come from whoever could write them at the
+        // master, so a set-user-ID bit or a device file from the cluster grants nothing here.
+        var options = "fsname=tydfs,subtype=tydfs,default_permissions,nosuid,nodev"
         if allowOther { options += ",allow_other" }
         let arguments: [UnsafeMutablePointer<CChar>?] = ["tydfs", "-o", options].map { (text: String) in strdup(text) }
         defer { for argument in arguments { free(argument) } }
@@ -133,6 +135,15 @@ public final class FuseSession: @unchecked Sendable {
         }
     }
 
+    /// `mknod` and `symlink`: an entry that keeps `posix`, answered as a lookup is.
+    private func makeNode(_ request: fuse_req_t?, _ name: String, in parent: UInt64, posix: PosixAttributes) {
+        answer(request) { request in
+            let (inode, attributes) = try await self.fileSystem.makeNode(name, in: parent, posix: posix)
+            var entry = self.entry(inode, attributes)
+            fuse_reply_entry(request.raw, &entry)
+        }
+    }
+
     func status(_ attributes: NodeAttributes, inode: UInt64) -> stat {
         var status = stat()
         status.st_ino = __ino_t(inode)
@@ -185,6 +196,9 @@ public final class FuseSession: @unchecked Sendable {
             guard let connection else { return }
             // open(O_TRUNC) arrives as one open, not a truncate to zero and then an open.
             connection.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
+            // The kernel clears set-user-ID and set-group-ID bits on a write or chown itself (as
+            // a setattr of the mode), where libfuse would leave that to the file system.
+            connection.pointee.want &= ~UInt32(FUSE_CAP_HANDLE_KILLPRIV)
             // 1 MiB writes instead of 128 KiB: a quarter of the requests for a big file.
             connection.pointee.max_write = 1 << 20
         }
@@ -248,25 +262,17 @@ public final class FuseSession: @unchecked Sendable {
             }
         }
         operations.mknod = { request, parent, name, mode, device in
-            let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
-            let posix = FuseSession.made(by: request, mode: mode, deviceNumber: mode & S_IFMT == S_IFCHR || mode & S_IFMT == S_IFBLK ? device : nil)
-            session.answer(request) { request in
-                guard PosixAttributes.fileTypes.contains(mode & S_IFMT) else { throw MountError(EINVAL, "mknod of an unknown file type (mode \(String(mode, radix: 8)))") }
-                let (inode, attributes) = try await session.fileSystem.makeNode(name, in: parent, posix: posix)
-                var entry = session.entry(inode, attributes)
-                fuse_reply_entry(request.raw, &entry)
+            let type = mode & S_IFMT
+            guard PosixAttributes.fileTypes.contains(type) else {
+                fuse_reply_err(request, EINVAL)
+                return
             }
+            let posix = FuseSession.made(by: request, mode: mode, deviceNumber: type == S_IFCHR || type == S_IFBLK ? device : nil)
+            FuseSession.of(request).makeNode(request, FuseSession.name(name), in: parent, posix: posix)
         }
         operations.symlink = { request, target, parent, name in
-            let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
             let posix = FuseSession.made(by: request, mode: S_IFLNK | 0o777, linkTarget: FuseSession.name(target))
-            session.answer(request) { request in
-                let (inode, attributes) = try await session.fileSystem.makeNode(name, in: parent, posix: posix)
-                var entry = session.entry(inode, attributes)
-                fuse_reply_entry(request.raw, &entry)
-            }
+            FuseSession.of(request).makeNode(request, FuseSession.name(name), in: parent, posix: posix)
         }
         operations.readlink = { request, inode in
             let session = FuseSession.of(request)

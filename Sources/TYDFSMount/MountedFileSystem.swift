@@ -50,8 +50,12 @@ public final class MountedFileSystem: Sendable {
 
     private struct Staging {
         var file: StagedFile
-        /// Kept with the file at every put (`PosixAttributes.kept`).
-        var posix: [String: String]
+        /// What the kernel is shown of the file's mode and owner while it is staged.
+        var posix: PosixAttributes
+        /// Created by this mount and not stored yet: its first put gives `posix`. Later puts
+        /// give none, and the master keeps the file's own (`IdentityAttributes`), so a put never
+        /// undoes a `chmod` made meanwhile, here or through another mount.
+        var givesPosix: Bool
         var openHandles: Int
         /// Counts completed changes (writes, truncations); `stored` is the count the last
         /// successful put included. Counting, not a flag: a write that lands while a put is under
@@ -66,9 +70,13 @@ public final class MountedFileSystem: Sendable {
 
         var isChanged: Bool { changes != stored }
 
-        init(file: StagedFile, posix: [String: String], changed: Bool, streaming: Streaming?) {
+        /// The attributes a put of the file gives now.
+        var putAttributes: [String: String] { givesPosix ? posix.kept : [:] }
+
+        init(file: StagedFile, posix: PosixAttributes, givesPosix: Bool, changed: Bool, streaming: Streaming?) {
             self.file = file
             self.posix = posix
+            self.givesPosix = givesPosix
             self.openHandles = 1
             self.changes = changed ? 1 : 0
             self.streaming = streaming
@@ -94,7 +102,7 @@ public final class MountedFileSystem: Sendable {
         return Streaming(stream: stream, put: Task {
             defer { try? stream.file.close() }
             return try await client.put(growing: stream, to: path, overwrite: true) { [state] in
-                state.withLockedValue { $0.staged[inode]?.posix ?? [:] }
+                state.withLockedValue { $0.staged[inode]?.putAttributes ?? [:] }
             }
         })
     }
@@ -165,9 +173,7 @@ public final class MountedFileSystem: Sendable {
 
     private static func held(_ inode: Inode, in state: State) -> NodeAttributes? {
         if let staging = state.staged[inode] {
-            return NodeAttributes(
-                isDirectory: false, sizeBytes: staging.file.sizeBytes, mtimeMillis: nowMillis(), posix: PosixAttributes(kept: staging.posix),
-                isUnlinked: true)
+            return NodeAttributes(isDirectory: false, sizeBytes: staging.file.sizeBytes, mtimeMillis: nowMillis(), posix: staging.posix, isUnlinked: true)
         }
         for case .remote(inode, let reader) in state.handles.values {
             return NodeAttributes(
@@ -180,9 +186,11 @@ public final class MountedFileSystem: Sendable {
     /// A file being written through this mount is described by its staging file; anything else
     /// by the master (a one-entry listing that names the path itself is a file).
     private func attributes(at path: RemotePath) async throws -> NodeAttributes {
-        if let staged = state.withLockedValue({ state in state.inodes.inode(of: path.value).flatMap { state.staged[$0] } }) {
-            return NodeAttributes(
-                isDirectory: false, sizeBytes: staged.file.sizeBytes, mtimeMillis: Self.nowMillis(), posix: PosixAttributes(kept: staged.posix))
+        // Under the lock: a staging file is only ever closed after it has left `staged`.
+        if let staged = state.withLockedValue({ state in
+            state.inodes.inode(of: path.value).flatMap { state.staged[$0] }.map { ($0.file.sizeBytes, $0.posix) }
+        }) {
+            return NodeAttributes(isDirectory: false, sizeBytes: staged.0, mtimeMillis: Self.nowMillis(), posix: staged.1)
         }
         let listing = try await client.list(path)
         if let file = Self.file(path, in: listing) {
@@ -215,41 +223,50 @@ public final class MountedFileSystem: Sendable {
         let path = try RemotePath(try path(of: inode))
         let current = try await attributes(at: path)
         guard !current.isDirectory else { throw MountError(EISDIR, "\(path) is a directory") }
-        let posix = current.posix.kept
+        // The master keeps the file's mode and owner across the put.
         if sizeBytes == 0 {
-            let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: true, attributes: posix)
-            return NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis, posix: current.posix)
+            let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: true)
+            return NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis, posix: PosixAttributes(kept: put.file.attributes))
         }
         let file = try await download(path)
         defer { file.discard() }
         try file.truncate(to: sizeBytes)
-        let put = try await client.put(localPath: file.localPath, to: path, overwrite: true, attributes: posix)
-        return NodeAttributes(isDirectory: false, sizeBytes: put.file.sizeBytes, mtimeMillis: put.file.mtimeMillis, posix: current.posix)
+        let put = try await client.put(localPath: file.localPath, to: path, overwrite: true)
+        return NodeAttributes(
+            isDirectory: false, sizeBytes: put.file.sizeBytes, mtimeMillis: put.file.mtimeMillis, posix: PosixAttributes(kept: put.file.attributes))
     }
 
     /// `utimensat` (`touch -d`, `rsync -a`), `chmod` and `chown`: a file's modification time,
     /// and the permission bits (`mode`, whose type bits are ignored), owner and group of a file
-    /// or directory, kept at the master (a file being written is put first, so they land on its
-    /// new bytes). Directories have no time of their own to keep; theirs comes from what they
-    /// hold. The mount's root keeps nothing: it shows the defaults.
+    /// or directory, kept at the master. A time lands on a file's newest bytes (a file being
+    /// written is stored first); a mode or owner does not need them (a file this mount created
+    /// and has not stored yet takes them with its first put). Directories have no time of their
+    /// own to keep; theirs comes from what they hold. The mount's root keeps nothing: it shows
+    /// the defaults.
     public func change(_ inode: Inode, mtimeMillis: Int64?, mode: UInt32?, uid: UInt32?, gid: UInt32?) async throws -> NodeAttributes {
         let path = try RemotePath(try path(of: inode))
-        try await upload(inode)
+        if mtimeMillis != nil { try await upload(inode) }
         let current = try await attributes(at: path)
-        var posix = current.posix
-        if let mode { posix.mode = posix.statusMode(isDirectory: current.isDirectory) & S_IFMT | mode & ~S_IFMT }
-        if let uid { posix.uid = uid }
-        if let gid { posix.gid = gid }
-        let changed = posix != current.posix
-        let timed = mtimeMillis != nil && !current.isDirectory
-        guard !path.isRoot, changed || timed else { return current }
-        let entry = try await client.setAttributes(path, mtimeMillis: current.isDirectory ? nil : mtimeMillis, attributes: changed ? posix.kept : [:])
-        state.withLockedValue { state in
-            if let inode = state.inodes.inode(of: path.value), state.staged[inode] != nil { state.staged[inode]!.posix = posix.kept }
+        guard !path.isRoot else { return current }
+        var result = current
+        if let mode { result.posix.mode = current.posix.statusMode(isDirectory: current.isDirectory) & S_IFMT | mode & ~S_IFMT }
+        if let uid { result.posix.uid = uid }
+        if let gid { result.posix.gid = gid }
+        let changed = result.posix != current.posix
+        // Held for the first put when none has begun (a put asks for them only as it ends, and
+        // begins under this lock); else that put is waited for, and the master told.
+        let (held, running) = !changed ? (false, nil) : state.withLockedValue { state -> (Bool, Task<Void, Error>?) in
+            guard let staged = state.inodes.inode(of: path.value), state.staged[staged] != nil else { return (false, nil) }
+            state.staged[staged]!.posix = result.posix
+            let uploading = state.staged[staged]!.uploading
+            return (state.staged[staged]!.givesPosix && uploading == nil, uploading)
         }
-        return NodeAttributes(
-            isDirectory: entry.isDirectory, sizeBytes: entry.isDirectory ? 0 : entry.sizeBytes, mtimeMillis: entry.mtimeMillis,
-            posix: PosixAttributes(kept: entry.attributes))
+        if !held { _ = await running?.result }
+        let timed = mtimeMillis != nil && !current.isDirectory
+        guard (changed && !held) || timed else { return result }
+        let entry = try await client.setAttributes(path, mtimeMillis: timed ? mtimeMillis : nil, attributes: changed && !held ? result.posix.kept : [:])
+        if timed { result.mtimeMillis = entry.mtimeMillis }
+        return result
     }
 
     /// `symlink`, and `mknod` of a FIFO, socket, device or empty regular file: an empty file at
@@ -403,10 +420,10 @@ public final class MountedFileSystem: Sendable {
                 state.staged[inode]?.openHandles += 1
                 state.staged[inode]?.changedOutOfOrder()
             } else {
-                state.staged[inode] = Staging(file: file, posix: posix.kept, changed: true, streaming: streamingPut(of: file, inode: inode, to: path))
+                state.staged[inode] = Staging(
+                    file: file, posix: posix, givesPosix: true, changed: true, streaming: streamingPut(of: file, inode: inode, to: path))
             }
-            let attributes = NodeAttributes(
-                isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis(), posix: PosixAttributes(kept: state.staged[inode]!.posix))
+            let attributes = NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: Self.nowMillis(), posix: state.staged[inode]!.posix)
             return (inode, attributes, Self.open(.staged(inode, writable: true), in: &state))
         }
     }
@@ -429,8 +446,8 @@ public final class MountedFileSystem: Sendable {
             let info = try await client.stat(path)
             return state.withLockedValue { Self.open(.remote(inode, RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
         }
-        // Its mode, owner and group stay with the new bytes.
-        let posix = try await attributes(at: path).posix.kept
+        // Shown while staged; the master keeps them across the put.
+        let posix = try await attributes(at: path).posix
         let file = truncate ? try StagedFile.create(in: stagingFolder) : try await download(path)
         return state.withLockedValue { state in
             if state.staged[inode] != nil {
@@ -439,7 +456,8 @@ public final class MountedFileSystem: Sendable {
                 state.staged[inode]?.openHandles += 1
             } else {
                 state.staged[inode] = Staging(
-                    file: file, posix: posix, changed: truncate, streaming: truncate ? streamingPut(of: file, inode: inode, to: path) : nil)
+                    file: file, posix: posix, givesPosix: false, changed: truncate,
+                    streaming: truncate ? streamingPut(of: file, inode: inode, to: path) : nil)
             }
             return Self.open(.staged(inode, writable: true), in: &state)
         }
@@ -577,16 +595,24 @@ public final class MountedFileSystem: Sendable {
 
     private func put(_ inode: Inode, changes: UInt64, streaming: Streaming?, file: StagedFile) async throws {
         if let streaming, case .success = await streaming.put.result, !streaming.stream.isAbandoned {
-            state.withLockedValue { $0.staged[inode]?.stored = changes }
+            stored(inode, changes: changes)
             return
         }
         // The path as it is now: a file renamed meanwhile goes to its new name, one being
         // removed (or removed) nowhere.
-        guard let (path, posix) = state.withLockedValue({ state in
-            state.removing.contains(inode) ? nil : state.inodes.path(of: inode).map { ($0, state.staged[inode]?.posix ?? [:]) }
+        guard let (path, attributes) = state.withLockedValue({ state in
+            state.removing.contains(inode) ? nil : state.inodes.path(of: inode).map { ($0, state.staged[inode]?.putAttributes ?? [:]) }
         }) else { return }
-        _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true, attributes: posix)
-        state.withLockedValue { $0.staged[inode]?.stored = changes }
+        _ = try await client.put(localPath: file.localPath, to: try RemotePath(path), overwrite: true, attributes: attributes)
+        stored(inode, changes: changes)
+    }
+
+    /// A put of `inode` holding its first `changes` succeeded: the master has the file now.
+    private func stored(_ inode: Inode, changes: UInt64) {
+        state.withLockedValue { state in
+            state.staged[inode]?.stored = changes
+            state.staged[inode]?.givesPosix = false
+        }
     }
 
     /// A local copy of the remote file `path`, as a staging file.

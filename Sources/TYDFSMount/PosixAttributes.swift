@@ -1,13 +1,15 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TYDFSCore
 
 /// What a mount shows of a file or directory beyond its bytes and time: its type and permission
 /// bits, owner, group, device number and a symbolic link's target.
 ///
 /// The cluster keeps these as attributes beside the file's bytes or the directory's entry
 /// (`posix-mode` in octal, as `st_mode`; `posix-uid`, `posix-gid`, `posix-rdev`; `posix-link`),
-/// so `rename` moves them and every mount of the cluster shows the same. A file or directory
+/// so `rename` moves them, a put over the file keeps them (`IdentityAttributes`), and every
+/// mount of the cluster shows the same. A file or directory
 /// that has none (put with `tydfs put`, or through S3) shows the mount's defaults. Pure: parsed
 /// and rendered without a mount.
 public struct PosixAttributes: Sendable, Equatable {
@@ -20,11 +22,11 @@ public struct PosixAttributes: Sendable, Equatable {
     /// A symbolic link's target.
     public var linkTarget: String?
 
-    static let modeKey = "posix-mode"
-    static let uidKey = "posix-uid"
-    static let gidKey = "posix-gid"
-    static let deviceKey = "posix-rdev"
-    static let linkKey = "posix-link"
+    static let modeKey = IdentityAttributes.prefix + "mode"
+    static let uidKey = IdentityAttributes.prefix + "uid"
+    static let gidKey = IdentityAttributes.prefix + "gid"
+    static let deviceKey = IdentityAttributes.prefix + "rdev"
+    static let linkKey = IdentityAttributes.prefix + "link"
 
     /// The file types a mount keeps besides directories: regular files, symbolic links, FIFOs,
     /// sockets and device files (whose bytes the kernel serves, never the cluster).

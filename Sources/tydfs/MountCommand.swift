@@ -19,7 +19,8 @@ struct MountCommand: AsyncParsableCommand {
             Files written through the mount are stored when they are closed (or fsynced), on every replica, and \
             are visible to other clients from then on; until then they are staged in --cache-dir. Opening an \
             existing file for writing copies it there first, so any write works. Reads stream verified ranges \
-            with read-ahead. Ownership, permission bits and set times are not kept. Without --foreground, the \
+            with read-ahead. Modes, owners, modification times, symbolic links and special files are kept at the \
+            master; hard links are not. Without --foreground, the \
             command returns once the mount is ready and prints the serving process's id; `tydfs umount` ends it.
             """)
 

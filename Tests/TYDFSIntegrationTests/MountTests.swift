@@ -245,6 +245,21 @@ final class MountTests: XCTestCase {
         let asOther = try shell("setpriv --reuid=65532 --regid=65532 --clear-groups cat '\(second.path("moved/f"))'", in: cluster.root)
         XCTAssertNotEqual(asOther.status, 0)
         XCTAssertTrue(asOther.output.contains("Permission denied"), asOther.output)
+        // A chmod made through one mount while another holds the file open for writing
+        // survives that one's close; a chmod of a new file not yet stored does not store it early.
+        let appender = open(mount.path("moved/f"), O_WRONLY | O_APPEND)
+        XCTAssertEqual(write(appender, "!", 1), 1)
+        XCTAssertEqual(chmod(second.path("moved/f"), 0o604), 0)
+        XCTAssertEqual(close(appender), 0)
+        XCTAssertEqual(try kept("/moved/f")?["posix-mode"], "100604")
+        XCTAssertEqual(try cluster.succeed(["get", "/moved/f", "-"]).stdout, Data("secret more!".utf8))
+        // (Asked through the other mount: a command started meanwhile would close its copy of the
+        // descriptor, and any close stores the file.)
+        let fresh = open(mount.path("fresh"), O_CREAT | O_WRONLY, 0o644)
+        XCTAssertEqual(fchmod(fresh, 0o640), 0)
+        XCTAssertEqual(errorCode { access(second.path("fresh"), F_OK) }, ENOENT, "not stored before its close")
+        XCTAssertEqual(close(fresh), 0)
+        XCTAssertEqual(try kept("/fresh")?["posix-mode"], "100640")
         // A file removed while open stays usable through its descriptor, with no link left:
         // one being written (from its staging file), and one only read (as it was opened).
         let scratch = open(mount.path("scratch"), O_CREAT | O_RDWR, 0o600)
@@ -253,7 +268,7 @@ final class MountTests: XCTestCase {
         let reader = open(second.path("moved/f"), O_RDONLY)
         XCTAssertEqual(unlink(second.path("moved/f")), 0)
         Thread.sleep(forTimeInterval: 1.2)  // past the kernel's 1 s attribute cache
-        for (descriptor, expected) in [(scratch, "temporary"), (reader, "secret more")] {
+        for (descriptor, expected) in [(scratch, "temporary"), (reader, "secret more!")] {
             var held = stat()
             XCTAssertEqual(fstat(descriptor, &held), 0)
             XCTAssertEqual(held.st_nlink, 0)

@@ -272,6 +272,22 @@ final class MasterStateTests: XCTestCase {
         }
     }
 
+    func testAPutOverAFileKeepsItsModeAndOwnerUnlessItGivesItsOwn() async throws {
+        try await joinThree()
+        _ = try await put("/f", on: ["dk1", "dk2", "dk3"])
+        let path = try RemotePath("/f")
+        _ = try await state.setAttributes(SetAttributesRequest(path: path, attributes: ["posix-mode": "100600", "posix-uid": "7", "note": "old"]))
+        let plain = try await openOverwriting("/f")
+        _ = try await state.commit([commitOfFirstChunk(plain)])
+        let kept = try await state.stat(path)
+        XCTAssertEqual(kept.attributes, ["posix-mode": "100600", "posix-uid": "7"], "a mount's rewrite keeps a chmod made meanwhile elsewhere")
+        var given = try commitOfFirstChunk(try await openOverwriting("/f"))
+        given.commit.attributes = ["posix-mode": "100644"]
+        _ = try await state.commit([given])
+        let replaced = try await state.stat(path)
+        XCTAssertEqual(replaced.attributes, ["posix-mode": "100644", "posix-uid": "7"])
+    }
+
     func testACommitTheStoreCannotWriteIsUndoneInMemory() async throws {
         try await joinThree()
         _ = try await put("/before", on: ["dk1", "dk2", "dk3"])

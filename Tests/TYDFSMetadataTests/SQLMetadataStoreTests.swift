@@ -118,7 +118,11 @@ final class SQLMetadataStoreTests: XCTestCase {
             try await store.apply([
                 .makeDirectory(dir, mtimeMillis: 5, attributes: ["posix-mode": "40700"]), .makeDirectory(try RemotePath("/plain"), mtimeMillis: 6),
             ])
-            try await store.apply([.makeDirectory(dir, mtimeMillis: 5, attributes: ["posix-mode": "40751", "posix-uid": "7"])])
+            // Made again twice in one batch (two chmods in one group commit): the later wins.
+            try await store.apply([
+                .makeDirectory(dir, mtimeMillis: 5, attributes: ["posix-mode": "40755"]),
+                .makeDirectory(dir, mtimeMillis: 5, attributes: ["posix-mode": "40751", "posix-uid": "7"]),
+            ])
             try await store.close()
             let namespace = try await reopenedNamespace()
             XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.attributes), [["posix-mode": "40751", "posix-uid": "7"], [:]])
