@@ -149,7 +149,8 @@ public final class FuseSession: @unchecked Sendable {
         status.st_ino = __ino_t(inode)
         let posix = attributes.posix
         status.st_mode = posix.statusMode(isDirectory: attributes.isDirectory)
-        status.st_nlink = attributes.isUnlinked ? 0 : attributes.isDirectory ? 2 : 1
+        // A directory is linked by its name, its `.` and each subdirectory's `..`.
+        status.st_nlink = attributes.isUnlinked ? 0 : attributes.isDirectory ? 2 + UInt(attributes.subdirectoryCount) : 1
         status.st_uid = posix.uid ?? owner.uid
         status.st_gid = posix.gid ?? owner.gid
         status.st_rdev = __dev_t(posix.deviceNumber ?? 0)

@@ -17,6 +17,8 @@ public struct NodeAttributes: Sendable, Equatable {
     public var posix = PosixAttributes()
     /// Removed while a descriptor still holds it: no name links it any more.
     public var isUnlinked = false
+    /// A directory's directories, each of which links it by its `..`.
+    public var subdirectoryCount = 0
 }
 
 /// One name in a directory listing, with its file type (the `S_IFMT` bits of its mode), which
@@ -197,7 +199,9 @@ public final class MountedFileSystem: Sendable {
             return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
         }
         let newest = listing.entries.map(\.mtimeMillis).max() ?? 0
-        return NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: newest, posix: PosixAttributes(kept: listing.attributes))
+        return NodeAttributes(
+            isDirectory: true, sizeBytes: 0, mtimeMillis: newest, posix: PosixAttributes(kept: listing.attributes),
+            subdirectoryCount: listing.entries.count(where: \.isDirectory))
     }
 
     /// The entry of the file `path` when `listing` (of `path`) says it is one: the master lists
