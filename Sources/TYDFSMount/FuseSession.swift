@@ -334,9 +334,15 @@ public final class FuseSession: @unchecked Sendable {
         operations.read = { request, _, count, offset, info in
             let session = FuseSession.of(request)
             let handle = info!.pointee.fh
+            @Sendable func reply(_ request: fuse_req_t?, _ bytes: ByteBuffer) {
+                bytes.withUnsafeReadableBytes { _ = fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            }
+            if let bytes = session.fileSystem.readArrived(handle, count: count, at: Int64(offset)) {
+                reply(request, bytes)
+                return
+            }
             session.answer(request) { request in
-                let bytes = try await session.fileSystem.read(handle, count: count, at: Int64(offset))
-                bytes.withUnsafeReadableBytes { _ = fuse_reply_buf(request.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                reply(request.raw, try await session.fileSystem.read(handle, count: count, at: Int64(offset)))
             }
         }
         operations.write = { request, _, bytes, count, offset, info in

@@ -467,6 +467,13 @@ public final class MountedFileSystem: Sendable {
         }
     }
 
+    /// A read answered at once, on the caller's thread, when its bytes are at hand: a file being
+    /// read whose windows have arrived (`RemoteReader.readArrived`). Nil: `read` it.
+    public func readArrived(_ handle: UInt64, count: Int, at offset: Int64) -> ByteBuffer? {
+        guard case .remote(_, let reader)? = state.withLockedValue({ $0.handles[handle] }) else { return nil }
+        return reader.readArrived(count: count, at: offset)
+    }
+
     public func read(_ handle: UInt64, count: Int, at offset: Int64) async throws -> ByteBuffer {
         switch state.withLockedValue({ state -> (Handle, StagedFile?)? in
             guard let handle = state.handles[handle] else { return nil }
@@ -516,7 +523,7 @@ public final class MountedFileSystem: Sendable {
         guard let released = state.withLockedValue({ $0.handles.removeValue(forKey: handle) }) else { return }
         switch released {
         case .remote(_, let reader):
-            await reader.close()
+            reader.close()
         case .staged(let inode, let writable):
             var failed = false
             var puts = 0

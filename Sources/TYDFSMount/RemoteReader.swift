@@ -15,19 +15,34 @@ import TYDFSProtocol
 /// their way, each from the replica the client picks for that range, so a sequential read draws
 /// on several datakeepers at once. Memory per open file: at most `windowsAhead + 1` windows, and
 /// windows fetched ahead are shared out of one `ReadAheadBudget` for the whole mount.
-actor RemoteReader {
+///
+/// A read whose windows have all arrived (almost every read of a sequential reader) is answered
+/// at once, on the caller's thread (`readArrived`), without a task or a thread switch.
+final class RemoteReader: Sendable {
     static let windowBytes = Int64(Limits.readWindowBytes)
     static let windowsAhead: Int64 = 2
 
     let info: FileInfo
     private let client: TYDFSClient
     private let budget: ReadAheadBudget
-    private var windows: [Int64: Task<ByteBuffer, Error>] = [:] {
-        didSet { budget.held(by: ObjectIdentifier(self), windows.count) }
+
+    private struct Window {
+        /// Tells a window apart from a later fetch of the same one.
+        var fetch: UInt64
+        var task: Task<ByteBuffer, Error>
+        /// Its bytes, once they have arrived.
+        var bytes: ByteBuffer?
     }
-    /// Where the last read ended: a read starting there (or in the window it ended in) is
-    /// sequential, and only sequential reads fetch ahead.
-    private var lastEnd: Int64 = 0
+
+    private struct State {
+        var windows: [Int64: Window] = [:]
+        var fetches: UInt64 = 0
+        /// Where the last read ended: a read starting there (or in the window it ended in) is
+        /// sequential, and only sequential reads fetch ahead.
+        var lastEnd: Int64 = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     init(info: FileInfo, client: TYDFSClient, budget: ReadAheadBudget) {
         self.info = info
@@ -35,75 +50,123 @@ actor RemoteReader {
         self.budget = budget
     }
 
+    /// Up to `count` bytes at `offset` when every window they lie in has arrived; nil when one
+    /// has not (then `read`). Fewer at the end of the file, none past it.
+    func readArrived(count: Int, at offset: Int64) -> ByteBuffer? {
+        let end = min(offset + Int64(count), info.sizeBytes)
+        guard offset < end else { return ByteBuffer() }
+        return state.withLockedValue { state -> ByteBuffer? in
+            let pieces = Self.windows(from: offset, to: end).map { state.windows[$0]?.bytes }
+            guard !pieces.contains(where: { $0 == nil }) else { return nil }
+            plan(from: offset, to: end, in: &state)
+            return Self.cut(pieces.map { $0! }, from: offset, to: end)
+        }
+    }
+
     /// Up to `count` bytes at `offset`; fewer at the end of the file, none past it.
     func read(count: Int, at offset: Int64) async throws -> ByteBuffer {
         let end = min(offset + Int64(count), info.sizeBytes)
         guard offset < end else { return ByteBuffer() }
-        let first = offset / Self.windowBytes
-        let last = (end - 1) / Self.windowBytes
-        let sequential = offset == lastEnd || offset / Self.windowBytes == (lastEnd - 1) / Self.windowBytes
-        lastEnd = end
-        let finalWindow = (info.sizeBytes - 1) / Self.windowBytes
-        for window in first...min(last, finalWindow) where windows[window] == nil {
-            windows[window] = fetch(window)
+        let needed = state.withLockedValue { state in
+            plan(from: offset, to: end, in: &state)
+            return Self.windows(from: offset, to: end).map { (number: $0, window: state.windows[$0]!) }
         }
+        var pieces: [ByteBuffer] = []
+        for (number, window) in needed {
+            do {
+                pieces.append(try await window.task.value)
+            } catch {
+                // A failed window is fetched afresh by the next read that needs it.
+                state.withLockedValue { state in
+                    if state.windows[number]?.fetch == window.fetch { state.windows[number] = nil }
+                    budget.held(by: ObjectIdentifier(self), state.windows.count)
+                }
+                throw error
+            }
+        }
+        return Self.cut(pieces, from: offset, to: end)
+    }
+
+    /// Drops every window (the file was closed).
+    func close() {
+        state.withLockedValue { state in
+            for window in state.windows.values { window.task.cancel() }
+            state.windows = [:]
+        }
+        budget.held(by: ObjectIdentifier(self), nil)
+    }
+
+    /// The windows a read from `offset` to `end` (not past the file's end) lies in.
+    private static func windows(from offset: Int64, to end: Int64) -> ClosedRange<Int64> {
+        (offset / windowBytes)...((end - 1) / windowBytes)
+    }
+
+    /// Starts the windows a read from `offset` to `end` needs, and those ahead of a sequential
+    /// reader while the budget allows; drops the rest.
+    private func plan(from offset: Int64, to end: Int64, in state: inout State) {
+        let needed = Self.windows(from: offset, to: end)
+        let sequential = offset == state.lastEnd || offset / Self.windowBytes == (state.lastEnd - 1) / Self.windowBytes
+        state.lastEnd = end
+        let finalWindow = (info.sizeBytes - 1) / Self.windowBytes
+        for window in needed where state.windows[window] == nil {
+            state.windows[window] = fetch(window, in: &state)
+        }
+        budget.held(by: ObjectIdentifier(self), state.windows.count)
         if sequential {
-            for window in (last + 1)...(last + Self.windowsAhead) where window <= finalWindow && windows[window] == nil {
+            for window in (needed.upperBound + 1)...(needed.upperBound + Self.windowsAhead) where window <= finalWindow && state.windows[window] == nil {
                 guard budget.allowsAnother() else { break }
-                windows[window] = fetch(window)
+                state.windows[window] = fetch(window, in: &state)
+                budget.held(by: ObjectIdentifier(self), state.windows.count)
             }
         }
         // Dropped, not cancelled: another read of this file may be waiting for it.
-        for window in windows.keys where window < first || window > last + Self.windowsAhead {
-            windows[window] = nil
+        for window in state.windows.keys where window < needed.lowerBound || window > needed.upperBound + Self.windowsAhead {
+            state.windows[window] = nil
         }
-        // A read within one window (almost every read) is a slice of it: no copy.
+        budget.held(by: ObjectIdentifier(self), state.windows.count)
+    }
+
+    /// The bytes from `offset` to `end` out of the windows they lie in, in order. A read within
+    /// one window (almost every read) is a slice of it: no copy.
+    private static func cut(_ windows: [ByteBuffer], from offset: Int64, to end: Int64) -> ByteBuffer {
+        let first = offset / windowBytes
         var result = ByteBuffer()
-        if first != last { result.reserveCapacity(Int(end - offset)) }
-        for window in first...last {
-            let task = windows[window] ?? fetch(window)
-            let bytes: ByteBuffer
-            do {
-                bytes = try await task.value
-            } catch {
-                // A failed window is fetched afresh by the next read that needs it.
-                if windows[window] == task { windows[window] = nil }
-                throw error
-            }
-            let windowStart = window * Self.windowBytes
+        if windows.count > 1 { result.reserveCapacity(Int(end - offset)) }
+        for (position, bytes) in windows.enumerated() {
+            let windowStart = (first + Int64(position)) * windowBytes
             let from = max(offset, windowStart) - windowStart
             let to = min(end, windowStart + Int64(bytes.readableBytes)) - windowStart
             guard to > from else { continue }
             let piece = bytes.getSlice(at: bytes.readerIndex + Int(from), length: Int(to - from))!
-            if first == last { return piece }
+            if windows.count == 1 { return piece }
             result.writeImmutableBuffer(piece)
         }
         return result
     }
 
-    /// Drops every window (the file was closed).
-    func close() {
-        for task in windows.values { task.cancel() }
-        windows = [:]
-        budget.held(by: ObjectIdentifier(self), nil)
-    }
-
-    private func fetch(_ window: Int64) -> Task<ByteBuffer, Error> {
+    private func fetch(_ window: Int64, in state: inout State) -> Window {
+        state.fetches += 1
+        let fetch = state.fetches
         let start = window * Self.windowBytes
         let range = start..<min(start + Self.windowBytes, info.sizeBytes)
         let info = self.info
         let client = self.client
-        return Task {
+        return Window(fetch: fetch, task: Task { [weak self] in
             // A window inside one chunk arrives as one piece, kept as it is; one that spans
             // chunks is joined.
             var pieces: [ByteBuffer] = []
             try await client.read(info, range: range, allocator: RecycledIOBuffers.allocator) { pieces.append($0) }
-            guard pieces.count > 1 else { return pieces.first ?? ByteBuffer() }
-            var bytes = ByteBuffer()
-            bytes.reserveCapacity(range.count)
-            for piece in pieces { bytes.writeImmutableBuffer(piece) }
+            var bytes = pieces.first ?? ByteBuffer()
+            if pieces.count > 1 {
+                bytes = ByteBuffer()
+                bytes.reserveCapacity(range.count)
+                for piece in pieces { bytes.writeImmutableBuffer(piece) }
+            }
+            self?.state.withLockedValue { state in
+                if state.windows[window]?.fetch == fetch { state.windows[window]!.bytes = bytes }
+            }
             return bytes
-        }
+        })
     }
 }
 
