@@ -17,14 +17,21 @@ extension TYDFSClient {
     /// fails, hangs or does not verify is read again from the next replica. To a file, ranges are
     /// written at their offsets into a temporary file that is renamed into place only when every
     /// chunk is verified, so an interrupted get never leaves a partial file under the target
-    /// name. To standard output: chunk after chunk, each verified in a spool file first.
+    /// name. To standard output, or into a device or FIFO (`/dev/null`, a named pipe), which is
+    /// written into and never replaced: chunk after chunk, each verified in a spool file first.
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
         let info = try await stat(remote)
         TransferMeter.current?.expect(info.sizeBytes)
         let failed = FailedDataKeepers()
-        if localPath == "-" {
-            let output = LocalFile.standardStream(1, name: "standard output")
+        if localPath == "-" || LocalFileSystem.isSpecialFile(localPath) {
+            let output: LocalFile
+            do {
+                output = localPath == "-" ? LocalFile.standardStream(1, name: "standard output") : try await LocalFile.openForWriting(localPath)
+            } catch let error as TYDFSError {
+                throw TYDFSError(error.code, "cannot write to \(localPath): \(error.message)")
+            }
+            defer { if localPath != "-" { try? output.close() } }
             let spool = try await ChunkSpool.create()
             defer { spool.discard() }
             for chunk in info.chunks {

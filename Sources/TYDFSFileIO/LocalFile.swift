@@ -36,6 +36,12 @@ public final class LocalFile: Sendable {
         try await open(path, flags: O_RDONLY, mode: 0)
     }
 
+    /// Opens something that exists for writing from its start, without creating or cutting it: a
+    /// device or a FIFO (see `LocalFileSystem.isSpecialFile`).
+    public static func openForWriting(_ path: String) async throws -> LocalFile {
+        try await open(path, flags: O_WRONLY, mode: 0)
+    }
+
     /// Creates `path` for writing; fails if it exists unless `truncate` is set.
     public static func create(_ path: String, truncate: Bool = false) async throws -> LocalFile {
         try await open(path, flags: O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_EXCL), mode: 0o644)
@@ -316,6 +322,16 @@ public enum LocalFileSystem {
             if name != "." && name != ".." { names.append(name) }
         }
         return names
+    }
+
+    /// Whether `path` names something that is neither a regular file nor a directory: a device,
+    /// a FIFO or a socket (following symbolic links, as `/dev/stdout` is one). Such a thing is
+    /// written into, never replaced.
+    public static func isSpecialFile(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        let type = info.st_mode & S_IFMT
+        return type != S_IFREG && type != S_IFDIR
     }
 
     /// Size of a file, or nil if it does not exist.

@@ -247,7 +247,7 @@ struct GetCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: "Remote path (with -r: a remote folder).") var remote: String
-    @Argument(help: "Local file or directory, or - for standard output (with -r: the local folder).") var local: String?
+    @Argument(help: "Local file or directory, or - for standard output (with -r: the local folder). A device or FIFO (/dev/null, a named pipe) is written into, never replaced.") var local: String?
     @Flag(name: [.customShort("r"), .long], help: "Download the folder REMOTE and everything below it.") var recursive = false
     @Flag(name: [.customShort("q"), .long], help: "No progress bar (there is one only when stderr is a terminal).") var quiet = false
     @OptionGroup var transfers: ConcurrencyOptions

@@ -57,6 +57,32 @@ final class RoundTripTests: XCTestCase {
             let out = try cluster.succeed(["get", "/streamed/\(size)", "-"])
             XCTAssertEqual(out.stdout, try Data(contentsOf: URL(fileURLWithPath: local)), "size \(size)")
         }
+        // Into a device or a FIFO: written into, never replaced by a file.
+        let largest = "/streamed/\(3 * chunk + 7)"
+        let device = cluster.root + "/null"
+        XCTAssertEqual(mknod(device, S_IFCHR | 0o666, 1 << 8 | 3), 0)  // the test's own /dev/null
+        try cluster.succeed(["get", largest, device])
+        var status = stat()
+        XCTAssertEqual(stat(device, &status), 0)
+        XCTAssertEqual(status.st_mode & S_IFMT, S_IFCHR, "still the device")
+        let fifo = cluster.root + "/pipe"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let received = DataBox()
+        let reader = Thread { received.data = FileHandle(forReadingAtPath: fifo)?.readDataToEndOfFile() ?? Data() }
+        reader.start()
+        try cluster.succeed(["get", largest, fifo])
+        try cluster.waitUntil("the FIFO's reader to finish", timeout: 10) { received.data != nil }
+        XCTAssertEqual(received.data, try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/stdin-\(3 * chunk + 7)")))
+    }
+
+    /// What a reader thread received, read once it has finished.
+    private final class DataBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: Data?
+        var data: Data? {
+            get { lock.withLock { stored } }
+            set { lock.withLock { stored = newValue } }
+        }
     }
 
     func testDefaultNamesLsStatRmAndOverwrite() throws {
