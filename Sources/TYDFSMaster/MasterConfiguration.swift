@@ -46,6 +46,9 @@ public struct MasterConfiguration: Sendable {
     /// A chunk whose file was removed or replaced is deleted from the datakeepers only this long
     /// after, so a get that had already read the file's chunk list can finish.
     public var deletionGraceSeconds = 30.0
+    /// The longest path the master takes: its store's limit (`MetadataStore.maxPathBytes`), set
+    /// when it starts to lead.
+    public var maxPathBytes = Limits.maxPathBytes
     /// The cluster secret's file; nil means `<data>/cluster.secret`, made on first start.
     public var secretFile: String?
     /// The file the cluster secret is in: `secretFile`, or the default in the data folder (what

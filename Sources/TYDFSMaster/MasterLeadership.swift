@@ -36,6 +36,8 @@ struct LeaderParts: Sendable {
             "seconds": "\((ContinuousClock.now - loadStarted).components.seconds)",
         ])
         let committer = GroupCommitter(store: store)
+        var configuration = configuration
+        configuration.maxPathBytes = store.maxPathBytes
         let state = MasterState(configuration: configuration, namespace: namespace, committer: committer, tokens: tokens, epoch: epoch, logger: logger)
         return Leader(
             state: state, committer: committer,

@@ -140,6 +140,13 @@ actor MasterState {
     /// Applies `edits` and returns once the store has them durably.
     func write(_ edits: [MetadataEdit]) async throws {
         guard !edits.isEmpty else { return }
+        for edit in edits {
+            switch edit {
+            case .putFile(let file): try checkStorable(file.path)
+            case .makeDirectory(let path, _, _): try checkStorable(path)
+            default: break
+            }
+        }
         let batch = apply(edits)
         try await committer.commit(edits, sequence: batch)
     }
@@ -419,8 +426,18 @@ actor MasterState {
         return session
     }
 
+    /// Refuses a path longer than the store can keep, before it joins a batch whose write it
+    /// would fail for everyone in it.
+    private func checkStorable(_ path: RemotePath) throws {
+        let bytes = path.value.utf8.count
+        guard bytes <= configuration.maxPathBytes else {
+            throw TYDFSError(.invalidArgument, "\(path.value.prefix(60))… is \(bytes) bytes long; this master's metadata store (PostgreSQL) keeps paths of at most \(configuration.maxPathBytes) bytes")
+        }
+    }
+
     private func checkWritable(_ path: RemotePath, overwrite: Bool) throws {
         guard !path.isRoot else { throw TYDFSError(.invalidArgument, "/ is the root folder, not a file name") }
+        try checkStorable(path)
         if !overwrite, namespace.file(at: path) != nil {
             throw TYDFSError(.alreadyExists, "\(path) already exists; use --overwrite to replace it")
         }
@@ -537,7 +554,7 @@ actor MasterState {
         if let replaced = namespace.file(at: upload.path) {
             edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
             edits.append(.removeFile(upload.path))
-            file.attributes = IdentityAttributes.carried(from: replaced.attributes, into: file.attributes)
+            file.attributes = try Self.checked(IdentityAttributes.carried(from: replaced.attributes, into: file.attributes))
         }
         edits.append(.putFile(file))
         let now = self.now()
@@ -755,12 +772,13 @@ actor MasterState {
             moved.index = index
             return moved
         }
+        let replaced = namespace.file(at: request.target)
         let joined = StoredFile(
             path: request.target, sizeBytes: files.reduce(0) { $0 + $1.sizeBytes }, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
             crc32c: crc, chunkSizeBytes: chunkBytes, replication: files.map(\.replication).max()!, chunks: chunks,
-            attributes: try Self.checked(request.attributes))
+            attributes: try Self.checked(IdentityAttributes.carried(from: replaced?.attributes ?? [:], into: request.attributes ?? [:])))
         var edits: [MetadataEdit] = []
-        if let replaced = namespace.file(at: request.target) {
+        if let replaced {
             edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
             edits.append(.removeFile(request.target))
         }

@@ -70,6 +70,8 @@ public struct MadeDirectory: Sendable, Equatable {
 /// batch or the state after it. Implementations share their SQL (see `SQLMetadataStore`) so that
 /// SQLite and, later, PostgreSQL behave the same.
 public protocol MetadataStore: Sendable {
+    /// The longest path (in UTF-8 bytes, at most `Limits.maxPathBytes`) the store can keep.
+    var maxPathBytes: Int { get }
     /// Feeds every stored file (with its chunks and replicas), every directory made on its own
     /// (with its mtime and attributes) and every queued deletion to the callbacks, one at a time, in no
     /// particular order.

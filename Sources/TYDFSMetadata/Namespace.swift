@@ -45,7 +45,8 @@ public enum MetadataEdit: Equatable, Sendable {
     /// Makes the directory at `path` an entry of its own (`mkdir`, an S3 bucket): it stays while
     /// empty, until `removeDirectory`. No file stands at the path or above it (checked by the caller).
     /// Made again, a made directory takes the new `attributes` (`chmod` through a mount) and keeps
-    /// its time in memory; the store writes the given time, which the caller passes unchanged.
+    /// its time in memory; the store writes the given time (the caller passes the time memory
+    /// shows, so a reload shows the same).
     case makeDirectory(RemotePath, mtimeMillis: Int64, attributes: [String: String] = [:])
     /// Undoes `makeDirectory`: the directory then exists only while files lie below it.
     case removeDirectory(RemotePath)

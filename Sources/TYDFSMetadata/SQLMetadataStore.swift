@@ -30,12 +30,20 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     private let writeSeconds: (@Sendable (Int) -> Double)?
     private let mutex = AsyncMutex()
 
+    /// The longest path PostgreSQL can keep: a B-tree index entry (the tables' keys on `path`)
+    /// holds at most 2,704 bytes, the path's bytes plus a few of the entry's own; a longer path
+    /// would fail its whole group commit, and with it the puts of every other client in it.
+    public static let postgresMaxPathBytes = 2_600
+
+    public let maxPathBytes: Int
+
     private init(
-        begin: SQLQueryString, admit: (@Sendable (any SQLDatabase) async throws -> Void)? = nil,
+        begin: SQLQueryString, maxPathBytes: Int, admit: (@Sendable (any SQLDatabase) async throws -> Void)? = nil,
         writeSeconds: (@Sendable (Int) -> Double)? = nil,
         connection: @escaping @Sendable () async throws -> any SQLDatabase, close: @escaping @Sendable () async throws -> Void
     ) {
         self.begin = begin
+        self.maxPathBytes = maxPathBytes
         self.admit = admit
         self.writeSeconds = writeSeconds
         self.connection = connection
@@ -51,7 +59,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             throw TYDFSError(.io, "cannot open the metadata database \(path): \(error)")
         }
         let database = opened.sql(queryLogLevel: nil)
-        let store = SQLMetadataStore(begin: "BEGIN IMMEDIATE", connection: { database }) {
+        let store = SQLMetadataStore(begin: "BEGIN IMMEDIATE", maxPathBytes: Limits.maxPathBytes, connection: { database }) {
             try await opened.close().get()
         }
         try await store.prepare(statements: [
@@ -84,7 +92,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         var limit: (@Sendable (Int) -> Double)?
         if let writeSeconds { limit = { rows in writeSeconds + Double(rows) / 1000 } }
         let store = SQLMetadataStore(
-            begin: "BEGIN", admit: admit, writeSeconds: limit,
+            begin: "BEGIN", maxPathBytes: Self.postgresMaxPathBytes, admit: admit, writeSeconds: limit,
             connection: { try await link.database() }
         ) {
             await link.close()
@@ -96,7 +104,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         let found = try await database.raw("""
             SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'directories' AND column_name = 'attributes'
             """).all()
-        if found.isEmpty { try await database.raw("ALTER TABLE directories ADD COLUMN attributes TEXT").run() }
+        if found.isEmpty { try await database.raw("ALTER TABLE directories ADD COLUMN IF NOT EXISTS attributes TEXT").run() }
         return store
     }
 

@@ -14,8 +14,9 @@ import TYDFSFileIO
 ///
 /// libfuse reads requests from /dev/fuse on one thread (`fuse_session_loop`). A callback must
 /// not block it on the network, so each request that talks to the cluster runs in a task of its
-/// own and replies from there (libfuse allows replies from any thread). Only writes into a
-/// staging file, directory pages and forgets are answered on the loop's thread.
+/// own and replies from there (libfuse allows replies from any thread). Requests answered from
+/// what the mount holds are answered on the loop's thread: writes into a staging file, reads
+/// whose windows have arrived, directory pages, forgets, and refusals of bad arguments.
 public final class FuseSession: @unchecked Sendable {
     /// How long the kernel may keep names and attributes without asking again: short, so
     /// changes made by other clients show within a second.

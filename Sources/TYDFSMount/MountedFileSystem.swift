@@ -256,21 +256,32 @@ public final class MountedFileSystem: Sendable {
         if let mode { result.posix.mode = current.posix.statusMode(isDirectory: current.isDirectory) & S_IFMT | mode & ~S_IFMT }
         if let uid { result.posix.uid = uid }
         if let gid { result.posix.gid = gid }
-        let changed = result.posix != current.posix
-        // Held for the first put when none has begun (a put asks for them only as it ends, and
-        // begins under this lock); else that put is waited for, and the master told.
-        let (held, running) = !changed ? (false, nil) : state.withLockedValue { state -> (Bool, Task<Void, Error>?) in
-            guard let staged = state.inodes.inode(of: path.value), state.staged[staged] != nil else { return (false, nil) }
-            state.staged[staged]!.posix = result.posix
-            let uploading = state.staged[staged]!.uploading
-            return (state.staged[staged]!.givesPosix && uploading == nil, uploading)
-        }
-        if !held { _ = await running?.result }
+        // Only what changed is sent: the rest may have changed meanwhile through another mount.
+        let changes = result.posix.kept.filter { current.posix.kept[$0.key] != $0.value }
+        var held = false
+        if !changes.isEmpty { held = await holdForFirstPut(path, result.posix) }
         let timed = mtimeMillis != nil && !current.isDirectory
-        guard (changed && !held) || timed else { return result }
-        let entry = try await client.setAttributes(path, mtimeMillis: timed ? mtimeMillis : nil, attributes: changed && !held ? result.posix.kept : [:])
+        guard (!changes.isEmpty && !held) || timed else { return result }
+        let entry = try await client.setAttributes(path, mtimeMillis: timed ? mtimeMillis : nil, attributes: held ? [:] : changes)
         if timed { result.mtimeMillis = entry.mtimeMillis }
         return result
+    }
+
+    /// Shows `posix` for the file at `path` if this mount is writing it, and whether its first
+    /// put will give them (it was created here and not stored yet): then the master need not be
+    /// told. A first put already under way gives the attributes it read as it began (under the
+    /// lock that set `uploading`), so it is waited for; if it fails, the next one gives these.
+    private func holdForFirstPut(_ path: RemotePath, _ posix: PosixAttributes) async -> Bool {
+        while true {
+            let (held, running) = state.withLockedValue { state -> (Bool, Task<Void, Error>?) in
+                guard let inode = state.inodes.inode(of: path.value), let staging = state.staged[inode] else { return (false, nil) }
+                state.staged[inode]!.posix = posix
+                guard staging.givesPosix else { return (false, nil) }
+                return (staging.uploading == nil, staging.uploading)
+            }
+            guard let running, !held else { return held }
+            _ = await running.result
+        }
     }
 
     /// `symlink`, and `mknod` of a FIFO, socket, device or empty regular file: an empty file at

@@ -8,8 +8,8 @@ import TYDFSCore
 ///
 /// The cluster keeps these as attributes beside the file's bytes or the directory's entry
 /// (`posix-mode` in octal, as `st_mode`; `posix-uid`, `posix-gid`, `posix-rdev`; `posix-link`),
-/// so `rename` moves them, a put over the file keeps them (`IdentityAttributes`), and every
-/// mount of the cluster shows the same. A file or directory
+/// so `rename` moves them, a put over a regular file keeps its mode and owner
+/// (`IdentityAttributes`), and every mount of the cluster shows the same. A file or directory
 /// that has none (put with `tydfs put`, or through S3) shows the mount's defaults. Pure: parsed
 /// and rendered without a mount.
 public struct PosixAttributes: Sendable, Equatable {
@@ -22,11 +22,6 @@ public struct PosixAttributes: Sendable, Equatable {
     /// A symbolic link's target.
     public var linkTarget: String?
 
-    static let modeKey = IdentityAttributes.prefix + "mode"
-    static let uidKey = IdentityAttributes.prefix + "uid"
-    static let gidKey = IdentityAttributes.prefix + "gid"
-    static let deviceKey = IdentityAttributes.prefix + "rdev"
-    static let linkKey = IdentityAttributes.prefix + "link"
 
     /// The file types a mount keeps besides directories: regular files, symbolic links, FIFOs,
     /// sockets and device files (whose bytes the kernel serves, never the cluster).
@@ -44,21 +39,21 @@ public struct PosixAttributes: Sendable, Equatable {
     public init(kept attributes: [String: String]?) {
         let attributes = attributes ?? [:]
         self.init(
-            mode: attributes[Self.modeKey].flatMap { UInt32($0, radix: 8) },
-            uid: attributes[Self.uidKey].flatMap { UInt32($0) },
-            gid: attributes[Self.gidKey].flatMap { UInt32($0) },
-            deviceNumber: attributes[Self.deviceKey].flatMap { UInt64($0) },
-            linkTarget: attributes[Self.linkKey])
+            mode: attributes[IdentityAttributes.mode].flatMap { UInt32($0, radix: 8) },
+            uid: attributes[IdentityAttributes.uid].flatMap { UInt32($0) },
+            gid: attributes[IdentityAttributes.gid].flatMap { UInt32($0) },
+            deviceNumber: attributes[IdentityAttributes.device].flatMap { UInt64($0) },
+            linkTarget: attributes[IdentityAttributes.link])
     }
 
     /// The attributes that keep these (only those set).
     public var kept: [String: String] {
         var attributes: [String: String] = [:]
-        if let mode { attributes[Self.modeKey] = String(mode, radix: 8) }
-        if let uid { attributes[Self.uidKey] = String(uid) }
-        if let gid { attributes[Self.gidKey] = String(gid) }
-        if let deviceNumber { attributes[Self.deviceKey] = String(deviceNumber) }
-        if let linkTarget { attributes[Self.linkKey] = linkTarget }
+        if let mode { attributes[IdentityAttributes.mode] = String(mode, radix: 8) }
+        if let uid { attributes[IdentityAttributes.uid] = String(uid) }
+        if let gid { attributes[IdentityAttributes.gid] = String(gid) }
+        if let deviceNumber { attributes[IdentityAttributes.device] = String(deviceNumber) }
+        if let linkTarget { attributes[IdentityAttributes.link] = linkTarget }
         return attributes
     }
 

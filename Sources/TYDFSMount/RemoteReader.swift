@@ -13,8 +13,9 @@ import TYDFSProtocol
 /// reads only the checksum blocks it needs, and falls over to another replica when one fails or
 /// stalls). While the reader moves forward, the next `windowsAhead` windows are already on
 /// their way, each from the replica the client picks for that range, so a sequential read draws
-/// on several datakeepers at once. Memory per open file: at most `windowsAhead + 1` windows, and
-/// windows fetched ahead are shared out of one `ReadAheadBudget` for the whole mount.
+/// on several datakeepers at once. Memory per open file: the windows a read spans (one or two)
+/// and at most `windowsAhead` past them, and windows fetched ahead are shared out of one
+/// `ReadAheadBudget` for the whole mount.
 ///
 /// A read whose windows have all arrived (almost every read of a sequential reader) is answered
 /// at once, on the caller's thread (`readArrived`), without a task or a thread switch.
@@ -78,7 +79,8 @@ final class RemoteReader: Sendable {
             } catch {
                 // A failed window is fetched afresh by the next read that needs it.
                 state.withLockedValue { state in
-                    if state.windows[number]?.fetch == window.fetch { state.windows[number] = nil }
+                    guard state.windows[number]?.fetch == window.fetch else { return }
+                    state.windows[number] = nil
                     budget.held(by: ObjectIdentifier(self), state.windows.count)
                 }
                 throw error

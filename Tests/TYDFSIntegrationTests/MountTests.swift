@@ -258,6 +258,15 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(try cluster.succeed(["get", "/moved/f", "-"]).stdout, Data("secret more!".utf8))
         // (Asked through the other mount: a command started meanwhile would close its copy of the
         // descriptor, and any close stores the file.)
+        // A chmod through a mount that holds the file open sends only the mode: a chown made
+        // meanwhile through another mount stays.
+        try Data("g".utf8).write(to: URL(fileURLWithPath: mount.path("moved/g")))
+        let holder = open(mount.path("moved/g"), O_WRONLY | O_APPEND)
+        XCTAssertEqual(chown(second.path("moved/g"), 65531, 65533), 0)
+        XCTAssertEqual(fchmod(holder, 0o606), 0)
+        XCTAssertEqual(close(holder), 0)
+        XCTAssertEqual(try kept("/moved/g")?["posix-uid"], "65531")
+        XCTAssertEqual(try kept("/moved/g")?["posix-mode"], "100606")
         let fresh = open(mount.path("fresh"), O_CREAT | O_WRONLY, 0o644)
         XCTAssertEqual(fchmod(fresh, 0o640), 0)
         XCTAssertEqual(errorCode { access(second.path("fresh"), F_OK) }, ENOENT, "not stored before its close")

@@ -37,7 +37,9 @@ final class MasterStateTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    private func start(heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0, uploadIdleTimeoutSeconds: Double = 3600) async throws {
+    private func start(
+        heartbeatTimeoutSeconds: Double = 5, deletionGraceSeconds: Double = 0, uploadIdleTimeoutSeconds: Double = 3600, maxPathBytes: Int? = nil
+    ) async throws {
         store = try await SQLMetadataStore.openSQLite(path: folder + "/metadata.sqlite", logger: Logger(label: "test"))
         let namespace = try await store.loadNamespace()
         counting = CountingMetadataStore(store)
@@ -48,6 +50,7 @@ final class MasterStateTests: XCTestCase {
         configuration.deletionGraceSeconds = deletionGraceSeconds
         configuration.heartbeatTimeoutSeconds = heartbeatTimeoutSeconds
         configuration.uploadIdleTimeoutSeconds = uploadIdleTimeoutSeconds
+        configuration.maxPathBytes = maxPathBytes ?? store.maxPathBytes
         let state = MasterState(
             configuration: configuration, namespace: namespace, committer: committer, tokens: ChunkTokenIssuer(secret: secret), logger: Logger(label: "test"))
         self.state = state
@@ -286,6 +289,35 @@ final class MasterStateTests: XCTestCase {
         _ = try await state.commit([given])
         let replaced = try await state.stat(path)
         XCTAssertEqual(replaced.attributes, ["posix-mode": "100644", "posix-uid": "7"])
+        // Joined over it (S3 multipart completion) as well.
+        _ = try await put("/part", on: ["dk1", "dk2", "dk3"])
+        let joined = try await state.concatenate(ConcatenateRequest(sources: [try RemotePath("/part")], target: path, overwrite: true))
+        XCTAssertEqual(joined.attributes, ["posix-mode": "100644", "posix-uid": "7"])
+    }
+
+    func testAPathLongerThanTheStoreKeepsIsRefusedBeforeItJoinsABatch() async throws {
+        try await stop()
+        try await start(maxPathBytes: 40)
+        try await joinThree()
+        _ = try await put("/a/f", on: ["dk1", "dk2", "dk3"])
+        let long = "/" + String(repeating: "n", count: 40)
+        var refusals: [TYDFSError.Code] = []
+        for attempt in [
+            { _ = try await self.state.createUpload(CreateUploadRequest(path: try RemotePath(long), overwrite: false, firstChunkBytes: 10)) },
+            { _ = try await self.state.makeDirectory(MakeDirectoryRequest(path: try RemotePath(long), parents: false)) },
+            { _ = try await self.state.rename(RenameRequest(from: try RemotePath("/a"), to: try RemotePath(long))) },
+        ] as [() async throws -> Void] {
+            do {
+                try await attempt()
+            } catch let error as TYDFSError {
+                XCTAssertTrue(error.message.contains("at most 40 bytes"), error.message)
+                refusals.append(error.code)
+            }
+        }
+        XCTAssertEqual(refusals, [.invalidArgument, .invalidArgument, .invalidArgument])
+        let root = try await state.list(.root)
+        XCTAssertEqual(root.entries.map(\.path), ["/a"], "nothing changed")
+        _ = try await put("/a/g", on: ["dk1", "dk2", "dk3"])
     }
 
     func testACommitTheStoreCannotWriteIsUndoneInMemory() async throws {

@@ -130,6 +130,25 @@ final class SQLMetadataStoreTests: XCTestCase {
         }
     }
 
+    func testThePathsAStoreSaysItKeepsAreKept() async throws {
+        var limits: [Int] = []
+        try await onBothStores {
+            let store = try await open()
+            limits.append(store.maxPathBytes)
+            // Random letters do not compress: the longest path as long as it is, in every table.
+            let name = String((0..<store.maxPathBytes - 3).map { _ in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".randomElement()! })
+            let file = Fixture.file("/d/" + name.dropLast(2)), directory = try RemotePath("/" + name.dropLast(2) + "/e")
+            XCTAssertEqual(file.path.value.utf8.count, store.maxPathBytes - 2)
+            try await store.apply([.putFile(file), .makeDirectory(directory, mtimeMillis: 1)])
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.file(at: file.path), file)
+            XCTAssertTrue(namespace.isMadeDirectory(directory))
+        }
+        XCTAssertEqual(limits.first, Limits.maxPathBytes, "SQLite keeps all a path may hold")
+        if limits.count > 1 { XCTAssertEqual(limits[1], SQLMetadataStore.postgresMaxPathBytes) }
+    }
+
     func testMadeDirectoriesReadBackAfterReopeningAndRemovedOnesStayGone() async throws {
         try await onBothStores {
             let store = try await open()

@@ -14,6 +14,8 @@ public final class CountingMetadataStore: MetadataStore, @unchecked Sendable {
 
     public init(_ inner: SQLMetadataStore) { self.inner = inner }
 
+    public var maxPathBytes: Int { inner.maxPathBytes }
+
     public func load(
         file: @escaping @Sendable (StoredFile) -> Void, directory: @escaping @Sendable (MadeDirectory) -> Void,
         deletion: @escaping @Sendable (ChunkID, DataKeeperID) -> Void
