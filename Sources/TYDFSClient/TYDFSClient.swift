@@ -182,10 +182,11 @@ public final class TYDFSClient: Sendable {
     }
 
     /// Renames `source` (a file or a directory) to `destination`, or into it when it is an
-    /// existing directory; atomic at the master.
+    /// existing directory; atomic at the master. With `replacing`, as `rename(2)`: to
+    /// `destination` itself, replacing a file or empty directory there in the same step.
     @discardableResult
-    public func rename(_ source: RemotePath, to destination: RemotePath) async throws -> RenameResponse {
-        try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination))
+    public func rename(_ source: RemotePath, to destination: RemotePath, replacing: Bool = false) async throws -> RenameResponse {
+        try await control(.POST, Route.rename, body: RenameRequest(from: source, to: destination, replace: replacing ? true : nil))
     }
 
     /// Sets the modification time of the file `path` (milliseconds since 1970; nil keeps it)

@@ -711,9 +711,10 @@ actor MasterState {
     }
 
     /// Renames a file or a directory in one metadata batch: other clients see every file under
-    /// its old name or every one under its new name, never a mix. No chunk moves.
+    /// its old name or every one under its new name, never a mix, and with `replace`, the
+    /// replaced file or empty directory until the rename, never nothing. No chunk moves.
     func rename(_ request: RenameRequest) async throws -> RenameResponse {
-        let plan = try namespace.renameEdits(from: request.from, to: request.to)
+        let plan = try namespace.renameEdits(from: request.from, to: request.to, replacing: request.replace ?? false)
         try await write(plan.edits)
         let files = plan.edits.count { if case .putFile = $0 { true } else { false } }
         logger.info("renamed", metadata: ["from": "\(request.from)", "to": "\(plan.target)", "files": "\(files)"])

@@ -212,19 +212,37 @@ public final class Namespace {
     /// one batch the rename is atomic and moves no byte. Throws, changing nothing, when `source`
     /// does not exist, the new path is taken (or a file stands where one of its folders would
     /// be), or a directory would move into itself.
-    public func renameEdits(from source: RemotePath, to destination: RemotePath) throws -> (target: RemotePath, edits: [MetadataEdit]) {
+    ///
+    /// With `replacing`, as `rename(2)` does: `destination` is the new path itself, and a file
+    /// there is replaced by a file, or an empty directory by a directory, in the same batch (its
+    /// replicas queued for deletion), so no one ever sees neither.
+    public func renameEdits(
+        from source: RemotePath, to destination: RemotePath, replacing: Bool = false
+    ) throws -> (target: RemotePath, edits: [MetadataEdit]) {
         guard !source.isRoot else { throw TYDFSError(.invalidArgument, "the root / cannot be renamed") }
         guard let sourceNode = node(at: source) else { throw TYDFSError(.notFound, "\(source): no such file or directory") }
         var target = destination
-        if case .directory? = node(at: destination), destination != source {
+        if !replacing, case .directory? = node(at: destination), destination != source {
             target = try RemotePath(destination.childPrefix + source.name)
         }
         guard target != source else { throw TYDFSError(.invalidArgument, "\(source) and \(target) are the same path") }
         if case .directory = sourceNode, target.value.hasPrefix(source.childPrefix) {
             throw TYDFSError(.invalidArgument, "cannot move the directory \(source) into itself (\(target))")
         }
-        if node(at: target) != nil { throw TYDFSError(.alreadyExists, "\(target) already exists") }
-        if let blocking = conflict(for: target) {
+        var removals: [MetadataEdit] = []
+        switch (sourceNode, node(at: target)) {
+        case (_, nil):
+            break
+        case (.file, .file?) where replacing:
+            let replaced = file(at: target)!
+            removals = replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(target)]
+        case (.directory, .directory(let directory)?) where replacing:
+            guard directory.children.isEmpty else { throw TYDFSError(.directoryNotEmpty, "\(target) is not empty") }
+            removals = [.removeDirectory(target)]
+        default:
+            throw TYDFSError(.alreadyExists, "\(target) already exists")
+        }
+        if let blocking = conflict(for: target), blocking != target || removals.isEmpty {
             throw TYDFSError(.alreadyExists, "\(target) cannot be created: \(blocking) is a file")
         }
         let moving = files(under: source)
@@ -240,7 +258,7 @@ public final class Namespace {
                 attributes: directory.attributes)
         }
         // All removals, then all puts: the store writes each run of one kind in a few statements.
-        return (target, moving.map { .removeFile($0.path) } + made.map { .removeDirectory($0.path) } + remade + moved)
+        return (target, removals + moving.map { .removeFile($0.path) } + made.map { .removeDirectory($0.path) } + remade + moved)
     }
 
     /// Every directory made by `makeDirectory` at or below `path`, parents first, with its mtime

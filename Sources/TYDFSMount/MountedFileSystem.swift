@@ -372,9 +372,9 @@ public final class MountedFileSystem: Sendable {
         state.withLockedValue { $0.inodes.removed(path.value) }
     }
 
-    /// `rename(2)`: replaces a file, or an empty directory, standing at the target (in two
-    /// steps at the master, so another client can briefly see neither). `RENAME_NOREPLACE`
-    /// refuses to replace; `RENAME_EXCHANGE` is refused with EINVAL.
+    /// `rename(2)`: replaces a file, or an empty directory, standing at the target, in one step
+    /// at the master (another client sees the old target until the source takes its name).
+    /// `RENAME_NOREPLACE` refuses to replace; `RENAME_EXCHANGE` is refused with EINVAL.
     public func rename(_ name: String, in parent: Inode, to newName: String, in newParent: Inode, flags: UInt32) async throws {
         let noReplace: UInt32 = 1, exchange: UInt32 = 2
         guard flags & exchange == 0 else { throw MountError(EINVAL, "RENAME_EXCHANGE is not supported") }
@@ -408,16 +408,10 @@ public final class MountedFileSystem: Sendable {
             switch (sourceAttributes.isDirectory, existing.isDirectory) {
             case (true, false): throw MountError(ENOTDIR, "\(target) is not a directory")
             case (false, true): throw MountError(EISDIR, "\(target) is a directory")
-            case (true, true): try await client.removeDirectory(target)
-            case (false, false):
-                do {
-                    try await client.remove(target)
-                } catch let error as TYDFSError where error.code == .notFound {
-                    // Being written through this mount and not yet put: nothing to replace at the master.
-                }
+            default: break  // the master replaces it (one being written here and not yet put is not there)
             }
         }
-        try await client.rename(source, to: target)
+        try await client.rename(source, to: target, replacing: true)
         state.withLockedValue { $0.inodes.moved(from: source.value, to: target.value) }
     }
 

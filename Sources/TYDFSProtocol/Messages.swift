@@ -452,10 +452,14 @@ public struct NodesResponse: Codable, Sendable {
 public struct RenameRequest: Codable, Sendable {
     public var from: RemotePath
     public var to: RemotePath
+    /// As `rename(2)` (a mount), not `mv`: `to` is the new path itself, and a file there is
+    /// replaced by a file, or an empty directory by a directory, in the same batch. Nil: false.
+    public var replace: Bool?
 
-    public init(from: RemotePath, to: RemotePath) {
+    public init(from: RemotePath, to: RemotePath, replace: Bool? = nil) {
         self.from = from
         self.to = to
+        self.replace = replace
     }
 }
 

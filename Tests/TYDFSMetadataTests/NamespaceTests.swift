@@ -93,6 +93,45 @@ final class NamespaceTests: XCTestCase {
         XCTAssertNil(namespace.conflict(for: path("/d")))
     }
 
+    func testARenameReplacingAsRename2DoesReplacesAFileOrAnEmptyDirectoryInTheSameBatch() throws {
+        let namespace = Namespace()
+        let old = Fixture.file("/d/target", chunks: 2), new = Fixture.file("/d/source", chunks: 1)
+        for file in [old, new, Fixture.file("/full/x")] { namespace.apply(.putFile(file), sequence: 1) }
+        namespace.apply(.makeDirectory(path("/empty"), mtimeMillis: 1), sequence: 1)
+        namespace.apply(.makeDirectory(path("/moving/inner"), mtimeMillis: 1), sequence: 1)
+
+        // A file over a file: the old one's replicas are queued for deletion in the same batch.
+        let plan = try namespace.renameEdits(from: path("/d/source"), to: path("/d/target"), replacing: true)
+        XCTAssertEqual(plan.target, path("/d/target"))
+        let deletions = plan.edits.filter { if case .queueDeletion = $0 { true } else { false } }
+        XCTAssertEqual(deletions.count, 2 * 3, "each of the old file's chunks on each of its 3 datakeepers")
+        var inverses: [[MetadataEdit]] = []
+        for edit in plan.edits { inverses.append(namespace.apply(edit, sequence: 2)) }
+        XCTAssertEqual(namespace.file(at: path("/d/target"))?.chunks.map(\.id), new.chunks.map(\.id))
+        XCTAssertNil(namespace.file(at: path("/d/source")))
+        XCTAssertTrue(old.chunks.allSatisfy { namespace.chunks[$0.id] == nil })
+        // Undone exactly, as a failed batch would be.
+        for inverse in inverses.reversed() { for edit in inverse { namespace.apply(edit, sequence: 0) } }
+        XCTAssertEqual(namespace.file(at: path("/d/target")), old)
+        XCTAssertEqual(namespace.file(at: path("/d/source")), new)
+        XCTAssertTrue(namespace.pendingDeletions.isEmpty)
+
+        // A directory over an empty directory, never into it.
+        for edit in try namespace.renameEdits(from: path("/moving"), to: path("/empty"), replacing: true).edits { namespace.apply(edit, sequence: 3) }
+        XCTAssertEqual(namespace.madeDirectories(under: .root).map(\.path.value), ["/empty/inner"])
+        XCTAssertNil(namespace.entry(at: path("/moving")))
+
+        // Refused, changing nothing.
+        for (from, to, code) in [
+            ("/d/target", "/full", TYDFSError.Code.alreadyExists), ("/full", "/d/target", .alreadyExists),
+            ("/d", "/full", .directoryNotEmpty), ("/full/x", "/d/target/below", .alreadyExists),
+        ] {
+            XCTAssertThrowsError(try namespace.renameEdits(from: path(from), to: path(to), replacing: true)) { error in
+                XCTAssertEqual((error as? TYDFSError)?.code, code, "\(from) -> \(to): \(error)")
+            }
+        }
+    }
+
     func testAMadeDirectoryStaysWhileEmptyUntilItIsRemoved() {
         let namespace = Namespace()
         XCTAssertEqual(namespace.apply(.makeDirectory(path("/b/c"), mtimeMillis: 9), sequence: 1), [.removeDirectory(path("/b/c"))])
