@@ -411,7 +411,18 @@ public final class MountedFileSystem: Sendable {
             default: break  // the master replaces it (one being written here and not yet put is not there)
             }
         }
-        try await client.rename(source, to: target, replacing: true)
+        // A put of the target under way would land over the renamed file: it is ended first.
+        let replacedPut = state.withLockedValue { state -> Task<Void, Error>? in
+            guard let inode = state.inodes.inode(of: target.value), let staging = state.staged[inode] else { return nil }
+            staging.streaming?.stream.abandon()
+            return staging.uploading
+        }
+        _ = await replacedPut?.result
+        let renamed = try await client.rename(source, to: target, replacing: flags & noReplace == 0)
+        // A master older than this mount moves a directory into an existing one instead.
+        guard renamed.to == target.value else {
+            throw MountError(EIO, "the master renamed \(source) to \(renamed.to), not \(target) (is it older than this mount?)")
+        }
         state.withLockedValue { $0.inodes.moved(from: source.value, to: target.value) }
     }
 
