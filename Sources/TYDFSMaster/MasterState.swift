@@ -552,8 +552,7 @@ actor MasterState {
         try checkWritable(upload.path, overwrite: upload.overwrite)
         var edits: [MetadataEdit] = []
         if let replaced = namespace.file(at: upload.path) {
-            edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
-            edits.append(.removeFile(upload.path))
+            edits += MetadataEdit.removal(of: replaced)
             file.attributes = try Self.checked(IdentityAttributes.carried(from: replaced.attributes, into: file.attributes))
         }
         edits.append(.putFile(file))
@@ -779,10 +778,7 @@ actor MasterState {
             crc32c: crc, chunkSizeBytes: chunkBytes, replication: files.map(\.replication).max()!, chunks: chunks,
             attributes: try Self.checked(IdentityAttributes.carried(from: replaced?.attributes ?? [:], into: request.attributes ?? [:])))
         var edits: [MetadataEdit] = []
-        if let replaced {
-            edits += replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } }
-            edits.append(.removeFile(request.target))
-        }
+        if let replaced { edits += MetadataEdit.removal(of: replaced) }
         edits += request.sources.map { .removeFile($0) } + [.putFile(joined)]
         try await write(edits)
         logger.info("files joined", metadata: ["target": "\(request.target)", "files": "\(files.count)", "size": "\(joined.sizeBytes)"])
@@ -833,7 +829,7 @@ actor MasterState {
     func remove(_ path: RemotePath) async throws -> FileInfo {
         guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
         let info = fileInfo(file)
-        try await write(file.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(path)])
+        try await write(MetadataEdit.removal(of: file))
         logger.info("file removed", metadata: ["path": "\(path)", "chunks": "\(file.chunks.count)"])
         return info
     }

@@ -52,6 +52,14 @@ public enum MetadataEdit: Equatable, Sendable {
     case removeDirectory(RemotePath)
 }
 
+extension MetadataEdit {
+    /// The edits that remove `file` (`rm`, or replaced by a put, a join or a rename): each replica
+    /// of its chunks queued for deletion, then the file.
+    public static func removal(of file: StoredFile) -> [MetadataEdit] {
+        file.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(file.path)]
+    }
+}
+
 /// One line of a listing: a file, or a directory (made by `mkdir`, or implied by the files below it).
 public struct NamespaceEntry: Equatable, Sendable {
     public var path: String
@@ -234,8 +242,7 @@ public final class Namespace {
         case (_, nil):
             break
         case (.file, .file?) where replacing:
-            let replaced = file(at: target)!
-            removals = replaced.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(target)]
+            removals = MetadataEdit.removal(of: file(at: target)!)
         case (.directory, .directory(let directory)?) where replacing:
             guard directory.children.isEmpty else { throw TYDFSError(.directoryNotEmpty, "\(target) is not empty") }
             removals = [.removeDirectory(target)]
