@@ -356,20 +356,29 @@ public final class MountedFileSystem: Sendable {
     /// back after the removal). If the master refuses, the file stays, and is put at close.
     public func remove(_ name: String, in parent: Inode) async throws {
         let path = try child(name, of: parent)
-        let (inode, running) = state.withLockedValue { state -> (Inode?, Task<Void, Error>?) in
-            guard let inode = state.inodes.inode(of: path.value), let staging = state.staged[inode] else { return (nil, nil) }
-            staging.streaming?.stream.abandon()
-            state.removing.insert(inode)
-            return (inode, staging.uploading)
-        }
+        let inode = await stopPuts(of: path)
         defer { if let inode { state.withLockedValue { _ = $0.removing.remove(inode) } } }
-        _ = await running?.result
         do {
             try await client.remove(path)
         } catch let error as TYDFSError where error.code == .notFound && inode != nil {
             // Created through this mount and never put: there was nothing at the master.
         }
         state.withLockedValue { $0.inodes.removed(path.value) }
+    }
+
+    /// The file at `path`, if this mount is writing it, is going away (removed, or replaced by a
+    /// rename): a put following it as it is written is abandoned, no other starts while its
+    /// inode is in `removing` (the caller takes it out when done), and the one under way is
+    /// waited for. Returns that inode.
+    private func stopPuts(of path: RemotePath) async -> Inode? {
+        let (inode, running) = state.withLockedValue { state -> (Inode?, Task<Void, Error>?) in
+            guard let inode = state.inodes.inode(of: path.value), let staging = state.staged[inode] else { return (nil, nil) }
+            staging.streaming?.stream.abandon()
+            state.removing.insert(inode)
+            return (inode, staging.uploading)
+        }
+        _ = await running?.result
+        return inode
     }
 
     /// `rename(2)`: replaces a file, or an empty directory, standing at the target, in one step
@@ -411,13 +420,9 @@ public final class MountedFileSystem: Sendable {
             default: break  // the master replaces it (one being written here and not yet put is not there)
             }
         }
-        // A put of the target under way would land over the renamed file: it is ended first.
-        let replacedPut = state.withLockedValue { state -> Task<Void, Error>? in
-            guard let inode = state.inodes.inode(of: target.value), let staging = state.staged[inode] else { return nil }
-            staging.streaming?.stream.abandon()
-            return staging.uploading
-        }
-        _ = await replacedPut?.result
+        // A put of the target would land over the renamed file.
+        let replaced = await stopPuts(of: target)
+        defer { if let replaced { state.withLockedValue { _ = $0.removing.remove(replaced) } } }
         let renamed = try await client.rename(source, to: target, replacing: flags & noReplace == 0)
         // A master older than this mount moves a directory into an existing one instead.
         guard renamed.to == target.value else {
