@@ -31,7 +31,7 @@ extension TYDFSClient {
             } catch let error as TYDFSError {
                 throw TYDFSError(error.code, "cannot write to \(localPath): \(error.message)")
             }
-            defer { if localPath != "-" { try? output.close() } }
+            defer { try? output.close() }  // a no-op for standard output
             let spool = try await ChunkSpool.create()
             defer { spool.discard() }
             for chunk in info.chunks {
