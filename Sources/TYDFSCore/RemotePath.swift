@@ -45,6 +45,16 @@ public struct RemotePath: Hashable, Sendable, Comparable, CustomStringConvertibl
     /// The last segment (`b.txt` for `/a/b.txt`); empty for the root.
     public var name: String { isRoot ? "" : String(value[value.index(after: value.lastIndex(of: "/")!)...]) }
 
+    /// The directory holding this path (`/a` for `/a/b.txt`, `/` for `/a`); nil for the root.
+    public var parent: RemotePath? {
+        guard !isRoot else { return nil }
+        let slash = value.lastIndex(of: "/")!
+        return slash == value.startIndex ? .root : RemotePath(valid: String(value[..<slash]))
+    }
+
+    /// A prefix of a valid path, up to a `/`: valid itself.
+    private init(valid: String) { value = valid }
+
     /// The prefix every path strictly below this one starts with (`/a/` for `/a`, `/` for `/`).
     public var childPrefix: String { isRoot ? "/" : value + "/" }
 

@@ -7,7 +7,7 @@ import TYDFSProtocol
 extension MasterState {
     /// Adds an event to the dashboard's feed.
     func record(_ kind: ClusterEventKind, _ message: String) {
-        events.append(kind, message, timeMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        events.append(kind, message, timeMillis: Self.wallClockMillis())
     }
 
     /// Records a death for every datakeeper that stopped heartbeating since the last look, and

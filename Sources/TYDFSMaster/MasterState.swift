@@ -175,6 +175,11 @@ actor MasterState {
         committer.resume()
     }
 
+    /// Milliseconds since 1970 on the wall clock: the times files and directories show.
+    nonisolated static func wallClockMillis() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000)
+    }
+
     /// Seconds on a clock that never jumps.
     nonisolated static func monotonicSeconds() -> Double {
         Double(DispatchTime.now().uptimeNanoseconds) / 1e9
@@ -543,7 +548,7 @@ actor MasterState {
         }
         let adopted = upload.adopted + request.chunks.count { !upload.allocated.contains($0.id) }
         var file = StoredFile(
-            path: upload.path, sizeBytes: request.sizeBytes, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
+            path: upload.path, sizeBytes: request.sizeBytes, mtimeMillis: Self.wallClockMillis(),
             crc32c: request.crc32c, chunkSizeBytes: configuration.chunkSizeBytes, replication: configuration.replication,
             chunks: request.chunks.map {
                 StoredChunk(index: $0.index, id: $0.id, sizeBytes: $0.sizeBytes, crc32c: $0.crc32c, replicas: $0.replicas)
@@ -700,7 +705,8 @@ actor MasterState {
 
     func list(_ path: RemotePath) throws -> ListResponse {
         guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        return ListResponse(path: path.value, entries: entries.map(Self.listEntry), attributes: namespace.directoryAttributes(path))
+        let directory = namespace.isDirectory(path) ? namespace.entry(at: path) : nil
+        return ListResponse(path: path.value, entries: entries.map(Self.listEntry), attributes: directory?.attributes, mtimeMillis: directory?.mtimeMillis)
     }
 
     private static func listEntry(_ entry: NamespaceEntry) -> ListEntry {
@@ -714,7 +720,7 @@ actor MasterState {
     /// replaced file or empty directory until the rename, never nothing. No chunk moves.
     func rename(_ request: RenameRequest) async throws -> RenameResponse {
         let plan = try namespace.renameEdits(from: request.from, to: request.to, replacing: request.replace ?? false)
-        try await write(plan.edits)
+        try await write(plan.edits + MetadataEdit.touchingParents(of: [request.from, plan.target], at: Self.wallClockMillis()))
         let files = plan.edits.count { if case .putFile = $0 { true } else { false } }
         logger.info("renamed", metadata: ["from": "\(request.from)", "to": "\(plan.target)", "files": "\(files)"])
         return RenameResponse(from: request.from.value, to: plan.target.value, files: files)
@@ -774,12 +780,12 @@ actor MasterState {
         }
         let replaced = namespace.file(at: request.target)
         let joined = StoredFile(
-            path: request.target, sizeBytes: files.reduce(0) { $0 + $1.sizeBytes }, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000),
+            path: request.target, sizeBytes: files.reduce(0) { $0 + $1.sizeBytes }, mtimeMillis: Self.wallClockMillis(),
             crc32c: crc, chunkSizeBytes: chunkBytes, replication: files.map(\.replication).max()!, chunks: chunks,
             attributes: try Self.checked(IdentityAttributes.carried(from: replaced?.attributes ?? [:], into: request.attributes ?? [:])))
         var edits: [MetadataEdit] = []
         if let replaced { edits += MetadataEdit.removal(of: replaced) }
-        edits += request.sources.map { .removeFile($0) } + [.putFile(joined)]
+        edits += request.sources.map { .removeFile($0) } + [.putFile(joined)] + MetadataEdit.touchingParents(of: request.sources, at: joined.mtimeMillis)
         try await write(edits)
         logger.info("files joined", metadata: ["target": "\(request.target)", "files": "\(files.count)", "size": "\(joined.sizeBytes)"])
         return fileInfo(joined)
@@ -808,7 +814,7 @@ actor MasterState {
             return DirectoryResponse(path: path.value, created: false)
         }
         // A directory that exists through its files alone is made one of its own: it now stays when they go.
-        try await write([.makeDirectory(path, mtimeMillis: Int64(Date().timeIntervalSince1970 * 1000), attributes: try Self.checked(request.attributes))])
+        try await write([.makeDirectory(path, mtimeMillis: Self.wallClockMillis(), attributes: try Self.checked(request.attributes))])
         return DirectoryResponse(path: path.value, created: !exists)
     }
 
@@ -822,14 +828,14 @@ actor MasterState {
         if let first = namespace.list(path)?.first {
             throw TYDFSError(.directoryNotEmpty, "\(path) is not empty (it holds \(first.path))")
         }
-        try await write([.removeDirectory(path)])
+        try await write([.removeDirectory(path)] + MetadataEdit.touchingParents(of: [path], at: Self.wallClockMillis()))
         return DirectoryResponse(path: path.value, created: false)
     }
 
     func remove(_ path: RemotePath) async throws -> FileInfo {
         guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
         let info = fileInfo(file)
-        try await write(MetadataEdit.removal(of: file))
+        try await write(MetadataEdit.removal(of: file) + MetadataEdit.touchingParents(of: [path], at: Self.wallClockMillis()))
         logger.info("file removed", metadata: ["path": "\(path)", "chunks": "\(file.chunks.count)"])
         return info
     }

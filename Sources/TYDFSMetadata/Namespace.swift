@@ -50,6 +50,13 @@ public enum MetadataEdit: Equatable, Sendable {
     case makeDirectory(RemotePath, mtimeMillis: Int64, attributes: [String: String] = [:])
     /// Undoes `makeDirectory`: the directory then exists only while files lie below it.
     case removeDirectory(RemotePath)
+    /// An entry of the directory at `path` was removed or renamed at `mtimeMillis` (as POSIX
+    /// marks a directory changed): its time and its ancestors' move forward to it, never back.
+    /// A made directory keeps it across a restart (the store writes it to its row); one that
+    /// exists through its files alone shows the latest time below it again. A missing directory
+    /// changes nothing. The one edit a rollback does not take back: a time moved forward is
+    /// harmless, and a reload recomputes it from the store.
+    case touchDirectory(RemotePath, mtimeMillis: Int64)
 }
 
 extension MetadataEdit {
@@ -57,6 +64,16 @@ extension MetadataEdit {
     /// of its chunks queued for deletion, then the file.
     public static func removal(of file: StoredFile) -> [MetadataEdit] {
         file.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(file.path)]
+    }
+
+    /// The edits that mark the directories holding `paths` changed at `mtimeMillis`, one per
+    /// directory: what follows removing or renaming those entries.
+    public static func touchingParents(of paths: [RemotePath], at mtimeMillis: Int64) -> [MetadataEdit] {
+        var seen: Set<String> = []
+        return paths.compactMap { path in
+            guard let parent = path.parent, seen.insert(parent.value).inserted else { return nil }
+            return .touchDirectory(parent, mtimeMillis: mtimeMillis)
+        }
     }
 }
 
@@ -386,6 +403,14 @@ public final class Namespace {
             trail.last!.attributes = nil
             pruneEmpty(trail, names)
             return [.makeDirectory(path, mtimeMillis: trail.last!.mtimeMillis, attributes: attributes)]
+        case .touchDirectory(let path, let mtimeMillis):
+            var trail: [Directory] = [root]
+            for name in Self.names(path) {
+                guard case .directory(let next)? = trail.last!.children[name] else { return [] }
+                trail.append(next)
+            }
+            for directory in trail { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
+            return []
         }
     }
 

@@ -296,6 +296,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         case .cancelDeletion: 5
         case .makeDirectory: 6
         case .removeDirectory: 7
+        case .touchDirectory: 8
         }
     }
 
@@ -306,6 +307,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         var directories: [String: SQLQueryString] = [:]
         var paths: [any Encodable & Sendable] = []
         var pairs: [SQLQueryString] = []
+        var touched: [String: Int64] = [:]
         for edit in run {
             switch edit {
             case .putFile(let file):
@@ -318,6 +320,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                 paths.append(path.value)
             case .makeDirectory(let path, let mtimeMillis, let attributes):
                 directories[path.value] = "(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))"
+            case .touchDirectory(let path, let mtimeMillis):
+                touched[path.value] = max(touched[path.value] ?? mtimeMillis, mtimeMillis)
             case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
                  .queueDeletion(let chunk, let datakeeper), .cancelDeletion(let chunk, let datakeeper):
                 pairs.append("(\(bind: chunk.value), \(bind: datakeeper.value))")
@@ -349,6 +353,13 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
                 """).run()
         case .removeDirectory:
             try await database.raw("DELETE FROM directories WHERE path IN (\(binds: paths))").run()
+        case .touchDirectory:
+            // Only a made directory has a row; one that exists through its files changes nothing.
+            for (path, mtimeMillis) in touched {
+                try await database.raw("""
+                    UPDATE directories SET mtime_ms = \(bind: mtimeMillis) WHERE path = \(bind: path) AND mtime_ms < \(bind: mtimeMillis)
+                    """).run()
+            }
         }
     }
 }

@@ -198,9 +198,10 @@ public final class MountedFileSystem: Sendable {
         if let file = Self.file(path, in: listing) {
             return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
         }
-        let newest = listing.entries.map(\.mtimeMillis).max() ?? 0
+        // A master before directories' own times were listed: the newest entry's.
+        let mtimeMillis = listing.mtimeMillis ?? listing.entries.map(\.mtimeMillis).max() ?? 0
         return NodeAttributes(
-            isDirectory: true, sizeBytes: 0, mtimeMillis: newest, posix: PosixAttributes(kept: listing.attributes),
+            isDirectory: true, sizeBytes: 0, mtimeMillis: mtimeMillis, posix: PosixAttributes(kept: listing.attributes),
             subdirectoryCount: listing.entries.count(where: \.isDirectory))
     }
 
@@ -244,9 +245,9 @@ public final class MountedFileSystem: Sendable {
     /// and the permission bits (`mode`, whose type bits are ignored), owner and group of a file
     /// or directory, kept at the master. A time lands on a file's newest bytes (a file being
     /// written is stored first); a mode or owner does not need them (a file this mount created
-    /// and has not stored yet takes them with its first put). Directories have no time of their
-    /// own to keep; theirs comes from what they hold. The mount's root keeps nothing: it shows
-    /// the defaults.
+    /// and has not stored yet takes them with its first put). A directory's time is not set:
+    /// it is the latest change at or below it. The mount's root keeps nothing: it shows the
+    /// defaults.
     public func change(_ inode: Inode, mtimeMillis: Int64?, mode: UInt32?, uid: UInt32?, gid: UInt32?) async throws -> NodeAttributes {
         let path = try RemotePath(try path(of: inode))
         if mtimeMillis != nil { try await upload(inode) }

@@ -382,11 +382,15 @@ public struct ListResponse: Codable, Sendable {
     public var entries: [ListEntry]
     /// The listed directory's own attributes, when it has any (see `SetAttributesRequest`).
     public var attributes: [String: String]?
+    /// The listed directory's own time: the latest change at or below it, a removal or a rename
+    /// in it included (nil when a file is listed, or from a master before it was sent).
+    public var mtimeMillis: Int64?
 
-    public init(path: String, entries: [ListEntry], attributes: [String: String]? = nil) {
+    public init(path: String, entries: [ListEntry], attributes: [String: String]? = nil, mtimeMillis: Int64? = nil) {
         self.path = path
         self.entries = entries
         self.attributes = attributes
+        self.mtimeMillis = mtimeMillis
     }
 }
 

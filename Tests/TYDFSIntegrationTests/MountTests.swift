@@ -126,6 +126,26 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(unlink(mount.path("tree/z/b/small")), 0)
         XCTAssertEqual(try cluster.run(["stat", "/tree/z/b/small"]).exitCode, 1)
 
+        // A directory's time moves when an entry is removed from it or renamed out of it, as
+        // POSIX has it (make, editors and caches look at it), and the master lists it so.
+        func timeMillis(_ name: String) -> Int64 {
+            var status = stat()
+            XCTAssertEqual(lstat(mount.path(name), &status), 0, name)
+            return Int64(status.st_mtim.tv_sec) * 1000 + Int64(status.st_mtim.tv_nsec / 1_000_000)
+        }
+        XCTAssertEqual(mkdir(mount.path("timed"), 0o755), 0)
+        XCTAssertEqual(mkdir(mount.path("timed/sub"), 0o755), 0)
+        FileManager.default.createFile(atPath: mount.path("timed/gone"), contents: Data("x".utf8))
+        FileManager.default.createFile(atPath: mount.path("timed/moved"), contents: Data("y".utf8))
+        for change in [{ unlink(mount.path("timed/gone")) }, { rmdir(mount.path("timed/sub")) }, { rename(mount.path("timed/moved"), mount.path("moved-out")) }] {
+            let before = timeMillis("timed")
+            usleep(20_000)
+            XCTAssertEqual(change(), 0)
+            let after = timeMillis("timed")
+            XCTAssertGreaterThan(after, before)
+            XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/timed", "--json"]).mtimeMillis, after)
+        }
+
         // Writes into an existing file: append, overwrite in place, truncate.
         try Data("hello world".utf8).write(to: URL(fileURLWithPath: mount.path("edit")))
         let editing = try XCTUnwrap(FileHandle(forUpdatingAtPath: mount.path("edit")))

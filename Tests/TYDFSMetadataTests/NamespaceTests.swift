@@ -213,6 +213,32 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/dst"])
     }
 
+    func testATouchedDirectoryAndItsAncestorsMoveForwardNeverBack() throws {
+        let namespace = Namespace()
+        namespace.apply(.makeDirectory(path("/a/b"), mtimeMillis: 10), sequence: 1)
+        namespace.apply(.makeDirectory(path("/c"), mtimeMillis: 20), sequence: 1)
+        XCTAssertEqual(namespace.apply(.touchDirectory(path("/a/b"), mtimeMillis: 30), sequence: 2), [], "a time is not taken back")
+        XCTAssertEqual(namespace.entry(at: path("/a/b"))?.mtimeMillis, 30)
+        XCTAssertEqual(namespace.entry(at: path("/a"))?.mtimeMillis, 30, "the latest change at or below it")
+        XCTAssertEqual(namespace.entry(at: .root)?.mtimeMillis, 30)
+        XCTAssertEqual(namespace.entry(at: path("/c"))?.mtimeMillis, 20, "a sibling does not move")
+        namespace.apply(.touchDirectory(path("/a/b"), mtimeMillis: 25), sequence: 3)
+        XCTAssertEqual(namespace.entry(at: path("/a/b"))?.mtimeMillis, 30, "an earlier time moves nothing back")
+        let before = namespace.list(.root)!
+        namespace.apply(.touchDirectory(path("/a/b/missing"), mtimeMillis: 99), sequence: 4)
+        namespace.apply(.putFile(Fixture.file("/f")), sequence: 4)
+        namespace.apply(.touchDirectory(path("/f"), mtimeMillis: 99), sequence: 4)
+        namespace.apply(.removeFile(path("/f")), sequence: 4)
+        XCTAssertEqual(namespace.list(.root)!.map(\.mtimeMillis), before.map(\.mtimeMillis), "a missing directory, or a file, changes nothing")
+        // The edits that follow removals and renames: one per parent, the root's included.
+        XCTAssertEqual(
+            MetadataEdit.touchingParents(of: [path("/a/b/x"), path("/a/b/y"), path("/c"), .root, path("/a/b")], at: 7),
+            [.touchDirectory(path("/a/b"), mtimeMillis: 7), .touchDirectory(.root, mtimeMillis: 7), .touchDirectory(path("/a"), mtimeMillis: 7)])
+        XCTAssertEqual(path("/a/b").parent, path("/a"))
+        XCTAssertEqual(path("/a").parent, .root)
+        XCTAssertNil(RemotePath.root.parent)
+    }
+
     func testEveryEditUndoesExactly() {
         let original = Fixture.file("/u/v", chunks: 2)
         let chunk = original.chunks[0].id

@@ -130,6 +130,26 @@ final class SQLMetadataStoreTests: XCTestCase {
         }
     }
 
+    func testAMadeDirectoryKeepsTheTimeItWasTouchedAtAndOneOfFilesShowsTheirs() async throws {
+        try await onBothStores {
+            let store = try await open()
+            var file = Fixture.file("/files/f")
+            file.mtimeMillis = 100
+            try await store.apply([.makeDirectory(try RemotePath("/made"), mtimeMillis: 5), .putFile(file)])
+            // Touched twice in one batch, the later time wins; an earlier one moves nothing back;
+            // a directory of files alone (no row), or none at all, keeps nothing.
+            try await store.apply([
+                .touchDirectory(try RemotePath("/made"), mtimeMillis: 50), .touchDirectory(try RemotePath("/made"), mtimeMillis: 70),
+                .touchDirectory(try RemotePath("/files"), mtimeMillis: 900), .touchDirectory(try RemotePath("/none"), mtimeMillis: 900),
+            ])
+            try await store.apply([.touchDirectory(try RemotePath("/made"), mtimeMillis: 60)])
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/files", "/made"])
+            XCTAssertEqual(namespace.list(.root)!.map(\.mtimeMillis), [100, 70])
+        }
+    }
+
     func testThePathsAStoreSaysItKeepsAreKept() async throws {
         var limits: [Int] = []
         try await onBothStores {
