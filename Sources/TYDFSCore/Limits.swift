@@ -1,7 +1,9 @@
 /// Every bound in the system, in one place, each with the reason it has the value it has.
 public enum Limits {
-    /// Longest path accepted, in UTF-8 bytes: the same as Linux's PATH_MAX.
-    public static let maxPathBytes = 4096
+    /// Longest path accepted, in UTF-8 bytes: HDFS's limit. Linux's PATH_MAX (4096) bounds
+    /// only the path one call names, which may be relative: a tree as deep as that below a
+    /// mounted folder is longer than PATH_MAX from the mount's root, as on a local disk.
+    public static let maxPathBytes = 8000
     /// Seconds a signed request's date may be off the server's clock (S3 allows 15 minutes):
     /// what bounds the replay of a captured request.
     public static let signatureSkewSeconds: Int64 = 900

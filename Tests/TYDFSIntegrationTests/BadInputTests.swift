@@ -42,7 +42,7 @@ final class BadInputTests: XCTestCase {
         try assertFails(cluster, ["put", local, "/"], mentioning: "root")
         for (path, fragment) in [
             ("/a/../b", ".."), ("/a//b", "empty segment"), ("relative/path", "not absolute"), ("/a/", "empty segment"),
-            ("/" + String(repeating: "n", count: 5000), "4096"),
+            ("/" + String(repeating: "n", count: 8000), "8000"),
         ] {
             try assertFails(cluster, ["put", local, path], mentioning: fragment)
             try assertFails(cluster, ["get", path, cluster.root + "/o"], mentioning: fragment)
@@ -51,6 +51,18 @@ final class BadInputTests: XCTestCase {
         // Nothing above changed the namespace.
         XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/"]).entries.map(\.path), ["/dir"])
         XCTAssertEqual(try cluster.succeed(["get", "/dir/x", "-"]).stdout, try cluster.contents(local))
+
+        // The longest path there may be (8,000 bytes, two-byte letters in it) is put, found,
+        // listed, read and removed like any other.
+        let folder = (0..<31).map { "/" + String(repeating: $0 % 2 == 0 ? "d" : "é", count: $0 % 2 == 0 ? 250 : 125) }.joined()
+        let longest = folder + "/" + String(repeating: "f", count: 8000 - folder.utf8.count - 1)
+        XCTAssertEqual(longest.utf8.count, Limits.maxPathBytes)
+        try cluster.succeed(["put", local, longest])
+        XCTAssertEqual(try cluster.stat(longest).path.value, longest)
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", folder, "--json"]).entries.map(\.path), [longest])
+        XCTAssertEqual(try cluster.succeed(["get", longest, "-"]).stdout, try cluster.contents(local))
+        try cluster.succeed(["rm", longest])
+        try assertFails(cluster, ["stat", longest], mentioning: "no such file")
     }
 
     func testMalformedRequestsToTheServersGetA400AndTheClusterKeepsServing() throws {
