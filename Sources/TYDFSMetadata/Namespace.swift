@@ -52,10 +52,11 @@ public enum MetadataEdit: Equatable, Sendable {
     case removeDirectory(RemotePath)
     /// An entry of the directory at `path` was removed or renamed at `mtimeMillis` (as POSIX
     /// marks a directory changed): its time and its ancestors' move forward to it, never back.
-    /// A made directory keeps it across a restart (the store writes it to its row); one that
-    /// exists through its files alone shows the latest time below it again. A missing directory
-    /// changes nothing. The one edit a rollback does not take back: a time moved forward is
-    /// harmless, and a reload recomputes it from the store.
+    /// When it went too (a directory that existed only through the removed entry), the deepest
+    /// one left above it takes the time. Made directories keep it across a restart (the store
+    /// writes their rows); one that exists through its files alone then shows the latest time
+    /// below it. The one edit a rollback does not take back: a time moved forward is harmless,
+    /// and stays in memory until the next load from the store.
     case touchDirectory(RemotePath, mtimeMillis: Int64)
 }
 
@@ -406,7 +407,7 @@ public final class Namespace {
         case .touchDirectory(let path, let mtimeMillis):
             var trail: [Directory] = [root]
             for name in Self.names(path) {
-                guard case .directory(let next)? = trail.last!.children[name] else { return [] }
+                guard case .directory(let next)? = trail.last!.children[name] else { break }
                 trail.append(next)
             }
             for directory in trail { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }

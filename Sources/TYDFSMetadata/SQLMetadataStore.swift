@@ -263,13 +263,15 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     /// order, except that:
     ///
     /// deletion orders (`pending_deletions`, a table no other edit touches) go after the rest,
-    /// in their own order: a batch of removals, each ordering its replicas' deletion and then
-    /// removing its file, then takes a few statements instead of two per file, which costs a
-    /// round trip each on PostgreSQL. The tables end the same, and the transaction is whole.
+    /// in their own order, and directories' touches after them: a batch of removals, each
+    /// ordering its replicas' deletion, removing its file and touching its folder, then takes a
+    /// few statements instead of several per file, which costs a round trip each on PostgreSQL.
+    /// The tables end the same (a touch only ever moves a time forward, and a removed or
+    /// missing directory takes none), and the transaction is whole.
     static func runs(of edits: [MetadataEdit]) -> [[MetadataEdit]] {
         var runs: [[MetadataEdit]] = []
-        let orders = edits.filter(isDeletionOrder)
-        for edit in edits.filter({ !isDeletionOrder($0) }) + orders {
+        let orders = edits.filter(isDeletionOrder), touches = edits.filter(isTouch)
+        for edit in edits.filter({ !isDeletionOrder($0) && !isTouch($0) }) + orders + touches {
             if let last = runs.last?.last, kind(of: last) == kind(of: edit), runs[runs.count - 1].count < rowsPerStatement {
                 runs[runs.count - 1].append(edit)
             } else {
@@ -277,6 +279,10 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             }
         }
         return runs
+    }
+
+    private static func isTouch(_ edit: MetadataEdit) -> Bool {
+        if case .touchDirectory = edit { true } else { false }
     }
 
     private static func isDeletionOrder(_ edit: MetadataEdit) -> Bool {
@@ -321,7 +327,12 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             case .makeDirectory(let path, let mtimeMillis, let attributes):
                 directories[path.value] = "(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))"
             case .touchDirectory(let path, let mtimeMillis):
-                touched[path.value] = max(touched[path.value] ?? mtimeMillis, mtimeMillis)
+                // The directory and every one above it, as in memory (only made ones have rows).
+                var directory: RemotePath? = path
+                while let current = directory, !current.isRoot {
+                    touched[current.value] = max(touched[current.value] ?? mtimeMillis, mtimeMillis)
+                    directory = current.parent
+                }
             case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
                  .queueDeletion(let chunk, let datakeeper), .cancelDeletion(let chunk, let datakeeper):
                 pairs.append("(\(bind: chunk.value), \(bind: datakeeper.value))")
@@ -355,9 +366,12 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             try await database.raw("DELETE FROM directories WHERE path IN (\(binds: paths))").run()
         case .touchDirectory:
             // Only a made directory has a row; one that exists through its files changes nothing.
-            for (path, mtimeMillis) in touched {
+            // (A VALUES list's columns are column1, column2... on SQLite and PostgreSQL alike.)
+            let rows = touched.map { "(\(bind: $0.key), \(bind: $0.value))" as SQLQueryString }
+            for rows in rows.chunked(Self.rowsPerStatement) {
                 try await database.raw("""
-                    UPDATE directories SET mtime_ms = \(bind: mtimeMillis) WHERE path = \(bind: path) AND mtime_ms < \(bind: mtimeMillis)
+                    UPDATE directories SET mtime_ms = touched.column2 FROM (VALUES \(rows.joined(separator: ", "))) AS touched
+                    WHERE directories.path = touched.column1 AND directories.mtime_ms < touched.column2
                     """).run()
             }
         }

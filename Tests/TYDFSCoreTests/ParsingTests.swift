@@ -54,7 +54,7 @@ final class RemotePathTests: XCTestCase {
     func testRejectsMalformedPathsWithAMessageNamingTheRule() {
         let cases: [(String, String)] = [
             ("", "empty"), ("a/b", "not absolute"), ("/a//b", "empty segment"), ("/a/", "empty segment"),
-            ("/a/../b", ".."), ("/./a", "."), ("/a\u{0}b", "NUL"), ("/" + String(repeating: "x", count: 4096), "4096"),
+            ("/a/../b", ".."), ("/./a", "."), ("/a\u{0}b", "NUL"), ("/" + String(repeating: "x", count: 8000), "8000"),
         ]
         for (text, fragment) in cases {
             XCTAssertThrowsError(try RemotePath(text)) { error in

@@ -130,23 +130,28 @@ final class SQLMetadataStoreTests: XCTestCase {
         }
     }
 
-    func testAMadeDirectoryKeepsTheTimeItWasTouchedAtAndOneOfFilesShowsTheirs() async throws {
+    func testMadeDirectoriesKeepTheTimesTheyWereTouchedAtAndOnesOfFilesShowTheirs() async throws {
         try await onBothStores {
             let store = try await open()
             var file = Fixture.file("/files/f")
             file.mtimeMillis = 100
-            try await store.apply([.makeDirectory(try RemotePath("/made"), mtimeMillis: 5), .putFile(file)])
-            // Touched twice in one batch, the later time wins; an earlier one moves nothing back;
-            // a directory of files alone (no row), or none at all, keeps nothing.
             try await store.apply([
-                .touchDirectory(try RemotePath("/made"), mtimeMillis: 50), .touchDirectory(try RemotePath("/made"), mtimeMillis: 70),
+                .makeDirectory(try RemotePath("/made"), mtimeMillis: 5), .makeDirectory(try RemotePath("/top/made"), mtimeMillis: 5),
+                .putFile(file),
+            ])
+            // Touched twice in one batch, the latest time wins; a made directory above the one
+            // touched moves too; a directory of files alone (no row), or none at all, keeps nothing.
+            try await store.apply([
+                .touchDirectory(try RemotePath("/made"), mtimeMillis: 70), .touchDirectory(try RemotePath("/made"), mtimeMillis: 50),
+                .touchDirectory(try RemotePath("/top/made/implied"), mtimeMillis: 80),
                 .touchDirectory(try RemotePath("/files"), mtimeMillis: 900), .touchDirectory(try RemotePath("/none"), mtimeMillis: 900),
             ])
+            // Later, an earlier time moves nothing back.
             try await store.apply([.touchDirectory(try RemotePath("/made"), mtimeMillis: 60)])
             try await store.close()
             let namespace = try await reopenedNamespace()
-            XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/files", "/made"])
-            XCTAssertEqual(namespace.list(.root)!.map(\.mtimeMillis), [100, 70])
+            XCTAssertEqual(namespace.list(.root)!.map(\.path), ["/files", "/made", "/top"])
+            XCTAssertEqual(namespace.list(.root)!.map(\.mtimeMillis), [100, 70, 80])
         }
     }
 
@@ -235,15 +240,16 @@ final class SQLMetadataStoreTests: XCTestCase {
         }
     }
 
-    /// A batch of removals (each: its replicas' deletion ordered, then its file removed) is
-    /// written as two runs, not two per file, and every removal takes effect on both stores.
+    /// A batch of removals (each: its replicas' deletion ordered, its file removed, its folder
+    /// touched, as `rm` writes them) is written as three runs, not several per file, and every
+    /// removal takes effect on both stores.
     func testABatchOfRemovalsIsWrittenInAFewRunsAndAllTakeEffect() async throws {
         let files = (0..<50).map { Fixture.file("/gone/f\($0)", chunks: 2) }
         let removals: [MetadataEdit] = files.flatMap { file in
-            file.chunks.flatMap { chunk in chunk.replicas.map { MetadataEdit.queueDeletion(chunk.id, $0) } } + [.removeFile(file.path)]
+            MetadataEdit.removal(of: file) + MetadataEdit.touchingParents(of: [file.path], at: 7)
         }
         let runs = SQLMetadataStore.runs(of: removals)
-        XCTAssertEqual(runs.map(\.count), [50, 300], "the removals, then the deletion orders (300 = 50 files × 2 chunks × 3 replicas)")
+        XCTAssertEqual(runs.map(\.count), [50, 300, 50], "the removals, the deletion orders (300 = 50 files × 2 chunks × 3 replicas), the touches")
         XCTAssertEqual(runs[1], removals.filter { if case .queueDeletion = $0 { return true } else { return false } }, "orders keep their order")
         try await onBothStores {
             let store = try await open()

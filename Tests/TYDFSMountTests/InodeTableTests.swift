@@ -80,7 +80,7 @@ final class InodeTableTests: XCTestCase {
         XCTAssertThrowsError(try MountErrno.child(String(repeating: "n", count: 256), of: "/")) {
             XCTAssertEqual(($0 as? MountError)?.errno, ENAMETOOLONG)
         }
-        let deep = "/" + String(repeating: "d", count: 4000)
+        let deep = "/" + String(repeating: "d", count: 7900)
         XCTAssertThrowsError(try MountErrno.child(String(repeating: "n", count: 200), of: deep)) {
             XCTAssertEqual(($0 as? MountError)?.errno, ENAMETOOLONG)
         }
