@@ -149,12 +149,6 @@ public final class Namespace {
         return false
     }
 
-    /// The attributes of the directory at `path`: nil when it has none, or is no directory.
-    public func directoryAttributes(_ path: RemotePath) -> [String: String]? {
-        if case .directory(let directory)? = node(at: path) { return directory.attributes }
-        return nil
-    }
-
     /// Whether `path` is a directory made by `makeDirectory` (kept while empty).
     public func isMadeDirectory(_ path: RemotePath) -> Bool {
         if case .directory(let directory)? = node(at: path) { return directory.isMade }

@@ -170,29 +170,28 @@ final class NamespaceTests: XCTestCase {
         let namespace = Namespace()
         let mode700 = ["posix-mode": "40700"]
         XCTAssertEqual(namespace.apply(.makeDirectory(path("/d"), mtimeMillis: 1, attributes: mode700), sequence: 1), [.removeDirectory(path("/d"))])
-        XCTAssertEqual(namespace.directoryAttributes(path("/d")), mode700)
-        XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [mode700], "a parent's listing shows them")
         XCTAssertEqual(namespace.entry(at: path("/d"))?.attributes, mode700)
+        XCTAssertEqual(namespace.list(.root)!.map(\.attributes), [mode700], "a parent's listing shows them")
         XCTAssertEqual(namespace.apply(.makeDirectory(path("/d"), mtimeMillis: 2, attributes: mode700), sequence: 2), [], "the same again changes nothing")
         // Made again with others: they replace the old, and the undo brings the old back.
         let undo = namespace.apply(.makeDirectory(path("/d"), mtimeMillis: 3, attributes: ["posix-mode": "40755"]), sequence: 3)
         XCTAssertEqual(undo, [.makeDirectory(path("/d"), mtimeMillis: 1, attributes: mode700)])
-        XCTAssertEqual(namespace.directoryAttributes(path("/d")), ["posix-mode": "40755"])
+        XCTAssertEqual(namespace.entry(at: path("/d"))?.attributes, ["posix-mode": "40755"])
         for edit in undo { namespace.apply(edit, sequence: 4) }
-        XCTAssertEqual(namespace.directoryAttributes(path("/d")), mode700)
+        XCTAssertEqual(namespace.entry(at: path("/d"))?.attributes, mode700)
         // A rename moves them, files' attributes too.
         var file = Fixture.file("/d/f")
         file.attributes = ["posix-mode": "100600"]
         namespace.apply(.putFile(file), sequence: 5)
         for edit in try namespace.renameEdits(from: path("/d"), to: path("/e")).edits { namespace.apply(edit, sequence: 6) }
-        XCTAssertNil(namespace.directoryAttributes(path("/d")))
-        XCTAssertEqual(namespace.directoryAttributes(path("/e")), mode700)
+        XCTAssertNil(namespace.entry(at: path("/d"))?.attributes)
+        XCTAssertEqual(namespace.entry(at: path("/e"))?.attributes, mode700)
         XCTAssertEqual(namespace.file(at: path("/e/f"))?.attributes, ["posix-mode": "100600"])
         // Removed, the directory's attributes go with it; its undo restores them.
         namespace.apply(.removeFile(path("/e/f")), sequence: 7)
         XCTAssertEqual(namespace.apply(.removeDirectory(path("/e")), sequence: 8), [.makeDirectory(path("/e"), mtimeMillis: 1234, attributes: mode700)])
         XCTAssertNil(namespace.entry(at: path("/e")))
-        XCTAssertNil(namespace.directoryAttributes(.root), "the root keeps none")
+        XCTAssertNil(namespace.entry(at: .root)?.attributes, "the root keeps none")
     }
 
     func testRenameCarriesMadeDirectoriesEmptyOrNot() throws {
