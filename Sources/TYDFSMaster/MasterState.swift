@@ -705,7 +705,8 @@ actor MasterState {
 
     func list(_ path: RemotePath) throws -> ListResponse {
         guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        let directory = namespace.isDirectory(path) ? namespace.entry(at: path) : nil
+        let own = namespace.entry(at: path)
+        let directory = own?.isDirectory == true ? own : nil
         return ListResponse(path: path.value, entries: entries.map(Self.listEntry), attributes: directory?.attributes, mtimeMillis: directory?.mtimeMillis)
     }
 

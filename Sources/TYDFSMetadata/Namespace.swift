@@ -387,26 +387,28 @@ public final class Namespace {
             return [.removeDirectory(path)]
         case .removeDirectory(let path):
             let names = Self.names(path)
-            var trail: [Directory] = [root]
-            for name in names {
-                guard case .directory(let next)? = trail.last!.children[name] else { return [] }
-                trail.append(next)
-            }
-            guard trail.count > 1, trail.last!.isMade else { return [] }
+            let trail = directories(along: names)
+            guard trail.count == names.count + 1, trail.count > 1, trail.last!.isMade else { return [] }
             let attributes = trail.last!.attributes ?? [:]
             trail.last!.isMade = false
             trail.last!.attributes = nil
             pruneEmpty(trail, names)
             return [.makeDirectory(path, mtimeMillis: trail.last!.mtimeMillis, attributes: attributes)]
         case .touchDirectory(let path, let mtimeMillis):
-            var trail: [Directory] = [root]
-            for name in Self.names(path) {
-                guard case .directory(let next)? = trail.last!.children[name] else { break }
-                trail.append(next)
-            }
-            for directory in trail { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
+            for directory in directories(along: Self.names(path)) { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
             return []
         }
+    }
+
+    /// The root and the directories below it along `names`, as far as they go: `trail[d]` is the
+    /// one named `names[d - 1]`; all of them when the trail has `names.count + 1`.
+    private func directories(along names: some Collection<String>) -> [Directory] {
+        var trail = [root]
+        for name in names {
+            guard case .directory(let next)? = trail.last!.children[name] else { break }
+            trail.append(next)
+        }
+        return trail
     }
 
     /// Drops the empty directories, deepest first, that were not made on their own. `trail` holds
@@ -450,12 +452,8 @@ public final class Namespace {
     /// was not made on its own.
     private func remove(_ path: RemotePath) {
         let names = Self.names(path)
-        var trail: [Directory] = [root]
-        for name in names.dropLast() {
-            guard case .directory(let next)? = trail.last!.children[name] else { preconditionFailure("\(path) is not a file") }
-            trail.append(next)
-        }
-        guard case .file(let record)? = trail.last!.children.removeValue(forKey: names.last!) else {
+        let trail = directories(along: names.dropLast())
+        guard trail.count == names.count, case .file(let record)? = trail.last!.children.removeValue(forKey: names.last!) else {
             preconditionFailure("\(path) is not a file")
         }
         for directory in trail { directory.sizeBytes -= record.sizeBytes }

@@ -357,29 +357,30 @@ public final class MountedFileSystem: Sendable {
     /// back after the removal). If the master refuses, the file stays, and is put at close.
     public func remove(_ name: String, in parent: Inode) async throws {
         let path = try child(name, of: parent)
-        let inode = await stopPuts(of: path)
-        defer { if let inode { state.withLockedValue { _ = $0.removing.remove(inode) } } }
-        do {
-            try await client.remove(path)
-        } catch let error as TYDFSError where error.code == .notFound && inode != nil {
-            // Created through this mount and never put: there was nothing at the master.
+        try await whilePutsStopped(of: path) { inode in
+            do {
+                try await client.remove(path)
+            } catch let error as TYDFSError where error.code == .notFound && inode != nil {
+                // Created through this mount and never put: there was nothing at the master.
+            }
         }
         state.withLockedValue { $0.inodes.removed(path.value) }
     }
 
-    /// The file at `path`, if this mount is writing it, is going away (removed, or replaced by a
-    /// rename): a put following it as it is written is abandoned, no other starts while its
-    /// inode is in `removing` (the caller takes it out when done), and the one under way is
-    /// waited for. Returns that inode.
-    private func stopPuts(of path: RemotePath) async -> Inode? {
+    /// Runs `body` while the file at `path`, if this mount is writing it, is going away (removed,
+    /// or replaced by a rename): a put following it as it is written is abandoned, no other
+    /// starts until `body` ends (its inode is in `removing`), and the one under way is waited for
+    /// first. `body` is given that inode.
+    private func whilePutsStopped<Result>(of path: RemotePath, _ body: (Inode?) async throws -> Result) async rethrows -> Result {
         let (inode, running) = state.withLockedValue { state -> (Inode?, Task<Void, Error>?) in
             guard let inode = state.inodes.inode(of: path.value), let staging = state.staged[inode] else { return (nil, nil) }
             staging.streaming?.stream.abandon()
             state.removing.insert(inode)
             return (inode, staging.uploading)
         }
+        defer { if let inode { state.withLockedValue { _ = $0.removing.remove(inode) } } }
         _ = await running?.result
-        return inode
+        return try await body(inode)
     }
 
     /// `rename(2)`: replaces a file, or an empty directory, standing at the target, in one step
@@ -422,14 +423,14 @@ public final class MountedFileSystem: Sendable {
             }
         }
         // A put of the target would land over the renamed file.
-        let replaced = await stopPuts(of: target)
-        defer { if let replaced { state.withLockedValue { _ = $0.removing.remove(replaced) } } }
-        let renamed = try await client.rename(source, to: target, replacing: flags & noReplace == 0)
-        // A master older than this mount moves a directory into an existing one instead.
-        guard renamed.to == target.value else {
-            throw MountError(EIO, "the master renamed \(source) to \(renamed.to), not \(target) (is it older than this mount?)")
+        try await whilePutsStopped(of: target) { _ in
+            let renamed = try await client.rename(source, to: target, replacing: flags & noReplace == 0)
+            // A master older than this mount moves a directory into an existing one instead.
+            guard renamed.to == target.value else {
+                throw MountError(EIO, "the master renamed \(source) to \(renamed.to), not \(target) (is it older than this mount?)")
+            }
+            state.withLockedValue { $0.inodes.moved(from: source.value, to: target.value) }
         }
-        state.withLockedValue { $0.inodes.moved(from: source.value, to: target.value) }
     }
 
     /// Creates `name` and opens it for writing: it exists in this mount at once, and at the

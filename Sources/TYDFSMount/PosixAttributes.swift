@@ -22,7 +22,6 @@ public struct PosixAttributes: Sendable, Equatable {
     /// A symbolic link's target.
     public var linkTarget: String?
 
-
     /// The file types a mount keeps besides directories: regular files, symbolic links, FIFOs,
     /// sockets and device files (whose bytes the kernel serves, never the cluster).
     static let fileTypes: Set<UInt32> = [S_IFREG, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]

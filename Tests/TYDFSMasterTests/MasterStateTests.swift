@@ -286,7 +286,7 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(kept.attributes, ["posix-mode": "100600", "posix-uid": "7"], "a mount's rewrite keeps a chmod made meanwhile elsewhere")
         var given = try commitOfFirstChunk(try await openOverwriting("/f"))
         given.commit.attributes = ["posix-mode": "100644"]
-        _ = try await state.commit([given])
+        _ = await state.commit([given])
         let replaced = try await state.stat(path)
         XCTAssertEqual(replaced.attributes, ["posix-mode": "100644", "posix-uid": "7"])
         // Joined over it (S3 multipart completion) as well.
