@@ -177,8 +177,10 @@ public final class TYDFSClient: Sendable {
         try await control(.GET, item.inspect == true ? Route.files + "?\(Query.inspect)=true" : Route.files, query: item.path)
     }
 
-    public func list(_ path: RemotePath) async throws -> ListResponse {
-        try await control(.GET, Route.list, query: path)
+    /// One level of the namespace; with `entryOnly`, `path`'s own entry instead of its children
+    /// (a master from before `Query.entryOnly` lists the children, without a subdirectory count).
+    public func list(_ path: RemotePath, entryOnly: Bool = false) async throws -> ListResponse {
+        try await control(.GET, entryOnly ? Route.list + "?\(Query.entryOnly)=true" : Route.list, query: path)
     }
 
     /// Renames `source` (a file or a directory) to `destination`, or into it when it is an

@@ -301,7 +301,8 @@ public enum MasterServer {
         router.get(RouterPath(Route.list)) { request, _ in
             let path = try RemotePath(request.optionalQueryItem("path") ?? "/")
             try require(.read(path))
-            return try JSON.response(try await state.list(path))
+            let entryOnly = try request.optionalQueryItem(Query.entryOnly) == "true"
+            return try JSON.response(try await state.list(path, entryOnly: entryOnly))
         }
         return router
     }

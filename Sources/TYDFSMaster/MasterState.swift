@@ -703,11 +703,15 @@ actor MasterState {
         }
     }
 
-    func list(_ path: RemotePath) throws -> ListResponse {
-        guard let entries = namespace.list(path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        let own = namespace.entry(at: path)
-        let directory = own?.isDirectory == true ? own : nil
-        return ListResponse(path: path.value, entries: entries.map(Self.listEntry), attributes: directory?.attributes, mtimeMillis: directory?.mtimeMillis)
+    /// One level of the namespace: a directory's children, or a file alone. With `entryOnly`,
+    /// the path's own entry instead, and a directory's subdirectory count.
+    func list(_ path: RemotePath, entryOnly: Bool = false) throws -> ListResponse {
+        guard let own = namespace.entry(at: path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
+        let entries = entryOnly || !own.isDirectory ? [own] : namespace.list(path) ?? []
+        let directory = own.isDirectory ? own : nil
+        return ListResponse(
+            path: path.value, entries: entries.map(Self.listEntry), attributes: directory?.attributes, mtimeMillis: directory?.mtimeMillis,
+            subdirectoryCount: entryOnly ? namespace.subdirectoryCount(at: path) : nil)
     }
 
     private static func listEntry(_ entry: NamespaceEntry) -> ListEntry {

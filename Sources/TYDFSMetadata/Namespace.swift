@@ -197,6 +197,13 @@ public final class Namespace {
         node(at: path).map { Self.entry(path.value, $0) }
     }
 
+    /// How many directories the directory at `path` holds (a directory's link count is 2 plus
+    /// this, for its name, its `.` and each subdirectory's `..`); nil when no directory is there.
+    public func subdirectoryCount(at path: RemotePath) -> Int? {
+        guard case .directory(let directory)? = node(at: path) else { return nil }
+        return directory.children.values.count { if case .directory = $0 { true } else { false } }
+    }
+
     private static func entry(_ path: String, _ node: Node) -> NamespaceEntry {
         switch node {
         case .file(let record):

@@ -391,17 +391,19 @@ public final class FuseSession: @unchecked Sendable {
         operations.readdir = { request, inode, size, offset, info in
             let session = FuseSession.of(request)
             do {
-                let entries = [DirectoryEntry(name: ".", type: S_IFDIR), DirectoryEntry(name: "..", type: S_IFDIR)]
-                    + (try session.fileSystem.directoryEntries(info!.pointee.fh))
+                // `.` and `..` at offsets 0 and 1, then the entries: each page reads the listing
+                // the open kept, without copying it.
+                let entries = try session.fileSystem.directoryEntries(info!.pointee.fh)
                 var page = [CChar](repeating: 0, count: size)
                 var used = 0
                 var index = Int(offset)
-                while index < entries.count {
+                while index < entries.count + 2 {
+                    let entry = index >= 2 ? entries[index - 2] : DirectoryEntry(name: index == 0 ? "." : "..", type: S_IFDIR)
                     var status = stat()
                     status.st_ino = __ino_t(index == 0 ? inode : 0xffff_ffff)
-                    status.st_mode = entries[index].type
+                    status.st_mode = entry.type
                     let needed = page.withUnsafeMutableBufferPointer { buffer in
-                        fuse_add_direntry(request, buffer.baseAddress! + used, size - used, entries[index].name, &status, off_t(index + 1))
+                        fuse_add_direntry(request, buffer.baseAddress! + used, size - used, entry.name, &status, off_t(index + 1))
                     }
                     if needed > size - used { break }
                     used += needed

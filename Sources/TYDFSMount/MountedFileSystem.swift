@@ -186,7 +186,8 @@ public final class MountedFileSystem: Sendable {
     }
 
     /// A file being written through this mount is described by its staging file; anything else
-    /// by the master (a one-entry listing that names the path itself is a file).
+    /// by the master: its own entry, not its children (a master from before `Query.entryOnly`
+    /// lists a directory's children, and a file as itself alone).
     private func attributes(at path: RemotePath) async throws -> NodeAttributes {
         // Under the lock: a staging file is only ever closed after it has left `staged`.
         if let staged = state.withLockedValue({ state in
@@ -194,7 +195,7 @@ public final class MountedFileSystem: Sendable {
         }) {
             return NodeAttributes(isDirectory: false, sizeBytes: staged.0, mtimeMillis: Self.nowMillis(), posix: staged.1)
         }
-        let listing = try await client.list(path)
+        let listing = try await client.list(path, entryOnly: true)
         if let file = Self.file(path, in: listing) {
             return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
         }
@@ -202,7 +203,7 @@ public final class MountedFileSystem: Sendable {
         let mtimeMillis = listing.mtimeMillis ?? listing.entries.map(\.mtimeMillis).max() ?? 0
         return NodeAttributes(
             isDirectory: true, sizeBytes: 0, mtimeMillis: mtimeMillis, posix: PosixAttributes(kept: listing.attributes),
-            subdirectoryCount: listing.entries.count(where: \.isDirectory))
+            subdirectoryCount: listing.subdirectoryCount ?? listing.entries.count(where: \.isDirectory))
     }
 
     /// The entry of the file `path` when `listing` (of `path`) says it is one: the master lists

@@ -385,12 +385,18 @@ public struct ListResponse: Codable, Sendable {
     /// The listed directory's own time: the latest change at or below it, a removal or a rename
     /// in it included (nil when a file is listed, or from a master before it was sent).
     public var mtimeMillis: Int64?
+    /// How many directories the listed directory holds, answered with its own entry alone
+    /// (`Query.entryOnly`); nil otherwise, and from a master before it was sent.
+    public var subdirectoryCount: Int?
 
-    public init(path: String, entries: [ListEntry], attributes: [String: String]? = nil, mtimeMillis: Int64? = nil) {
+    public init(
+        path: String, entries: [ListEntry], attributes: [String: String]? = nil, mtimeMillis: Int64? = nil, subdirectoryCount: Int? = nil
+    ) {
         self.path = path
         self.entries = entries
         self.attributes = attributes
         self.mtimeMillis = mtimeMillis
+        self.subdirectoryCount = subdirectoryCount
     }
 }
 

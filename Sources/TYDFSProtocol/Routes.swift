@@ -93,6 +93,10 @@ public enum Query {
     /// On a stat (`GET /v1/files`): `true` when the caller only looks (the dashboard, `tydfs
     /// stat`) and will not read the file, so the datakeepers are not counted busier for it.
     public static let inspect = "inspect"
+    /// On a listing (`GET /v1/list`): `true` to answer the path's own entry instead of its
+    /// children, with a directory's `ListResponse.subdirectoryCount` (the mount's `getattr`,
+    /// which would otherwise fetch a whole directory to describe it).
+    public static let entryOnly = "entry"
 }
 
 /// HTTP header names of the data path.

@@ -119,11 +119,11 @@ struct S3Operations {
         let path = try bucketPath(bucket)
         let listing: ListResponse
         do {
-            listing = try await responder.cluster.list(path)
+            listing = try await responder.cluster.list(path, entryOnly: true)
         } catch let error as TYDFSError where error.code == .notFound {
             throw S3Error.noSuchBucket(resource: bucket)
         }
-        // A file lists as itself; a folder lists its entries.
+        // Its own entry: a file's or a folder's.
         if listing.entries.count == 1, listing.entries[0].path == path.value, !listing.entries[0].isDirectory {
             throw S3Error.noSuchBucket("\(path) is a file, not a bucket", resource: bucket)
         }

@@ -571,7 +571,8 @@ final class MasterStateTests: XCTestCase {
             (.get, Route.drain("dk9"), nil, .look), (.post, Route.badReplicas, "{}", .look),
             (.get, Route.content + "?path=%2Fdocs%2Fnone", nil, .read("/docs/none")), (.get, Route.files + "?path=%2Fdocs%2Fa", nil, .read("/docs/a")),
             (.post, Route.lookup, #"{"items": [{"path": "/docs/a"}]}"#, .readEach("/docs/a")),
-            (.get, Route.list + "?path=%2Fdocs", nil, .read("/docs")), (.get, Route.fsck + "?path=%2Fdocs", nil, .read("/docs")),
+            (.get, Route.list + "?path=%2Fdocs", nil, .read("/docs")), (.get, Route.list + "?path=%2Fdocs&\(Query.entryOnly)=true", nil, .read("/docs")),
+            (.get, Route.fsck + "?path=%2Fdocs", nil, .read("/docs")),
             (.post, Route.uploads, #"{"path": "/docs/new", "overwrite": false}"#, .write("/docs/new")),
             (.post, Route.uploadChunks(id), #"{"exclude": [], "dataBytes": 0}"#, .write("/docs/up")),
             (.post, Route.uploadCommit(id), #"{"sizeBytes": -1, "crc32c": 0, "chunks": []}"#, .write("/docs/up")),
@@ -656,6 +657,58 @@ final class MasterStateTests: XCTestCase {
             throw error
         }
         try await reader.shutdown()
+    }
+
+    /// A listing with `entry=true` answers the path's own entry, not its children: a directory
+    /// with its time, attributes and subdirectory count (what a mount's getattr shows), a file
+    /// as a listing of it does; a missing path is not found, and the plain listing is unchanged.
+    func testAListingOfTheEntryAloneAnswersThePathItselfWithItsSubdirectoryCount() async throws {
+        try await joinThree()
+        for name in ["/docs/a", "/docs/sub/b", "/docs/other/c"] { _ = try await put(name, on: ["dk1", "dk2", "dk3"]) }
+        _ = try await state.makeDirectory(MakeDirectoryRequest(path: try RemotePath("/docs/empty"), parents: false, attributes: ["posix-mode": "40700"]))
+        let secret = self.secret
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: try AccessKeyStore(directory: folder), anonymous: nil)))
+        let queries = ["path=%2Fdocs", "path=%2Fdocs&entry=true", "path=%2Fdocs%2Fempty&entry=true", "path=%2F&entry=true",
+                       "path=%2Fdocs%2Fa&entry=true", "path=%2Fdocs%2Fnone&entry=true", "path=%2Fdocs&entry=no"]
+        let answers: [(HTTPResponse.Status, ListResponse?)]
+        do {
+            answers = try await app.test(.router) { unsigned in
+                let client = SigningTestClient(client: unsigned, signer: RequestSigner(cluster: secret))
+                var answers: [(HTTPResponse.Status, ListResponse?)] = []
+                for query in queries {
+                    answers.append(try await client.execute(uri: Route.list + "?" + query, method: .get) { response in
+                        (response.status, response.status == .ok ? try JSONDecoder().decode(ListResponse.self, from: Data(response.body.readableBytesView)) : nil)
+                    })
+                }
+                return answers
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
+        let children = try XCTUnwrap(answers[0].1)
+        XCTAssertEqual(children.entries.map(\.path), ["/docs/a", "/docs/empty", "/docs/other", "/docs/sub"])
+        XCTAssertNil(children.subdirectoryCount, "only the entry alone carries the count")
+        let directory = try XCTUnwrap(answers[1].1)
+        XCTAssertEqual(directory.entries.map(\.path), ["/docs"])
+        XCTAssertEqual(directory.entries.map(\.isDirectory), [true])
+        XCTAssertEqual(directory.subdirectoryCount, 3)
+        XCTAssertEqual(directory.mtimeMillis, children.mtimeMillis)
+        XCTAssertEqual(directory.entries[0].sizeBytes, children.entries.map(\.sizeBytes).reduce(0, +))
+        let empty = try XCTUnwrap(answers[2].1)
+        XCTAssertEqual(empty.subdirectoryCount, 0)
+        XCTAssertEqual(empty.attributes, ["posix-mode": "40700"])
+        XCTAssertEqual(try XCTUnwrap(answers[3].1).subdirectoryCount, 1, "the root holds /docs")
+        let file = try XCTUnwrap(answers[4].1)
+        XCTAssertEqual(file.entries.map(\.path), ["/docs/a"])
+        XCTAssertEqual(file.entries.map(\.isDirectory), [false])
+        XCTAssertNil(file.subdirectoryCount)
+        XCTAssertNil(file.mtimeMillis, "a file's time is its entry's")
+        XCTAssertEqual(answers[5].0, .notFound)
+        XCTAssertEqual(try XCTUnwrap(answers[6].1).entries.count, 4, "any other value lists the children")
     }
 
     /// A lookup answers each file, in order, as a stat of it would: the file with read tokens,

@@ -34,6 +34,11 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(namespace.list(.root)!.count, 3)
         XCTAssertEqual(Namespace().list(.root)!, [], "an empty namespace has an empty root")
         XCTAssertEqual(namespace.files(under: path("/b")).map(\.path.value), ["/b/x", "/b/y/z"])
+        XCTAssertEqual(namespace.subdirectoryCount(at: .root), 1, "/b; files are not counted")
+        XCTAssertEqual(namespace.subdirectoryCount(at: path("/b")), 1)
+        XCTAssertEqual(namespace.subdirectoryCount(at: path("/b/y")), 0)
+        XCTAssertNil(namespace.subdirectoryCount(at: path("/b/x")), "a file holds no directories")
+        XCTAssertNil(namespace.subdirectoryCount(at: path("/nope")))
     }
 
     func testRenameMovesFilesAndDirectoriesWithTheirChunksAndRefusesTakenPaths() throws {
