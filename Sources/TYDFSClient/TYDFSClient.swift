@@ -180,7 +180,7 @@ public final class TYDFSClient: Sendable {
     /// One level of the namespace; with `entryOnly`, `path`'s own entry instead of its children
     /// (a master from before `Query.entryOnly` lists the children, without a subdirectory count).
     public func list(_ path: RemotePath, entryOnly: Bool = false) async throws -> ListResponse {
-        try await control(.GET, entryOnly ? Route.list + "?\(Query.entryOnly)=true" : Route.list, query: path)
+        try await controlAnsweredCompact(.GET, entryOnly ? Route.list + "?\(Query.entryOnly)=true" : Route.list, query: path)
     }
 
     /// Renames `source` (a file or a directory) to `destination`, or into it when it is an
@@ -305,6 +305,14 @@ public final class TYDFSClient: Sendable {
         let (response, payload, _) = try await exchange(
             method, route, query: query, body: body, compactBody: nil, accept: nil, extraSeconds: extraSeconds, repeatable: repeatable)
         return try PeerError.decode(Response.self, status: response.status, payload: payload, peer: "the master")
+    }
+
+    /// As `control`, with the answer asked for in the compact form (`CompactCodec`) and read in
+    /// whichever form it comes (a master from before the form answers JSON).
+    func controlAnsweredCompact<Response: Decodable & CompactCodable>(_ method: HTTPMethod, _ route: String, query: RemotePath) async throws -> Response {
+        let (response, payload, _) = try await exchange(
+            method, route, query: query, body: Optional<String>.none, compactBody: nil, accept: CompactCodec.contentType, extraSeconds: 0, repeatable: nil)
+        return try PeerError.decode(Response.self, from: response, payload: payload, peer: "the master")
     }
 
     /// As `control`, in the compact form (`CompactCodec`) both ways: the body is sent in it and the

@@ -302,7 +302,7 @@ public enum MasterServer {
             let path = try RemotePath(request.optionalQueryItem("path") ?? "/")
             try require(.read(path))
             let entryOnly = try request.optionalQueryItem(Query.entryOnly) == "true"
-            return try JSON.response(try await state.list(path, entryOnly: entryOnly))
+            return try JSON.responseJSONOrCompact(try await state.list(path, entryOnly: entryOnly), to: request)
         }
         return router
     }

@@ -315,6 +315,48 @@ extension ChunkWriteResult: CompactCodable {
     }
 }
 
+extension ListResponse: CompactCodable {
+    public func encodeCompact(into bytes: inout [UInt8]) {
+        bytes.appendCompact(path)
+        bytes.appendCompact(count: entries.count)
+        for entry in entries {
+            bytes.appendCompact(entry.path)
+            bytes.appendCompact(entry.isDirectory)
+            bytes.appendCompact(entry.sizeBytes)
+            bytes.appendCompact(entry.mtimeMillis)
+            bytes.appendCompact(entry.checksum != nil)
+            if let checksum = entry.checksum { bytes.appendCompact(checksum) }
+            bytes.appendCompactAttributes(entry.attributes)
+        }
+        bytes.appendCompactAttributes(attributes)
+        bytes.appendCompact(mtimeMillis != nil)
+        if let mtimeMillis { bytes.appendCompact(mtimeMillis) }
+        bytes.appendCompact(subdirectoryCount != nil)
+        if let subdirectoryCount { bytes.appendCompact(Int64(subdirectoryCount)) }
+    }
+
+    public init(compact reader: inout CompactReader) throws {
+        let path = try reader.string()
+        let count = try reader.count(ofItemsOfAtLeast: 23)
+        var entries: [ListEntry] = []
+        entries.reserveCapacity(CompactReader.reserved(count))
+        for _ in 0..<count {
+            let entryPath = try reader.string()
+            let isDirectory = try reader.bool()
+            let sizeBytes = try reader.int64()
+            let mtimeMillis = try reader.int64()
+            let checksum = try reader.bool() ? try reader.string() : nil
+            entries.append(ListEntry(
+                path: entryPath, isDirectory: isDirectory, sizeBytes: sizeBytes, mtimeMillis: mtimeMillis, checksum: checksum,
+                attributes: try reader.attributes()))
+        }
+        let attributes = try reader.attributes()
+        let mtimeMillis = try reader.bool() ? try reader.int64() : nil
+        let subdirectoryCount = try reader.bool() ? Int(try reader.int64()) : nil
+        self.init(path: path, entries: entries, attributes: attributes, mtimeMillis: mtimeMillis, subdirectoryCount: subdirectoryCount)
+    }
+}
+
 // MARK: - Requests (sent in the compact form only to a master that has not refused it)
 
 extension LookupRequest: CompactCodable {

@@ -102,6 +102,27 @@ final class CompactCodecTests: XCTestCase {
         }
     }
 
+    func testAListingReadsBackAsItsJSONWouldAndCutOffAnywhereIsRefused() throws {
+        let listing = ListResponse(
+            path: "/dir", entries: [
+                ListEntry(path: "/dir/naïve file ✓.txt", isDirectory: false, sizeBytes: 70_000_000_000, mtimeMillis: -5, checksum: "crc32c:0a1b2c3d",
+                          attributes: ["posix-mode": "100644", "x-amz-meta-ü": ""]),
+                ListEntry(path: "/dir/sub", isDirectory: true, sizeBytes: 0, mtimeMillis: 1_700_000_000_000),
+                ListEntry(path: "/dir/made", isDirectory: true, sizeBytes: 12, mtimeMillis: 0, attributes: [:]),
+            ],
+            attributes: ["posix-mode": "40700"], mtimeMillis: 1_700_000_000_001, subdirectoryCount: 2)
+        XCTAssertEqual(try json(try roundTrip(listing)), try json(listing))
+        let bare = ListResponse(path: "/", entries: [])
+        XCTAssertEqual(try json(try roundTrip(bare)), try json(bare), "absent fields stay absent")
+        let bytes = CompactCodec.encode(listing)
+        for length in 0..<bytes.count {
+            XCTAssertThrowsError(try Array(bytes.prefix(length)).withUnsafeBytes { try CompactCodec.decode(ListResponse.self, from: $0) }) {
+                XCTAssertEqual(($0 as? TYDFSError)?.code, .protocolViolation)
+            }
+        }
+        XCTAssertThrowsError(try (bytes + [0]).withUnsafeBytes { try CompactCodec.decode(ListResponse.self, from: $0) }, "a byte past the end")
+    }
+
     func testAnythingMalformedIsAProtocolViolation() throws {
         let bytes = CompactCodec.encode(try sample())
         func assertRefused(_ bytes: [UInt8], _ what: String) {

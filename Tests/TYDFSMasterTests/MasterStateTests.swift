@@ -682,6 +682,18 @@ final class MasterStateTests: XCTestCase {
                         (response.status, response.status == .ok ? try JSONDecoder().decode(ListResponse.self, from: Data(response.body.readableBytesView)) : nil)
                     })
                 }
+                // Asked for in the compact form, the same listings come in it.
+                for (index, query) in queries.enumerated() where answers[index].0 == .ok {
+                    let compact = try await client.execute(uri: Route.list + "?" + query, method: .get, headers: [.accept: CompactCodec.contentType]) { response in
+                        XCTAssertEqual(response.headers[.contentType], CompactCodec.contentType)
+                        return try response.body.withUnsafeReadableBytes { try CompactCodec.decode(ListResponse.self, from: $0) }
+                    }
+                    XCTAssertEqual(compact.entries.map(\.path), answers[index].1?.entries.map(\.path), query)
+                    XCTAssertEqual(compact.entries.map(\.sizeBytes), answers[index].1?.entries.map(\.sizeBytes), query)
+                    XCTAssertEqual(compact.subdirectoryCount, answers[index].1?.subdirectoryCount, query)
+                    XCTAssertEqual(compact.mtimeMillis, answers[index].1?.mtimeMillis, query)
+                    XCTAssertEqual(compact.attributes, answers[index].1?.attributes, query)
+                }
                 return answers
             }
         } catch {
