@@ -151,7 +151,7 @@ public final class FuseSession: @unchecked Sendable {
         let posix = attributes.posix
         status.st_mode = posix.statusMode(isDirectory: attributes.isDirectory)
         // A directory is linked by its name, its `.` and each subdirectory's `..`.
-        status.st_nlink = attributes.isUnlinked ? 0 : attributes.isDirectory ? 2 + UInt(attributes.subdirectoryCount) : 1
+        status.st_nlink = attributes.isUnlinked ? 0 : attributes.isDirectory ? 2 + UInt(max(0, attributes.subdirectoryCount)) : 1
         status.st_uid = posix.uid ?? owner.uid
         status.st_gid = posix.gid ?? owner.gid
         status.st_rdev = __dev_t(posix.deviceNumber ?? 0)

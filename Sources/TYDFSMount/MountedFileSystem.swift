@@ -196,7 +196,7 @@ public final class MountedFileSystem: Sendable {
             return NodeAttributes(isDirectory: false, sizeBytes: staged.0, mtimeMillis: Self.nowMillis(), posix: staged.1)
         }
         let listing = try await client.list(path, entryOnly: true)
-        if let file = Self.file(path, in: listing) {
+        if let file = listing.file {
             return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
         }
         // A master before directories' own times were listed: the newest entry's.
@@ -204,13 +204,6 @@ public final class MountedFileSystem: Sendable {
         return NodeAttributes(
             isDirectory: true, sizeBytes: 0, mtimeMillis: mtimeMillis, posix: PosixAttributes(kept: listing.attributes),
             subdirectoryCount: listing.subdirectoryCount ?? listing.entries.count(where: \.isDirectory))
-    }
-
-    /// The entry of the file `path` when `listing` (of `path`) says it is one: the master lists
-    /// a file as itself, alone, and a directory as its children.
-    private static func file(_ path: RemotePath, in listing: ListResponse) -> ListEntry? {
-        guard listing.entries.count == 1, let only = listing.entries.first, only.path == path.value, !only.isDirectory else { return nil }
-        return only
     }
 
     /// `truncate` and `ftruncate` (`open(O_TRUNC)` arrives as an open): a file open for writing
@@ -325,7 +318,7 @@ public final class MountedFileSystem: Sendable {
     public func openDirectory(_ inode: Inode) async throws -> UInt64 {
         let path = try RemotePath(try path(of: inode))
         let listing = try await client.list(path)
-        if Self.file(path, in: listing) != nil { throw MountError(ENOTDIR, "\(path) is a file") }
+        if listing.file != nil { throw MountError(ENOTDIR, "\(path) is a file") }
         var entries = listing.entries.map { entry in
             DirectoryEntry(
                 name: String(entry.path.dropFirst(path.childPrefix.count)),

@@ -1,7 +1,7 @@
 import TYDFSCore
 
 /// A binary form of the answers on the small-file hot path (batched lookups, opens, commits and
-/// chunk writes), beside their JSON form.
+/// chunk writes) and of listings, beside their JSON form.
 ///
 /// A batched lookup answers up to `Limits.maxLookupsPerRequest` files, and Foundation's JSON
 /// coders spent about a fifth of the whole machine's CPU on them during `tydfs bench`'s stat

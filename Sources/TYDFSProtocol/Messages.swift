@@ -398,6 +398,13 @@ public struct ListResponse: Codable, Sendable {
         self.mtimeMillis = mtimeMillis
         self.subdirectoryCount = subdirectoryCount
     }
+
+    /// The listed path's own entry when it is a file: a file lists as itself, alone (a
+    /// directory lists its children, or itself with `Query.entryOnly`).
+    public var file: ListEntry? {
+        guard entries.count == 1, let only = entries.first, only.path == path, !only.isDirectory else { return nil }
+        return only
+    }
 }
 
 /// Where a datakeeper is in its life, as the master sees it.

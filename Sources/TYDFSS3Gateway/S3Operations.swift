@@ -123,8 +123,7 @@ struct S3Operations {
         } catch let error as TYDFSError where error.code == .notFound {
             throw S3Error.noSuchBucket(resource: bucket)
         }
-        // Its own entry: a file's or a folder's.
-        if listing.entries.count == 1, listing.entries[0].path == path.value, !listing.entries[0].isDirectory {
+        if listing.file != nil {
             throw S3Error.noSuchBucket("\(path) is a file, not a bucket", resource: bucket)
         }
         responder.knownBuckets.insert(bucket)
