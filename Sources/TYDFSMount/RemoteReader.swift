@@ -19,6 +19,12 @@ import TYDFSProtocol
 ///
 /// A read whose windows have all arrived (almost every read of a sequential reader) is answered
 /// at once, on the caller's thread (`readArrived`), without a task or a thread switch.
+///
+/// A file may stay open for longer than what the master said of it at the open holds: its read
+/// tokens expire (`Limits.chunkTokenSeconds`), and its replicas move (a datakeeper drained,
+/// a lost replica repaired elsewhere). A window that fails is therefore fetched once more with
+/// the file's chunks asked of the master again, as HDFS's readers fetch block locations again;
+/// only a window that fails then too fails the read.
 final class RemoteReader: Sendable {
     static let windowBytes = Int64(Limits.readWindowBytes)
     static let windowsAhead: Int64 = 2
@@ -30,6 +36,8 @@ final class RemoteReader: Sendable {
     private struct Window {
         /// Tells a window apart from a later fetch of the same one.
         var fetch: UInt64
+        /// The `State.refreshes` of the chunks it was fetched with.
+        var refresh: UInt64
         var task: Task<ByteBuffer, Error>
         /// Its bytes, once they have arrived.
         var bytes: ByteBuffer?
@@ -41,14 +49,19 @@ final class RemoteReader: Sendable {
         /// Where the last read ended: a read starting there (or in the window it ended in) is
         /// sequential, and only sequential reads fetch ahead.
         var lastEnd: Int64 = 0
+        /// The file's chunks, their replicas and read tokens, as the master last said.
+        var chunks: FileInfo
+        /// How many times `chunks` was asked for again since the open.
+        var refreshes: UInt64 = 0
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
 
     init(info: FileInfo, client: TYDFSClient, budget: ReadAheadBudget) {
         self.info = info
         self.client = client
         self.budget = budget
+        state = NIOLockedValueBox(State(chunks: info))
     }
 
     /// Up to `count` bytes at `offset` when every window they lie in has arrived; nil when one
@@ -76,17 +89,50 @@ final class RemoteReader: Sendable {
         for (number, window) in needed {
             do {
                 pieces.append(try await window.task.value)
+                continue
             } catch {
-                // A failed window is fetched afresh by the next read that needs it.
-                state.withLockedValue { state in
-                    guard state.windows[number]?.fetch == window.fetch else { return }
-                    state.windows[number] = nil
-                    budget.held(by: ObjectIdentifier(self), state.windows.count)
-                }
+                forget(number, fetch: window.fetch)
+                guard await refreshChunks(since: window.refresh) else { throw error }
+            }
+            let again = state.withLockedValue { state in
+                if let started = state.windows[number] { return started }
+                state.windows[number] = fetch(number, in: &state)
+                budget.held(by: ObjectIdentifier(self), state.windows.count)
+                return state.windows[number]!
+            }
+            do {
+                pieces.append(try await again.task.value)
+            } catch {
+                // Fetched afresh by the next read that needs it.
+                forget(number, fetch: again.fetch)
                 throw error
             }
         }
         return Self.cut(pieces, from: offset, to: end)
+    }
+
+    /// Drops window `number` if it is still the fetch `fetch` (it failed).
+    private func forget(_ number: Int64, fetch: UInt64) {
+        state.withLockedValue { state in
+            guard state.windows[number]?.fetch == fetch else { return }
+            state.windows[number] = nil
+            budget.held(by: ObjectIdentifier(self), state.windows.count)
+        }
+    }
+
+    /// Asks the master for the file's chunks again, unless that was done since a window fetched
+    /// with refresh `since` began; false when the file is no longer there under its name, or is
+    /// another file now (replaced since the open: its chunks may be gone, so the failure stands).
+    private func refreshChunks(since: UInt64) async -> Bool {
+        if state.withLockedValue({ $0.refreshes > since }) { return true }
+        guard let fresh = try? await client.stat(info.path), fresh.checksum == info.checksum, fresh.sizeBytes == info.sizeBytes,
+              fresh.chunks.map(\.id) == info.chunks.map(\.id)
+        else { return false }
+        state.withLockedValue { state in
+            state.chunks = fresh
+            state.refreshes += 1
+        }
+        return true
     }
 
     /// Drops every window (the file was closed).
@@ -151,9 +197,9 @@ final class RemoteReader: Sendable {
         let fetch = state.fetches
         let start = window * Self.windowBytes
         let range = start..<min(start + Self.windowBytes, info.sizeBytes)
-        let info = self.info
+        let info = state.chunks
         let client = self.client
-        return Window(fetch: fetch, task: Task { [weak self] in
+        return Window(fetch: fetch, refresh: state.refreshes, task: Task { [weak self] in
             // A window inside one chunk arrives as one piece, kept as it is; one that spans
             // chunks is joined.
             var pieces: [ByteBuffer] = []

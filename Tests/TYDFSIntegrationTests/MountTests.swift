@@ -368,6 +368,29 @@ final class MountTests: XCTestCase {
         XCTAssertTrue(mount.process.isRunning)
     }
 
+    /// A file open through the mount reads on after its chunks moved to other datakeepers (a
+    /// drain, then the old holder switched off): the windows not yet fetched find the new
+    /// replicas by asking the master again, where the replicas of the open would all fail.
+    func testAFileOpenThroughTheMountReadsOnAfterItsReplicasMoved() throws {
+        let cluster = try TestCluster(datakeepers: 3, replication: 1, chunkSize: "1MiB")
+        defer { cluster.shutdown() }
+        let mount = try Mount(cluster)
+        defer { mount.end() }
+        let local = try cluster.makeFile("moving", size: 40 * 1024 * 1024, seed: 5)
+        try cluster.succeed(["put", local, "/moving"])
+        // The holder of the last chunk: past the windows the first read fetches (3 of 8 MiB).
+        let holder = try XCTUnwrap(try cluster.stat("/moving").chunks.last?.replicas.first?.id.value)
+
+        let reader = try XCTUnwrap(FileHandle(forReadingAtPath: mount.path("moving")))
+        var read = try XCTUnwrap(try reader.read(upToCount: 1024 * 1024))
+        XCTAssertEqual(try cluster.json(DrainStatus.self, ["drain", holder]).state, .retired)
+        cluster.killDataKeeper(holder)
+        while let more = try reader.read(upToCount: 1024 * 1024), !more.isEmpty { read.append(more) }
+        try reader.close()
+        XCTAssertEqual(read, try cluster.contents(local))
+        XCTAssertTrue(try cluster.stat("/moving").chunks.last!.replicas.contains { $0.id.value != holder }, "the drain copied it elsewhere")
+    }
+
     func testMountInTheBackgroundAndUnmount() throws {
         let cluster = try TestCluster(datakeepers: 3)
         defer { cluster.shutdown() }
