@@ -189,6 +189,52 @@ public final class FuseSession: @unchecked Sendable {
         return PosixAttributes(mode: mode, uid: caller.uid, gid: caller.gid, deviceNumber: deviceNumber.map(UInt64.init), linkTarget: linkTarget)
     }
 
+    /// One page of `readdir`, or of `readdirplus` (`withAttributes`), which also hands the kernel
+    /// each file's number and attributes, as a lookup would: `.` and `..` at offsets 0 and 1, then
+    /// the entries. Each page reads the listing the open kept, without copying it.
+    private func answerDirectoryPage(_ request: fuse_req_t?, _ inode: fuse_ino_t, size: Int, offset: off_t, handle: UInt64, withAttributes: Bool) {
+        do {
+            let entries = try fileSystem.directoryEntries(handle)
+            var page = [CChar](repeating: 0, count: size)
+            var used = 0
+            var index = Int(offset)
+            while index < entries.count + 2 {
+                let entry = index >= 2 ? entries[index - 2] : DirectoryEntry(name: index == 0 ? "." : "..", type: S_IFDIR)
+                let nextOffset = off_t(index + 1)
+                let added = page.withUnsafeMutableBufferPointer { buffer -> Bool in
+                    let start = buffer.baseAddress! + used
+                    guard withAttributes else {
+                        var status = stat()
+                        status.st_ino = __ino_t(index == 0 ? inode : 0xffff_ffff)
+                        status.st_mode = entry.type
+                        let needed = fuse_add_direntry(request, start, size - used, entry.name, &status, nextOffset)
+                        guard needed <= size - used else { return false }
+                        used += needed
+                        return true
+                    }
+                    // Whether it fits depends on the name alone; only then is its number given
+                    // (the kernel counts each entry it receives as a lookup).
+                    guard fuse_add_direntry_plus(request, nil, 0, entry.name, nil, nextOffset) <= size - used else { return false }
+                    var described = fuse_entry_param()
+                    if index >= 2, let (number, attributes) = fileSystem.remember(entry, of: handle) {
+                        described = self.entry(number, attributes)
+                    } else {
+                        // Number 0: a name and type only; the kernel looks it up itself.
+                        described.attr.st_ino = __ino_t(index == 0 ? inode : 0xffff_ffff)
+                        described.attr.st_mode = entry.type
+                    }
+                    used += fuse_add_direntry_plus(request, start, size - used, entry.name, &described, nextOffset)
+                    return true
+                }
+                if !added { break }
+                index += 1
+            }
+            fuse_reply_buf(request, page, used)
+        } catch {
+            fuse_reply_err(request, MountErrno.of(error))
+        }
+    }
+
     // MARK: - The operations table
 
     // swiftlint:disable:next function_body_length
@@ -389,30 +435,10 @@ public final class FuseSession: @unchecked Sendable {
             }
         }
         operations.readdir = { request, inode, size, offset, info in
-            let session = FuseSession.of(request)
-            do {
-                // `.` and `..` at offsets 0 and 1, then the entries: each page reads the listing
-                // the open kept, without copying it.
-                let entries = try session.fileSystem.directoryEntries(info!.pointee.fh)
-                var page = [CChar](repeating: 0, count: size)
-                var used = 0
-                var index = Int(offset)
-                while index < entries.count + 2 {
-                    let entry = index >= 2 ? entries[index - 2] : DirectoryEntry(name: index == 0 ? "." : "..", type: S_IFDIR)
-                    var status = stat()
-                    status.st_ino = __ino_t(index == 0 ? inode : 0xffff_ffff)
-                    status.st_mode = entry.type
-                    let needed = page.withUnsafeMutableBufferPointer { buffer in
-                        fuse_add_direntry(request, buffer.baseAddress! + used, size - used, entry.name, &status, off_t(index + 1))
-                    }
-                    if needed > size - used { break }
-                    used += needed
-                    index += 1
-                }
-                fuse_reply_buf(request, page, used)
-            } catch {
-                fuse_reply_err(request, MountErrno.of(error))
-            }
+            FuseSession.of(request).answerDirectoryPage(request, inode, size: size, offset: offset, handle: info!.pointee.fh, withAttributes: false)
+        }
+        operations.readdirplus = { request, inode, size, offset, info in
+            FuseSession.of(request).answerDirectoryPage(request, inode, size: size, offset: offset, handle: info!.pointee.fh, withAttributes: true)
         }
         operations.releasedir = { request, _, info in
             FuseSession.of(request).fileSystem.releaseDirectory(info!.pointee.fh)

@@ -21,11 +21,22 @@ public struct NodeAttributes: Sendable, Equatable {
     public var subdirectoryCount = 0
 }
 
+extension NodeAttributes {
+    /// A file as the master lists it.
+    init(file: ListEntry) {
+        self.init(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
+    }
+}
+
 /// One name in a directory listing, with its file type (the `S_IFMT` bits of its mode), which
 /// `find -type` and `ls` take from the listing without a stat.
 public struct DirectoryEntry: Sendable {
     public var name: String
     public var type: mode_t
+    /// A file's attributes as listed, which `readdirplus` hands the kernel so that `ls -l` and
+    /// `find` need no lookup per file; nil for a directory (the listing lacks its link count)
+    /// and for a file this mount is writing (its staging file describes it).
+    public var attributes: NodeAttributes?
 }
 
 /// The cluster's namespace as the file-system operations a FUSE mount receives, in Swift terms:
@@ -113,7 +124,8 @@ public final class MountedFileSystem: Sendable {
         /// `writable`: opened for writing; only such a handle's close or fsync puts the file.
         case staged(Inode, writable: Bool)
         case remote(Inode, RemoteReader)
-        case directory([DirectoryEntry])
+        /// The entries of the directory whose paths begin with `prefix`, as listed at its open.
+        case directory(prefix: String, [DirectoryEntry])
     }
 
     private struct State {
@@ -196,9 +208,7 @@ public final class MountedFileSystem: Sendable {
             return NodeAttributes(isDirectory: false, sizeBytes: staged.0, mtimeMillis: Self.nowMillis(), posix: staged.1)
         }
         let listing = try await client.list(path, entryOnly: true)
-        if let file = listing.file {
-            return NodeAttributes(isDirectory: false, sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, posix: PosixAttributes(kept: file.attributes))
-        }
+        if let file = listing.file { return NodeAttributes(file: file) }
         // A master before directories' own times were listed: the newest entry's.
         let mtimeMillis = listing.mtimeMillis ?? listing.entries.map(\.mtimeMillis).max() ?? 0
         return NodeAttributes(
@@ -322,7 +332,8 @@ public final class MountedFileSystem: Sendable {
         var entries = listing.entries.map { entry in
             DirectoryEntry(
                 name: String(entry.path.dropFirst(path.childPrefix.count)),
-                type: PosixAttributes(kept: entry.attributes).statusMode(isDirectory: entry.isDirectory) & S_IFMT)
+                type: PosixAttributes(kept: entry.attributes).statusMode(isDirectory: entry.isDirectory) & S_IFMT,
+                attributes: entry.isDirectory ? nil : NodeAttributes(file: entry))
         }
         var names = Set(entries.map(\.name))
         return state.withLockedValue { state in
@@ -333,15 +344,28 @@ public final class MountedFileSystem: Sendable {
                     entries.append(DirectoryEntry(name: name, type: S_IFREG))
                 }
             }
-            return Self.open(.directory(entries), in: &state)
+            return Self.open(.directory(prefix: path.childPrefix, entries), in: &state)
         }
     }
 
     public func directoryEntries(_ handle: UInt64) throws -> [DirectoryEntry] {
-        guard case .directory(let entries)? = state.withLockedValue({ $0.handles[handle] }) else {
+        guard case .directory(_, let entries)? = state.withLockedValue({ $0.handles[handle] }) else {
             throw MountError(EBADF, "no open directory \(handle)")
         }
         return entries
+    }
+
+    /// What `readdirplus` tells the kernel of `entry` of the open directory `handle`: its number,
+    /// given once more as a lookup gives it, and its attributes as listed; nil when the kernel
+    /// must look it up itself (no attributes listed, or a file this mount has begun writing since).
+    public func remember(_ entry: DirectoryEntry, of handle: UInt64) -> (Inode, NodeAttributes)? {
+        guard let attributes = entry.attributes else { return nil }
+        return state.withLockedValue { state in
+            guard case .directory(let prefix, _)? = state.handles[handle] else { return nil }
+            let path = prefix + entry.name
+            if let inode = state.inodes.inode(of: path), state.staged[inode] != nil { return nil }
+            return (state.inodes.remember(path), attributes)
+        }
     }
 
     // MARK: - Files

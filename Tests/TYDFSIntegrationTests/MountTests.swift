@@ -368,6 +368,47 @@ final class MountTests: XCTestCase {
         XCTAssertTrue(mount.process.isRunning)
     }
 
+    /// `ls -l` of a folder gets its files' attributes with the listing (readdirplus), not with a
+    /// lookup per file, and they are the files' own; a file changed elsewhere shows its new size
+    /// once the kernel's 1 s cache has expired, as after a lookup.
+    func testListingAFolderDescribesItsFilesWithoutALookupEach() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        defer { cluster.shutdown() }
+        let local = cluster.root + "/listed"
+        try FileManager.default.createDirectory(atPath: local + "/sub", withIntermediateDirectories: true)
+        for index in 0..<40 { FileManager.default.createFile(atPath: local + "/f-\(index)", contents: Data(repeating: 7, count: index * 100)) }
+        FileManager.default.createFile(atPath: local + "/sub/inner", contents: Data())
+        try cluster.succeed(["put", "-r", local, "/listed"])
+        let mount = try Mount(cluster)
+        defer { mount.end() }
+        func listings() throws -> Double {
+            let page = String(decoding: try HTTP.request("GET", cluster.masterURL + Route.metrics).body, as: UTF8.self)
+            return TestCluster.metricSample(
+                "tydfs_http_requests_total", labels: "http_route=\"\(Route.list)\",http_request_method=\"GET\",http_response_status_code=\"200\"", in: page) ?? 0
+        }
+        let before = try listings()
+        let listed = try shell("ls -ln '\(mount.path("listed"))'", in: cluster.root)
+        XCTAssertEqual(listed.status, 0, listed.output)
+        let asked = try listings() - before
+        XCTAssertLessThan(asked, 10, "the folder's listing and a few lookups, not one per file (\(asked) listings)")
+        // "-rw-r--r-- 1 0 0 3900 Nov 30 21:50 f-39": mode, links, size and name as stored.
+        var sizes: [String: Int] = [:]
+        for line in listed.output.split(separator: "\n") where line.hasPrefix("-") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            XCTAssertEqual(fields[0], "-rw-r--r--", String(line))
+            XCTAssertEqual(fields[1], "1", String(line))
+            sizes[String(fields.last!)] = Int(fields[4])
+        }
+        XCTAssertEqual(sizes, Dictionary(uniqueKeysWithValues: (0..<40).map { ("f-\($0)", $0 * 100) }))
+        XCTAssertTrue(listed.output.split(separator: "\n").contains { $0.hasPrefix("d") && $0.hasSuffix(" sub") }, listed.output)
+        // Changed elsewhere: the new size shows once the kernel's cache expired.
+        let bigger = try cluster.makeFile("bigger", size: 12_345, seed: 2)
+        try cluster.succeed(["put", "--overwrite", bigger, "/listed/f-3"])
+        Thread.sleep(forTimeInterval: 1.2)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: mount.path("listed/f-3"))[.size] as? Int, 12_345)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: mount.path("listed/f-3"))), try cluster.contents(bigger))
+    }
+
     /// A file open through the mount reads on after its chunks moved to other datakeepers (a
     /// drain, then the old holder switched off): the windows not yet fetched find the new
     /// replicas by asking the master again, where the replicas of the open would all fail.
