@@ -20,6 +20,8 @@ public struct FileFailure: Error, Sendable {
 public struct FolderTransferResult: Sendable {
     /// Files transferred.
     public var files = 0
+    /// Empty folders made (remote by `put -r`, local by `get -r`).
+    public var emptyFolders = 0
     public var bytes: Int64 = 0
     public var failures: [FileFailure] = []
     /// E.g. under-replicated uploads.
@@ -50,8 +52,9 @@ public enum Batch {
 extension TYDFSClient {
     /// Uploads every file below the local folder `localFolder` to the same relative path below
     /// `remote` (`LOCAL/a/b.txt` → `REMOTE/a/b.txt`), `concurrency` files at once, each exactly as
-    /// `put(localPath:to:overwrite:)` would. Empty folders are not kept: the namespace holds files
-    /// only. Entries that are not regular files are reported as failures.
+    /// `put(localPath:to:overwrite:)` would. An empty folder is made a directory of its own (kept
+    /// while empty, as `mkdir` makes one). Entries that are neither regular files nor folders
+    /// are reported as failures.
     public func putFolder(
         _ localFolder: String, to remote: RemotePath, overwrite: Bool, concurrency: Int, progress: BatchProgress? = nil
     ) async throws -> FolderTransferResult {
@@ -63,12 +66,17 @@ extension TYDFSClient {
             let localPath = entry.relativePath.isEmpty ? folder : folder + "/" + entry.relativePath
             do {
                 if let problem = entry.problem { throw TYDFSError(.invalidArgument, problem) }
-                let put = try await self.put(
-                    localPath: localPath, to: try RemotePath(remote.childPrefix + entry.relativePath), overwrite: overwrite)
-                result.withLockedValue {
-                    $0.files += 1
-                    $0.bytes += put.file.sizeBytes
-                    $0.warnings += put.warnings
+                let target = entry.relativePath.isEmpty ? remote : try RemotePath(remote.childPrefix + entry.relativePath)
+                if entry.isEmptyFolder {
+                    try await self.makeDirectory(target, parents: true)
+                    result.withLockedValue { $0.emptyFolders += 1 }
+                } else {
+                    let put = try await self.put(localPath: localPath, to: target, overwrite: overwrite)
+                    result.withLockedValue {
+                        $0.files += 1
+                        $0.bytes += put.file.sizeBytes
+                        $0.warnings += put.warnings
+                    }
                 }
             } catch {
                 result.withLockedValue { $0.failures.append(FileFailure(path: localPath, error: error)) }
@@ -80,20 +88,24 @@ extension TYDFSClient {
     }
 
     /// Downloads every file at or below `remote` into the local folder `localFolder`, keeping the
-    /// relative paths (`REMOTE/a/b.txt` → `LOCAL/a/b.txt`), creating folders as needed,
+    /// relative paths (`REMOTE/a/b.txt` → `LOCAL/a/b.txt`), creating folders as needed and each
+    /// empty directory below `remote` (`localFolder` itself when `remote` is one),
     /// `concurrency` files at once, each exactly as `get(_:to:)` would (an existing local file is
     /// replaced atomically).
     public func getFolder(
         _ remote: RemotePath, to localFolder: String, concurrency: Int, progress: BatchProgress? = nil
     ) async throws -> FolderTransferResult {
-        let files = try await listFiles(below: remote, concurrency: concurrency)
-        let targets = files.map { entry -> (remote: String, local: String) in
+        let tree = try await listTree(below: remote, concurrency: concurrency)
+        let targets = tree.files.map { entry -> (remote: String, local: String) in
             let relative = entry.path == remote.value ? remote.name : String(entry.path.dropFirst(remote.childPrefix.count))
             return (entry.path, localFolder + "/" + relative)
         }
-        let folders = Set(targets.map { target in String(target.local[..<target.local.lastIndex(of: "/")!]) })
+        let emptyFolders = tree.emptyDirectories.map { path in
+            path == remote.value ? localFolder : localFolder + "/" + path.dropFirst(remote.childPrefix.count)
+        }
+        let folders = Set(targets.map { target in String(target.local[..<target.local.lastIndex(of: "/")!]) } + emptyFolders)
         for folder in folders.sorted() { try LocalFileSystem.makeDirectories(folder) }
-        let result = NIOLockedValueBox(FolderTransferResult())
+        let result = NIOLockedValueBox(FolderTransferResult(emptyFolders: emptyFolders.count))
         let finished = NIOLockedValueBox(0)
         await Batch.forEach(targets, concurrency: concurrency) { target in
             do {
@@ -114,7 +126,13 @@ extension TYDFSClient {
     /// Every file at or below `remote`, sorted by path: the namespace is listed one level at a
     /// time, up to `concurrency` folders of a level at once. A file path lists as itself.
     public func listFiles(below remote: RemotePath, concurrency: Int) async throws -> [ListEntry] {
+        try await listTree(below: remote, concurrency: concurrency).files
+    }
+
+    /// As `listFiles`, with the paths of the empty directories at or below `remote` besides.
+    public func listTree(below remote: RemotePath, concurrency: Int) async throws -> (files: [ListEntry], emptyDirectories: [String]) {
         var files: [ListEntry] = []
+        var emptyDirectories: [String] = []
         var level = [remote]
         while !level.isEmpty {
             let listings = try await withThrowingTaskGroup(of: ListResponse.self) { group in
@@ -129,14 +147,17 @@ extension TYDFSClient {
                 return listings
             }
             level = []
-            for entry in listings.flatMap(\.entries) {
-                if entry.isDirectory {
-                    level.append(try RemotePath(entry.path))
-                } else {
-                    files.append(entry)
+            for listing in listings {
+                if listing.entries.isEmpty { emptyDirectories.append(listing.path) }
+                for entry in listing.entries {
+                    if entry.isDirectory {
+                        level.append(try RemotePath(entry.path))
+                    } else {
+                        files.append(entry)
+                    }
                 }
             }
         }
-        return files.sorted { $0.path < $1.path }
+        return (files.sorted { $0.path < $1.path }, emptyDirectories.sorted())
     }
 }

@@ -382,11 +382,14 @@ public struct FolderEntry: Sendable, Equatable {
     /// Why the entry cannot be uploaded (not a regular file, an unreadable folder); nil for a
     /// regular file.
     public var problem: String?
+    /// A folder holding nothing, kept as a folder of its own (`cp -r` and `hdfs dfs -put` keep
+    /// empty folders too); `relativePath` is empty when the folder walked is empty itself.
+    public var isEmptyFolder = false
 }
 
 extension LocalFileSystem {
-    /// Every entry below `folder` that is not a folder, depth first, sorted by name within each
-    /// folder. Symbolic links are not followed into folders (as `cp -r`); a link to a regular file
+    /// Every entry below `folder` that is not a folder, and every empty folder (`folder` itself
+    /// when it is empty), depth first, sorted by name within each folder. Symbolic links are not followed into folders (as `cp -r`); a link to a regular file
     /// counts as that file. A subfolder that cannot be read becomes one entry with a problem,
     /// so one bad folder does not hide the rest.
     public static func entries(below folder: String) async throws -> [FolderEntry] {
@@ -406,6 +409,10 @@ extension LocalFileSystem {
             names = try list(folder).sorted()
         } catch {
             found.append(FolderEntry(relativePath: relative, problem: "cannot read the folder: \((error as? TYDFSError)?.message ?? "\(error)")"))
+            return
+        }
+        if names.isEmpty {
+            found.append(FolderEntry(relativePath: relative, problem: nil, isEmptyFolder: true))
             return
         }
         for name in names {

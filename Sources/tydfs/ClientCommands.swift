@@ -586,7 +586,8 @@ func summarize(_ result: FolderTransferResult, verb: String, since started: Cont
     for warning in result.warnings { warn(warning) }
     for failure in result.failures { FileHandle.standardError.write(Data("tydfs: \(failure.path): \(failure.message)\n".utf8)) }
     let failed = result.failures.isEmpty ? "" : "; \(result.failures.count) failed"
-    say("\(verb) -r: \(result.files) files, \(ByteSize.format(result.bytes)) in \(String(format: "%.2f", seconds)) s (\(String(format: "%.1f", Double(result.files) / seconds)) files/s)\(failed)")
+    let folders = result.emptyFolders == 0 ? "" : "; \(result.emptyFolders) empty folder\(result.emptyFolders == 1 ? "" : "s")"
+    say("\(verb) -r: \(result.files) files, \(ByteSize.format(result.bytes)) in \(String(format: "%.2f", seconds)) s (\(String(format: "%.1f", Double(result.files) / seconds)) files/s)\(folders)\(failed)")
     if !result.failures.isEmpty { throw ExitCode.failure }
 }
 

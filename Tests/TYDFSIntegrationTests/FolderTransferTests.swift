@@ -19,6 +19,8 @@ final class FolderTransferTests: XCTestCase {
         "sub/empty too": 0,
         "sub/名前 two/y z": 3,
     ]
+    /// Folders holding nothing, kept as folders both ways.
+    let emptyFolders = ["hollow", "sub/hollow tóo/deeper"]
 
     private func makeTree(_ cluster: TestCluster, at folder: String, seed: UInt64 = 1) throws {
         for (index, (relative, size)) in tree.sorted(by: { $0.key < $1.key }).enumerated() {
@@ -27,6 +29,7 @@ final class FolderTransferTests: XCTestCase {
             let made = try cluster.makeFile("tmp-\(index)", size: size, seed: seed + UInt64(index))
             try FileManager.default.moveItem(atPath: made, toPath: path)
         }
+        for relative in emptyFolders { try FileManager.default.createDirectory(atPath: folder + "/" + relative, withIntermediateDirectories: true) }
     }
 
     /// Regular files below `folder`, by relative path, with their bytes.
@@ -49,7 +52,7 @@ final class FolderTransferTests: XCTestCase {
 
         let put = try cluster.succeed(["put", "-r", source, "/up", "--concurrency", "3"])
         XCTAssertTrue(put.stdoutText.hasPrefix("put -r: \(tree.count) files, "), put.stdoutText)
-        XCTAssertTrue(put.stdoutText.contains("files/s"), put.stdoutText)
+        XCTAssertTrue(put.stdoutText.contains("files/s); 2 empty folders"), put.stdoutText)
         XCTAssertEqual(put.stderr, "", "no progress line when stderr is not a terminal")
         for (relative, size) in tree {
             XCTAssertEqual(try cluster.stat("/up/" + relative).sizeBytes, Int64(size), relative)
@@ -58,9 +61,20 @@ final class FolderTransferTests: XCTestCase {
         let target = cluster.root + "/target"
         let get = try cluster.succeed(["get", "-r", "/up", target, "--concurrency", "5"])
         XCTAssertTrue(get.stdoutText.hasPrefix("get -r: \(tree.count) files, "), get.stdoutText)
+        XCTAssertTrue(get.stdoutText.contains("; 2 empty folders"), get.stdoutText)
         let original = try files(below: source)
         XCTAssertEqual(original.count, tree.count)
         XCTAssertEqual(try files(below: target), original, "every file comes back byte-exact under its own name")
+        for relative in emptyFolders {
+            XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/up/" + relative]).entries.count, 0, "\(relative) made, and empty")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: target + "/" + relative), [], relative)
+        }
+        // An empty folder alone, both ways.
+        try FileManager.default.createDirectory(atPath: cluster.root + "/bare", withIntermediateDirectories: false)
+        XCTAssertTrue(try cluster.succeed(["put", "-r", cluster.root + "/bare", "/bare"]).stdoutText.contains("; 1 empty folder"))
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/bare"]).entries.count, 0)
+        try cluster.succeed(["get", "-r", "/bare", cluster.root + "/bare-back"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cluster.root + "/bare-back"), [])
 
         // A subfolder alone, into a folder that exists and holds an older copy (replaced, as by get).
         try Data("old".utf8).write(to: URL(fileURLWithPath: target + "/x"))
