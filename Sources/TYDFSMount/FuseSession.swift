@@ -198,6 +198,8 @@ public final class FuseSession: @unchecked Sendable {
             var page = [CChar](repeating: 0, count: size)
             var used = 0
             var index = Int(offset)
+            // The numbers given in this page, each counted as a lookup: taken back if it never arrives.
+            var given: [UInt64] = []
             while index < entries.count + 2 {
                 let entry = index >= 2 ? entries[index - 2] : DirectoryEntry(name: index == 0 ? "." : "..", type: S_IFDIR)
                 let nextOffset = off_t(index + 1)
@@ -216,8 +218,10 @@ public final class FuseSession: @unchecked Sendable {
                     // (the kernel counts each entry it receives as a lookup).
                     guard fuse_add_direntry_plus(request, nil, 0, entry.name, nil, nextOffset) <= size - used else { return false }
                     var described = fuse_entry_param()
-                    if index >= 2, let (number, attributes) = fileSystem.remember(entry, of: handle) {
+                    if index >= 2, let (number, attributes) = fileSystem.remember(
+                        entry, of: handle, in: inode, maximumAge: .milliseconds(Int(Self.cacheSeconds * 1000))) {
                         described = self.entry(number, attributes)
+                        given.append(number)
                     } else {
                         // Number 0: a name and type only; the kernel looks it up itself.
                         described.attr.st_ino = __ino_t(index == 0 ? inode : 0xffff_ffff)
@@ -229,7 +233,9 @@ public final class FuseSession: @unchecked Sendable {
                 if !added { break }
                 index += 1
             }
-            fuse_reply_buf(request, page, used)
+            if fuse_reply_buf(request, page, used) != 0 {
+                for number in given { fileSystem.forget(number, count: 1) }
+            }
         } catch {
             fuse_reply_err(request, MountErrno.of(error))
         }

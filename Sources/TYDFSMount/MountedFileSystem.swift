@@ -124,8 +124,16 @@ public final class MountedFileSystem: Sendable {
         /// `writable`: opened for writing; only such a handle's close or fsync puts the file.
         case staged(Inode, writable: Bool)
         case remote(Inode, RemoteReader)
-        /// The entries of the directory whose paths begin with `prefix`, as listed at its open.
-        case directory(prefix: String, [DirectoryEntry])
+        case directory(DirectoryListing)
+    }
+
+    /// A directory as listed at its open: what `readdir` pages through.
+    private struct DirectoryListing {
+        var path: RemotePath
+        var entries: [DirectoryEntry]
+        /// `State.namespaceChanges` before the listing was asked for.
+        var changesBefore: UInt64
+        var listedAt: ContinuousClock.Instant
     }
 
     private struct State {
@@ -135,6 +143,15 @@ public final class MountedFileSystem: Sendable {
         var nextHandle: UInt64 = 1
         /// Files being removed: no put may start for them meanwhile.
         var removing: Set<Inode> = []
+        /// Changes this mount made at the master (a put, a removal, a rename, a mode, a time),
+        /// counted as each ends: a listing asked for before one may describe what it changed
+        /// as it was, so `remember` hands the kernel no attributes from it.
+        var namespaceChanges: UInt64 = 0
+    }
+
+    /// Counts a change this mount made at the master (see `State.namespaceChanges`).
+    private func changedNamespace() {
+        state.withLockedValue { $0.namespaceChanges += 1 }
     }
 
     private let state = NIOLockedValueBox(State())
@@ -220,6 +237,7 @@ public final class MountedFileSystem: Sendable {
     /// has its staging file cut; any other is fetched, cut and put again (a cut to zero is a put
     /// of nothing).
     public func truncate(_ inode: Inode, to sizeBytes: Int64) async throws -> NodeAttributes {
+        defer { changedNamespace() }
         guard sizeBytes >= 0 else { throw MountError(EINVAL, "a negative size") }
         // Under the lock: a staging file is only ever closed after it has left `staged`.
         let cut = try state.withLockedValue { state -> Bool in
@@ -253,6 +271,7 @@ public final class MountedFileSystem: Sendable {
     /// it is the latest change at or below it. The mount's root keeps nothing: it shows the
     /// defaults.
     public func change(_ inode: Inode, mtimeMillis: Int64?, mode: UInt32?, uid: UInt32?, gid: UInt32?) async throws -> NodeAttributes {
+        defer { changedNamespace() }
         let path = try RemotePath(try path(of: inode))
         if mtimeMillis != nil { try await upload(inode) }
         let current = try await attributes(at: path)
@@ -292,6 +311,7 @@ public final class MountedFileSystem: Sendable {
     /// `symlink`, and `mknod` of a FIFO, socket, device or empty regular file: an empty file at
     /// the master that keeps its type, mode, owner, device number or target (`posix`).
     public func makeNode(_ name: String, in parent: Inode, posix: PosixAttributes) async throws -> (Inode, NodeAttributes) {
+        defer { changedNamespace() }
         let path = try child(name, of: parent)
         let put = try await client.put(bytes: ByteBuffer(), to: path, overwrite: false, attributes: posix.kept)
         let attributes = NodeAttributes(isDirectory: false, sizeBytes: 0, mtimeMillis: put.file.mtimeMillis, posix: posix)
@@ -311,6 +331,7 @@ public final class MountedFileSystem: Sendable {
 
     /// `mkdir`: the directory keeps `posix` (its mode, owner and group).
     public func makeDirectory(_ name: String, in parent: Inode, posix: PosixAttributes = PosixAttributes()) async throws -> (Inode, NodeAttributes) {
+        defer { changedNamespace() }
         let path = try child(name, of: parent)
         try await client.makeDirectory(path, attributes: posix.kept)
         let attributes = NodeAttributes(isDirectory: true, sizeBytes: 0, mtimeMillis: Self.nowMillis(), posix: posix)
@@ -318,6 +339,7 @@ public final class MountedFileSystem: Sendable {
     }
 
     public func removeDirectory(_ name: String, in parent: Inode) async throws {
+        defer { changedNamespace() }
         let path = try child(name, of: parent)
         try await client.removeDirectory(path)
         state.withLockedValue { $0.inodes.removed(path.value) }
@@ -327,7 +349,9 @@ public final class MountedFileSystem: Sendable {
     /// written through this mount and not yet put are listed too.
     public func openDirectory(_ inode: Inode) async throws -> UInt64 {
         let path = try RemotePath(try path(of: inode))
+        let changesBefore = state.withLockedValue { $0.namespaceChanges }
         let listing = try await client.list(path)
+        let listedAt = ContinuousClock.now
         if listing.file != nil { throw MountError(ENOTDIR, "\(path) is a file") }
         var entries = listing.entries.map { entry in
             DirectoryEntry(
@@ -344,26 +368,32 @@ public final class MountedFileSystem: Sendable {
                     entries.append(DirectoryEntry(name: name, type: S_IFREG))
                 }
             }
-            return Self.open(.directory(prefix: path.childPrefix, entries), in: &state)
+            let directory = DirectoryListing(path: path, entries: entries, changesBefore: changesBefore, listedAt: listedAt)
+            return Self.open(.directory(directory), in: &state)
         }
     }
 
     public func directoryEntries(_ handle: UInt64) throws -> [DirectoryEntry] {
-        guard case .directory(_, let entries)? = state.withLockedValue({ $0.handles[handle] }) else {
+        guard case .directory(let directory)? = state.withLockedValue({ $0.handles[handle] }) else {
             throw MountError(EBADF, "no open directory \(handle)")
         }
-        return entries
+        return directory.entries
     }
 
-    /// What `readdirplus` tells the kernel of `entry` of the open directory `handle`: its number,
-    /// given once more as a lookup gives it, and its attributes as listed; nil when the kernel
-    /// must look it up itself (no attributes listed, or a file this mount has begun writing since).
-    public func remember(_ entry: DirectoryEntry, of handle: UInt64) -> (Inode, NodeAttributes)? {
+    /// What `readdirplus` tells the kernel of `entry` of the open directory `handle` (of
+    /// `inode`): its number, given once more as a lookup gives it, and its attributes as listed.
+    /// Nil when the kernel must look it up itself: no attributes were listed, the listing is
+    /// older than `maximumAge` (the kernel keeps what it is given as long as a lookup's), this
+    /// mount has changed anything at the master since it was asked for (a file written, removed,
+    /// renamed or given a mode then would be described as it was), or the directory has moved.
+    public func remember(_ entry: DirectoryEntry, of handle: UInt64, in inode: Inode, maximumAge: Duration) -> (Inode, NodeAttributes)? {
         guard let attributes = entry.attributes else { return nil }
         return state.withLockedValue { state in
-            guard case .directory(let prefix, _)? = state.handles[handle] else { return nil }
-            let path = prefix + entry.name
-            if let inode = state.inodes.inode(of: path), state.staged[inode] != nil { return nil }
+            guard case .directory(let directory)? = state.handles[handle], directory.changesBefore == state.namespaceChanges,
+                  ContinuousClock.now - directory.listedAt < maximumAge, state.inodes.path(of: inode) == directory.path.value
+            else { return nil }
+            let path = directory.path.childPrefix + entry.name
+            if let known = state.inodes.inode(of: path), state.staged[known] != nil { return nil }
             return (state.inodes.remember(path), attributes)
         }
     }
@@ -374,6 +404,7 @@ public final class MountedFileSystem: Sendable {
     /// its bytes are never put (a put under way is waited for first, so it cannot bring the file
     /// back after the removal). If the master refuses, the file stays, and is put at close.
     public func remove(_ name: String, in parent: Inode) async throws {
+        defer { changedNamespace() }
         let path = try child(name, of: parent)
         try await whilePutsStopped(of: path) { inode in
             do {
@@ -405,6 +436,7 @@ public final class MountedFileSystem: Sendable {
     /// at the master (another client sees the old target until the source takes its name).
     /// `RENAME_NOREPLACE` refuses to replace; `RENAME_EXCHANGE` is refused with EINVAL.
     public func rename(_ name: String, in parent: Inode, to newName: String, in newParent: Inode, flags: UInt32) async throws {
+        defer { changedNamespace() }
         let noReplace: UInt32 = 1, exchange: UInt32 = 2
         guard flags & exchange == 0 else { throw MountError(EINVAL, "RENAME_EXCHANGE is not supported") }
         let source = try child(name, of: parent)
@@ -489,7 +521,10 @@ public final class MountedFileSystem: Sendable {
         let path = try RemotePath(try path(of: inode))
         if !forWriting {
             let info = try await client.stat(path)
-            return state.withLockedValue { Self.open(.remote(inode, RemoteReader(info: info, client: client, budget: readAhead)), in: &$0) }
+            let reader = RemoteReader(info: info, client: client, budget: readAhead) { [state] in
+                state.withLockedValue { $0.inodes.path(of: inode) }.flatMap { try? RemotePath($0) }
+            }
+            return state.withLockedValue { Self.open(.remote(inode, reader), in: &$0) }
         }
         // Shown while staged; the master keeps them across the put.
         let posix = try await attributes(at: path).posix
@@ -609,6 +644,7 @@ public final class MountedFileSystem: Sendable {
     /// failed or the file changed meanwhile. A put that followed the file as it was written is
     /// finished (or, abandoned, awaited); otherwise the staging file is put whole.
     private func upload(_ inode: Inode) async throws {
+        defer { changedNamespace() }
         while true {
             enum Step { case done, wait(Task<Void, Error>), run(Task<Void, Error>) }
             let step = state.withLockedValue { state -> Step in

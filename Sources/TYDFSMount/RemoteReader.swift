@@ -32,6 +32,8 @@ final class RemoteReader: Sendable {
     let info: FileInfo
     private let client: TYDFSClient
     private let budget: ReadAheadBudget
+    /// Where the file is now (it may have been renamed since the open); nil once removed.
+    private let currentPath: @Sendable () -> RemotePath?
 
     private struct Window {
         /// Tells a window apart from a later fetch of the same one.
@@ -53,14 +55,16 @@ final class RemoteReader: Sendable {
         var chunks: FileInfo
         /// How many times `chunks` was asked for again since the open.
         var refreshes: UInt64 = 0
+        var isClosed = false
     }
 
     private let state: NIOLockedValueBox<State>
 
-    init(info: FileInfo, client: TYDFSClient, budget: ReadAheadBudget) {
+    init(info: FileInfo, client: TYDFSClient, budget: ReadAheadBudget, currentPath: @escaping @Sendable () -> RemotePath?) {
         self.info = info
         self.client = client
         self.budget = budget
+        self.currentPath = currentPath
         state = NIOLockedValueBox(State(chunks: info))
     }
 
@@ -87,19 +91,24 @@ final class RemoteReader: Sendable {
         }
         var pieces: [ByteBuffer] = []
         for (number, window) in needed {
+            let failure: Error
             do {
                 pieces.append(try await window.task.value)
                 continue
             } catch {
-                forget(number, fetch: window.fetch)
-                guard await refreshChunks(since: window.refresh) else { throw error }
+                failure = error
             }
-            let again = state.withLockedValue { state in
-                if let started = state.windows[number] { return started }
+            forget(number, fetch: window.fetch)
+            guard await refreshChunks(since: window.refresh) else { throw failure }
+            let again = state.withLockedValue { state -> Window? in
+                guard !state.isClosed else { return nil }
+                // Another read may have started it again meanwhile, with the chunks as they are now.
+                if let started = state.windows[number], started.refresh == state.refreshes { return started }
                 state.windows[number] = fetch(number, in: &state)
                 budget.held(by: ObjectIdentifier(self), state.windows.count)
                 return state.windows[number]!
             }
+            guard let again else { throw failure }
             do {
                 pieces.append(try await again.task.value)
             } catch {
@@ -121,11 +130,12 @@ final class RemoteReader: Sendable {
     }
 
     /// Asks the master for the file's chunks again, unless that was done since a window fetched
-    /// with refresh `since` began; false when the file is no longer there under its name, or is
-    /// another file now (replaced since the open: its chunks may be gone, so the failure stands).
+    /// with refresh `since` began; false when the file is gone (removed since the open), or its
+    /// path names another file now (replaced since the open: its chunks may be gone, so the
+    /// failure stands).
     private func refreshChunks(since: UInt64) async -> Bool {
         if state.withLockedValue({ $0.refreshes > since }) { return true }
-        guard let fresh = try? await client.stat(info.path), fresh.checksum == info.checksum, fresh.sizeBytes == info.sizeBytes,
+        guard let path = currentPath(), let fresh = try? await client.stat(path), fresh.checksum == info.checksum, fresh.sizeBytes == info.sizeBytes,
               fresh.chunks.map(\.id) == info.chunks.map(\.id)
         else { return false }
         state.withLockedValue { state in
@@ -140,6 +150,7 @@ final class RemoteReader: Sendable {
         state.withLockedValue { state in
             for window in state.windows.values { window.task.cancel() }
             state.windows = [:]
+            state.isClosed = true
         }
         budget.held(by: ObjectIdentifier(self), nil)
     }

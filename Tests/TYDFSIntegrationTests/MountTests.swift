@@ -401,6 +401,21 @@ final class MountTests: XCTestCase {
         }
         XCTAssertEqual(sizes, Dictionary(uniqueKeysWithValues: (0..<40).map { ("f-\($0)", $0 * 100) }))
         XCTAssertTrue(listed.output.split(separator: "\n").contains { $0.hasPrefix("d") && $0.hasSuffix(" sub") }, listed.output)
+        // Changes made through this mount after the folder was opened are not undone by the
+        // listing's older attributes: a mode, a rename (the old name stays gone).
+        let folder = try XCTUnwrap(opendir(mount.path("listed")))
+        XCTAssertEqual(chmod(mount.path("listed/f-5"), 0o600), 0)
+        XCTAssertEqual(rename(mount.path("listed/f-6"), mount.path("listed/f-6b")), 0)
+        var names: [String] = []
+        while let entry = readdir(folder) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) })
+        }
+        closedir(folder)
+        XCTAssertTrue(names.contains("f-6"), "the listing of the open")
+        var status = stat()
+        XCTAssertEqual(stat(mount.path("listed/f-5"), &status), 0)
+        XCTAssertEqual(status.st_mode & 0o777, 0o600)
+        XCTAssertEqual(errorCode { stat(mount.path("listed/f-6"), &status) }, ENOENT)
         // Changed elsewhere: the new size shows once the kernel's cache expired.
         let bigger = try cluster.makeFile("bigger", size: 12_345, seed: 2)
         try cluster.succeed(["put", "--overwrite", bigger, "/listed/f-3"])
