@@ -389,9 +389,10 @@ public struct FolderEntry: Sendable, Equatable {
 
 extension LocalFileSystem {
     /// Every entry below `folder` that is not a folder, and every empty folder (`folder` itself
-    /// when it is empty), depth first, sorted by name within each folder. Symbolic links are not followed into folders (as `cp -r`); a link to a regular file
-    /// counts as that file. A subfolder that cannot be read becomes one entry with a problem,
-    /// so one bad folder does not hide the rest.
+    /// when it is empty), depth first, sorted by name within each folder. Symbolic links are not
+    /// followed into folders (as `cp -r`); a link to a regular file counts as that file. A
+    /// subfolder that cannot be read becomes one entry with a problem, so one bad folder does not
+    /// hide the rest.
     public static func entries(below folder: String) async throws -> [FolderEntry] {
         try await LocalFile.blocking {
             var info = stat()
