@@ -71,6 +71,8 @@ public final class MasterDirectory: Sendable {
             do {
                 response = try await http.execute(try make(master), timeout: timeout)
                 payload = try await response.body.collect(upTo: Limits.maxControlMessageBytes)
+            } catch is NIOTooManyBytesError {
+                throw TYDFSError(.protocolViolation, "the master at \(master) answered more than \(Limits.maxControlMessageBytes) bytes, the most a client reads")
             } catch {
                 skip(master)
                 guard repeatable || Self.neverReached(error) else {

@@ -179,8 +179,41 @@ public final class TYDFSClient: Sendable {
 
     /// One level of the namespace; with `entryOnly`, `path`'s own entry instead of its children
     /// (a master from before `Query.entryOnly` lists the children, without a subdirectory count).
+    /// A directory's children are fetched in pages (see `forEachListPage`) and returned together.
     public func list(_ path: RemotePath, entryOnly: Bool = false) async throws -> ListResponse {
-        try await controlAnsweredCompact(.GET, entryOnly ? Route.list + "?\(Query.entryOnly)=true" : Route.list, query: path)
+        if entryOnly { return try await controlAnsweredCompact(.GET, Route.list + "?\(Query.entryOnly)=true", query: path) }
+        var listing: ListResponse?
+        try await forEachListPage(path) { page in
+            if listing == nil { listing = page } else { listing!.entries += page.entries }
+        }
+        return listing!
+    }
+
+    /// Lists `path` a page of `pageEntries` entries at a time, handing each page to
+    /// `body` as it comes, so a directory of any size is listed in bounded answers (a file lists
+    /// as itself, on one page). Each page starts after the last name of the one before: an entry
+    /// that stays in the directory meanwhile is listed exactly once, one added or removed
+    /// meanwhile may or may not be. A master from before paging answers every entry at once.
+    public func forEachListPage(
+        _ path: RemotePath, pageEntries: Int = Limits.listPageEntries, _ body: (ListResponse) async throws -> Void
+    ) async throws {
+        var after: String?
+        repeat {
+            var route = Route.list + "?\(Query.listLimit)=\(pageEntries)"
+            if let after {
+                route += "&\(Query.listAfter)=" + (after.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? after)
+            }
+            var page: ListResponse = try await controlAnsweredCompact(.GET, route, query: path)
+            if after != nil, page.file != nil {
+                throw TYDFSError(.notFound, "\(path) was replaced by a file while it was listed; list it again")
+            }
+            if let next = page.nextAfter, let after, next <= after {
+                throw TYDFSError(.protocolViolation, "the master answered a page of \(path) that does not move past '\(after)'")
+            }
+            after = page.nextAfter
+            page.nextAfter = nil
+            try await body(page)
+        } while after != nil
     }
 
     /// Renames `source` (a file or a directory) to `destination`, or into it when it is an

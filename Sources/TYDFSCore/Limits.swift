@@ -23,6 +23,13 @@ public enum Limits {
     /// Largest JSON control message a server reads into memory. Control messages are small;
     /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
     public static let maxControlMessageBytes = 64 * 1024 * 1024
+    /// Entries a client asks for in each page of a listing: about 1 MB in the compact form, so
+    /// a directory of any size is listed without an answer near `maxControlMessageBytes`, in a
+    /// round trip per 10,000 entries.
+    public static let listPageEntries = 10_000
+    /// Most entries a master answers in one page of a listing (`Query.listLimit`), whatever is
+    /// asked: as HDFS caps `dfs.ls.limit`, so no page nears `maxControlMessageBytes`.
+    public static let maxListPageEntries = 100_000
     /// Most stats one lookup request carries (`LookupRequest`); a client sends more as several.
     public static let maxLookupsPerRequest = 256
     /// Most chunks a lookup's answers describe together (about 25 MB of JSON with tokens, well

@@ -302,7 +302,14 @@ public enum MasterServer {
             let path = try RemotePath(request.optionalQueryItem("path") ?? "/")
             try require(.read(path))
             let entryOnly = try request.optionalQueryItem(Query.entryOnly) == "true"
-            return try JSON.responseJSONOrCompact(try await state.list(path, entryOnly: entryOnly), to: request)
+            var page: ListPage?
+            if let limit = try request.optionalQueryItem(Query.listLimit) {
+                guard let entries = Int(limit), entries > 0 else {
+                    throw TYDFSError(.invalidArgument, "query parameter '\(Query.listLimit)' must be a whole number above 0, not '\(limit)'")
+                }
+                page = ListPage(after: try request.optionalQueryItem(Query.listAfter), limit: min(entries, Limits.maxListPageEntries))
+            }
+            return try JSON.responseJSONOrCompact(try await state.list(path, entryOnly: entryOnly, page: page), to: request)
         }
         return router
     }

@@ -6,6 +6,14 @@ import TYDFSProtocol
 import TYDFSSecurity
 import TYDFSServerSupport
 
+/// The page of a directory's listing a client asked for (`Query.listLimit`, `Query.listAfter`).
+struct ListPage: Sendable {
+    /// Only the entries whose names sort after this one; nil from the first.
+    var after: String?
+    /// The most entries to answer, above 0.
+    var limit: Int
+}
+
 /// The master's live state and the rules that act on it: the datakeeper table, open uploads,
 /// the in-memory namespace and the namespace operations.
 ///
@@ -703,15 +711,22 @@ actor MasterState {
         }
     }
 
-    /// One level of the namespace: a directory's children, or a file alone. With `entryOnly`,
-    /// the path's own entry instead, and a directory's subdirectory count.
-    func list(_ path: RemotePath, entryOnly: Bool = false) throws -> ListResponse {
+    /// One level of the namespace: a directory's children (all of them, or one `page`), or a
+    /// file alone. With `entryOnly`, the path's own entry instead, and a directory's
+    /// subdirectory count.
+    func list(_ path: RemotePath, entryOnly: Bool = false, page: ListPage? = nil) throws -> ListResponse {
         guard let own = namespace.entry(at: path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
-        let entries = entryOnly || !own.isDirectory ? [own] : namespace.list(path) ?? []
+        var entries = [own]
+        var nextAfter: String?
+        if own.isDirectory, !entryOnly {
+            let children = namespace.page(of: path, after: page?.after, limit: page?.limit ?? .max)
+            entries = children?.entries ?? []
+            if children?.isTruncated == true, let last = entries.last { nextAfter = String(last.path.dropFirst(path.childPrefix.count)) }
+        }
         let directory = own.isDirectory ? own : nil
         return ListResponse(
             path: path.value, entries: entries.map(Self.listEntry), attributes: directory?.attributes, mtimeMillis: directory?.mtimeMillis,
-            subdirectoryCount: entryOnly ? namespace.subdirectoryCount(at: path) : nil)
+            subdirectoryCount: entryOnly ? namespace.subdirectoryCount(at: path) : nil, nextAfter: nextAfter)
     }
 
     private static func listEntry(_ entry: NamespaceEntry) -> ListEntry {

@@ -92,6 +92,19 @@ public struct NamespaceEntry: Equatable, Sendable {
     public var attributes: [String: String]? = nil
 }
 
+/// A page of a directory's listing (`Namespace.page`): listings are paged so that no answer
+/// grows with the directory, however many entries it holds.
+public struct NamespacePage: Equatable, Sendable {
+    public var entries: [NamespaceEntry]
+    /// More entries follow the last one of this page.
+    public var isTruncated: Bool
+
+    public init(entries: [NamespaceEntry], isTruncated: Bool) {
+        self.entries = entries
+        self.isTruncated = isTruncated
+    }
+}
+
 /// The master's whole namespace in memory: the directory tree, every chunk with its replicas,
 /// and the deletions owed by each datakeeper. Stat, list, path checks and repair planning read it
 /// without touching the store, so reads never wait behind writes.
@@ -103,13 +116,33 @@ public struct NamespaceEntry: Equatable, Sendable {
 /// Not thread-safe: the master's actor owns it.
 public final class Namespace {
     final class Directory {
-        var children: [String: Node] = [:]
+        private(set) var children: [String: Node] = [:]
+        /// The children's names in order, kept between listings so that each page of a big
+        /// directory's listing costs a binary search rather than a sort. Built by `sortedNames`;
+        /// dropped when a name it lacks is added, and may hold names removed since (readers skip
+        /// them), so neither a put nor a removal pays for it.
+        private var namesInOrder: [String]?
         var sizeBytes: Int64 = 0
         var mtimeMillis: Int64 = 0
         /// Made by `makeDirectory`: kept when empty.
         var isMade = false
         /// A made directory's attributes; nil when it has none.
         var attributes: [String: String]?
+
+        /// Sets (or with nil removes) the child `name`.
+        func setChild(_ name: String, _ node: Node?) {
+            if node != nil, children[name] == nil, let names = namesInOrder, names.sortedIndex(of: name) == nil { namesInOrder = nil }
+            children[name] = node
+        }
+
+        /// The names of the children, in order, with names removed since the last sort possibly
+        /// among them.
+        func sortedNames() -> [String] {
+            if let namesInOrder { return namesInOrder }
+            let names = children.keys.sorted()
+            namesInOrder = names
+            return names
+        }
     }
 
     enum Node {
@@ -181,14 +214,33 @@ public final class Namespace {
 
     /// One level of the namespace, sorted by name; nil when nothing is at `path`. A file lists as itself.
     public func list(_ path: RemotePath) -> [NamespaceEntry]? {
+        page(of: path, after: nil, limit: .max)?.entries
+    }
+
+    /// A page of `list(path)`: at most `limit` (> 0) of the entries whose names sort after
+    /// `after` (all with nil), and whether more follow. Pages asked for one after another, each
+    /// after the last name of the one before, list every entry that stays in the directory
+    /// meanwhile exactly once, as HDFS's paged listings do. A file lists as itself, on one page.
+    public func page(of path: RemotePath, after: String?, limit: Int) -> NamespacePage? {
+        precondition(limit > 0, "a page holds at least one entry")
         switch node(at: path) {
         case nil:
             return nil
         case .file(let record)?:
-            return [Self.entry(path.value, .file(record))]
+            return NamespacePage(entries: [Self.entry(path.value, .file(record))], isTruncated: false)
         case .directory(let directory)?:
             let prefix = path.childPrefix
-            return directory.children.keys.sorted().map { name in Self.entry(prefix + name, directory.children[name]!) }
+            let names = directory.sortedNames()
+            var position = after.map { names.sortedIndex(after: $0) } ?? 0
+            var entries: [NamespaceEntry] = []
+            entries.reserveCapacity(min(limit, names.count - position))
+            while position < names.count, entries.count < limit {
+                if let node = directory.children[names[position]] { entries.append(Self.entry(prefix + names[position], node)) }
+                position += 1
+            }
+            // Names removed since the sort may be all that is left.
+            while position < names.count, directory.children[names[position]] == nil { position += 1 }
+            return NamespacePage(entries: entries, isTruncated: position < names.count)
         }
     }
 
@@ -376,7 +428,7 @@ public final class Namespace {
                 } else {
                     precondition(trail.last!.children[name] == nil, "\(path) lies at or below a file")
                     let next = Directory()
-                    trail.last!.children[name] = .directory(next)
+                    trail.last!.setChild(name, .directory(next))
                     trail.append(next)
                 }
             }
@@ -423,7 +475,7 @@ public final class Namespace {
     private func pruneEmpty(_ trail: [Directory], _ names: [String]) {
         for depth in stride(from: trail.count - 1, to: 0, by: -1) {
             guard trail[depth].children.isEmpty, !trail[depth].isMade else { return }
-            trail[depth - 1].children[names[depth - 1]] = nil
+            trail[depth - 1].setChild(names[depth - 1], nil)
         }
     }
 
@@ -438,16 +490,16 @@ public final class Namespace {
             } else {
                 precondition(directory.children[name] == nil, "\(file.path) lies below a file")
                 let next = Directory()
-                directory.children[name] = .directory(next)
+                directory.setChild(name, .directory(next))
                 directory = next
             }
         }
         directory.sizeBytes += file.sizeBytes
         directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
-        directory.children[names.last!] = .file(FileRecord(
+        directory.setChild(names.last!, .file(FileRecord(
             sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, crc32c: file.crc32c, replication: file.replication,
             chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id), attributes: file.attributes.isEmpty ? nil : file.attributes,
-            commitID: file.commitID))
+            commitID: file.commitID)))
         for chunk in file.chunks {
             chunks[chunk.id] = ChunkRecord(
                 index: chunk.index, sizeBytes: chunk.sizeBytes, crc32c: chunk.crc32c, replication: file.replication, replicas: chunk.replicas)
@@ -460,12 +512,32 @@ public final class Namespace {
     private func remove(_ path: RemotePath) {
         let names = Self.names(path)
         let trail = directories(along: names.dropLast())
-        guard trail.count == names.count, case .file(let record)? = trail.last!.children.removeValue(forKey: names.last!) else {
+        guard trail.count == names.count, case .file(let record)? = trail.last!.children[names.last!] else {
             preconditionFailure("\(path) is not a file")
         }
+        trail.last!.setChild(names.last!, nil)
         for directory in trail { directory.sizeBytes -= record.sizeBytes }
         pruneEmpty(trail, names)
         for chunk in record.chunks { chunks[chunk] = nil }
         fileCount -= 1
+    }
+}
+
+extension [String] {
+    /// The position of `name` in this sorted array, if it is there.
+    fileprivate func sortedIndex(of name: String) -> Int? {
+        let position = sortedIndex(after: name)
+        return position > 0 && self[position - 1] == name ? position - 1 : nil
+    }
+
+    /// The position of the first name in this sorted array that sorts after `name`.
+    fileprivate func sortedIndex(after name: String) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if self[middle] <= name { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 }

@@ -333,6 +333,9 @@ extension ListResponse: CompactCodable {
         if let mtimeMillis { bytes.appendCompact(mtimeMillis) }
         bytes.appendCompact(subdirectoryCount != nil)
         if let subdirectoryCount { bytes.appendCompact(Int64(subdirectoryCount)) }
+        // Last, and only on a page that more follow: a client from before paging never asks
+        // for a page, and reads every other answer as it did.
+        if let nextAfter { bytes.appendCompact(nextAfter) }
     }
 
     public init(compact reader: inout CompactReader) throws {
@@ -353,7 +356,10 @@ extension ListResponse: CompactCodable {
         let attributes = try reader.attributes()
         let mtimeMillis = try reader.bool() ? try reader.int64() : nil
         let subdirectoryCount = try reader.bool() ? Int(try reader.int64()) : nil
-        self.init(path: path, entries: entries, attributes: attributes, mtimeMillis: mtimeMillis, subdirectoryCount: subdirectoryCount)
+        let nextAfter = reader.isAtEnd ? nil : try reader.string()
+        self.init(
+            path: path, entries: entries, attributes: attributes, mtimeMillis: mtimeMillis, subdirectoryCount: subdirectoryCount,
+            nextAfter: nextAfter)
     }
 }
 

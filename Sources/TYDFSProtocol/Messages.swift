@@ -388,15 +388,20 @@ public struct ListResponse: Codable, Sendable {
     /// How many directories the listed directory holds, answered with its own entry alone
     /// (`Query.entryOnly`); nil otherwise, and from a master before it was sent.
     public var subdirectoryCount: Int?
+    /// On a page of a paged listing (`Query.listLimit`) that more entries follow: the name of
+    /// its last entry, to ask for the next page with (`Query.listAfter`). Nil on the last page.
+    public var nextAfter: String?
 
     public init(
-        path: String, entries: [ListEntry], attributes: [String: String]? = nil, mtimeMillis: Int64? = nil, subdirectoryCount: Int? = nil
+        path: String, entries: [ListEntry], attributes: [String: String]? = nil, mtimeMillis: Int64? = nil, subdirectoryCount: Int? = nil,
+        nextAfter: String? = nil
     ) {
         self.path = path
         self.entries = entries
         self.attributes = attributes
         self.mtimeMillis = mtimeMillis
         self.subdirectoryCount = subdirectoryCount
+        self.nextAfter = nextAfter
     }
 
     /// The listed path's own entry when it is a file: a file lists as itself, alone (a

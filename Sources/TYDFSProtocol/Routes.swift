@@ -97,6 +97,12 @@ public enum Query {
     /// children, with a directory's `ListResponse.subdirectoryCount` (the mount's `getattr`,
     /// which would otherwise fetch a whole directory to describe it).
     public static let entryOnly = "entry"
+    /// On a listing: the most entries to answer (a page), capped at `Limits.maxListPageEntries`;
+    /// without it, every entry at once, as masters did before listings were paged.
+    public static let listLimit = "limit"
+    /// On a paged listing: answer only the entries whose names sort after this one (the
+    /// previous page's `ListResponse.nextAfter`).
+    public static let listAfter = "after"
 }
 
 /// HTTP header names of the data path.

@@ -304,14 +304,17 @@ struct ListCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await client.withClient { client in
-            let listing = try await client.list(try RemotePath(path))
-            if output.json { return try output.printJSON(listing) }
-            var text = ""
-            for entry in listing.entries {
-                let size = String(entry.sizeBytes)
-                text += "\(rightAligned(size, width: 14))  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")\n"
+            let remote = try RemotePath(path)
+            if output.json { return try output.printJSON(try await client.list(remote)) }
+            // Each page is printed as it comes, so the first lines of a huge directory show at once.
+            try await client.forEachListPage(remote) { page in
+                var text = ""
+                for entry in page.entries {
+                    let size = String(entry.sizeBytes)
+                    text += "\(rightAligned(size, width: 14))  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")\n"
+                }
+                FileHandle.standardOutput.write(Data(text.utf8))
             }
-            FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
 }

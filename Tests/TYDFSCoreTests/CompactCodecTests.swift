@@ -121,6 +121,20 @@ final class CompactCodecTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try (bytes + [0]).withUnsafeBytes { try CompactCodec.decode(ListResponse.self, from: $0) }, "a byte past the end")
+        // A page that more follow carries the name to go on from, last, so that a client from
+        // before paging (which never asks for a page) reads every answer it gets as before. Cut
+        // off just before that name, a page reads as the same entries, whole: that one cut only
+        // HTTP's framing (Content-Length) refuses. Every other cut is refused here.
+        var page = listing
+        page.nextAfter = "naïve file ✓.txt"
+        XCTAssertEqual(try json(try roundTrip(page)), try json(page))
+        let pageBytes = CompactCodec.encode(page)
+        XCTAssertEqual(Array(pageBytes.prefix(bytes.count)), bytes)
+        for length in 0..<pageBytes.count where length != bytes.count {
+            XCTAssertThrowsError(try Array(pageBytes.prefix(length)).withUnsafeBytes { try CompactCodec.decode(ListResponse.self, from: $0) }) {
+                XCTAssertEqual(($0 as? TYDFSError)?.code, .protocolViolation, "cut to \(length) bytes")
+            }
+        }
     }
 
     func testAnythingMalformedIsAProtocolViolation() throws {

@@ -572,6 +572,7 @@ final class MasterStateTests: XCTestCase {
             (.get, Route.content + "?path=%2Fdocs%2Fnone", nil, .read("/docs/none")), (.get, Route.files + "?path=%2Fdocs%2Fa", nil, .read("/docs/a")),
             (.post, Route.lookup, #"{"items": [{"path": "/docs/a"}]}"#, .readEach("/docs/a")),
             (.get, Route.list + "?path=%2Fdocs", nil, .read("/docs")), (.get, Route.list + "?path=%2Fdocs&\(Query.entryOnly)=true", nil, .read("/docs")),
+            (.get, Route.list + "?path=%2Fdocs&\(Query.listLimit)=1&\(Query.listAfter)=a", nil, .read("/docs")),
             (.get, Route.fsck + "?path=%2Fdocs", nil, .read("/docs")),
             (.post, Route.uploads, #"{"path": "/docs/new", "overwrite": false}"#, .write("/docs/new")),
             (.post, Route.uploadChunks(id), #"{"exclude": [], "dataBytes": 0}"#, .write("/docs/up")),
@@ -725,6 +726,84 @@ final class MasterStateTests: XCTestCase {
         XCTAssertNil(file.mtimeMillis, "a file's time is its entry's")
         XCTAssertEqual(answers[5].0, .notFound)
         XCTAssertEqual(try XCTUnwrap(answers[6].1).entries.count, 4, "any other value lists the children")
+    }
+
+    /// A listing asked for in pages (`limit`, `after`) answers at most `limit` entries after the
+    /// name given, with the name to go on from while more follow, in JSON and in the compact form
+    /// alike; a limit that is not a whole number above 0 is refused. A client on a real socket
+    /// lists the directory page by page, names that need escaping included, and the pages add up
+    /// to the whole listing.
+    func testAListingComesInPagesThatAddUpToTheWhole() async throws {
+        try await joinThree()
+        let names = ["a b", "a&b=c", "a+b", "a%20b", "a#b?", "naïve ✓", "z"] + (0..<18).map { String(format: "f%02d", $0) }
+        for name in names { _ = try await put("/docs/" + name, on: ["dk1", "dk2", "dk3"]) }
+        let whole = try await state.list(try RemotePath("/docs")).entries.map(\.path)
+        XCTAssertEqual(whole, names.sorted().map { "/docs/" + $0 })
+        let secret = self.secret
+        let reader = try TYDFSClient(masterURL: "http://127.0.0.1:9")
+        let app = Application(router: MasterServer.router(
+            state: state, reader: reader, access: AccessMiddleware(secret: secret, keys: try AccessKeyStore(directory: folder), anonymous: nil)))
+        let escaped = { @Sendable (name: String) in name.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789"))! }
+        do {
+            try await app.test(.router) { unsigned in
+                let client = SigningTestClient(client: unsigned, signer: RequestSigner(cluster: secret))
+                var listed: [String] = []
+                var after: String?
+                while true {
+                    let query = "path=%2Fdocs&limit=4" + (after.map { "&after=" + escaped($0) } ?? "")
+                    let page = try await client.execute(uri: Route.list + "?" + query, method: .get) { response in
+                        XCTAssertEqual(response.status, .ok, query)
+                        return try JSONDecoder().decode(ListResponse.self, from: Data(response.body.readableBytesView))
+                    }
+                    let compact = try await client.execute(uri: Route.list + "?" + query, method: .get, headers: [.accept: CompactCodec.contentType]) {
+                        try $0.body.withUnsafeReadableBytes { try CompactCodec.decode(ListResponse.self, from: $0) }
+                    }
+                    XCTAssertEqual(compact.entries.map(\.path), page.entries.map(\.path), query)
+                    XCTAssertEqual(compact.nextAfter, page.nextAfter, query)
+                    XCTAssertLessThanOrEqual(page.entries.count, 4)
+                    listed += page.entries.map(\.path)
+                    guard let next = page.nextAfter else { break }
+                    XCTAssertEqual("/docs/" + next, page.entries.last?.path, "a page goes on from its last name")
+                    after = next
+                }
+                XCTAssertEqual(listed, whole)
+                for limit in ["0", "-4", "x", "", "4.5"] {
+                    try await client.execute(uri: Route.list + "?path=%2Fdocs&limit=" + limit, method: .get) { response in
+                        XCTAssertEqual(response.status, .badRequest, "limit '\(limit)'")
+                    }
+                }
+                let unpaged = try await client.execute(uri: Route.list + "?path=%2Fdocs", method: .get) {
+                    try JSONDecoder().decode(ListResponse.self, from: Data($0.body.readableBytesView))
+                }
+                XCTAssertEqual(unpaged.entries.map(\.path), whole, "without a limit, every entry at once")
+                XCTAssertNil(unpaged.nextAfter)
+                let file = try await client.execute(uri: Route.list + "?path=%2Fdocs%2Fz&limit=1&after=zz", method: .get) {
+                    try JSONDecoder().decode(ListResponse.self, from: Data($0.body.readableBytesView))
+                }
+                XCTAssertEqual(file.file?.path, "/docs/z", "a file lists as itself, whatever the page")
+                XCTAssertNil(file.nextAfter)
+            }
+            try await app.test(.live) { live in
+                let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(live.port))", signer: RequestSigner(cluster: secret))
+                do {
+                    var pages: [ListResponse] = []
+                    try await client.forEachListPage(try RemotePath("/docs"), pageEntries: 4) { pages.append($0) }
+                    XCTAssertEqual(pages.map(\.entries.count), [4, 4, 4, 4, 4, 4, 1])
+                    XCTAssertEqual(pages.flatMap(\.entries).map(\.path), whole)
+                    XCTAssertEqual(pages.compactMap(\.nextAfter), [], "the cursor stays between the client and the master")
+                    let listing = try await client.list(try RemotePath("/docs"))
+                    XCTAssertEqual(listing.entries.map(\.path), whole)
+                } catch {
+                    try await client.shutdown()
+                    throw error
+                }
+                try await client.shutdown()
+            }
+        } catch {
+            try await reader.shutdown()
+            throw error
+        }
+        try await reader.shutdown()
     }
 
     /// A lookup answers each file, in order, as a stat of it would: the file with read tokens,

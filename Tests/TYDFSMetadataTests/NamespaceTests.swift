@@ -16,6 +16,67 @@ final class NamespaceTests: XCTestCase {
         XCTAssertNil(namespace.conflict(for: path("/a/c")))
     }
 
+    /// Pages, each asked for after the last name of the one before, add up to the whole listing,
+    /// and only the last says nothing follows, whether or not the page size divides the count.
+    func testPagesAddUpToTheWholeListing() {
+        let namespace = Namespace()
+        let names = (0..<50).map { String(format: "f%03d", $0) }
+        for name in names.shuffled() { namespace.apply(.putFile(Fixture.file("/d/" + name)), sequence: 1) }
+        namespace.apply(.makeDirectory(path("/d/sub"), mtimeMillis: 1, attributes: [:]), sequence: 1)
+        for limit in [1, 7, 17, 51, 100] {
+            var listed: [String] = []
+            var after: String?
+            var pages = 0
+            while true {
+                let page = namespace.page(of: path("/d"), after: after, limit: limit)!
+                pages += 1
+                XCTAssertLessThanOrEqual(page.entries.count, limit)
+                listed += page.entries.map(\.path)
+                guard page.isTruncated else { break }
+                XCTAssertEqual(page.entries.count, limit, "only a full page is followed by another")
+                after = String(page.entries.last!.path.dropFirst("/d/".count))
+            }
+            XCTAssertEqual(listed, namespace.list(path("/d"))!.map(\.path), "limit \(limit)")
+            XCTAssertEqual(listed, names.map { "/d/" + $0 } + ["/d/sub"])
+            XCTAssertEqual(pages, (51 + limit - 1) / limit, "limit \(limit): no empty last page")
+        }
+        XCTAssertEqual(namespace.page(of: path("/d/f001"), after: "zzz", limit: 1)?.entries.map(\.path), ["/d/f001"], "a file lists as itself")
+        XCTAssertEqual(namespace.page(of: path("/d"), after: "zzz", limit: 5), NamespacePage(entries: [], isTruncated: false))
+        XCTAssertNil(namespace.page(of: path("/none"), after: nil, limit: 5))
+    }
+
+    /// Between two pages, entries come and go: every entry that stays is listed exactly once, an
+    /// entry added after the cursor is listed, one added before it or removed after it is not,
+    /// and when only removed names were left the last page says nothing follows.
+    func testAPagedListingSeesEveryEntryThatStaysExactlyOnce() {
+        let namespace = Namespace()
+        let put = { (name: String) in _ = namespace.apply(.putFile(Fixture.file("/d/" + name)), sequence: 1) }
+        let remove = { (name: String) in _ = namespace.apply(.removeFile(self.path("/d/" + name)), sequence: 1) }
+        for name in ["b", "c", "d", "e", "f", "g", "h"] { put(name) }
+        let first = namespace.page(of: path("/d"), after: nil, limit: 3)!
+        XCTAssertEqual(first.entries.map(\.path), ["/d/b", "/d/c", "/d/d"])
+        XCTAssertTrue(first.isTruncated)
+        remove("c")  // before the cursor
+        remove("f")  // after it
+        put("a")  // a new name before the cursor
+        put("e")  // an overwrite after it
+        put("ee")  // a new name after it
+        put("c")  // back, before the cursor
+        let second = namespace.page(of: path("/d"), after: "d", limit: 3)!
+        XCTAssertEqual(second.entries.map(\.path), ["/d/e", "/d/ee", "/d/g"])
+        XCTAssertTrue(second.isTruncated)
+        remove("h")
+        XCTAssertEqual(namespace.page(of: path("/d"), after: "g", limit: 3), NamespacePage(entries: [], isTruncated: false))
+        put("i")
+        put("j")
+        XCTAssertEqual(namespace.list(path("/d"))!.map(\.path), ["/d/a", "/d/b", "/d/c", "/d/d", "/d/e", "/d/ee", "/d/g", "/d/i", "/d/j"])
+        for name in ["ee", "i", "j"] { remove(name) }
+        let last = namespace.page(of: path("/d"), after: "d", limit: 2)!
+        XCTAssertEqual(last.entries.map(\.path), ["/d/e", "/d/g"], "names removed since the last sort are skipped")
+        XCTAssertFalse(last.isTruncated, "removed names past the page's end are not more entries")
+        XCTAssertEqual(namespace.list(path("/d"))!.map(\.path), ["/d/a", "/d/b", "/d/c", "/d/d", "/d/e", "/d/g"])
+    }
+
     func testListingShowsOneLevelSortedWithDirectoryTotals() {
         let namespace = Namespace()
         for (name, size) in [("/b/x", Int64(10)), ("/b/y/z", 20), ("/bc", 5), ("/a", 1)] {
