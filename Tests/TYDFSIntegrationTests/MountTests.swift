@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import TYDFSCore
 import TYDFSProtocol
 import TYDFSTestSupport
 import XCTest
@@ -57,6 +58,24 @@ final class MountTests: XCTestCase {
     /// The errno of a system call that failed, 0 if it succeeded: read before anything else runs.
     private func errorCode(_ call: () -> Int32) -> Int32 {
         call() == -1 ? Glibc.errno : 0
+    }
+
+    /// A folder of more entries than one page of a listing (`Limits.listPageEntries`) is listed
+    /// page by page: `tydfs ls` as text and as JSON, and `ls` through the mount, each show every
+    /// entry once, in order.
+    func testAFolderOfMoreThanOnePageListsWhole() throws {
+        let cluster = try TestCluster(datakeepers: 3)
+        let count = Limits.listPageEntries + 3
+        try cluster.succeed(["bench", "--files", "\(count)", "--size", "0", "--prefix", "/many", "--keep", "--concurrency", "16"])
+        let listed = try cluster.json(ListResponse.self, ["ls", "/many"]).entries.map(\.path)
+        XCTAssertEqual(listed.count, count)
+        XCTAssertEqual(Set(listed).count, count, "no entry twice")
+        XCTAssertEqual(listed, listed.sorted())
+        let lines = String(decoding: try cluster.succeed(["ls", "/many"]).stdout, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.compactMap { $0.split(separator: " ").last.map(String.init) }, listed, "the text lists the same, in the same order")
+        let mount = try Mount(cluster)
+        defer { mount.end() }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mount.path("many")).sorted().map { "/many/" + $0 }, listed)
     }
 
     func testFilesAndFoldersRoundTripThroughTheMountAndTheCLI() throws {
