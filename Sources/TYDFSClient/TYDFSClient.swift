@@ -204,11 +204,15 @@ public final class TYDFSClient: Sendable {
                 route += "&\(Query.listAfter)=" + (after.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? after)
             }
             var page: ListResponse = try await controlAnsweredCompact(.GET, route, query: path)
-            if after != nil, page.file != nil {
-                throw TYDFSError(.notFound, "\(path) was replaced by a file while it was listed; list it again")
-            }
-            if let next = page.nextAfter, let after, next <= after {
-                throw TYDFSError(.protocolViolation, "the master answered a page of \(path) that does not move past '\(after)'")
+            if let after {
+                if page.file != nil { throw TYDFSError(.notFound, "\(path) was replaced by a file while it was listed; list it again") }
+                if let next = page.nextAfter, next <= after {
+                    throw TYDFSError(.protocolViolation, "the master answered a page of \(path) that does not move past '\(after)'")
+                }
+                // A master from before paging (met in a failover during a rolling upgrade)
+                // answers every entry again: keep those past the page before.
+                let prefix = path.childPrefix
+                page.entries.removeAll { $0.path.hasPrefix(prefix) && $0.path.dropFirst(prefix.count) <= after }
             }
             after = page.nextAfter
             page.nextAfter = nil

@@ -23,13 +23,16 @@ public enum Limits {
     /// Largest JSON control message a server reads into memory. Control messages are small;
     /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
     public static let maxControlMessageBytes = 64 * 1024 * 1024
-    /// Entries a client asks for in each page of a listing: about 1 MB in the compact form, so
-    /// a directory of any size is listed without an answer near `maxControlMessageBytes`, in a
-    /// round trip per 10,000 entries.
+    /// Entries a client asks for in each page of a listing: about 1 MB in the compact form for
+    /// typical names, a round trip per 10,000 entries.
     public static let listPageEntries = 10_000
     /// Most entries a master answers in one page of a listing (`Query.listLimit`), whatever is
-    /// asked: as HDFS caps `dfs.ls.limit`, so no page nears `maxControlMessageBytes`.
+    /// asked, as HDFS caps `dfs.ls.limit`.
     public static let maxListPageEntries = 100_000
+    /// About the most bytes of paths and attributes a master puts in one page of a listing,
+    /// however long they are (a path may take 8,000 bytes, a file's attributes 8 KiB): a page
+    /// stays far below `maxControlMessageBytes` in either form.
+    public static let maxListPageBytes = 8 * 1024 * 1024
     /// Most stats one lookup request carries (`LookupRequest`); a client sends more as several.
     public static let maxLookupsPerRequest = 256
     /// Most chunks a lookup's answers describe together (about 25 MB of JSON with tokens, well

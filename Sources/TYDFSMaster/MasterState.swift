@@ -719,9 +719,10 @@ actor MasterState {
         var entries = [own]
         var nextAfter: String?
         if own.isDirectory, !entryOnly {
-            let children = namespace.page(of: path, after: page?.after, limit: page?.limit ?? .max)
+            let children = namespace.page(
+                of: path, after: page?.after, limit: page?.limit ?? .max, maxBytes: page == nil ? .max : Limits.maxListPageBytes)
             entries = children?.entries ?? []
-            if children?.isTruncated == true, let last = entries.last { nextAfter = String(last.path.dropFirst(path.childPrefix.count)) }
+            nextAfter = children?.nextAfter
         }
         let directory = own.isDirectory ? own : nil
         return ListResponse(
@@ -845,8 +846,8 @@ actor MasterState {
             if namespace.file(at: path) != nil { throw TYDFSError(.invalidArgument, "\(path) is a file, not a directory (use rm)") }
             throw TYDFSError(.notFound, "\(path): no such directory")
         }
-        if let first = namespace.list(path)?.first {
-            throw TYDFSError(.directoryNotEmpty, "\(path) is not empty (it holds \(first.path))")
+        if let child = namespace.anyChild(of: path) {
+            throw TYDFSError(.directoryNotEmpty, "\(path) is not empty (it holds \(child))")
         }
         try await write([.removeDirectory(path)] + MetadataEdit.touchingParents(of: [path], at: Self.wallClockMillis()))
         return DirectoryResponse(path: path.value, created: false)

@@ -90,18 +90,25 @@ public struct NamespaceEntry: Equatable, Sendable {
     public var crc32c: UInt32?
     /// A file's or a made directory's attributes, when it has any.
     public var attributes: [String: String]? = nil
+
+    /// About the bytes this entry takes in a listing's answer: its path, its attributes, and
+    /// room for the rest. What bounds a page's size (`Limits.maxListPageBytes`).
+    var estimatedBytes: Int {
+        64 + path.utf8.count + (attributes?.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 16 } ?? 0)
+    }
 }
 
 /// A page of a directory's listing (`Namespace.page`): listings are paged so that no answer
 /// grows with the directory, however many entries it holds.
 public struct NamespacePage: Equatable, Sendable {
     public var entries: [NamespaceEntry]
-    /// More entries follow the last one of this page.
-    public var isTruncated: Bool
+    /// When more entries follow: the name (not the path) of this page's last entry, to ask
+    /// for the next page with.
+    public var nextAfter: String?
 
-    public init(entries: [NamespaceEntry], isTruncated: Bool) {
+    public init(entries: [NamespaceEntry], nextAfter: String?) {
         self.entries = entries
-        self.isTruncated = isTruncated
+        self.nextAfter = nextAfter
     }
 }
 
@@ -117,11 +124,10 @@ public struct NamespacePage: Equatable, Sendable {
 public final class Namespace {
     final class Directory {
         private(set) var children: [String: Node] = [:]
-        /// The children's names in order, kept between listings so that each page of a big
-        /// directory's listing costs a binary search rather than a sort. Built by `sortedNames`;
-        /// dropped when a name it lacks is added, and may hold names removed since (readers skip
-        /// them), so neither a put nor a removal pays for it.
-        private var namesInOrder: [String]?
+        /// The children's names in order while a paged listing of this directory is under way,
+        /// so that each page costs a binary search rather than a sort of the directory. Built
+        /// by a page that does not reach the end, dropped by one that does.
+        private(set) var namesInOrder: OrderedNames?
         var sizeBytes: Int64 = 0
         var mtimeMillis: Int64 = 0
         /// Made by `makeDirectory`: kept when empty.
@@ -131,17 +137,94 @@ public final class Namespace {
 
         /// Sets (or with nil removes) the child `name`.
         func setChild(_ name: String, _ node: Node?) {
-            if node != nil, children[name] == nil, let names = namesInOrder, names.sortedIndex(of: name) == nil { namesInOrder = nil }
+            if namesInOrder != nil {
+                switch (children[name], node) {
+                case (nil, _?): namesInOrder!.add(name)
+                case (_?, nil): namesInOrder!.noteRemoval()
+                default: break
+                }
+            }
             children[name] = node
         }
 
-        /// The names of the children, in order, with names removed since the last sort possibly
-        /// among them.
-        func sortedNames() -> [String] {
-            if let namesInOrder { return namesInOrder }
-            let names = children.keys.sorted()
-            namesInOrder = names
-            return names
+        /// The children's names in order for a page of a listing (`keep`: more pages will
+        /// follow), with names removed since they were ordered possibly among them.
+        func orderedNames(keep: Bool) -> OrderedNames {
+            if namesInOrder == nil {
+                let names = OrderedNames(children.keys)
+                guard keep else { return names }
+                namesInOrder = names
+            }
+            namesInOrder!.compact { children[$0] != nil }
+            return namesInOrder!
+        }
+
+        /// Forgets the children's order (a listing reached its end).
+        func dropOrderedNames() { namesInOrder = nil }
+    }
+
+    /// The names of a directory's children in order, kept between the pages of a listing: those
+    /// sorted when the listing began, and apart from them, those added since (sorted as they
+    /// come, merged in once there are many), so that neither a put nor a page pays for a sort
+    /// of the whole directory. Names removed since may remain (readers skip them) until they
+    /// are half of all.
+    struct OrderedNames {
+        private(set) var sorted: [String]
+        /// Names added since `sorted` was made, in order; none of them is in `sorted`.
+        private(set) var recent: [String] = []
+        private var removals = 0
+        /// Most names kept apart in `recent` before they are merged into `sorted`: each insert
+        /// moves at most this many, and each merge (a linear pass) comes after this many puts.
+        static let maxRecent = 4096
+
+        init(_ names: some Sequence<String>) { sorted = names.sorted() }
+
+        mutating func add(_ name: String) {
+            guard sorted.sortedIndex(of: name) == nil else { return }
+            let position = recent.sortedIndex(after: name)
+            if position == 0 || recent[position - 1] != name { recent.insert(name, at: position) }
+        }
+
+        mutating func noteRemoval() { removals += 1 }
+
+        /// Merges `recent` into `sorted`, dropping names that are no longer `isLive`, once
+        /// either has grown past its bound.
+        mutating func compact(isLive: (String) -> Bool) {
+            guard recent.count > Self.maxRecent || removals > (sorted.count + recent.count) / 2 else { return }
+            var merged: [String] = []
+            merged.reserveCapacity(sorted.count + recent.count)
+            var names = self.names(after: nil)
+            while let name = names.next() {
+                if isLive(name) { merged.append(name) }
+            }
+            sorted = merged
+            recent = []
+            removals = 0
+        }
+
+        /// The names that sort after `after` (all with nil), in order.
+        func names(after: String?) -> Merged {
+            Merged(
+                sorted: sorted, recent: recent, nextSorted: after.map { sorted.sortedIndex(after: $0) } ?? 0,
+                nextRecent: after.map { recent.sortedIndex(after: $0) } ?? 0)
+        }
+
+        /// `sorted` and `recent` walked together in order.
+        struct Merged: IteratorProtocol {
+            let sorted: [String]
+            let recent: [String]
+            var nextSorted: Int
+            var nextRecent: Int
+
+            mutating func next() -> String? {
+                if nextSorted < sorted.count, nextRecent == recent.count || sorted[nextSorted] < recent[nextRecent] {
+                    defer { nextSorted += 1 }
+                    return sorted[nextSorted]
+                }
+                guard nextRecent < recent.count else { return nil }
+                defer { nextRecent += 1 }
+                return recent[nextRecent]
+            }
         }
     }
 
@@ -217,31 +300,48 @@ public final class Namespace {
         page(of: path, after: nil, limit: .max)?.entries
     }
 
-    /// A page of `list(path)`: at most `limit` (> 0) of the entries whose names sort after
-    /// `after` (all with nil), and whether more follow. Pages asked for one after another, each
-    /// after the last name of the one before, list every entry that stays in the directory
-    /// meanwhile exactly once, as HDFS's paged listings do. A file lists as itself, on one page.
-    public func page(of path: RemotePath, after: String?, limit: Int) -> NamespacePage? {
+    /// A page of `list(path)`: the entries whose names sort after `after` (all with nil), as
+    /// many as fit `limit` (> 0) and `maxBytes` (one at least), and the name to go on from
+    /// when more follow. Pages asked for one after another, each after the `nextAfter` of the
+    /// one before, list every entry that stays in the directory meanwhile exactly once, as
+    /// HDFS's paged listings do. A file lists as itself, on one page.
+    public func page(of path: RemotePath, after: String?, limit: Int, maxBytes: Int = .max) -> NamespacePage? {
         precondition(limit > 0, "a page holds at least one entry")
         switch node(at: path) {
         case nil:
             return nil
         case .file(let record)?:
-            return NamespacePage(entries: [Self.entry(path.value, .file(record))], isTruncated: false)
+            return NamespacePage(entries: [Self.entry(path.value, .file(record))], nextAfter: nil)
         case .directory(let directory)?:
             let prefix = path.childPrefix
-            let names = directory.sortedNames()
-            var position = after.map { names.sortedIndex(after: $0) } ?? 0
+            let ordered = directory.orderedNames(keep: after != nil || limit < directory.children.count || maxBytes < .max)
+            var names = ordered.names(after: after)
             var entries: [NamespaceEntry] = []
-            entries.reserveCapacity(min(limit, names.count - position))
-            while position < names.count, entries.count < limit {
-                if let node = directory.children[names[position]] { entries.append(Self.entry(prefix + names[position], node)) }
-                position += 1
+            var bytes = 0
+            var last: String?
+            while entries.count < limit, let name = names.next() {
+                guard let node = directory.children[name] else { continue }
+                let entry = Self.entry(prefix + name, node)
+                if !entries.isEmpty, bytes + entry.estimatedBytes > maxBytes { return NamespacePage(entries: entries, nextAfter: last) }
+                entries.append(entry)
+                bytes += entry.estimatedBytes
+                last = name
             }
-            // Names removed since the sort may be all that is left.
-            while position < names.count, directory.children[names[position]] == nil { position += 1 }
-            return NamespacePage(entries: entries, isTruncated: position < names.count)
+            // Names removed since they were ordered may be all that is left.
+            var rest = names
+            while let name = rest.next() {
+                if directory.children[name] != nil { return NamespacePage(entries: entries, nextAfter: last) }
+            }
+            directory.dropOrderedNames()
+            return NamespacePage(entries: entries, nextAfter: nil)
         }
+    }
+
+    /// The path of one entry (any) of the directory at `path`; nil when it holds none, or no
+    /// directory is there. Tells a non-empty directory without ordering its names.
+    public func anyChild(of path: RemotePath) -> String? {
+        guard case .directory(let directory)? = node(at: path), let name = directory.children.keys.first else { return nil }
+        return path.childPrefix + name
     }
 
     /// The file or directory at `path` as a line of its parent's listing; nil when nothing is there.

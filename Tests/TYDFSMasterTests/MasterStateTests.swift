@@ -76,10 +76,14 @@ final class MasterStateTests: XCTestCase {
 
     /// Puts a one-chunk file through the master's upload calls, as a client would, and returns its chunk.
     private func put(_ path: String, on holders: [String]) async throws -> ChunkID {
+        try await Self.put(path, on: holders, in: state)
+    }
+
+    private static func put(_ path: String, on holders: [String], in state: MasterState) async throws -> ChunkID {
         let session = try await state.createUpload(CreateUploadRequest(path: try RemotePath(path), overwrite: false, firstChunkBytes: 10))
         let chunk = try XCTUnwrap(session.firstChunk?.chunkID)
         _ = try await state.commit(uploadID: session.uploadID, request: CommitUploadRequest(
-            sizeBytes: 10, crc32c: 1, chunks: [CommittedChunk(index: 0, id: chunk, sizeBytes: 10, crc32c: 1, replicas: holders.map(dk))]))
+            sizeBytes: 10, crc32c: 1, chunks: [CommittedChunk(index: 0, id: chunk, sizeBytes: 10, crc32c: 1, replicas: try holders.map(DataKeeperID.init))]))
         return chunk
     }
 
@@ -737,6 +741,8 @@ final class MasterStateTests: XCTestCase {
         try await joinThree()
         let names = ["a b", "a&b=c", "a+b", "a%20b", "a#b?", "naïve ✓", "z"] + (0..<18).map { String(format: "f%02d", $0) }
         for name in names { _ = try await put("/docs/" + name, on: ["dk1", "dk2", "dk3"]) }
+        for name in ["/gone/x", "/gone/y"] { _ = try await put(name, on: ["dk1", "dk2", "dk3"]) }
+        let state = self.state!
         let whole = try await state.list(try RemotePath("/docs")).entries.map(\.path)
         XCTAssertEqual(whole, names.sorted().map { "/docs/" + $0 })
         let secret = self.secret
@@ -749,7 +755,7 @@ final class MasterStateTests: XCTestCase {
                 let client = SigningTestClient(client: unsigned, signer: RequestSigner(cluster: secret))
                 var listed: [String] = []
                 var after: String?
-                while true {
+                for _ in 0..<names.count {
                     let query = "path=%2Fdocs&limit=4" + (after.map { "&after=" + escaped($0) } ?? "")
                     let page = try await client.execute(uri: Route.list + "?" + query, method: .get) { response in
                         XCTAssertEqual(response.status, .ok, query)
@@ -786,13 +792,29 @@ final class MasterStateTests: XCTestCase {
             try await app.test(.live) { live in
                 let client = try TYDFSClient(masterURL: "http://127.0.0.1:\(try XCTUnwrap(live.port))", signer: RequestSigner(cluster: secret))
                 do {
+                    // A page of one: every name, odd ones included, goes back to the master as the cursor.
                     var pages: [ListResponse] = []
-                    try await client.forEachListPage(try RemotePath("/docs"), pageEntries: 4) { pages.append($0) }
-                    XCTAssertEqual(pages.map(\.entries.count), [4, 4, 4, 4, 4, 4, 1])
+                    try await client.forEachListPage(try RemotePath("/docs"), pageEntries: 1) { pages.append($0) }
+                    XCTAssertEqual(pages.map(\.entries.count), Array(repeating: 1, count: names.count))
                     XCTAssertEqual(pages.flatMap(\.entries).map(\.path), whole)
                     XCTAssertEqual(pages.compactMap(\.nextAfter), [], "the cursor stays between the client and the master")
                     let listing = try await client.list(try RemotePath("/docs"))
                     XCTAssertEqual(listing.entries.map(\.path), whole)
+                    // A directory replaced by a file between two pages is not listed as a mix of both.
+                    var seen = 0
+                    do {
+                        try await client.forEachListPage(try RemotePath("/gone"), pageEntries: 1) { _ in
+                            seen += 1
+                            guard seen == 1 else { return }
+                            for name in ["/gone/x", "/gone/y"] { _ = try await state.remove(try RemotePath(name)) }
+                            _ = try await Self.put("/gone", on: ["dk1", "dk2", "dk3"], in: state)
+                        }
+                        XCTFail("a directory replaced by a file was listed")
+                    } catch let error as TYDFSError {
+                        XCTAssertEqual(error.code, .notFound)
+                        XCTAssertTrue(error.message.contains("replaced by a file"), error.message)
+                    }
+                    XCTAssertEqual(seen, 1)
                 } catch {
                     try await client.shutdown()
                     throw error

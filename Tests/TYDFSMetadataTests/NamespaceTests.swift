@@ -16,8 +16,8 @@ final class NamespaceTests: XCTestCase {
         XCTAssertNil(namespace.conflict(for: path("/a/c")))
     }
 
-    /// Pages, each asked for after the last name of the one before, add up to the whole listing,
-    /// and only the last says nothing follows, whether or not the page size divides the count.
+    /// Pages, each asked for after the `nextAfter` of the one before, add up to the whole
+    /// listing, and only the last has none, whether or not the page size divides the count.
     func testPagesAddUpToTheWholeListing() {
         let namespace = Namespace()
         let names = (0..<50).map { String(format: "f%03d", $0) }
@@ -27,27 +27,38 @@ final class NamespaceTests: XCTestCase {
             var listed: [String] = []
             var after: String?
             var pages = 0
-            while true {
+            while pages <= 51 {
                 let page = namespace.page(of: path("/d"), after: after, limit: limit)!
                 pages += 1
                 XCTAssertLessThanOrEqual(page.entries.count, limit)
                 listed += page.entries.map(\.path)
-                guard page.isTruncated else { break }
+                guard let next = page.nextAfter else { break }
                 XCTAssertEqual(page.entries.count, limit, "only a full page is followed by another")
-                after = String(page.entries.last!.path.dropFirst("/d/".count))
+                XCTAssertEqual("/d/" + next, page.entries.last?.path, "a page goes on from its last name")
+                after = next
             }
             XCTAssertEqual(listed, namespace.list(path("/d"))!.map(\.path), "limit \(limit)")
             XCTAssertEqual(listed, names.map { "/d/" + $0 } + ["/d/sub"])
             XCTAssertEqual(pages, (51 + limit - 1) / limit, "limit \(limit): no empty last page")
         }
         XCTAssertEqual(namespace.page(of: path("/d/f001"), after: "zzz", limit: 1)?.entries.map(\.path), ["/d/f001"], "a file lists as itself")
-        XCTAssertEqual(namespace.page(of: path("/d"), after: "zzz", limit: 5), NamespacePage(entries: [], isTruncated: false))
+        XCTAssertEqual(namespace.page(of: path("/d"), after: "zzz", limit: 5), NamespacePage(entries: [], nextAfter: nil))
         XCTAssertNil(namespace.page(of: path("/none"), after: nil, limit: 5))
+        // A byte budget ends a page early, but never before its first entry.
+        let one = namespace.page(of: path("/d"), after: nil, limit: 100, maxBytes: 1)!
+        XCTAssertEqual(one.entries.map(\.path), ["/d/f000"])
+        XCTAssertEqual(one.nextAfter, "f000")
+        let some = namespace.page(of: path("/d"), after: "f000", limit: 100, maxBytes: 300)!
+        XCTAssertEqual(some.entries.map(\.path), ["/d/f001", "/d/f002", "/d/f003", "/d/f004"], "about 70 bytes an entry")
+        XCTAssertEqual(some.nextAfter, "f004")
+        XCTAssertEqual(namespace.anyChild(of: path("/d/sub")), nil, "an empty directory")
+        XCTAssertEqual(namespace.anyChild(of: path("/d/f001")), nil, "a file")
+        XCTAssertTrue(names.map { "/d/" + $0 }.contains(namespace.anyChild(of: path("/d")) ?? ""))
     }
 
     /// Between two pages, entries come and go: every entry that stays is listed exactly once, an
     /// entry added after the cursor is listed, one added before it or removed after it is not,
-    /// and when only removed names were left the last page says nothing follows.
+    /// and when only removed names were left, the page says nothing follows.
     func testAPagedListingSeesEveryEntryThatStaysExactlyOnce() {
         let namespace = Namespace()
         let put = { (name: String) in _ = namespace.apply(.putFile(Fixture.file("/d/" + name)), sequence: 1) }
@@ -55,26 +66,51 @@ final class NamespaceTests: XCTestCase {
         for name in ["b", "c", "d", "e", "f", "g", "h"] { put(name) }
         let first = namespace.page(of: path("/d"), after: nil, limit: 3)!
         XCTAssertEqual(first.entries.map(\.path), ["/d/b", "/d/c", "/d/d"])
-        XCTAssertTrue(first.isTruncated)
+        XCTAssertEqual(first.nextAfter, "d")
         remove("c")  // before the cursor
-        remove("f")  // after it
+        put("c")  // back again
+        remove("f")  // after the cursor
         put("a")  // a new name before the cursor
         put("e")  // an overwrite after it
         put("ee")  // a new name after it
-        put("c")  // back, before the cursor
         let second = namespace.page(of: path("/d"), after: "d", limit: 3)!
         XCTAssertEqual(second.entries.map(\.path), ["/d/e", "/d/ee", "/d/g"])
-        XCTAssertTrue(second.isTruncated)
+        XCTAssertEqual(second.nextAfter, "g")
         remove("h")
-        XCTAssertEqual(namespace.page(of: path("/d"), after: "g", limit: 3), NamespacePage(entries: [], isTruncated: false))
-        put("i")
-        put("j")
-        XCTAssertEqual(namespace.list(path("/d"))!.map(\.path), ["/d/a", "/d/b", "/d/c", "/d/d", "/d/e", "/d/ee", "/d/g", "/d/i", "/d/j"])
-        for name in ["ee", "i", "j"] { remove(name) }
+        XCTAssertEqual(namespace.page(of: path("/d"), after: "g", limit: 3), NamespacePage(entries: [], nextAfter: nil))
+        XCTAssertEqual(namespace.list(path("/d"))!.map(\.path), ["/d/a", "/d/b", "/d/c", "/d/d", "/d/e", "/d/ee", "/d/g"])
         let last = namespace.page(of: path("/d"), after: "d", limit: 2)!
-        XCTAssertEqual(last.entries.map(\.path), ["/d/e", "/d/g"], "names removed since the last sort are skipped")
-        XCTAssertFalse(last.isTruncated, "removed names past the page's end are not more entries")
-        XCTAssertEqual(namespace.list(path("/d"))!.map(\.path), ["/d/a", "/d/b", "/d/c", "/d/d", "/d/e", "/d/g"])
+        remove("g")
+        XCTAssertEqual(last.entries.map(\.path), ["/d/e", "/d/ee"])
+        XCTAssertEqual(namespace.page(of: path("/d"), after: last.nextAfter, limit: 2), NamespacePage(entries: [], nextAfter: nil),
+                       "names removed since they were ordered are not more entries")
+    }
+
+    /// Thousands of names added and removed while a listing is paged through (more than are
+    /// kept apart before they are merged in, and more removed than kept): the pages still list
+    /// exactly the entries that stayed, plus those added after the cursor.
+    func testAPagedListingOfADirectoryThatChangesAlotStaysExact() {
+        let namespace = Namespace()
+        let put = { (name: String) in _ = namespace.apply(.putFile(Fixture.file("/d/" + name)), sequence: 1) }
+        let remove = { (name: String) in _ = namespace.apply(.removeFile(self.path("/d/" + name)), sequence: 1) }
+        for index in 0..<3000 { put(String(format: "b%05d", index)) }
+        var listed = namespace.page(of: path("/d"), after: nil, limit: 1000)!.entries.map(\.path)
+        var after = "b00999"
+        for index in 0..<6000 { put(String(format: "a%05d", index)) }  // before the cursor: not listed
+        for index in 0..<6000 { put(String(format: "c%05d", index)) }  // after it: listed unless removed
+        for index in stride(from: 0, to: 6000, by: 2) { remove(String(format: "c%05d", index)) }
+        for index in 1000..<2500 { remove(String(format: "b%05d", index)) }
+        var pages = 1
+        while pages < 100, let page = namespace.page(of: path("/d"), after: after, limit: 700) {
+            pages += 1
+            listed += page.entries.map(\.path)
+            guard let next = page.nextAfter else { break }
+            after = next
+            if pages == 3 { for index in 0..<5000 { put(String(format: "d%05d", index)) } }
+        }
+        let expected = (0..<1000).map { String(format: "/d/b%05d", $0) } + (2500..<3000).map { String(format: "/d/b%05d", $0) }
+            + stride(from: 1, to: 6000, by: 2).map { String(format: "/d/c%05d", $0) } + (0..<5000).map { String(format: "/d/d%05d", $0) }
+        XCTAssertEqual(listed, expected)
     }
 
     func testListingShowsOneLevelSortedWithDirectoryTotals() {
