@@ -89,7 +89,7 @@ extension MetadataStore {
     public func loadNamespace() async throws -> Namespace {
         let loader = NamespaceLoader()
         try await load(
-            file: { loader.add(.putFile($0)) }, directory: { loader.add(.makeDirectory($0.path, mtimeMillis: $0.mtimeMillis, attributes: $0.attributes)) },
+            file: { loader.load($0) }, directory: { loader.add(.makeDirectory($0.path, mtimeMillis: $0.mtimeMillis, attributes: $0.attributes)) },
             deletion: { loader.add(.queueDeletion($0, $1)) })
         return loader.namespace
     }
@@ -100,4 +100,5 @@ extension MetadataStore {
 private final class NamespaceLoader: @unchecked Sendable {
     let namespace = Namespace()
     func add(_ edit: MetadataEdit) { namespace.apply(edit, sequence: 0) }
+    func load(_ file: StoredFile) { namespace.load(file) }
 }

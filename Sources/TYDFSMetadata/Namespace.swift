@@ -579,6 +579,12 @@ public final class Namespace {
         }
     }
 
+    /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without looking
+    /// for a file to replace (the store keeps one per path) or making its undo.
+    public func load(_ file: StoredFile) {
+        insert(file)
+    }
+
     private func insert(_ file: StoredFile) {
         var directory = root
         let names = Self.names(file.path)

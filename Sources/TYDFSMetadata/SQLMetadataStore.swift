@@ -28,6 +28,10 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     /// connection closed (PostgreSQL: a server or network that stops answering mid-transaction
     /// must not hold every later write for ever); nil: no limit (SQLite, a local file).
     private let writeSeconds: (@Sendable (Int) -> Double)?
+    /// Runs a query and hands each of its rows to a callback, one after another: for SQLite,
+    /// straight through SQLiteNIO on its thread, which reads a master's namespace at start
+    /// several times faster than SQLKit's decoding and a future per row; elsewhere, SQLKit.
+    private let eachRow: @Sendable (_ query: String, _ row: @escaping @Sendable (any LoadingRow) -> Void) async throws -> Void
     private let mutex = AsyncMutex()
 
     /// The longest path PostgreSQL can keep: a B-tree index entry (the tables' keys on `path`)
@@ -40,7 +44,8 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     private init(
         begin: SQLQueryString, maxPathBytes: Int, admit: (@Sendable (any SQLDatabase) async throws -> Void)? = nil,
         writeSeconds: (@Sendable (Int) -> Double)? = nil,
-        connection: @escaping @Sendable () async throws -> any SQLDatabase, close: @escaping @Sendable () async throws -> Void
+        connection: @escaping @Sendable () async throws -> any SQLDatabase, close: @escaping @Sendable () async throws -> Void,
+        eachRow: (@Sendable (_ query: String, _ row: @escaping @Sendable (any LoadingRow) -> Void) async throws -> Void)? = nil
     ) {
         self.begin = begin
         self.maxPathBytes = maxPathBytes
@@ -48,6 +53,9 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         self.writeSeconds = writeSeconds
         self.connection = connection
         self.closeConnection = close
+        self.eachRow = eachRow ?? { query, row in
+            try await connection().raw(SQLQueryString(query)).run { row(SQLKitLoadingRow(row: $0)) }
+        }
     }
 
     /// Opens (creating if needed) the SQLite database at `path`.
@@ -59,9 +67,9 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             throw TYDFSError(.io, "cannot open the metadata database \(path): \(error)")
         }
         let database = opened.sql(queryLogLevel: nil)
-        let store = SQLMetadataStore(begin: "BEGIN IMMEDIATE", maxPathBytes: Limits.maxPathBytes, connection: { database }) {
-            try await opened.close().get()
-        }
+        let store = SQLMetadataStore(
+            begin: "BEGIN IMMEDIATE", maxPathBytes: Limits.maxPathBytes, connection: { database }, close: { try await opened.close().get() },
+            eachRow: { query, row in try await opened.query(query, []) { row($0) } })
         try await store.prepare(statements: [
             "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000",
         ] + schema)
@@ -93,10 +101,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         if let writeSeconds { limit = { rows in writeSeconds + Double(rows) / 1000 } }
         let store = SQLMetadataStore(
             begin: "BEGIN", maxPathBytes: Self.postgresMaxPathBytes, admit: admit, writeSeconds: limit,
-            connection: { try await link.database() }
-        ) {
-            await link.close()
-        }
+            connection: { try await link.database() }, close: { await link.close() })
         try await store.prepare(statements: schema + LeaderLease.schema)
         // Databases made before directories had attributes gain the column (NULL: none). Asked
         // first: the change would lock the table at every takeover.
@@ -165,28 +170,24 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
     ) async throws {
         let assembler = FileAssembler(emit: file)
         try await mutex.withLock {
-            let database = try await connection()
             // One pass over files joined with their chunks and replicas, in path and chunk order:
             // each file is complete when the path changes.
-            try await database.raw("""
+            try await eachRow("""
                 SELECT f.path, f.size_bytes, f.mtime_ms, f.crc32c, f.chunk_size_bytes, f.replication, f.attributes, f.commit_id,
                        c.id, c.idx, c.size_bytes AS chunk_size, c.crc32c AS chunk_crc, r.datakeeper_id
                 FROM files f LEFT JOIN chunks c ON c.path = f.path LEFT JOIN replicas r ON r.chunk_id = c.id
                 ORDER BY f.path, c.idx, r.datakeeper_id
-                """).run { row in assembler.add(row) }
+                """) { row in assembler.add(row) }
             try assembler.finish()
             let failure = FirstFailure()
-            try await database.raw("SELECT chunk_id, datakeeper_id FROM pending_deletions").run { row in
-                failure.capture {
-                    deletion(try ChunkID(row.decode(column: "chunk_id", as: String.self)),
-                             try DataKeeperID(row.decode(column: "datakeeper_id", as: String.self)))
-                }
+            try await eachRow("SELECT chunk_id, datakeeper_id FROM pending_deletions") { row in
+                failure.capture { deletion(try ChunkID(row.string("chunk_id")), try DataKeeperID(row.string("datakeeper_id"))) }
             }
-            try await database.raw("SELECT path, mtime_ms, attributes FROM directories").run { row in
+            try await eachRow("SELECT path, mtime_ms, attributes FROM directories") { row in
                 failure.capture {
                     directory(MadeDirectory(
-                        path: try RemotePath(row.decode(column: "path", as: String.self)), mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self),
-                        attributes: try Self.decode(attributes: row.decode(column: "attributes", as: String?.self))))
+                        path: try RemotePath(row.string("path")), mtimeMillis: try row.int64("mtime_ms"),
+                        attributes: try Self.decode(attributes: row.optionalString("attributes"))))
                 }
             }
             try failure.check()
@@ -426,30 +427,36 @@ private final class FileAssembler: @unchecked Sendable {
         self.emit = emit
     }
 
-    func add(_ row: any SQLRow) {
+    /// The datakeeper ids met so far: a few datakeepers hold every replica, so each id is
+    /// checked once, not once per replica.
+    private var datakeepers: [String: DataKeeperID] = [:]
+    /// The chunk id of the last row, as the database spelled it.
+    private var lastChunkID: String?
+
+    func add(_ row: any LoadingRow) {
         failure.capture {
-            let path = try row.decode(column: "path", as: String.self)
+            let path = try row.string("path")
             if current?.path.value != path {
                 if let current { emit(current) }
                 current = StoredFile(
-                    path: try RemotePath(path), sizeBytes: try row.decode(column: "size_bytes", as: Int64.self),
-                    mtimeMillis: try row.decode(column: "mtime_ms", as: Int64.self),
-                    crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "crc32c", as: Int64.self)),
-                    chunkSizeBytes: try row.decode(column: "chunk_size_bytes", as: Int64.self),
-                    replication: try row.decode(column: "replication", as: Int.self), chunks: [],
-                    attributes: try SQLMetadataStore.decode(attributes: try row.decode(column: "attributes", as: String?.self)),
-                    commitID: try row.decode(column: "commit_id", as: String?.self))
+                    path: try RemotePath(path), sizeBytes: try row.int64("size_bytes"), mtimeMillis: try row.int64("mtime_ms"),
+                    crc32c: UInt32(truncatingIfNeeded: try row.int64("crc32c")), chunkSizeBytes: try row.int64("chunk_size_bytes"),
+                    replication: Int(try row.int64("replication")), chunks: [],
+                    attributes: try SQLMetadataStore.decode(attributes: try row.optionalString("attributes")),
+                    commitID: try row.optionalString("commit_id"))
+                lastChunkID = nil
             }
-            guard let id = try row.decode(column: "id", as: String?.self) else { return }
-            let chunk = try ChunkID(id)
-            if current!.chunks.last?.id != chunk {
+            guard let id = try row.optionalString("id") else { return }
+            if id != lastChunkID {
                 current!.chunks.append(StoredChunk(
-                    index: try row.decode(column: "idx", as: Int.self), id: chunk,
-                    sizeBytes: try row.decode(column: "chunk_size", as: Int64.self),
-                    crc32c: UInt32(truncatingIfNeeded: try row.decode(column: "chunk_crc", as: Int64.self)), replicas: []))
+                    index: Int(try row.int64("idx")), id: try ChunkID(id), sizeBytes: try row.int64("chunk_size"),
+                    crc32c: UInt32(truncatingIfNeeded: try row.int64("chunk_crc")), replicas: []))
+                lastChunkID = id
             }
-            if let replica = try row.decode(column: "datakeeper_id", as: String?.self) {
-                current!.chunks[current!.chunks.count - 1].replicas.append(try DataKeeperID(replica))
+            if let replica = try row.optionalString("datakeeper_id") {
+                let datakeeper = try datakeepers[replica] ?? DataKeeperID(replica)
+                datakeepers[replica] = datakeeper
+                current!.chunks[current!.chunks.count - 1].replicas.append(datakeeper)
             }
         }
     }
@@ -459,4 +466,49 @@ private final class FileAssembler: @unchecked Sendable {
         if let current { emit(current) }
         current = nil
     }
+}
+
+/// A row of the queries that load a master's namespace, read by column name. SQLite's own rows
+/// are read directly (see `SQLMetadataStore.eachRow`), other databases' through SQLKit.
+protocol LoadingRow {
+    func string(_ column: String) throws -> String
+    /// Nil for SQL NULL.
+    func optionalString(_ column: String) throws -> String?
+    func int64(_ column: String) throws -> Int64
+}
+
+/// Read as SQLKit's `SQLiteDataDecoder` reads: an integer column as text gives its digits, a
+/// text column holding a number gives the number.
+extension SQLiteRow: LoadingRow {
+    private func value(_ column: String) throws -> SQLiteData {
+        guard let value = self.column(column) else { throw TYDFSError(.internal, "the loading query has no column \(column)") }
+        return value
+    }
+
+    func string(_ column: String) throws -> String {
+        guard let text = try optionalString(column) else { throw TYDFSError(.io, "column \(column) is NULL") }
+        return text
+    }
+
+    func optionalString(_ column: String) throws -> String? {
+        let value = try value(column)
+        if value == .null { return nil }
+        guard let text = value.string else { throw TYDFSError(.io, "column \(column) holds \(value), not text") }
+        return text
+    }
+
+    func int64(_ column: String) throws -> Int64 {
+        let value = try value(column)
+        guard let number = value.integer else { throw TYDFSError(.io, "column \(column) holds \(value), not an integer") }
+        return Int64(number)
+    }
+}
+
+/// A row SQLKit read (PostgreSQL's), as `LoadingRow`.
+private struct SQLKitLoadingRow: LoadingRow {
+    let row: any SQLRow
+
+    func string(_ column: String) throws -> String { try row.decode(column: column, as: String.self) }
+    func optionalString(_ column: String) throws -> String? { try row.decode(column: column, as: String?.self) }
+    func int64(_ column: String) throws -> Int64 { try row.decode(column: column, as: Int64.self) }
 }

@@ -80,6 +80,38 @@ final class SQLMetadataStoreTests: XCTestCase {
         }
     }
 
+    /// SQLite's rows are read straight from SQLiteNIO at start: a number kept as text still
+    /// reads as the number, as SQLKit's decoder read it, and a column that holds something
+    /// else is an I/O error that names it, not a crash or a wrong namespace.
+    func testSQLiteRowsReadAsSQLKitReadThemAndABadOneIsRefused() async throws {
+        let file = Fixture.file("/f", chunks: 1)
+        let store = try await open()
+        try await store.apply([.putFile(file)])
+        try await store.close()
+        func edit(_ statement: String) throws {
+            let python = Process()
+            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            python.arguments = ["python3", "-c", "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute(sys.argv[2]); db.commit()",
+                                folder + "/metadata.sqlite", statement]
+            try python.run()
+            python.waitUntilExit()
+            XCTAssertEqual(python.terminationStatus, 0, statement)
+        }
+        try edit("UPDATE files SET size_bytes = '100', mtime_ms = CAST(mtime_ms AS TEXT)")
+        let loaded = try await reopenedNamespace()
+        XCTAssertEqual(loaded.file(at: file.path), file)
+        try edit("UPDATE files SET size_bytes = X'00'")
+        let reopened = try await open()
+        do {
+            _ = try await reopened.loadNamespace()
+            XCTFail("a blob loaded as a size")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .io)
+            XCTAssertTrue(error.message.contains("size_bytes"), error.message)
+        }
+        try await reopened.close()
+    }
+
     func testAttributesReadBackAndADatabaseFromBeforeThemGainsTheColumn() async throws {
         // A database as TYDFS made it before files had attributes (written by Python's sqlite3).
         let old = Process()
