@@ -579,8 +579,10 @@ public final class Namespace {
         }
     }
 
-    /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without looking
-    /// for a file to replace (the store keeps one per path) or making its undo.
+    /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without
+    /// looking for a file to replace or making its undo. None is there: the store's loader
+    /// hands over one file per path as this namespace compares paths (it joins rows whose paths
+    /// differ only in byte spelling: `SQLMetadataStore`'s `FileAssembler`).
     public func load(_ file: StoredFile) {
         insert(file)
     }
