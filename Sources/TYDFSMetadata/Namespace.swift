@@ -244,29 +244,30 @@ public final class Namespace {
 
     // MARK: - Reads
 
-    /// The file at `path`, under its name as it was stored (see `storedNode`).
-    public func file(at path: RemotePath) -> StoredFile? {
-        guard let (stored, node) = storedNode(at: path), case .file(let record) = node else { return nil }
-        return storedFile(stored, record)
-    }
-
-    /// The node at `path`, and its path spelled as it was stored. Names are compared as Swift
+    /// The file at `path`, under its name as it was stored. Names are compared as Swift
     /// compares strings, so é written as one character and as e with an accent name one file;
-    /// the store compares bytes, so edits of a file (its removal when it is replaced or moved)
-    /// must name it as it was stored, or they would miss its row.
-    private func storedNode(at path: RemotePath) -> (path: RemotePath, node: Node)? {
-        var current = Node.directory(root)
+    /// the store compares bytes, so edits of the file (its removal when it is replaced) must
+    /// name it as it was stored, or they would miss its row.
+    public func file(at path: RemotePath) -> StoredFile? {
+        var directory = root
         var stored: [String]?
         let names = Self.names(path)
         for (depth, name) in names.enumerated() {
-            guard case .directory(let directory) = current, let position = directory.children.index(forKey: name) else { return nil }
+            guard let position = directory.children.index(forKey: name) else { return nil }
             let (key, node) = directory.children[position]
             if stored == nil, !key.utf8.elementsEqual(name.utf8) { stored = Array(names[..<depth]) }
             stored?.append(key)
-            current = node
+            switch node {
+            case .directory(let next) where depth < names.count - 1:
+                directory = next
+            case .file(let record) where depth == names.count - 1:
+                guard let stored, let spelled = try? RemotePath("/" + stored.joined(separator: "/")) else { return storedFile(path, record) }
+                return storedFile(spelled, record)
+            default:
+                return nil
+            }
         }
-        guard let stored, let spelled = try? RemotePath("/" + stored.joined(separator: "/")) else { return (path, current) }
-        return (spelled, current)
+        return nil
     }
 
     private func storedFile(_ path: RemotePath, _ record: FileRecord) -> StoredFile {
@@ -401,7 +402,7 @@ public final class Namespace {
                 for name in directory.children.keys.sorted() { walk(directory.children[name]!, prefix + name) }
             }
         }
-        if let (stored, start) = storedNode(at: path) { walk(start, stored.value) }
+        if let start = node(at: path) { walk(start, path.value) }
         return result
     }
 
@@ -472,7 +473,7 @@ public final class Namespace {
                 if case .directory(let child) = directory.children[name]! { walk(child, prefix + name) }
             }
         }
-        if let (stored, node) = storedNode(at: path), case .directory(let start) = node { walk(start, stored.value) }
+        if case .directory(let start)? = node(at: path) { walk(start, path.value) }
         return result
     }
 
