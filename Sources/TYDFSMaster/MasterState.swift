@@ -763,7 +763,7 @@ actor MasterState {
             file.attributes = try laid(file.attributes)
             entry.mtimeMillis = file.mtimeMillis
             entry.attributes = file.attributes.isEmpty ? nil : file.attributes
-            try await write([.removeFile(file.path), .putFile(file)])
+            try await write([.removeFile(path), .putFile(file)])
         } else {
             guard !path.isRoot else { throw TYDFSError(.invalidArgument, "the root / keeps no attributes") }
             let attributes = try laid(entry.attributes ?? [:])
@@ -806,7 +806,7 @@ actor MasterState {
             attributes: try Self.checked(IdentityAttributes.carried(from: replaced?.attributes ?? [:], into: request.attributes ?? [:])))
         var edits: [MetadataEdit] = []
         if let replaced { edits += MetadataEdit.removal(of: replaced) }
-        edits += files.map { .removeFile($0.path) } + [.putFile(joined)] + MetadataEdit.touchingParents(of: request.sources, at: joined.mtimeMillis)
+        edits += request.sources.map { .removeFile($0) } + [.putFile(joined)] + MetadataEdit.touchingParents(of: request.sources, at: joined.mtimeMillis)
         try await write(edits)
         logger.info("files joined", metadata: ["target": "\(request.target)", "files": "\(files.count)", "size": "\(joined.sizeBytes)"])
         return fileInfo(joined)

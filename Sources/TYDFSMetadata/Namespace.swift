@@ -244,30 +244,9 @@ public final class Namespace {
 
     // MARK: - Reads
 
-    /// The file at `path`, under its name as it was stored. Names are compared as Swift
-    /// compares strings, so é written as one character and as e with an accent name one file;
-    /// the store compares bytes, so edits of the file (its removal when it is replaced) must
-    /// name it as it was stored, or they would miss its row.
     public func file(at path: RemotePath) -> StoredFile? {
-        var directory = root
-        var stored: [String]?
-        let names = Self.names(path)
-        for (depth, name) in names.enumerated() {
-            guard let position = directory.children.index(forKey: name) else { return nil }
-            let (key, node) = directory.children[position]
-            if stored == nil, !key.utf8.elementsEqual(name.utf8) { stored = Array(names[..<depth]) }
-            stored?.append(key)
-            switch node {
-            case .directory(let next) where depth < names.count - 1:
-                directory = next
-            case .file(let record) where depth == names.count - 1:
-                guard let stored, let spelled = try? RemotePath("/" + stored.joined(separator: "/")) else { return storedFile(path, record) }
-                return storedFile(spelled, record)
-            default:
-                return nil
-            }
-        }
-        return nil
+        guard case .file(let record)? = node(at: path) else { return nil }
+        return storedFile(path, record)
     }
 
     private func storedFile(_ path: RemotePath, _ record: FileRecord) -> StoredFile {

@@ -221,32 +221,6 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(list.entries.count, 0)
     }
 
-    /// é written as one character and as e with an accent name one file here, while the store
-    /// compares bytes: a file put, given attributes or joined under the other spelling replaces
-    /// the stored row, so after a restart there is one file, the latest, with its own chunks
-    /// only (the old row had stayed, and came back merged with the new one).
-    func testAFileChangedUnderAnotherSpellingOfItsNameIsReplacedInTheStore() async throws {
-        try await joinThree()
-        let composed = "/caf\u{E9}", decomposed = "/cafe\u{301}"
-        _ = try await put(composed, on: ["dk1", "dk2", "dk3"])
-        let session = try await openOverwriting(decomposed)
-        _ = try await state.commit([commitOfFirstChunk(session)])
-        let newest = try XCTUnwrap(session.firstChunk?.chunkID)
-        _ = try await state.setAttributes(SetAttributesRequest(path: try RemotePath(composed), attributes: ["color": "blue"]))
-        _ = try await put("/part", on: ["dk1", "dk2", "dk3"])
-        _ = try await state.concatenate(ConcatenateRequest(sources: [try RemotePath("/part")], target: try RemotePath("/joined"), overwrite: false))
-        _ = try await put("/joined-too\u{E9}", on: ["dk1", "dk2", "dk3"])
-        _ = try await state.concatenate(ConcatenateRequest(sources: [try RemotePath("/joined-too" + "e\u{301}")], target: try RemotePath("/joined-2"), overwrite: false))
-        try await stop()
-        try await start()
-        let (files, chunks) = await state.inspect { ($0.fileCount, $0.chunks.count) }
-        XCTAssertEqual(files, 3, "/café, /joined, /joined-2")
-        XCTAssertEqual(chunks, 3)
-        let file = try await state.stat(try RemotePath(composed))
-        XCTAssertEqual(file.chunks.map(\.id), [newest], "the latest put, whole")
-        XCTAssertEqual(file.attributes?["color"], "blue")
-    }
-
     func testAModificationTimeIsSetDurablyAndNothingElseChanges() async throws {
         try await joinThree()
         let chunk = try await put("/t", on: ["dk1", "dk2", "dk3"])
