@@ -471,8 +471,12 @@ public final class Namespace {
     }
 
     private func node(at path: RemotePath) -> Node? {
+        node(along: Self.names(path))
+    }
+
+    private func node(along names: [String]) -> Node? {
         var current = Node.directory(root)
-        for name in Self.names(path) {
+        for name in names {
             guard case .directory(let directory) = current, let next = directory.children[name] else { return nil }
             current = next
         }
@@ -579,17 +583,20 @@ public final class Namespace {
         }
     }
 
-    /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without
-    /// looking for a file to replace or making its undo. None is there: the store's loader
-    /// hands over one file per path as this namespace compares paths (it joins rows whose paths
-    /// differ only in byte spelling: `SQLMetadataStore`'s `FileAssembler`).
+    /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without making
+    /// its undo, and splitting its path once. A file already at the path is replaced, as
+    /// `apply` replaces it: the store keeps paths byte for byte, this namespace compares them
+    /// as Swift compares strings, so two rows may name one file here (é as one character, and
+    /// as e with an accent).
     public func load(_ file: StoredFile) {
-        insert(file)
+        let names = Self.names(file.path)
+        if case .file? = node(along: names) { remove(file.path) }
+        insert(file, names: names)
     }
 
-    private func insert(_ file: StoredFile) {
+    private func insert(_ file: StoredFile, names: [String]? = nil) {
         var directory = root
-        let names = Self.names(file.path)
+        let names = names ?? Self.names(file.path)
         for name in names.dropLast() {
             directory.sizeBytes += file.sizeBytes
             directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
