@@ -129,5 +129,5 @@ sleep 1
 client hungput "$bin" put "$work/quarter" /quarter-during-hang
 kill -CONT "${pid_of[dk2]}"
 replicas=$("$bin" stat --json /quarter-during-hang | python3 -c 'import json,sys; f=json.load(sys.stdin); print(min(len(c["replicas"]) for c in f["chunks"]))')
-echo "dk2 hung (SIGSTOP): get of 256 MiB ${wall[hung]} s (normal ${wall[normal]} s, +$(awk -v a="${wall[hung]}" -v b="${wall[normal]}" 'BEGIN { printf "%.1f", a - b }') s);" \
+echo "dk2 hung (SIGSTOP): get of 256 MiB ${wall[hung]} s (normal ${wall[normal]} s, $(awk -v a="${wall[hung]}" -v b="${wall[normal]}" 'BEGIN { printf "%+.1f", a - b }') s);" \
     "put of 256 MiB ${wall[hungput]} s, every chunk on at least $replicas datakeepers"
