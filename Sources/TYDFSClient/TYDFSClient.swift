@@ -201,7 +201,7 @@ public final class TYDFSClient: Sendable {
         repeat {
             var route = Route.list + "?\(Query.listLimit)=\(pageEntries)"
             if let after {
-                route += "&\(Query.listAfter)=" + (after.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? after)
+                route += "&\(Query.listAfter)=" + after.asQueryValue
             }
             var page: ListResponse = try await controlAnsweredCompact(.GET, route, query: path)
             if let after {
@@ -386,7 +386,7 @@ public final class TYDFSClient: Sendable {
     ) async throws -> (response: HTTPClientResponse, payload: ByteBuffer, compactSentTo: String?) {
         var target = route
         if let query {
-            target += (route.contains("?") ? "&" : "?") + "path=" + (query.value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? query.value)
+            target += (route.contains("?") ? "&" : "?") + "path=" + query.value.asQueryValue
         }
         // JSON only when some master is sent it.
         var json: [UInt8]?
@@ -498,6 +498,11 @@ extension CharacterSet {
         set.remove(charactersIn: "&=+#?")
         return set
     }()
+}
+
+extension String {
+    /// This text as a query value: escaped where `CharacterSet.urlQueryValueAllowed` says.
+    var asQueryValue: String { addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? self }
 }
 
 extension HTTPClientRequest {

@@ -322,9 +322,10 @@ public final class Namespace {
             while entries.count < limit, let name = names.next() {
                 guard let node = directory.children[name] else { continue }
                 let entry = Self.entry(prefix + name, node)
-                if !entries.isEmpty, bytes + entry.estimatedBytes > maxBytes { return NamespacePage(entries: entries, nextAfter: last) }
+                let entryBytes = entry.estimatedBytes
+                if !entries.isEmpty, bytes + entryBytes > maxBytes { return NamespacePage(entries: entries, nextAfter: last) }
                 entries.append(entry)
-                bytes += entry.estimatedBytes
+                bytes += entryBytes
                 last = name
             }
             // Names removed since they were ordered may be all that is left.
