@@ -40,9 +40,9 @@ extension TYDFSClient {
             }
             return info
         }
-        let folder = localPath.lastIndex(of: "/").map { String(localPath[..<$0]) } ?? "."
-        let name = localPath.lastIndex(of: "/").map { String(localPath[localPath.index(after: $0)...]) } ?? localPath
-        let temporaryPath = "\(folder.isEmpty ? "/" : folder)/.\(name).tydfs-\(hex64(UInt64.random(in: .min ... .max)))"
+        let folder = LocalFileSystem.folder(of: localPath)
+        let name = LocalFileSystem.name(of: localPath)
+        let temporaryPath = "\(folder == "/" ? "" : folder)/.\(name).tydfs-\(hex64(UInt64.random(in: .min ... .max)))"
         let output: LocalFile
         do {
             output = try await LocalFile.create(temporaryPath)

@@ -97,14 +97,17 @@ extension TYDFSClient {
     ) async throws -> FolderTransferResult {
         let tree = try await listTree(below: remote, concurrency: concurrency)
         let targets = tree.files.map { entry -> (remote: String, local: String) in
-            let relative = entry.path == remote.value ? remote.name : String(entry.path.dropFirst(remote.childPrefix.count))
+            let relative = entry.path.removingPrefixByteWise(remote.childPrefix) ?? remote.name
             return (entry.path, localFolder + "/" + relative)
         }
         let emptyFolders = tree.emptyDirectories.map { path in
-            path == remote.value ? localFolder : localFolder + "/" + path.dropFirst(remote.childPrefix.count)
+            path.removingPrefixByteWise(remote.childPrefix).map { localFolder + "/" + $0 } ?? localFolder
         }
-        let folders = Set(targets.map { target in String(target.local[..<target.local.lastIndex(of: "/")!]) } + emptyFolders)
-        for folder in folders.sorted() { try LocalFileSystem.makeDirectories(folder) }
+        // Byte-wise: two spellings of one name (é, e and an accent) are two folders.
+        let folders = (targets.map { target in LocalFileSystem.folder(of: target.local) } + emptyFolders).sorted { $0.precedesByteWise($1) }
+        for (index, folder) in folders.enumerated() where index == 0 || !folder.equalsByteWise(folders[index - 1]) {
+            try LocalFileSystem.makeDirectories(folder)
+        }
         let result = NIOLockedValueBox(FolderTransferResult(emptyFolders: emptyFolders.count))
         let finished = NIOLockedValueBox(0)
         await Batch.forEach(targets, concurrency: concurrency) { target in
@@ -158,6 +161,6 @@ extension TYDFSClient {
                 }
             }
         }
-        return (files.sorted { $0.path < $1.path }, emptyDirectories.sorted())
+        return (files.sorted { $0.path.precedesByteWise($1.path) }, emptyDirectories.sorted { $0.precedesByteWise($1) })
     }
 }

@@ -206,13 +206,13 @@ public final class TYDFSClient: Sendable {
             var page: ListResponse = try await controlAnsweredCompact(.GET, route, query: path)
             if let after {
                 if page.file != nil { throw TYDFSError(.notFound, "\(path) was replaced by a file while it was listed; list it again") }
-                if let next = page.nextAfter, next <= after {
+                if let next = page.nextAfter, !after.precedesByteWise(next) {
                     throw TYDFSError(.protocolViolation, "the master answered a page of \(path) that does not move past '\(after)'")
                 }
                 // A master from before paging (met in a failover during a rolling upgrade)
                 // answers every entry again: keep those past the page before.
                 let prefix = path.childPrefix
-                page.entries.removeAll { $0.path.hasPrefix(prefix) && $0.path.dropFirst(prefix.count) <= after }
+                page.entries.removeAll { entry in entry.path.removingPrefixByteWise(prefix).map { !after.precedesByteWise($0) } ?? false }
             }
             after = page.nextAfter
             page.nextAfter = nil

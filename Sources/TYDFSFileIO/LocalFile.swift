@@ -303,9 +303,9 @@ public enum LocalFileSystem {
 
     /// Creates `path` and its parents if missing.
     public static func makeDirectories(_ path: String) throws {
-        var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            current += "/" + part
+        var current = path.utf8.first == UInt8(ascii: "/") ? "" : "."
+        for part in path.utf8.split(separator: UInt8(ascii: "/")) {
+            current += "/" + String(decoding: part, as: UTF8.self)
             if mkdir(current, 0o755) != 0 && errno != EEXIST { throw FileIOError.posix("mkdir", path: current) }
         }
     }
@@ -348,8 +348,20 @@ public enum LocalFileSystem {
     }
 
     static func syncDirectory(containing path: String) throws {
-        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        try syncDirectory(folder.isEmpty ? "/" : folder)
+        try syncDirectory(folder(of: path))
+    }
+
+    /// The folder holding `path`: up to its last `/` (`/` for one in the root, `.` for a bare
+    /// name). Cut at the byte: Swift makes one character of a `/` and a combining accent after it.
+    public static func folder(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == path.utf8.startIndex ? "/" : String(decoding: path.utf8[..<slash], as: UTF8.self)
+    }
+
+    /// The last name in `path`: after its last `/` (all of it when it has none).
+    public static func name(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return String(decoding: path.utf8[path.utf8.index(after: slash)...], as: UTF8.self)
     }
 
     /// Forces a folder's entries (creations, renames, removals) to stable storage.

@@ -70,9 +70,9 @@ extension MetadataEdit {
     /// The edits that mark the directories holding `paths` changed at `mtimeMillis`, one per
     /// directory: what follows removing or renaming those entries.
     public static func touchingParents(of paths: [RemotePath], at mtimeMillis: Int64) -> [MetadataEdit] {
-        var seen: Set<String> = []
+        var seen: Set<RemotePath> = []
         return paths.compactMap { path in
-            guard let parent = path.parent, seen.insert(parent.value).inserted else { return nil }
+            guard let parent = path.parent, seen.insert(parent).inserted else { return nil }
             return .touchDirectory(parent, mtimeMillis: mtimeMillis)
         }
     }
@@ -123,7 +123,7 @@ public struct NamespacePage: Equatable, Sendable {
 /// Not thread-safe: the master's actor owns it.
 public final class Namespace {
     final class Directory {
-        private(set) var children: [String: Node] = [:]
+        private(set) var children: [EntryName: Node] = [:]
         /// The children's names in order while a paged listing of this directory is under way,
         /// so that each page costs a binary search rather than a sort of the directory. Built
         /// by a page that does not reach the end, dropped by one that does.
@@ -136,7 +136,7 @@ public final class Namespace {
         var attributes: [String: String]?
 
         /// Sets (or with nil removes) the child `name`.
-        func setChild(_ name: String, _ node: Node?) {
+        func setChild(_ name: EntryName, _ node: Node?) {
             if namesInOrder != nil {
                 switch (children[name], node) {
                 case (nil, _?): namesInOrder!.add(name)
@@ -169,17 +169,17 @@ public final class Namespace {
     /// of the whole directory. Names removed since may remain (readers skip them) until they
     /// are half of all.
     struct OrderedNames {
-        private(set) var sorted: [String]
+        private(set) var sorted: [EntryName]
         /// Names added since `sorted` was made, in order; none of them is in `sorted`.
-        private(set) var recent: [String] = []
+        private(set) var recent: [EntryName] = []
         private var removals = 0
         /// Most names kept apart in `recent` before they are merged into `sorted`: each insert
         /// moves at most this many, and each merge (a linear pass) comes after this many puts.
         static let maxRecent = 4096
 
-        init(_ names: some Sequence<String>) { sorted = names.sorted() }
+        init(_ names: some Sequence<EntryName>) { sorted = names.sorted() }
 
-        mutating func add(_ name: String) {
+        mutating func add(_ name: EntryName) {
             guard sorted.sortedIndex(of: name) == nil else { return }
             let position = recent.sortedIndex(after: name)
             if position == 0 || recent[position - 1] != name { recent.insert(name, at: position) }
@@ -189,9 +189,9 @@ public final class Namespace {
 
         /// Merges `recent` into `sorted`, dropping names that are no longer `isLive`, once
         /// either has grown past its bound.
-        mutating func compact(isLive: (String) -> Bool) {
+        mutating func compact(isLive: (EntryName) -> Bool) {
             guard recent.count > Self.maxRecent || removals > (sorted.count + recent.count) / 2 else { return }
-            var merged: [String] = []
+            var merged: [EntryName] = []
             merged.reserveCapacity(sorted.count + recent.count)
             var names = self.names(after: nil)
             while let name = names.next() {
@@ -203,7 +203,7 @@ public final class Namespace {
         }
 
         /// The names that sort after `after` (all with nil), in order.
-        func names(after: String?) -> Merged {
+        func names(after: EntryName?) -> Merged {
             Merged(
                 sorted: sorted, recent: recent, nextSorted: after.map { sorted.sortedIndex(after: $0) } ?? 0,
                 nextRecent: after.map { recent.sortedIndex(after: $0) } ?? 0)
@@ -211,12 +211,12 @@ public final class Namespace {
 
         /// `sorted` and `recent` walked together in order.
         struct Merged: IteratorProtocol {
-            let sorted: [String]
-            let recent: [String]
+            let sorted: [EntryName]
+            let recent: [EntryName]
             var nextSorted: Int
             var nextRecent: Int
 
-            mutating func next() -> String? {
+            mutating func next() -> EntryName? {
                 if nextSorted < sorted.count, nextRecent == recent.count || sorted[nextSorted] < recent[nextRecent] {
                     defer { nextSorted += 1 }
                     return sorted[nextSorted]
@@ -276,8 +276,8 @@ public final class Namespace {
     public func conflict(for path: RemotePath) -> RemotePath? {
         var directory = root
         var prefix = ""
-        for name in Self.names(path) {
-            prefix += "/" + name
+        for name in path.names {
+            prefix += "/" + name.text
             switch directory.children[name] {
             case nil: return nil
             case .file: return try? RemotePath(prefix)
@@ -290,8 +290,8 @@ public final class Namespace {
     private func firstFile(below directory: Directory, prefix: String) -> RemotePath? {
         guard let (name, node) = directory.children.first else { return nil }
         switch node {
-        case .file: return try? RemotePath(prefix + "/" + name)
-        case .directory(let next): return firstFile(below: next, prefix: prefix + "/" + name)
+        case .file: return try? RemotePath(prefix + "/" + name.text)
+        case .directory(let next): return firstFile(below: next, prefix: prefix + "/" + name.text)
         }
     }
 
@@ -315,15 +315,15 @@ public final class Namespace {
         case .directory(let directory)?:
             let prefix = path.childPrefix
             let ordered = directory.orderedNames(keep: after != nil || limit < directory.children.count || maxBytes < .max)
-            var names = ordered.names(after: after)
+            var names = ordered.names(after: after.map(EntryName.init))
             var entries: [NamespaceEntry] = []
             var bytes = 0
-            var last: String?
+            var last: EntryName?
             while entries.count < limit, let name = names.next() {
                 guard let node = directory.children[name] else { continue }
-                let entry = Self.entry(prefix + name, node)
+                let entry = Self.entry(prefix + name.text, node)
                 let entryBytes = entry.estimatedBytes
-                if !entries.isEmpty, bytes + entryBytes > maxBytes { return NamespacePage(entries: entries, nextAfter: last) }
+                if !entries.isEmpty, bytes + entryBytes > maxBytes { return NamespacePage(entries: entries, nextAfter: last?.text) }
                 entries.append(entry)
                 bytes += entryBytes
                 last = name
@@ -331,7 +331,7 @@ public final class Namespace {
             // Names removed since they were ordered may be all that is left.
             var rest = names
             while let name = rest.next() {
-                if directory.children[name] != nil { return NamespacePage(entries: entries, nextAfter: last) }
+                if directory.children[name] != nil { return NamespacePage(entries: entries, nextAfter: last?.text) }
             }
             directory.dropOrderedNames()
             return NamespacePage(entries: entries, nextAfter: nil)
@@ -342,7 +342,7 @@ public final class Namespace {
     /// directory is there. Tells a non-empty directory without ordering its names.
     public func anyChild(of path: RemotePath) -> String? {
         guard case .directory(let directory)? = node(at: path), let name = directory.children.keys.first else { return nil }
-        return path.childPrefix + name
+        return path.childPrefix + name.text
     }
 
     /// The file or directory at `path` as a line of its parent's listing; nil when nothing is there.
@@ -379,7 +379,7 @@ public final class Namespace {
                 if let remote = try? RemotePath(nodePath) { result.append(storedFile(remote, record)) }
             case .directory(let directory):
                 let prefix = nodePath == "/" ? "/" : nodePath + "/"
-                for name in directory.children.keys.sorted() { walk(directory.children[name]!, prefix + name) }
+                for name in directory.children.keys.sorted() { walk(directory.children[name]!, prefix + name.text) }
             }
         }
         if let start = node(at: path) { walk(start, path.value) }
@@ -406,7 +406,7 @@ public final class Namespace {
             target = try RemotePath(destination.childPrefix + source.name)
         }
         guard target != source else { throw TYDFSError(.invalidArgument, "\(source) and \(target) are the same path") }
-        if case .directory = sourceNode, target.value.hasPrefix(source.childPrefix) {
+        if case .directory = sourceNode, target.isBelow(source) {
             throw TYDFSError(.invalidArgument, "cannot move the directory \(source) into itself (\(target))")
         }
         var removals: [MetadataEdit] = []
@@ -427,13 +427,13 @@ public final class Namespace {
         let moving = files(under: source)
         let moved = try moving.map { file in
             var moved = file
-            moved.path = try RemotePath(target.value + file.path.value.dropFirst(source.value.count))
+            moved.path = try file.path.moved(from: source, to: target)
             return MetadataEdit.putFile(moved)
         }
         let made = madeDirectories(under: source)
         let remade = try made.map { directory in
             MetadataEdit.makeDirectory(
-                try RemotePath(target.value + directory.path.value.dropFirst(source.value.count)), mtimeMillis: directory.mtimeMillis,
+                try directory.path.moved(from: source, to: target), mtimeMillis: directory.mtimeMillis,
                 attributes: directory.attributes)
         }
         // All removals, then all puts: the store writes each run of one kind in a few statements.
@@ -450,7 +450,7 @@ public final class Namespace {
             }
             let prefix = directoryPath == "/" ? "/" : directoryPath + "/"
             for name in directory.children.keys.sorted() {
-                if case .directory(let child) = directory.children[name]! { walk(child, prefix + name) }
+                if case .directory(let child) = directory.children[name]! { walk(child, prefix + name.text) }
             }
         }
         if case .directory(let start)? = node(at: path) { walk(start, path.value) }
@@ -472,20 +472,16 @@ public final class Namespace {
     }
 
     private func node(at path: RemotePath) -> Node? {
-        node(along: Self.names(path))
+        node(along: path.names)
     }
 
-    private func node(along names: [String]) -> Node? {
+    private func node(along names: [EntryName]) -> Node? {
         var current = Node.directory(root)
         for name in names {
             guard case .directory(let directory) = current, let next = directory.children[name] else { return nil }
             current = next
         }
         return current
-    }
-
-    private static func names(_ path: RemotePath) -> [String] {
-        path.value.split(separator: "/").map(String.init)
     }
 
     // MARK: - Edits
@@ -527,7 +523,7 @@ public final class Namespace {
         case .makeDirectory(let path, let mtimeMillis, let attributes):
             guard !path.isRoot else { return [] }
             var trail = [root]
-            for name in Self.names(path) {
+            for name in path.names {
                 if case .directory(let next)? = trail.last!.children[name] {
                     trail.append(next)
                 } else {
@@ -550,7 +546,7 @@ public final class Namespace {
             for directory in trail { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
             return [.removeDirectory(path)]
         case .removeDirectory(let path):
-            let names = Self.names(path)
+            let names = path.names
             let trail = directories(along: names)
             guard trail.count == names.count + 1, trail.count > 1, trail.last!.isMade else { return [] }
             let attributes = trail.last!.attributes ?? [:]
@@ -559,14 +555,14 @@ public final class Namespace {
             pruneEmpty(trail, names)
             return [.makeDirectory(path, mtimeMillis: trail.last!.mtimeMillis, attributes: attributes)]
         case .touchDirectory(let path, let mtimeMillis):
-            for directory in directories(along: Self.names(path)) { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
+            for directory in directories(along: path.names) { directory.mtimeMillis = max(directory.mtimeMillis, mtimeMillis) }
             return []
         }
     }
 
     /// The root and the directories below it along `names`, as far as they go: `trail[d]` is the
     /// one named `names[d - 1]`; all of them when the trail has `names.count + 1`.
-    private func directories(along names: some Collection<String>) -> [Directory] {
+    private func directories(along names: some Collection<EntryName>) -> [Directory] {
         var trail = [root]
         for name in names {
             guard case .directory(let next)? = trail.last!.children[name] else { break }
@@ -577,7 +573,7 @@ public final class Namespace {
 
     /// Drops the empty directories, deepest first, that were not made on their own. `trail` holds
     /// the directories from the root down along `names`: `trail[d]` is the one named `names[d - 1]`.
-    private func pruneEmpty(_ trail: [Directory], _ names: [String]) {
+    private func pruneEmpty(_ trail: [Directory], _ names: [EntryName]) {
         for depth in stride(from: trail.count - 1, to: 0, by: -1) {
             guard trail[depth].children.isEmpty, !trail[depth].isMade else { return }
             trail[depth - 1].setChild(names[depth - 1], nil)
@@ -585,19 +581,15 @@ public final class Namespace {
     }
 
     /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without making
-    /// its undo, and splitting its path once. A file already at the path is replaced, as
-    /// `apply` replaces it: the store keeps paths byte for byte, this namespace compares them
-    /// as Swift compares strings, so two rows may name one file here (é as one character, and
-    /// as e with an accent).
+    /// its undo, and splitting its path once. The store holds no path twice, so nothing is
+    /// at the path yet.
     public func load(_ file: StoredFile) {
-        let names = Self.names(file.path)
-        if case .file? = node(along: names) { remove(file.path) }
-        insert(file, names: names)
+        insert(file, names: file.path.names)
     }
 
-    private func insert(_ file: StoredFile, names: [String]? = nil) {
+    private func insert(_ file: StoredFile, names: [EntryName]? = nil) {
         var directory = root
-        let names = names ?? Self.names(file.path)
+        let names = names ?? file.path.names
         for name in names.dropLast() {
             directory.sizeBytes += file.sizeBytes
             directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
@@ -626,7 +618,7 @@ public final class Namespace {
     /// Removes the file at `path` (which exists) and every directory left empty above it that
     /// was not made on its own.
     private func remove(_ path: RemotePath) {
-        let names = Self.names(path)
+        let names = path.names
         let trail = directories(along: names.dropLast())
         guard trail.count == names.count, case .file(let record)? = trail.last!.children[names.last!] else {
             preconditionFailure("\(path) is not a file")
@@ -639,15 +631,15 @@ public final class Namespace {
     }
 }
 
-extension [String] {
+extension [EntryName] {
     /// The position of `name` in this sorted array, if it is there.
-    fileprivate func sortedIndex(of name: String) -> Int? {
+    fileprivate func sortedIndex(of name: EntryName) -> Int? {
         let position = sortedIndex(after: name)
         return position > 0 && self[position - 1] == name ? position - 1 : nil
     }
 
     /// The position of the first name in this sorted array that sorts after `name`.
-    fileprivate func sortedIndex(after name: String) -> Int {
+    fileprivate func sortedIndex(after name: EntryName) -> Int {
         var low = 0
         var high = count
         while low < high {

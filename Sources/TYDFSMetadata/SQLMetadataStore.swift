@@ -311,10 +311,10 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         var files: [SQLQueryString] = [], chunks: [SQLQueryString] = [], replicas: [SQLQueryString] = []
         // One row per directory: a directory made twice in one run (its attributes changed twice)
         // takes the later, as PostgreSQL's upsert cannot touch a row twice in one statement.
-        var directories: [String: SQLQueryString] = [:]
+        var directories: [RemotePath: SQLQueryString] = [:]
         var paths: [any Encodable & Sendable] = []
         var pairs: [SQLQueryString] = []
-        var touched: [String: Int64] = [:]
+        var touched: [RemotePath: Int64] = [:]
         for edit in run {
             switch edit {
             case .putFile(let file):
@@ -326,12 +326,12 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
             case .removeFile(let path), .removeDirectory(let path):
                 paths.append(path.value)
             case .makeDirectory(let path, let mtimeMillis, let attributes):
-                directories[path.value] = "(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))"
+                directories[path] = "(\(bind: path.value), \(bind: mtimeMillis), \(bind: Self.encode(attributes: attributes)))"
             case .touchDirectory(let path, let mtimeMillis):
                 // The directory and every one above it, as in memory (only made ones have rows).
                 var directory: RemotePath? = path
                 while let current = directory, !current.isRoot {
-                    touched[current.value] = max(touched[current.value] ?? mtimeMillis, mtimeMillis)
+                    touched[current] = max(touched[current] ?? mtimeMillis, mtimeMillis)
                     directory = current.parent
                 }
             case .addReplica(let chunk, let datakeeper), .removeReplica(let chunk, let datakeeper),
@@ -368,7 +368,7 @@ public final class SQLMetadataStore: MetadataStore, @unchecked Sendable {
         case .touchDirectory:
             // Only a made directory has a row; one that exists through its files changes nothing.
             // (A VALUES list's columns are column1, column2... on SQLite and PostgreSQL alike.)
-            let rows = touched.map { "(\(bind: $0.key), \(bind: $0.value))" as SQLQueryString }
+            let rows = touched.map { "(\(bind: $0.key.value), \(bind: $0.value))" as SQLQueryString }
             for rows in rows.chunked(Self.rowsPerStatement) {
                 try await database.raw("""
                     UPDATE directories SET mtime_ms = touched.column2 FROM (VALUES \(rows.joined(separator: ", "))) AS touched
@@ -436,7 +436,7 @@ private final class FileAssembler: @unchecked Sendable {
     func add(_ row: any LoadingRow) {
         failure.capture {
             let path = try row.string("path")
-            if current?.path.value != path {
+            if current?.path.value.equalsByteWise(path) != true {
                 if let current { emit(current) }
                 current = StoredFile(
                     path: try RemotePath(path), sizeBytes: try row.int64("size_bytes"), mtimeMillis: try row.int64("mtime_ms"),

@@ -1,3 +1,5 @@
+import TYDFSCore
+
 /// Which number the kernel knows each path by, while it remembers it.
 ///
 /// FUSE's low-level API names files by inode numbers, TYDFS by paths. The kernel learns a
@@ -12,7 +14,7 @@ public struct InodeTable: Sendable {
     public static let rootInode: Inode = 1
 
     private var pathOf: [Inode: String] = [rootInode: "/"]
-    private var inodeOf: [String: Inode] = ["/": rootInode]
+    private var inodeOf: [PathKey: Inode] = [PathKey("/"): rootInode]
     /// How many times the kernel has been told each number (root excepted: it is never forgotten).
     private var lookupCount: [Inode: UInt64] = [:]
     private var nextInode: Inode = rootInode + 1
@@ -23,17 +25,17 @@ public struct InodeTable: Sendable {
     public func path(of inode: Inode) -> String? { pathOf[inode] }
 
     /// The number `path` is known by, if the kernel holds one.
-    public func inode(of path: String) -> Inode? { inodeOf[path] }
+    public func inode(of path: String) -> Inode? { inodeOf[PathKey(path)] }
 
     /// The number for `path`, given to the kernel once more (a lookup, create or mkdir reply).
     public mutating func remember(_ path: String) -> Inode {
         let inode: Inode
-        if let known = inodeOf[path] {
+        if let known = inodeOf[PathKey(path)] {
             inode = known
         } else {
             inode = nextInode
             nextInode += 1
-            inodeOf[path] = inode
+            inodeOf[PathKey(path)] = inode
             pathOf[inode] = path
         }
         if inode != Self.rootInode { lookupCount[inode, default: 0] += 1 }
@@ -48,7 +50,7 @@ public struct InodeTable: Sendable {
             return
         }
         lookupCount[inode] = nil
-        if let path = pathOf.removeValue(forKey: inode), inodeOf[path] == inode { inodeOf[path] = nil }
+        if let path = pathOf.removeValue(forKey: inode), inodeOf[PathKey(path)] == inode { inodeOf[PathKey(path)] = nil }
     }
 
     /// `from` (a file, or a directory with everything below it) is now at `to`: every number
@@ -56,11 +58,11 @@ public struct InodeTable: Sendable {
     public mutating func moved(from: String, to: String) {
         removed(to)
         let prefix = from == "/" ? "/" : from + "/"
-        let moving = inodeOf.filter { $0.key == from || $0.key.hasPrefix(prefix) }
-        for (path, _) in moving { inodeOf[path] = nil }
-        for (path, inode) in moving {
-            let newPath = to + path.dropFirst(from.count)
-            inodeOf[newPath] = inode
+        let moving = inodeOf.filter { $0.key.path.equalsByteWise(from) || $0.key.path.hasPrefixByteWise(prefix) }
+        for (key, _) in moving { inodeOf[key] = nil }
+        for (key, inode) in moving {
+            let newPath = to + key.path.removingPrefixByteWise(from)!
+            inodeOf[PathKey(newPath)] = inode
             pathOf[inode] = newPath
         }
     }
@@ -68,10 +70,22 @@ public struct InodeTable: Sendable {
     /// The file or empty directory at `path` is gone: its number, if any, names nothing now
     /// (an operation on it answers ENOENT), though the kernel may still forget it later.
     public mutating func removed(_ path: String) {
-        guard let inode = inodeOf.removeValue(forKey: path) else { return }
+        guard let inode = inodeOf.removeValue(forKey: PathKey(path)) else { return }
         pathOf[inode] = nil
     }
 
     /// How many numbers are held (the root included): what a mount's memory grows with.
     public var count: Int { pathOf.count }
+
+    /// A path as a key, byte for byte: Linux gives two spellings of one name (é, e and an
+    /// accent) two numbers, where `String` keys would merge them.
+    private struct PathKey: Hashable {
+        let path: String
+
+        init(_ path: String) { self.path = path }
+
+        static func == (lhs: PathKey, rhs: PathKey) -> Bool { lhs.path.equalsByteWise(rhs.path) }
+
+        func hash(into hasher: inout Hasher) { path.hashByteWise(into: &hasher) }
+    }
 }

@@ -355,16 +355,16 @@ public final class MountedFileSystem: Sendable {
         if listing.file != nil { throw MountError(ENOTDIR, "\(path) is a file") }
         var entries = listing.entries.map { entry in
             DirectoryEntry(
-                name: String(entry.path.dropFirst(path.childPrefix.count)),
+                name: String(decoding: entry.path.utf8.dropFirst(path.childPrefix.utf8.count), as: UTF8.self),
                 type: PosixAttributes(kept: entry.attributes).statusMode(isDirectory: entry.isDirectory) & S_IFMT,
                 attributes: entry.isDirectory ? nil : NodeAttributes(file: entry))
         }
-        var names = Set(entries.map(\.name))
+        var names = Set(entries.map { EntryName($0.name) })
         return state.withLockedValue { state in
             for (inode, _) in state.staged {
                 guard let stagedPath = state.inodes.path(of: inode), let remote = try? RemotePath(stagedPath) else { continue }
                 let name = remote.name
-                if stagedPath == path.childPrefix + name, names.insert(name).inserted {
+                if stagedPath.equalsByteWise(path.childPrefix + name), names.insert(EntryName(name)).inserted {
                     entries.append(DirectoryEntry(name: name, type: S_IFREG))
                 }
             }
@@ -390,7 +390,7 @@ public final class MountedFileSystem: Sendable {
         guard let attributes = entry.attributes else { return nil }
         return state.withLockedValue { state in
             guard case .directory(let directory)? = state.handles[handle], directory.changesBefore == state.namespaceChanges,
-                  ContinuousClock.now - directory.listedAt < maximumAge, state.inodes.path(of: inode) == directory.path.value
+                  ContinuousClock.now - directory.listedAt < maximumAge, state.inodes.path(of: inode)?.equalsByteWise(directory.path.value) == true
             else { return nil }
             let path = directory.path.childPrefix + entry.name
             if let known = state.inodes.inode(of: path), state.staged[known] != nil { return nil }
@@ -451,7 +451,7 @@ public final class MountedFileSystem: Sendable {
             // abandoned (put whole at close, under the new name), others waited for.
             let running = state.withLockedValue { state -> [Task<Void, Error>] in
                 state.staged.compactMap { inode, staging in
-                    guard state.inodes.path(of: inode)?.hasPrefix(source.childPrefix) == true else { return nil }
+                    guard state.inodes.path(of: inode)?.hasPrefixByteWise(source.childPrefix) == true else { return nil }
                     staging.streaming?.stream.abandon()
                     return staging.uploading
                 }
@@ -476,7 +476,7 @@ public final class MountedFileSystem: Sendable {
         try await whilePutsStopped(of: target) { _ in
             let renamed = try await client.rename(source, to: target, replacing: flags & noReplace == 0)
             // A master older than this mount moves a directory into an existing one instead.
-            guard renamed.to == target.value else {
+            guard renamed.to.equalsByteWise(target.value) else {
                 throw MountError(EIO, "the master renamed \(source) to \(renamed.to), not \(target) (is it older than this mount?)")
             }
             state.withLockedValue { $0.inodes.moved(from: source.value, to: target.value) }

@@ -407,7 +407,7 @@ public struct ListResponse: Codable, Sendable {
     /// The listed path's own entry when it is a file: a file lists as itself, alone (a
     /// directory lists its children, or itself with `Query.entryOnly`).
     public var file: ListEntry? {
-        guard entries.count == 1, let only = entries.first, only.path == path, !only.isDirectory else { return nil }
+        guard entries.count == 1, let only = entries.first, only.path.equalsByteWise(path), !only.isDirectory else { return nil }
         return only
     }
 }

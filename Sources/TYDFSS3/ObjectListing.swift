@@ -1,4 +1,5 @@
 import Foundation
+import TYDFSCore
 
 /// One object as a listing reports it: what ListObjects needs of a file, and no more.
 public struct ObjectSummary: Sendable, Equatable {
@@ -155,7 +156,7 @@ public enum ObjectListing {
             let object = objects[index]
             guard object.key.utf8.starts(with: prefix.utf8) else { break }
             let folded = parameters.delimiter.flatMap { commonPrefix(of: object.key, below: prefix, delimiter: $0) }
-            if let folded, let resumeAfter, !precedesByteWise(resumeAfter, folded) {
+            if let folded, let resumeAfter, !resumeAfter.precedesByteWise(folded) {
                 index = endOfGroup(sharing: folded, in: objects, from: index)
                 continue
             }
@@ -203,11 +204,6 @@ public enum ObjectListing {
         return entry
     }
 
-    /// S3's key order: byte-wise over UTF-8.
-    public static func precedesByteWise(_ lhs: String, _ rhs: String) -> Bool {
-        lhs.utf8.lexicographicallyPrecedes(rhs.utf8)
-    }
-
     private static func isBase64URLDigit(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -228,7 +224,7 @@ public enum ObjectListing {
             guard let token = parameters.continuationToken else { return parameters.startAfter }
             let tokenEntry = try entry(fromContinuationToken: token)
             guard let startAfter = parameters.startAfter else { return tokenEntry }
-            return precedesByteWise(tokenEntry, startAfter) ? startAfter : tokenEntry
+            return tokenEntry.precedesByteWise(startAfter) ? startAfter : tokenEntry
         }
     }
 
@@ -248,9 +244,9 @@ public enum ObjectListing {
         prefix: String,
         resumeAfter: String?
     ) -> Objects.Index where Objects.Element == ObjectSummary {
-        let atPrefix = partitionPoint(in: objects, from: objects.startIndex) { precedesByteWise($0.key, prefix) }
+        let atPrefix = partitionPoint(in: objects, from: objects.startIndex) { $0.key.precedesByteWise(prefix) }
         guard let resumeAfter else { return atPrefix }
-        return partitionPoint(in: objects, from: atPrefix) { !precedesByteWise(resumeAfter, $0.key) }
+        return partitionPoint(in: objects, from: atPrefix) { !resumeAfter.precedesByteWise($0.key) }
     }
 
     /// The first object from `start` on whose key does not start with `commonPrefix`. Keys sharing

@@ -198,7 +198,7 @@ public enum SigV4 {
         }
         return encoded
             .filter { !(presigned && $0.name == signatureParameter) }
-            .sorted { $0.name != $1.name ? precedes($0.name, $1.name) : precedes($0.value, $1.value) }
+            .sorted { !$0.name.equalsByteWise($1.name) ? $0.name.precedesByteWise($1.name) : $0.value.precedesByteWise($1.value) }
             .map { $0.name + "=" + $0.value }
             .joined(separator: "&")
     }
@@ -405,7 +405,7 @@ public enum SigV4 {
         if let missing = names.first(where: { !present.contains($0) }) {
             throw Malformed("SignedHeaders lists '\(missing)', but the request has no such header (did a proxy drop it?).")
         }
-        return Set(names).sorted(by: precedes)
+        return Set(names).sorted { $0.precedesByteWise($1) }
     }
 
     /// `X-Amz-Expires`: whole seconds, at most 7 days.
@@ -616,11 +616,6 @@ public enum SigV4 {
 
     static func isASCIIWhitespace(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: " ") || (0x09...0x0D).contains(byte)
-    }
-
-    /// Byte-wise order of UTF-8, which SigV4's sorting means.
-    static func precedes(_ left: String, _ right: String) -> Bool {
-        left.utf8.lexicographicallyPrecedes(right.utf8)
     }
 
     // MARK: - Crypto

@@ -156,7 +156,7 @@ struct S3Operations {
     /// Every object of `bucket` whose key may start with `prefix`, sorted byte-wise: the files
     /// below the deepest folder the prefix names.
     private func objects(in bucket: String, prefix: String) async throws -> [ObjectSummary] {
-        let folder = prefix.lastIndex(of: "/").map { "/" + bucket + "/" + prefix[..<$0] } ?? "/" + bucket
+        let folder = prefix.utf8.lastIndex(of: UInt8(ascii: "/")).map { "/" + bucket + "/" + String(decoding: prefix.utf8[..<$0], as: UTF8.self) } ?? "/" + bucket
         guard let start = try? RemotePath(folder) else { return [] }
         let files: [ListEntry]
         do {
@@ -165,13 +165,13 @@ struct S3Operations {
             return []
         }
         let bucketPrefix = "/" + bucket + "/", uploads = bucketPrefix + MultipartUploads.folderName + "/"
-        return files.filter { !$0.isDirectory && $0.path.hasPrefix(bucketPrefix) && !$0.path.hasPrefix(uploads) }
-            .map { entry in
-                ObjectSummary(
-                    key: String(entry.path.dropFirst(bucketPrefix.count)), sizeBytes: entry.sizeBytes,
-                    etag: S3Operations.etag(checksum: entry.checksum, attributes: entry.attributes), lastModifiedMillis: entry.mtimeMillis)
-            }
-            .sorted { ObjectListing.precedesByteWise($0.key, $1.key) }
+        return files.compactMap { entry in
+            guard !entry.isDirectory, !entry.path.hasPrefixByteWise(uploads), let key = entry.path.removingPrefixByteWise(bucketPrefix) else { return nil }
+            return ObjectSummary(
+                key: key, sizeBytes: entry.sizeBytes,
+                etag: S3Operations.etag(checksum: entry.checksum, attributes: entry.attributes), lastModifiedMillis: entry.mtimeMillis)
+        }
+        .sorted { $0.key.precedesByteWise($1.key) }
     }
 
     // MARK: - Objects

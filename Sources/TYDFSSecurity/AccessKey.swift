@@ -132,7 +132,7 @@ public enum Principal: Sendable, Equatable {
         }
         func within(_ path: RemotePath) throws {
             guard let prefix, !prefix.isRoot else { return }
-            guard path == prefix || path.value.hasPrefix(prefix.value + "/") else {
+            guard path == prefix || path.isBelow(prefix) else {
                 throw TYDFSError(.forbidden, "\(name) is limited to \(prefix) and cannot reach \(path)")
             }
         }

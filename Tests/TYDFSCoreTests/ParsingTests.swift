@@ -68,13 +68,38 @@ final class RemotePathTests: XCTestCase {
     func testNamesAndChildren() throws {
         XCTAssertEqual(try RemotePath("/a/b.txt").name, "b.txt")
         XCTAssertEqual(RemotePath.root.name, "")
+        XCTAssertEqual(try RemotePath("/a/b.txt").names, [EntryName("a"), EntryName("b.txt")])
+        XCTAssertEqual(RemotePath.root.names, [])
         let a = try RemotePath("/a")
-        XCTAssertEqual(a.child(leadingTo: try RemotePath("/a/b/c"))?.path, "/a/b")
-        XCTAssertEqual(a.child(leadingTo: try RemotePath("/a/b/c"))?.isLeaf, false)
-        XCTAssertEqual(a.child(leadingTo: try RemotePath("/a/x"))?.isLeaf, true)
-        XCTAssertNil(a.child(leadingTo: try RemotePath("/ab")))
-        XCTAssertNil(a.child(leadingTo: a))
-        XCTAssertEqual(RemotePath.root.child(leadingTo: try RemotePath("/a/b"))?.path, "/a")
+        XCTAssertTrue(try RemotePath("/a/b/c").isBelow(a))
+        XCTAssertTrue(a.isBelow(.root))
+        XCTAssertFalse(try RemotePath("/ab").isBelow(a))
+        XCTAssertFalse(a.isBelow(a))
+        XCTAssertEqual(try RemotePath("/a/b/c").moved(from: a, to: try RemotePath("/x/y")).value, "/x/y/b/c")
+        XCTAssertEqual(try a.moved(from: a, to: try RemotePath("/z")).value, "/z")
+    }
+
+    /// Two spellings of é (one character; e and a combining accent) are one `String` to Swift
+    /// but two names to Linux and to the metadata store: paths keep them apart, and a `/`
+    /// followed by a combining character still separates (Swift makes one character of the two).
+    func testPathsCompareSplitAndOrderByBytes() throws {
+        let composed = try RemotePath("/caf\u{E9}")
+        let decomposed = try RemotePath("/cafe\u{301}")
+        XCTAssertEqual(composed.value, decomposed.value, "Swift's own String equality is canonical")
+        XCTAssertNotEqual(composed, decomposed)
+        XCTAssertEqual(Set([composed, decomposed]).count, 2)
+        XCTAssertTrue(decomposed < composed, "e (0x65) sorts before \u{E9} (0xC3 0xA9) byte-wise")
+        XCTAssertFalse(try RemotePath("/cafe\u{301}/x").isBelow(composed))
+
+        let accentFirst = try RemotePath("/a/\u{301}b/c")
+        XCTAssertEqual(accentFirst.names.map(\.text), ["a", "\u{301}b", "c"])
+        XCTAssertEqual(accentFirst.parent?.value, "/a/\u{301}b")
+        XCTAssertEqual(accentFirst.parent?.parent?.value, "/a")
+        XCTAssertEqual(accentFirst.parent?.name, "\u{301}b")
+        XCTAssertTrue(accentFirst.isBelow(try RemotePath("/a")))
+        XCTAssertEqual(try accentFirst.moved(from: try RemotePath("/a"), to: try RemotePath("/d")).value, "/d/\u{301}b/c")
+        XCTAssertThrowsError(try RemotePath("/a/\u{301}b//c"))
+        XCTAssertThrowsError(try RemotePath("/a/./\u{301}b"))
     }
 
     func testDecodingValidates() {

@@ -113,11 +113,21 @@ final class MountTests: XCTestCase {
         FileManager.default.createFile(atPath: tree + "/a/b/c/zero", contents: Data())
         FileManager.default.createFile(atPath: tree + "/ünï/cödé/ñame with spaces.txt", contents: Data("héllo\n".utf8))
         try FileManager.default.copyItem(atPath: small, toPath: tree + "/a/b/small")
+        // Two spellings of one name (é as one character; e and a combining accent) are two
+        // folders and two files, as on the local disk, and a name may start with an accent.
+        let spellings = try shell(#"cd tree && mkdir -p "twice/caf$(printf '\303\251')" "twice/cafe$(printf '\314\201')" && printf 1 > "twice/caf$(printf '\303\251')/f" && printf 22 > "twice/cafe$(printf '\314\201')/f" && printf 333 > "twice/x$(printf '\303\251')" && printf 4444 > "twice/xe$(printf '\314\201')" && printf 5 > "twice/$(printf '\314\201')first""#, in: cluster.root)
+        XCTAssertEqual(spellings.status, 0, spellings.output)
         let synced = try shell("rsync -a '\(tree)/' '\(mount.path("tree"))/' && diff -r '\(tree)' '\(mount.path("tree"))'", in: cluster.root)
         XCTAssertEqual(synced.status, 0, synced.output)
         XCTAssertEqual(try cluster.stat("/tree/a/b/c/zero").sizeBytes, 0)
         let listed = try cluster.json(ListResponse.self, ["ls", "/tree/ünï/cödé", "--json"]).entries.map(\.path)
         XCTAssertEqual(listed, ["/tree/ünï/cödé/ñame with spaces.txt"])
+        let twice = try cluster.json(ListResponse.self, ["ls", "/tree/twice", "--json"]).entries
+        XCTAssertEqual(twice.map { Array($0.path.utf8) }, ["cafe\u{301}", "caf\u{E9}", "xe\u{301}", "x\u{E9}", "\u{301}first"].map { Array(("/tree/twice/" + $0).utf8) })
+        XCTAssertEqual(twice.map(\.sizeBytes), [2, 1, 4, 3, 1], "listed in byte order, each with its own bytes")
+        try cluster.succeed(["get", "-r", "/tree/twice", cluster.root + "/fetched"])
+        let fetched = try shell("diff -r tree/twice fetched", in: cluster.root)
+        XCTAssertEqual(fetched.status, 0, fetched.output)
         // rsync -a keeps files' modification times, so a second run sends no file again.
         let sourceTime = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: tree + "/a/b/small")[.modificationDate] as? Date)
         XCTAssertEqual(try cluster.stat("/tree/a/b/small").mtimeMillis, Int64((sourceTime.timeIntervalSince1970 * 1000).rounded(.down)))

@@ -221,6 +221,36 @@ final class MasterStateTests: XCTestCase {
         XCTAssertEqual(list.entries.count, 0)
     }
 
+    /// Two spellings of one name (é as one character; e and a combining accent) are two files,
+    /// as on a Linux disk and in the store: each is put without overwriting the other, takes its
+    /// own attributes, and is removed alone, and a restart brings back exactly what was there.
+    /// Before, the namespace merged them (Swift's `String` compares canonically) while the store
+    /// kept two rows: the second put was refused as existing, and a file overwritten under the
+    /// other spelling came back at the next start with its chunks deleted.
+    func testTwoSpellingsOfOneNameAreTwoFilesBeforeAndAfterARestart() async throws {
+        try await joinThree()
+        let composed = try RemotePath("/caf\u{E9}"), decomposed = try RemotePath("/cafe\u{301}")
+        let first = try await put(composed.value, on: ["dk1", "dk2", "dk3"])
+        let second = try await put(decomposed.value, on: ["dk1", "dk2", "dk3"])
+        let composedChunks = try await state.stat(composed).chunks.map(\.id)
+        XCTAssertEqual(composedChunks, [first])
+        let changed = try await state.setAttributes(SetAttributesRequest(path: decomposed, attributes: ["posix-mode": "100600"]))
+        XCTAssertEqual(changed.attributes, ["posix-mode": "100600"])
+        _ = try await state.remove(composed)
+        try await stop()
+        try await start()
+        let gone = try? await state.stat(composed)
+        XCTAssertNil(gone, "removed, and not back after the restart")
+        let kept = try await state.stat(decomposed)
+        XCTAssertEqual(kept.chunks.map(\.id), [second])
+        XCTAssertEqual(kept.attributes, ["posix-mode": "100600"])
+        let listed = try await state.list(.root).entries.map { Array($0.path.utf8) }
+        XCTAssertEqual(listed, [Array(decomposed.value.utf8)])
+        let holder = dk("dk1")
+        let deleting = await state.inspect { $0.pendingDeletions[holder].map { Array($0.keys) } }
+        XCTAssertEqual(deleting, [first], "only the removed spelling's chunk is deleted")
+    }
+
     func testAModificationTimeIsSetDurablyAndNothingElseChanges() async throws {
         try await joinThree()
         let chunk = try await put("/t", on: ["dk1", "dk2", "dk3"])

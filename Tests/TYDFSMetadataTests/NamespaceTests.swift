@@ -113,6 +113,49 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(listed, expected)
     }
 
+    /// Two spellings of one name (é as one character; e and a combining accent) are two
+    /// entries, as on a Linux disk and in the store: put, listed in byte order, paged, renamed
+    /// and removed each on its own, folders included. A `/` followed by a combining accent
+    /// still separates two names.
+    func testTwoSpellingsOfOneNameAreTwoEntries() throws {
+        let namespace = Namespace()
+        let composed = "/d/caf\u{E9}", decomposed = "/d/cafe\u{301}"
+        namespace.apply(.putFile(Fixture.file(composed, chunks: 1)), sequence: 1)
+        namespace.apply(.putFile(Fixture.file(decomposed, chunks: 2)), sequence: 1)
+        namespace.apply(.putFile(Fixture.file("/d/caff", chunks: 1)), sequence: 1)
+        XCTAssertEqual(namespace.fileCount, 3)
+        XCTAssertEqual(namespace.file(at: path(composed))?.chunks.count, 1)
+        XCTAssertEqual(namespace.file(at: path(decomposed))?.chunks.count, 2)
+        let inByteOrder = [decomposed, "/d/caff", composed].map { Array($0.utf8) }
+        XCTAssertEqual(namespace.list(path("/d"))?.map { Array($0.path.utf8) }, inByteOrder)
+        var paged: [[UInt8]] = []
+        var after: String?
+        repeat {
+            let page = try XCTUnwrap(namespace.page(of: path("/d"), after: after, limit: 1))
+            paged += page.entries.map { Array($0.path.utf8) }
+            after = page.nextAfter
+        } while after != nil
+        XCTAssertEqual(paged, inByteOrder, "a page after one spelling does not skip the other")
+
+        let renamed = try namespace.renameEdits(from: path(composed), to: path("/e/caf\u{E9}"))
+        for edit in renamed.edits { namespace.apply(edit, sequence: 2) }
+        XCTAssertNil(namespace.file(at: path(composed)))
+        XCTAssertEqual(namespace.file(at: path(decomposed))?.chunks.count, 2, "the other spelling stays")
+        namespace.apply(.removeFile(path(decomposed)), sequence: 3)
+        XCTAssertEqual(namespace.list(path("/d"))?.map(\.path), ["/d/caff"])
+        XCTAssertEqual(namespace.fileCount, 2)
+
+        namespace.apply(.makeDirectory(path("/f/cafe\u{301}"), mtimeMillis: 1, attributes: [:]), sequence: 4)
+        namespace.apply(.putFile(Fixture.file("/f/caf\u{E9}/x", chunks: 1)), sequence: 4)
+        XCTAssertEqual(namespace.list(path("/f"))?.map(\.isDirectory), [true, true])
+        XCTAssertEqual(namespace.list(path("/f/cafe\u{301}")), [], "made and empty: the file went into the other folder")
+        XCTAssertNil(namespace.conflict(for: path("/f/cafe\u{301}/x")))
+
+        namespace.apply(.putFile(Fixture.file("/g/\u{301}h/i", chunks: 1)), sequence: 5)
+        XCTAssertEqual(namespace.list(path("/g"))?.map(\.path), ["/g/\u{301}h"])
+        XCTAssertEqual(namespace.list(path("/g/\u{301}h"))?.map(\.path), ["/g/\u{301}h/i"])
+    }
+
     func testListingShowsOneLevelSortedWithDirectoryTotals() {
         let namespace = Namespace()
         for (name, size) in [("/b/x", Int64(10)), ("/b/y/z", 20), ("/bc", 5), ("/a", 1)] {

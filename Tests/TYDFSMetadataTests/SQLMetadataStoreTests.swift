@@ -119,22 +119,33 @@ final class SQLMetadataStoreTests: XCTestCase {
     }
 
     /// Two spellings of one name (é as one character, and as e with an accent) are two rows to
-    /// the store but one name to the namespace: loading both leaves one file, counted once,
-    /// with no chunk outside it, whether the rows are read one after the other (the loader
-    /// joins them) or apart (the later replaces the earlier). Which row's columns win is left
-    /// open here.
-    func testTwoSpellingsOfOneNameLoadAsOneFile() async throws {
+    /// the store and two files to the namespace, each with its own chunks, whether the rows are
+    /// read one after the other (the loader groups a file's rows by path) or apart, on SQLite
+    /// and on PostgreSQL (whose collations compare equal only the same bytes). Before,
+    /// the namespace merged them (Swift's `String` compares canonically): one was lost from
+    /// view, and its chunks were counted with no file.
+    func testTwoSpellingsOfOneNameLoadAsTwoFiles() async throws {
         // In byte order "/cafe\u{301}" < "/caff" < "/caf\u{E9}": the third row parts the two.
-        let composed = Fixture.file("/caf\u{E9}", chunks: 1), decomposed = Fixture.file("/cafe\u{301}", chunks: 2)
-        let store = try await open()
-        try await store.apply([.putFile(composed), .putFile(decomposed), .putFile(Fixture.file("/caff", chunks: 1))])
-        try await store.close()
-        let namespace = try await reopenedNamespace()
-        XCTAssertEqual(namespace.fileCount, 2)
-        XCTAssertEqual(namespace.list(.root)?.map(\.path), ["/caff", "/caf\u{E9}"])
-        let kept = try XCTUnwrap(namespace.file(at: composed.path))
-        XCTAssertEqual(namespace.chunks.count, kept.chunks.count + 1, "no chunk without its file")
-        XCTAssertEqual(namespace.list(.root)?.last?.sizeBytes, kept.sizeBytes)
+        // The accents in the other order are one String too, and no row parts them.
+        let files = [
+            Fixture.file("/caf\u{E9}", chunks: 1), Fixture.file("/cafe\u{301}", chunks: 2), Fixture.file("/caff", chunks: 1),
+            Fixture.file("/d/a\u{327}\u{301}", chunks: 1), Fixture.file("/d/a\u{301}\u{327}", chunks: 3),
+        ]
+        XCTAssertEqual(files[0].path.value, files[1].path.value, "one String, as Swift compares")
+        XCTAssertEqual(files[3].path.value, files[4].path.value, "one String, as Swift compares")
+        try await onBothStores {
+            let store = try await open()
+            try await store.apply(files.map { .putFile($0) })
+            try await store.close()
+            let namespace = try await reopenedNamespace()
+            XCTAssertEqual(namespace.fileCount, 5)
+            XCTAssertEqual(namespace.chunks.count, 8)
+            for file in files {
+                XCTAssertEqual(namespace.file(at: file.path), file, "\(Array(file.path.value.utf8))")
+            }
+            XCTAssertEqual(namespace.list(.root)?.map { Array($0.path.utf8) }, ["/cafe\u{301}", "/caff", "/caf\u{E9}", "/d"].map { Array($0.utf8) })
+            XCTAssertEqual(namespace.list(try RemotePath("/d"))?.map(\.sizeBytes), [300, 100])
+        }
     }
 
     func testAttributesReadBackAndADatabaseFromBeforeThemGainsTheColumn() async throws {

@@ -1,11 +1,12 @@
 import Foundation
+import TYDFSCore
 import XCTest
 @testable import TYDFSS3
 
 final class ObjectListingTests: XCTestCase {
     /// Objects with the given keys, sorted as the namespace hands them over (byte-wise UTF-8).
     private func objects(_ keys: [String]) -> [ObjectSummary] {
-        keys.sorted(by: ObjectListing.precedesByteWise).enumerated().map { index, key in
+        keys.sorted { $0.precedesByteWise($1) }.enumerated().map { index, key in
             ObjectSummary(key: key, sizeBytes: Int64(index), etag: "\"etag-\(index)\"", lastModifiedMillis: 1_795_939_200_000)
         }
     }
@@ -282,8 +283,8 @@ final class ObjectListingTests: XCTestCase {
         // "e\u{301}x" starts with "e" as bytes though not as Characters.
         let decomposed = "e\u{301}x"
         let precomposed = "\u{E9}x"
-        XCTAssertTrue(ObjectListing.precedesByteWise(decomposed, precomposed))
-        XCTAssertTrue(ObjectListing.precedesByteWise("z", precomposed))
+        XCTAssertTrue(decomposed.precedesByteWise(precomposed))
+        XCTAssertTrue("z".precedesByteWise(precomposed))
         // Compared as bytes: String's == would call the two spellings equal.
         let all = objects([precomposed, decomposed, "e", "f"])
         XCTAssertEqual(all.map { Array($0.key.utf8) }, ["e", decomposed, "f", precomposed].map { Array($0.utf8) })
