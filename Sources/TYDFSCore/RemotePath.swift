@@ -16,7 +16,7 @@ public struct RemotePath: Hashable, Sendable, Comparable, CustomStringConvertibl
         guard bytes <= Limits.maxPathBytes else {
             throw TYDFSError(.invalidArgument, "the path is \(bytes) bytes long; the limit is \(Limits.maxPathBytes)")
         }
-        guard text.hasPrefix("/") else {
+        guard text.utf8.first == Self.separator else {
             throw TYDFSError(.invalidArgument, "'\(text)' is not absolute; paths start with /, like /\(text)")
         }
         guard !text.utf8.contains(0) else { throw TYDFSError(.invalidArgument, "the path contains a NUL byte") }
@@ -84,9 +84,9 @@ public struct RemotePath: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     public var description: String { value }
 
-    public static func == (lhs: RemotePath, rhs: RemotePath) -> Bool { lhs.value.equalsByteWise(rhs.value) }
+    @inlinable public static func == (lhs: RemotePath, rhs: RemotePath) -> Bool { lhs.value.equalsByteWise(rhs.value) }
 
-    public func hash(into hasher: inout Hasher) { value.hashByteWise(into: &hasher) }
+    @inlinable public func hash(into hasher: inout Hasher) { value.hashByteWise(into: &hasher) }
 
-    public static func < (lhs: RemotePath, rhs: RemotePath) -> Bool { lhs.value.precedesByteWise(rhs.value) }
+    @inlinable public static func < (lhs: RemotePath, rhs: RemotePath) -> Bool { lhs.value.precedesByteWise(rhs.value) }
 }

@@ -364,6 +364,12 @@ public enum LocalFileSystem {
         return String(decoding: path.utf8[path.utf8.index(after: slash)...], as: UTF8.self)
     }
 
+    /// The last name in `path` that is not empty (`b` for `a/b/`), what `tydfs put` names its
+    /// upload after; `path` itself when it has none (`/`).
+    public static func lastName(of path: String) -> String {
+        path.utf8.split(separator: UInt8(ascii: "/")).last.map { String(decoding: $0, as: UTF8.self) } ?? path
+    }
+
     /// Forces a folder's entries (creations, renames, removals) to stable storage.
     public static func syncDirectory(_ folder: String) throws {
         let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

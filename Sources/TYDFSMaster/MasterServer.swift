@@ -81,7 +81,7 @@ public enum MasterServer {
             }) else {
                 throw TYDFSError(.unavailable, "the master serves \(Limits.masterDownloadsAtOnce) downloads at once; try again, or use `tydfs get`")
             }
-            let name = info.path.value.split(separator: "/").last.map(String.init) ?? "file"
+            let name = info.path.isRoot ? "file" : info.path.name
             let quoted = name.replacingOccurrences(of: "\\", with: "_").replacingOccurrences(of: "\"", with: "_")
             // The slot is given back when the body is done with, written or not: Hummingbird
             // never runs the body of a response whose client left before its head went out.

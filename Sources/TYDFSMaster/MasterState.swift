@@ -456,7 +456,7 @@ actor MasterState {
         }
         if namespace.isDirectory(path) { throw TYDFSError(.alreadyExists, "cannot create \(path): it is a directory") }
         if let conflict = namespace.conflict(for: path), conflict != path {
-            if conflict.value.count < path.value.count {
+            if path.isBelow(conflict) {
                 throw TYDFSError(.alreadyExists, "cannot create \(path): \(conflict) is a file, not a directory")
             }
             throw TYDFSError(.alreadyExists, "cannot create \(path): it is a directory (it holds \(conflict))")
@@ -826,7 +826,7 @@ actor MasterState {
     /// mkdir: makes `path` a directory that stays while empty (`mkdir -p` with `parents`).
     func makeDirectory(_ request: MakeDirectoryRequest) async throws -> DirectoryResponse {
         let path = request.path
-        if let file = namespace.conflict(for: path), file.value.count <= path.value.count {
+        if let file = namespace.conflict(for: path), file == path || path.isBelow(file) {
             throw TYDFSError(.alreadyExists, file == path ? "\(path) already exists as a file" : "cannot create \(path): \(file) is a file, not a directory")
         }
         let exists = namespace.isDirectory(path)

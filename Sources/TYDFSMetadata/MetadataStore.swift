@@ -86,19 +86,27 @@ public protocol MetadataStore: Sendable {
 
 extension MetadataStore {
     /// A namespace holding everything in the store.
+    /// Throws when the store holds entries that cannot stand together (see `Namespace.load`).
     public func loadNamespace() async throws -> Namespace {
         let loader = NamespaceLoader()
         try await load(
-            file: { loader.load($0) }, directory: { loader.add(.makeDirectory($0.path, mtimeMillis: $0.mtimeMillis, attributes: $0.attributes)) },
-            deletion: { loader.add(.queueDeletion($0, $1)) })
+            file: { file in loader.capture { try loader.namespace.load(file) } },
+            directory: { made in loader.capture { try loader.namespace.loadDirectory(made) } },
+            deletion: { chunk, datakeeper in loader.capture { loader.namespace.apply(.queueDeletion(chunk, datakeeper), sequence: 0) } })
+        if let failure = loader.failure { throw failure }
         return loader.namespace
     }
 }
 
-/// Builds a namespace from the rows a store streams at start-up. The store calls its callbacks
-/// one after another, never at once, which is what makes the unchecked Sendable safe here.
+/// Builds a namespace from the rows a store streams at start-up, keeping the first entry that
+/// could not be loaded. The store calls its callbacks one after another, never at once, which
+/// is what makes the unchecked Sendable safe here.
 private final class NamespaceLoader: @unchecked Sendable {
     let namespace = Namespace()
-    func add(_ edit: MetadataEdit) { namespace.apply(edit, sequence: 0) }
-    func load(_ file: StoredFile) { namespace.load(file) }
+    private(set) var failure: (any Error)?
+
+    func capture(_ body: () throws -> Void) {
+        guard failure == nil else { return }
+        do { try body() } catch { failure = error }
+    }
 }

@@ -581,10 +581,40 @@ public final class Namespace {
     }
 
     /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without making
-    /// its undo, and splitting its path once. The store holds no path twice, so nothing is
-    /// at the path yet.
-    public func load(_ file: StoredFile) {
-        insert(file, names: file.path.names)
+    /// its undo, and splitting its path once. Throws, adding nothing, when the store holds
+    /// something else at its path or a file where one of its folders would be (`loadConflict`).
+    public func load(_ file: StoredFile) throws {
+        let names = file.path.names
+        var directory = root
+        for (depth, name) in names.enumerated() {
+            guard let child = directory.children[name] else { break }
+            switch child {
+            case .file:
+                throw Self.loadConflict(file.path, try RemotePath("/" + names[...depth].map(\.text).joined(separator: "/")))
+            case .directory where depth == names.count - 1:
+                throw Self.loadConflict(file.path, conflict(for: file.path) ?? file.path)
+            case .directory(let next):
+                directory = next
+            }
+        }
+        insert(file, names: names)
+    }
+
+    /// Makes a directory the store holds, at a master's start; throws, changing nothing, when
+    /// the store holds a file at its path or at one of its folders' (`loadConflict`).
+    public func loadDirectory(_ made: MadeDirectory) throws {
+        if let file = conflict(for: made.path), file == made.path || made.path.isBelow(file) {
+            throw Self.loadConflict(made.path, file)
+        }
+        apply(.makeDirectory(made.path, mtimeMillis: made.mtimeMillis, attributes: made.attributes), sequence: 0)
+    }
+
+    /// The store holds `path` and `other`, and one of them is a file where the other needs a
+    /// directory. Only a store written by a TYDFS from before names were split at every `/`
+    /// byte holds such pairs: it read a `/` followed by a combining accent as part of a name,
+    /// so `/a/\u{301}b` was a name of its own beside the file `/a`.
+    private static func loadConflict(_ path: RemotePath, _ other: RemotePath) -> TYDFSError {
+        TYDFSError(.io, "the metadata store holds both \(path) and \(other), and one is a file where the other needs a directory: a TYDFS from before names were split at every / byte (1f33c98) took a / followed by a combining accent as part of a name; rename one of them with that TYDFS and start again")
     }
 
     private func insert(_ file: StoredFile, names: [EntryName]? = nil) {

@@ -180,7 +180,13 @@ public final class FuseSession: @unchecked Sendable {
         Unmanaged<FuseSession>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
     }
 
-    private static func name(_ pointer: UnsafePointer<CChar>?) -> String { String(cString: pointer!) }
+    /// A name (or a link's target) as the kernel passed it; nil when it is not UTF-8. Paths are
+    /// UTF-8 at the master, and `String(cString:)` would repair such bytes into U+FFFD, making
+    /// two names one (`caf\xE9` and `caf\xE8` in Latin-1): those are refused (`refuseName`).
+    private static func name(_ pointer: UnsafePointer<CChar>?) -> String? { String(validatingCString: pointer!) }
+
+    /// Answers EILSEQ (as file systems that take only UTF-8 names do) for a name that `name` refused.
+    private static func refuseName(_ request: fuse_req_t?) { fuse_reply_err(request, EILSEQ) }
 
     /// What a new file or directory keeps: `mode` (type and permission bits, the caller's umask
     /// already applied by the kernel) and, as owner and group, the calling process's.
@@ -258,7 +264,7 @@ public final class FuseSession: @unchecked Sendable {
         }
         operations.lookup = { request, parent, name in
             let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
             session.answer(request) { request in
                 let (inode, attributes) = try await session.fileSystem.lookup(name, in: parent)
                 var entry = session.entry(inode, attributes)
@@ -307,7 +313,7 @@ public final class FuseSession: @unchecked Sendable {
         }
         operations.mkdir = { request, parent, name, mode in
             let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
             let posix = FuseSession.made(by: request, mode: S_IFDIR | mode)
             session.answer(request) { request in
                 let (inode, attributes) = try await session.fileSystem.makeDirectory(name, in: parent, posix: posix)
@@ -322,11 +328,13 @@ public final class FuseSession: @unchecked Sendable {
                 return
             }
             let posix = FuseSession.made(by: request, mode: mode, deviceNumber: type == S_IFCHR || type == S_IFBLK ? device : nil)
-            FuseSession.of(request).makeNode(request, FuseSession.name(name), in: parent, posix: posix)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
+            FuseSession.of(request).makeNode(request, name, in: parent, posix: posix)
         }
         operations.symlink = { request, target, parent, name in
-            let posix = FuseSession.made(by: request, mode: S_IFLNK | 0o777, linkTarget: FuseSession.name(target))
-            FuseSession.of(request).makeNode(request, FuseSession.name(name), in: parent, posix: posix)
+            guard let name = FuseSession.name(name), let target = FuseSession.name(target) else { return FuseSession.refuseName(request) }
+            let posix = FuseSession.made(by: request, mode: S_IFLNK | 0o777, linkTarget: target)
+            FuseSession.of(request).makeNode(request, name, in: parent, posix: posix)
         }
         operations.readlink = { request, inode in
             let session = FuseSession.of(request)
@@ -337,7 +345,7 @@ public final class FuseSession: @unchecked Sendable {
         }
         operations.unlink = { request, parent, name in
             let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
             session.answer(request) { request in
                 try await session.fileSystem.remove(name, in: parent)
                 fuse_reply_err(request.raw, 0)
@@ -345,7 +353,7 @@ public final class FuseSession: @unchecked Sendable {
         }
         operations.rmdir = { request, parent, name in
             let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
             session.answer(request) { request in
                 try await session.fileSystem.removeDirectory(name, in: parent)
                 fuse_reply_err(request.raw, 0)
@@ -353,8 +361,8 @@ public final class FuseSession: @unchecked Sendable {
         }
         operations.rename = { request, parent, name, newParent, newName, flags in
             let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
-            let newName = FuseSession.name(newName)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
+            guard let newName = FuseSession.name(newName) else { return FuseSession.refuseName(request) }
             session.answer(request) { request in
                 try await session.fileSystem.rename(name, in: parent, to: newName, in: newParent, flags: flags)
                 fuse_reply_err(request.raw, 0)
@@ -373,7 +381,7 @@ public final class FuseSession: @unchecked Sendable {
         }
         operations.create = { request, parent, name, mode, info in
             let session = FuseSession.of(request)
-            let name = FuseSession.name(name)
+            guard let name = FuseSession.name(name) else { return FuseSession.refuseName(request) }
             let given = FileInfo(info!.pointee)
             let posix = FuseSession.made(by: request, mode: S_IFREG | mode & ~S_IFMT)
             session.answer(request) { request in

@@ -87,7 +87,7 @@ extension S3Operations {
         } catch let error as TYDFSError where error.code == .notFound {
             throw S3Error.noSuchUpload(resource: uploadID)
         }
-        guard attributes.removeValue(forKey: MultipartUploads.keyAttribute) == key else {
+        guard attributes.removeValue(forKey: MultipartUploads.keyAttribute)?.equalsByteWise(key) == true else {
             throw S3Error.noSuchUpload("The upload \(uploadID) is not for this key", resource: uploadID)
         }
         return (try objectPath(bucket, key), attributes)
@@ -189,13 +189,14 @@ extension S3Operations {
             listing = []
         }
         for entry in listing {
-            let uploadID = String(entry.path.split(separator: "/").last ?? "")
+            let uploadID = (try? RemotePath(entry.path))?.name ?? ""
             guard let marker = try? RemotePath(entry.path + "/target"),
                   let name = try? await caller.client.stat(marker, inspecting: true).attributes?[MultipartUploads.keyAttribute]
             else { continue }
-            if name.hasPrefix(prefix) { uploads.append(UploadSummary(key: name, uploadID: uploadID, initiatedMillis: entry.mtimeMillis)) }
+            if name.hasPrefixByteWise(prefix) { uploads.append(UploadSummary(key: name, uploadID: uploadID, initiatedMillis: entry.mtimeMillis)) }
         }
-        uploads.sort { ($0.key, $0.uploadID) < ($1.key, $1.uploadID) }
+        // S3's order: keys byte-wise, then upload ids (ASCII).
+        uploads.sort { $0.key.equalsByteWise($1.key) ? $0.uploadID < $1.uploadID : $0.key.precedesByteWise($1.key) }
         let maxUploads = min(max(Int(request.query["max-uploads"] ?? "1000") ?? 1000, 0), 1000)
         return xml(S3XML.listMultipartUploadsResult(UploadListing(
             bucket: bucket, prefix: prefix, maxUploads: maxUploads, isTruncated: uploads.count > maxUploads, uploads: Array(uploads.prefix(maxUploads)))))
@@ -207,11 +208,13 @@ extension S3Operations {
         guard let decoded = S3Request.percentDecoded(Substring(text)) else {
             throw S3Error.invalidArgument("x-amz-copy-source \(header.prefix(200)) is not valid percent-encoding")
         }
-        let trimmed = decoded.hasPrefix("/") ? String(decoded.dropFirst()) : decoded
-        guard let slash = trimmed.firstIndex(of: "/") else {
+        // Split at bytes: a key may begin with a combining accent, which Swift joins to the `/`.
+        let trimmed = decoded.utf8.first == UInt8(ascii: "/") ? decoded.utf8.dropFirst() : decoded.utf8[...]
+        guard let slash = trimmed.firstIndex(of: UInt8(ascii: "/")) else {
             throw S3Error.invalidArgument("x-amz-copy-source must be bucket/key, not \(header.prefix(200))")
         }
-        let bucket = String(trimmed[..<slash]), key = String(trimmed[trimmed.index(after: slash)...])
+        let bucket = String(decoding: trimmed[..<slash], as: UTF8.self)
+        let key = String(decoding: trimmed[trimmed.index(after: slash)...], as: UTF8.self)
         let file: FileInfo
         do {
             file = try await caller.client.stat(try objectPath(bucket, key))

@@ -52,7 +52,7 @@ struct S3Operations {
     private func listBuckets() async throws -> Response {
         let root = try await caller.client.list(.root)
         let buckets = root.entries.filter(\.isDirectory).compactMap { entry -> BucketSummary? in
-            let name = String(entry.path.dropFirst())
+            let name = String(decoding: entry.path.utf8.dropFirst(), as: UTF8.self)
             guard (try? S3Naming.validateBucketName(name)) != nil else { return nil }
             return BucketSummary(name: name, creationDateMillis: entry.mtimeMillis)
         }
@@ -178,7 +178,7 @@ struct S3Operations {
 
     func objectPath(_ bucket: String, _ key: String) throws -> RemotePath {
         try S3Naming.validateObjectKey(key)
-        if key == MultipartUploads.folderName || key.hasPrefix(MultipartUploads.folderName + "/") {
+        if key.equalsByteWise(MultipartUploads.folderName) || key.hasPrefixByteWise(MultipartUploads.folderName + "/") {
             throw S3Error.invalidArgument("keys below \(MultipartUploads.folderName)/ are kept for multipart uploads under way")
         }
         return try RemotePath("/" + bucket + "/" + key)

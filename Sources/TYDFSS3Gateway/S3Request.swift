@@ -29,16 +29,17 @@ struct S3Request {
             rawQuery = ""
         }
         headers = request.headers
-        guard rawPath.hasPrefix("/"), let path = S3Request.percentDecoded(Substring(rawPath)) else {
+        guard rawPath.utf8.first == UInt8(ascii: "/"), let path = S3Request.percentDecoded(Substring(rawPath)) else {
             throw .invalidArgument("the request path \(rawPath.prefix(200)) is not a valid, UTF-8, percent-encoded path")
         }
-        let rest = path.dropFirst()
-        if let slash = rest.firstIndex(of: "/") {
-            bucket = String(rest[..<slash])
+        // Split at bytes: a key may begin with a combining accent, which Swift joins to the `/`.
+        let rest = path.utf8.dropFirst()
+        if let slash = rest.firstIndex(of: UInt8(ascii: "/")) {
+            bucket = String(decoding: rest[..<slash], as: UTF8.self)
             let key = rest[rest.index(after: slash)...]
-            self.key = key.isEmpty ? nil : String(key)
+            self.key = key.isEmpty ? nil : String(decoding: key, as: UTF8.self)
         } else {
-            bucket = rest.isEmpty ? nil : String(rest)
+            bucket = rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self)
             key = nil
         }
         var items: [String: String] = [:]

@@ -132,14 +132,15 @@ struct Caller {
 /// insert, so names that never come back do not pile up).
 final class RecentlySeen: Sendable {
     private let lifetime: Duration
-    private let seen = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+    /// By bytes, as the namespace keeps names (see `EntryName`).
+    private let seen = NIOLockedValueBox<[EntryName: ContinuousClock.Instant]>([:])
 
     init(lifetimeSeconds: Int) { lifetime = .seconds(lifetimeSeconds) }
 
     func contains(_ name: String) -> Bool {
         seen.withLockedValue { seen in
-            guard let when = seen[name], ContinuousClock.now - when < lifetime else {
-                seen[name] = nil
+            guard let when = seen[EntryName(name)], ContinuousClock.now - when < lifetime else {
+                seen[EntryName(name)] = nil
                 return false
             }
             return true
@@ -150,8 +151,8 @@ final class RecentlySeen: Sendable {
         seen.withLockedValue { seen in
             let now = ContinuousClock.now
             seen = seen.filter { now - $0.value < lifetime }
-            seen[name] = now
+            seen[EntryName(name)] = now
         }
     }
-    func remove(_ name: String) { seen.withLockedValue { $0[name] = nil } }
+    func remove(_ name: String) { seen.withLockedValue { $0[EntryName(name)] = nil } }
 }

@@ -215,7 +215,7 @@ struct PutCommand: AsyncParsableCommand {
     func run() async throws {
         if recursive {
             return try await client.withClient(transfers: transfers) { client, concurrency in
-                let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
+                let target = try RemotePath(remote ?? "/" + LocalFileSystem.lastName(of: local))
                 let started = ContinuousClock.now
                 let result = try await client.putFolder(
                     local, to: target, overwrite: overwrite, concurrency: concurrency,
@@ -224,7 +224,7 @@ struct PutCommand: AsyncParsableCommand {
             }
         }
         try await client.withClient { client in
-            let target = try RemotePath(remote ?? "/" + (local.split(separator: "/").last.map(String.init) ?? local))
+            let target = try RemotePath(remote ?? "/" + LocalFileSystem.lastName(of: local))
             let result = try await ProgressBar.around("put", quiet: quiet) {
                 try await client.put(localPath: local, to: target, overwrite: overwrite)
             }

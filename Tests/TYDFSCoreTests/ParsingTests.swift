@@ -98,6 +98,9 @@ final class RemotePathTests: XCTestCase {
         XCTAssertEqual(accentFirst.parent?.name, "\u{301}b")
         XCTAssertTrue(accentFirst.isBelow(try RemotePath("/a")))
         XCTAssertEqual(try accentFirst.moved(from: try RemotePath("/a"), to: try RemotePath("/d")).value, "/d/\u{301}b/c")
+        let topLevel = try RemotePath("/\u{301}b")
+        XCTAssertEqual(topLevel.names.map(\.text), ["\u{301}b"])
+        XCTAssertEqual(topLevel.parent, .root)
         XCTAssertThrowsError(try RemotePath("/a/\u{301}b//c"))
         XCTAssertThrowsError(try RemotePath("/a/./\u{301}b"))
     }

@@ -53,7 +53,7 @@ final class NamespaceTests: XCTestCase {
         XCTAssertEqual(some.nextAfter, "f004")
         XCTAssertEqual(namespace.anyChild(of: path("/d/sub")), nil, "an empty directory")
         XCTAssertEqual(namespace.anyChild(of: path("/d/f001")), nil, "a file")
-        XCTAssertTrue(names.map { "/d/" + $0 }.contains(namespace.anyChild(of: path("/d")) ?? ""))
+        XCTAssertTrue((names + ["sub"]).map { "/d/" + $0 }.contains(namespace.anyChild(of: path("/d")) ?? ""), "any of its entries, the made directory /d/sub included")
     }
 
     /// Between two pages, entries come and go: every entry that stays is listed exactly once, an
@@ -154,6 +154,34 @@ final class NamespaceTests: XCTestCase {
         namespace.apply(.putFile(Fixture.file("/g/\u{301}h/i", chunks: 1)), sequence: 5)
         XCTAssertEqual(namespace.list(path("/g"))?.map(\.path), ["/g/\u{301}h"])
         XCTAssertEqual(namespace.list(path("/g/\u{301}h"))?.map(\.path), ["/g/\u{301}h/i"])
+    }
+
+    /// A store written before names were split at every `/` byte may hold a file `/a` and
+    /// `/a/\u{301}b` (then one name of its own). Loading them, in either order and as a file or
+    /// a made directory, fails with both paths named and changes nothing; it trapped, or
+    /// replaced a directory by a file with everything below it.
+    func testLoadingAFileWhereAFolderIsFailsNamingBoth() throws {
+        let file = Fixture.file("/a"), below = Fixture.file("/a/\u{301}b")
+        let folder = MadeDirectory(path: path("/a/\u{301}c"), mtimeMillis: 1, attributes: [:])
+        for order in [[file, below], [below, file]] {
+            let namespace = Namespace()
+            try namespace.load(order[0])
+            XCTAssertThrowsError(try namespace.load(order[1])) { error in
+                let message = (error as? TYDFSError)?.message ?? ""
+                XCTAssertEqual((error as? TYDFSError)?.code, .io)
+                XCTAssertTrue((message.contains("both /a and") || message.contains("and /a,")) && message.contains("/a/\u{301}b"), message)
+            }
+            XCTAssertEqual(namespace.fileCount, 1)
+            XCTAssertEqual(namespace.list(.root)?.map(\.path), ["/a"])
+            XCTAssertEqual(namespace.list(.root)?.first?.isDirectory, order[0] == below)
+        }
+        let namespace = Namespace()
+        try namespace.load(file)
+        XCTAssertThrowsError(try namespace.loadDirectory(folder))
+        XCTAssertNil(namespace.list(path("/a/\u{301}c")))
+        try namespace.load(Fixture.file("/d/x"))
+        try namespace.loadDirectory(MadeDirectory(path: path("/d"), mtimeMillis: 1, attributes: [:]))
+        XCTAssertTrue(namespace.isMadeDirectory(path("/d")))
     }
 
     func testListingShowsOneLevelSortedWithDirectoryTotals() {

@@ -28,6 +28,25 @@ final class InodeTableTests: XCTestCase {
         XCTAssertEqual(table.count, 3)
     }
 
+    /// Two spellings of one name (é as one character; e and a combining accent) are two files
+    /// to Linux, so two numbers here, and a rename moves only the one it names, with a name
+    /// below it that begins with a combining accent.
+    func testTwoSpellingsOfOneNameHaveTwoNumbers() {
+        var table = InodeTable()
+        let composed = table.remember("/caf\u{E9}")
+        let decomposed = table.remember("/cafe\u{301}")
+        let below = table.remember("/caf\u{E9}/\u{301}x")
+        XCTAssertNotEqual(composed, decomposed)
+        XCTAssertEqual(table.inode(of: "/cafe\u{301}"), decomposed)
+        table.moved(from: "/caf\u{E9}", to: "/t")
+        XCTAssertEqual(table.path(of: composed), "/t")
+        XCTAssertEqual(table.path(of: below).map { Array($0.utf8) }, Array("/t/\u{301}x".utf8))
+        XCTAssertEqual(table.path(of: decomposed).map { Array($0.utf8) }, Array("/cafe\u{301}".utf8), "the other spelling stays")
+        table.removed("/cafe\u{301}")
+        XCTAssertNil(table.path(of: decomposed))
+        XCTAssertEqual(table.inode(of: "/t"), composed)
+    }
+
     func testARenameCarriesEveryNumberBelowItAndRetiresTheReplacedOne() {
         var table = InodeTable()
         let folder = table.remember("/d")

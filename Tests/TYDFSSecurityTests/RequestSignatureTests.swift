@@ -104,6 +104,19 @@ final class PrincipalTests: XCTestCase {
         }
     }
 
+    /// A key limited to a folder reaches that folder by its bytes: not the folder spelled the
+    /// other way (é as one character; e and a combining accent), which Swift's `==` and
+    /// `hasPrefix` took for it, and everything below its own spelling, a name that begins
+    /// with a combining accent included.
+    func testAScopeIsAFolderByItsBytes() throws {
+        let composed = try RemotePath("/caf\u{E9}")
+        let scoped = Principal.key(id: "TK5", access: .readWrite, prefix: composed)
+        XCTAssertTrue(allowed(scoped, .write(try RemotePath("/caf\u{E9}/x"))))
+        XCTAssertTrue(allowed(scoped, .write(try RemotePath("/caf\u{E9}/\u{301}x"))))
+        XCTAssertFalse(allowed(scoped, .write(try RemotePath("/cafe\u{301}"))))
+        XCTAssertFalse(allowed(scoped, .read(try RemotePath("/cafe\u{301}/x"))))
+    }
+
     func testGeneratedKeysAreWellFormedAndDistinct() {
         let keys = (0..<50).map { _ in AccessKey.generate(access: .readOnly, prefix: nil, nowMillis: 0) }
         XCTAssertEqual(Set(keys.map(\.accessKeyID)).count, 50)
