@@ -200,7 +200,7 @@ struct LeadershipService: Service {
                     }
                 case .startLeading(let epoch):
                     board.set(.starting(epoch, nil))
-                    let (started, next) = await start(epoch, machine: &machine)
+                    let (started, next) = try await start(epoch, machine: &machine)
                     term = started
                     actions += next
                 case .renew(let epoch):
@@ -252,8 +252,10 @@ struct LeadershipService: Service {
     /// Takes over in `epoch`: loads the namespace (renewing the lease meanwhile, however long
     /// that takes) and starts the term's services; the datakeepers' routes are served at once,
     /// clients once the datakeepers have checked in. Returns the term, or nil, and what the
-    /// machine says next.
-    private func start(_ epoch: LeaderEpoch, machine: inout LeadershipStateMachine) async -> (Term?, [LeadershipStateMachine.Action]) {
+    /// machine says next. Throws, having given the lease back, when the database holds a
+    /// namespace no master can load (`NamespaceConflict`): this master stops, naming what to
+    /// mend, rather than every master taking the lease and failing in turn for ever.
+    private func start(_ epoch: LeaderEpoch, machine: inout LeadershipStateMachine) async throws -> (Term?, [LeadershipStateMachine.Action]) {
         let logger = parts.logger
         let keeper = Task { [self] in
             var lastRenewal: Double?
@@ -275,6 +277,15 @@ struct LeadershipService: Service {
             leader = try await parts.lead(store: store, epoch: epoch) { [fencedEpochs] error in
                 if error.code == .notLeader { fencedEpochs.withLockedValue { $0.append(epoch) } }
             }
+        } catch let conflict as NamespaceConflict {
+            keeper.cancel()
+            _ = await keeper.value
+            logger.critical("cannot lead: \(conflict)", metadata: ["epoch": "\(epoch)"])
+            board.set(.standby(leader: nil, epoch: epoch))
+            try? await bounded(timing.leaseSeconds) { [lease, instance] in try await lease.release(instance: instance, epoch: epoch) }
+            await lease.close()
+            await link.close()
+            throw conflict
         } catch {
             keeper.cancel()
             return (nil, [machine.startFailed(epoch, reason: PostgresLink.describe(error))])

@@ -391,10 +391,20 @@ public enum MasterServer {
                 timing: configuration.leaseTiming, parts: shared, board: board)
             return ([ClientCloser(client: reader), leadership, app], { await link.close() })
         }
-        let store = try await SQLMetadataStore.openSQLite(path: configuration.sqlitePath, logger: logger)
-        let leader = try await shared.lead(store: store, epoch: .solo)
-        board.set(.leading(.solo, leader.responder))
-        return ([ClientCloser(client: reader)] + leader.services.prefix(1) + [app] + leader.services.dropFirst(), { try? await store.close() })
+        var opened: SQLMetadataStore?
+        do {
+            let store = try await SQLMetadataStore.openSQLite(path: configuration.sqlitePath, logger: logger)
+            opened = store
+            let leader = try await shared.lead(store: store, epoch: .solo)
+            board.set(.leading(.solo, leader.responder))
+            return ([ClientCloser(client: reader)] + leader.services.prefix(1) + [app] + leader.services.dropFirst(), { try? await store.close() })
+        } catch {
+            // Nothing runs yet to close them (a store that cannot be loaded, say): closed here,
+            // or their deinit traps and the master dies without its message.
+            try? await opened?.close()
+            try? await reader.shutdown()
+            throw error
+        }
     }
 }
 

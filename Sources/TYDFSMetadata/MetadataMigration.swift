@@ -41,6 +41,17 @@ public enum MetadataMigration {
                 }
             })
         let (edits, counts) = collected.withLockedValue { ($0.edits, $0.counts) }
+        // Built as a master would load it, so that a source no master could load (see
+        // `NamespaceConflict`) is refused before anything is written.
+        let checked = Namespace()
+        for edit in edits {
+            switch edit {
+            case .putFile(let file): try checked.load(file)
+            case .makeDirectory(let path, let mtimeMillis, let attributes):
+                try checked.loadDirectory(MadeDirectory(path: path, mtimeMillis: mtimeMillis, attributes: attributes))
+            default: break
+            }
+        }
         try await target.apply(edits)
         return counts
     }

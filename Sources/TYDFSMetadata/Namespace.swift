@@ -112,6 +112,27 @@ public struct NamespacePage: Equatable, Sendable {
     }
 }
 
+/// Two entries a metadata store holds that cannot stand together in one namespace: one is a
+/// file where the other needs a directory (`Namespace.load`). No master can load such a store,
+/// however often it tries, so a master stops, naming both, rather than lead without one.
+///
+/// Only a store written by a TYDFS from before names were split at every `/` byte holds such
+/// pairs: it read a `/` followed by a combining accent as part of a name, so `/a/` + U+0301 +
+/// `b` was a name of its own beside the file `/a`.
+public struct NamespaceConflict: Error, Equatable, CustomStringConvertible {
+    public let path: RemotePath
+    public let other: RemotePath
+
+    public init(path: RemotePath, other: RemotePath) {
+        self.path = path
+        self.other = other
+    }
+
+    public var description: String {
+        "the metadata store holds both \(path) and \(other), and one is a file where the other needs a directory: a TYDFS from before names were split at every / byte (1f33c98) took a / followed by a combining accent as part of a name; rename one of them with that TYDFS and start again"
+    }
+}
+
 /// The master's whole namespace in memory: the directory tree, every chunk with its replicas,
 /// and the deletions owed by each datakeeper. Stat, list, path checks and repair planning read it
 /// without touching the store, so reads never wait behind writes.
@@ -581,8 +602,8 @@ public final class Namespace {
     }
 
     /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without making
-    /// its undo, and splitting its path once. Throws, adding nothing, when the store holds
-    /// something else at its path or a file where one of its folders would be (`loadConflict`).
+    /// its undo, and splitting its path once. Throws `NamespaceConflict`, adding nothing, when
+    /// the store holds something else at its path or a file where one of its folders would be.
     public func load(_ file: StoredFile) throws {
         let names = file.path.names
         var directory = root
@@ -590,9 +611,9 @@ public final class Namespace {
             guard let child = directory.children[name] else { break }
             switch child {
             case .file:
-                throw Self.loadConflict(file.path, try RemotePath("/" + names[...depth].map(\.text).joined(separator: "/")))
-            case .directory where depth == names.count - 1:
-                throw Self.loadConflict(file.path, conflict(for: file.path) ?? file.path)
+                throw NamespaceConflict(path: file.path, other: try RemotePath("/" + names[...depth].map(\.text).joined(separator: "/")))
+            case .directory(let below) where depth == names.count - 1:
+                throw NamespaceConflict(path: file.path, other: anyEntry(below: below, prefix: file.path.value) ?? file.path)
             case .directory(let next):
                 directory = next
             }
@@ -600,21 +621,18 @@ public final class Namespace {
         insert(file, names: names)
     }
 
-    /// Makes a directory the store holds, at a master's start; throws, changing nothing, when
-    /// the store holds a file at its path or at one of its folders' (`loadConflict`).
+    /// Makes a directory the store holds, at a master's start; throws `NamespaceConflict`,
+    /// changing nothing, when the store holds a file at its path or at one of its folders'.
     public func loadDirectory(_ made: MadeDirectory) throws {
         if let file = conflict(for: made.path), file == made.path || made.path.isBelow(file) {
-            throw Self.loadConflict(made.path, file)
+            throw NamespaceConflict(path: made.path, other: file)
         }
         apply(.makeDirectory(made.path, mtimeMillis: made.mtimeMillis, attributes: made.attributes), sequence: 0)
     }
 
-    /// The store holds `path` and `other`, and one of them is a file where the other needs a
-    /// directory. Only a store written by a TYDFS from before names were split at every `/`
-    /// byte holds such pairs: it read a `/` followed by a combining accent as part of a name,
-    /// so `/a/\u{301}b` was a name of its own beside the file `/a`.
-    private static func loadConflict(_ path: RemotePath, _ other: RemotePath) -> TYDFSError {
-        TYDFSError(.io, "the metadata store holds both \(path) and \(other), and one is a file where the other needs a directory: a TYDFS from before names were split at every / byte (1f33c98) took a / followed by a combining accent as part of a name; rename one of them with that TYDFS and start again")
+    /// The path of an entry (any, a file or a directory) below `directory`, which is at `prefix`.
+    private func anyEntry(below directory: Directory, prefix: String) -> RemotePath? {
+        directory.children.first.flatMap { try? RemotePath(prefix + "/" + $0.key.text) }
     }
 
     private func insert(_ file: StoredFile, names: [EntryName]? = nil) {

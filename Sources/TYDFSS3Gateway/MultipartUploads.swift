@@ -204,7 +204,7 @@ extension S3Operations {
 
     /// The file and byte range an `x-amz-copy-source` (and `x-amz-copy-source-range`) names.
     func copySource(_ header: String, rangeHeader: String?) async throws -> (FileInfo, Range<Int64>) {
-        let text = header.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+        let text = header.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
         guard let decoded = S3Request.percentDecoded(Substring(text)) else {
             throw S3Error.invalidArgument("x-amz-copy-source \(header.prefix(200)) is not valid percent-encoding")
         }

@@ -187,8 +187,8 @@ struct S3Operations {
     private func putObject(_ bucket: String, _ key: String) async throws -> Response {
         try await requireBucket(bucket)
         // A key ending in "/" with no data is a folder marker (what consoles make): a folder.
-        if key.hasSuffix("/"), key.count > 1, request.header("content-length") == "0" {
-            try await caller.client.makeDirectory(try objectPath(bucket, String(key.dropLast())), parents: true)
+        if key.utf8.last == UInt8(ascii: "/"), key.utf8.count > 1, request.header("content-length") == "0" {
+            try await caller.client.makeDirectory(try objectPath(bucket, String(decoding: key.utf8.dropLast(), as: UTF8.self)), parents: true)
             return Response(status: .ok, headers: [.eTag: S3Operations.emptyETag, .contentLength: "0"])
         }
         // Conditional writes: If-None-Match: * creates only; If-Match replaces only that version.

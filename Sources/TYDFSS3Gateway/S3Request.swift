@@ -21,9 +21,9 @@ struct S3Request {
     init(_ request: Request) throws(S3Error) {
         method = request.method
         let target = request.head.path ?? "/"
-        if let mark = target.firstIndex(of: "?") {
-            rawPath = String(target[..<mark])
-            rawQuery = String(target[target.index(after: mark)...])
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            rawPath = String(decoding: target.utf8[..<mark], as: UTF8.self)
+            rawQuery = String(decoding: target.utf8[target.utf8.index(after: mark)...], as: UTF8.self)
         } else {
             rawPath = target
             rawQuery = ""

@@ -48,4 +48,40 @@ final class MetadataMigrationTests: XCTestCase {
         XCTAssertEqual(entry?["role"] as? String, "leader")
         XCTAssertEqual(entry?["epoch"] as? Int, 3, "each migration held the lease once (epochs 1 and 2), then the master took it")
     }
+
+    /// A store holding a file `/a` beside `/a/` + U+0301 + `b` (a TYDFS from before names were
+    /// split at every `/` byte took the second for a top-level name of its own) cannot be
+    /// loaded: a master on it exits, naming both, on SQLite and on PostgreSQL (where it gives
+    /// the lease back, rather than every master taking it and failing in turn for ever), and
+    /// `metadata migrate` refuses to copy it, writing nothing.
+    func testAStoreNoMasterCanLoadStopsTheMasterNamingBoth() throws {
+        let cluster = try TestCluster(datakeepers: 1)
+        defer { cluster.shutdown() }
+        cluster.killMaster(signal: SIGTERM)
+        let rows = "('/a', 0, 1, 0, 67108864, 3, NULL, NULL), ('/a/\u{301}b', 0, 1, 0, 67108864, 3, NULL, NULL)"
+        let inserted = try cluster.runUntilExit(
+            "/usr/bin/env", ["python3", "-c", "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute(sys.argv[2]); db.commit()",
+                             cluster.root + "/master/metadata.sqlite", "INSERT INTO files VALUES \(rows)"])
+        XCTAssertEqual(inserted.status, 0, inserted.output)
+
+        let onSQLite = try cluster.runUntilExit(TestCluster.binary, ["master", "--listen", "127.0.0.1:0", "--data", cluster.root + "/master"])
+        XCTAssertEqual(onSQLite.status, 1, onSQLite.output)
+        XCTAssertTrue(onSQLite.output.contains("/a/\u{301}b") && onSQLite.output.contains("rename one of them"), onSQLite.output)
+
+        let postgres = try PostgresServer()
+        defer { postgres.stop() }
+        let url = postgres.url()
+        let migrated = try cluster.run(["metadata", "migrate", "--from", cluster.root + "/master", "--to", url], master: false)
+        XCTAssertEqual(migrated.exitCode, 1, migrated.stderr)
+        XCTAssertTrue(migrated.stderr.contains("rename one of them"), migrated.stderr)
+        XCTAssertEqual(try postgres.psql("SELECT count(*) FROM files").trimmingCharacters(in: .whitespacesAndNewlines), "0", "nothing copied")
+
+        // The same rows as a master on PostgreSQL from before would have written them.
+        _ = try postgres.psql("INSERT INTO files VALUES \(rows)")
+        let port = try PostgresServer.freePort()
+        let onPostgres = try cluster.runUntilExit(
+            TestCluster.binary, ["master", "--listen", "127.0.0.1:\(port)", "--data", cluster.root + "/pg-master", "--metadata", url])
+        XCTAssertEqual(onPostgres.status, 1, onPostgres.output)
+        XCTAssertTrue(onPostgres.output.contains("/a/\u{301}b") && onPostgres.output.contains("rename one of them"), onPostgres.output)
+    }
 }

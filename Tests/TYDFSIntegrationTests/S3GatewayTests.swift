@@ -14,20 +14,9 @@ final class S3GatewayTests: XCTestCase {
     /// Runs the client script against `endpoint`; returns its exit code and output.
     private func runClients(_ cluster: TestCluster, endpoint: String, extra: [String] = []) throws -> (Int32, String) {
         let key = try cluster.adminKey()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script, "--endpoint", endpoint, "--key", key.id, "--secret", key.secret] + extra
-        let output = cluster.root + "/logs/s3-clients.out"
-        FileManager.default.createFile(atPath: output, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let deadline = Date().addingTimeInterval(300)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        let result = try cluster.runUntilExit(
+            "/usr/bin/env", ["python3", Self.script, "--endpoint", endpoint, "--key", key.id, "--secret", key.secret] + extra, seconds: 300)
+        return (result.status, result.output)
     }
 
     /// Runs a Python program; returns its standard output.

@@ -167,9 +167,9 @@ final class NamespaceTests: XCTestCase {
             let namespace = Namespace()
             try namespace.load(order[0])
             XCTAssertThrowsError(try namespace.load(order[1])) { error in
-                let message = (error as? TYDFSError)?.message ?? ""
-                XCTAssertEqual((error as? TYDFSError)?.code, .io)
-                XCTAssertTrue((message.contains("both /a and") || message.contains("and /a,")) && message.contains("/a/\u{301}b"), message)
+                let conflict = error as? NamespaceConflict
+                XCTAssertEqual(conflict.map { Set([$0.path, $0.other]) }, [file.path, below.path])
+                XCTAssertTrue("\(error)".contains("rename one of them"), "\(error)")
             }
             XCTAssertEqual(namespace.fileCount, 1)
             XCTAssertEqual(namespace.list(.root)?.map(\.path), ["/a"])
@@ -177,8 +177,16 @@ final class NamespaceTests: XCTestCase {
         }
         let namespace = Namespace()
         try namespace.load(file)
-        XCTAssertThrowsError(try namespace.loadDirectory(folder))
+        XCTAssertThrowsError(try namespace.loadDirectory(folder)) { error in
+            XCTAssertEqual(error as? NamespaceConflict, NamespaceConflict(path: folder.path, other: file.path))
+        }
         XCTAssertNil(namespace.list(path("/a/\u{301}c")))
+        // An empty made directory at a file's path: the message names the two, not one twice.
+        let emptyFirst = Namespace()
+        try emptyFirst.loadDirectory(MadeDirectory(path: path("/e/f"), mtimeMillis: 1, attributes: [:]))
+        XCTAssertThrowsError(try emptyFirst.load(Fixture.file("/e"))) { error in
+            XCTAssertEqual(error as? NamespaceConflict, NamespaceConflict(path: path("/e"), other: path("/e/f")))
+        }
         try namespace.load(Fixture.file("/d/x"))
         try namespace.loadDirectory(MadeDirectory(path: path("/d"), mtimeMillis: 1, attributes: [:]))
         XCTAssertTrue(namespace.isMadeDirectory(path("/d")))

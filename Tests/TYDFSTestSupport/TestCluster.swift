@@ -396,6 +396,28 @@ public final class TestCluster: @unchecked Sendable {
             stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
+    /// Runs `executable ARGUMENTS` (a program that ends on its own, such as a master expected
+    /// to stop) with its output in one log, and waits at most `seconds`; a program still
+    /// running then is ended (`status` is then its signal's) and the result says so.
+    public func runUntilExit(_ executable: String, _ arguments: [String], seconds: Double = 60) throws -> (status: Int32, output: String) {
+        let log = root + "/logs/run-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        let overran = process.isRunning
+        if overran { Self.end(process) }
+        process.waitUntilExit()
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return (process.terminationStatus, overran ? text + "\n(still running after \(seconds) s: ended)" : text)
+    }
+
     /// Starts `tydfs ARGUMENTS --master URL` without waiting; `shutdown` ends it if the caller does not.
     public func start(_ arguments: [String]) throws -> Process {
         let process = try spawn(arguments + ["--master", masterURL], log: nextLog("cli"), environment: cliEnvironment([:]))
