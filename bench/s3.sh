@@ -13,18 +13,11 @@
 # Usage: bench/s3.sh [SMALL_OBJECTS]   (default 2000). TYDFS_BIN=path uses that binary.
 source "$(dirname "$0")/../scripts/lib.sh"
 objects="${1:-2000}"
-s3_port=$((port + 1))
 
 start_master
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
-"$bin" s3 --listen "127.0.0.1:$s3_port" --master "$TYDFS_MASTER" --secret-file "$TYDFS_SECRET_FILE" >>"$work/s3.log" 2>&1 &
-pid_of[s3]=$!
-until grep -qs "gateway listening" "$work/s3.log"; do sleep 0.1; done
-endpoint="http://127.0.0.1:$s3_port"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1
-AWS_ACCESS_KEY_ID=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['access-key-id'])" "$TYDFS_CONFIG")
-AWS_SECRET_ACCESS_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['secret-access-key'])" "$TYDFS_CONFIG")
+start_s3_gateway
 
 servers=(s3 master dk1 dk2 dk3)
 

@@ -125,6 +125,18 @@ reference() {
     rm -f "$work/copy"
 }
 
+# start_s3_gateway: serves `tydfs s3` in front of the master (as server `s3`) on $port + 1, waits
+# until it listens, and exports $endpoint and the admin's key for aws and boto3.
+start_s3_gateway() {
+    "$bin" s3 --listen "127.0.0.1:$((port + 1))" --master "$TYDFS_MASTER" --secret-file "$TYDFS_SECRET_FILE" >>"$work/s3.log" 2>&1 &
+    pid_of[s3]=$!
+    until grep -qs "gateway listening" "$work/s3.log"; do sleep 0.1; done
+    endpoint="http://127.0.0.1:$((port + 1))"
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1
+    AWS_ACCESS_KEY_ID=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['access-key-id'])" "$TYDFS_CONFIG")
+    AWS_SECRET_ACCESS_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['secret-access-key'])" "$TYDFS_CONFIG")
+}
+
 # start_mount DIR [FLAGS...]: serves `tydfs mount DIR` in the foreground (as server `mount`, ended
 # and lazily unmounted on exit) and waits until it is mounted.
 start_mount() {

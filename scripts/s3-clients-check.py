@@ -217,6 +217,9 @@ check(error_code(lambda: s3.complete_multipart_upload(Bucket="alpha", Key="tiny-
 check(error_code(lambda: s3.upload_part(Bucket="alpha", Key="tiny-parts", UploadId=small_parts, PartNumber=10001, Body=b"x"))[0] == "InvalidArgument",
       "a part number out of range")
 check([u["UploadId"] for u in s3.list_multipart_uploads(Bucket="alpha").get("Uploads", [])] == [small_parts], "ListMultipartUploads")
+for delimiter in [{}, {"Delimiter": "/"}]:
+    hidden = s3.list_objects_v2(Bucket="alpha", Prefix=".tydfs-multipart/", **delimiter)
+    check(hidden["KeyCount"] == 0, f"an upload under way is in no listing, even one of its folder's prefix: {hidden.get('Contents')} {hidden.get('CommonPrefixes')}")
 s3.abort_multipart_upload(Bucket="alpha", Key="tiny-parts", UploadId=small_parts)
 check(s3.list_multipart_uploads(Bucket="alpha").get("Uploads", []) == [], "an aborted upload is gone")
 check(".tydfs-multipart" not in str(s3.list_objects_v2(Bucket="alpha")), "uploads under way never show in listings")

@@ -199,25 +199,35 @@ public final class TYDFSClient: Sendable {
     ) async throws {
         var after: String?
         repeat {
-            var route = Route.list + "?\(Query.listLimit)=\(pageEntries)"
-            if let after {
-                route += "&\(Query.listAfter)=" + after.asQueryValue
-            }
-            var page: ListResponse = try await controlAnsweredCompact(.GET, route, query: path)
+            var page = try await listPage(path, after: after, limit: pageEntries)
             if let after {
                 if page.file != nil { throw TYDFSError(.notFound, "\(path) was replaced by a file while it was listed; list it again") }
                 if let next = page.nextAfter, !after.precedesByteWise(next) {
                     throw TYDFSError(.protocolViolation, "the master answered a page of \(path) that does not move past '\(after)'")
                 }
-                // A master from before paging (met in a failover during a rolling upgrade)
-                // answers every entry again: keep those past the page before.
-                let prefix = path.childPrefix
-                page.entries.removeAll { entry in entry.path.removingPrefixByteWise(prefix).map { !after.precedesByteWise($0) } ?? false }
             }
             after = page.nextAfter
             page.nextAfter = nil
             try await body(page)
         } while after != nil
+    }
+
+    /// One page of `path`'s listing: at most `limit` of its entries (a master may answer
+    /// fewer), those whose names sort after `after` (byte-wise; all with nil), and `nextAfter`
+    /// while more follow. A file lists as itself.
+    public func listPage(_ path: RemotePath, after: String?, limit: Int) async throws -> ListResponse {
+        var route = Route.list + "?\(Query.listLimit)=\(limit)"
+        if let after {
+            route += "&\(Query.listAfter)=" + after.asQueryValue
+        }
+        var page: ListResponse = try await controlAnsweredCompact(.GET, route, query: path)
+        if let after {
+            // A master from before paging (met in a failover during a rolling upgrade)
+            // answers every entry: keep those past `after`.
+            let prefix = path.childPrefix
+            page.entries.removeAll { entry in entry.path.removingPrefixByteWise(prefix).map { !after.precedesByteWise($0) } ?? false }
+        }
+        return page
     }
 
     /// Renames `source` (a file or a directory) to `destination`, or into it when it is an

@@ -216,7 +216,7 @@ public enum ObjectListing {
     }
 
     /// The point a page starts strictly after, or nil to start at the beginning.
-    static func resumePoint(of parameters: ListParameters) throws(S3Error) -> String? {
+    public static func resumePoint(of parameters: ListParameters) throws(S3Error) -> String? {
         switch parameters.version {
         case .v1:
             return parameters.marker

@@ -148,13 +148,25 @@ struct S3Operations {
             continuationToken: request.query["continuation-token"], marker: request.query["marker"],
             encodingTypeURL: try ListParameters.parseEncodingType(request.query["encoding-type"]),
             fetchOwner: request.query["fetch-owner"] == "true")
-        let objects = try await objects(in: bucket, prefix: parameters.prefix)
+        let objects: [ObjectSummary]
+        if parameters.maxKeys == 0 {
+            objects = []
+        } else if parameters.delimiter == nil || parameters.delimiter == "/" {
+            // What the page needs, and one more to tell whether more follow.
+            objects = try await ObjectWalk.objects(
+                in: MasterBucketFolders(client: caller.client, bucket: bucket), prefix: parameters.prefix,
+                after: try ObjectListing.resumePoint(of: parameters), foldingFolders: parameters.delimiter == "/",
+                limit: parameters.maxKeys + 1)
+        } else {
+            objects = try await self.objects(in: bucket, prefix: parameters.prefix)
+        }
         let page = try ObjectListing.page(of: objects, parameters: parameters)
         return xml(S3XML.listBucketResult(bucket: bucket, parameters: parameters, page: page))
     }
 
     /// Every object of `bucket` whose key may start with `prefix`, sorted byte-wise: the files
-    /// below the deepest folder the prefix names.
+    /// below the deepest folder the prefix names (for a delimiter other than `/`, which can
+    /// fold keys anywhere; the others walk only what a page needs, `ObjectWalk`).
     private func objects(in bucket: String, prefix: String) async throws -> [ObjectSummary] {
         let folder = prefix.utf8.lastIndex(of: UInt8(ascii: "/")).map { "/" + bucket + "/" + String(decoding: prefix.utf8[..<$0], as: UTF8.self) } ?? "/" + bucket
         guard let start = try? RemotePath(folder) else { return [] }
