@@ -110,7 +110,7 @@ public enum ObjectWalk {
                     }
                     hold(child, in: folder, &held)
                 }
-                readAfter = page.nextAfter
+                readAfter = try ObjectWalk.movingOn(from: readAfter, to: page.nextAfter, in: folder)
             }
             for entry in held {
                 try await add(entry, into: &found)
@@ -140,21 +140,28 @@ public enum ObjectWalk {
         }
 
         /// Whether the folder `folder` holds an object, however deep (a common prefix is only
-        /// listed for one that does, as S3 has no empty folders): its own objects first, then
-        /// its folders'.
+        /// listed for one that does, as S3 has no empty folders): level by level, so an object
+        /// near the top is found before a deep tree of empty folders is walked.
         private func holdsAnObject(_ folder: String) async throws -> Bool {
-            var readAfter: String?
-            var subfolders: [String] = []
-            repeat {
-                let page = try await folders.children(of: folder, after: readAfter, limit: 1000)
-                if page.children.contains(where: { $0.object != nil }) { return true }
-                subfolders += page.children.map { folder + $0.name + "/" }
-                readAfter = page.nextAfter
-            } while readAfter != nil
-            for subfolder in subfolders {
-                if try await holdsAnObject(subfolder) { return true }
+            var waiting = [folder]
+            while !waiting.isEmpty {
+                let current = waiting.removeFirst()
+                var readAfter: String?
+                repeat {
+                    let page = try await folders.children(of: current, after: readAfter, limit: 1000)
+                    if page.children.contains(where: { $0.object != nil }) { return true }
+                    waiting += page.children.map { current + $0.name + "/" }
+                    readAfter = try ObjectWalk.movingOn(from: readAfter, to: page.nextAfter, in: current)
+                } while readAfter != nil
             }
             return false
         }
+    }
+
+    /// The cursor after a page: `next`, which must sort after `cursor` (a source answering
+    /// the same page again would be read for ever).
+    static func movingOn(from cursor: String?, to next: String?, in folder: String) throws -> String? {
+        guard let next, let cursor, !cursor.precedesByteWise(next) else { return next }
+        throw TYDFSError(.protocolViolation, "the listing of the folder '\(folder)' does not move past '\(cursor)'")
     }
 }

@@ -115,4 +115,23 @@ final class ObjectWalkTests: XCTestCase {
         XCTAssertEqual(first.map(\.key), [], "big/ is behind the resume point, and nothing after it starts with big")
         XCTAssertLessThanOrEqual(prefixed.namesRead, 200)
     }
+
+    /// A source that answers the same page again (a faulty master) ends the walk with an
+    /// error, where the walk would read it for ever.
+    func testAListingThatDoesNotMoveOnIsAnError() async throws {
+        struct Stuck: BucketFolders {
+            func children(of folder: String, after: String?, limit: Int) async throws -> (children: [FolderChild], nextAfter: String?) {
+                ([FolderChild(name: "f", object: nil)], "f")
+            }
+            func child(_ name: String, of folder: String) async throws -> FolderChild? { nil }
+        }
+        for folding in [false, true] {
+            do {
+                _ = try await ObjectWalk.objects(in: Stuck(), prefix: "", after: nil, foldingFolders: folding, limit: 10)
+                XCTFail("a listing that does not move on was read")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .protocolViolation)
+            }
+        }
+    }
 }
