@@ -493,12 +493,8 @@ public final class Namespace {
     }
 
     private func node(at path: RemotePath) -> Node? {
-        node(along: path.names)
-    }
-
-    private func node(along names: [EntryName]) -> Node? {
         var current = Node.directory(root)
-        for name in names {
+        for name in path.names {
             guard case .directory(let directory) = current, let next = directory.children[name] else { return nil }
             current = next
         }
@@ -602,23 +598,20 @@ public final class Namespace {
     }
 
     /// Adds a file as the store holds it, at a master's start: `apply(.putFile)` without making
-    /// its undo, and splitting its path once. Throws `NamespaceConflict`, adding nothing, when
-    /// the store holds something else at its path or a file where one of its folders would be.
+    /// its undo, walking its path once. Throws `NamespaceConflict`, adding nothing, when the
+    /// store holds something else at its path or a file where one of its folders would be.
     public func load(_ file: StoredFile) throws {
         let names = file.path.names
-        var directory = root
-        for (depth, name) in names.enumerated() {
-            guard let child = directory.children[name] else { break }
-            switch child {
-            case .file:
-                throw NamespaceConflict(path: file.path, other: try RemotePath("/" + names[...depth].map(\.text).joined(separator: "/")))
-            case .directory(let below) where depth == names.count - 1:
-                throw NamespaceConflict(path: file.path, other: anyEntry(below: below, prefix: file.path.value) ?? file.path)
-            case .directory(let next):
-                directory = next
-            }
+        let trail = directories(along: names.dropLast())
+        // Where the walk stopped: a folder still to be made, or the file's own name.
+        switch (trail.last!.children[names[trail.count - 1]], trail.count == names.count) {
+        case (.file?, _):
+            throw NamespaceConflict(path: file.path, other: try RemotePath("/" + names[..<trail.count].map(\.text).joined(separator: "/")))
+        case (.directory(let below)?, true):
+            throw NamespaceConflict(path: file.path, other: anyEntry(below: below, prefix: file.path.value) ?? file.path)
+        default:
+            insert(file, names: names, trail: trail)
         }
-        insert(file, names: names)
     }
 
     /// Makes a directory the store holds, at a master's start; throws `NamespaceConflict`,
@@ -635,24 +628,22 @@ public final class Namespace {
         directory.children.first.flatMap { try? RemotePath(prefix + "/" + $0.key.text) }
     }
 
-    private func insert(_ file: StoredFile, names: [EntryName]? = nil) {
-        var directory = root
+    /// Puts `file` at its path (split into `names`), making the folders it needs; `known` is
+    /// `directories(along: names.dropLast())` when the caller walked them already.
+    private func insert(_ file: StoredFile, names: [EntryName]? = nil, trail known: [Directory]? = nil) {
         let names = names ?? file.path.names
-        for name in names.dropLast() {
+        var trail = known ?? directories(along: names.dropLast())
+        precondition(trail.count == names.count || trail.last!.children[names[trail.count - 1]] == nil, "\(file.path) lies below a file")
+        while trail.count < names.count {
+            let next = Directory()
+            trail.last!.setChild(names[trail.count - 1], .directory(next))
+            trail.append(next)
+        }
+        for directory in trail {
             directory.sizeBytes += file.sizeBytes
             directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
-            if case .directory(let next)? = directory.children[name] {
-                directory = next
-            } else {
-                precondition(directory.children[name] == nil, "\(file.path) lies below a file")
-                let next = Directory()
-                directory.setChild(name, .directory(next))
-                directory = next
-            }
         }
-        directory.sizeBytes += file.sizeBytes
-        directory.mtimeMillis = max(directory.mtimeMillis, file.mtimeMillis)
-        directory.setChild(names.last!, .file(FileRecord(
+        trail.last!.setChild(names.last!, .file(FileRecord(
             sizeBytes: file.sizeBytes, mtimeMillis: file.mtimeMillis, crc32c: file.crc32c, replication: file.replication,
             chunkSizeBytes: file.chunkSizeBytes, chunks: file.chunks.map(\.id), attributes: file.attributes.isEmpty ? nil : file.attributes,
             commitID: file.commitID)))
