@@ -67,7 +67,7 @@ public final class LocalFile: Sendable {
         try await blocking { try openBlocking(path, flags: flags, mode: mode) }
     }
 
-    private static func openBlocking(_ path: String, flags: Int32, mode: mode_t) throws -> LocalFile {
+    fileprivate static func openBlocking(_ path: String, flags: Int32, mode: mode_t) throws -> LocalFile {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileIOError.posix("open", path: path) }
         return LocalFile(path: path, descriptor: fd)
@@ -288,6 +288,25 @@ public enum LocalFileSystem {
     public static func rename(_ source: String, to destination: String) async throws {
         try await LocalFile.blocking {
             guard Glibc.rename(source, destination) == 0 else { throw FileIOError.posix("rename", path: destination) }
+        }
+    }
+
+    /// Writes `bytes` as the file `path` atomically, without waiting for the disk, in one trip to
+    /// the thread pool: into `temporaryPath` (created, so it must not exist), which is then
+    /// renamed over `path`. Readers see the old file or the new one, never a part. On any failure
+    /// the temporary file is removed and `path` is left as it was.
+    public static func writeAtomically(_ bytes: ByteBuffer, to path: String, through temporaryPath: String) async throws {
+        try await LocalFile.blocking {
+            let file = try LocalFile.openBlocking(temporaryPath, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+            do {
+                try file.writeBlocking(bytes, at: nil)
+                try file.close()
+                guard Glibc.rename(temporaryPath, path) == 0 else { throw FileIOError.posix("rename", path: path) }
+            } catch {
+                try? file.close()
+                _ = unlink(temporaryPath)
+                throw error
+            }
         }
     }
 

@@ -216,4 +216,52 @@ final class FullDiskTests: XCTestCase {
             XCTAssertEqual(try cluster.contents(cluster.root + "/back"), try cluster.contents(local), path)
         }
     }
+
+    /// A get into a local disk that fills: each get fails naming its target and the disk's
+    /// error, the file it would have replaced is left whole, and no partial file stays behind;
+    /// a small file (read into memory, then written in one go) and a large one (written range by
+    /// range) alike, and `get -r` names every file that failed.
+    func testAGetIntoAFullLocalDiskFailsNamingTheTargetAndLeavesNothingBehind() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "256KiB")
+        let disk = cluster.root + "/local"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        guard try run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", disk]) == 0 else {
+            cluster.shutdown()
+            throw XCTSkip("SKIPPED LOUDLY: cannot mount a tmpfs here (needs root), so the full-disk get test did not run")
+        }
+        defer {
+            _ = try? run("/usr/bin/umount", [disk])
+            cluster.shutdown()
+        }
+        let small = try cluster.makeFile("small", size: 300 * 1024, seed: 3)
+        let large = try cluster.makeFile("large", size: 3 * 1024 * 1024, seed: 4)
+        try cluster.succeed(["put", small, "/in/small"])
+        try cluster.succeed(["put", large, "/in/large"])
+        // 740 KiB of the 1 MiB taken: no room for a file of 300 KiB.
+        let kept = Data(repeating: 7, count: 40 * 1024)
+        try kept.write(to: URL(fileURLWithPath: disk + "/small"))
+        try Data(repeating: 1, count: 700 * 1024).write(to: URL(fileURLWithPath: disk + "/filler"))
+
+        for (remote, target) in [("/in/small", disk + "/small"), ("/in/large", disk + "/large")] {
+            let result = try cluster.run(["get", remote, target])
+            XCTAssertNotEqual(result.exitCode, 0, "get \(remote) into a full disk should fail")
+            XCTAssertTrue(result.stderr.contains("cannot write to \(target)"), "stderr: \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("No space left on device"), "stderr: \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "one line: \(result.stderr)")
+        }
+        XCTAssertEqual(try cluster.contents(disk + "/small"), kept, "the file a failed get would have replaced is left as it was")
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: disk)), ["small", "filler"], "no partial file is left")
+
+        let folder = try cluster.run(["get", "-r", "/in", disk + "/tree"])
+        XCTAssertNotEqual(folder.exitCode, 0)
+        XCTAssertTrue(folder.stderr.contains("/in/large"), "stderr: \(folder.stderr)")
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: disk + "/tree")).subtracting(["small"]), [],
+                       "at most the file that fitted, never a partial one")
+
+        // With room again, the same gets succeed.
+        try FileManager.default.removeItem(atPath: disk + "/filler")
+        try FileManager.default.removeItem(atPath: disk + "/tree")
+        try cluster.succeed(["get", "/in/small", disk + "/small"])
+        XCTAssertEqual(try cluster.contents(disk + "/small"), try cluster.contents(small))
+    }
 }
