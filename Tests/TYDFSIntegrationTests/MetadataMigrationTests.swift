@@ -83,5 +83,9 @@ final class MetadataMigrationTests: XCTestCase {
             TestCluster.binary, ["master", "--listen", "127.0.0.1:\(port)", "--data", cluster.root + "/pg-master", "--metadata", url])
         XCTAssertEqual(onPostgres.status, 1, onPostgres.output)
         XCTAssertTrue(onPostgres.output.contains("/a/\u{301}b") && onPostgres.output.contains("rename one of them"), onPostgres.output)
+        // It took the lease and gave it back on its way out: another master need not wait for
+        // it to lapse (4 s after its last renewal).
+        let lease = try postgres.psql("SELECT epoch > 0 AND expires_at < clock_timestamp() FROM leader_lease WHERE id = 1")
+        XCTAssertEqual(lease.trimmingCharacters(in: .whitespacesAndNewlines), "t", "the lease was taken and given back")
     }
 }

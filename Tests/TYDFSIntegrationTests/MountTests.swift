@@ -128,6 +128,14 @@ final class MountTests: XCTestCase {
         try cluster.succeed(["get", "-r", "/tree/twice", cluster.root + "/fetched"])
         let fetched = try shell("diff -r tree/twice fetched", in: cluster.root)
         XCTAssertEqual(fetched.status, 0, fetched.output)
+        // A name that is not UTF-8 (é in Latin-1) is refused with EILSEQ, never repaired into
+        // another name (U+FFFD would make caf\xE9 and caf\xE8 one file).
+        for last: UInt8 in [0xE9, 0xE8] {
+            let name = Array(mount.path("tree/twice/caf").utf8CString.dropLast()) + [CChar(bitPattern: last), 0]
+            XCTAssertEqual(errorCode { name.withUnsafeBufferPointer { open($0.baseAddress!, O_CREAT | O_WRONLY, 0o644) } }, EILSEQ)
+            XCTAssertEqual(errorCode { name.withUnsafeBufferPointer { mkdir($0.baseAddress!, 0o755) } }, EILSEQ)
+        }
+        XCTAssertEqual(try cluster.json(ListResponse.self, ["ls", "/tree/twice", "--json"]).entries.count, 5, "nothing was made")
         // rsync -a keeps files' modification times, so a second run sends no file again.
         let sourceTime = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: tree + "/a/b/small")[.modificationDate] as? Date)
         XCTAssertEqual(try cluster.stat("/tree/a/b/small").mtimeMillis, Int64((sourceTime.timeIntervalSince1970 * 1000).rounded(.down)))
