@@ -5,15 +5,13 @@ import NIOConcurrencyHelpers
 @_spi(CustomByteBufferAllocator) import NIOCore
 import TYDFSCore
 
-/// A `ByteBufferAllocator` that recycles I/O buffers (`Limits.ioBufferBytes`) and read windows
-/// (`Limits.readWindowBytes`) instead of returning them to the system, and bounds how many of
-/// its buffers are alive at once.
+/// A `ByteBufferAllocator` that recycles I/O buffers (`Limits.ioBufferBytes`) instead of
+/// returning them to the system, and bounds how many of its buffers are alive at once.
 ///
 /// A datakeeper serving a chunk reads it in I/O buffers, one after another, and frees each once
-/// it is sent; a mount reading a file sequentially fetches it in windows, and frees each once
-/// the reader is past it. With `MemoryPolicy` each one was a fresh map, and touching its pages
-/// cost a datakeeper 0.15 CPU-seconds per GiB served, and a mount's server a quarter of its CPU
-/// (clearing and faulting in pages, perf). Freed buffers are kept here for the next read
+/// it is sent. With `MemoryPolicy` each one was a fresh map, and touching its pages
+/// cost a datakeeper 0.15 CPU-seconds per GiB served (clearing and faulting in pages, perf).
+/// Freed buffers are kept here for the next read
 /// instead (at most `kept` of each size, which bounds what the recycling adds to the process's
 /// memory). Only storage of exactly those sizes is recycled; everything else goes to `malloc`.
 ///
@@ -26,12 +24,11 @@ public enum RecycledIOBuffers {
     public static let allocator = ByteBufferAllocator(
         allocate: recycledAllocate, reallocate: recycledReallocate, deallocate: recycledDeallocate, copy: recycledCopy)
 
-    /// Free buffers kept for reuse, by size: 16 I/O buffers (16 MiB today) and 4 read windows
-    /// (32 MiB: a reader's current window, the two it fetches ahead, and one more).
-    fileprivate static let kept = [Limits.ioBufferBytes: 16, Limits.readWindowBytes: 4]
+    /// Free buffers kept for reuse, by size: 16 I/O buffers (16 MiB today).
+    fileprivate static let kept = [Limits.ioBufferBytes: 16]
 
     /// Most buffers of this allocator alive at once, as far as readers use `read(_:)` (the
-    /// datakeepers' chunk reads; a mount's windows count too, but nothing in a mount waits).
+    /// datakeepers' chunk reads).
     public static let liveBuffers = Limits.servingIOBuffers
 
     /// Runs `read`, which allocates one buffer from `allocator` (or none), once there is room

@@ -40,9 +40,9 @@ public final class FuseSession: @unchecked Sendable {
     /// still being answered.
     /// `onMounted` runs once the kernel has the mount.
     public func run(allowOther: Bool, onMounted: @Sendable () -> Void) async throws {
-        // Read windows (8 MiB, recycled by `RecycledIOBuffers`) and upload buffers are big
-        // buffers allocated and freed all the time (measured with glibc's default: 270 MiB peak
-        // with six readers and three writers, against a 256 MiB bound).
+        // Upload buffers (1 MiB) are big buffers allocated and freed all the time; with glibc's
+        // default, when read windows were such buffers too, six readers and three writers
+        // peaked at 270 MiB, against a 256 MiB bound.
         MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
         // nosuid, nodev: modes and device numbers come from whoever could write them at the
         // master, so a set-user-ID bit or a device file from the cluster grants nothing here.
@@ -184,6 +184,35 @@ public final class FuseSession: @unchecked Sendable {
     /// UTF-8 at the master, and `String(cString:)` would repair such bytes into U+FFFD, making
     /// two names one (`caf\xE9` and `caf\xE8` in Latin-1): those are refused (`refuseName`).
     private static func name(_ pointer: UnsafePointer<CChar>?) -> String? { String(validatingCString: pointer!) }
+
+    /// Answers a read with `pieces`, in order, as one I/O vector (`fuse_reply_iov`): the kernel
+    /// copies each straight out of the buffer it arrived in from the network. Past
+    /// `maxReplyPieces` they are joined first (the kernel takes at most 1,024 vectors).
+    private static func reply(_ request: fuse_req_t?, _ pieces: [ByteBuffer]) {
+        if pieces.count > maxReplyPieces {
+            var joined = ByteBuffer()
+            joined.reserveCapacity(pieces.reduce(0) { $0 + $1.readableBytes })
+            for piece in pieces { joined.writeImmutableBuffer(piece) }
+            return reply(request, [joined])
+        }
+        var vectors: [iovec] = []
+        vectors.reserveCapacity(pieces.count)
+        // Each buffer's bytes are valid inside its own closure, so the reply goes out from the
+        // innermost one.
+        func gather(from index: Int) {
+            guard index < pieces.count else {
+                _ = vectors.withUnsafeBufferPointer { fuse_reply_iov(request, $0.baseAddress, Int32($0.count)) }
+                return
+            }
+            pieces[index].withUnsafeReadableBytes { bytes in
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+                gather(from: index + 1)
+            }
+        }
+        gather(from: 0)
+    }
+
+    static let maxReplyPieces = 256
 
     /// Answers EILSEQ (as file systems that take only UTF-8 names do) for a name that `name` refused.
     private static func refuseName(_ request: fuse_req_t?) { fuse_reply_err(request, EILSEQ) }
@@ -395,15 +424,12 @@ public final class FuseSession: @unchecked Sendable {
         operations.read = { request, _, count, offset, info in
             let session = FuseSession.of(request)
             let handle = info!.pointee.fh
-            @Sendable func reply(_ request: fuse_req_t?, _ bytes: ByteBuffer) {
-                bytes.withUnsafeReadableBytes { _ = fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
-            }
-            if let bytes = session.fileSystem.readArrived(handle, count: count, at: Int64(offset)) {
-                reply(request, bytes)
+            if let pieces = session.fileSystem.readArrived(handle, count: count, at: Int64(offset)) {
+                FuseSession.reply(request, pieces)
                 return
             }
             session.answer(request) { request in
-                reply(request.raw, try await session.fileSystem.read(handle, count: count, at: Int64(offset)))
+                FuseSession.reply(request.raw, try await session.fileSystem.read(handle, count: count, at: Int64(offset)))
             }
         }
         operations.write = { request, _, bytes, count, offset, info in

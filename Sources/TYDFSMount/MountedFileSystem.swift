@@ -545,12 +545,12 @@ public final class MountedFileSystem: Sendable {
 
     /// A read answered at once, on the caller's thread, when its bytes are at hand: a file being
     /// read whose windows have arrived (`RemoteReader.readArrived`). Nil: `read` it.
-    public func readArrived(_ handle: UInt64, count: Int, at offset: Int64) -> ByteBuffer? {
+    public func readArrived(_ handle: UInt64, count: Int, at offset: Int64) -> [ByteBuffer]? {
         guard case .remote(_, let reader)? = state.withLockedValue({ $0.handles[handle] }) else { return nil }
         return reader.readArrived(count: count, at: offset)
     }
 
-    public func read(_ handle: UInt64, count: Int, at offset: Int64) async throws -> ByteBuffer {
+    public func read(_ handle: UInt64, count: Int, at offset: Int64) async throws -> [ByteBuffer] {
         switch state.withLockedValue({ state -> (Handle, StagedFile?)? in
             guard let handle = state.handles[handle] else { return nil }
             if case .staged(let inode, _) = handle { return (handle, state.staged[inode]?.file) }
@@ -559,7 +559,7 @@ public final class MountedFileSystem: Sendable {
         case (.remote(_, let reader), _)?:
             return try await reader.read(count: count, at: offset)
         case (.staged, let file?)?:
-            return ByteBuffer(bytes: try file.read(count: count, at: offset))
+            return [ByteBuffer(bytes: try file.read(count: count, at: offset))]
         default:
             throw MountError(EBADF, "no open file \(handle)")
         }

@@ -38,10 +38,6 @@ final class RecycledIOBuffersTests: XCTestCase {
         XCTAssertNotEqual(address(small), address(recycled))
     }
 
-    func testAFreedReadWindowIsHandedOutAgain() {
-        _ = checkAFreedBufferIsHandedOutAgain(capacity: Limits.readWindowBytes, "read window")
-    }
-
     func testReadsIntoARecycledBufferShowOnlyWhatWasRead() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("recycled-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -53,7 +53,7 @@ final class MasterFailoverTests: XCTestCase {
         }
         sources = try (0..<4).map { index in
             let path = root + "/source\(index)"
-            var generator = SplitMix(seed: UInt64(index + 1))
+            var generator = SeededGenerator(seed: UInt64(index + 1))
             try Data((0..<(50_000 + index * 30_000)).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: path))
             return path
         }
@@ -253,7 +253,7 @@ final class MasterFailoverTests: XCTestCase {
         init(test: MasterFailoverTests, remote: String, seed: UInt64) throws {
             self.test = test
             self.remote = remote
-            var generator = SplitMix(seed: seed)
+            var generator = SeededGenerator(seed: seed)
             content = Data((0..<(20 * 65_536 + 12_345)).map { _ in UInt8.random(in: 0...255, using: &generator) })
             output = test.root + "/logs/stream-" + UUID().uuidString
             FileManager.default.createFile(atPath: output, contents: nil)
@@ -406,18 +406,5 @@ final class MasterFailoverTests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.1)
         }
         throw TestClusterError("timed out after \(timeout) s waiting for \(what)")
-    }
-}
-
-/// A seeded generator, so the loop's files are the same on every run.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
