@@ -15,9 +15,10 @@ extension TYDFSClient {
     /// `Limits.parallelRangeDownloads` ranges of the file at once. Every range is verified block
     /// by block, and each chunk as a whole against the checksum the master holds. A range that
     /// fails, hangs or does not verify is read again from the next replica. To a file, ranges are
-    /// written at their offsets into a temporary file that is renamed into place only when every
-    /// chunk is verified, so an interrupted get never leaves a partial file under the target
-    /// name. To standard output, or into a device or FIFO (`/dev/null`, a named pipe), which is
+    /// written at their offsets into a temporary file (a file of at most 1 MiB is gathered in
+    /// memory and written in one go) that is renamed into place only when every chunk is
+    /// verified, so an interrupted get never leaves a partial file under the target name. To
+    /// standard output, or into a device or FIFO (`/dev/null`, a named pipe), which is
     /// written into and never replaced: chunk after chunk, each verified in a spool file first.
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
@@ -82,7 +83,9 @@ extension TYDFSClient {
         do {
             return try await step()
         } catch let error as TYDFSError {
-            throw TYDFSError(error.code, "cannot write to \(target): \(error.message)")
+            // A failure of the target itself (its rename) names it already.
+            let reason = error.message.hasPrefix(target + ": ") ? String(error.message.dropFirst(target.count + 2)) : error.message
+            throw TYDFSError(error.code, "cannot write to \(target): \(reason)")
         }
     }
 
@@ -98,58 +101,33 @@ extension TYDFSClient {
         return memory.bytes
     }
 
-    /// Reads the file `info` describes chunk after chunk, each verified whole in memory before
-    /// `deliver` gets it: memory holds one chunk at a time (the master's download links).
-    public func read(_ info: FileInfo, chunkByChunk deliver: (ByteBuffer) async throws -> Void) async throws {
-        try await read(info, range: 0..<info.sizeBytes, chunkByChunk: deliver)
-    }
-
-    /// Reads the bytes `range` of the file `info` describes, chunk after chunk, each piece
-    /// verified in memory before `deliver` gets it: a chunk the range covers whole is read and
-    /// checked as `read(_:chunkByChunk:)` does; of a chunk it covers in part, only the
-    /// checksum blocks holding the range are read, each checked against its block checksum
-    /// (an S3 ranged GET of 8 MiB reads 8 MiB, not the whole chunk).
-    public func read(_ info: FileInfo, range: Range<Int64>, chunkByChunk deliver: (ByteBuffer) async throws -> Void) async throws {
-        try await read(info, range: range, into: { MemorySink(sizeBytes: $0) }) { memory, skip, count in
-            try await deliver(memory.bytes.getSlice(at: skip, length: count)!)
-        }
-    }
-
-    /// Reads the bytes `range` of the file `info` describes, verified, as
-    /// `read(_:range:chunkByChunk:)` does, but hands each chunk's part over as the
-    /// pieces it arrived in, in order: slices of the buffers received from the network, never
-    /// copied into one. For a reader that sends them on as they are (the mount answers a read
-    /// with an I/O vector of them, where copying each window took a tenth of its CPU).
-    public func read(_ info: FileInfo, range: Range<Int64>, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
-        try await read(info, range: range, into: { _ in ReceivedPieces() }) { received, skip, count in
-            try await deliver(try received.pieces(from: Int64(skip), count: Int64(count)))
-        }
-    }
-
-    /// The part of each chunk `range` covers, fetched into a sink `makeSink` makes for that many
-    /// bytes, then handed to `deliver` with where the range's bytes start in it and how many.
-    private func read<Sink: ChunkSink>(
-        _ info: FileInfo, range: Range<Int64>, into makeSink: (Int) -> Sink,
-        deliver: (_ sink: Sink, _ skip: Int, _ count: Int) async throws -> Void
-    ) async throws {
+    /// Reads the bytes `range` of the file `info` describes (all of it by default), chunk after
+    /// chunk, each chunk's part verified before `deliver` gets it, as the pieces it arrived in,
+    /// in order: slices of the buffers received from the network, never copied into one, for a
+    /// reader that sends them on as they are (an HTTP body, the mount's I/O vectors). A chunk
+    /// the range covers whole is read and checked whole against the checksum the master holds,
+    /// so memory holds one chunk at a time; of a chunk it covers in part, only the checksum
+    /// blocks holding the range are read, each checked against its block checksum (an S3
+    /// ranged GET of 8 MiB reads 8 MiB, not the whole chunk).
+    public func read(_ info: FileInfo, range: Range<Int64>? = nil, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
+        let range = range ?? 0..<info.sizeBytes
         let failed = FailedDataKeepers()
         let block = ChunkFrame.blockBytes
         for chunk in info.chunks {
             let start = Int64(chunk.index) * info.chunkSizeBytes
             let overlap = range.clamped(to: start..<(start + chunk.sizeBytes))
             if overlap.isEmpty { continue }
+            let received = ReceivedPieces()
             if overlap.count == chunk.sizeBytes {
-                let sink = makeSink(Int(chunk.sizeBytes))
-                try await fetch([chunk], into: sink, at: { _ in 0 }, failed: failed)
-                try await deliver(sink, 0, Int(chunk.sizeBytes))
+                try await fetch([chunk], into: received, at: { _ in 0 }, failed: failed)
+                try await deliver(try received.pieces(from: 0, count: chunk.sizeBytes))
                 continue
             }
             let from = (overlap.lowerBound - start) / block * block
             let to = min((overlap.upperBound - start + block - 1) / block * block, chunk.sizeBytes)
-            let sink = makeSink(Int(to - from))
             _ = try await fetch(
-                ChunkRange(offset: from, length: to - from), of: chunk, firstChoice: Int(from / block), into: sink, at: 0, failed: failed)
-            try await deliver(sink, Int(overlap.lowerBound - start - from), Int(overlap.count))
+                ChunkRange(offset: from, length: to - from), of: chunk, firstChoice: Int(from / block), into: received, at: 0, failed: failed)
+            try await deliver(try received.pieces(from: overlap.lowerBound - start - from, count: Int64(overlap.count)))
         }
     }
 

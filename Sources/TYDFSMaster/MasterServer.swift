@@ -88,7 +88,7 @@ public enum MasterServer {
             let slot = DownloadSlot(downloads)
             let body = ResponseBody(contentLength: Int(info.sizeBytes)) { writer in
                 try await slot.holding {
-                    try await reader.read(info) { try await writer.write($0) }
+                    try await reader.read(info) { try await writer.write(contentsOf: $0) }
                     try await writer.finish(nil)
                 }
             }

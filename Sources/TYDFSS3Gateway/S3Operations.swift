@@ -262,7 +262,7 @@ struct S3Operations {
         guard !head else { return Response(status: status, headers: headers) }
         let client = caller.client
         let body = ResponseBody(contentLength: Int(sending.count)) { writer in
-            try await client.read(info, range: sending) { try await writer.write($0) }
+            try await client.read(info, range: sending) { try await writer.write(contentsOf: $0) }
             try await writer.finish(nil)
         }
         return Response(status: status, headers: headers, body: body)
@@ -503,7 +503,10 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
             let chunkEnd = (range.lowerBound / file.chunkSizeBytes + 1) * file.chunkSizeBytes
             let piece = range.lowerBound..<min(range.upperBound, chunkEnd)
             var collected = ByteBuffer()
-            try await client.read(file, range: piece) { collected.writeImmutableBuffer($0) }
+            collected.reserveCapacity(piece.count)
+            try await client.read(file, range: piece) { pieces in
+                for received in pieces { collected.writeImmutableBuffer(received) }
+            }
             collected.withUnsafeReadableBytes { md5.update(bufferPointer: $0) }
             pending = collected
             segments[0].range = piece.upperBound..<range.upperBound
