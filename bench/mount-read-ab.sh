@@ -33,8 +33,12 @@ for round in $(seq 1 "$rounds"); do
         "${builds[$side]}" mount "$mnt" --foreground --cache-dir "$work/cache-$round-$side" >>"$work/mount-ab.log" 2>&1 &
         pid_of[mount]=$!
         mounted_at="$mnt"
-        for _ in $(seq 1 300); do mountpoint -q "$mnt" && break; sleep 0.1; done
-        mountpoint -q "$mnt" || { echo "FAILED: ${names[$side]} did not mount within 30 s"; cat "$work/mount-ab.log"; exit 1; }
+        for _ in $(seq 1 300); do
+            mountpoint -q "$mnt" && break
+            kill -0 "${pid_of[mount]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        mountpoint -q "$mnt" || { echo "FAILED: ${names[$side]} did not mount"; cat "$work/mount-ab.log"; exit 1; }
         sync; echo 1 >/proc/sys/vm/drop_caches
         before=$(cpu_of_pid "${pid_of[mount]}")
         start=$(now)
@@ -46,7 +50,7 @@ for round in $(seq 1 "$rounds"); do
         rm -f "$work/got"; sync; echo 1 >/proc/sys/vm/drop_caches
         before_read=$(cpu_of_pid "${pid_of[mount]}")
         start=$(now)
-        dd if="$mnt/big" of=/dev/null bs=1M status=none
+        dd if="$mnt/big" of=/dev/null bs=1M status=none || { echo "FAILED: dd out of ${names[$side]}'s mount"; exit 1; }
         read_out=$(elapsed "$start")
         after_read=$(cpu_of_pid "${pid_of[mount]}")
         peak=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/${pid_of[mount]}/status")

@@ -26,11 +26,8 @@ extension TYDFSClient {
         TransferMeter.current?.expect(info.sizeBytes)
         let failed = FailedDataKeepers()
         if localPath == "-" || LocalFileSystem.isSpecialFile(localPath) {
-            let output: LocalFile
-            do {
-                output = localPath == "-" ? LocalFile.standardStream(1, name: "standard output") : try await LocalFile.openForWriting(localPath)
-            } catch let error as TYDFSError {
-                throw TYDFSError(error.code, "cannot write to \(localPath): \(error.message)")
+            let output = try await Self.writingLocally(localPath) {
+                localPath == "-" ? LocalFile.standardStream(1, name: "standard output") : try await LocalFile.openForWriting(localPath)
             }
             defer { try? output.close() }  // a no-op for standard output
             let spool = try await ChunkSpool.create()
@@ -83,7 +80,7 @@ extension TYDFSClient {
         do {
             return try await step()
         } catch let error as TYDFSError {
-            // A failure of the target itself (its rename) names it already.
+            // A failure of the target itself (its rename, opening a device) names it already.
             let reason = error.message.hasPrefix(target + ": ") ? String(error.message.dropFirst(target.count + 2)) : error.message
             throw TYDFSError(error.code, "cannot write to \(target): \(reason)")
         }
@@ -106,7 +103,8 @@ extension TYDFSClient {
     /// in order: slices of the buffers received from the network, never copied into one, for a
     /// reader that sends them on as they are (an HTTP body, the mount's I/O vectors). A chunk
     /// the range covers whole is read and checked whole against the checksum the master holds,
-    /// so memory holds one chunk at a time; of a chunk it covers in part, only the checksum
+    /// so memory holds one chunk at a time (at most about twice its bytes, see `ReceivedPieces`)
+    /// besides what `deliver` has not let go of; of a chunk it covers in part, only the checksum
     /// blocks holding the range are read, each checked against its block checksum (an S3
     /// ranged GET of 8 MiB reads 8 MiB, not the whole chunk).
     public func read(_ info: FileInfo, range: Range<Int64>? = nil, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
@@ -628,6 +626,10 @@ final class MemorySink: ChunkSink {
 /// Verified data kept as the pieces it arrived in, each at its offset: slices of the buffers
 /// received from the network, never copied. A range received again (from another replica, after
 /// a failure or a wrong checksum) replaces what it covers, as a write into memory would.
+///
+/// A slice keeps its buffer's whole storage alive. A piece that would keep more than twice its
+/// bytes (a small chunk's slice of a batched read's body, a short read into a TLS buffer that
+/// grew) is copied out when it arrives, so what is held is at most about twice the data.
 final class ReceivedPieces: ChunkSink {
     /// Sorted by offset; no two overlap.
     private let placed = NIOLockedValueBox<[(offset: Int64, bytes: ByteBuffer)]>([])
@@ -636,24 +638,41 @@ final class ReceivedPieces: ChunkSink {
         var incoming: [(offset: Int64, bytes: ByteBuffer)] = []
         var end = offset
         for piece in pieces where piece.readableBytes > 0 {
-            incoming.append((end, piece))
+            incoming.append((end, piece.storageCapacity > 2 * piece.readableBytes ? ByteBuffer(buffer: piece) : piece))
             end += Int64(piece.readableBytes)
         }
         placed.withLockedValue { placed in
-            var kept: [(offset: Int64, bytes: ByteBuffer)] = []
-            for (start, bytes) in placed {
-                let stop = start + Int64(bytes.readableBytes)
-                if stop <= offset || start >= end {
-                    kept.append((start, bytes))
-                    continue
-                }
-                if start < offset { kept.append((start, bytes.getSlice(at: bytes.readerIndex, length: Int(offset - start))!)) }
-                if stop > end { kept.append((end, bytes.getSlice(at: bytes.readerIndex + Int(end - start), length: Int(stop - end))!)) }
+            // The pieces it overlaps lie together: from the first that ends past `offset` up to
+            // the first that starts at or past `end`.
+            let first = Self.firstIndex(in: placed) { $0.offset + Int64($0.bytes.readableBytes) > offset }
+            let last = Self.firstIndex(in: placed) { $0.offset >= end }
+            var replacement: [(offset: Int64, bytes: ByteBuffer)] = []
+            if first < last, placed[first].offset < offset {
+                let (start, bytes) = placed[first]
+                replacement.append((start, bytes.getSlice(at: bytes.readerIndex, length: Int(offset - start))!))
             }
-            kept.append(contentsOf: incoming)
-            kept.sort { $0.offset < $1.offset }
-            placed = kept
+            replacement += incoming
+            if first < last {
+                let (start, bytes) = placed[last - 1]
+                let stop = start + Int64(bytes.readableBytes)
+                if stop > end { replacement.append((end, bytes.getSlice(at: bytes.readerIndex + Int(end - start), length: Int(stop - end))!)) }
+            }
+            placed.replaceSubrange(first..<last, with: replacement)
         }
+    }
+
+    /// The first index of `placed` whose piece meets `condition`, or its count: pieces are
+    /// sorted and apart, so `condition` is false for every piece before it and true after.
+    private static func firstIndex(
+        in placed: [(offset: Int64, bytes: ByteBuffer)], where condition: ((offset: Int64, bytes: ByteBuffer)) -> Bool
+    ) -> Int {
+        var low = 0
+        var high = placed.count
+        while low < high {
+            let middle = (low + high) / 2
+            if condition(placed[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 
     /// `count` bytes from `start`, as slices of the pieces in order. Throws if some of them

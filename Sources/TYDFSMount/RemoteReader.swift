@@ -222,26 +222,20 @@ final class RemoteReader: Sendable {
     }
 }
 
-/// A window's bytes as they arrived from the network: buffers in order, with where each starts.
-///
-/// A piece is a slice, and keeps its buffer's whole storage alive for as long as the window
-/// lives. A piece that would keep more than twice its bytes (a small chunk's slice of a batched
-/// read's body, up to 2 MiB; a short network read) is copied out instead, so a window holds at
-/// most about twice its bytes.
+/// A window's bytes as they arrived from the network: buffers in order, with where each starts
+/// (holding at most about twice its bytes: see `ReceivedPieces`).
 struct WindowBytes: Sendable {
     private let pieces: [ByteBuffer]
     /// `starts[i]`: the window offset of `pieces[i]`'s first byte.
     private let starts: [Int64]
     let count: Int64
 
-    init(_ received: [ByteBuffer]) {
-        var pieces: [ByteBuffer] = []
+    init(_ pieces: [ByteBuffer]) {
         var starts: [Int64] = []
         var count: Int64 = 0
-        for piece in received {
+        for piece in pieces {
             starts.append(count)
             count += Int64(piece.readableBytes)
-            pieces.append(piece.storageCapacity > 2 * piece.readableBytes ? ByteBuffer(buffer: piece) : piece)
         }
         self.pieces = pieces
         self.starts = starts

@@ -162,9 +162,7 @@ struct OutputOptions: ParsableArguments {
     func printJSON(_ value: some Encodable) throws { try Self.printJSON(value) }
 
     static func printJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        say(String(decoding: try encoder.encode(value), as: UTF8.self))
+        say(String(decoding: try OutputJSON.encoder().encode(value), as: UTF8.self))
     }
 }
 
@@ -305,8 +303,13 @@ struct ListCommand: AsyncParsableCommand {
     func run() async throws {
         try await client.withClient { client in
             let remote = try RemotePath(path)
-            if output.json { return try output.printJSON(try await client.list(remote)) }
-            // Each page is printed as it comes, so the first lines of a huge directory show at once.
+            // Each page is printed as it comes, so the first lines of a huge directory show at
+            // once and the client holds one page, not the directory.
+            if output.json {
+                var document = ListingJSON()
+                try await client.forEachListPage(remote) { page in emit(try document.add(page)) }
+                return say(try document.finish())
+            }
             try await client.forEachListPage(remote) { page in
                 var text = ""
                 for entry in page.entries {

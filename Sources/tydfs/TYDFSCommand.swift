@@ -46,8 +46,13 @@ struct TYDFSCommand: AsyncParsableCommand {
 /// Prints a line to stdout and flushes it at once, so that scripts and tests reading a pipe or
 /// a log file see it immediately.
 func say(_ line: String) {
+    emit(line + "\n")
+}
+
+/// Prints `text` to stdout as it is, at once.
+func emit(_ text: String) {
     do {
-        try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
+        try FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
     } catch {
         // The reader went away (`tydfs ls | head`): end as a program killed by SIGPIPE does.
         exit(128 + SIGPIPE)

@@ -48,6 +48,21 @@ final class ReceivedPiecesTests: XCTestCase {
         }
     }
 
+    /// A piece that would keep a much larger buffer alive (a small chunk's slice of a batched
+    /// read's body) is copied out; one that fills most of its buffer is kept as it is.
+    func testAPieceOfAMuchLargerBufferIsCopiedOutAndAFullOneIsKept() async throws {
+        let body = ByteBuffer(bytes: [UInt8](repeating: 3, count: 1 << 20))
+        let full = ByteBuffer(bytes: [UInt8](repeating: 4, count: 65536))
+        let sink = ReceivedPieces()
+        try await sink.write([body.getSlice(at: 4096, length: 1000)!, full], at: 0)
+        let pieces = try sink.pieces(from: 0, count: 1000 + 65536)
+        XCTAssertEqual(pieces.map(\.readableBytes), [1000, 65536])
+        XCTAssertLessThan(pieces[0].storageCapacity, 1 << 20, "the slice of the 1 MiB body was copied out")
+        XCTAssertEqual(pieces[0].readableBytesView.first, 3)
+        let address = { (buffer: ByteBuffer) in buffer.withUnsafeReadableBytes { $0.baseAddress } }
+        XCTAssertEqual(address(pieces[1]), address(full), "a buffer it fills is not copied")
+    }
+
     func testBytesThatNeverArrivedAreAnErrorNotAShortAnswer() async throws {
         let sink = ReceivedPieces()
         try await sink.write([ByteBuffer(bytes: [1, 2, 3])], at: 0)

@@ -30,19 +30,4 @@ final class WindowBytesTests: XCTestCase {
             }
         }
     }
-
-    /// A piece that would keep a much larger buffer alive (a small chunk's slice of a batched
-    /// read's body) is copied out; one that fills most of its buffer is kept as it is.
-    func testAPieceOfAMuchLargerBufferIsCopiedOutAndAFullOneIsKept() {
-        let body = ByteBuffer(bytes: [UInt8](repeating: 3, count: 1 << 20))
-        let small = body.getSlice(at: 4096, length: 1000)!
-        let full = ByteBuffer(bytes: [UInt8](repeating: 4, count: 65536))
-        let window = WindowBytes([small, full])
-        let slices = window.slices(from: 0, to: 1000 + 65536)
-        XCTAssertEqual(slices.map(\.readableBytes), [1000, 65536])
-        XCTAssertLessThan(slices[0].storageCapacity, 1 << 20, "the slice of the 1 MiB body was copied out")
-        XCTAssertEqual(slices[0].readableBytesView.first, 3)
-        let address = { (buffer: ByteBuffer) in buffer.withUnsafeReadableBytes { $0.baseAddress } }
-        XCTAssertEqual(address(slices[1]), address(full), "a buffer it fills is not copied")
-    }
 }
