@@ -213,10 +213,10 @@ public enum Limits {
     public static let servingReadAheadBytes = 2 * 1024 * 1024
     /// A mount's read window: what it fetches of a file at a time, ahead of the reader (8 MiB).
     public static let readWindowBytes = 8 * 1024 * 1024
-    /// Freed memory each heap of a datakeeper or a client command keeps at its top for reuse
+    /// Freed memory each heap of a server or a client command keeps at its top for reuse
     /// rather than giving it back (16 MiB; `MemoryPolicy.keepFreedMemory`).
     public static let keptFreedHeapBytes = 16 * 1024 * 1024
-    /// Heaps the allocator of a datakeeper or a client command makes (2, one per core here;
+    /// Heaps the allocator of a server or a client command makes (2, one per core here;
     /// `MemoryPolicy.limitHeaps`).
     public static let allocatorHeaps = 2
     /// Allocations a client command maps on their own rather than taking from its heaps (32 MiB
