@@ -12,6 +12,7 @@
 builds=("$(realpath "$1")" "$(realpath "$2")")
 names=(A B)
 rounds="${3:-5}"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number, not $rounds" >&2; exit 2; }
 source "$(dirname "$0")/../scripts/lib.sh"
 
 start_master

@@ -32,6 +32,7 @@ public struct ListingJSON {
         if frame == nil {
             var bare = page
             bare.entries = []
+            // The whole listing has no next page, whatever a page said.
             bare.nextAfter = nil
             let document = String(decoding: try encoder.encode(bare), as: UTF8.self)
             let key = "\n  \"entries\" : ["
@@ -43,14 +44,16 @@ public struct ListingJSON {
         }
         guard !page.entries.isEmpty else { return text }
         // The page's entries as one array, `[\n  {…},\n  {…}\n]`, its elements moved in by two
-        // more spaces, as the document's array nests them. A newline is always the encoder's:
-        // one inside a name is written `\n`.
-        let array = try encoder.encode(page.entries)
+        // more spaces, as the document's array nests them; an empty line (inside an empty
+        // object) stays empty. A newline is always the encoder's: one inside a name is `\n`.
+        let array = Array(try encoder.encode(page.entries).dropFirst(2).dropLast(2))
         var elements: [UInt8] = Array((entriesWritten == 0 ? "\n  " : ",\n  ").utf8)
         elements.reserveCapacity(elements.count + array.count + array.count / 8)
-        for byte in array.dropFirst(2).dropLast(2) {
+        for (index, byte) in array.enumerated() {
             elements.append(byte)
-            if byte == UInt8(ascii: "\n") { elements.append(contentsOf: [UInt8(ascii: " "), UInt8(ascii: " ")]) }
+            if byte == UInt8(ascii: "\n"), index + 1 < array.count, array[index + 1] != UInt8(ascii: "\n") {
+                elements.append(contentsOf: [UInt8(ascii: " "), UInt8(ascii: " ")])
+            }
         }
         entriesWritten += page.entries.count
         return text + String(decoding: elements, as: UTF8.self)

@@ -128,10 +128,12 @@ public struct LeadershipStateMachine: Sendable, Equatable {
         return .none
     }
 
-    /// A write of `epoch` was refused because a later epoch holds the lease.
-    public mutating func fenced(_ epoch: LeaderEpoch) -> Action {
+    /// A write of `epoch` ended its term, for `reason`: a later epoch holds the lease, or the
+    /// database failed during a COMMIT, so whether the write is stored is unknown and what the
+    /// leader holds in memory must be rebuilt.
+    public mutating func fenced(_ epoch: LeaderEpoch, reason: String) -> Action {
         guard role == .leading(epoch) || role == .starting(epoch) else { return .none }
-        return stepDown(epoch, reason: "a write was refused: a later epoch holds the lease")
+        return stepDown(epoch, reason: reason)
     }
 
     private func isDue(_ now: Double) -> Bool {

@@ -134,7 +134,7 @@ struct LeadershipService: Service {
     let instance = hex64(UInt64.random(in: .min ... .max))
 
     /// Events the term's writer reports (a refused epoch) while the loop sleeps.
-    private let fencedEpochs = NIOLockedValueBox<[LeaderEpoch]>([])
+    private let fencedEpochs = NIOLockedValueBox<[(epoch: LeaderEpoch, reason: String)]>([])
 
     init(link: PostgresLink, lease: LeaderLease, url: String, timing: LeadershipStateMachine.Timing, parts: LeaderParts, board: MasterRoleBoard) {
         self.link = link
@@ -167,7 +167,7 @@ struct LeadershipService: Service {
             var actions = fencedEpochs.withLockedValue { epochs in
                 defer { epochs = [] }
                 return epochs
-            }.map { machine.fenced($0) }
+            }.map { machine.fenced($0.epoch, reason: $0.reason) }
             actions.append(machine.tick(now: now))
             while let action = actions.first {
                 actions.removeFirst()
@@ -275,7 +275,7 @@ struct LeadershipService: Service {
         do {
             store = try await SQLMetadataStore.openPostgres(link, epoch: epoch)
             leader = try await parts.lead(store: store, epoch: epoch) { [fencedEpochs] error in
-                if error.code == .notLeader { fencedEpochs.withLockedValue { $0.append(epoch) } }
+                if error.code == .notLeader { fencedEpochs.withLockedValue { $0.append((epoch, error.message)) } }
             }
         } catch let conflict as NamespaceConflict {
             keeper.cancel()

@@ -316,7 +316,7 @@ struct ListCommand: AsyncParsableCommand {
                     let size = String(entry.sizeBytes)
                     text += "\(rightAligned(size, width: 14))  \(formatTime(entry.mtimeMillis))  \(entry.path)\(entry.isDirectory ? "/" : "")\n"
                 }
-                FileHandle.standardOutput.write(Data(text.utf8))
+                emit(text)
             }
         }
     }

@@ -89,10 +89,10 @@ final class LeadershipStateMachineTests: XCTestCase {
         XCTAssertEqual(taken.role, .standby)
 
         var fenced = leading(one)
-        XCTAssertEqual(fenced.fenced(two), .none, "a fence of another epoch is not ours")
-        XCTAssertEqual(fenced.fenced(one), .stepDown(one, reason: "a write was refused: a later epoch holds the lease"))
+        XCTAssertEqual(fenced.fenced(two, reason: "epoch 3 leads"), .none, "a fence of another epoch is not ours")
+        XCTAssertEqual(fenced.fenced(one, reason: "epoch 2 leads"), .stepDown(one, reason: "epoch 2 leads"), "the write's own reason")
         XCTAssertEqual(fenced.role, .standby)
-        XCTAssertEqual(fenced.fenced(one), .none, "already down")
+        XCTAssertEqual(fenced.fenced(one, reason: "epoch 2 leads"), .none, "already down")
     }
 
     func testFailedRenewalsKeepTheLeaderOnlyUntilItsOwnViewOfTheLeaseEnds() {
@@ -124,7 +124,7 @@ final class LeadershipStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.tick(now: 2 * interval + timing.stepDownAfterSeconds - 0.01), .renew(one))
         // After stepping down, answers of the old term change nothing.
         var down = leading(one)
-        _ = down.fenced(one)
+        _ = down.fenced(one, reason: "epoch 2 leads")
         XCTAssertEqual(down.renewed(one, sentAt: 10), .none)
         XCTAssertEqual(down.renewRefused(one), .none)
         XCTAssertEqual(down.role, .standby)
@@ -149,7 +149,7 @@ final class LeadershipStateMachineTests: XCTestCase {
             ("acquired 2", { $0.acquired(LeaderEpoch(2), sentAt: 0.5) }), ("acquireFailed", { $0.acquireFailed() }),
             ("started 1", { $0.started(LeaderEpoch(1)) }), ("startFailed 1", { $0.startFailed(LeaderEpoch(1), reason: "x") }),
             ("renewed 1", { $0.renewed(LeaderEpoch(1), sentAt: 0.5) }), ("renewRefused 1", { $0.renewRefused(LeaderEpoch(1)) }),
-            ("renewFailed 1", { $0.renewFailed(LeaderEpoch(1)) }), ("fenced 1", { $0.fenced(LeaderEpoch(1)) }),
+            ("renewFailed 1", { $0.renewFailed(LeaderEpoch(1)) }), ("fenced 1", { $0.fenced(LeaderEpoch(1), reason: "x") }),
         ]
         for (roleName, make) in roles {
             for (eventName, event) in events {

@@ -155,7 +155,16 @@ final class MasterFailoverTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Int(terminated.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 1, "the leader had sessions to end")
         var count = loop.acknowledged.count
         try waitUntil("puts after the sessions ended", timeout: 30) { loop.acknowledged.count >= count + 3 }
-        XCTAssertEqual(try leaderIndex(), leader, "a dropped session alone moves no leadership")
+        let afterTheDrop = try leaderIndex()
+        if afterTheDrop != leader {
+            // A session ended during a COMMIT leaves whether that batch is stored unknown: the
+            // leader then steps down to rebuild its memory from the database, and another
+            // takes over. Nothing else about a dropped session may move leadership.
+            XCTAssertTrue(logs(of: "m\(leader)").contains("whether the batch was written is unknown"), "a dropped session alone moves no leadership")
+            print("database faults: a session ended during a COMMIT; m\(leader) stepped down to reload, m\(afterTheDrop) leads")
+            leader = afterTheDrop
+            epoch = try role(of: leader).epoch
+        }
 
         // 2. The leader cut off from the database (sessions ended, new ones refused): a standby
         // takes the lapsed lease, the old leader's writes fail, and it steps down.
