@@ -150,9 +150,7 @@ let package = Package(
         .target(name: "TYDFSTestSupport", dependencies: ["TYDFSCore", "TYDFSProtocol", "TYDFSSecurity", "TYDFSMetadata", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], path: "Tests/TYDFSTestSupport"),
         .testTarget(name: "TYDFSCoreTests", dependencies: ["TYDFSCore", "TYDFSProtocol"]),
         .testTarget(name: "TYDFSSecurityTests", dependencies: ["TYDFSSecurity", "TYDFSCore", "TYDFSProtocol"]),
-        .testTarget(name: "TYDFSMountTests", dependencies: [
-            "TYDFSMount", "TYDFSCore", "TYDFSTestSupport", .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        .testTarget(name: "TYDFSMountTests", dependencies: ["TYDFSMount", "TYDFSCore"]),
         .testTarget(name: "TYDFSClientTests", dependencies: [
             "TYDFSClient", "TYDFSCore", "TYDFSProtocol", "TYDFSTestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -631,8 +631,7 @@ final class MemorySink: ChunkSink {
 /// bytes (a small chunk's slice of a batched read's body, a short read into a TLS buffer that
 /// grew) is copied out when it arrives, so what is held is at most about twice the data.
 final class ReceivedPieces: ChunkSink {
-    /// Sorted by offset; no two overlap.
-    private let placed = NIOLockedValueBox<[(offset: Int64, bytes: ByteBuffer)]>([])
+    private let placed = NIOLockedValueBox(PlacedBytes())
 
     func write(_ pieces: [ByteBuffer], at offset: Int64) async throws {
         var incoming: [(offset: Int64, bytes: ByteBuffer)] = []
@@ -641,58 +640,16 @@ final class ReceivedPieces: ChunkSink {
             incoming.append((end, piece.storageCapacity > 2 * piece.readableBytes ? ByteBuffer(buffer: piece) : piece))
             end += Int64(piece.readableBytes)
         }
-        placed.withLockedValue { placed in
-            // The pieces it overlaps lie together: from the first that ends past `offset` up to
-            // the first that starts at or past `end`.
-            let first = Self.firstIndex(in: placed) { $0.offset + Int64($0.bytes.readableBytes) > offset }
-            let last = Self.firstIndex(in: placed) { $0.offset >= end }
-            var replacement: [(offset: Int64, bytes: ByteBuffer)] = []
-            if first < last, placed[first].offset < offset {
-                let (start, bytes) = placed[first]
-                replacement.append((start, bytes.getSlice(at: bytes.readerIndex, length: Int(offset - start))!))
-            }
-            replacement += incoming
-            if first < last {
-                let (start, bytes) = placed[last - 1]
-                let stop = start + Int64(bytes.readableBytes)
-                if stop > end { replacement.append((end, bytes.getSlice(at: bytes.readerIndex + Int(end - start), length: Int(stop - end))!)) }
-            }
-            placed.replaceSubrange(first..<last, with: replacement)
-        }
-    }
-
-    /// The first index of `placed` whose piece meets `condition`, or its count: pieces are
-    /// sorted and apart, so `condition` is false for every piece before it and true after.
-    private static func firstIndex(
-        in placed: [(offset: Int64, bytes: ByteBuffer)], where condition: ((offset: Int64, bytes: ByteBuffer)) -> Bool
-    ) -> Int {
-        var low = 0
-        var high = placed.count
-        while low < high {
-            let middle = (low + high) / 2
-            if condition(placed[middle]) { high = middle } else { low = middle + 1 }
-        }
-        return low
+        placed.withLockedValue { [end] in $0.place(incoming, from: offset, to: end) }
     }
 
     /// `count` bytes from `start`, as slices of the pieces in order. Throws if some of them
     /// never arrived (a defect: a fetch returns only once its every byte is written).
     func pieces(from start: Int64, count: Int64) throws -> [ByteBuffer] {
-        try placed.withLockedValue { placed in
-            var result: [ByteBuffer] = []
-            var position = start
-            let end = start + count
-            for (offset, bytes) in placed where position < end && offset + Int64(bytes.readableBytes) > position {
-                guard offset <= position else { break }
-                let length = min(end, offset + Int64(bytes.readableBytes)) - position
-                result.append(bytes.getSlice(at: bytes.readerIndex + Int(position - offset), length: Int(length))!)
-                position += length
-            }
-            guard position == end else {
-                throw TYDFSError(.internal, "bytes \(position)..<\(end) of a read never arrived")
-            }
-            return result
-        }
+        let slices = placed.withLockedValue { $0.slices(from: start, count: count) }
+        let held = slices.reduce(Int64(0)) { $0 + Int64($1.readableBytes) }
+        guard held == count else { throw TYDFSError(.internal, "bytes \(start + held)..<\(start + count) of a read never arrived") }
+        return slices
     }
 }
 

@@ -15,7 +15,7 @@ import TYDFSProtocol
 /// on several datakeepers at once. Memory per open file: the windows a read spans (one or two)
 /// and at most `windowsAhead` past them, and windows fetched ahead are shared out of one
 /// `ReadAheadBudget` for the whole mount. A window is kept as the buffers it arrived in from
-/// the network (`WindowBytes`), and a read is answered with slices of them, never copied into
+/// the network (`PlacedBytes`), and a read is answered with slices of them, never copied into
 /// one buffer (the copy took a tenth of the mount's CPU while `cp` read a file out of it).
 ///
 /// A read whose windows have all arrived (almost every read of a sequential reader) is answered
@@ -41,9 +41,9 @@ final class RemoteReader: Sendable {
         var fetch: UInt64
         /// The `State.refreshes` of the chunks it was fetched with.
         var refresh: UInt64
-        var task: Task<WindowBytes, Error>
+        var task: Task<PlacedBytes, Error>
         /// Its bytes, once they have arrived.
-        var bytes: WindowBytes?
+        var bytes: PlacedBytes?
     }
 
     private struct State {
@@ -91,7 +91,7 @@ final class RemoteReader: Sendable {
             plan(from: offset, to: end, in: &state)
             return Self.windows(from: offset, to: end).map { (number: $0, window: state.windows[$0]!) }
         }
-        var pieces: [WindowBytes] = []
+        var pieces: [PlacedBytes] = []
         for (number, window) in needed {
             let failure: Error
             do {
@@ -189,15 +189,15 @@ final class RemoteReader: Sendable {
 
     /// The bytes from `offset` to `end` out of the windows they lie in, as slices of their
     /// pieces in order: nothing is copied.
-    private static func cut(_ windows: [WindowBytes], from offset: Int64, to end: Int64) -> [ByteBuffer] {
+    private static func cut(_ windows: [PlacedBytes], from offset: Int64, to end: Int64) -> [ByteBuffer] {
         let first = offset / windowBytes
         var result: [ByteBuffer] = []
         for (position, bytes) in windows.enumerated() {
             let windowStart = (first + Int64(position)) * windowBytes
             let from = max(offset, windowStart) - windowStart
-            let to = min(end, windowStart + bytes.count) - windowStart
+            let to = min(end, windowStart + bytes.end) - windowStart
             guard to > from else { continue }
-            result.append(contentsOf: bytes.slices(from: from, to: to))
+            result.append(contentsOf: bytes.slices(from: from, count: to - from))
         }
         return result
     }
@@ -213,56 +213,12 @@ final class RemoteReader: Sendable {
             // Kept as the pieces they arrived in, across chunks too.
             var pieces: [ByteBuffer] = []
             try await client.read(info, range: range) { pieces.append(contentsOf: $0) }
-            let bytes = WindowBytes(pieces)
+            let bytes = PlacedBytes(contiguous: pieces)
             self?.state.withLockedValue { state in
                 if state.windows[window]?.fetch == fetch { state.windows[window]!.bytes = bytes }
             }
             return bytes
         })
-    }
-}
-
-/// A window's bytes as they arrived from the network: buffers in order, with where each starts
-/// (holding at most about twice its bytes: see `ReceivedPieces`).
-struct WindowBytes: Sendable {
-    private let pieces: [ByteBuffer]
-    /// `starts[i]`: the window offset of `pieces[i]`'s first byte.
-    private let starts: [Int64]
-    let count: Int64
-
-    init(_ pieces: [ByteBuffer]) {
-        var starts: [Int64] = []
-        var count: Int64 = 0
-        for piece in pieces {
-            starts.append(count)
-            count += Int64(piece.readableBytes)
-        }
-        self.pieces = pieces
-        self.starts = starts
-        self.count = count
-    }
-
-    /// The bytes from `from` to `to` (window offsets, within it), as slices of the pieces.
-    func slices(from: Int64, to: Int64) -> [ByteBuffer] {
-        // The last piece starting at or before `from`.
-        var low = 0
-        var high = starts.count - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if starts[middle] <= from { low = middle } else { high = middle - 1 }
-        }
-        var result: [ByteBuffer] = []
-        var index = low
-        var position = from
-        while position < to, index < pieces.count {
-            let piece = pieces[index]
-            let start = position - starts[index]
-            let length = min(to - position, Int64(piece.readableBytes) - start)
-            result.append(piece.getSlice(at: piece.readerIndex + Int(start), length: Int(length))!)
-            position += length
-            index += 1
-        }
-        return result
     }
 }
 

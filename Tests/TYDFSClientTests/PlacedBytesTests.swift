@@ -2,11 +2,11 @@ import NIOCore
 import TYDFSTestSupport
 import XCTest
 
-@testable import TYDFSMount
+import TYDFSClient
 
-/// A read window kept as the pieces it arrived in: any span of it comes out as slices of those
-/// pieces that join to the window's bytes there, with nothing copied and nothing empty.
-final class WindowBytesTests: XCTestCase {
+/// Bytes kept as the pieces they arrived in (a mount's read window): any span of them comes out
+/// as slices of those pieces that join to the bytes there, with nothing copied and nothing empty.
+final class PlacedBytesTests: XCTestCase {
     func testEverySpanIsTheWindowsBytesThere() {
         var random = SeededGenerator(seed: 5)
         for _ in 0..<25 {
@@ -18,11 +18,11 @@ final class WindowBytesTests: XCTestCase {
                 // A slice that does not start at its storage's first byte, as received pieces.
                 pieces.append(ByteBuffer(bytes: [9] + bytes).getSlice(at: 1, length: bytes.count)!)
             }
-            let window = WindowBytes(pieces)
-            XCTAssertEqual(window.count, Int64(whole.count))
+            let window = PlacedBytes(contiguous: pieces)
+            XCTAssertEqual(window.end, Int64(whole.count))
             for from in 0..<whole.count {
                 for to in (from + 1)...whole.count where Bool.random(using: &random) || to == whole.count {
-                    let slices = window.slices(from: Int64(from), to: Int64(to))
+                    let slices = window.slices(from: Int64(from), count: Int64(to - from))
                     XCTAssertEqual(slices.flatMap { Array($0.readableBytesView) }, Array(whole[from..<to]), "\(from)..<\(to)")
                     XCTAssertFalse(slices.contains { $0.readableBytes == 0 })
                     XCTAssertLessThanOrEqual(slices.count, pieces.count)
