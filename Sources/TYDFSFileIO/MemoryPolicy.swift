@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TYDFSCore
 
 /// How the process's allocator (glibc's malloc) treats big buffers, freed memory and its heaps.
 ///
@@ -18,6 +19,16 @@ public enum MemoryPolicy {
     /// Glibc module does not declare it; where it is missing, nothing changes.
     public static func mapAllocations(ofAtLeast bytes: Int) {
         setOption(mmapThresholdOption, to: bytes)
+    }
+
+    /// A server's settings (master and datakeeper): two heaps, each keeping at most
+    /// `Limits.keptFreedHeapBytes` it freed, and allocations of an I/O buffer and more mapped on
+    /// their own. Keeping freed memory stops glibc raising its map threshold, so it is fixed
+    /// here; left at 128 KiB, every buffer from there up would be mapped and faulted in afresh.
+    public static func configureForServer() {
+        mapAllocations(ofAtLeast: Limits.ioBufferBytes)
+        keepFreedMemory(upTo: Limits.keptFreedHeapBytes)
+        limitHeaps(to: Limits.allocatorHeaps)
     }
 
     /// Has glibc keep up to `bytes` of freed memory at the top of a heap instead of giving it

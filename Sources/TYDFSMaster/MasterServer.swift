@@ -324,14 +324,9 @@ public enum MasterServer {
     ) async throws {
         // A listing of a million entries left the master 102 MiB larger than before it, kept in
         // the heaps of the threads that built the answer (`bench/master-scale.sh 1000000
-        // 1000000`). Two heaps, each keeping at most 16 MiB freed, and buffers of 1 MiB and more
-        // (a listing's pages, a download's) mapped on their own, as a datakeeper's are: 38 MiB.
-        // Keeping freed memory stops glibc raising its map threshold, so it must be fixed: left
-        // at 128 KiB, every buffer from there up would be mapped and faulted in afresh; fixed at
-        // 32 MiB, as a client command's is, the listing left 68 MiB.
-        MemoryPolicy.keepFreedMemory(upTo: Limits.keptFreedHeapBytes)
-        MemoryPolicy.mapAllocations(ofAtLeast: Limits.ioBufferBytes)
-        MemoryPolicy.limitHeaps(to: Limits.allocatorHeaps)
+        // 1000000`); with a datakeeper's settings, 38 MiB (with the map threshold at 32 MiB, as a
+        // client command's, 68 MiB).
+        MemoryPolicy.configureForServer()
         let parts = try await makeServices(configuration: configuration, logger: logger, onListening: onListening)
         let group = ServiceGroup(configuration: .init(
             services: parts.services + (try alongside()), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
