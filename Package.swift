@@ -157,7 +157,9 @@ let package = Package(
         ]),
         .testTarget(name: "TYDFSS3Tests", dependencies: ["TYDFSS3", "TYDFSCore"]),
         .testTarget(name: "TYDFSS3GatewayTests", dependencies: [
-            "TYDFSS3Gateway", "TYDFSClient",
+            "TYDFSS3Gateway", "TYDFSClient", "TYDFSCore", "TYDFSTestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

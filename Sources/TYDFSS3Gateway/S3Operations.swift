@@ -465,32 +465,49 @@ struct S3Operations {
     }
 }
 
-/// Stored files' bytes as one stream, read a chunk at a time (each chunk verified): the source
-/// of a copy, of a copied part, or of parts copied into an object. Holds one chunk in memory.
-/// Its MD5 (the copy's ETag) is known once it has ended.
+/// Stored files' bytes as one stream, read a piece at a time (each verified): the source of a
+/// copy, of a copied part, or of parts copied into an object. A piece is at most a chunk and
+/// at most `pieceBytes` (`Limits.copyPieceBytes`), kept as the buffers it arrived in, so a
+/// copy holds one piece in memory whatever the chunk size. Its MD5 (the copy's ETag) is known
+/// once it has ended.
 ///
 /// Read by one task at a time (the upload's), which is what makes the unchecked Sendable safe.
 final class FileContentStream: ByteStream, @unchecked Sendable {
     private let client: TYDFSClient
+    private let pieceBytes: Int64
     /// What is left to read: each file with the bytes of it still to come.
     private var segments: [(file: FileInfo, range: Range<Int64>)]
-    private var pending = ByteBuffer()
+    /// The current piece's buffers not yet handed out, in order.
+    private var pending: ArraySlice<ByteBuffer> = []
     private var md5 = Insecure.MD5()
     /// The bytes' MD5 in hex, once the stream has ended.
     private(set) var md5Hex: String?
 
-    init(client: TYDFSClient, file: FileInfo, range: Range<Int64>) {
+    init(client: TYDFSClient, file: FileInfo, range: Range<Int64>, pieceBytes: Int64 = Limits.copyPieceBytes) {
         self.client = client
+        self.pieceBytes = pieceBytes
         segments = [(file, range)]
     }
 
-    init(client: TYDFSClient, files: [FileInfo]) {
+    init(client: TYDFSClient, files: [FileInfo], pieceBytes: Int64 = Limits.copyPieceBytes) {
         self.client = client
+        self.pieceBytes = pieceBytes
         segments = files.map { ($0, 0..<$0.sizeBytes) }
     }
 
+    /// The piece of `range` read next: from its start up to the end of the chunk it starts in
+    /// (chunks are `chunkSizeBytes` long), and at most `maxBytes`.
+    static func nextPiece(of range: Range<Int64>, chunkSizeBytes: Int64, maxBytes: Int64) -> Range<Int64> {
+        let chunkEnd = (range.lowerBound / chunkSizeBytes + 1) * chunkSizeBytes
+        return range.lowerBound..<min(range.upperBound, chunkEnd, range.lowerBound + maxBytes)
+    }
+
     func read(upTo count: Int) async throws -> ByteBuffer {
-        while pending.readableBytes == 0 {
+        while pending.first.map({ $0.readableBytes == 0 }) ?? true {
+            if !pending.isEmpty {
+                pending.removeFirst()
+                continue
+            }
             guard let (file, range) = segments.first else {
                 if md5Hex == nil { md5Hex = Hex.encode(md5.finalize()) }
                 return ByteBuffer()
@@ -499,18 +516,13 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
                 segments.removeFirst()
                 continue
             }
-            // Up to the end of the chunk the range starts in.
-            let chunkEnd = (range.lowerBound / file.chunkSizeBytes + 1) * file.chunkSizeBytes
-            let piece = range.lowerBound..<min(range.upperBound, chunkEnd)
-            var collected = ByteBuffer()
-            collected.reserveCapacity(piece.count)
-            try await client.read(file, range: piece) { pieces in
-                for received in pieces { collected.writeImmutableBuffer(received) }
-            }
-            collected.withUnsafeReadableBytes { md5.update(bufferPointer: $0) }
-            pending = collected
+            let piece = Self.nextPiece(of: range, chunkSizeBytes: file.chunkSizeBytes, maxBytes: pieceBytes)
+            var received: [ByteBuffer] = []
+            try await client.read(file, range: piece) { received += $0 }
+            for buffer in received { buffer.withUnsafeReadableBytes { md5.update(bufferPointer: $0) } }
+            pending = received[...]
             segments[0].range = piece.upperBound..<range.upperBound
         }
-        return pending.readSlice(length: min(count, pending.readableBytes))!
+        return pending[pending.startIndex].readSlice(length: min(count, pending[pending.startIndex].readableBytes))!
     }
 }
