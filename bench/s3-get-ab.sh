@@ -3,17 +3,18 @@
 # build servers, replication 3, a 1 GiB object of random bytes): both gateways run side by side,
 # and in rounds whose order alternates (A B, B A, ...) `aws s3 cp` downloads the object through
 # each (checked with cmp). Per download it prints the wall time, the gateway's CPU seconds for
-# it, and the gateway's peak resident memory so far and its current one.
-# Usage: bench/s3-get-ab.sh BINARY_A BINARY_B [ROUNDS]   (default 4; the servers run TYDFS_BIN,
-# or a fresh release build)
-[ -x "${1:-}" ] && [ -x "${2:-}" ] || { echo "usage: $0 BINARY_A BINARY_B [ROUNDS]" >&2; exit 2; }
+# it, and the gateway's peak resident memory so far and its current one. `aws s3 cp` asks for
+# 8 MiB ranges; WHOLE=1 downloads with one GET of the whole object (`aws s3api get-object`).
+# Usage: bench/s3-get-ab.sh BINARY_A BINARY_B [ROUNDS [CHUNK_SIZE]]   (default 4 rounds, the
+# master's default chunk size; the servers run TYDFS_BIN, or a fresh release build)
+[ -x "${1:-}" ] && [ -x "${2:-}" ] || { echo "usage: $0 BINARY_A BINARY_B [ROUNDS [CHUNK_SIZE]]" >&2; exit 2; }
 builds=("$(realpath "$1")" "$(realpath "$2")")
 names=(A B)
 rounds="${3:-4}"
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number, not $rounds" >&2; exit 2; }
 source "$(dirname "$0")/../scripts/lib.sh"
 
-start_master
+start_master ${4:+--chunk-size "$4"}
 for i in 1 2 3; do start_datakeeper "dk$i"; done
 wait_alive 3
 start_s3_gateway  # for its credentials and to make the bucket
@@ -39,12 +40,15 @@ for round in $(seq 1 "$rounds"); do
         pid="${pid_of[s3-$side]}"
         before=$(cpu_of "s3-$side")
         start=$(now)
-        aws --endpoint-url "http://127.0.0.1:$((port + 2 + side))" s3 cp s3://bench/object "$work/got" --only-show-errors \
-            || { echo "FAILED: aws s3 cp through ${names[$side]}"; exit 1; }
+        if [ -n "${WHOLE:-}" ]; then
+            aws --endpoint-url "http://127.0.0.1:$((port + 2 + side))" s3api get-object --bucket bench --key object "$work/got" >/dev/null
+        else
+            aws --endpoint-url "http://127.0.0.1:$((port + 2 + side))" s3 cp s3://bench/object "$work/got" --only-show-errors
+        fi || { echo "FAILED: the download through ${names[$side]}"; exit 1; }
         took=$(elapsed "$start")
         after=$(cpu_of "s3-$side")
         cmp -s "$work/big" "$work/got" || { echo "FAILED: the object through ${names[$side]} differs"; exit 1; }
         rm -f "$work/got"
-        echo "round $round, ${names[$side]}: aws s3 cp down ${took} s (gateway $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }') CPU-s), gateway peak so far $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB, now $(awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB"
+        echo "round $round, ${names[$side]}: ${WHOLE:+one GET, }aws down ${took} s (gateway $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }') CPU-s), gateway peak so far $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB, now $(awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB"
     done
 done

@@ -101,13 +101,27 @@ extension TYDFSClient {
     /// Reads the bytes `range` of the file `info` describes (all of it by default), chunk after
     /// chunk, each chunk's part verified before `deliver` gets it, as the pieces it arrived in,
     /// in order: slices of the buffers received from the network, never copied into one, for a
-    /// reader that sends them on as they are (an HTTP body, the mount's I/O vectors). A chunk
-    /// the range covers whole is read and checked whole against the checksum the master holds,
-    /// so memory holds one chunk at a time (at most about twice its bytes, see `ReceivedPieces`)
-    /// besides what `deliver` has not let go of; of a chunk it covers in part, only the checksum
-    /// blocks holding the range are read, each checked against its block checksum (an S3
-    /// ranged GET of 8 MiB reads 8 MiB, not the whole chunk).
+    /// reader that sends them on as they are (an HTTP body, the mount's I/O vectors).
+    ///
+    /// Memory holds one piece at a time (at most about twice its bytes, see `ReceivedPieces`)
+    /// besides what `deliver` has not let go of, whatever the chunk size:
+    /// - a chunk of at most `Limits.readPieceBytes` the range covers whole is one piece, read
+    ///   whole and checked against the checksum the master holds (a replica that fails it is
+    ///   passed over for the next);
+    /// - of a chunk the range covers in part, only the checksum blocks holding the range are
+    ///   read, each checked against its block checksum (an S3 ranged GET of 8 MiB reads 8 MiB,
+    ///   not the whole chunk);
+    /// - a larger chunk (a master allows up to 4 GiB) is read in block-aligned pieces of
+    ///   `Limits.readPieceBytes`, each checked block by block, and the pieces together against
+    ///   the chunk's checksum once the last is delivered: a chunk that does not match it then
+    ///   fails the read, since what was delivered cannot be taken back.
     public func read(_ info: FileInfo, range: Range<Int64>? = nil, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
+        try await read(info, range: range, pieceBytes: Limits.readPieceBytes, asReceived: deliver)
+    }
+
+    /// `read(_:range:asReceived:)` with pieces of at most `pieceBytes` (a multiple of
+    /// `ChunkFrame.blockBytes`), which tests make small.
+    func read(_ info: FileInfo, range: Range<Int64>?, pieceBytes: Int64, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
         let range = range ?? 0..<info.sizeBytes
         let failed = FailedDataKeepers()
         let block = ChunkFrame.blockBytes
@@ -115,18 +129,57 @@ extension TYDFSClient {
             let start = Int64(chunk.index) * info.chunkSizeBytes
             let overlap = range.clamped(to: start..<(start + chunk.sizeBytes))
             if overlap.isEmpty { continue }
-            let received = ReceivedPieces()
-            if overlap.count == chunk.sizeBytes {
+            let whole = overlap.count == chunk.sizeBytes
+            if whole && chunk.sizeBytes <= pieceBytes {
+                let received = ReceivedPieces()
                 try await fetch([chunk], into: received, at: { _ in 0 }, failed: failed)
                 try await deliver(try received.pieces(from: 0, count: chunk.sizeBytes))
                 continue
             }
-            let from = (overlap.lowerBound - start) / block * block
-            let to = min((overlap.upperBound - start + block - 1) / block * block, chunk.sizeBytes)
-            _ = try await fetch(
-                ChunkRange(offset: from, length: to - from), of: chunk, firstChoice: Int(from / block), into: received, at: 0, failed: failed)
-            try await deliver(try received.pieces(from: overlap.lowerBound - start - from, count: Int64(overlap.count)))
+            // Relative to the chunk: the blocks holding the overlap, piece by piece.
+            let wanted = (overlap.lowerBound - start)..<(overlap.upperBound - start)
+            var from = wanted.lowerBound / block * block
+            let to = min((wanted.upperBound + block - 1) / block * block, chunk.sizeBytes)
+            var crc: UInt32?
+            while from < to {
+                let piece = ChunkRange(offset: from, length: min(to, from + pieceBytes) - from)
+                let received = ReceivedPieces()
+                let pieceCRC = try await fetchSpread(piece, of: chunk, into: received, failed: failed)
+                crc = crc.map { CRC32C.combine($0, pieceCRC, length2: piece.length) } ?? pieceCRC
+                let delivered = max(wanted.lowerBound, from)..<min(wanted.upperBound, from + piece.length)
+                try await deliver(try received.pieces(from: delivered.lowerBound - from, count: Int64(delivered.count)))
+                from += piece.length
+            }
+            if whole, let crc, hex32(crc) != chunk.crc32c {
+                throw TYDFSError(.checksumMismatch, "chunk \(chunk.index), read in pieces, has crc32c \(hex32(crc)) where the file says \(chunk.crc32c): the bytes already delivered are not the file's")
+            }
         }
+    }
+
+    /// Reads `range` (starting at a block boundary) of `chunk` into `output` at its offset from
+    /// the range's start: in block-aligned parts, one per live replica (none smaller than
+    /// `Limits.minimumRangeBytes`), fetched at once, each first from a different replica and
+    /// verified block by block. Returns the range's CRC32C.
+    private func fetchSpread(_ range: ChunkRange, of chunk: ChunkInfo, into output: ReceivedPieces, failed: FailedDataKeepers) async throws -> UInt32 {
+        let firstChoice = Int(range.firstBlock)
+        let parts = ChunkRange.split(
+            dataBytes: range.length, parts: max(1, chunk.replicas.filter(\.alive).count), minimumBytes: Limits.minimumRangeBytes)
+        if parts.count == 1 {
+            return try await fetch(range, of: chunk, firstChoice: firstChoice, into: output, at: 0, failed: failed)
+        }
+        var crcs = [UInt32](repeating: 0, count: parts.count)
+        try await withThrowingTaskGroup(of: (part: Int, crc: UInt32).self) { group in
+            for (position, part) in parts.enumerated() {
+                group.addTask {
+                    let crc = try await self.fetch(
+                        ChunkRange(offset: range.offset + part.offset, length: part.length), of: chunk, firstChoice: firstChoice + position,
+                        into: output, at: part.offset, failed: failed)
+                    return (position, crc)
+                }
+            }
+            for try await done in group { crcs[done.part] = done.crc }
+        }
+        return zip(crcs, parts).dropFirst().reduce(crcs[0]) { CRC32C.combine($0, $1.0, length2: $1.1.length) }
     }
 
     /// Fetches every chunk of `info`, each written at its offset into `output`.

@@ -151,10 +151,11 @@ public enum Limits {
     /// `put(bytes:)`, the benchmark's files): those are for small files; a larger one belongs in
     /// a local file, which is streamed through 1 MiB buffers.
     public static let maxInMemoryFileBytes: Int64 = 64 * 1024 * 1024
-    /// Most of a source a server-side copy (S3's CopyObject and UploadPartCopy, and parts copied
-    /// into an object) holds at once: a chunk of the default size is read whole, a larger one
-    /// (up to `maxChunkSizeBytes`, more than one `ByteBuffer` can hold) in pieces of this size.
-    public static let copyPieceBytes: Int64 = 64 * 1024 * 1024
+    /// Most of a chunk a streaming read (`TYDFSClient.read(_:range:asReceived:)`: S3 GETs and
+    /// copies, the master's downloads) holds at once: a chunk of the default size is read whole,
+    /// a larger one (up to `maxChunkSizeBytes`, more than one `ByteBuffer` can hold) in pieces of
+    /// this size. A multiple of `checksumBlockBytes`.
+    public static let readPieceBytes: Int64 = 64 * 1024 * 1024
     /// Seconds a control request (JSON) may take in all.
     public static let controlRequestTimeoutSeconds: Int64 = 30
     /// Seconds a client given several masters waits for one to answer a control request before

@@ -467,7 +467,7 @@ struct S3Operations {
 
 /// Stored files' bytes as one stream, read a piece at a time (each verified): the source of a
 /// copy, of a copied part, or of parts copied into an object. A piece is at most a chunk and
-/// at most `pieceBytes` (`Limits.copyPieceBytes`), kept as the buffers it arrived in, so a
+/// at most `pieceBytes` (`Limits.readPieceBytes`), kept as the buffers it arrived in, so a
 /// copy holds one piece in memory whatever the chunk size. Its MD5 (the copy's ETag) is known
 /// once it has ended.
 ///
@@ -483,13 +483,13 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     /// The bytes' MD5 in hex, once the stream has ended.
     private(set) var md5Hex: String?
 
-    init(client: TYDFSClient, file: FileInfo, range: Range<Int64>, pieceBytes: Int64 = Limits.copyPieceBytes) {
+    init(client: TYDFSClient, file: FileInfo, range: Range<Int64>, pieceBytes: Int64 = Limits.readPieceBytes) {
         self.client = client
         self.pieceBytes = pieceBytes
         segments = [(file, range)]
     }
 
-    init(client: TYDFSClient, files: [FileInfo], pieceBytes: Int64 = Limits.copyPieceBytes) {
+    init(client: TYDFSClient, files: [FileInfo], pieceBytes: Int64 = Limits.readPieceBytes) {
         self.client = client
         self.pieceBytes = pieceBytes
         segments = files.map { ($0, 0..<$0.sizeBytes) }

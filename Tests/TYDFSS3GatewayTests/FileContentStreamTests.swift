@@ -36,10 +36,10 @@ final class FileContentStreamTests: XCTestCase {
         }
         // A whole chunk of the largest size, more than a ByteBuffer can hold, is read as 64 MiB pieces.
         let largest = 0..<Limits.maxChunkSizeBytes
-        let first = FileContentStream.nextPiece(of: largest, chunkSizeBytes: Limits.maxChunkSizeBytes, maxBytes: Limits.copyPieceBytes)
-        XCTAssertEqual(first, 0..<Limits.copyPieceBytes)
+        let first = FileContentStream.nextPiece(of: largest, chunkSizeBytes: Limits.maxChunkSizeBytes, maxBytes: Limits.readPieceBytes)
+        XCTAssertEqual(first, 0..<Limits.readPieceBytes)
         // A chunk of the default size is one piece.
-        XCTAssertEqual(FileContentStream.nextPiece(of: 0..<(200 << 20), chunkSizeBytes: 64 << 20, maxBytes: Limits.copyPieceBytes), 0..<(64 << 20))
+        XCTAssertEqual(FileContentStream.nextPiece(of: 0..<(200 << 20), chunkSizeBytes: 64 << 20, maxBytes: Limits.readPieceBytes), 0..<(64 << 20))
     }
 
     /// Copies read in pieces smaller than a chunk, not aligned to checksum blocks, of a whole

@@ -1,0 +1,120 @@
+import NIOCore
+import TYDFSCore
+import TYDFSProtocol
+import TYDFSTestSupport
+import XCTest
+
+@testable import TYDFSClient
+
+/// The client's streaming read in pieces smaller than a chunk, on a real cluster: what a chunk
+/// larger than `Limits.readPieceBytes` gets. No delivery holds more than a piece, the bytes are
+/// the stored ones for any range, a bad block on a replica is read from another, and a chunk
+/// whose pieces do not make the checksum the file names fails the read.
+final class PiecewiseReadTests: XCTestCase {
+    private static let pieceBytes: Int64 = 1 << 20
+
+    /// What `read` delivered for `range` in pieces of `pieceBytes`, failing when one delivery
+    /// holds more than that.
+    private func read(
+        _ client: TYDFSClient, _ info: FileInfo, _ range: Range<Int64>?, pieceBytes: Int64 = pieceBytes,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try await client.read(info, range: range, pieceBytes: pieceBytes) { pieces in
+            let delivered = pieces.reduce(0) { $0 + $1.readableBytes }
+            XCTAssertLessThanOrEqual(delivered, Int(pieceBytes), "one delivery held more than a piece", file: file, line: line)
+            for piece in pieces { bytes += piece.readableBytesView }
+        }
+        return bytes
+    }
+
+    func testPiecesDeliverTheStoredBytesForAnyRangeAndNoMoreThanAPieceAtOnce() async throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "4MiB")
+        defer { cluster.shutdown() }
+        let client = try TYDFSClient(masterURL: cluster.masterURL, signer: try cluster.adminSigner())
+        do {
+            var generator = SeededGenerator(seed: 23)
+            // Three whole chunks of 4 MiB and a last one of 1 MiB and a bit, not block-aligned.
+            let stored = (0..<(13 << 20) + 4321).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let path = try RemotePath("/pieces")
+            _ = try await client.put(bytes: ByteBuffer(bytes: stored), to: path, overwrite: false)
+            let info = try await client.stat(path)
+            XCTAssertEqual(info.chunks.count, 4)
+
+            let whole = try await read(client, info, nil)
+            XCTAssertTrue(whole == stored, "the whole file read in pieces differs from what was stored")
+            // Ranges starting and ending inside blocks, across pieces and chunks, and within one block.
+            var ranges: [Range<Int64>] = [
+                5..<7, (1 << 20) - 3..<(1 << 20) + 3, (4 << 20) - 70_000..<(8 << 20) + 70_000, (12 << 20) + 1..<Int64(stored.count),
+            ]
+            for _ in 0..<20 {
+                let lower = Int64.random(in: 0..<Int64(stored.count), using: &generator)
+                ranges.append(lower..<Int64.random(in: (lower + 1)...Int64(stored.count), using: &generator))
+            }
+            for range in ranges {
+                let bytes = try await read(client, info, range)
+                XCTAssertTrue(bytes == Array(stored[Int(range.lowerBound)..<Int(range.upperBound)]), "bytes \(range) differ")
+            }
+
+            // A bad block on each replica, at a different place: every piece is still read intact.
+            let chunk = info.chunks[1]
+            for (position, id) in ["dk1", "dk2", "dk3"].enumerated() where cluster.holds(chunk.id, on: id) {
+                try cluster.flipByte(of: chunk.id, on: id, at: UInt64(position) * (1 << 20) + 100)
+            }
+            let afterRot = try await read(client, info, (4 << 20)..<(8 << 20))
+            XCTAssertTrue(afterRot == Array(stored[(4 << 20)..<(8 << 20)]), "a chunk with bad blocks on its replicas was read wrong")
+
+            // Pieces that verify block by block but do not make the chunk the file names (here:
+            // the file's checksum for the chunk is not the one stored) fail a read of the whole
+            // chunk once its pieces are delivered, as a whole-chunk read does at once.
+            var altered = info
+            altered.chunks[0].crc32c = "00000000"
+            do {
+                _ = try await read(client, altered, 0..<(4 << 20))
+                XCTFail("a chunk whose pieces do not make its checksum was read without an error")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .checksumMismatch, error.message)
+            }
+            do {
+                _ = try await read(client, altered, 0..<(4 << 20), pieceBytes: Limits.readPieceBytes)
+                XCTFail("a chunk that does not match its checksum was read whole without an error")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .checksumMismatch, error.message)
+            }
+            // A part of the chunk is checked block by block only.
+            let part = try await read(client, altered, 0..<(2 << 20))
+            XCTAssertTrue(part == Array(stored[0..<(2 << 20)]))
+        } catch {
+            try await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    /// A piece of 16 MiB and more is read in parts from several replicas at once, each placed
+    /// at its offset in the piece.
+    func testALargePieceIsReadInPartsFromSeveralReplicas() async throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "32MiB")
+        defer { cluster.shutdown() }
+        let client = try TYDFSClient(masterURL: cluster.masterURL, signer: try cluster.adminSigner())
+        do {
+            // Bytes that differ at every offset, cheap to make in a debug build.
+            let stored = (0..<(40 << 20) + 99).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11) }
+            let path = try RemotePath("/parts")
+            _ = try await client.put(bytes: ByteBuffer(bytes: stored), to: path, overwrite: false)
+            let info = try await client.stat(path)
+            // Chunk 0 in pieces of 24 MiB (3 parts of 8 MiB) and 8 MiB; chunk 1 (8 MiB) whole.
+            let pieceBytes: Int64 = 24 << 20
+            XCTAssertEqual(ChunkRange.split(dataBytes: pieceBytes, parts: 3, minimumBytes: Limits.minimumRangeBytes).count, 3)
+            let whole = try await read(client, info, nil, pieceBytes: pieceBytes)
+            XCTAssertTrue(whole == stored, "a file read in pieces of parts differs from what was stored")
+            let range: Range<Int64> = 12_345..<(30 << 20) + 7
+            let part = try await read(client, info, range, pieceBytes: pieceBytes)
+            XCTAssertTrue(part == Array(stored[Int(range.lowerBound)..<Int(range.upperBound)]), "bytes \(range) differ")
+        } catch {
+            try await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}
