@@ -40,7 +40,7 @@ for round in $(seq 1 "$rounds"); do
         pid="${pid_of[s3-$side]}"
         before=$(cpu_of "s3-$side")
         start=$(now)
-        if [ -n "${WHOLE:-}" ]; then
+        if [ "${WHOLE:-}" = 1 ]; then
             aws --endpoint-url "http://127.0.0.1:$((port + 2 + side))" s3api get-object --bucket bench --key object "$work/got" >/dev/null
         else
             aws --endpoint-url "http://127.0.0.1:$((port + 2 + side))" s3 cp s3://bench/object "$work/got" --only-show-errors
@@ -49,6 +49,6 @@ for round in $(seq 1 "$rounds"); do
         after=$(cpu_of "s3-$side")
         cmp -s "$work/big" "$work/got" || { echo "FAILED: the object through ${names[$side]} differs"; exit 1; }
         rm -f "$work/got"
-        echo "round $round, ${names[$side]}: ${WHOLE:+one GET, }aws down ${took} s (gateway $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }') CPU-s), gateway peak so far $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB, now $(awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB"
+        echo "round $round, ${names[$side]}: $([ "${WHOLE:-}" = 1 ] && echo "one GET, ")aws down ${took} s (gateway $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }') CPU-s), gateway peak so far $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB, now $(awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status") MiB"
     done
 done

@@ -31,7 +31,10 @@ start_master() {
     pid_of[master]=$!
     # Our own line, not Hummingbird's "Server started and listening", which comes before the
     # admin config is written (waiting for that one raced, and then every command was refused).
-    until grep -qs "tydfs master listening" "$work/master.log"; do sleep 0.1; done
+    until grep -qs "tydfs master listening" "$work/master.log"; do
+        kill -0 "${pid_of[master]}" 2>/dev/null || { echo "bench: the master exited:" >&2; tail -5 "$work/master.log" >&2; exit 1; }
+        sleep 0.1
+    done
     # The cluster is locked: datakeepers need the master's secret, clients its admin key (both
     # made on its first start). Set only when present, so an older binary can be measured too.
     if [ -f "$work/master/cluster.secret" ]; then export TYDFS_SECRET_FILE="$work/master/cluster.secret"; fi

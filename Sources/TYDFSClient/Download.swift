@@ -113,8 +113,9 @@ extension TYDFSClient {
     ///   not the whole chunk);
     /// - a larger chunk (a master allows up to 4 GiB) is read in block-aligned pieces of
     ///   `Limits.readPieceBytes`, each checked block by block, and the pieces together against
-    ///   the chunk's checksum once the last is delivered: a chunk that does not match it then
-    ///   fails the read, since what was delivered cannot be taken back.
+    ///   the chunk's checksum before the last is delivered: a chunk that does not match it then
+    ///   fails the read short of its end (what was delivered cannot be taken back, and no
+    ///   replica can be told apart as the wrong one, so none is passed over).
     public func read(_ info: FileInfo, range: Range<Int64>? = nil, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
         try await read(info, range: range, pieceBytes: Limits.readPieceBytes, asReceived: deliver)
     }
@@ -122,9 +123,10 @@ extension TYDFSClient {
     /// `read(_:range:asReceived:)` with pieces of at most `pieceBytes` (a multiple of
     /// `ChunkFrame.blockBytes`), which tests make small.
     func read(_ info: FileInfo, range: Range<Int64>?, pieceBytes: Int64, asReceived deliver: ([ByteBuffer]) async throws -> Void) async throws {
+        let block = ChunkFrame.blockBytes
+        precondition(pieceBytes > 0 && pieceBytes % block == 0, "pieces of \(pieceBytes) bytes are not whole checksum blocks")
         let range = range ?? 0..<info.sizeBytes
         let failed = FailedDataKeepers()
-        let block = ChunkFrame.blockBytes
         for chunk in info.chunks {
             let start = Int64(chunk.index) * info.chunkSizeBytes
             let overlap = range.clamped(to: start..<(start + chunk.sizeBytes))
@@ -146,12 +148,14 @@ extension TYDFSClient {
                 let received = ReceivedPieces()
                 let pieceCRC = try await fetchSpread(piece, of: chunk, into: received, failed: failed)
                 crc = crc.map { CRC32C.combine($0, pieceCRC, length2: piece.length) } ?? pieceCRC
+                // The chunk's last piece goes only once the pieces make its checksum: a reader
+                // that announced a length (an HTTP body) then ends short, which its peer notices.
+                if whole, piece.offset + piece.length == chunk.sizeBytes, let crc, hex32(crc) != chunk.crc32c {
+                    throw TYDFSError(.checksumMismatch, "chunk \(chunk.index), read in pieces from its replicas, has crc32c \(hex32(crc)) where the file says \(chunk.crc32c); its last \(piece.length) bytes were not delivered")
+                }
                 let delivered = max(wanted.lowerBound, from)..<min(wanted.upperBound, from + piece.length)
                 try await deliver(try received.pieces(from: delivered.lowerBound - from, count: Int64(delivered.count)))
                 from += piece.length
-            }
-            if whole, let crc, hex32(crc) != chunk.crc32c {
-                throw TYDFSError(.checksumMismatch, "chunk \(chunk.index), read in pieces, has crc32c \(hex32(crc)) where the file says \(chunk.crc32c): the bytes already delivered are not the file's")
             }
         }
     }

@@ -29,6 +29,7 @@ public struct LeadershipStateMachine: Sendable, Equatable {
         public static let standard = Timing(leaseSeconds: 4, attemptEverySeconds: 0.5, stepDownAfterSeconds: 3)
     }
 
+    /// What this master is to the cluster, as far as the lease says.
     public enum Role: Sendable, Equatable {
         case standby
         /// Taking over: the namespace is being loaded; nothing is served as leader yet.

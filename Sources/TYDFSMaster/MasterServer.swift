@@ -73,7 +73,7 @@ public enum MasterServer {
             let path = try RemotePath(try request.queryItem("path"))
             try require(.read(path))
             let info = try await state.stat(path)
-            // Each download holds one chunk in the master's memory: a few at once, no more.
+            // Each download holds a piece of a chunk in the master's memory (`Limits.readPieceBytes`): a few at once, no more.
             guard downloads.withLockedValue({ count in
                 guard count < Limits.masterDownloadsAtOnce else { return false }
                 count += 1

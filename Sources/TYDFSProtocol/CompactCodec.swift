@@ -15,6 +15,8 @@ public protocol CompactCodable {
     init(compact reader: inout CompactReader) throws
 }
 
+/// The compact form's one entry point and its wire constants: the media type, the version byte
+/// that starts every message, and the refusals a master begins its 400s with.
 public enum CompactCodec {
     /// The media type of every message in the compact form (version 1 is its first byte).
     public static let contentType = "application/x-tydfs-compact"

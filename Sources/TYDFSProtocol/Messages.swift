@@ -2,6 +2,7 @@ import TYDFSCore
 
 /// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
 public struct ErrorResponse: Codable, Sendable {
+    /// The error itself: a stable code for programs and a message for people.
     public struct Body: Codable, Sendable {
         public var code: String
         public var message: String
@@ -509,6 +510,7 @@ public struct ConcatenateRequest: Codable, Sendable {
 /// for a batch of lookups instead of one per file, as a master's group commit pays one fsync for
 /// a batch of commits. Each item is answered and authorized on its own.
 public struct LookupRequest: Codable, Sendable {
+    /// One file to look up.
     public struct Item: Codable, Sendable, Equatable {
         public var path: RemotePath
         /// As `Query.inspect` on a single stat: the caller only looks, so no read tokens.
@@ -529,6 +531,7 @@ public struct LookupRequest: Codable, Sendable {
 /// The answers to a `LookupRequest`, in its order: each the file, or the error a single stat of
 /// it would have given (not found, forbidden, …).
 public struct LookupResponse: Codable, Sendable {
+    /// One file's answer: the file, or why not.
     public struct Answer: Codable, Sendable {
         public var file: FileInfo?
         public var error: ErrorResponse.Body?

@@ -27,6 +27,7 @@ import TYDFSCore
 /// `MalformedTrailerError` for trailers that cannot be read or were not declared, and
 /// `InvalidRequest` for framing that is not aws-chunked. After an error every call throws it again.
 public struct AwsChunkedDecoder: Sendable {
+    /// How the body's chunks are signed, from the request's `x-amz-content-sha256`.
     public enum Mode: Sendable, Equatable {
         /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (botocore and the Go and Java SDKs over HTTPS):
         /// plain chunks, then trailers. Also reads unsigned aws-chunked bodies without trailers.

@@ -468,8 +468,10 @@ struct S3Operations {
 /// Stored files' bytes as one stream, read a piece at a time (each verified): the source of a
 /// copy, of a copied part, or of parts copied into an object. A piece is at most a chunk and
 /// at most `pieceBytes` (`Limits.readPieceBytes`), kept as the buffers it arrived in, so a
-/// copy holds one piece in memory whatever the chunk size. Its MD5 (the copy's ETag) is known
-/// once it has ended.
+/// copy holds one piece in memory whatever the chunk size. A chunk read whole in one piece is
+/// checked against the checksum the file names by the client's read; one read whole in several
+/// is checked here, before its last piece is handed out, so a copy of it that does not match
+/// fails and commits nothing. Its MD5 (the copy's ETag) is known once it has ended.
 ///
 /// Read by one task at a time (the upload's), which is what makes the unchecked Sendable safe.
 final class FileContentStream: ByteStream, @unchecked Sendable {
@@ -477,8 +479,11 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     private let pieceBytes: Int64
     /// What is left to read: each file with the bytes of it still to come.
     private var segments: [(file: FileInfo, range: Range<Int64>)]
-    /// The current piece's buffers not yet handed out, in order.
-    private var pending: ArraySlice<ByteBuffer> = []
+    /// The current piece's buffers, handed out from `next` on.
+    private var pending: [ByteBuffer] = []
+    private var next = 0
+    /// The CRC32C of a chunk read in several pieces from its start, so far.
+    private var chunkCRC: CRC32C?
     private var md5 = Insecure.MD5()
     /// The bytes' MD5 in hex, once the stream has ended.
     private(set) var md5Hex: String?
@@ -503,26 +508,55 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     }
 
     func read(upTo count: Int) async throws -> ByteBuffer {
-        while pending.first.map({ $0.readableBytes == 0 }) ?? true {
-            if !pending.isEmpty {
-                pending.removeFirst()
-                continue
-            }
-            guard let (file, range) = segments.first else {
+        while next < pending.count, pending[next].readableBytes == 0 { next += 1 }
+        if next == pending.count {
+            // Let go of the last piece before the next one arrives.
+            pending = []
+            next = 0
+            guard let piece = try await readPiece() else {
                 if md5Hex == nil { md5Hex = Hex.encode(md5.finalize()) }
                 return ByteBuffer()
             }
+            pending = piece
+        }
+        let taken = pending[next].readSlice(length: min(count, pending[next].readableBytes))!
+        if pending[next].readableBytes == 0 { next += 1 }
+        return taken
+    }
+
+    /// The next piece's buffers (none of them empty), or nil at the end of the stream.
+    private func readPiece() async throws -> [ByteBuffer]? {
+        while let (file, range) = segments.first {
             if range.isEmpty {
                 segments.removeFirst()
+                chunkCRC = nil
                 continue
             }
             let piece = Self.nextPiece(of: range, chunkSizeBytes: file.chunkSizeBytes, maxBytes: pieceBytes)
+            let chunkStart = piece.lowerBound / file.chunkSizeBytes * file.chunkSizeBytes
+            guard let chunk = file.chunks.first(where: { Int64($0.index) * file.chunkSizeBytes == chunkStart }) else {
+                throw TYDFSError(.internal, "\(file.path) lists no chunk at byte \(chunkStart)")
+            }
+            let chunkEnd = chunkStart + chunk.sizeBytes
+            // A chunk in several pieces from its start: checked here, as the read checks one in one.
+            if piece.lowerBound == chunkStart { chunkCRC = piece.upperBound < chunkEnd ? CRC32C() : nil }
             var received: [ByteBuffer] = []
-            try await client.read(file, range: piece) { received += $0 }
-            for buffer in received { buffer.withUnsafeReadableBytes { md5.update(bufferPointer: $0) } }
-            pending = received[...]
+            try await client.read(file, range: piece) { received += $0.filter { $0.readableBytes > 0 } }
+            for buffer in received {
+                buffer.withUnsafeReadableBytes { bytes in
+                    md5.update(bufferPointer: bytes)
+                    chunkCRC?.update(bytes)
+                }
+            }
+            if piece.upperBound == chunkEnd, let crc = chunkCRC?.value {
+                chunkCRC = nil
+                guard hex32(crc) == chunk.crc32c else {
+                    throw TYDFSError(.checksumMismatch, "chunk \(chunk.index) of \(file.path), read in pieces, has crc32c \(hex32(crc)) where the file says \(chunk.crc32c)")
+                }
+            }
             segments[0].range = piece.upperBound..<range.upperBound
+            if !received.isEmpty { return received }
         }
-        return pending[pending.startIndex].readSlice(length: min(count, pending[pending.startIndex].readableBytes))!
+        return nil
     }
 }

@@ -11,6 +11,7 @@ import TYDFSProtocol
 /// (ids and addresses, in order), so each hop forwards only to the hops the master chose.
 /// On the wire: `v1.<base64url(claims)>.<base64url(HMAC-SHA256)>`.
 public struct ChunkToken: Equatable, Sendable {
+    /// What a token allows with its chunk; each route accepts only the operations it performs.
     public enum Operation: String, Sendable, CaseIterable {
         /// A client reading the chunk, whole or a range.
         case read

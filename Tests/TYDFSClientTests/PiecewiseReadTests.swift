@@ -29,7 +29,8 @@ final class PiecewiseReadTests: XCTestCase {
     }
 
     func testPiecesDeliverTheStoredBytesForAnyRangeAndNoMoreThanAPieceAtOnce() async throws {
-        let cluster = try TestCluster(datakeepers: 3, chunkSize: "4MiB")
+        // No scrubbing: the bad blocks below must be met by reads, not set aside first.
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "4MiB", dataKeeperArguments: ["--scrub-interval", "1h"])
         defer { cluster.shutdown() }
         let client = try TYDFSClient(masterURL: cluster.masterURL, signer: try cluster.adminSigner())
         do {
@@ -56,25 +57,38 @@ final class PiecewiseReadTests: XCTestCase {
                 XCTAssertTrue(bytes == Array(stored[Int(range.lowerBound)..<Int(range.upperBound)]), "bytes \(range) differ")
             }
 
-            // A bad block on each replica, at a different place: every piece is still read intact.
+            // Bad blocks in every piece of chunk 1 on two of its replicas: each piece is read
+            // from the third, whichever replica is asked first. A replica asked for a bad block
+            // refuses it and logs so (at least one was asked: pieces start at different
+            // replicas), which shows the reads went past a bad replica.
             let chunk = info.chunks[1]
-            for (position, id) in ["dk1", "dk2", "dk3"].enumerated() where cluster.holds(chunk.id, on: id) {
-                try cluster.flipByte(of: chunk.id, on: id, at: UInt64(position) * (1 << 20) + 100)
+            let victims = chunk.replicas.prefix(2).map(\.id.value)
+            XCTAssertEqual(victims.count, 2)
+            for victim in victims {
+                for pieceStart in stride(from: 0, to: 4 << 20, by: Int(Self.pieceBytes)) {
+                    try cluster.flipByte(of: chunk.id, on: victim, at: UInt64(pieceStart) + 100)
+                }
             }
             let afterRot = try await read(client, info, (4 << 20)..<(8 << 20))
-            XCTAssertTrue(afterRot == Array(stored[(4 << 20)..<(8 << 20)]), "a chunk with bad blocks on its replicas was read wrong")
+            XCTAssertTrue(afterRot == Array(stored[(4 << 20)..<(8 << 20)]), "a chunk with bad blocks on two replicas was read wrong")
+            XCTAssertTrue(
+                victims.contains { cluster.logs(of: $0).contains { $0.contains("corrupt chunk not served") } }, "no read met a bad replica")
 
             // Pieces that verify block by block but do not make the chunk the file names (here:
             // the file's checksum for the chunk is not the one stored) fail a read of the whole
             // chunk once its pieces are delivered, as a whole-chunk read does at once.
             var altered = info
             altered.chunks[0].crc32c = "00000000"
+            var delivered = 0
             do {
-                _ = try await read(client, altered, 0..<(4 << 20))
+                try await client.read(altered, range: 0..<(4 << 20), pieceBytes: Self.pieceBytes) { pieces in
+                    delivered += pieces.reduce(0) { $0 + $1.readableBytes }
+                }
                 XCTFail("a chunk whose pieces do not make its checksum was read without an error")
             } catch let error as TYDFSError {
                 XCTAssertEqual(error.code, .checksumMismatch, error.message)
             }
+            XCTAssertEqual(delivered, 3 << 20, "all but the last piece are delivered, the last is held back")
             do {
                 _ = try await read(client, altered, 0..<(4 << 20), pieceBytes: Limits.readPieceBytes)
                 XCTFail("a chunk that does not match its checksum was read whole without an error")
@@ -98,8 +112,9 @@ final class PiecewiseReadTests: XCTestCase {
         defer { cluster.shutdown() }
         let client = try TYDFSClient(masterURL: cluster.masterURL, signer: try cluster.adminSigner())
         do {
-            // Bytes that differ at every offset, cheap to make in a debug build.
-            let stored = (0..<(40 << 20) + 99).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11) }
+            // Bytes with no short period (a part placed at another part's offset shows), cheap to
+            // make in a debug build.
+            let stored = (0..<(40 << 20) + 99).map { UInt8(truncatingIfNeeded: (UInt64($0) &* 0x9E37_79B9_7F4A_7C15) >> 56) }
             let path = try RemotePath("/parts")
             _ = try await client.put(bytes: ByteBuffer(bytes: stored), to: path, overwrite: false)
             let info = try await client.stat(path)

@@ -16,7 +16,7 @@ final class FileContentStreamTests: XCTestCase {
         var generator = SeededGenerator(seed: 11)
         for _ in 0..<2000 {
             let chunkSizeBytes = [Limits.minChunkSizeBytes, 65536, 1 << 20, 64 << 20, Limits.maxChunkSizeBytes].randomElement(using: &generator)!
-            let maxBytes = Int64.random(in: 1...(128 << 20), using: &generator)
+            let maxBytes = Int64.random(in: 65536...(128 << 20), using: &generator)
             let fileBytes = Int64.random(in: 0...(3 * chunkSizeBytes), using: &generator)
             let lower = Int64.random(in: 0...fileBytes, using: &generator)
             let range = lower..<Int64.random(in: lower...fileBytes, using: &generator)
@@ -87,6 +87,28 @@ final class FileContentStreamTests: XCTestCase {
             let bothBytes = try await drain(both, readingUpTo: 65536)
             XCTAssertTrue(bothBytes == first + second, "two files read in pieces differ from the two stored")
             XCTAssertEqual(both.md5Hex, md5(first + second))
+
+            // A chunk whose bytes do not make the checksum the file names (here the file's
+            // checksum is altered) ends the stream with an error before its last piece, whether
+            // it is read in pieces (checked here) or in one (checked by the client's read).
+            var altered = firstFile
+            altered.chunks[1].crc32c = "00000000"
+            for pieceBytes in [pieceBytes, Limits.readPieceBytes] {
+                let stream = FileContentStream(client: client, file: altered, range: 0..<altered.sizeBytes, pieceBytes: pieceBytes)
+                var handedOut = 0
+                do {
+                    while true {
+                        let buffer = try await stream.read(upTo: 1 << 20)
+                        if buffer.readableBytes == 0 { break }
+                        handedOut += buffer.readableBytes
+                    }
+                    XCTFail("a chunk that does not match its checksum was copied in pieces of \(pieceBytes)")
+                } catch let error as TYDFSError {
+                    XCTAssertEqual(error.code, .checksumMismatch, error.message)
+                }
+                XCTAssertLessThan(handedOut, 2 * (4 << 20), "the mismatched chunk was handed out whole")
+                XCTAssertNil(stream.md5Hex)
+            }
         } catch {
             try await client.shutdown()
             throw error
