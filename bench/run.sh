@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Big files against the machine's own limits, in one run (release build, a fresh local cluster:
 # a master and 3 datakeepers as separate processes, replication 3):
-#   1. reference before: 3 × cp + sync, cp + sync, and cat to /dev/null of the same file;
+#   1. reference before: 3 × cp + sync, cp + sync, and cat to /dev/null of the same file, and
+#      the floor of any networked get: the file sent over one loopback TCP stream into a new
+#      file + sync (bench/tcpcopy.c, no checksum or protocol; built with gcc when there is one);
 #   2. put of the file (default 1 GiB), get to a local file, get to /dev/null;
 #   3. reference after (the disk here swings 2–4× within an hour; a ratio is only fair against
 #      the nearer reference, so both are printed);
@@ -51,8 +53,13 @@ reference() {
     t=$(now); cp "$work/input" "$work/ref1"; sync; ref_one[$1]=$(elapsed "$t")
     rm -f "$work"/ref*; sync
     t=$(now); cat "$work/input" >/dev/null; ref_cat[$1]=$(elapsed "$t")
+    if [ -x "$work/tcpcopy" ]; then
+        t=$(now); "$work/tcpcopy" "$work/input" "$work/ref1"; sync; ref_tcp[$1]=$(elapsed "$t")
+        rm -f "$work"/ref*; sync
+    fi
 }
-declare -A ref_three=() ref_one=() ref_cat=()
+declare -A ref_three=() ref_one=() ref_cat=() ref_tcp=()
+if command -v gcc >/dev/null; then gcc -O2 -o "$work/tcpcopy" "$(dirname "$0")/tcpcopy.c"; fi
 ratio() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%.2f", r / s }'; }
 
 echo "bench/run.sh: $size_mib MiB, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
@@ -82,6 +89,10 @@ printf '| put %s MiB, factor 3 | %s | 3 × cp + sync | %s / %s | %s / %s |\n' "$
     "${ref_three[before]}" "${ref_three[after]}" "$(ratio "${ref_three[before]}" "${wall[put]}")" "$(ratio "${ref_three[after]}" "${wall[put]}")"
 printf '| get to a file, then sync | %s | cp + sync | %s / %s | %s / %s |\n' "$get_sync" \
     "${ref_one[before]}" "${ref_one[after]}" "$(ratio "${ref_one[before]}" "$get_sync")" "$(ratio "${ref_one[after]}" "$get_sync")"
+if [ -n "${ref_tcp[before]:-}" ]; then
+    printf '| get to a file, then sync | %s | one TCP stream into a file + sync | %s / %s | %s / %s |\n' "$get_sync" \
+        "${ref_tcp[before]}" "${ref_tcp[after]}" "$(ratio "${ref_tcp[before]}" "$get_sync")" "$(ratio "${ref_tcp[after]}" "$get_sync")"
+fi
 printf '| get to a file (no sync) | %s | cp + sync | %s / %s | %s / %s |\n' "${wall[get]}" \
     "${ref_one[before]}" "${ref_one[after]}" "$(ratio "${ref_one[before]}" "${wall[get]}")" "$(ratio "${ref_one[after]}" "${wall[get]}")"
 printf '| get to /dev/null | %s | cat to /dev/null | %s / %s | %s / %s |\n' "${wall[cat]}" \

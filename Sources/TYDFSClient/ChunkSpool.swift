@@ -3,9 +3,11 @@ import NIOCore
 import TYDFSCore
 import TYDFSFileIO
 
-/// A temporary file holding one chunk at a time, for a stream that cannot be re-read or
-/// rewound: standard input on put, so a chunk can be retried elsewhere without holding a chunk
-/// (up to 4 GiB) in memory. It is unlinked at once and lives only as long as its descriptors.
+/// A temporary file holding one chunk at a time, for the streams that cannot be re-read or
+/// rewound, without holding a chunk (up to 4 GiB) in memory: standard input on put (so a chunk
+/// can be retried elsewhere) and standard output on get for a chunk larger than
+/// `Limits.readPieceBytes` (so it is verified, or read from another replica, before any of it
+/// is written out). It is unlinked at once and lives only as long as its descriptors.
 final class ChunkSpool: Sendable {
     let file: LocalFile
     let writer: LocalFile
@@ -35,6 +37,17 @@ final class ChunkSpool: Sendable {
             total += Int64(piece.readableBytes)
         }
         return total
+    }
+
+    /// Writes the spool's first `bytes` bytes to `output` at its current position.
+    func copy(bytes: Int64, to output: LocalFile) async throws {
+        var offset: Int64 = 0
+        while offset < bytes {
+            let piece = try await file.read(count: Int(min(Int64(Limits.ioBufferBytes), bytes - offset)), at: offset)
+            guard piece.readableBytes > 0 else { throw TYDFSError(.io, "the download spool file is shorter than expected") }
+            try await output.write(piece, at: nil)
+            offset += Int64(piece.readableBytes)
+        }
     }
 
     func discard() {

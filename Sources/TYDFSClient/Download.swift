@@ -19,9 +19,9 @@ extension TYDFSClient {
     /// memory and written in one go) that is renamed into place only when every chunk is
     /// verified, so an interrupted get never leaves a partial file under the target name. To
     /// standard output, or into a device or FIFO (`/dev/null`, a named pipe), which is
-    /// written into and never replaced: chunk after chunk, each verified in memory before any of
-    /// it is written (a chunk larger than `Limits.readPieceBytes` piece by piece, see `read`),
-    /// where a spool file on disk took a third more time and CPU.
+    /// written into and never replaced: chunk after chunk, each verified before any of it is
+    /// written, in memory (a spool file on disk took a third more time and CPU), or in a spool
+    /// file for a chunk larger than `Limits.readPieceBytes`.
     @discardableResult
     public func get(_ remote: RemotePath, to localPath: String) async throws -> FileInfo {
         let info = try await stat(remote)
@@ -32,11 +32,26 @@ extension TYDFSClient {
                 localPath == "-" ? LocalFile.standardStream(1, name: "standard output") : try await LocalFile.openForWriting(localPath)
             }
             defer { try? output.close() }  // a no-op for standard output
-            let meter = TransferMeter.current
             let target = localPath == "-" ? "standard output" : localPath
-            try await read(info) { pieces in
-                try await Self.writingLocally(target) { try await output.append(pieces, startingWriteback: false) }
-                meter?.add(pieces.reduce(0) { $0 + $1.readableBytes })
+            // A chunk larger than a read piece (a master allows 4 GiB) is verified in a spool file.
+            var spool: ChunkSpool?
+            defer { spool?.discard() }
+            for chunk in info.chunks {
+                if chunk.sizeBytes <= Limits.readPieceBytes {
+                    let pieces = try await readWhole(chunk, failed: failed)
+                    try await Self.writingLocally(target) { try await output.append(pieces, startingWriteback: false) }
+                    TransferMeter.current?.add(Int(chunk.sizeBytes))
+                } else {
+                    let file: ChunkSpool
+                    if let spool {
+                        file = spool
+                    } else {
+                        file = try await ChunkSpool.create()
+                        spool = file
+                    }
+                    try await fetch([chunk], into: DownloadFile(file.writer), at: { _ in 0 }, failed: failed)
+                    try await Self.writingLocally(target) { try await file.copy(bytes: chunk.sizeBytes, to: output) }
+                }
             }
             return info
         }
@@ -135,9 +150,7 @@ extension TYDFSClient {
             if overlap.isEmpty { continue }
             let whole = overlap.count == chunk.sizeBytes
             if whole && chunk.sizeBytes <= pieceBytes {
-                let received = ReceivedPieces()
-                try await fetch([chunk], into: received, at: { _ in 0 }, failed: failed)
-                try await deliver(try received.pieces(from: 0, count: chunk.sizeBytes))
+                try await deliver(try await readWhole(chunk, failed: failed))
                 continue
             }
             // Relative to the chunk: the blocks holding the overlap, piece by piece.
@@ -160,6 +173,14 @@ extension TYDFSClient {
                 from += piece.length
             }
         }
+    }
+
+    /// `chunk` whole, checked against the checksum the master holds (a replica that fails that
+    /// is passed over for the next), as the pieces it arrived in.
+    private func readWhole(_ chunk: ChunkInfo, failed: FailedDataKeepers) async throws -> [ByteBuffer] {
+        let received = ReceivedPieces()
+        try await fetch([chunk], into: received, at: { _ in 0 }, failed: failed)
+        return try received.pieces(from: 0, count: chunk.sizeBytes)
     }
 
     /// Reads `range` (starting at a block boundary) of `chunk` into `output` at its offset from

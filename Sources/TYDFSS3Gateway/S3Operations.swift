@@ -484,6 +484,8 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     private var next = 0
     /// The CRC32C of a chunk read in several pieces from its start, so far.
     private var chunkCRC: CRC32C?
+    /// The first error: every later read throws it again (the bytes are spent by then).
+    private var failure: (any Error)?
     private var md5 = Insecure.MD5()
     /// The bytes' MD5 in hex, once the stream has ended.
     private(set) var md5Hex: String?
@@ -508,12 +510,20 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
     }
 
     func read(upTo count: Int) async throws -> ByteBuffer {
+        if let failure { throw failure }
         while next < pending.count, pending[next].readableBytes == 0 { next += 1 }
         if next == pending.count {
             // Let go of the last piece before the next one arrives.
             pending = []
             next = 0
-            guard let piece = try await readPiece() else {
+            let piece: [ByteBuffer]?
+            do {
+                piece = try await readPiece()
+            } catch {
+                failure = error
+                throw error
+            }
+            guard let piece else {
                 if md5Hex == nil { md5Hex = Hex.encode(md5.finalize()) }
                 return ByteBuffer()
             }
@@ -533,13 +543,15 @@ final class FileContentStream: ByteStream, @unchecked Sendable {
                 continue
             }
             let piece = Self.nextPiece(of: range, chunkSizeBytes: file.chunkSizeBytes, maxBytes: pieceBytes)
-            let chunkStart = piece.lowerBound / file.chunkSizeBytes * file.chunkSizeBytes
-            guard let chunk = file.chunks.first(where: { Int64($0.index) * file.chunkSizeBytes == chunkStart }) else {
-                throw TYDFSError(.internal, "\(file.path) lists no chunk at byte \(chunkStart)")
+            let index = Int(piece.lowerBound / file.chunkSizeBytes)
+            guard file.chunks.indices.contains(index), file.chunks[index].index == index else {
+                throw TYDFSError(.internal, "\(file.path) lists no chunk \(index) in its place")
             }
+            let chunk = file.chunks[index]
+            let chunkStart = Int64(index) * file.chunkSizeBytes
             let chunkEnd = chunkStart + chunk.sizeBytes
-            // A chunk in several pieces from its start: checked here, as the read checks one in one.
-            if piece.lowerBound == chunkStart { chunkCRC = piece.upperBound < chunkEnd ? CRC32C() : nil }
+            // A chunk read whole in several pieces: checked here, as the read checks one in one.
+            if piece.lowerBound == chunkStart { chunkCRC = piece.upperBound < chunkEnd && range.upperBound >= chunkEnd ? CRC32C() : nil }
             var received: [ByteBuffer] = []
             try await client.read(file, range: piece) { received += $0.filter { $0.readableBytes > 0 } }
             for buffer in received {

@@ -249,11 +249,6 @@ final class FullDiskTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains("No space left on device"), "stderr: \(result.stderr)")
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "one line: \(result.stderr)")
         }
-        // A device that is full, written into and never replaced: the same one line.
-        let device = try cluster.run(["get", "/in/large", "/dev/full"])
-        XCTAssertNotEqual(device.exitCode, 0, "get into /dev/full should fail")
-        XCTAssertTrue(device.stderr.contains("cannot write to /dev/full: ") && device.stderr.contains("No space left on device"), device.stderr)
-        XCTAssertEqual(device.stderr.split(separator: "\n").count, 1, "one line: \(device.stderr)")
         XCTAssertEqual(try cluster.contents(disk + "/small"), kept, "the file a failed get would have replaced is left as it was")
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: disk)), ["small", "filler"], "no partial file is left")
 
@@ -269,5 +264,17 @@ final class FullDiskTests: XCTestCase {
         try FileManager.default.removeItem(atPath: disk + "/tree")
         try cluster.succeed(["get", "/in/small", disk + "/small"])
         XCTAssertEqual(try cluster.contents(disk + "/small"), try cluster.contents(small))
+    }
+
+    /// A device that is full (`/dev/full`), written into and never replaced: one line naming it
+    /// and the reason, and a non-zero exit.
+    func testAGetIntoAFullDeviceFailsNamingIt() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "256KiB")
+        defer { cluster.shutdown() }
+        try cluster.succeed(["put", try cluster.makeFile("large", size: 3 * 1024 * 1024, seed: 4), "/in/large"])
+        let device = try cluster.run(["get", "/in/large", "/dev/full"])
+        XCTAssertNotEqual(device.exitCode, 0, "get into /dev/full should fail")
+        XCTAssertTrue(device.stderr.contains("cannot write to /dev/full: ") && device.stderr.contains("No space left on device"), device.stderr)
+        XCTAssertEqual(device.stderr.split(separator: "\n").count, 1, "one line: \(device.stderr)")
     }
 }

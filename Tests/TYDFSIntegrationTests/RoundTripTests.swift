@@ -75,6 +75,24 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(received.data, try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/stdin-\(3 * chunk + 7)")))
     }
 
+    /// A chunk larger than what a read holds in memory (`Limits.readPieceBytes`) goes to standard
+    /// output through a spool file, verified whole first: a bad block on one replica is read
+    /// from another, and the bytes are the stored ones.
+    func testStandardOutputOfAChunkLargerThanAReadPiece() throws {
+        let cluster = try TestCluster(datakeepers: 3, chunkSize: "65MiB", dataKeeperArguments: ["--scrub-interval", "1h"])
+        defer { cluster.shutdown() }
+        let local = try cluster.makeFile("large-chunk", size: (66 << 20) + 5, seed: 7)
+        try cluster.succeed(["put", local, "/large-chunk"])
+        let info = try cluster.stat("/large-chunk")
+        XCTAssertEqual(info.chunks.map(\.sizeBytes), [65 << 20, (1 << 20) + 5])
+        // The chunk's first range (a third of it) is asked of its first replica first.
+        let first = try XCTUnwrap(info.chunks.first?.replicas.first?.id.value)
+        try cluster.flipByte(of: info.chunks[0].id, on: first, at: 10 << 20)
+        let out = try cluster.succeed(["get", "/large-chunk", "-"])
+        XCTAssertTrue(out.stdout == (try Data(contentsOf: URL(fileURLWithPath: local))), "standard output differs from the file put")
+        XCTAssertTrue(cluster.logs(of: first).contains { $0.contains("corrupt chunk not served") }, "the bad replica was not met")
+    }
+
     /// What a reader thread received, read once it has finished.
     private final class DataBox: @unchecked Sendable {
         private let lock = NSLock()

@@ -107,6 +107,13 @@ final class FileContentStreamTests: XCTestCase {
                     XCTAssertEqual(error.code, .checksumMismatch, error.message)
                 }
                 XCTAssertLessThan(handedOut, 2 * (4 << 20), "the mismatched chunk was handed out whole")
+                // The error stands: the stream does not go on past it.
+                do {
+                    _ = try await stream.read(upTo: 1 << 20)
+                    XCTFail("a read after the error went on")
+                } catch let error as TYDFSError {
+                    XCTAssertEqual(error.code, .checksumMismatch, error.message)
+                }
                 XCTAssertNil(stream.md5Hex)
             }
         } catch {
