@@ -211,6 +211,15 @@ extension TYDFSClient {
         from source: UploadSource, into upload: ResumableUpload, remote: RemotePath, attributes: @Sendable () throws -> [String: String]
     ) async throws -> PutResult {
         let session = upload.first
+        func tooLarge() -> TYDFSError {
+            TYDFSError(
+                .invalidArgument,
+                "\(remote) would have more than \(Limits.maxChunksPerFile) chunks of \(ByteSize.format(session.chunkSizeBytes)), the most a file may have (\(ByteSize.format(Limits.maxChunksPerFile * session.chunkSizeBytes)))")
+        }
+        if let sizeBytes = source.sizeBytes,
+           sizeBytes / session.chunkSizeBytes + (sizeBytes % session.chunkSizeBytes == 0 ? 0 : 1) > Limits.maxChunksPerFile {
+            throw tooLarge()
+        }
         let avoided = FailedDataKeepers()
         var stored: [StoredChunk]
         switch source {
@@ -221,6 +230,7 @@ extension TYDFSClient {
             while true {
                 let length = try await spool.fill(from: input, upTo: session.chunkSizeBytes)
                 if length <= 0 { break }
+                guard stored.count < Limits.maxChunksPerFile else { throw tooLarge() }
                 stored.append(try await uploadChunk(
                     index: stored.count, data: .file(spool.file, offset: 0), length: length, upload: upload,
                     allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))
@@ -231,6 +241,7 @@ extension TYDFSClient {
             while true {
                 let length = try await input.bytesAvailable(from: offset, upTo: session.chunkSizeBytes)
                 if length <= 0 { break }
+                guard stored.count < Limits.maxChunksPerFile else { throw tooLarge() }
                 stored.append(try await uploadChunk(
                     index: stored.count, data: .file(input.file, offset: offset), length: length, upload: upload,
                     allocation: stored.isEmpty ? session.firstChunk : nil, avoided: avoided))

@@ -86,3 +86,14 @@ extension String {
         return String(scalars)
     }
 }
+
+extension Sequence where Element == Int64 {
+    /// The sum, held at `Int64.max` instead of trapping: sizes many datakeepers report (each
+    /// bounded by `Limits.maxReportedBytes`) may together pass what an `Int64` holds.
+    public func saturatingSum() -> Int64 {
+        reduce(0) { total, value in
+            let (sum, overflow) = total.addingReportingOverflow(value)
+            return overflow ? (value < 0 ? .min : .max) : sum
+        }
+    }
+}

@@ -26,7 +26,9 @@ public enum ChunkFrame {
     /// The data size of a frame of `frameBytes` bytes (e.g. a chunk file's size), or nil when no
     /// data size gives a frame that long (a truncated or padded file).
     public static func dataBytes(frameBytes: Int64) -> Int64? {
-        guard frameBytes >= 4 else { return nil }
+        // No chunk is larger than `Limits.maxChunkSizeBytes`; past that (a damaged or made-up
+        // file's size), the arithmetic below could overflow.
+        guard frameBytes >= 4, frameBytes <= Self.frameBytes(dataBytes: Limits.maxChunkSizeBytes) else { return nil }
         // frameBytes grows strictly with dataBytes, so at most one data size fits.
         let blocks = max(1, (frameBytes + blockBytes + 3) / (blockBytes + 4))
         let data = frameBytes - 4 * blocks

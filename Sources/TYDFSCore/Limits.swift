@@ -20,6 +20,10 @@ public enum Limits {
     public static let maxChunkSizeBytes: Int64 = 4 * 1024 * 1024 * 1024
     /// Largest replication factor: beyond this, a write costs more than it protects.
     public static let maxReplication = 16
+    /// Most chunks one file may have: its commit stays far inside `maxControlMessageBytes`
+    /// (16 TiB at the default 64 MiB chunks, 1 TiB at 4 MiB). A client refuses a larger source
+    /// before it sends a byte (a sparse file can claim any size).
+    public static let maxChunksPerFile: Int64 = 262_144
     /// Largest JSON control message a server reads into memory. Control messages are small;
     /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
     public static let maxControlMessageBytes = 64 * 1024 * 1024
@@ -70,6 +74,10 @@ public enum Limits {
     /// The most a file's attributes (names and values together) may hold: room for S3's 2 KB
     /// of user metadata, a content type and an ETag, and no more, since the master keeps them in memory.
     public static let maxFileAttributeBytes = 8 * 1024
+    /// The modification times a master accepts (milliseconds since 1970): the years 1 to 9999,
+    /// which every date TYDFS writes (`ls`, S3's XML and `Last-Modified`) spells with four digits.
+    /// `touch -d` can ask for times far beyond, which would overflow the arithmetic on them.
+    public static let modificationMillis: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
     /// Size of the buffers the data path reads and writes: large enough to amortise syscalls and
     /// thread hops, small enough that 32 concurrent transfers stay far below 256 MiB.
     public static let ioBufferBytes = 1024 * 1024
@@ -176,6 +184,9 @@ public enum Limits {
     public static let maxDurationSeconds: Double = 30 * 24 * 3600
     /// Largest capacity or usage a heartbeat may report (1 EiB): keeps free-space sums exact.
     public static let maxReportedBytes: Int64 = 1 << 60
+    /// The most transfers a heartbeat may say a datakeeper has in flight: far above any real
+    /// load, low enough that adding the master's own count to it cannot overflow.
+    public static let maxReportedInFlight = 1 << 31
     /// Chunk deletions handed to one datakeeper per heartbeat answer: enough to drain a large
     /// `rm` in seconds, small enough that one answer stays a few tens of KiB.
     public static let deletionsPerHeartbeat = 1000

@@ -103,7 +103,7 @@ actor ChunkStore {
         inVolumes = loaded.index
         volumes = loaded.files
         active = loaded.active
-        usedBytes = found.values.reduce(0, +) + loaded.usedBytes
+        usedBytes = [found.values.saturatingSum(), loaded.usedBytes].saturatingSum()
     }
 
     /// What start-up learns from the volumes.
@@ -127,7 +127,12 @@ actor ChunkStore {
                 let old: VolumeLocation?
                 switch record.header.kind {
                 case .chunk:
-                    let location = VolumeLocation(volume: number, recordOffset: UInt32(record.offset), frameBytes: UInt32(record.header.frameBytes))
+                    // Volumes end near `Limits.volumeMaxBytes`; a record past 4 GiB is damage.
+                    guard let offset = UInt32(exactly: record.offset) else {
+                        logger.error("volume record past 4 GiB skipped", metadata: ["volume": "\(file.path)", "offset": "\(record.offset)"])
+                        return
+                    }
+                    let location = VolumeLocation(volume: number, recordOffset: offset, frameBytes: UInt32(record.header.frameBytes))
                     old = loaded.index.updateValue(location, forKey: record.header.chunk)
                     loaded.usedBytes += record.header.frameBytes
                 case .tombstone:
@@ -154,7 +159,8 @@ actor ChunkStore {
 
     static func volumeNumber(fileName: String) -> UInt32? {
         guard fileName.hasSuffix(".vol") else { return nil }
-        return UInt32(fileName.dropLast(4))
+        // The last number is never a volume: the next one after it would not exist.
+        return UInt32(fileName.dropLast(4)).flatMap { $0 < .max ? $0 : nil }
     }
 
     nonisolated func volumePath(_ number: UInt32) -> String { "\(directory)/volumes/\(number).vol" }

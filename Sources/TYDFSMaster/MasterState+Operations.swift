@@ -132,7 +132,7 @@ extension MasterState {
         let serving = rows.nodes.filter(\.alive)
         return ClusterSummary(
             safeMode: inSafeMode, heartbeatTimeoutSeconds: configuration.heartbeatTimeoutSeconds, replication: configuration.replication,
-            capacityBytes: serving.reduce(0) { $0 + $1.capacityBytes }, usedBytes: serving.reduce(0) { $0 + $1.usedBytes },
+            capacityBytes: serving.map(\.capacityBytes).saturatingSum(), usedBytes: serving.map(\.usedBytes).saturatingSum(),
             files: namespace.fileCount, chunks: namespace.chunks.count, underReplicatedChunks: under, missingChunks: absent,
             repairsInFlight: copiesInFlight.values.reduce(0) { $0 + $1.count }, datakeepers: rows.nodes)
     }

@@ -210,7 +210,7 @@ actor MasterState {
 
     func heartbeat(_ beat: HeartbeatRequest) async throws -> HeartbeatResponse {
         let bytes = 0...Limits.maxReportedBytes
-        guard bytes.contains(beat.capacityBytes), bytes.contains(beat.usedBytes), beat.inFlight >= 0, beat.chunkCount >= 0,
+        guard bytes.contains(beat.capacityBytes), bytes.contains(beat.usedBytes), (0...Limits.maxReportedInFlight).contains(beat.inFlight), beat.chunkCount >= 0,
               beat.chunksServed >= 0, (try? splitHostPort(beat.address)) != nil
         else {
             throw TYDFSError(.invalidArgument, "heartbeat from \(beat.id) has a negative or impossible count, size or address")
@@ -756,6 +756,11 @@ actor MasterState {
         let changes = request.attributes ?? [:]
         func laid(_ kept: [String: String]) throws -> [String: String] {
             try Self.checked(kept.merging(changes) { _, new in new }.filter { !$0.value.isEmpty })
+        }
+        if let mtimeMillis = request.mtimeMillis, !Limits.modificationMillis.contains(mtimeMillis) {
+            throw TYDFSError(
+                .invalidArgument,
+                "a modification time must lie in the years 1 to 9999 (\(Limits.modificationMillis.lowerBound)…\(Limits.modificationMillis.upperBound) ms since 1970), not \(mtimeMillis) ms")
         }
         guard var entry = namespace.entry(at: path) else { throw TYDFSError(.notFound, "\(path): no such file or directory") }
         if var file = namespace.file(at: path) {

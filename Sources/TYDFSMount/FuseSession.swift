@@ -158,7 +158,7 @@ public final class FuseSession: @unchecked Sendable {
         // A symbolic link's size is its target's length, as `readlink` callers expect.
         status.st_size = off_t(posix.isSymbolicLink ? posix.linkTarget?.utf8.count ?? 0 : Int(attributes.sizeBytes))
         status.st_blksize = 1 << 20
-        status.st_blocks = blkcnt_t((attributes.sizeBytes + 511) / 512)
+        status.st_blocks = blkcnt_t(attributes.sizeBytes / 512 + (attributes.sizeBytes % 512 == 0 ? 0 : 1))
         let time = timespec(tv_sec: Int(attributes.mtimeMillis / 1000), tv_nsec: Int(attributes.mtimeMillis % 1000) * 1_000_000)
         status.st_mtim = time
         status.st_ctim = time
@@ -321,7 +321,9 @@ public final class FuseSession: @unchecked Sendable {
             let newTime: Int64? = if changes & FUSE_SET_ATTR_MTIME_NOW != 0 {
                 MountedFileSystem.nowMillis()
             } else if changes & FUSE_SET_ATTR_MTIME != 0 {
-                Int64(given.tv_sec) * 1000 + Int64(given.tv_nsec) / 1_000_000
+                // Past what milliseconds hold (`touch -d @9300000000000000`) the time is clamped,
+                // where the arithmetic would trap, and the master refuses it (EINVAL).
+                min(max(Int64(given.tv_sec), Int64.min / 1000 + 1), Int64.max / 1000 - 1) * 1000 + Int64(given.tv_nsec) / 1_000_000
             } else {
                 nil
             }

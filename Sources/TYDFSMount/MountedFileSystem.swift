@@ -715,8 +715,8 @@ public final class MountedFileSystem: Sendable {
     /// Raw capacity and free bytes of the live datakeepers (`df`), as HDFS and MooseFS report it.
     public func capacity() async throws -> (totalBytes: Int64, freeBytes: Int64) {
         let nodes = try await client.nodes().nodes.filter(\.alive)
-        let total = nodes.reduce(Int64(0)) { $0 + $1.capacityBytes }
-        let used = nodes.reduce(Int64(0)) { $0 + $1.usedBytes }
+        let total = nodes.map(\.capacityBytes).saturatingSum()
+        let used = nodes.map(\.usedBytes).saturatingSum()
         return (total, max(0, total - used))
     }
 

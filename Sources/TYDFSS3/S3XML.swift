@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TYDFSCore
 
 /// A bucket as ListBuckets reports it.
 public struct BucketSummary: Sendable, Equatable {
@@ -402,28 +403,21 @@ public enum S3XML {
     // MARK: Text
 
     /// A date as S3 writes it in XML: ISO 8601 in UTC with milliseconds, like
-    /// `2026-11-29T08:00:00.000Z`. Computed by hand (days to civil date) so that it is pure.
+    /// `2026-11-29T08:00:00.000Z`.
     public static func iso8601(millis: Int64) -> String {
-        let millisPerDay: Int64 = 86_400_000
-        let days = millis >= 0 ? millis / millisPerDay : (millis - millisPerDay + 1) / millisPerDay
-        let millisOfDay = millis - days * millisPerDay
-        let (year, month, day) = civilDate(daysSince1970: days)
-        let seconds = millisOfDay / 1000
-        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))T"
-            + "\(padded(seconds / 3600, 2)):\(padded(seconds / 60 % 60, 2)):\(padded(seconds % 60, 2)).\(padded(millisOfDay % 1000, 3))Z"
+        let time = CivilTime(millisSince1970: millis)
+        return "\(padded(time.year, 4))-\(padded(time.month, 2))-\(padded(time.day, 2))T"
+            + "\(padded(time.hour, 2)):\(padded(time.minute, 2)):\(padded(time.second, 2)).\(padded(time.millisecond, 3))Z"
     }
 
     /// A date as HTTP headers write it (`Last-Modified`, RFC 7231's IMF-fixdate), like
     /// `Sun, 29 Nov 2026 08:30:00 GMT`; seconds only.
     public static func httpDate(millis: Int64) -> String {
-        let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondOfDay = seconds - days * 86_400
-        let (year, month, day) = civilDate(daysSince1970: days)
-        let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+        let time = CivilTime(millisSince1970: millis)
+        let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        return "\(weekdays[Int(((days % 7) + 7) % 7)]), \(padded(day, 2)) \(months[Int(month) - 1]) \(padded(year, 4)) "
-            + "\(padded(secondOfDay / 3600, 2)):\(padded(secondOfDay / 60 % 60, 2)):\(padded(secondOfDay % 60, 2)) GMT"
+        return "\(weekdays[time.weekday]), \(padded(time.day, 2)) \(months[Int(time.month) - 1]) \(padded(time.year, 4)) "
+            + "\(padded(time.hour, 2)):\(padded(time.minute, 2)):\(padded(time.second, 2)) GMT"
     }
 
     /// `text` escaped for XML content or attribute values: the five markup characters as named
@@ -510,18 +504,6 @@ public enum S3XML {
 
     /// (year, month, day) of the day `daysSince1970` days after 1970-01-01, in the proleptic
     /// Gregorian calendar (Howard Hinnant's civil_from_days).
-    private static func civilDate(daysSince1970: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let shifted = daysSince1970 + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
-        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
     private static func padded(_ value: Int64, _ width: Int) -> String {
         let digits = String(value)
         return String(repeating: "0", count: max(0, width - digits.count)) + digits

@@ -31,7 +31,13 @@ struct BenchCommand: AsyncParsableCommand {
         guard bytes <= Limits.maxInMemoryFileBytes else {
             throw ValidationError("--size must be at most \(ByteSize.format(Limits.maxInMemoryFileBytes)): the benchmark keeps its files in memory")
         }
-        if let prefix { _ = try TYDFSCommand.parse(prefix, RemotePath.init) }
+        if let prefix {
+            let folder = try TYDFSCommand.parse(prefix, RemotePath.init)
+            // Each file is PREFIX/NUMBER: the longest must still be a valid path.
+            guard (try? RemotePath(folder.childPrefix + String(files - 1))) != nil else {
+                throw ValidationError("--prefix is too long for \(files) files: PREFIX/\(files - 1) must fit in \(Limits.maxPathBytes) bytes")
+            }
+        }
     }
 
     func run() async throws {

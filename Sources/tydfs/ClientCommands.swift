@@ -657,24 +657,11 @@ enum ProgressBar {
     }
 }
 
-/// `2026-11-25 11:53:53` in UTC, computed directly (a `DateFormatter` costs more to make than a
-/// whole `ls` line, and `ls` prints one per entry).
+/// `2026-11-25 11:53:53` in UTC (`CivilTime`: `ls` prints one per entry).
 func formatTime(_ millis: Int64) -> String {
-    let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
-    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-    let secondOfDay = seconds - days * 86_400
-    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
-    let shifted = days + 719_468
-    let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-    let dayOfEra = shifted - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let monthIndex = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-    let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    let time = CivilTime(millisSince1970: millis)
     func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    return "\(year)-\(two(month))-\(two(day)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+    return "\(time.year)-\(two(time.month))-\(two(time.day)) \(two(time.hour)):\(two(time.minute)):\(two(time.second))"
 }
 
 struct DrainCommand: AsyncParsableCommand {

@@ -89,6 +89,11 @@ final class ChunkFrameTests: XCTestCase {
         // Sizes no frame has are refused, e.g. one byte more or less than a whole frame of full blocks.
         XCTAssertNil(ChunkFrame.dataBytes(frameBytes: 3))
         XCTAssertNil(ChunkFrame.dataBytes(frameBytes: b + 5))  // b + 4 + 1: a second block needs 4 more bytes
+        // The largest chunk's frame inverts; a longer file (damaged, or made up) is no frame, and
+        // the arithmetic does not overflow at the end of an Int64.
+        let largest = ChunkFrame.frameBytes(dataBytes: Limits.maxChunkSizeBytes)
+        XCTAssertEqual(ChunkFrame.dataBytes(frameBytes: largest), Limits.maxChunkSizeBytes)
+        for frame in [largest + 1, largest + 5, Int64.max - 65_539, Int64.max] { XCTAssertNil(ChunkFrame.dataBytes(frameBytes: frame)) }
         var valid = 0
         for frame in Int64(4)...(3 * b + 20) where ChunkFrame.dataBytes(frameBytes: frame) != nil { valid += 1 }
         // Past each of the 3 block boundaries in that span, the next block's checksum makes 4 sizes impossible.

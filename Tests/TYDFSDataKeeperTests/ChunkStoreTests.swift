@@ -10,6 +10,15 @@ import XCTest
 final class ChunkStoreTests: XCTestCase {
     // MARK: - Group commit
 
+    func testVolumeFileNamesAreNumbersBelowTheLast() {
+        XCTAssertEqual(ChunkStore.volumeNumber(fileName: "1.vol"), 1)
+        XCTAssertEqual(ChunkStore.volumeNumber(fileName: "4294967294.vol"), 4_294_967_294)
+        // No volume could follow it: a file of that name (made by hand) is not one.
+        XCTAssertNil(ChunkStore.volumeNumber(fileName: "4294967295.vol"))
+        XCTAssertNil(ChunkStore.volumeNumber(fileName: "4294967296.vol"))
+        XCTAssertNil(ChunkStore.volumeNumber(fileName: "1.tmp"))
+    }
+
     func testWritersArrivingDuringASyncFormTheNextBatch() {
         var commit = GroupCommit<String>()
         XCTAssertEqual(commit.requestSync("a"), ["a"], "a lone writer is synced at once")

@@ -63,6 +63,18 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try cluster.succeed(["get", longest, "-"]).stdout, try cluster.contents(local))
         try cluster.succeed(["rm", longest])
         try assertFails(cluster, ["stat", longest], mentioning: "no such file")
+
+        // A sparse local file may claim any size: past the chunks a file may have, a put is
+        // refused before it sends a byte, and leaves nothing behind.
+        let sparse = cluster.root + "/sparse"
+        XCTAssertTrue(FileManager.default.createFile(atPath: sparse, contents: nil))
+        XCTAssertEqual(truncate(sparse, off_t(Limits.maxChunksPerFile * 64 * 1024 + 1)), 0)
+        try assertFails(cluster, ["put", sparse, "/sparse"], mentioning: "more than \(Limits.maxChunksPerFile) chunks")
+        try assertFails(cluster, ["stat", "/sparse"], mentioning: "no such file")
+        // A benchmark prefix too long for its file names is refused before anything is put.
+        let bench = try cluster.run(["bench", "--files", "10", "--prefix", "/" + String(repeating: "p", count: 7998)])
+        XCTAssertNotEqual(bench.exitCode, 0)
+        XCTAssertTrue(bench.stderr.contains("--prefix is too long for 10 files"), bench.stderr)
     }
 
     func testMalformedRequestsToTheServersGetA400AndTheClusterKeepsServing() throws {

@@ -144,6 +144,15 @@ final class MountTests: XCTestCase {
         XCTAssertFalse(resynced.output.split(separator: "\n").contains { $0.hasPrefix(">f") }, resynced.output)
         XCTAssertEqual(try shell("touch -d @1500000000 '\(mount.path("tree/a/b/small"))'", in: cluster.root).status, 0)
         XCTAssertEqual(try cluster.stat("/tree/a/b/small").mtimeMillis, 1_500_000_000_000)
+        // Times past what milliseconds hold, or past the year 9999, are refused (EINVAL) and
+        // change nothing; the mount lives on.
+        for seconds in ["9300000000000000", "-9300000000000000", "253402300800"] {
+            let touched = try shell("touch -d @\(seconds) '\(mount.path("tree/a/b/small"))'", in: cluster.root)
+            XCTAssertNotEqual(touched.status, 0, "touch -d @\(seconds): \(touched.output)")
+            XCTAssertTrue(touched.output.contains("Invalid argument"), touched.output)
+        }
+        XCTAssertEqual(try cluster.stat("/tree/a/b/small").mtimeMillis, 1_500_000_000_000)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: mount.path("tree/a/b/small"))[.size] as? Int, 70_000)
 
         // Renames within and across folders, over an existing file, and of a whole folder.
         let files = FileManager.default

@@ -272,6 +272,45 @@ final class MasterStateTests: XCTestCase {
         } catch let error as TYDFSError {
             XCTAssertEqual(error.code, .notFound)
         }
+        // Times outside the years 1 to 9999 are refused: every date TYDFS writes has four
+        // digits, and the extremes of an Int64 overflowed the arithmetic on them.
+        for refused in [Int64.min, Limits.modificationMillis.lowerBound - 1, Limits.modificationMillis.upperBound + 1, Int64.max] {
+            do {
+                _ = try await state.setAttributes(SetAttributesRequest(path: path, mtimeMillis: refused))
+                XCTFail("a time of \(refused) ms was accepted")
+            } catch let error as TYDFSError {
+                XCTAssertEqual(error.code, .invalidArgument)
+            }
+        }
+        for accepted in [Limits.modificationMillis.lowerBound, Limits.modificationMillis.upperBound] {
+            let entry = try await state.setAttributes(SetAttributesRequest(path: path, mtimeMillis: accepted))
+            XCTAssertEqual(entry.mtimeMillis, accepted)
+        }
+    }
+
+    /// Heartbeats may report up to `Limits.maxReportedBytes` each: the cluster's sums saturate
+    /// instead of overflowing, and a load past `Limits.maxReportedInFlight` is refused.
+    func testReportedSizesAddUpWithoutOverflowAndAnImpossibleLoadIsRefused() async throws {
+        try await joinThree()
+        for index in 1...9 {
+            _ = try await state.heartbeat(HeartbeatRequest(
+                id: dk("dk\(index)"), bootID: "boot-dk\(index)", address: "127.0.0.1:7\(index)00", capacityBytes: Limits.maxReportedBytes,
+                usedBytes: Limits.maxReportedBytes - (1 << 40), chunkCount: 0, inFlight: Limits.maxReportedInFlight, chunksServed: 0,
+                deletedChunks: []))
+        }
+        let summary = try await state.clusterSummary()
+        XCTAssertEqual(summary.capacityBytes, Int64.max)
+        XCTAssertEqual(summary.usedBytes, Int64.max)
+        do {
+            _ = try await state.heartbeat(HeartbeatRequest(
+                id: dk("dk1"), bootID: "boot-dk1", address: "127.0.0.1:7100", capacityBytes: 1, usedBytes: 0, chunkCount: 0,
+                inFlight: Limits.maxReportedInFlight + 1, chunksServed: 0, deletedChunks: []))
+            XCTFail("a load past what any datakeeper carries was accepted")
+        } catch let error as TYDFSError {
+            XCTAssertEqual(error.code, .invalidArgument)
+        }
+        // A datakeeper at the highest load reported is still chosen and counted without trapping.
+        _ = try await put("/loaded", on: ["dk1", "dk2", "dk3"])
     }
 
     func testAttributesOfFilesAndDirectoriesAreLaidOverTheKeptOnesDurably() async throws {

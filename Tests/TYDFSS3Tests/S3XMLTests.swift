@@ -61,6 +61,13 @@ final class S3XMLRenderingTests: XCTestCase {
         XCTAssertEqual(S3XML.iso8601(millis: 951_868_800_000), "2000-03-01T00:00:00.000Z")
         XCTAssertEqual(S3XML.iso8601(millis: 946_684_799_123), "1999-12-31T23:59:59.123Z")
         XCTAssertEqual(S3XML.iso8601(millis: -1), "1969-12-31T23:59:59.999Z")
+        XCTAssertEqual(S3XML.httpDate(millis: 1_795_939_200_000), "Sun, 29 Nov 2026 08:00:00 GMT")
+        XCTAssertEqual(S3XML.httpDate(millis: -1), "Wed, 31 Dec 1969 23:59:59 GMT")
+        // The ends of an Int64 (a stored time from before masters refused them) print, not trap.
+        XCTAssertTrue(S3XML.iso8601(millis: .min).hasSuffix("Z"))
+        XCTAssertTrue(S3XML.httpDate(millis: .min).hasSuffix("GMT"))
+        XCTAssertTrue(S3XML.iso8601(millis: .max).hasSuffix("Z"))
+        XCTAssertTrue(S3XML.httpDate(millis: .max).hasSuffix("GMT"))
     }
 
     // MARK: Listings
