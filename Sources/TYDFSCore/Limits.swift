@@ -20,10 +20,12 @@ public enum Limits {
     public static let maxChunkSizeBytes: Int64 = 4 * 1024 * 1024 * 1024
     /// Largest replication factor: beyond this, a write costs more than it protects.
     public static let maxReplication = 16
-    /// Most chunks one file may have: its commit stays far inside `maxControlMessageBytes`
-    /// (16 TiB at the default 64 MiB chunks, 1 TiB at 4 MiB). A client refuses a larger source
-    /// before it sends a byte (a sparse file can claim any size).
-    public static let maxChunksPerFile: Int64 = 262_144
+    /// Most chunks one file may have (8 TiB at the default 64 MiB chunks, 512 GiB at 4 MiB): the
+    /// answers that name every chunk of a file, with its replicas' addresses (~270 B a chunk at
+    /// replication 3) or a read token (~290 B), stay inside `maxControlMessageBytes`. A client
+    /// refuses a larger local file before it sends a byte (a sparse file can claim any size),
+    /// a stream once it passes the limit; a master refuses such a commit.
+    public static let maxChunksPerFile: Int64 = 131_072
     /// Largest JSON control message a server reads into memory. Control messages are small;
     /// a commit of a 1 TiB file at 4 MiB chunks (262,144 chunks × ~150 B) still fits.
     public static let maxControlMessageBytes = 64 * 1024 * 1024
@@ -75,7 +77,7 @@ public enum Limits {
     /// of user metadata, a content type and an ETag, and no more, since the master keeps them in memory.
     public static let maxFileAttributeBytes = 8 * 1024
     /// The modification times a master accepts (milliseconds since 1970): the years 1 to 9999,
-    /// which every date TYDFS writes (`ls`, S3's XML and `Last-Modified`) spells with four digits.
+    /// which S3's XML dates and HTTP's `Last-Modified` spell with four digits.
     /// `touch -d` can ask for times far beyond, which would overflow the arithmetic on them.
     public static let modificationMillis: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
     /// Size of the buffers the data path reads and writes: large enough to amortise syscalls and

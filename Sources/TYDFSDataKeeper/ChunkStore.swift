@@ -95,6 +95,12 @@ actor ChunkStore {
         for fan in try LocalFileSystem.list(directory + "/chunks") {
             for name in try LocalFileSystem.list(directory + "/chunks/" + fan) {
                 guard let id = try? ChunkID(name), let size = LocalFileSystem.fileSize("\(directory)/chunks/\(fan)/\(name)") else { continue }
+                // Longer than any chunk's frame (damage, or a file made by hand): not a chunk,
+                // and its size must not reach the space counted.
+                guard size <= ChunkFrame.frameBytes(dataBytes: Limits.maxChunkSizeBytes) else {
+                    logger.error("file longer than any chunk ignored", metadata: ["path": "\(directory)/chunks/\(fan)/\(name)", "bytes": "\(size)"])
+                    continue
+                }
                 found[id] = size
             }
         }
@@ -103,7 +109,7 @@ actor ChunkStore {
         inVolumes = loaded.index
         volumes = loaded.files
         active = loaded.active
-        usedBytes = [found.values.saturatingSum(), loaded.usedBytes].saturatingSum()
+        usedBytes = found.values.reduce(0, +) + loaded.usedBytes
     }
 
     /// What start-up learns from the volumes.
@@ -159,8 +165,11 @@ actor ChunkStore {
 
     static func volumeNumber(fileName: String) -> UInt32? {
         guard fileName.hasSuffix(".vol") else { return nil }
-        // The last number is never a volume: the next one after it would not exist.
-        return UInt32(fileName.dropLast(4)).flatMap { $0 < .max ? $0 : nil }
+        // Digits only, as `volumePath` writes them ("+5" or "05" would name another file), and
+        // never the last number, which no volume may take (`claimSpace`).
+        let stem = fileName.dropLast(4)
+        guard let number = UInt32(stem), String(number) == stem, number < .max else { return nil }
+        return number
     }
 
     nonisolated func volumePath(_ number: UInt32) -> String { "\(directory)/volumes/\(number).vol" }
@@ -436,6 +445,9 @@ actor ChunkStore {
             // resumes first installs the new volume: waiting for the creator to do it could spin,
             // since a finished task's value is returned without letting the creator run.
             let number = (active?.number ?? 0) + 1
+            guard number < .max else {
+                throw TYDFSError(.io, "the datakeeper has used every volume number (its last volume is \(number - 1)); compact or move its data")
+            }
             let path = volumePath(number)
             let creation = creatingVolume ?? Task { try await LocalFile.createDurably(path) }
             creatingVolume = creation

@@ -70,11 +70,16 @@ extension MasterState {
             inFlight: copiesInFlight.mapValues { Set($0.keys) }, busyCopies: busy,
             maxCopiesPerDataKeeper: configuration.maxRepairsPerDataKeeper, leaving: decommissioned)
         for copy in plan.copies {
+            // The frame size was made by frameBytes(dataBytes:) of the chunk's stored size: it
+            // inverts unless that size is past any chunk's (a damaged metadata row).
+            guard let dataBytes = ChunkFrame.dataBytes(frameBytes: copy.frameBytes) else {
+                logger.error("chunk not re-replicated: its stored size is past any chunk's", metadata: ["chunk.id": "\(copy.chunk)"])
+                continue
+            }
             let timeout = 30 + Double(copy.frameBytes) / (10 * 1024 * 1024)
             copiesInFlight[copy.chunk, default: [:]][copy.destination] = InFlightCopy(source: copy.sources[0], deadlineSeconds: now + timeout)
             copyOrders[copy.destination, default: []].append(CopyChunkOrder(
-                // The frame size was made by frameBytes(dataBytes:) above, so it always inverts.
-                chunk: copy.chunk, dataBytes: ChunkFrame.dataBytes(frameBytes: copy.frameBytes)!, crc32c: copy.crc32c,
+                chunk: copy.chunk, dataBytes: dataBytes, crc32c: copy.crc32c,
                 sources: copy.sources.compactMap { id in registry.nodes[id].map { DataKeeperAddress(id: id, address: $0.address, alive: true) } },
                 token: tokens.token(.replicate, copy.chunk)))
             logger.info("re-replicating chunk", metadata: ["chunk.id": "\(copy.chunk)", "from": "\(copy.sources[0])", "to": "\(copy.destination)"])

@@ -538,6 +538,9 @@ actor MasterState {
     /// commit of it, a retry racing the first, finds no session).
     private func stageCommit(uploadID: String, request: CommitUploadRequest) throws -> StagedCommit {
         guard let upload = uploads[uploadID] else { throw unknownUpload(uploadID) }
+        guard request.chunks.count <= Limits.maxChunksPerFile else {
+            throw TYDFSError(.invalidArgument, "a file may have at most \(Limits.maxChunksPerFile) chunks, not \(request.chunks.count)")
+        }
         try ChunkLayout.validate(lengths: request.chunks.map(\.sizeBytes), fileBytes: request.sizeBytes,
                                  chunkBytes: configuration.chunkSizeBytes)
         guard Set(request.chunks.map(\.id)).count == request.chunks.count else {
@@ -785,6 +788,9 @@ actor MasterState {
         guard !request.sources.isEmpty else { throw TYDFSError(.invalidArgument, "name at least one file to join") }
         guard Set(request.sources).count == request.sources.count else { throw TYDFSError(.invalidArgument, "a file is named twice") }
         guard !request.sources.contains(request.target) else { throw TYDFSError(.invalidArgument, "\(request.target) is one of the files to join") }
+        guard request.sources.count <= Limits.maxChunksPerFile else {
+            throw TYDFSError(.invalidArgument, "a file may have at most \(Limits.maxChunksPerFile) chunks: \(request.sources.count) files cannot be joined into one")
+        }
         let files = try request.sources.map { path in
             guard let file = namespace.file(at: path) else { throw TYDFSError(.notFound, "\(path): no such file") }
             return file

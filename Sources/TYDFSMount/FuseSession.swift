@@ -159,7 +159,11 @@ public final class FuseSession: @unchecked Sendable {
         status.st_size = off_t(posix.isSymbolicLink ? posix.linkTarget?.utf8.count ?? 0 : Int(attributes.sizeBytes))
         status.st_blksize = 1 << 20
         status.st_blocks = blkcnt_t(attributes.sizeBytes / 512 + (attributes.sizeBytes % 512 == 0 ? 0 : 1))
-        let time = timespec(tv_sec: Int(attributes.mtimeMillis / 1000), tv_nsec: Int(attributes.mtimeMillis % 1000) * 1_000_000)
+        // Seconds rounded down, so that a time before 1970 keeps a nanosecond part of 0…999,999,999.
+        let (seconds, millis) = attributes.mtimeMillis.quotientAndRemainder(dividingBy: 1000)
+        let time = millis < 0
+            ? timespec(tv_sec: Int(seconds - 1), tv_nsec: Int(millis + 1000) * 1_000_000)
+            : timespec(tv_sec: Int(seconds), tv_nsec: Int(millis) * 1_000_000)
         status.st_mtim = time
         status.st_ctim = time
         status.st_atim = time

@@ -502,8 +502,7 @@ public enum S3XML {
         return "\"\(bare)\""
     }
 
-    /// (year, month, day) of the day `daysSince1970` days after 1970-01-01, in the proleptic
-    /// Gregorian calendar (Howard Hinnant's civil_from_days).
+    /// `value` in decimal, with leading zeros to `width` digits.
     private static func padded(_ value: Int64, _ width: Int) -> String {
         let digits = String(value)
         return String(repeating: "0", count: max(0, width - digits.count)) + digits

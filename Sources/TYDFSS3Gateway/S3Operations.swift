@@ -277,7 +277,9 @@ struct S3Operations {
         if let unwanted = request.header("if-none-match"), S3Operations.etags(unwanted, contain: etag) {
             return Response(status: .notModified, headers: [.eTag: etag])
         }
-        let modified = mtimeMillis / 1000
+        // Seconds rounded down, as `Last-Modified` writes them (`S3XML.httpDate`).
+        let (quotient, remainder) = mtimeMillis.quotientAndRemainder(dividingBy: 1000)
+        let modified = remainder < 0 ? quotient - 1 : quotient
         if request.header("if-match") == nil, let since = request.header("if-unmodified-since").flatMap(S3Operations.parseHTTPDate), modified > since {
             return S3Responder.errorResponse(.preconditionFailed(), requestID: "", head: request.method == .head)
         }

@@ -19,6 +19,23 @@ final class ChunkStoreTests: XCTestCase {
         XCTAssertNil(ChunkStore.volumeNumber(fileName: "1.tmp"))
     }
 
+    /// A file in `chunks/` longer than any chunk's frame (damage, or made by hand, here sparse)
+    /// is no chunk: start-up leaves it out of the chunks and of the space held.
+    func testAFileLongerThanAnyChunkIsNotTakenForOne() async throws {
+        let fixture = try StoreFixture()
+        let chunk = ChunkID(high: 9, low: 9)
+        let path = "\(fixture.directory)/chunks/\(chunk.value.prefix(2))/\(chunk.value)"
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: nil))
+        XCTAssertEqual(truncate(path, off_t(ChunkFrame.frameBytes(dataBytes: Limits.maxChunkSizeBytes) + 1)), 0)
+        try fixture.reopen()
+        let held = await fixture.store.contains(chunk)
+        let usage = await fixture.store.usage()
+        XCTAssertFalse(held)
+        XCTAssertEqual(usage.usedBytes, 0)
+        XCTAssertEqual(usage.chunkCount, 0)
+        try await fixture.tearDown()
+    }
+
     func testWritersArrivingDuringASyncFormTheNextBatch() {
         var commit = GroupCommit<String>()
         XCTAssertEqual(commit.requestSync("a"), ["a"], "a lone writer is synced at once")

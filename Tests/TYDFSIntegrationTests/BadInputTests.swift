@@ -68,7 +68,7 @@ final class BadInputTests: XCTestCase {
         // refused before it sends a byte, and leaves nothing behind.
         let sparse = cluster.root + "/sparse"
         XCTAssertTrue(FileManager.default.createFile(atPath: sparse, contents: nil))
-        XCTAssertEqual(truncate(sparse, off_t(Limits.maxChunksPerFile * 64 * 1024 + 1)), 0)
+        XCTAssertEqual(truncate(sparse, off_t(Limits.maxChunksPerFile * (try ByteSize.parse(cluster.chunkSize)) + 1)), 0)
         try assertFails(cluster, ["put", sparse, "/sparse"], mentioning: "more than \(Limits.maxChunksPerFile) chunks")
         try assertFails(cluster, ["stat", "/sparse"], mentioning: "no such file")
         // A benchmark prefix too long for its file names is refused before anything is put.
