@@ -85,12 +85,17 @@ final class RoundTripTests: XCTestCase {
         try cluster.succeed(["put", local, "/large-chunk"])
         let info = try cluster.stat("/large-chunk")
         XCTAssertEqual(info.chunks.map(\.sizeBytes), [65 << 20, (1 << 20) + 5])
-        // The chunk's first range (a third of it) is asked of its first replica first.
-        let first = try XCTUnwrap(info.chunks.first?.replicas.first?.id.value)
-        try cluster.flipByte(of: info.chunks[0].id, on: first, at: 10 << 20)
+        // The chunk is read in three ranges, each asked first of a different replica (in an
+        // order the master picks by load): with a bad block in every range on two of them, at
+        // least two ranges meet a bad replica, and all come whole from the third.
+        let damaged = info.chunks[0].replicas.prefix(2).map(\.id.value)
+        for id in damaged {
+            for offset: UInt64 in [10 << 20, 30 << 20, 50 << 20] { try cluster.flipByte(of: info.chunks[0].id, on: id, at: offset) }
+        }
         let out = try cluster.succeed(["get", "/large-chunk", "-"])
         XCTAssertTrue(out.stdout == (try Data(contentsOf: URL(fileURLWithPath: local))), "standard output differs from the file put")
-        XCTAssertTrue(cluster.logs(of: first).contains { $0.contains("corrupt chunk not served") }, "the bad replica was not met")
+        XCTAssertTrue(
+            damaged.contains { id in cluster.logs(of: id).contains { $0.contains("corrupt chunk not served") } }, "no bad replica was met")
     }
 
     /// What a reader thread received, read once it has finished.
